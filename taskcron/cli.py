@@ -1,0 +1,339 @@
+"""The `taskcron` command: parse, call the API, render. Only this module knows exit codes.
+
+Exit codes: 0 success; 1 an operation failed (a task's run failed, no such
+task, the store refused); 2 bad usage or bad input. Every error is one line on
+stderr; `--debug` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from taskcron import __version__, errors, render
+from taskcron.api import TaskCron, TickResult, ensure_home
+
+EXIT_CODES = ((errors.InputError, 2), (errors.TaskcronError, 1))
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class _Group(click.Group):
+    """Turns taskcron's errors into one line on stderr and the exit code from EXIT_CODES."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except errors.TaskcronError as exc:
+            render.error(str(exc), exc=exc, debug=_debug(ctx))
+            ctx.exit(next(code for cls, code in EXIT_CODES if isinstance(exc, cls)))
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            ctx.exit(130)
+        except Exception as exc:
+            if _debug(ctx):
+                raise
+            render.error(
+                f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+            )
+            ctx.exit(1)
+
+
+def _debug(ctx: click.Context) -> bool:
+    return bool(ctx.find_root().params.get("debug"))
+
+
+def _app(ctx: click.Context) -> TaskCron:
+    """The TaskCron for this invocation, built on first use (so --help reads no config)."""
+    root = ctx.find_root()
+    app: TaskCron | None = root.meta.get("taskcron.app")
+    if app is None:
+        app = TaskCron(root.params.get("home"), config=root.params.get("config"))
+        root.meta["taskcron.app"] = app
+        root.call_on_close(app.close)
+    return app
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    render.error(message)
+    sys.exit(code)
+
+
+module_option = click.option(
+    "--module",
+    "-m",
+    "modules",
+    multiple=True,
+    metavar="M",
+    help="Only module id M and those under M. (repeat, or comma-separate)",
+)
+except_option = click.option(
+    "--except",
+    "-x",
+    "excepts",
+    multiple=True,
+    metavar="M",
+    help="Leave out module id M and those under M. (repeat, or comma-separate)",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--home",
+    metavar="DIR",
+    envvar="TASKCRON_HOME",
+    help="The directory of the store and logs. [env TASKCRON_HOME; default: from the config, "
+    "else ./.taskcron]",
+)
+@click.option(
+    "--config",
+    metavar="FILE",
+    envvar="TASKCRON_CONFIG",
+    help="The config file. [env TASKCRON_CONFIG; default: ./taskcron.toml, else "
+    "[tool.taskcron] in ./pyproject.toml]",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.version_option(__version__, "--version", prog_name="taskcron")
+def cli(home: str | None, config: str | None, debug: bool) -> None:
+    """Background and periodic tasks run by cron: one due task per `taskcron tick`.
+
+    Schedule tasks with `taskcron schedule`, add `taskcron tick` to your
+    crontab, and watch them with `taskcron list` and `taskcron show`.
+    """
+
+
+@cli.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the home and a commented starter ./taskcron.toml (if none exists). Safe to repeat."""
+    from taskcron.config import STARTER
+
+    app = _app(ctx)
+    target = Path("taskcron.toml")
+    if app.config.path is None and not target.exists():
+        try:
+            with target.open("x", encoding="utf-8") as handle:
+                handle.write(STARTER)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            _fail(f"cannot write {target.absolute()}: {exc.strerror}")
+        else:
+            render.line(f"wrote {target.absolute()}")
+    ensure_home(app.home)
+    app.store  # noqa: B018 - opening the store creates it
+    render.line(f"home {app.home}")
+
+
+def _read_data(value: str) -> str:
+    if value == "-":
+        raw = sys.stdin.buffer.read()
+        where = "standard input"
+    elif value.startswith("@"):
+        path = Path(value[1:]).expanduser()
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise errors.DataError(f"cannot read data file {str(path)!r}: {exc.strerror}") from None
+        where = str(path)
+    else:
+        return value
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise errors.DataError(f"data from {where} is not UTF-8: {exc.reason}") from None
+
+
+@cli.command()
+@click.argument("module")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD [ARGS]...]")
+@click.option("--call", metavar="PATH", help="Run a Python callable: package.module:function.")
+@click.option("--task", "task_name", metavar="NAME", help="Run a handler registered with @task.")
+@click.option(
+    "--data",
+    metavar="JSON|@FILE|-",
+    help="The task's data: JSON text, @file.json, or - for standard input.",
+)
+@click.option(
+    "--priority", type=int, default=0, show_default=True, help="Order within its module id."
+)
+@click.option("--title", metavar="T", help="A human title. [default: the target]")
+@click.option("--max-attempts", type=int, default=1, show_default=True, help="Runs before failed.")
+@click.option("--timeout", metavar="DUR", help="Kill a run after DUR (e.g. 90s, 5m).")
+@json_option
+@click.pass_context
+def schedule(
+    ctx: click.Context,
+    module: str,
+    command: Sequence[str],
+    call: str | None,
+    task_name: str | None,
+    data: str | None,
+    priority: int,
+    title: str | None,
+    max_attempts: int,
+    timeout: str | None,
+    as_json: bool,
+) -> None:
+    """Add a task for MODULE (a dotted module id) and print its id.
+
+    \b
+    Examples:
+      taskcron schedule billing.invoices --call myapp.billing:send --data '{"day": 1}'
+      taskcron schedule reports --task weekly_report --priority 5
+      taskcron schedule backups -- /usr/local/bin/backup --full
+    """
+    from taskcron.model import parse_module_id
+
+    parse_module_id(module)
+    if sum(x is not None for x in (call, task_name)) + bool(command) != 1:
+        raise click.UsageError("give exactly one of --call PATH, --task NAME or -- CMD [ARGS]...")
+    text = None if data is None else _read_data(data)
+    created = _app(ctx).schedule(
+        module,
+        call=call,
+        task=task_name,
+        command=command or None,
+        data_json=text,
+        priority=priority,
+        title=title,
+        max_attempts=max_attempts,
+        timeout=timeout,
+    )
+    if as_json:
+        render.json_out(created.to_json())
+    else:
+        render.line(str(created.id))
+
+
+@cli.command()
+@module_option
+@except_option
+@click.option("--budget", metavar="DUR", help="The deadline the task sees (advice, never a kill).")
+@click.option("--verbose", "-v", is_flag=True, help="Say what happened.")
+@json_option
+@click.pass_context
+def tick(
+    ctx: click.Context,
+    modules: tuple[str, ...],
+    excepts: tuple[str, ...],
+    budget: str | None,
+    verbose: bool,
+    as_json: bool,
+) -> None:
+    """Run at most one due task in scope, then exit. This is what cron runs.
+
+    Prints nothing when all went well (unless -v or --json). Exit 0 when the
+    task succeeded, nothing was due, or the scope was busy; exit 1 when the
+    task's run failed, with one line on stderr.
+    """
+    from taskcron.model import Scope, parse_duration
+
+    Scope.parse(modules, excepts)
+    if budget is not None:
+        parse_duration(budget)
+    result = _app(ctx).tick(modules=modules, excepts=excepts, budget=budget)
+    if as_json:
+        render.json_out(result.to_json())
+    elif verbose:
+        render.line(_tick_summary(result))
+    if result.failed:
+        assert result.task is not None
+        render.error(_failure(result))
+        ctx.exit(1)
+
+
+def _tick_summary(result: TickResult) -> str:
+    task = result.task
+    if result.outcome == "idle":
+        return "idle: nothing due"
+    assert task is not None
+    if result.outcome == "busy":
+        return f"busy: task {task.id} ({task.module}) is running"
+    run = task.last_run
+    elapsed = "" if run is None or run.elapsed is None else f" in {run.elapsed:.3f}s"
+    outcome = "?" if run is None or run.outcome is None else run.outcome.value
+    return f"ran task {task.id} ({task.module}): {outcome}{elapsed}"
+
+
+def _failure(result: TickResult) -> str:
+    assert result.task is not None
+    task = result.task
+    run = task.last_run
+    why = "no run recorded" if run is None else (run.error or "failed")
+    outcome = "failed" if run is None or run.outcome is None else run.outcome.value
+    if outcome == "failed":
+        return f"task {task.id} ({task.module}) failed: {why}"
+    return f"task {task.id} ({task.module}) {outcome}: {why}"
+
+
+@cli.command(name="list")
+@module_option
+@except_option
+@click.option("--state", metavar="S", help="Only tasks in state S (queued, running, done, ...).")
+@click.option("--all", "show_all", is_flag=True, help="Include done and cancelled tasks.")
+@json_option
+@click.pass_context
+def list_(
+    ctx: click.Context,
+    modules: tuple[str, ...],
+    excepts: tuple[str, ...],
+    state: str | None,
+    show_all: bool,
+    as_json: bool,
+) -> None:
+    """List tasks in line order: queued, running, paused and failed ones by default."""
+    from taskcron.model import Scope, State
+
+    Scope.parse(modules, excepts)
+    if state is not None:
+        State.parse(state)
+    tasks = _app(ctx).list(modules=modules, excepts=excepts, state=state, all=show_all)
+    if as_json:
+        render.json_out([t.to_json(runs=False) for t in tasks])
+    else:
+        render.task_table(tasks)
+
+
+@cli.command()
+@click.argument("task_id", metavar="ID", type=int)
+@json_option
+@click.pass_context
+def show(ctx: click.Context, task_id: int, as_json: bool) -> None:
+    """Show one task with its runs."""
+    task = _app(ctx).get(task_id)
+    if as_json:
+        render.json_out(task.to_json())
+    else:
+        render.task_detail(task)
+
+
+def _action(name: str, verb: str, help_text: str) -> None:
+    @cli.command(name=name, help=help_text)
+    @click.argument("task_id", metavar="ID", type=int)
+    @json_option
+    @click.pass_context
+    def command(ctx: click.Context, task_id: int, as_json: bool) -> None:
+        task = getattr(_app(ctx), name)(task_id)
+        if as_json:
+            render.json_out(task.to_json())
+        else:
+            render.line(f"task {task.id} {verb}")
+
+
+_action("cancel", "cancelled", "Cancel a queued task.")
+_action("retry", "queued again", "Put a failed or cancelled task back in line, attempts reset.")
+_action("pause", "paused", "Hold a queued task until `resume`.")
+_action("resume", "resumed", "Put a paused task back in line.")
+_action("remove", "removed", "Delete a task that is not running, with its runs.")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The console script."""
+    cli.main(args=argv, prog_name="taskcron")

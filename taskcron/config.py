@@ -1,0 +1,299 @@
+"""Configuration: finding the config file, reading it, and resolving the home.
+
+Precedence for every setting: command-line option, then environment, then the
+config file, then the default. The config file is `--config` /
+`TASKCRON_CONFIG`, else `./taskcron.toml`, else the `[tool.taskcron]` table of
+`./pyproject.toml`. Keys are the same in both; relative paths in it are
+relative to the file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from taskcron import errors
+from taskcron.model import parse_duration
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+
+ENV_HOME = "TASKCRON_HOME"
+ENV_CONFIG = "TASKCRON_CONFIG"
+DEFAULT_HOME = ".taskcron"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryConfig:
+    """How long a failed task waits before its next attempt."""
+
+    backoff: timedelta = timedelta(seconds=10)  #: The first wait; it doubles per attempt.
+    max_backoff: timedelta = timedelta(hours=1)  #: The longest wait.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogConfig:
+    """The log store's settings."""
+
+    level: str = "info"
+    max_bytes: int = 10 * 1024 * 1024
+    backups: int = 5
+    retention: timedelta = timedelta(days=30)
+    output_tail: int = 65536
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """Settings in effect, with defaults for whatever the file did not set."""
+
+    path: Path | None = None  #: The config file read, if any.
+    home: Path = field(default_factory=lambda: Path(DEFAULT_HOME).absolute())
+    modules: tuple[str, ...] = ()  #: Python modules to import so their `@task`s register.
+    pythonpath: tuple[Path, ...] = ()  #: Directories put on sys.path, after the config's own.
+    timezone: str | None = None
+    budget: timedelta | None = None  #: A tick's default budget; None means no deadline.
+    lease: timedelta = timedelta(seconds=30)
+    kill_grace: timedelta = timedelta(seconds=10)
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    @property
+    def directory(self) -> Path | None:
+        """The config file's directory: first on sys.path when importing task code."""
+        return None if self.path is None else self.path.parent
+
+    @property
+    def import_paths(self) -> tuple[Path, ...]:
+        """Directories to put first on sys.path, in order, for task code."""
+        first = () if self.directory is None else (self.directory,)
+        return first + self.pythonpath
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None = None) -> tuple[Path, bool] | None:
+    """The config file in effect and whether it is a pyproject.toml, or None.
+
+    `explicit` (or `TASKCRON_CONFIG`) must exist; the implicit candidates are
+    used only when present.
+    """
+    chosen = explicit if explicit is not None else os.environ.get(ENV_CONFIG) or None
+    if chosen is not None:
+        path = Path(chosen).expanduser().absolute()
+        if not path.is_file():
+            raise errors.ConfigError(f"config file {str(path)!r} does not exist")
+        return path, path.name == "pyproject.toml"
+    local = Path("taskcron.toml").absolute()
+    if local.is_file():
+        return local, False
+    pyproject = Path("pyproject.toml").absolute()
+    if pyproject.is_file():
+        return pyproject, True
+    return None
+
+
+def load(
+    config: str | os.PathLike[str] | None = None,
+    *,
+    home: str | os.PathLike[str] | None = None,
+) -> Config:
+    """Read the config file in effect and resolve the home.
+
+    `config` and `home` are the command-line values; None means "consult the
+    environment, then the file, then the default".
+    """
+    found = find_config_file(config)
+    values: dict[str, Any] = {}
+    path: Path | None = None
+    if found is not None:
+        path, is_pyproject = found
+        document = _read_toml(path)
+        if is_pyproject:
+            table = document.get("tool", {}).get("taskcron")
+            if table is None:
+                if config is not None or os.environ.get(ENV_CONFIG):
+                    raise errors.ConfigError(f"{path} has no [tool.taskcron] table")
+                path = None
+            else:
+                values = _check_table(table, "tool.taskcron")
+        else:
+            values = document
+    settings = _parse(values, path)
+    chosen_home = home if home is not None else os.environ.get(ENV_HOME) or None
+    if chosen_home is not None:
+        settings["home"] = Path(chosen_home).expanduser().absolute()
+    return Config(path=path, **settings)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            document: dict[str, Any] = tomllib.load(handle)
+            return document
+    except OSError as exc:
+        raise errors.ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise errors.ConfigError(f"invalid config file {path}: {exc}") from exc
+
+
+def _check_table(value: Any, key: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise errors.ConfigError(f"config key {key!r} must be a table")
+    return dict(value)
+
+
+def _parse(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
+    base = path.parent if path is not None else Path.cwd()
+    out: dict[str, Any] = {}
+    known = {
+        "home",
+        "modules",
+        "pythonpath",
+        "timezone",
+        "budget",
+        "lease",
+        "kill_grace",
+        "retry",
+        "log",
+    }
+    _refuse_unknown(values, known, "")
+    if "home" in values:
+        out["home"] = (base / Path(_string(values, "home")).expanduser()).absolute()
+    if "modules" in values:
+        out["modules"] = tuple(_string_list(values, "modules"))
+    if "pythonpath" in values:
+        out["pythonpath"] = tuple(
+            (base / Path(p).expanduser()).absolute() for p in _string_list(values, "pythonpath")
+        )
+    if "timezone" in values:
+        out["timezone"] = _timezone(_string(values, "timezone"))
+    for key in ("budget", "lease", "kill_grace"):
+        if key in values:
+            out[key] = _duration(values, key)
+    if "retry" in values:
+        table = _check_table(values["retry"], "retry")
+        _refuse_unknown(table, {"backoff", "max_backoff"}, "retry.")
+        out["retry"] = RetryConfig(
+            **{k: _duration(table, k, "retry.") for k in ("backoff", "max_backoff") if k in table}
+        )
+    if "log" in values:
+        table = _check_table(values["log"], "log")
+        _refuse_unknown(
+            table, {"level", "max_bytes", "backups", "retention", "output_tail"}, "log."
+        )
+        log: dict[str, Any] = {}
+        if "level" in table:
+            level = _string(table, "level", "log.")
+            if level not in LOG_LEVELS:
+                raise errors.ConfigError(
+                    f"config key 'log.level' must be one of {', '.join(LOG_LEVELS)}, not {level!r}"
+                )
+            log["level"] = level
+        for key in ("max_bytes", "backups", "output_tail"):
+            if key in table:
+                log[key] = _non_negative_int(table, key, "log.")
+        if "retention" in table:
+            log["retention"] = _duration(table, "retention", "log.")
+        out["log"] = LogConfig(**log)
+    return out
+
+
+def _refuse_unknown(values: Mapping[str, Any], known: set[str], prefix: str) -> None:
+    for key in values:
+        if key not in known:
+            raise errors.ConfigError(
+                f"unknown config key {prefix + key!r} (known: {', '.join(sorted(known))})"
+            )
+
+
+def _string(values: Mapping[str, Any], key: str, prefix: str = "") -> str:
+    value = values[key]
+    if not isinstance(value, str):
+        raise errors.ConfigError(f"config key {prefix + key!r} must be a string")
+    return value
+
+
+def _string_list(values: Mapping[str, Any], key: str, prefix: str = "") -> list[str]:
+    value = values[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise errors.ConfigError(f"config key {prefix + key!r} must be a list of strings")
+    return value
+
+
+def _non_negative_int(values: Mapping[str, Any], key: str, prefix: str = "") -> int:
+    value = values[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise errors.ConfigError(f"config key {prefix + key!r} must be a non-negative integer")
+    return value
+
+
+def _duration(values: Mapping[str, Any], key: str, prefix: str = "") -> timedelta:
+    value = values[key]
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise errors.ConfigError(
+            f'config key {prefix + key!r} must be a duration such as "90s" or a number'
+        )
+    try:
+        return parse_duration(value)
+    except errors.DurationError as exc:
+        raise errors.ConfigError(f"config key {prefix + key!r}: {exc}") from None
+
+
+def _timezone(name: str) -> str:
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise errors.ConfigError(
+            f"config key 'timezone': unknown time zone {name!r} (expected an IANA name)"
+        ) from None
+    return name
+
+
+STARTER = """\
+# taskcron configuration. Every key is shown with its default; uncomment to change.
+# Relative paths are relative to this file. Durations are strings with a unit
+# ("90s", "5m", "1h30m") or a number of seconds; sizes are integers of bytes.
+
+# Where the store (tasks.db) and the log store (log/) live.
+# The --home option and TASKCRON_HOME override it.
+# home = ".taskcron"
+
+# Python modules to import so that their @taskcron.task handlers are registered.
+# modules = ["myapp.tasks"]
+
+# Extra directories for sys.path when importing task code. This file's own
+# directory always comes first, so a tick started by cron from / finds your code.
+# pythonpath = []
+
+# Time zone for cron expressions (an IANA name); the system's when unset.
+# timezone = "Europe/Berlin"
+
+# A tick's default budget: the deadline a task sees. Unset means no deadline.
+# budget = "50s"
+
+# How long a running task's lease lasts before another tick may recover it.
+# lease = "30s"
+
+# After a timeout, how long a task gets after SIGTERM before SIGKILL.
+# kill_grace = "10s"
+
+[retry]
+# The wait before a failed task's next attempt; it doubles per attempt (±20%).
+# backoff = "10s"
+# max_backoff = "1h"
+
+[log]
+# level = "info"          # debug, info, warning or error
+# max_bytes = 10485760    # rotate the log file at this size
+# backups = 5             # rotated files to keep
+# retention = "30d"       # what prune removes: finished one-off tasks and old logs
+# output_tail = 65536     # bytes of each run's output kept with the run
+"""

@@ -1,0 +1,120 @@
+"""Every error taskcron raises on purpose.
+
+The tree::
+
+    TaskcronError                    anything taskcron refuses or cannot do
+    ├── InputError                   the caller gave a bad value (the CLI exits 2)
+    │   ├── ModuleIdError            a module id or scope that breaks the rules
+    │   ├── DurationError            a duration that cannot be read
+    │   ├── DataError                task data that is not JSON, or is too big to store
+    │   ├── TargetError              a --call, --task or command that is malformed
+    │   ├── StateNameError           a state name that does not exist
+    │   └── ConfigError              a config file that cannot be read or is wrong
+    ├── TaskNotFoundError            no task with that id
+    ├── StateError                   the task's state does not allow the action
+    ├── HandlerError                 a task handler cannot be found, imported or registered
+    └── StoreError                   the store cannot be opened, read or written
+        ├── StoreVersionError        the store was written by a newer taskcron
+        └── ForeignStoreError        the file is not a taskcron store
+
+The core raises these and never prints or exits; only the CLI turns them into
+exit codes. Each class's docstring is its default message.
+"""
+
+from __future__ import annotations
+
+
+class TaskcronError(Exception):
+    """taskcron could not do what was asked."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class InputError(TaskcronError):
+    """Invalid input."""
+
+
+class ModuleIdError(InputError):
+    """Invalid module id."""
+
+    def __init__(self, value: str, reason: str) -> None:
+        super().__init__(f"invalid module id {value!r}: {reason}")
+        self.value = value
+        self.reason = reason
+
+
+class DurationError(InputError):
+    """Invalid duration."""
+
+    def __init__(self, value: str, reason: str) -> None:
+        super().__init__(f"invalid duration {value!r}: {reason}")
+        self.value = value
+        self.reason = reason
+
+
+class DataError(InputError):
+    """Invalid task data: it must be JSON."""
+
+
+class TargetError(InputError):
+    """Invalid task target."""
+
+
+class StateNameError(InputError):
+    """Invalid state name."""
+
+    def __init__(self, value: str, choices: list[str]) -> None:
+        super().__init__(f"invalid state {value!r}: expected one of {', '.join(choices)}")
+        self.value = value
+
+
+class ConfigError(InputError):
+    """Invalid configuration."""
+
+
+class TaskNotFoundError(TaskcronError):
+    """No such task."""
+
+    def __init__(self, task_id: int) -> None:
+        super().__init__(f"no task with id {task_id}")
+        self.task_id = task_id
+
+
+class StateError(TaskcronError):
+    """The task's state does not allow this action."""
+
+    def __init__(self, task_id: int, state: str, action: str) -> None:
+        super().__init__(f"cannot {action} task {task_id}: it is {state}")
+        self.task_id = task_id
+        self.state = state
+        self.action = action
+
+
+class HandlerError(TaskcronError):
+    """The task handler cannot be found or imported."""
+
+
+class StoreError(TaskcronError):
+    """The task store cannot be used."""
+
+
+class StoreVersionError(StoreError):
+    """The store was written by a newer version of taskcron."""
+
+    def __init__(self, path: str, found: int, supported: int) -> None:
+        super().__init__(
+            f"store {path} has schema version {found}, newer than this taskcron supports "
+            f"({supported}): upgrade taskcron"
+        )
+        self.path = path
+        self.found = found
+        self.supported = supported
+
+
+class ForeignStoreError(StoreError):
+    """The file is not a taskcron store."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"{path} is not a taskcron store; it was left untouched")
+        self.path = path

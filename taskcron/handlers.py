@@ -1,0 +1,137 @@
+"""Finding the code a task runs: the `@task` registry, entry points, import paths.
+
+Handlers are called as `handler(ctx, data)`. They are registered by name with
+the `task` decorator in a module the config lists under `modules`, or through
+the entry point group `taskcron.tasks` (`name = "pkg.mod:func"`), or named
+directly by an import path `package.module:function`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar, overload
+
+from taskcron import errors
+
+ENTRY_POINT_GROUP = "taskcron.tasks"
+
+Handler = Callable[..., Any]
+F = TypeVar("F", bound=Handler)
+
+_registry: dict[str, Handler] = {}
+
+
+def _describe(fn: Handler) -> str:
+    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def register(name: str, fn: Handler) -> None:
+    """Register `fn` under `name`; a different function already there is a `HandlerError`."""
+    present = _registry.get(name)
+    if present is not None and present is not fn and _describe(present) != _describe(fn):
+        raise errors.HandlerError(
+            f"task name {name!r} is registered twice: by {_describe(present)} and {_describe(fn)}"
+        )
+    _registry[name] = fn
+
+
+@overload
+def task(fn: F, /) -> F: ...
+@overload
+def task(name: str | None = None, /) -> Callable[[F], F]: ...
+@overload
+def task(*, name: str | None = None) -> Callable[[F], F]: ...
+
+
+def task(fn: Any = None, /, name: str | None = None) -> Any:
+    """Register a handler so that `taskcron schedule MODULE --task NAME` can run it.
+
+    Use as `@task`, `@task()`, `@task("name")` or `@task(name="name")`; the
+    default name is the function's `__name__`. The function is returned
+    unchanged.
+    """
+    if callable(fn):
+        register(fn.__name__, fn)
+        return fn
+    if isinstance(fn, str):
+        name = fn
+
+    def decorate(func: F) -> F:
+        register(name or func.__name__, func)
+        return func
+
+    return decorate
+
+
+def registered() -> dict[str, Handler]:
+    """A copy of the registry: name to handler."""
+    return dict(_registry)
+
+
+def add_import_paths(paths: Iterable[Path]) -> None:
+    """Put `paths` first on sys.path, in order (the config's directory, then `pythonpath`)."""
+    for path in reversed(list(paths)):
+        text = str(path)
+        if text in sys.path:
+            sys.path.remove(text)
+        sys.path.insert(0, text)
+
+
+def import_path(path: str) -> Handler:
+    """The object named by `package.module:attribute.chain`, or `HandlerError` saying why not."""
+    module_name, _, attribute = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except errors.HandlerError:
+        raise
+    except ImportError as exc:
+        raise errors.HandlerError(f"cannot import {module_name!r} for {path!r}: {exc}") from exc
+    for part in attribute.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise errors.HandlerError(
+                f"cannot find {attribute!r} in module {module_name!r} for {path!r}"
+            ) from None
+    if not callable(obj):
+        raise errors.HandlerError(f"{path!r} is not callable")
+    return obj  # type: ignore[no-any-return]
+
+
+def load_modules(modules: Sequence[str]) -> None:
+    """Import the config's `modules`, so that their `@task` handlers register."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except errors.HandlerError:
+            raise
+        except ImportError as exc:
+            raise errors.HandlerError(f"cannot import task module {name!r}: {exc}") from exc
+
+
+def find(name: str, modules: Sequence[str]) -> Handler:
+    """The handler registered as `name` by the config's `modules` or an entry point."""
+    load_modules(modules)
+    found = _registry.get(name)
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name != name:
+            continue
+        fn = import_path(entry.value.replace(" ", ""))
+        if found is not None and found is not fn and _describe(found) != _describe(fn):
+            raise errors.HandlerError(
+                f"task name {name!r} is registered twice: by {_describe(found)} "
+                f"and entry point {entry.value}"
+            )
+        found = fn
+    if found is None:
+        where = f"modules {', '.join(modules)}" if modules else "no modules (config 'modules')"
+        raise errors.HandlerError(
+            f"no task handler named {name!r} (searched {where} and entry points "
+            f"{ENTRY_POINT_GROUP!r})"
+        )
+    return found

@@ -1,0 +1,358 @@
+"""The task model: states, outcomes, module ids, scopes, targets, tasks and runs.
+
+Everything here is a value: no I/O, no clock. Datetimes are timezone-aware UTC;
+durations are `timedelta`; JSON shows times as ISO 8601 with an offset and
+durations as seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from taskcron import errors
+
+MODULE_ID_MAX = 255
+
+
+class State(str, enum.Enum):
+    """Where a task stands. The values are the strings stored and printed."""
+
+    QUEUED = "queued"  #: Waiting for its due time and a tick (delayed and recurring too).
+    RUNNING = "running"  #: Claimed by a tick that holds its lease.
+    DONE = "done"  #: A one-off task whose run succeeded.
+    FAILED = "failed"  #: A one-off task whose attempts are spent.
+    CANCELLED = "cancelled"  #: Withdrawn by hand before it ran.
+    PAUSED = "paused"  #: Held by hand; `resume` puts it back in line.
+
+    @classmethod
+    def parse(cls, value: str) -> State:
+        """The state named `value`, or `StateNameError`."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise errors.StateNameError(value, [s.value for s in cls]) from None
+
+
+#: The states `list` shows without `--all`.
+ACTIVE_STATES = (State.QUEUED, State.RUNNING, State.PAUSED, State.FAILED)
+
+
+class Outcome(str, enum.Enum):
+    """How a run ended. The values are the strings stored and printed."""
+
+    DONE = "done"  #: The handler returned, or the command exited 0.
+    FAILED = "failed"  #: The handler raised, or the command exited non-zero or could not start.
+    TIMEOUT = "timeout"  #: The run outlived the task's timeout and was killed.
+    INTERRUPTED = "interrupted"  #: Its tick died or was stopped by a signal.
+    CONTINUED = "continued"  #: A time-boxed step that asked to go on later.
+
+
+# --- module ids and scopes -------------------------------------------------
+
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
+
+
+def parse_module_id(value: str) -> str:
+    """Return `value` if it is a valid module id, else raise `ModuleIdError`.
+
+    A module id is one or more segments of ASCII letters, digits, `_` or `-`
+    joined by single dots, at most 255 characters.
+    """
+    if not value:
+        raise errors.ModuleIdError(value, "must not be empty")
+    if len(value) > MODULE_ID_MAX:
+        raise errors.ModuleIdError(value, f"longer than {MODULE_ID_MAX} characters")
+    for segment in value.split("."):
+        if not segment:
+            raise errors.ModuleIdError(value, "empty segment")
+        if not _SEGMENT.fullmatch(segment):
+            bad = next(c for c in segment if not _SEGMENT.fullmatch(c))
+            raise errors.ModuleIdError(
+                value, f"invalid character {bad!r} (allowed: letters, digits, '_', '-', '.')"
+            )
+    return value
+
+
+def parse_module_list(values: Iterable[str]) -> tuple[str, ...]:
+    """Split comma-separated values, validate each as a module id, drop duplicates, sort."""
+    found: set[str] = set()
+    for value in values:
+        for item in value.split(","):
+            found.add(parse_module_id(item.strip()))
+    return tuple(sorted(found))
+
+
+def covers(prefix: str, module: str) -> bool:
+    """True when the filter `prefix` covers `module`: itself or anything under `prefix.`."""
+    return module == prefix or module.startswith(prefix + ".")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scope:
+    """Which module ids a tick, list or log serves.
+
+    No `modules` means every module id; `excepts` then removes some.
+    """
+
+    modules: tuple[str, ...] = ()
+    excepts: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, modules: Iterable[str] = (), excepts: Iterable[str] = ()) -> Scope:
+        """A scope from repeated and/or comma-separated module ids, validated and normalised."""
+        return cls(modules=parse_module_list(modules), excepts=parse_module_list(excepts))
+
+    def __contains__(self, module: object) -> bool:
+        if not isinstance(module, str):
+            return False
+        if self.modules and not any(covers(m, module) for m in self.modules):
+            return False
+        return not any(covers(e, module) for e in self.excepts)
+
+
+# --- durations -------------------------------------------------------------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d|w)", re.ASCII)
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: str | int | float) -> timedelta:
+    """Read `90s`, `1h30m`, `1.5s`, `250ms` or a bare number of seconds.
+
+    Units: ms s m h d w. Negative durations are refused with `DurationError`.
+    """
+    if isinstance(value, bool):
+        raise errors.DurationError(str(value), "expected a number of seconds or e.g. '90s'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip()
+        if text.startswith("-"):
+            raise errors.DurationError(value, "must not be negative")
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = 0.0
+            pos = 0
+            for match in _DURATION_PART.finditer(text):
+                if match.start() != pos:
+                    break
+                seconds += float(match.group(1)) * _UNITS[match.group(2)]
+                pos = match.end()
+            if not text or pos != len(text):
+                raise errors.DurationError(
+                    value, "expected e.g. '90s', '1h30m', '1.5s' or a number of seconds"
+                ) from None
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        raise errors.DurationError(str(value), "must be finite")
+    if seconds < 0:
+        raise errors.DurationError(str(value), "must not be negative")
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise errors.DurationError(str(value), "too large") from None
+
+
+def format_duration(delta: timedelta) -> str:
+    """A short human form such as `1h30m`, `90s` or `1.5s`."""
+    seconds = delta.total_seconds()
+    if seconds < 60:
+        return f"{seconds:g}s"
+    whole = round(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if whole >= size:
+            parts.append(f"{whole // size}{unit}")
+            whole %= size
+    return "".join(parts)
+
+
+# --- targets ---------------------------------------------------------------
+
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_CALL = re.compile(rf"{_IDENT}(?:\.{_IDENT})*:{_IDENT}(?:\.{_IDENT})*", re.ASCII)
+_TASK_NAME = re.compile(r"[^\s\x00-\x1f\x7f]{1,255}")
+
+
+class TargetKind(str, enum.Enum):
+    """What kind of thing a task runs."""
+
+    CALL = "call"  #: A Python callable by import path, `package.module:function`.
+    TASK = "task"  #: A handler registered by name with `@taskcron.task`.
+    COMMAND = "command"  #: An argv run without a shell.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    """What a task runs: a callable path, a registered name, or an argv."""
+
+    kind: TargetKind
+    value: str | tuple[str, ...]
+
+    @classmethod
+    def call(cls, path: str) -> Target:
+        """A `package.module:function` target; its form is checked, not its import."""
+        if not _CALL.fullmatch(path):
+            raise errors.TargetError(
+                f"invalid call target {path!r}: expected package.module:function"
+            )
+        return cls(kind=TargetKind.CALL, value=path)
+
+    @classmethod
+    def task(cls, name: str) -> Target:
+        """A target naming a registered handler."""
+        if not _TASK_NAME.fullmatch(name):
+            raise errors.TargetError(
+                f"invalid task name {name!r}: expected 1 to 255 characters, no spaces"
+            )
+        return cls(kind=TargetKind.TASK, value=name)
+
+    @classmethod
+    def command(cls, argv: Iterable[str]) -> Target:
+        """A command target; the argv is run as given, without a shell."""
+        args = tuple(argv)
+        if not args or not args[0]:
+            raise errors.TargetError("invalid command: it is empty")
+        if any("\x00" in a for a in args):
+            raise errors.TargetError("invalid command: an argument contains a NUL byte")
+        return cls(kind=TargetKind.COMMAND, value=args)
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"kind": ..., "value": ...}`; a command's value is a list."""
+        value = list(self.value) if isinstance(self.value, tuple) else self.value
+        return {"kind": self.kind.value, "value": value}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Target:
+        """The inverse of `to_json`."""
+        kind = TargetKind(obj["kind"])
+        value = obj["value"]
+        return cls(kind=kind, value=tuple(value) if kind is TargetKind.COMMAND else value)
+
+    def __str__(self) -> str:
+        if isinstance(self.value, tuple):
+            return " ".join(self.value)
+        return self.value
+
+
+# --- tasks and runs --------------------------------------------------------
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 with a UTC offset, or None."""
+    return None if moment is None else moment.astimezone(timezone.utc).isoformat()
+
+
+def _require_aware(name: str, moment: datetime | None) -> None:
+    if moment is not None and moment.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Run:
+    """One execution attempt of a task."""
+
+    id: int
+    task_id: int
+    attempt: int
+    started_at: datetime
+    ended_at: datetime | None = None  #: None while the run is going on.
+    elapsed: float | None = None  #: Seconds, from a monotonic clock.
+    outcome: Outcome | None = None  #: None while the run is going on.
+    exit_code: int | None = None  #: A command's exit status.
+    error: str | None = None  #: One line saying why it failed.
+    traceback: str | None = None
+    output_tail: str = ""  #: The last part of its stdout and stderr, in arrival order.
+    truncated: bool = False  #: True when `output_tail` is not the whole output.
+    host: str = ""
+    pid: int = 0
+
+    def __post_init__(self) -> None:
+        _require_aware("started_at", self.started_at)
+        _require_aware("ended_at", self.ended_at)
+
+    def to_json(self) -> dict[str, Any]:
+        """The run as the JSON object `show --json` prints."""
+        return {
+            "id": self.id,
+            "attempt": self.attempt,
+            "started_at": iso(self.started_at),
+            "ended_at": iso(self.ended_at),
+            "elapsed": self.elapsed,
+            "outcome": None if self.outcome is None else self.outcome.value,
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "traceback": self.traceback,
+            "output_tail": self.output_tail,
+            "truncated": self.truncated,
+            "host": self.host,
+            "pid": self.pid,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Task:
+    """A unit of work, its place in line, and its history of runs."""
+
+    id: int
+    module: str
+    title: str
+    target: Target
+    data_json: str = "null"  #: The task's data as stored: JSON text.
+    priority: int = 0
+    state: State = State.QUEUED
+    due_at: datetime
+    attempts: int = 0  #: Runs started since it was scheduled or retried.
+    max_attempts: int = 1
+    timeout: timedelta | None = None
+    created_at: datetime
+    updated_at: datetime
+    result_json: str | None = None  #: What the last successful run returned, as JSON text.
+    runs: tuple[Run, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        for name in ("due_at", "created_at", "updated_at"):
+            _require_aware(name, getattr(self, name))
+
+    @property
+    def data(self) -> Any:
+        """The task's data, decoded."""
+        return json.loads(self.data_json)
+
+    @property
+    def result(self) -> Any:
+        """What the last successful run returned, decoded (None if nothing)."""
+        return None if self.result_json is None else json.loads(self.result_json)
+
+    @property
+    def last_run(self) -> Run | None:
+        """The newest run, if any was loaded."""
+        return self.runs[-1] if self.runs else None
+
+    def to_json(self, *, runs: bool = True) -> dict[str, Any]:
+        """The task as the JSON object the CLI prints."""
+        obj: dict[str, Any] = {
+            "id": self.id,
+            "module": self.module,
+            "title": self.title,
+            "target": self.target.to_json(),
+            "state": self.state.value,
+            "priority": self.priority,
+            "data": self.data,
+            "due_at": iso(self.due_at),
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "timeout": None if self.timeout is None else self.timeout.total_seconds(),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "result": self.result,
+        }
+        if runs:
+            obj["runs"] = [run.to_json() for run in self.runs]
+        return obj

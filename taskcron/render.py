@@ -1,0 +1,195 @@
+"""Everything people and scripts see: tables, detail views, JSON and error lines.
+
+The only module that imports rich, and only inside the functions that draw,
+so that `taskcron tick` never pays for it. Text that comes from tasks (titles,
+data, output, errors) is always given to rich as `Text`, never as markup:
+`[bold]` in a title is printed as `[bold]`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Any
+
+from taskcron.model import Run, Task, format_duration
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+PROG = "taskcron"
+DATA_PREVIEW = 2000  #: Characters of a task's data that `show` prints.
+
+_STATE_STYLES = {
+    "queued": "cyan",
+    "running": "bold yellow",
+    "done": "green",
+    "failed": "bold red",
+    "cancelled": "dim",
+    "paused": "magenta",
+    "timeout": "red",
+    "interrupted": "red",
+    "continued": "cyan",
+}
+
+
+def one_line(text: str) -> str:
+    """`text` with line breaks and other control characters made visible, on one line."""
+    return "".join(
+        c if c.isprintable() or c == " " else c.encode("unicode_escape").decode() for c in text
+    )
+
+
+def visible(text: str) -> str:
+    """`text` with its lines kept and every other control character (ANSI escapes too) shown."""
+    return "\n".join(one_line(part) for part in text.split("\n"))
+
+
+def error(message: str, *, exc: BaseException | None = None, debug: bool = False) -> None:
+    """Print `taskcron: error: <message>` on stderr, and the traceback when debugging."""
+    if debug and exc is not None:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    sys.stderr.write(f"{PROG}: error: {one_line(message)}\n")
+    sys.stderr.flush()
+
+
+def line(text: str, *, file: IO[str] | None = None) -> None:
+    """Print one plain line (no markup, no colour) on stdout or `file`."""
+    out = file or sys.stdout
+    out.write(text + "\n")
+    out.flush()
+
+
+def json_out(obj: Any, *, file: IO[str] | None = None) -> None:
+    """Print `obj` as one JSON document."""
+    out = file or sys.stdout
+    out.write(json.dumps(obj) + "\n")
+    out.flush()
+
+
+def console(file: IO[str] | None = None, *, width: int | None = None) -> Console:
+    """A rich Console for people: colour on a terminal unless NO_COLOR is set; plain otherwise.
+
+    Off a terminal the width is generous (or $COLUMNS), so that piped tables are not folded.
+    """
+    from rich.console import Console
+
+    target = file or sys.stdout
+    is_tty = hasattr(target, "isatty") and target.isatty()
+    if width is None and not is_tty and "COLUMNS" not in os.environ:
+        width = 200
+    return Console(file=target, width=width, highlight=False, emoji=False, markup=False)
+
+
+def _print(con: Console, renderable: Any) -> None:
+    """Print without the padding rich leaves at the end of table lines."""
+    with con.capture() as captured:
+        con.print(renderable)
+    lines = captured.get().split("\n")
+    con.file.write("\n".join(part.rstrip(" ") for part in lines))
+    con.file.flush()
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def task_table(tasks: Sequence[Task], *, out: Console | None = None) -> None:
+    """The `list` table: id, module, title, state, priority, due, attempts."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name, justify in (
+        ("id", "right"),
+        ("module", "left"),
+        ("title", "left"),
+        ("state", "left"),
+        ("priority", "right"),
+        ("due", "left"),
+        ("attempts", "right"),
+    ):
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for task in tasks:
+        table.add_row(
+            Text(str(task.id)),
+            Text(task.module),
+            Text(one_line(task.title)),
+            Text(task.state.value, style=_STATE_STYLES.get(task.state.value, "")),
+            Text(str(task.priority)),
+            Text(_when(task.due_at)),
+            Text(f"{task.attempts}/{task.max_attempts}"),
+        )
+    _print(out or console(), table)
+
+
+def _run_line(run: Run) -> list[Any]:
+    from rich.text import Text
+
+    outcome = run.outcome.value if run.outcome is not None else "running"
+    detail = run.error or ("" if run.exit_code in (None, 0) else f"exit code {run.exit_code}")
+    return [
+        Text(str(run.attempt)),
+        Text(_when(run.started_at)),
+        Text(_when(run.ended_at)),
+        Text("-" if run.elapsed is None else f"{run.elapsed:.3f}s"),
+        Text(outcome, style=_STATE_STYLES.get(outcome, "")),
+        Text(one_line(detail)),
+    ]
+
+
+def task_detail(task: Task, *, out: Console | None = None) -> None:
+    """The `show` view: the task's fields, its data and result, its runs, the last output."""
+    from rich.table import Table
+    from rich.text import Text
+
+    con = out or console()
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="bold")
+    fields.add_column()
+    data = task.data_json
+    if len(data) > DATA_PREVIEW:
+        data = data[:DATA_PREVIEW] + f"… ({len(task.data_json)} characters)"
+    rows = [
+        ("id", str(task.id)),
+        ("module", task.module),
+        ("title", one_line(task.title)),
+        ("state", task.state.value),
+        ("target", f"{task.target.kind.value}: {one_line(str(task.target))}"),
+        ("priority", str(task.priority)),
+        ("due", _when(task.due_at)),
+        ("attempts", f"{task.attempts}/{task.max_attempts}"),
+        ("timeout", "-" if task.timeout is None else format_duration(task.timeout)),
+        ("created", _when(task.created_at)),
+        ("updated", _when(task.updated_at)),
+        ("data", data),
+        ("result", "-" if task.result_json is None else task.result_json),
+    ]
+    for name, value in rows:
+        style = _STATE_STYLES.get(value, "") if name == "state" else ""
+        fields.add_row(Text(name), Text(value, style=style))
+    _print(con, fields)
+    if not task.runs:
+        return
+    runs = Table(box=None, pad_edge=False, header_style="bold", title=None)
+    for name in ("attempt", "started", "ended", "elapsed", "outcome", "detail"):
+        runs.add_column(name, overflow="fold")
+    for run in task.runs:
+        runs.add_row(*_run_line(run))
+    con.print()
+    _print(con, runs)
+    last = task.runs[-1]
+    if last.traceback:
+        con.print()
+        con.print(Text(visible(last.traceback.rstrip("\n"))))
+    if last.output_tail:
+        con.print()
+        note = " (truncated)" if last.truncated else ""
+        con.print(Text(f"output of attempt {last.attempt}{note}:", style="bold"))
+        con.print(Text(visible(last.output_tail.rstrip("\n"))))

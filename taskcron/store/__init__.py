@@ -1,0 +1,150 @@
+"""The `Store` protocol: what every task store promises.
+
+A store keeps tasks and their runs and hands out due tasks by the order rule
+(see `taskcron.order`). Every backend promises:
+
+- **Atomic claims.** `claim_next` checks that nothing in scope is running,
+  picks the next due task and marks it running under a lease in one
+  transaction: two callers never claim the same task, and two callers with
+  the same scope never both get one.
+- **No scans.** Choosing the next task costs at most logarithmically in the
+  number of stored tasks (it may grow with the number of module ids that have
+  queued tasks and with the distinct priorities inside the chosen one).
+- **Leases.** A running task carries the host, pid and expiry of the process
+  that runs it. A claim first recovers running tasks in its scope whose lease
+  expired, or whose pid is gone on this host: their run is recorded
+  `interrupted` and the task goes where `decide` says.
+- **Fenced finishes.** `finish_run` records a run's end only while the run is
+  still the task's current, leased run; a run that was recovered meanwhile is
+  left as recovered.
+- **Nothing on bad input.** A failing call changes nothing.
+
+The SQLite store (`taskcron.store.sqlite.SqliteStore`) is the only backend
+today; a PostgreSQL one joins the same contract test suite later.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from taskcron.model import Outcome, Run, Scope, State, Target, Task
+
+#: Where a task goes after a run ended with an outcome at a time: its new state and due time.
+Decide = Callable[[Task, Outcome, datetime], tuple[State, datetime]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewTask:
+    """What `Store.schedule` needs to create a task."""
+
+    module: str
+    title: str
+    target: Target
+    data_json: str = "null"
+    priority: int = 0
+    due_at: datetime
+    max_attempts: int = 1
+    timeout: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lease:
+    """Who holds a running task, and until when."""
+
+    host: str
+    pid: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunEnd:
+    """How a run ended, as the runner measured it."""
+
+    outcome: Outcome
+    ended_at: datetime
+    elapsed: float
+    exit_code: int | None = None
+    error: str | None = None
+    traceback: str | None = None
+    output_tail: str = ""
+    truncated: bool = False
+    result_json: str | None = None  #: What the handler returned, for a `done` run.
+
+
+class ClaimOutcome(str, enum.Enum):
+    """What a claim found."""
+
+    CLAIMED = "ran"  #: A task was claimed (and will run).
+    IDLE = "idle"  #: Nothing in scope is due.
+    BUSY = "busy"  #: A task in scope is running.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recovered:
+    """A run found dead by a claim, and its task as it was left."""
+
+    task: Task
+    run: Run
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """The answer of `Store.claim_next`."""
+
+    outcome: ClaimOutcome
+    task: Task | None = None  #: The claimed task (CLAIMED) or the running one (BUSY).
+    run: Run | None = None  #: The run just opened, for CLAIMED.
+    recovered: tuple[Recovered, ...] = ()
+
+
+class Store(Protocol):
+    """A task store. Times are aware UTC datetimes; ids are positive integers."""
+
+    def schedule(self, new: NewTask, *, now: datetime) -> Task:
+        """Add a queued task and return it."""
+        ...
+
+    def get(self, task_id: int) -> Task:
+        """The task with its runs, or `TaskNotFoundError`."""
+        ...
+
+    def list(self, *, scope: Scope, states: Iterable[State]) -> list[Task]:
+        """Tasks in scope and in one of `states`, in line order (due time, then id)."""
+        ...
+
+    def transition(
+        self,
+        task_id: int,
+        *,
+        action: str,
+        allowed: Iterable[State],
+        to: State,
+        now: datetime,
+        reset_attempts: bool = False,
+    ) -> Task:
+        """Move a task from one of `allowed` to `to`, or raise `StateError` naming `action`."""
+        ...
+
+    def remove(self, task_id: int) -> Task:
+        """Delete a task that is not running, with its runs; return it as it was."""
+        ...
+
+    def claim_next(self, *, scope: Scope, now: datetime, lease: Lease, decide: Decide) -> Claim:
+        """Recover dead runs in scope, then claim the next due task unless scope is busy."""
+        ...
+
+    def renew_lease(self, run_id: int, *, lease: Lease) -> bool:
+        """Extend the lease of a running run; False if the run is no longer ours."""
+        ...
+
+    def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:
+        """Record how a run ended and move its task; None if the run was recovered meanwhile."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...

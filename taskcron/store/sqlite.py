@@ -1,0 +1,620 @@
+"""SqliteStore: the task store in one SQLite file (`<home>/tasks.db`, WAL mode).
+
+Times are stored as integer microseconds since the epoch (UTC), so that they
+sort exactly and index well. Ids come from AUTOINCREMENT: an id is never
+reused, so "due time, then id" is a stable FIFO order even after deletes.
+
+The schema version lives in `PRAGMA user_version` and the file is marked as
+taskcron's with `PRAGMA application_id`; a file that is not ours, or that a
+newer taskcron wrote, is refused before anything is written to it.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from taskcron import errors
+from taskcron.model import Outcome, Run, Scope, State, Target, Task, covers
+from taskcron.store import (
+    Claim,
+    ClaimOutcome,
+    Decide,
+    Lease,
+    NewTask,
+    Recovered,
+    RunEnd,
+)
+
+log = logging.getLogger(__name__)
+
+#: "tcrn": marks a SQLite file as a taskcron store.
+APPLICATION_ID = 0x7463726E
+BUSY_TIMEOUT = timedelta(seconds=10)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+_V1 = """
+CREATE TABLE tasks (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    module           TEXT    NOT NULL,
+    title            TEXT    NOT NULL,
+    target           TEXT    NOT NULL,
+    data             TEXT    NOT NULL,
+    priority         INTEGER NOT NULL,
+    state            TEXT    NOT NULL,
+    due_at           INTEGER NOT NULL,
+    attempts         INTEGER NOT NULL,
+    max_attempts     INTEGER NOT NULL,
+    timeout          REAL,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    result           TEXT,
+    run_id           INTEGER,
+    lease_host       TEXT,
+    lease_pid        INTEGER,
+    lease_expires_at INTEGER
+);
+-- The line: each module's oldest queued task, found without a scan.
+CREATE INDEX tasks_line ON tasks (module, due_at, id) WHERE state = 'queued';
+-- Inside a module: the oldest task of each priority.
+CREATE INDEX tasks_priority ON tasks (module, priority, due_at, id) WHERE state = 'queued';
+CREATE INDEX tasks_running ON tasks (module) WHERE state = 'running';
+CREATE INDEX tasks_state ON tasks (state, due_at, id);
+CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id     INTEGER NOT NULL,
+    attempt     INTEGER NOT NULL,
+    started_at  INTEGER NOT NULL,
+    ended_at    INTEGER,
+    elapsed     REAL,
+    outcome     TEXT,
+    exit_code   INTEGER,
+    error       TEXT,
+    traceback   TEXT,
+    output_tail TEXT    NOT NULL DEFAULT '',
+    truncated   INTEGER NOT NULL DEFAULT 0,
+    host        TEXT    NOT NULL,
+    pid         INTEGER NOT NULL
+);
+CREATE INDEX runs_task ON runs (task_id, id);
+"""
+
+#: MIGRATIONS[n] takes a store from version n to n + 1.
+MIGRATIONS: tuple[str, ...] = (_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_TASK_COLUMNS = (
+    "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
+    " timeout, created_at, updated_at, result"
+)
+_RUN_COLUMNS = (
+    "id, task_id, attempt, started_at, ended_at, elapsed, outcome, exit_code, error,"
+    " traceback, output_tail, truncated, host, pid"
+)
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch, exactly."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(value: int) -> datetime:
+    """The inverse of `to_micros`."""
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _task(row: Sequence[Any], runs: tuple[Run, ...] = ()) -> Task:
+    return Task(
+        id=row[0],
+        module=row[1],
+        title=row[2],
+        target=Target.from_json(json.loads(row[3])),
+        data_json=row[4],
+        priority=row[5],
+        state=State(row[6]),
+        due_at=from_micros(row[7]),
+        attempts=row[8],
+        max_attempts=row[9],
+        timeout=None if row[10] is None else timedelta(seconds=row[10]),
+        created_at=from_micros(row[11]),
+        updated_at=from_micros(row[12]),
+        result_json=row[13],
+        runs=runs,
+    )
+
+
+def _run(row: Sequence[Any]) -> Run:
+    return Run(
+        id=row[0],
+        task_id=row[1],
+        attempt=row[2],
+        started_at=from_micros(row[3]),
+        ended_at=None if row[4] is None else from_micros(row[4]),
+        elapsed=row[5],
+        outcome=None if row[6] is None else Outcome(row[6]),
+        exit_code=row[7],
+        error=row[8],
+        traceback=row[9],
+        output_tail=row[10],
+        truncated=bool(row[11]),
+        host=row[12],
+        pid=row[13],
+    )
+
+
+def _scope_sql(scope: Scope) -> tuple[str, list[Any]]:
+    """A WHERE fragment on `module` (index-friendly ranges) for a scope."""
+    clauses: list[str] = []
+    params: list[Any] = []
+
+    def cover(prefix: str) -> str:
+        # "p" and everything under "p.": "/" is the character after ".".
+        params.extend((prefix, prefix + ".", prefix + "/"))
+        return "(module = ? OR (module >= ? AND module < ?))"
+
+    if scope.modules:
+        clauses.append("(" + " OR ".join(cover(m) for m in scope.modules) + ")")
+    clauses.extend(f"NOT {cover(e)}" for e in scope.excepts)
+    return (" AND ".join(clauses) or "1"), params
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class SqliteStore:
+    """The task store in `<home>/tasks.db`. See `taskcron.store.Store` for the contract."""
+
+    def __init__(self, path: str | os.PathLike[str], *, host: str | None = None) -> None:
+        self.path = Path(path)
+        self.host = host or os.uname().nodename
+        self.migrated_from: int | None = None  #: The version found, when open() migrated.
+        self._db = self._open()
+
+    # --- opening -----------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise errors.StoreError(f"cannot open store {self.path}: {exc.strerror}") from exc
+        os.close(fd)
+        try:
+            db = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT.total_seconds(),
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise self._wrap(exc) from exc
+        try:
+            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT.total_seconds() * 1000)}")
+            version = self._check(db)
+            if version < SCHEMA_VERSION or self._journal_mode(db) != "wal":
+                self._set_wal(db)
+            if version < SCHEMA_VERSION:
+                self._migrate(db)
+            db.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as exc:
+            db.close()
+            raise self._wrap(exc) from exc
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _check(self, db: sqlite3.Connection) -> int:
+        """Read the version and ownership in one read transaction; refuse what is not ours."""
+        try:
+            db.execute("BEGIN")
+            try:
+                app_id = db.execute("PRAGMA application_id").fetchone()[0]
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            finally:
+                db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            if "not a database" in str(exc) or "malformed" in str(exc):
+                raise errors.ForeignStoreError(str(self.path)) from exc
+            raise
+        if app_id == 0 and version == 0 and tables == 0:
+            return 0  # new, or created this instant by another process: ours to set up
+        if app_id != APPLICATION_ID:
+            raise errors.ForeignStoreError(str(self.path))
+        if version > SCHEMA_VERSION:
+            raise errors.StoreVersionError(str(self.path), version, SCHEMA_VERSION)
+        return int(version)
+
+    @staticmethod
+    def _journal_mode(db: sqlite3.Connection) -> str:
+        return str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+
+    @staticmethod
+    def _set_wal(db: sqlite3.Connection) -> None:
+        # Switching a new file to WAL needs an exclusive lock, and SQLite answers
+        # "database is locked" at once, without consulting busy_timeout, while
+        # another process holds any lock: retry until the busy timeout.
+        deadline = time.monotonic() + BUSY_TIMEOUT.total_seconds()
+        delay = 0.001
+        while True:
+            try:
+                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            else:
+                if str(mode).lower() == "wal":
+                    return
+                if time.monotonic() > deadline:
+                    raise errors.StoreError(f"cannot switch the store to WAL mode: {mode}")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Read again under the write lock: another process may have got here first.
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise errors.StoreVersionError(str(self.path), version, SCHEMA_VERSION)
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            if version < SCHEMA_VERSION:
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                if version > 0:
+                    self.migrated_from = version
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    # --- transactions -----------------------------------------------------
+
+    def _wrap(self, exc: sqlite3.Error) -> errors.TaskcronError:
+        text = str(exc)
+        if isinstance(exc, sqlite3.DataError) or "too big" in text:
+            return errors.DataError(f"too large for the store: {text}")
+        if "readonly" in text or "read-only" in text:
+            return errors.StoreError(f"store {self.path} is read-only: {text}")
+        if "locked" in text or "busy" in text:
+            return errors.StoreError(f"store {self.path} is busy: {text}")
+        if getattr(exc, "sqlite_errorcode", None) == errno.ENOSPC or "full" in text:
+            return errors.StoreError(f"store {self.path}: disk full: {text}")
+        return errors.StoreError(f"store {self.path}: {text}")
+
+    @contextmanager
+    def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        db = self._db
+        try:
+            db.execute(begin)
+            try:
+                yield db
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise self._wrap(exc) from exc
+
+    def _read(self) -> Any:
+        return self._transaction("BEGIN")
+
+    # --- reading ----------------------------------------------------------
+
+    def _load(self, db: sqlite3.Connection, task_id: int, *, runs: bool = True) -> Task:
+        row = db.execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        if row is None:
+            raise errors.TaskNotFoundError(task_id)
+        loaded: tuple[Run, ...] = ()
+        if runs:
+            loaded = tuple(
+                _run(r)
+                for r in db.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE task_id = ? ORDER BY id", (task_id,)
+                )
+            )
+        return _task(row, loaded)
+
+    def get(self, task_id: int) -> Task:
+        """The task with its runs, or `TaskNotFoundError`."""
+        with self._read() as db:
+            return self._load(db, task_id)
+
+    def get_run(self, run_id: int) -> Run:
+        """One run by id (for the runner's bookkeeping and tests)."""
+        with self._read() as db:
+            row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise errors.StoreError(f"no run with id {run_id}")
+        return _run(row)
+
+    def list(self, *, scope: Scope, states: Iterable[State]) -> list[Task]:
+        """Tasks in scope and in one of `states`, in line order (due time, then id)."""
+        wanted = [State(s).value for s in states]
+        if not wanted:
+            return []
+        where, params = _scope_sql(scope)
+        marks = ", ".join("?" for _ in wanted)
+        sql = (
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE state IN ({marks}) AND {where}"
+            " ORDER BY due_at, id"
+        )
+        with self._read() as db:
+            return [_task(row) for row in db.execute(sql, [*wanted, *params])]
+
+    # --- writing ----------------------------------------------------------
+
+    def schedule(self, new: NewTask, *, now: datetime) -> Task:
+        """Add a queued task and return it."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"
+                " attempts, max_attempts, timeout, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, 'queued', ?, 0, ?, ?, ?, ?)",
+                (
+                    new.module,
+                    new.title,
+                    json.dumps(new.target.to_json()),
+                    new.data_json,
+                    new.priority,
+                    to_micros(new.due_at),
+                    new.max_attempts,
+                    None if new.timeout is None else new.timeout.total_seconds(),
+                    to_micros(now),
+                    to_micros(now),
+                ),
+            )
+            assert cursor.lastrowid is not None
+            return self._load(db, cursor.lastrowid)
+
+    def transition(
+        self,
+        task_id: int,
+        *,
+        action: str,
+        allowed: Iterable[State],
+        to: State,
+        now: datetime,
+        reset_attempts: bool = False,
+    ) -> Task:
+        """Move a task from one of `allowed` to `to`, or raise `StateError` naming `action`."""
+        with self._transaction() as db:
+            task = self._load(db, task_id, runs=False)
+            if task.state not in set(allowed):
+                raise errors.StateError(task_id, task.state.value, action)
+            attempts = 0 if reset_attempts else task.attempts
+            db.execute(
+                "UPDATE tasks SET state = ?, attempts = ?, updated_at = ? WHERE id = ?",
+                (to.value, attempts, to_micros(now), task_id),
+            )
+            return self._load(db, task_id)
+
+    def remove(self, task_id: int) -> Task:
+        """Delete a task that is not running, with its runs; return it as it was."""
+        with self._transaction() as db:
+            task = self._load(db, task_id)
+            if task.state is State.RUNNING:
+                raise errors.StateError(task_id, task.state.value, "remove")
+            db.execute("DELETE FROM runs WHERE task_id = ?", (task_id,))
+            db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+            return task
+
+    # --- claiming ---------------------------------------------------------
+
+    def claim_next(self, *, scope: Scope, now: datetime, lease: Lease, decide: Decide) -> Claim:
+        """Recover dead runs in scope, then claim the next due task unless scope is busy."""
+        with self._transaction() as db:
+            recovered = tuple(self._expire(db, scope, now, decide))
+            where, params = _scope_sql(scope)
+            running = db.execute(
+                f"SELECT id FROM tasks WHERE state = 'running' AND {where} LIMIT 1", params
+            ).fetchone()
+            if running is not None:
+                return Claim(
+                    outcome=ClaimOutcome.BUSY,
+                    task=self._load(db, running[0], runs=False),
+                    recovered=recovered,
+                )
+            chosen = self._pick(db, scope, to_micros(now))
+            if chosen is None:
+                return Claim(outcome=ClaimOutcome.IDLE, recovered=recovered)
+            task = self._load(db, chosen, runs=False)
+            attempt = task.attempts + 1
+            cursor = db.execute(
+                "INSERT INTO runs (task_id, attempt, started_at, host, pid) VALUES (?, ?, ?, ?, ?)",
+                (chosen, attempt, to_micros(now), lease.host, lease.pid),
+            )
+            run_id = cursor.lastrowid
+            db.execute(
+                "UPDATE tasks SET state = 'running', attempts = ?, updated_at = ?, run_id = ?,"
+                " lease_host = ?, lease_pid = ?, lease_expires_at = ? WHERE id = ?",
+                (
+                    attempt,
+                    to_micros(now),
+                    run_id,
+                    lease.host,
+                    lease.pid,
+                    to_micros(lease.expires_at),
+                    chosen,
+                ),
+            )
+            task = self._load(db, chosen)
+            return Claim(
+                outcome=ClaimOutcome.CLAIMED, task=task, run=task.runs[-1], recovered=recovered
+            )
+
+    def _heads(self, db: sqlite3.Connection, scope: Scope) -> Iterator[tuple[str, int, int]]:
+        """Each in-scope module's oldest queued task: (module, due_at, id), by skip-scan."""
+        ranges: list[tuple[str, str | None]] = (
+            [(m, m + "/") for m in scope.modules] if scope.modules else [("", None)]
+        )
+        for low, high in ranges:
+            bound, inclusive = low, True
+            while True:
+                op = ">=" if inclusive else ">"
+                row = db.execute(
+                    "SELECT module, due_at, id FROM tasks INDEXED BY tasks_line"
+                    f" WHERE state = 'queued' AND module {op} ?"
+                    " ORDER BY module, due_at, id LIMIT 1",
+                    (bound,),
+                ).fetchone()
+                if row is None or (high is not None and row[0] >= high):
+                    break
+                module = row[0]
+                excluded = next((e for e in scope.excepts if covers(e, module)), None)
+                if excluded is not None:
+                    # Skip the excluded subtree in one step ("/" follows "." in ASCII);
+                    # "e-x" sorts between "e" and "e.a" and is not excluded.
+                    if module == excluded:
+                        bound, inclusive = module, False
+                    else:
+                        bound, inclusive = excluded + "/", True
+                    continue
+                if module in scope:
+                    yield module, row[1], row[2]
+                bound, inclusive = module, False
+
+    def _pick(self, db: sqlite3.Connection, scope: Scope, now: int) -> int | None:
+        """The id of the task the order rule runs next, or None (see taskcron.order)."""
+        heads = sorted(
+            (due, tid, module) for module, due, tid in self._heads(db, scope) if due <= now
+        )
+        if not heads:
+            return None
+        module = heads[0][2]
+        # Candidates must stand before every other module's oldest due task.
+        bound: tuple[int, int] = (heads[1][0], heads[1][1]) if len(heads) > 1 else (now + 1, -1)
+        priority: int | None = None
+        while True:
+            row = db.execute(
+                "SELECT priority FROM tasks INDEXED BY tasks_priority"
+                " WHERE state = 'queued' AND module = ?"
+                + ("" if priority is None else " AND priority < ?")
+                + " ORDER BY priority DESC LIMIT 1",
+                (module,) if priority is None else (module, priority),
+            ).fetchone()
+            if row is None:
+                return None  # unreachable: the module's head qualifies at its own priority
+            priority = row[0]
+            oldest = db.execute(
+                "SELECT due_at, id FROM tasks INDEXED BY tasks_priority"
+                " WHERE state = 'queued' AND module = ? AND priority = ?"
+                " ORDER BY due_at, id LIMIT 1",
+                (module, priority),
+            ).fetchone()
+            if (oldest[0], oldest[1]) < bound:
+                return int(oldest[1])
+
+    def _expire(
+        self, db: sqlite3.Connection, scope: Scope, now: datetime, decide: Decide
+    ) -> Iterator[Recovered]:
+        where, params = _scope_sql(scope)
+        rows = db.execute(
+            "SELECT id, run_id, lease_host, lease_pid, lease_expires_at FROM tasks"
+            f" WHERE state = 'running' AND {where}",
+            params,
+        ).fetchall()
+        now_us = to_micros(now)
+        for task_id, run_id, host, pid, expires_at in rows:
+            expired = expires_at is None or expires_at <= now_us
+            dead = host == self.host and pid is not None and not _pid_alive(pid)
+            if not (expired or dead):
+                continue
+            why = "its lease expired" if expired else f"its process {pid} is gone"
+            run = self._load_run(db, run_id) if run_id is not None else None
+            started = run.started_at if run is not None else now
+            end = RunEnd(
+                outcome=Outcome.INTERRUPTED,
+                ended_at=now,
+                elapsed=max((now - started).total_seconds(), 0.0),
+                error=f"interrupted: {why} (host {host}, pid {pid})",
+            )
+            task = self._end(db, task_id, run_id, end, decide)
+            yield Recovered(task=task, run=self._load_run(db, run_id) if run_id else task.runs[-1])
+
+    def _load_run(self, db: sqlite3.Connection, run_id: int) -> Run:
+        row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _run(row)
+
+    def _end(
+        self, db: sqlite3.Connection, task_id: int, run_id: int | None, end: RunEnd, decide: Decide
+    ) -> Task:
+        if run_id is not None:
+            db.execute(
+                "UPDATE runs SET ended_at = ?, elapsed = ?, outcome = ?, exit_code = ?, error = ?,"
+                " traceback = ?, output_tail = ?, truncated = ? WHERE id = ?",
+                (
+                    to_micros(end.ended_at),
+                    end.elapsed,
+                    end.outcome.value,
+                    end.exit_code,
+                    end.error,
+                    end.traceback,
+                    end.output_tail,
+                    int(end.truncated),
+                    run_id,
+                ),
+            )
+        task = self._load(db, task_id)
+        state, due_at = decide(task, end.outcome, end.ended_at)
+        result_sql = ", result = ?" if end.outcome is Outcome.DONE else ""
+        result_params: tuple[Any, ...] = (end.result_json,) if end.outcome is Outcome.DONE else ()
+        db.execute(
+            "UPDATE tasks SET state = ?, due_at = ?, updated_at = ?, run_id = NULL,"
+            f" lease_host = NULL, lease_pid = NULL, lease_expires_at = NULL{result_sql}"
+            " WHERE id = ?",
+            (state.value, to_micros(due_at), to_micros(end.ended_at), *result_params, task_id),
+        )
+        return self._load(db, task_id)
+
+    def renew_lease(self, run_id: int, *, lease: Lease) -> bool:
+        """Extend the lease of a running run; False if the run is no longer ours."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE tasks SET lease_expires_at = ? WHERE state = 'running' AND run_id = ?"
+                " AND lease_host = ? AND lease_pid = ?",
+                (to_micros(lease.expires_at), run_id, lease.host, lease.pid),
+            )
+            return cursor.rowcount == 1
+
+    def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:
+        """Record how a run ended and move its task; None if the run was recovered meanwhile."""
+        with self._transaction() as db:
+            row = db.execute(
+                "SELECT id FROM tasks WHERE state = 'running' AND run_id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            return self._end(db, row[0], run_id, end, decide)
+
+    def close(self) -> None:
+        """Release the connection."""
+        self._db.close()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,108 @@
+"""Shared fixtures: a fake clock, a home in tmp_path, the installed console script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from taskcron import TaskCron
+from taskcron.config import Config
+
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+
+
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta | float) -> datetime:
+        self.now += delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def tc(home: Path, clock: FakeClock) -> Iterator[TaskCron]:
+    """A TaskCron on a fresh home with default settings and the fake clock."""
+    app = TaskCron(config=Config(home=home), clock=clock)
+    yield app
+    app.close()
+
+
+def script() -> str:
+    """The installed `taskcron` console script beside this interpreter."""
+    path = Path(sys.executable).parent / "taskcron"
+    assert path.exists(), f"taskcron is not installed beside {sys.executable}"
+    return str(path)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any TASKCRON_* or NO_COLOR setting, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKCRON_")}
+    env.pop("NO_COLOR", None)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def run_cli(home: Path, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the installed `taskcron` script with TASKCRON_HOME set to the test's home.
+
+    Runs in tmp_path (so no stray taskcron.toml is read); returns the completed
+    process with text stdout and stderr.
+    """
+
+    def run(
+        *args: str,
+        input: str | bytes | None = None,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[Any]:
+        binary = isinstance(input, bytes)
+        return subprocess.run(
+            [script(), *args],
+            input=input,
+            capture_output=True,
+            text=not binary,
+            env=clean_env(TASKCRON_HOME=str(home), **(env or {})),
+            cwd=cwd or tmp_path,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20, interval: float = 0.01) -> Any:
+    """Poll `predicate` until it returns something true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Schedule a few tasks in the example project and run them the way cron would:
+# one `taskcron tick` per due task. Run from anywhere: sh examples/demo.sh
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+tc() { taskcron --config "$here/taskcron.toml" "$@"; }
+
+tc schedule billing.invoices --task send_invoice --data '{"invoice": 1001, "customer": 42}'
+tc schedule billing.invoices --task send_invoice --data '{"invoice": 1002, "customer": 7}' --priority 5
+tc schedule media.images --task resize-images --data '{"images": ["a.png", "b.png"]}'
+tc schedule reports --call shop_tasks:nightly_report --title "nightly report"
+tc schedule backups --title "disk usage" -- df -h /
+
+echo "--- queued:"
+tc list
+echo "--- five ticks:"
+for _ in 1 2 3 4 5; do tc tick -v; done
+echo "--- afterwards:"
+tc list --all

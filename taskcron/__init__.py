@@ -16,6 +16,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from taskcron.api import TaskCron, TickResult
+from taskcron.context import Context
 from taskcron.errors import (
     ConfigError,
     DataError,
@@ -34,7 +35,6 @@ from taskcron.errors import (
 )
 from taskcron.handlers import task
 from taskcron.model import Outcome, Run, State, Task
-from taskcron.runner import Context
 
 __all__ = [
     "ConfigError",

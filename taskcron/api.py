@@ -12,6 +12,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from taskcron import config as config_module
-from taskcron import errors, runner
+from taskcron import errors
 from taskcron.config import Config
 from taskcron.model import (
     ACTIVE_STATES,
@@ -318,6 +319,8 @@ class TaskCron:
             )
         assert claim.task is not None and claim.run is not None
         task, run = claim.task, claim.run
+        from taskcron import runner  # only a tick with a task to run pays for it
+
         settings = runner.RunSettings(
             import_paths=self.config.import_paths,
             modules=self.config.modules,
@@ -348,6 +351,4 @@ class TaskCron:
 
 
 def _with_home(config: Config, home: Path) -> Config:
-    from dataclasses import replace
-
-    return replace(config, home=home)
+    return dataclasses.replace(config, home=home)

@@ -20,11 +20,6 @@ from typing import Any
 from taskcron import errors
 from taskcron.model import parse_duration
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
-
 ENV_HOME = "TASKCRON_HOME"
 ENV_CONFIG = "TASKCRON_CONFIG"
 DEFAULT_HOME = ".taskcron"
@@ -132,6 +127,10 @@ def load(
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
     try:
         with path.open("rb") as handle:
             document: dict[str, Any] = tomllib.load(handle)

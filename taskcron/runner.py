@@ -32,11 +32,12 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from taskcron import errors, handlers
+from taskcron.context import Context
 from taskcron.model import Outcome, TargetKind, Task
 from taskcron.store import RunEnd
 
@@ -69,42 +70,6 @@ class RunHooks:
     renew: Callable[[], bool] = lambda: True  #: Extend the lease; False means it was lost.
     output: Callable[[str, str], None] = lambda stream, line: None  #: (stream, line)
     event: Callable[[dict[str, Any]], None] = lambda event: None  #: a callable's log record
-
-
-class Context:
-    """What a callable handler receives as `ctx`: who it is and how long it has.
-
-    `deadline` is when the tick's budget ends (None: no budget); it is advice,
-    not a limit: the task's own `timeout` is what kills.
-    """
-
-    def __init__(
-        self,
-        *,
-        task_id: int,
-        module: str,
-        data: Any,
-        attempt: int,
-        deadline: datetime | None,
-        log: logging.Logger,
-        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-    ) -> None:
-        self.task_id = task_id
-        self.module = module
-        self.data = data
-        self.attempt = attempt
-        self.deadline = deadline
-        self.log = log
-        self._clock = clock
-
-    def time_left(self) -> timedelta | None:
-        """Time until the deadline (never negative), or None when there is none."""
-        if self.deadline is None:
-            return None
-        return max(self.deadline - self._clock(), timedelta(0))
-
-    def __repr__(self) -> str:
-        return f"<Context task {self.task_id} {self.module} attempt {self.attempt}>"
 
 
 # --- the tick's side --------------------------------------------------------

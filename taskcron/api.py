@@ -23,25 +23,29 @@ from pathlib import Path
 from typing import Any
 
 from taskcron import config as config_module
-from taskcron import errors
+from taskcron import errors, logstore
 from taskcron.config import Config
+from taskcron.logstore import LogFilter, LogStore
 from taskcron.model import (
     ACTIVE_STATES,
     Outcome,
+    Run,
     Scope,
     State,
     Target,
     Task,
+    iso,
     parse_duration,
     parse_module_id,
 )
 from taskcron.schedule import RetryPolicy
 from taskcron.store import ClaimOutcome, Lease, NewTask, Recovered, Store
-from taskcron.store.sqlite import SqliteStore
+from taskcron.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+Records = list[dict[str, Any]]
 INT64 = (-(2**63), 2**63 - 1)
 
 
@@ -143,6 +147,7 @@ class TaskCron:
             first=self.config.retry.backoff, cap=self.config.retry.max_backoff
         )
         self._store: Store | None = None
+        self._logstore: LogStore | None = None
 
     @property
     def home(self) -> Path:
@@ -154,8 +159,59 @@ class TaskCron:
         """The task store, opened (and the home created) on first use."""
         if self._store is None:
             ensure_home(self.home)
-            self._store = SqliteStore(self.home / "tasks.db")
+            store = SqliteStore(self.home / "tasks.db")
+            self._store = store
+            if store.migrated_from is not None:
+                self._emit(
+                    "store.migrated",
+                    message=f"store migrated from schema {store.migrated_from} to {SCHEMA_VERSION}",
+                    from_version=store.migrated_from,
+                    to_version=SCHEMA_VERSION,
+                )
         return self._store
+
+    @property
+    def logstore(self) -> LogStore:
+        """The log store in `<home>/log/`."""
+        if self._logstore is None:
+            settings = self.config.log
+            self._logstore = LogStore(
+                self.home / "log",
+                level=settings.level,
+                max_bytes=settings.max_bytes,
+                backups=settings.backups,
+            )
+        return self._logstore
+
+    def _emit(
+        self,
+        event: str,
+        *,
+        level: str = "info",
+        task: Task | None = None,
+        message: str = "",
+        **fields: Any,
+    ) -> None:
+        """Append one record to the log store; a log that cannot be written never stops work."""
+        if not self.logstore.enabled(level):
+            return
+        self._write(
+            logstore.record(
+                event,
+                at=self.clock(),
+                level=level,
+                task=None if task is None else task.id,
+                module=None if task is None else task.module,
+                message=message,
+                **fields,
+            )
+        )
+
+    def _write(self, *records: dict[str, Any]) -> None:
+        try:
+            self.logstore.append(*records)
+        except OSError as exc:
+            log.warning("cannot write to the log store %s: %s", self.logstore.directory, exc)
 
     def close(self) -> None:
         """Close the store."""
@@ -228,7 +284,17 @@ class TaskCron:
             max_attempts=max_attempts,
             timeout=limit,
         )
-        return self.store.schedule(new, now=now)
+        created = self.store.schedule(new, now=now)
+        self._emit(
+            "task.scheduled",
+            task=created,
+            message=f"scheduled {created.title}",
+            title=created.title,
+            target=created.target.to_json(),
+            priority=created.priority,
+            due_at=iso(created.due_at),
+        )
+        return created
 
     def get(self, task_id: int) -> Task:
         """The task with its runs; `TaskNotFoundError` if there is none."""
@@ -270,7 +336,9 @@ class TaskCron:
 
     def remove(self, task_id: int) -> Task:
         """Delete a task that is not running, and its runs; return it as it was."""
-        return self.store.remove(task_id)
+        task = self.store.remove(task_id)
+        self._emit("task.removed", task=task, message=f"removed ({task.state.value})")
+        return task
 
     def _move(
         self,
@@ -281,7 +349,7 @@ class TaskCron:
         *,
         reset: bool = False,
     ) -> Task:
-        return self.store.transition(
+        task = self.store.transition(
             task_id,
             action=action,
             allowed=allowed,
@@ -289,6 +357,8 @@ class TaskCron:
             now=self.clock(),
             reset_attempts=reset,
         )
+        self._emit(_EVENTS[action], task=task, message=f"{action}: now {task.state.value}")
+        return task
 
     # --- ticking -------------------------------------------------------------
 
@@ -312,7 +382,17 @@ class TaskCron:
             scope=scope, now=now, lease=lease, decide=self.policy.after_run
         )
         for item in claim.recovered:
-            log.warning("task %s: %s", item.task.id, item.run.error)
+            self._emit_end(item.task, item.run)
+        if claim.outcome is ClaimOutcome.IDLE:
+            self._emit("tick.idle", level="debug", message="nothing due", scope=_scope_json(scope))
+        if claim.outcome is ClaimOutcome.BUSY:
+            self._emit(
+                "tick.busy",
+                level="debug",
+                task=claim.task,
+                message="a task in scope is running",
+                scope=_scope_json(scope),
+            )
         if claim.outcome is not ClaimOutcome.CLAIMED:
             return TickResult(
                 outcome=claim.outcome.value, task=claim.task, recovered=claim.recovered
@@ -321,11 +401,22 @@ class TaskCron:
         task, run = claim.task, claim.run
         from taskcron import runner  # only a tick with a task to run pays for it
 
+        deadline = None if allowance is None else now + allowance
+        self._emit(
+            "task.started",
+            task=task,
+            message=f"started {task.title}",
+            run=run.id,
+            attempt=run.attempt,
+            deadline=iso(deadline),
+            pid=run.pid,
+            host=run.host,
+        )
         settings = runner.RunSettings(
             import_paths=self.config.import_paths,
             modules=self.config.modules,
             cwd=self.config.directory,
-            deadline=None if allowance is None else now + allowance,
+            deadline=deadline,
             kill_grace=self.config.kill_grace,
             renew_every=self.config.lease / 3,
             output_tail=self.config.log.output_tail,
@@ -340,14 +431,191 @@ class TaskCron:
                 log.warning("task %s: cannot renew its lease: %s", task.id, exc)
                 return True
 
-        end = runner.execute(task, settings, clock=self.clock, hooks=runner.RunHooks(renew=renew))
-        store.finish_run(run.id, end, decide=self.policy.after_run)
-        return TickResult(
-            outcome=ClaimOutcome.CLAIMED.value, task=store.get(task.id), recovered=claim.recovered
+        def output(stream: str, lines: Sequence[str]) -> None:
+            at = logstore.timestamp(self.clock())
+            base = {"ts": at, "level": "info", "event": "task.output", "task": task.id}
+            self._write(
+                *(
+                    {
+                        **base,
+                        "module": task.module,
+                        "message": line,
+                        "stream": stream,
+                        "run": run.id,
+                    }
+                    for line in lines
+                )
+            )
+
+        def event(reported: dict[str, Any]) -> None:
+            if reported.get("event") == "progress":
+                done, total = reported.get("done"), reported.get("total")
+                self._emit(
+                    "task.progress",
+                    task=task,
+                    message=str(reported.get("message") or _progress_text(done, total)),
+                    run=run.id,
+                    done=done,
+                    total=total,
+                )
+            elif reported.get("event") == "log":
+                self._emit(
+                    "task.output",
+                    level=str(reported.get("level", "info")),
+                    task=task,
+                    message=str(reported.get("message", "")),
+                    stream="log",
+                    logger=reported.get("logger"),
+                    exc=reported.get("exc"),
+                    run=run.id,
+                )
+
+        end = runner.execute(
+            task,
+            settings,
+            clock=self.clock,
+            hooks=runner.RunHooks(renew=renew, output=output, event=event),
         )
+        finished = store.finish_run(run.id, end, decide=self.policy.after_run)
+        current = store.get(task.id)
+        if finished is None:
+            self._emit(
+                "task.interrupted",
+                level="warning",
+                task=task,
+                message=f"run {run.id} ended after another tick had recovered it",
+                run=run.id,
+            )
+        else:
+            self._emit_end(current, current.runs[-1])
+        return TickResult(
+            outcome=ClaimOutcome.CLAIMED.value, task=current, recovered=claim.recovered
+        )
+
+    def _emit_end(self, task: Task, run: Run) -> None:
+        """The record of a run's end: task.done, task.failed or task.interrupted."""
+        outcome = run.outcome
+        event, level = (
+            {
+                Outcome.DONE: ("task.done", "info"),
+                Outcome.INTERRUPTED: ("task.interrupted", "warning"),
+            }.get(outcome, ("task.failed", "error"))
+            if outcome is not None
+            else ("task.failed", "error")
+        )
+        elapsed = run.elapsed or 0.0
+        what = outcome.value if outcome is not None else "ended"
+        message = f"{what} in {elapsed:.3f}s"
+        if run.error:
+            message += f": {run.error}"
+        fields: dict[str, Any] = {
+            "run": run.id,
+            "attempt": run.attempt,
+            "outcome": what,
+            "started_at": iso(run.started_at),
+            "ended_at": iso(run.ended_at),
+            "elapsed": run.elapsed,
+            "exit_code": run.exit_code,
+            "state": task.state.value,
+        }
+        if outcome is not Outcome.DONE:
+            fields["error"] = run.error
+            fields["traceback"] = run.traceback
+        if task.state is State.QUEUED:
+            fields["next_due_at"] = iso(task.due_at)
+        self._emit(event, level=level, task=task, message=message, **fields)
+
+    # --- the log and housekeeping --------------------------------------------
+
+    def log(
+        self,
+        count: int = 20,
+        *,
+        task: int | None = None,
+        modules: Iterable[str] = (),
+        excepts: Iterable[str] = (),
+        level: str | None = None,
+        since: datetime | timedelta | str | None = None,
+    ) -> Records:
+        """The last `count` log records that match, oldest first (see `taskcron log`)."""
+        wanted = self.log_filter(
+            task=task, modules=modules, excepts=excepts, level=level, since=since
+        )
+        return self.logstore.tail(count, keep=wanted, stop=wanted.before_since)
+
+    def log_filter(
+        self,
+        *,
+        task: int | None = None,
+        modules: Iterable[str] = (),
+        excepts: Iterable[str] = (),
+        level: str | None = None,
+        since: datetime | timedelta | str | None = None,
+    ) -> LogFilter:
+        """The filter `log` applies, validated: module ids, level name, `since` time."""
+        scope = Scope.parse(modules, excepts)
+        if level is not None and level not in logstore.LEVELS:
+            raise errors.InputError(
+                f"invalid level {level!r}: expected one of {', '.join(logstore.LEVELS)}"
+            )
+        return LogFilter(task=task, scope=scope, level=level, since=self._since(since))
+
+    def _since(self, since: datetime | timedelta | str | None) -> datetime | None:
+        if since is None or isinstance(since, datetime):
+            return since
+        if isinstance(since, timedelta):
+            return self.clock() - since
+        try:
+            return self.clock() - parse_duration(since)
+        except errors.DurationError:
+            pass
+        try:
+            moment = datetime.fromisoformat(since)
+        except ValueError:
+            raise errors.InputError(
+                f"invalid time {since!r}: expected a duration such as '1h' or an ISO 8601 time"
+            ) from None
+        return moment if moment.tzinfo is not None else moment.astimezone()
+
+    def prune(self, older_than: timedelta | str | None = None) -> tuple[int, int]:
+        """Remove finished one-off tasks and rotated logs older than `older_than`.
+
+        The default is the config's `log.retention`. Returns (tasks, log files)
+        removed. Queued, running and paused tasks are never touched.
+        """
+        age = _duration(older_than) if older_than is not None else self.config.log.retention
+        assert age is not None
+        before = self.clock() - age
+        tasks = self.store.prune(before=before)
+        files = logstore.prune_rotated(self.logstore, before)
+        self._emit(
+            "store.pruned",
+            message=f"removed {tasks} tasks and {files} log files older than {iso(before)}",
+            tasks=tasks,
+            files=files,
+        )
+        return tasks, files
 
     def _lease(self, now: datetime) -> Lease:
         return Lease(host=os.uname().nodename, pid=os.getpid(), expires_at=now + self.config.lease)
+
+
+_EVENTS = {
+    "cancel": "task.cancelled",
+    "retry": "task.retried",
+    "pause": "task.paused",
+    "resume": "task.resumed",
+}
+
+
+def _scope_json(scope: Scope) -> dict[str, list[str]]:
+    return {"modules": list(scope.modules), "excepts": list(scope.excepts)}
+
+
+def _progress_text(done: Any, total: Any) -> str:
+    if isinstance(total, int | float) and total and isinstance(done, int | float):
+        return f"{done:g}/{total:g} ({100 * done / total:.0f}%)"
+    return f"{done}%"
 
 
 def _with_home(config: Config, home: Path) -> Config:

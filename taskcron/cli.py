@@ -334,6 +334,102 @@ _action("resume", "resumed", "Put a paused task back in line.")
 _action("remove", "removed", "Delete a task that is not running, with its runs.")
 
 
+@cli.command()
+@click.option(
+    "-n",
+    "--lines",
+    "count",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="How many records to print.",
+)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new records until interrupted.")
+@click.option("--task", "task_id", type=int, metavar="ID", help="Only records of task ID.")
+@module_option
+@except_option
+@click.option("--level", metavar="LEVEL", help="Minimum level: debug, info, warning, error.")
+@click.option(
+    "--since", metavar="DUR|TIME", help="Only records since DUR ago (1h) or TIME (ISO 8601)."
+)
+@json_option
+@click.pass_context
+def log(
+    ctx: click.Context,
+    count: int,
+    follow: bool,
+    task_id: int | None,
+    modules: tuple[str, ...],
+    excepts: tuple[str, ...],
+    level: str | None,
+    since: str | None,
+    as_json: bool,
+) -> None:
+    """Print the last N log records, oldest first; with -f, keep following them.
+
+    Records are JSON Lines in <home>/log/taskcron.jsonl (rotated to .1, .2, ...),
+    so `tail -F` works too.
+    """
+    from taskcron.logstore import Follower
+
+    app = _app(ctx)
+    wanted = app.log_filter(
+        task=task_id, modules=modules, excepts=excepts, level=level, since=since
+    )
+    store = app.logstore
+    follower = Follower(store) if follow else None
+    records = store.tail(
+        count,
+        keep=wanted,
+        stop=wanted.before_since,
+        end=None if follower is None else follower.position,
+    )
+    con = None if as_json else render.console()
+
+    def emit(batch: list[dict[str, Any]]) -> None:
+        for rec in batch:
+            if as_json:
+                render.json_out(rec)
+            else:
+                assert con is not None
+                render.log_record(rec, out=con)
+
+    try:
+        emit(records)
+        if follower is None:
+            return
+        import time
+
+        while True:
+            emit([r for r in follower.poll() if wanted(r)])
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (e.g. `| head`): nothing more to say
+    finally:
+        if follower is not None:
+            follower.close()
+
+
+@cli.command()
+@click.option("--older-than", metavar="DUR", help="Age to remove. [default: log.retention, 30d]")
+@click.pass_context
+def prune(ctx: click.Context, older_than: str | None) -> None:
+    """Remove finished one-off tasks and rotated log files older than DUR.
+
+    Never touches queued, running or paused tasks.
+    """
+    from taskcron.model import parse_duration
+
+    if older_than is not None:
+        parse_duration(older_than)
+    tasks, files = _app(ctx).prune(older_than)
+    render.line(
+        f"removed {tasks} task{'s' * (tasks != 1)} and {files} log file{'s' * (files != 1)}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The console script."""
     cli.main(args=argv, prog_name="taskcron")

@@ -33,6 +33,7 @@ class Context:
         deadline: datetime | None,
         log: logging.Logger,
         clock: Callable[[], datetime] = _wall_clock,
+        report: Callable[[dict[str, Any]], None] = lambda event: None,
     ) -> None:
         self.task_id = task_id
         self.module = module
@@ -41,12 +42,20 @@ class Context:
         self.deadline = deadline
         self.log = log
         self._clock = clock
+        self._report = report
 
     def time_left(self) -> timedelta | None:
         """Time until the deadline (never negative), or None when there is none."""
         if self.deadline is None:
             return None
         return max(self.deadline - self._clock(), timedelta(0))
+
+    def progress(self, done: float, total: float | None = None, message: str = "") -> None:
+        """Report progress: `done` units of `total` (or a percentage when `total` is None).
+
+        Each report is a `task.progress` record in the log.
+        """
+        self._report({"event": "progress", "done": done, "total": total, "message": message})
 
     def __repr__(self) -> str:
         return f"<Context task {self.task_id} {self.module} attempt {self.attempt}>"

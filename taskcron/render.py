@@ -85,12 +85,43 @@ def console(file: IO[str] | None = None, *, width: int | None = None) -> Console
     return Console(file=target, width=width, highlight=False, emoji=False, markup=False)
 
 
+_LEVEL_STYLES = {"debug": "dim", "info": "", "warning": "yellow", "error": "bold red"}
+
+
+def log_record(rec: dict[str, Any], *, out: Console) -> None:
+    """One log record on one line: time, level, event, task, module, message (all literal)."""
+    from rich.text import Text
+
+    try:
+        moment = datetime.fromisoformat(str(rec.get("ts"))).astimezone()
+        when = moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    except ValueError:
+        when = str(rec.get("ts"))
+    level = str(rec.get("level", ""))
+    style = _LEVEL_STYLES.get(level, "")
+    text = Text()
+    text.append(when, style="dim")
+    text.append(f" {level.upper():<7}", style=style or None)
+    text.append(f" {one_line(str(rec.get('event', ''))):<16}", style="bold")
+    task = rec.get("task")
+    text.append(f" {'#' + str(task) if task is not None else '-':>5}")
+    text.append(f" {one_line(str(rec.get('module') or '-'))}", style="cyan")
+    stream = rec.get("stream")
+    if stream:
+        text.append(f" {one_line(str(stream))}>", style="dim")
+    text.append(" " + one_line(str(rec.get("message", ""))), style=style or None)
+    out.print(text, soft_wrap=True)
+    trace = rec.get("traceback")
+    if trace:
+        out.print(Text(visible(str(trace).rstrip("\n")), style="red"), soft_wrap=True)
+
+
 def _print(con: Console, renderable: Any) -> None:
     """Print without the padding rich leaves at the end of table lines."""
     with con.capture() as captured:
         con.print(renderable)
-    lines = captured.get().split("\n")
-    con.file.write("\n".join(part.rstrip(" ") for part in lines))
+    text = "\n".join(part.rstrip(" ") for part in captured.get().split("\n"))
+    con.file.write(text if text.endswith("\n") else text + "\n")
     con.file.flush()
 
 

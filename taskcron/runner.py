@@ -68,8 +68,10 @@ class RunHooks:
     """What the tick wants to hear while a task runs."""
 
     renew: Callable[[], bool] = lambda: True  #: Extend the lease; False means it was lost.
-    output: Callable[[str, str], None] = lambda stream, line: None  #: (stream, line)
-    event: Callable[[dict[str, Any]], None] = lambda event: None  #: a callable's log record
+    #: Whole lines the task printed, by stream ("stdout", "stderr"), a read's worth at a time.
+    output: Callable[[str, list[str]], None] = lambda stream, lines: None
+    #: What a callable reported: `{"event": "log", ...}` or `{"event": "progress", ...}`.
+    event: Callable[[dict[str, Any]], None] = lambda event: None
 
 
 # --- the tick's side --------------------------------------------------------
@@ -325,20 +327,22 @@ class _Execution:
         self.tail.add(chunk)
         buffer = self.partial.setdefault(stream, bytearray())
         buffer += chunk
-        while True:
-            cut = buffer.find(b"\n")
-            if cut < 0:
-                if len(buffer) >= _LINE_MAX:
-                    cut = _LINE_MAX - 1
-                elif not chunk and buffer:
-                    cut = len(buffer) - 1
-                else:
-                    break
-                line = bytes(buffer[: cut + 1])
-            else:
-                line = bytes(buffer[:cut])
-            del buffer[: cut + 1]
-            self.hooks.output(stream, line.decode("utf-8", errors="replace"))
+        lines = []
+        start = 0
+        cut = buffer.find(b"\n")
+        while cut >= 0:
+            lines.append(bytes(buffer[start:cut]))
+            start = cut + 1
+            cut = buffer.find(b"\n", start)
+        del buffer[:start]
+        while len(buffer) >= _LINE_MAX:
+            lines.append(bytes(buffer[:_LINE_MAX]))
+            del buffer[:_LINE_MAX]
+        if not chunk and buffer:
+            lines.append(bytes(buffer))
+            buffer.clear()
+        if lines:
+            self.hooks.output(stream, [line.decode("utf-8", errors="replace") for line in lines])
 
     def _event(self, line: bytes) -> None:
         try:
@@ -495,6 +499,7 @@ def child_main(argv: Sequence[str] | None = None) -> None:
         attempt=spec["attempt"],
         deadline=None if deadline is None else datetime.fromisoformat(deadline),
         log=task_log,
+        report=send,
     )
     target = spec["target"]
     try:
@@ -514,7 +519,10 @@ def child_main(argv: Sequence[str] | None = None) -> None:
             if isinstance(exc, SystemExit)
             else f"{type(exc).__name__}: {exc}"
         )
-        send({"event": "error", "error": described, "traceback": traceback.format_exc()})
+        # The first frame is child_main's own call of the handler: leave it out.
+        frames = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+        trace = "".join(traceback.format_exception(type(exc), exc, frames))
+        send({"event": "error", "error": described, "traceback": trace})
         sys.exit(1)
     _flush_std()
     try:

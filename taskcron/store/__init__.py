@@ -145,6 +145,10 @@ class Store(Protocol):
         """Record how a run ended and move its task; None if the run was recovered meanwhile."""
         ...
 
+    def prune(self, *, before: datetime) -> int:
+        """Delete finished (done, failed, cancelled) tasks last updated before `before`."""
+        ...
+
     def close(self) -> None:
         """Release the connection."""
         ...

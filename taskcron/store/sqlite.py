@@ -609,6 +609,16 @@ class SqliteStore:
                 return None
             return self._end(db, row[0], run_id, end, decide)
 
+    def prune(self, *, before: datetime) -> int:
+        """Delete finished (done, failed, cancelled) tasks last updated before `before`."""
+        finished = "state IN ('done', 'failed', 'cancelled') AND updated_at < ?"
+        with self._transaction() as db:
+            cutoff = (to_micros(before),)
+            db.execute(
+                f"DELETE FROM runs WHERE task_id IN (SELECT id FROM tasks WHERE {finished})", cutoff
+            )
+            return db.execute(f"DELETE FROM tasks WHERE {finished}", cutoff).rowcount
+
     def close(self) -> None:
         """Release the connection."""
         self._db.close()

@@ -268,8 +268,8 @@ def _failure(result: TickResult) -> str:
     run = task.last_run
     why = "no run recorded" if run is None else (run.error or "failed")
     outcome = "failed" if run is None or run.outcome is None else run.outcome.value
-    if outcome == "failed":
-        return f"task {task.id} ({task.module}) failed: {why}"
+    if outcome == "timeout":
+        return f"task {task.id} ({task.module}) {why}"
     return f"task {task.id} ({task.module}) {outcome}: {why}"
 
 

@@ -362,14 +362,14 @@ class _Execution:
                 start,
                 Outcome.INTERRUPTED,
                 exit_code=returncode,
-                error=f"interrupted: the tick received {_signal_name(self.signalled)}",
+                error=f"the tick received {_signal_name(self.signalled)}",
             )
         if self.lease_lost:
             return self._end(
                 start,
                 Outcome.INTERRUPTED,
                 exit_code=returncode,
-                error="interrupted: the lease was lost to another tick",
+                error="the lease was lost to another tick",
             )
         if self.timed_out:
             assert self.task.timeout is not None

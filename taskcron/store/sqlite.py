@@ -549,7 +549,7 @@ class SqliteStore:
                 outcome=Outcome.INTERRUPTED,
                 ended_at=now,
                 elapsed=max((now - started).total_seconds(), 0.0),
-                error=f"interrupted: {why} (host {host}, pid {pid})",
+                error=f"{why} (host {host}, pid {pid})",
             )
             task = self._end(db, task_id, run_id, end, decide)
             yield Recovered(task=task, run=self._load_run(db, run_id) if run_id else task.runs[-1])

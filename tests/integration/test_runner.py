@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from taskcron.config import Config, LogConfig
 from taskcron.model import Outcome, State
 from tests.conftest import FakeClock, clean_env, script, wait_for
 
-HANDLERS = '''
+HANDLERS = """
 import json, logging, os, sys, time
 from pathlib import Path
 
@@ -59,7 +58,7 @@ def wait_for_file(ctx, data):
 def big_output(ctx, data):
     sys.stdout.write("y" * data["size"])
     return None
-'''
+"""
 
 
 @pytest.fixture
@@ -110,7 +109,7 @@ def test_callable_receives_context_and_its_result_is_stored(
 def test_callable_is_found_from_another_directory_through_the_config_directory(
     app: TaskCron,
 ) -> None:
-    assert os.getcwd() == "/"
+    assert str(Path.cwd()) == "/"
     app.schedule("m", call="apptasks:chatty")
     state, result, _ = run_one(app)
     assert (state, result) == (State.DONE, "ok")
@@ -241,7 +240,11 @@ def test_command_gets_data_on_stdin_and_its_id_and_deadline_in_env(
     out = tmp_path / "out.txt"
     task = tc.schedule(
         "m",
-        command=["sh", "-c", f'cat > {out}; echo "|$TASKCRON_TASK_ID|$TASKCRON_DEADLINE|" >> {out}'],
+        command=[
+            "sh",
+            "-c",
+            f'cat > {out}; echo "|$TASKCRON_TASK_ID|$TASKCRON_DEADLINE|" >> {out}',
+        ],
         data={"k": [1, 2]},
     )
     run_one(tc)
@@ -349,7 +352,7 @@ def test_sigterm_to_a_tick_interrupts_its_run_and_requeues_it(home: Path, tmp_pa
     tick.send_signal(signal.SIGTERM)
     _, err = tick.communicate(timeout=20)
     assert tick.returncode == 1
-    assert err == f"taskcron: error: task {task_id} (m) interrupted: interrupted: the tick received SIGTERM\n"
+    assert err == f"taskcron: error: task {task_id} (m) interrupted: the tick received SIGTERM\n"
     task = app.get(task_id)
     assert task.state is State.QUEUED
     assert task.runs[-1].outcome is Outcome.INTERRUPTED

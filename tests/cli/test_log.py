@@ -1,0 +1,133 @@
+"""`taskcron log` and `taskcron prune` through the installed console script."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from taskcron.logstore import LogStore, record
+from tests.conftest import clean_env, script, wait_for
+
+Run = Callable[..., subprocess.CompletedProcess[Any]]
+
+
+def test_log_prints_the_last_records_oldest_first_as_json_lines(run_cli: Run) -> None:
+    for n in range(3):
+        run_cli("schedule", f"m{n}", "--", "true")
+    result = run_cli("log", "-n", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["event"], r["module"]) for r in lines] == [
+        ("task.scheduled", "m1"),
+        ("task.scheduled", "m2"),
+    ]
+
+
+def test_text_from_tasks_is_printed_literally(run_cli: Run) -> None:
+    title = "[bold]x[/] [/]"
+    command = "printf '[red]markup[/] \\033[31mred\\n'"
+    assert run_cli("schedule", "m", "--title", title, "--", "sh", "-c", command).returncode == 0
+    assert run_cli("tick").returncode == 0
+    out = run_cli("log", env={"NO_COLOR": "1"}).stdout
+    assert "scheduled [bold]x[/] [/]" in out
+    assert "stdout> [red]markup[/] \\x1b[31mred" in out
+    assert "\x1b" not in out
+    listing = run_cli("list", "--all").stdout
+    assert "[bold]x[/] [/]" in listing
+    shown = run_cli("show", "1").stdout
+    assert "[red]markup[/] \\x1b[31mred" in shown
+
+
+def test_log_filters_by_task_module_level_and_time(run_cli: Run) -> None:
+    run_cli("schedule", "billing.eu", "--", "false")
+    run_cli("schedule", "shop", "--", "true")
+    run_cli("tick")
+    run_cli("tick")
+
+    def events(*args: str) -> list[tuple[str, int]]:
+        result = run_cli("log", "--json", *args)
+        assert result.returncode == 0, result.stderr
+        return [(json.loads(x)["event"], json.loads(x)["task"]) for x in result.stdout.splitlines()]
+
+    assert events("--level", "error") == [("task.failed", 1)]
+    assert events("--task", "2") == [
+        ("task.scheduled", 2),
+        ("task.started", 2),
+        ("task.done", 2),
+    ]
+    assert {t for _, t in events("--module", "billing")} == {1}
+    assert {t for _, t in events("--except", "billing")} == {2}
+    assert events("--since", "2000-01-01T00:00:00+00:00")[0] == ("task.scheduled", 1)
+    assert events("--since", "0s") == []
+
+
+def test_bad_log_options_are_one_line_errors(run_cli: Run) -> None:
+    for args, message in [
+        (("--level", "loud"), "invalid level 'loud': expected one of debug, info, warning, error"),
+        (("--since", "yesterday"), "invalid time 'yesterday': expected a duration"),
+        (("--module", "a..b"), "invalid module id 'a..b': empty segment"),
+    ]:
+        result = run_cli("log", *args)
+        assert result.returncode == 2
+        assert result.stderr.startswith(f"taskcron: error: {message}")
+        assert result.stderr.count("\n") == 1
+
+
+def test_log_follow_sees_other_processes_and_rotations(run_cli: Run, home: Path) -> None:
+    run_cli("schedule", "m", "--", "true")
+    follower = subprocess.Popen(
+        [script(), "log", "-f", "--json", "-n", "1"],
+        env=clean_env(TASKCRON_HOME=str(home)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: list[dict[str, Any]] = []
+
+    def read() -> None:
+        assert follower.stdout is not None
+        for line in follower.stdout:
+            seen.append(json.loads(line))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: [r for r in seen if r["event"] == "task.scheduled"])
+        assert run_cli("tick").returncode == 0  # another process writes
+        wait_for(lambda: [r for r in seen if r["event"] == "task.done"])
+        now = datetime.now(timezone.utc)
+        rotating = LogStore(home / "log", max_bytes=1, backups=3)
+        rotating.append(record("test.before", at=now))  # this write rotates the file
+        assert (home / "log" / "taskcron.jsonl.1").exists()
+        assert not (home / "log" / "taskcron.jsonl").exists()
+        LogStore(home / "log").append(record("test.after", at=now))
+        wait_for(lambda: [r for r in seen if r["event"] == "test.after"])
+        assert [r["event"] for r in seen].count("test.before") == 1
+    finally:
+        follower.send_signal(signal.SIGINT)
+        _, err = follower.communicate(timeout=20)
+    assert follower.returncode == 0
+    assert err == ""
+
+
+def test_prune_reports_what_it_removed(run_cli: Run) -> None:
+    run_cli("schedule", "m", "--", "true")
+    run_cli("schedule", "m", "--", "true")
+    run_cli("tick")
+    result = run_cli("prune", "--older-than", "0s")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        "removed 1 task and 0 log files\n",
+        "",
+    )
+    states = [t["state"] for t in json.loads(run_cli("list", "--all", "--json").stdout)]
+    assert states == ["queued"]
+    bad = run_cli("prune", "--older-than", "-1d")
+    assert bad.returncode == 2
+    assert bad.stderr == "taskcron: error: invalid duration '-1d': must not be negative\n"

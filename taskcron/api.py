@@ -382,6 +382,7 @@ class TaskCron:
             scope=scope, now=now, lease=lease, decide=self.policy.after_run
         )
         for item in claim.recovered:
+            self._stop_orphan(item.task, item.run)
             self._emit_end(item.task, item.run)
         if claim.outcome is ClaimOutcome.IDLE:
             self._emit("tick.idle", level="debug", message="nothing due", scope=_scope_json(scope))
@@ -413,6 +414,7 @@ class TaskCron:
             host=run.host,
         )
         settings = runner.RunSettings(
+            run_id=run.id,
             import_paths=self.config.import_paths,
             modules=self.config.modules,
             cwd=self.config.directory,
@@ -430,6 +432,12 @@ class TaskCron:
             except errors.StoreError as exc:
                 log.warning("task %s: cannot renew its lease: %s", task.id, exc)
                 return True
+
+        def started(pid: int) -> None:
+            try:
+                store.set_child(run.id, pid)
+            except errors.StoreError as exc:
+                log.warning("task %s: cannot record its process: %s", task.id, exc)
 
         def output(stream: str, lines: Sequence[str]) -> None:
             at = logstore.timestamp(self.clock())
@@ -474,7 +482,12 @@ class TaskCron:
             task,
             settings,
             clock=self.clock,
-            hooks=runner.RunHooks(renew=renew, output=output, event=event),
+            hooks=runner.RunHooks(
+                renew=renew,
+                started=started,
+                output=output,
+                event=event,
+            ),
         )
         finished = store.finish_run(run.id, end, decide=self.policy.after_run)
         current = store.get(task.id)
@@ -491,6 +504,22 @@ class TaskCron:
         return TickResult(
             outcome=ClaimOutcome.CLAIMED.value, task=current, recovered=claim.recovered
         )
+
+    def _stop_orphan(self, task: Task, run: Run) -> None:
+        """A recovered run's task may outlive its tick: stop it, so it never runs twice."""
+        if run.child_pid is None or run.host != os.uname().nodename:
+            return
+        from taskcron import runner
+
+        if runner.kill_orphan(run.child_pid, run.id):
+            self._emit(
+                "task.killed",
+                level="warning",
+                task=task,
+                message=f"killed the orphaned process group {run.child_pid} of run {run.id}",
+                run=run.id,
+                pid=run.child_pid,
+            )
 
     def _emit_end(self, task: Task, run: Run) -> None:
         """The record of a run's end: task.done, task.failed or task.interrupted."""

@@ -271,7 +271,8 @@ class Run:
     output_tail: str = ""  #: The last part of its stdout and stderr, in arrival order.
     truncated: bool = False  #: True when `output_tail` is not the whole output.
     host: str = ""
-    pid: int = 0
+    pid: int = 0  #: The tick's pid.
+    child_pid: int | None = None  #: The task's process (and process group) while it runs.
 
     def __post_init__(self) -> None:
         _require_aware("started_at", self.started_at)
@@ -293,6 +294,7 @@ class Run:
             "truncated": self.truncated,
             "host": self.host,
             "pid": self.pid,
+            "child_pid": self.child_pid,
         }
 
 

@@ -44,6 +44,7 @@ from taskcron.store import RunEnd
 log = logging.getLogger(__name__)
 
 ENV_EVENT_FD = "TASKCRON_EVENT_FD"
+ENV_RUN_ID = "TASKCRON_RUN_ID"
 _CHUNK = 65536
 _LINE_MAX = 65536  #: A line longer than this is passed on in pieces.
 _EXIT_DRAIN = 1.0  #: How long to keep reading pipes held open by a finished task's children.
@@ -53,6 +54,7 @@ _EXIT_DRAIN = 1.0  #: How long to keep reading pipes held open by a finished tas
 class RunSettings:
     """How to run a task: where its code is, and the limits that apply."""
 
+    run_id: int = 0
     import_paths: tuple[Path, ...] = ()
     modules: tuple[str, ...] = ()
     cwd: Path | None = None
@@ -68,6 +70,7 @@ class RunHooks:
     """What the tick wants to hear while a task runs."""
 
     renew: Callable[[], bool] = lambda: True  #: Extend the lease; False means it was lost.
+    started: Callable[[int], None] = lambda pid: None  #: The task's process has this pid.
     #: Whole lines the task printed, by stream ("stdout", "stderr"), a read's worth at a time.
     output: Callable[[str, list[str]], None] = lambda stream, lines: None
     #: What a callable reported: `{"event": "log", ...}` or `{"event": "progress", ...}`.
@@ -174,6 +177,7 @@ class _Execution:
         is_command = self.task.target.kind is TargetKind.COMMAND
         env = dict(os.environ)
         env["TASKCRON_TASK_ID"] = str(self.task.id)
+        env[ENV_RUN_ID] = str(self.settings.run_id)
         env["TASKCRON_MODULE"] = self.task.module
         env["TASKCRON_ATTEMPT"] = str(self.task.attempts)
         deadline = self.settings.deadline
@@ -205,6 +209,7 @@ class _Execution:
                 start, Outcome.FAILED, error=f"cannot start command {what!r}: {exc.strerror}"
             )
         os.close(event_w)
+        self.hooks.started(proc.pid)
         feeder = threading.Thread(target=_feed, args=(proc.stdin, payload), daemon=True)
         feeder.start()
         try:
@@ -436,6 +441,25 @@ def _drain(fd: int) -> None:
             pass
     except BlockingIOError:
         pass
+
+
+def kill_orphan(pid: int, run_id: int) -> bool:
+    """Kill the process group of a run whose tick died, if it is still that run's.
+
+    The group leader's environment must name the run (`TASKCRON_RUN_ID`), so a
+    reused pid is never killed. Returns True when a group was killed.
+    """
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    if f"{ENV_RUN_ID}={run_id}".encode() not in environ.split(b"\0"):
+        return False
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 # --- the child's side -------------------------------------------------------

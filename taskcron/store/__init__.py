@@ -141,6 +141,10 @@ class Store(Protocol):
         """Extend the lease of a running run; False if the run is no longer ours."""
         ...
 
+    def set_child(self, run_id: int, pid: int) -> None:
+        """Record the pid of the process a run started (its process group too)."""
+        ...
+
     def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:
         """Record how a run ended and move its task; None if the run was recovered meanwhile."""
         ...

@@ -83,7 +83,8 @@ CREATE TABLE runs (
     output_tail TEXT    NOT NULL DEFAULT '',
     truncated   INTEGER NOT NULL DEFAULT 0,
     host        TEXT    NOT NULL,
-    pid         INTEGER NOT NULL
+    pid         INTEGER NOT NULL,
+    child_pid   INTEGER
 );
 CREATE INDEX runs_task ON runs (task_id, id);
 """
@@ -98,7 +99,7 @@ _TASK_COLUMNS = (
 )
 _RUN_COLUMNS = (
     "id, task_id, attempt, started_at, ended_at, elapsed, outcome, exit_code, error,"
-    " traceback, output_tail, truncated, host, pid"
+    " traceback, output_tail, truncated, host, pid, child_pid"
 )
 
 
@@ -148,6 +149,7 @@ def _run(row: Sequence[Any]) -> Run:
         truncated=bool(row[11]),
         host=row[12],
         pid=row[13],
+        child_pid=row[14],
     )
 
 
@@ -598,6 +600,11 @@ class SqliteStore:
                 (to_micros(lease.expires_at), run_id, lease.host, lease.pid),
             )
             return cursor.rowcount == 1
+
+    def set_child(self, run_id: int, pid: int) -> None:
+        """Record the pid of the process a run started (its process group too)."""
+        with self._transaction() as db:
+            db.execute("UPDATE runs SET child_pid = ? WHERE id = ?", (pid, run_id))
 
     def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:
         """Record how a run ended and move its task; None if the run was recovered meanwhile."""

@@ -326,14 +326,18 @@ def _waiting_task(app: TaskCron, tmp_path: Path, **kwargs: object) -> tuple[int,
     return task.id, started, stop
 
 
-def test_a_killed_tick_is_recovered_by_the_next_one(home: Path, tmp_path: Path) -> None:
+def test_a_killed_tick_is_recovered_by_the_next_one_which_stops_its_orphan(
+    home: Path, tmp_path: Path
+) -> None:
     app = TaskCron(config=Config(home=home))
-    task_id, started, stop = _waiting_task(app, tmp_path, max_attempts=2)
+    task_id, started, _ = _waiting_task(app, tmp_path, max_attempts=2)
     tick = _tick_process(home)
     wait_for(started.exists)
     tick.kill()
     tick.wait(timeout=10)
-    stop.touch()  # let the orphaned command end
+    orphan = app.get(task_id).runs[-1].child_pid
+    assert orphan is not None
+    assert Path(f"/proc/{orphan}").exists()  # the task outlived its tick
     result = app.tick()
     assert result.outcome == "idle"
     assert [r.task.id for r in result.recovered] == [task_id]
@@ -342,6 +346,17 @@ def test_a_killed_tick_is_recovered_by_the_next_one(home: Path, tmp_path: Path) 
     run = task.runs[-1]
     assert run.outcome is Outcome.INTERRUPTED
     assert run.error is not None and "is gone" in run.error
+    wait_for(lambda: not _alive(orphan))
+    killed = [r for r in app.logstore.tail(5) if r["event"] == "task.killed"]
+    assert [(r["task"], r["pid"]) for r in killed] == [(task_id, orphan)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status  # a zombie has finished
 
 
 def test_sigterm_to_a_tick_interrupts_its_run_and_requeues_it(home: Path, tmp_path: Path) -> None:

@@ -110,7 +110,8 @@ def load(
         path, is_pyproject = found
         document = _read_toml(path)
         if is_pyproject:
-            table = document.get("tool", {}).get("taskcron")
+            tool = document.get("tool", {})
+            table = tool.get("taskcron") if isinstance(tool, dict) else None
             if table is None:
                 if config is not None or os.environ.get(ENV_CONFIG):
                     raise errors.ConfigError(f"{path} has no [tool.taskcron] table")
@@ -137,7 +138,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return document
     except OSError as exc:
         raise errors.ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise errors.ConfigError(f"invalid config file {path}: {exc}") from exc
 
 
@@ -249,7 +250,7 @@ def _timezone(name: str) -> str:
 
     try:
         zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
         raise errors.ConfigError(
             f"config key 'timezone': unknown time zone {name!r} (expected an IANA name)"
         ) from None

@@ -118,37 +118,28 @@ class Scope:
 
 # --- durations -------------------------------------------------------------
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h|d|w)", re.ASCII)
+_NUMBER = r"(?:\d+(?:\.\d+)?|\.\d+)"
+#: Units from the largest down, each at most once: "1h30m", not "30m1h" or "1h1h".
+_DURATION = re.compile(
+    "".join(f"(?:(?P<{unit}>{_NUMBER}){unit})?" for unit in ("w", "d", "h", "m", "s", "ms")),
+    re.ASCII,
+)
+_BARE = re.compile(_NUMBER, re.ASCII)
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(value: str | int | float) -> timedelta:
     """Read `90s`, `1h30m`, `1.5s`, `250ms` or a bare number of seconds.
 
-    Units: ms s m h d w. Negative durations are refused with `DurationError`.
+    Units: w d h m s ms, largest first, each at most once. Negative
+    durations are refused with `DurationError`.
     """
     if isinstance(value, bool):
         raise errors.DurationError(str(value), "expected a number of seconds or e.g. '90s'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        text = value.strip()
-        if text.startswith("-"):
-            raise errors.DurationError(value, "must not be negative")
-        try:
-            seconds = float(text)
-        except ValueError:
-            seconds = 0.0
-            pos = 0
-            for match in _DURATION_PART.finditer(text):
-                if match.start() != pos:
-                    break
-                seconds += float(match.group(1)) * _UNITS[match.group(2)]
-                pos = match.end()
-            if not text or pos != len(text):
-                raise errors.DurationError(
-                    value, "expected e.g. '90s', '1h30m', '1.5s' or a number of seconds"
-                ) from None
+    try:
+        seconds = float(value) if isinstance(value, int | float) else _seconds(value)
+    except OverflowError:
+        raise errors.DurationError(str(value), "too large") from None
     if seconds != seconds or seconds in (float("inf"), float("-inf")):
         raise errors.DurationError(str(value), "must be finite")
     if seconds < 0:
@@ -157,6 +148,20 @@ def parse_duration(value: str | int | float) -> timedelta:
         return timedelta(seconds=seconds)
     except OverflowError:
         raise errors.DurationError(str(value), "too large") from None
+
+
+def _seconds(value: str) -> float:
+    text = value.strip()
+    if text.startswith("-"):
+        raise errors.DurationError(value, "must not be negative")
+    if _BARE.fullmatch(text):
+        return float(text)
+    match = _DURATION.fullmatch(text)
+    if not text or match is None:
+        raise errors.DurationError(
+            value, "expected e.g. '90s', '1h30m', '1.5s' or a number of seconds"
+        )
+    return sum(float(n) * _UNITS[unit] for unit, n in match.groupdict().items() if n)
 
 
 def format_duration(delta: timedelta) -> str:

@@ -182,8 +182,8 @@ def task_detail(task: Task, *, out: Console | None = None) -> None:
 
     con = out or console()
     fields = Table.grid(padding=(0, 2))
-    fields.add_column(style="bold")
-    fields.add_column()
+    fields.add_column(style="bold", no_wrap=True)
+    fields.add_column(overflow="fold")
     data = task.data_json
     if len(data) > DATA_PREVIEW:
         data = data[:DATA_PREVIEW] + f"… ({len(task.data_json)} characters)"
@@ -199,8 +199,8 @@ def task_detail(task: Task, *, out: Console | None = None) -> None:
         ("timeout", "-" if task.timeout is None else format_duration(task.timeout)),
         ("created", _when(task.created_at)),
         ("updated", _when(task.updated_at)),
-        ("data", data),
-        ("result", "-" if task.result_json is None else task.result_json),
+        ("data", visible(data)),
+        ("result", "-" if task.result_json is None else visible(task.result_json)),
     ]
     for name, value in rows:
         style = _STATE_STYLES.get(value, "") if name == "state" else ""

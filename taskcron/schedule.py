@@ -22,7 +22,8 @@ def backoff(
 
     `attempts` counts from 1 (the wait after the first failure is about `first`).
     """
-    base = first.total_seconds() * 2 ** max(attempts - 1, 0)
+    # Past 2**64 the cap has long been reached; stop doubling before floats overflow.
+    base = first.total_seconds() * 2.0 ** min(max(attempts - 1, 0), 64)
     factor = 1 + JITTER * (2 * (rng or random).random() - 1)
     return timedelta(seconds=min(base * factor, cap.total_seconds()))
 

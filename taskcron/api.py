@@ -89,6 +89,20 @@ def _duration(value: timedelta | str | float | None) -> timedelta | None:
     return parse_duration(value)
 
 
+def _utf8(name: str, value: str | None) -> None:
+    """Refuse text that cannot be stored: a byte of argv that was not UTF-8 arrives as a
+    lone surrogate."""
+    if value is None:
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start : exc.end].encode("utf-8", "surrogateescape")
+        raise errors.InputError(
+            f"invalid {name}: byte {bad!r} at {exc.start} is not UTF-8 text"
+        ) from None
+
+
 def _int64(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise errors.InputError(f"invalid {name} {value!r}: expected an integer")
@@ -267,6 +281,10 @@ class TaskCron:
                 text = json.dumps(data, allow_nan=False)
             except (TypeError, ValueError) as exc:
                 raise errors.DataError(f"task data is not JSON-serialisable: {exc}") from None
+        _utf8("title", title)
+        _utf8("task data", text)
+        for part in (target.value,) if isinstance(target.value, str) else target.value:
+            _utf8("target", part)
         _int64("priority", priority)
         if _int64("max attempts", max_attempts) < 1:
             raise errors.InputError(f"invalid max attempts {max_attempts}: must be at least 1")
@@ -321,9 +339,9 @@ class TaskCron:
         return self._move(task_id, "cancel", (State.QUEUED,), State.CANCELLED)
 
     def retry(self, task_id: int) -> Task:
-        """Put a failed or cancelled task back in line, due now, with its attempts reset."""
+        """Put a failed or cancelled task at the back of the line, due now, attempts reset."""
         return self._move(
-            task_id, "retry", (State.FAILED, State.CANCELLED), State.QUEUED, reset=True
+            task_id, "retry", (State.FAILED, State.CANCELLED), State.QUEUED, reset=True, due=True
         )
 
     def pause(self, task_id: int) -> Task:
@@ -348,14 +366,17 @@ class TaskCron:
         to: State,
         *,
         reset: bool = False,
+        due: bool = False,
     ) -> Task:
+        now = self.clock()
         task = self.store.transition(
             task_id,
             action=action,
             allowed=allowed,
             to=to,
-            now=self.clock(),
+            now=now,
             reset_attempts=reset,
+            due_at=now if due else None,
         )
         self._emit(_EVENTS[action], task=task, message=f"{action}: now {task.state.value}")
         return task

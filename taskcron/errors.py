@@ -6,6 +6,7 @@ The tree::
     ├── InputError                   the caller gave a bad value (the CLI exits 2)
     │   ├── ModuleIdError            a module id or scope that breaks the rules
     │   ├── DurationError            a duration that cannot be read
+    │   ├── CronError                a cron expression that is not Debian cron's
     │   ├── DataError                task data that is not JSON, or is too big to store
     │   ├── TargetError              a --call, --task or command that is malformed
     │   ├── StateNameError           a state name that does not exist
@@ -51,6 +52,10 @@ class DurationError(InputError):
         super().__init__(f"invalid duration {value!r}: {reason}")
         self.value = value
         self.reason = reason
+
+
+class CronError(InputError):
+    """Invalid cron expression."""
 
 
 class DataError(InputError):

@@ -125,8 +125,12 @@ class Store(Protocol):
         to: State,
         now: datetime,
         reset_attempts: bool = False,
+        due_at: datetime | None = None,
     ) -> Task:
-        """Move a task from one of `allowed` to `to`, or raise `StateError` naming `action`."""
+        """Move a task from one of `allowed` to `to` (and to `due_at`, if given).
+
+        A task in any other state is refused with `StateError` naming `action`.
+        """
         ...
 
     def remove(self, task_id: int) -> Task:

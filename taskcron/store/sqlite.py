@@ -400,6 +400,7 @@ class SqliteStore:
         to: State,
         now: datetime,
         reset_attempts: bool = False,
+        due_at: datetime | None = None,
     ) -> Task:
         """Move a task from one of `allowed` to `to`, or raise `StateError` naming `action`."""
         with self._transaction() as db:
@@ -407,9 +408,10 @@ class SqliteStore:
             if task.state not in set(allowed):
                 raise errors.StateError(task_id, task.state.value, action)
             attempts = 0 if reset_attempts else task.attempts
+            due = task.due_at if due_at is None else due_at
             db.execute(
-                "UPDATE tasks SET state = ?, attempts = ?, updated_at = ? WHERE id = ?",
-                (to.value, attempts, to_micros(now), task_id),
+                "UPDATE tasks SET state = ?, attempts = ?, due_at = ?, updated_at = ? WHERE id = ?",
+                (to.value, attempts, to_micros(due), to_micros(now), task_id),
             )
             return self._load(db, task_id)
 

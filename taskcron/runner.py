@@ -187,6 +187,22 @@ class _Execution:
             if is_command
             else _callable_input(self.task, self.settings)
         )
+        # Signals are trapped before the task starts, so that a SIGTERM that
+        # arrives at any moment of the run is recorded, never fatal to the tick.
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        os.set_blocking(wake_r, False)
+        previous = self._trap_signals(wake_w)
+        try:
+            return self._spawn(start, is_command, env, payload, wake_r)
+        finally:
+            self._restore_signals(previous)
+            os.close(wake_r)
+            os.close(wake_w)
+
+    def _spawn(
+        self, start: float, is_command: bool, env: dict[str, str], payload: bytes, wake_r: int
+    ) -> RunEnd:
         event_r, event_w = os.pipe()
         if not is_command:
             env[ENV_EVENT_FD] = str(event_w)
@@ -213,25 +229,23 @@ class _Execution:
         feeder = threading.Thread(target=_feed, args=(proc.stdin, payload), daemon=True)
         feeder.start()
         try:
-            self._watch(proc, event_r, start)
+            self._watch(proc, event_r, wake_r, start)
         finally:
             os.close(event_r)
             feeder.join(timeout=1)
         return self._conclude(proc.returncode, start, is_command)
 
     # The loop: read pipes, renew the lease, enforce the timeout, honour signals.
-    def _watch(self, proc: subprocess.Popen[bytes], event_r: int, start: float) -> None:
+    def _watch(
+        self, proc: subprocess.Popen[bytes], event_r: int, wake_r: int, start: float
+    ) -> None:
         assert proc.stdout is not None and proc.stderr is not None
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_w, False)
-        os.set_blocking(wake_r, False)
         selector = selectors.DefaultSelector()
         streams = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr", event_r: "event"}
         for fd in streams:
             os.set_blocking(fd, False)
             selector.register(fd, selectors.EVENT_READ)
         selector.register(wake_r, selectors.EVENT_READ)
-        previous = self._trap_signals(wake_w)
         timeout = self.task.timeout.total_seconds() if self.task.timeout is not None else None
         renew_every = max(self.settings.renew_every.total_seconds(), 0.05)
         next_renewal = start + renew_every
@@ -282,10 +296,7 @@ class _Execution:
                         selector.unregister(fd)
                         self._take(streams.pop(fd), b"")
         finally:
-            self._restore_signals(previous)
             selector.close()
-            os.close(wake_r)
-            os.close(wake_w)
             if proc.poll() is None:
                 self._kill(proc, signal.SIGKILL)
             proc.wait()

@@ -169,6 +169,26 @@ def _scope_sql(scope: Scope) -> tuple[str, list[Any]]:
     return (" AND ".join(clauses) or "1"), params
 
 
+def _ranges(scope: Scope) -> list[tuple[str, str | None]]:
+    """The key ranges of `module` a scope covers, merged so that no module is in two.
+
+    "m" covers ["m", "m/"): "/" is the character after ".". Overlaps come from
+    nesting ("a" and "a.x") and from look-alikes ("e" and "e-x": "e-x" < "e/").
+    """
+    if not scope.modules:
+        return [("", None)]
+    merged: list[tuple[str, str | None]] = []
+    for low, high in sorted((m, m + "/") for m in scope.modules):
+        if merged:
+            last_low, last_high = merged[-1]
+            assert last_high is not None
+            if low < last_high:
+                merged[-1] = (last_low, max(last_high, high))
+                continue
+        merged.append((low, high))
+    return merged
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -471,10 +491,7 @@ class SqliteStore:
 
     def _heads(self, db: sqlite3.Connection, scope: Scope) -> Iterator[tuple[str, int, int]]:
         """Each in-scope module's oldest queued task: (module, due_at, id), by skip-scan."""
-        ranges: list[tuple[str, str | None]] = (
-            [(m, m + "/") for m in scope.modules] if scope.modules else [("", None)]
-        )
-        for low, high in ranges:
+        for low, high in _ranges(scope):
             bound, inclusive = low, True
             while True:
                 op = ">=" if inclusive else ">"

@@ -1,0 +1,106 @@
+"""Fixtures for the store suites: every `Store` implementation, on a real database.
+
+The contract suite runs against each entry of `IMPLEMENTATIONS` through the
+parametrized `store` fixture. A new backend (PostgreSQL, later) joins by adding
+one entry: a function that opens a fresh, empty store in a given directory.
+Nothing here is mocked; the only fake is the clock, passed as explicit `now`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from taskcron.model import Outcome, Run, State, Target, Task
+from taskcron.schedule import RetryPolicy
+from taskcron.store import Lease, NewTask, Store
+from taskcron.store.sqlite import SqliteStore
+
+#: The fake clock's origin: every test passes times derived from it.
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+#: This machine's host name, as the store and the API use it.
+HOST = os.uname().nodename
+
+#: Opens a fresh, empty store whose files (if any) live in the given directory.
+StoreFactory = Callable[[Path], Store]
+
+
+def open_sqlite(directory: Path) -> Store:
+    return SqliteStore(directory / "tasks.db", host=HOST)
+
+
+IMPLEMENTATIONS: dict[str, StoreFactory] = {"sqlite": open_sqlite}
+
+
+@pytest.fixture(scope="session", params=sorted(IMPLEMENTATIONS))
+def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
+    """A factory for fresh stores of one implementation (safe to use per hypothesis example)."""
+    return IMPLEMENTATIONS[request.param]
+
+
+@pytest.fixture
+def store(store_factory: StoreFactory, tmp_path: Path) -> Iterator[Store]:
+    """A fresh store of each implementation, on a real database file in tmp_path."""
+    opened = store_factory(tmp_path)
+    yield opened
+    opened.close()
+
+
+def at(seconds: float) -> datetime:
+    """The fake clock's time `seconds` after T0."""
+    return T0 + timedelta(seconds=seconds)
+
+
+def new_task(
+    module: str = "m",
+    *,
+    title: str = "t",
+    priority: int = 0,
+    due_at: datetime = T0,
+    max_attempts: int = 1,
+    data_json: str = "null",
+    timeout: timedelta | None = None,
+) -> NewTask:
+    """A NewTask running `true`, with the fields a test cares about."""
+    return NewTask(
+        module=module,
+        title=title,
+        target=Target.command(["true"]),
+        data_json=data_json,
+        priority=priority,
+        due_at=due_at,
+        max_attempts=max_attempts,
+        timeout=timeout,
+    )
+
+
+def lease(
+    now: datetime,
+    *,
+    host: str = HOST,
+    pid: int | None = None,
+    ttl: timedelta = timedelta(minutes=5),
+) -> Lease:
+    """A lease held by this process (or `pid` on `host`) for `ttl` from `now`."""
+    return Lease(host=host, pid=os.getpid() if pid is None else pid, expires_at=now + ttl)
+
+
+def fixed_policy() -> RetryPolicy:
+    """The product's retry policy (the `decide` callable), with a seeded random source."""
+    return RetryPolicy(first=timedelta(seconds=10), cap=timedelta(hours=1), rng=random.Random(1234))
+
+
+def decide(task: Task, outcome: Outcome, now: datetime) -> tuple[State, datetime]:
+    """The product's `decide`: RetryPolicy.after_run with a seeded backoff."""
+    return fixed_policy().after_run(task, outcome, now)
+
+
+def get_run(store: Store, run_id: int) -> Run:
+    """One run by id. Not part of `Store`: each backend offers it for its runner and tests."""
+    reader: Callable[[int], Run] = store.get_run  # type: ignore[attr-defined]
+    return reader(run_id)

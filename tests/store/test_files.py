@@ -1,0 +1,304 @@
+"""The store's files (SqliteStore): permissions, refusals that leave files untouched,
+schema migrations, and many processes opening a new store at once."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from taskcron import TaskCron, errors
+from taskcron.config import Config
+from taskcron.model import Scope, State
+from taskcron.store import sqlite as sqlite_module
+from taskcron.store.sqlite import APPLICATION_ID, SCHEMA_VERSION, SqliteStore
+from tests.store.conftest import HOST, T0, new_task
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def snapshot(path: Path) -> tuple[bytes, int]:
+    return path.read_bytes(), path.stat().st_mtime_ns
+
+
+def pragma(path: Path, name: str) -> int:
+    db = sqlite3.connect(path)
+    try:
+        return int(db.execute(f"PRAGMA {name}").fetchone()[0])
+    finally:
+        db.close()
+
+
+# --- permissions --------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_the_home_is_created_0700_and_the_store_0600_under_a_permissive_umask(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "parent" / "home"
+    with TaskCron(config=Config(home=home), clock=lambda: T0) as app:
+        app.schedule("m", command=["true"])
+        db = home / "tasks.db"
+        assert mode(home) == 0o700
+        assert mode(db) == 0o600
+        for companion in (home / "tasks.db-wal", home / "tasks.db-shm"):
+            if companion.exists():
+                assert mode(companion) == 0o600, companion
+
+
+@pytest.mark.usefixtures("umask_022")
+def test_a_store_opened_directly_is_created_0600(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    with SqliteStore(path) as store:
+        store.schedule(new_task(), now=T0)
+        assert mode(path) == 0o600
+
+
+# --- refusals -----------------------------------------------------------------
+
+
+def test_a_store_from_a_newer_taskcron_is_refused_and_left_byte_for_byte(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "tasks.db"
+    with SqliteStore(path) as store:
+        store.schedule(new_task(), now=T0)
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    before = snapshot(path)
+
+    with pytest.raises(errors.StoreVersionError) as caught:
+        SqliteStore(path)
+
+    assert caught.value.found == 99
+    assert caught.value.supported == SCHEMA_VERSION
+    assert snapshot(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tasks.db"]
+    assert pragma(path, "user_version") == 99
+
+
+def test_a_sqlite_file_of_another_application_is_refused_and_left_untouched(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "tasks.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE foo (bar TEXT)")
+    db.execute("INSERT INTO foo VALUES ('keep me')")
+    db.commit()
+    db.close()
+    before = snapshot(path)
+
+    with pytest.raises(errors.ForeignStoreError):
+        SqliteStore(path)
+
+    assert snapshot(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tasks.db"]
+    assert pragma(path, "application_id") == 0
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"hello\n", b"not a database, just some notes\n" * 200, bytes(range(256)) * 8],
+    ids=["short-text", "long-text", "binary"],
+)
+def test_a_file_that_is_not_sqlite_is_refused_and_left_untouched(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "tasks.db"
+    path.write_bytes(content)
+    before = snapshot(path)
+
+    with pytest.raises(errors.ForeignStoreError):
+        SqliteStore(path)
+
+    assert snapshot(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tasks.db"]
+
+
+def test_an_empty_file_becomes_a_new_store(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    path.touch()
+
+    with SqliteStore(path) as store:
+        assert store.migrated_from is None
+        store.schedule(new_task(), now=T0)
+
+    assert pragma(path, "user_version") == SCHEMA_VERSION
+
+
+# --- migrations ---------------------------------------------------------------
+
+
+def test_a_new_store_is_migrated_from_version_0_and_marked_as_taskcrons(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+
+    with SqliteStore(path) as store:
+        assert store.migrated_from is None  # a new file is set up, not "migrated"
+
+    assert pragma(path, "user_version") == SCHEMA_VERSION
+    assert pragma(path, "application_id") == APPLICATION_ID
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    finally:
+        db.close()
+    assert {"tasks", "runs"} <= tables
+
+
+def test_an_older_store_is_migrated_forward_keeping_its_tasks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "tasks.db"
+    with SqliteStore(path, host=HOST) as store:
+        old = store.schedule(new_task("kept"), now=T0)
+    migrations = (*sqlite_module.MIGRATIONS, "CREATE TABLE added_by_next (x INTEGER)")
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", migrations)
+    monkeypatch.setattr(sqlite_module, "SCHEMA_VERSION", len(migrations))
+
+    with SqliteStore(path, host=HOST) as store:
+        assert store.migrated_from == SCHEMA_VERSION
+        assert store.get(old.id) == old
+    with SqliteStore(path, host=HOST) as store:
+        assert store.migrated_from is None  # already current
+
+    assert pragma(path, "user_version") == SCHEMA_VERSION + 1
+    assert pragma(path, "application_id") == APPLICATION_ID
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("SELECT count(*) FROM added_by_next").fetchone() == (0,)
+    finally:
+        db.close()
+
+
+def test_a_failing_migration_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "tasks.db"
+    with SqliteStore(path, host=HOST) as store:
+        store.schedule(new_task(), now=T0)
+    migrations = (*sqlite_module.MIGRATIONS, "CREATE TABLE fine (x); CREATE TABLE tasks (x)")
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", migrations)
+    monkeypatch.setattr(sqlite_module, "SCHEMA_VERSION", len(migrations))
+
+    with pytest.raises(errors.StoreError):
+        SqliteStore(path, host=HOST)
+
+    assert pragma(path, "user_version") == SCHEMA_VERSION
+    db = sqlite3.connect(path)
+    try:
+        names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    finally:
+        db.close()
+    assert "fine" not in names
+
+
+# --- concurrent first use -----------------------------------------------------
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from datetime import datetime, timezone
+    from taskcron.api import ensure_home
+    from taskcron.model import Target
+    from taskcron.store import NewTask
+    from taskcron.store.sqlite import SqliteStore
+
+    home, name, make_home = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
+    print("ready", flush=True)
+    sys.stdin.readline()  # all children start their work on the same signal
+    if make_home:
+        ensure_home(home)
+    now = datetime.now(timezone.utc)
+    with SqliteStore(home / "tasks.db") as store:
+        new = NewTask(module="race", title=name, target=Target.command(["true"]), due_at=now)
+        store.schedule(new, now=now)
+    """
+)
+
+
+def race(home: Path, *, make_home: bool, count: int = 8) -> None:
+    """Start `count` processes, then let them all open the store and schedule at once."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(home), f"p{i}", "1" if make_home else "0"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
+        for i in range(count)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "ready\n"
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        failures = []
+        for proc in procs:
+            _, stderr = proc.communicate(timeout=60)
+            if proc.returncode != 0:
+                failures.append(stderr)
+        assert failures == []
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def titles(path: Path) -> list[str]:
+    with SqliteStore(path, host=HOST) as store:
+        return sorted(t.title for t in store.list(scope=Scope(), states=tuple(State)))
+
+
+@pytest.mark.parametrize("attempt", range(3))  # the races are brief: give them a few chances
+def test_eight_processes_opening_a_new_store_at_once_all_succeed(
+    tmp_path: Path, attempt: int
+) -> None:
+    race(tmp_path, make_home=False)
+
+    assert titles(tmp_path / "tasks.db") == [f"p{i}" for i in range(8)]
+    assert pragma(tmp_path / "tasks.db", "user_version") == SCHEMA_VERSION
+
+
+@pytest.mark.usefixtures("umask_022")
+@pytest.mark.parametrize("attempt", range(2))
+def test_eight_processes_creating_the_same_home_at_once_all_succeed(
+    tmp_path: Path, attempt: int
+) -> None:
+    home = tmp_path / "deep" / "home"
+
+    race(home, make_home=True)
+
+    assert mode(home) == 0o700
+    assert mode(home / "tasks.db") == 0o600
+    assert titles(home / "tasks.db") == [f"p{i}" for i in range(8)]

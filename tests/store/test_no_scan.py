@@ -1,0 +1,134 @@
+"""Choosing the next task never scans (SqliteStore): every statement a claim runs uses an index.
+
+The claim's statements are captured with the connection's trace callback (which
+gives them with their parameters expanded) and each is explained with
+`EXPLAIN QUERY PLAN`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from taskcron.model import Outcome, Scope, State
+from taskcron.store import ClaimOutcome, RunEnd
+from taskcron.store.sqlite import SqliteStore
+from tests.store.conftest import HOST, T0, at, decide, lease, new_task
+
+MODULES = ("app", "app.mail", "app-x", "billing.eu", "reports")
+PRIORITIES = (-1, 0, 2)
+NOW = at(10_000_000)
+SCOPES = [
+    Scope(),
+    Scope(modules=("app",)),
+    Scope(modules=("billing", "reports")),
+    Scope(excepts=("app",)),
+    Scope(modules=("app",), excepts=("app.mail",)),
+]
+
+
+def populate(store: SqliteStore, per_module: int) -> None:
+    """`per_module` tasks in each module: a quarter each done, failed, future and queued."""
+    finished = per_module // 2
+    for module in MODULES:
+        for i in range(finished):
+            store.schedule(new_task(module, priority=PRIORITIES[i % 3], due_at=at(i)), now=T0)
+        below = tuple(m for m in MODULES if m.startswith(module + "."))
+        scope = Scope(modules=(module,), excepts=below)
+        for i in range(finished):
+            got = store.claim_next(scope=scope, now=at(i), lease=lease(at(i)), decide=decide)
+            assert got.outcome is ClaimOutcome.CLAIMED and got.run is not None
+            outcome = Outcome.DONE if i % 2 else Outcome.FAILED
+            end = RunEnd(outcome=outcome, ended_at=at(i), elapsed=0.0)
+            store.finish_run(got.run.id, end, decide=decide)
+    for module in MODULES:
+        for i in range(per_module - finished):
+            future = i % 2 == 0
+            due = NOW + timedelta(days=1 + i) if future else at(1_000 + i)
+            store.schedule(new_task(module, priority=PRIORITIES[i % 3], due_at=due), now=T0)
+    counts = {s: len(store.list(scope=Scope(), states=(s,))) for s in State}
+    assert counts[State.DONE] > 0 and counts[State.FAILED] > 0 and counts[State.QUEUED] > 0
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, SqliteStore]]:
+    """Two stores alike but for their size: 200 and 2000 tasks per module."""
+    opened = {}
+    for per_module in (200, 2000):
+        path = Path(tmp_path_factory.mktemp(f"store{per_module}")) / "tasks.db"
+        opened[per_module] = SqliteStore(path, host=HOST)
+        populate(opened[per_module], per_module)
+    yield opened
+    for store in opened.values():
+        store.close()
+
+
+def leave_a_dead_run(store: SqliteStore) -> None:
+    """A running task whose lease has expired: the next claim in scope recovers it first."""
+    store.schedule(new_task("stuck", due_at=T0), now=T0)
+    got = store.claim_next(scope=Scope(modules=("stuck",)), now=T0, lease=lease(T0), decide=decide)
+    assert got.outcome is ClaimOutcome.CLAIMED
+
+
+def traced_claim(store: SqliteStore, scope: Scope) -> list[str]:
+    """Claim once in `scope` and return every SQL statement the claim ran.
+
+    A dead run waits to be recovered, so the recovery's statements count too. The
+    claimed task is then put back where it stood, so that every claim sees the same line.
+    """
+    recover = Scope(modules=(*scope.modules, "stuck")) if scope.modules else scope
+    leave_a_dead_run(store)
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    try:
+        got = store.claim_next(scope=recover, now=NOW, lease=lease(NOW), decide=decide)
+    finally:
+        store._db.set_trace_callback(None)
+    assert got.outcome is ClaimOutcome.CLAIMED, (scope, got.outcome)
+    assert len(got.recovered) == 1
+    assert got.run is not None and got.task is not None
+    store.finish_run(
+        got.run.id,
+        RunEnd(outcome=Outcome.CONTINUED, ended_at=NOW, elapsed=0.0),
+        decide=lambda task, outcome, now: (State.QUEUED, task.due_at),
+    )
+    return statements
+
+
+def plan(store: SqliteStore, statement: str) -> list[str]:
+    return [row[3] for row in store._db.execute("EXPLAIN QUERY PLAN " + statement)]
+
+
+@pytest.mark.parametrize("scope", SCOPES, ids=repr)
+def test_choosing_the_next_task_never_scans(
+    stores: dict[int, SqliteStore], scope: Scope, tmp_path: Path
+) -> None:
+    store = stores[2000]
+    statements = traced_claim(store, scope)
+
+    explained = 0
+    for statement in statements:
+        if statement.split()[0].upper() not in ("SELECT", "UPDATE", "DELETE"):
+            continue
+        steps = plan(store, statement)
+        explained += 1
+        assert steps, statement
+        for step in steps:
+            assert "SCAN" not in step, (step, statement)
+            assert "TEMP B-TREE" not in step, (step, statement)
+            assert step.startswith("SEARCH"), (step, statement)
+    assert explained >= 5
+
+
+@pytest.mark.parametrize("scope", SCOPES, ids=repr)
+def test_a_claim_runs_as_many_statements_with_ten_times_the_tasks(
+    stores: dict[int, SqliteStore], scope: Scope
+) -> None:
+    small = traced_claim(stores[200], scope)
+    large = traced_claim(stores[2000], scope)
+
+    assert len(large) == len(small)
+    assert len(large) <= 2 * (len(MODULES) + len(PRIORITIES)) + 15

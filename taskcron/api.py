@@ -13,9 +13,11 @@ changes nothing.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -24,11 +26,13 @@ from typing import Any
 
 from taskcron import config as config_module
 from taskcron import errors, logstore
+from taskcron import schedule as schedule_module
 from taskcron.config import Config
 from taskcron.logstore import LogFilter, LogStore
 from taskcron.model import (
     ACTIVE_STATES,
     Outcome,
+    Recurrence,
     Run,
     Scope,
     State,
@@ -46,7 +50,9 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 Records = list[dict[str, Any]]
+Upcoming = list[tuple[datetime, Task]]
 INT64 = (-(2**63), 2**63 - 1)
+_KEY = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
 
 
 def utc_now() -> datetime:
@@ -254,12 +260,27 @@ class TaskCron:
         title: str | None = None,
         max_attempts: int = 1,
         timeout: timedelta | str | float | None = None,
+        cron: str | None = None,
+        every: timedelta | str | float | None = None,
+        tz: str | None = None,
+        at: datetime | str | None = None,
+        delay: timedelta | str | float | None = None,
+        max_lateness: timedelta | str | float | None = None,
+        key: str | None = None,
     ) -> Task:
-        """Add a one-off task to the queue, due now, and return it.
+        """Add a task to the queue and return it.
 
         Exactly one of `call` (`package.module:function`), `task` (a registered
         name) or `command` (an argv) says what it runs. `data` is any
         JSON-serialisable value; `data_json` passes JSON text as it is.
+
+        A one-off task is due now, or at `at`, or after `delay`. With `cron`
+        (read in `tz`: default the config's `timezone`, else the system's) or
+        `every`, the task recurs: first due at its next fire time after now
+        (`every`: now + the period) unless `at`/`delay` says otherwise, then
+        again after each run ends. `max_lateness` skips a run that is later
+        than that. With `key`, a task of the same module id and key that is
+        queued or running is returned instead of adding another.
         """
         module = parse_module_id(module)
         chosen = [t for t in (call, task, command) if t is not None]
@@ -291,28 +312,105 @@ class TaskCron:
         limit = _duration(timeout)
         if limit is not None and limit <= timedelta(0):
             raise errors.DurationError(str(timeout), "a timeout must be more than zero")
+        recurrence = self._recurrence(cron, every, tz)
+        lateness = _duration(max_lateness)
+        if lateness is not None and lateness <= timedelta(0):
+            raise errors.DurationError(str(max_lateness), "a max lateness must be more than zero")
+        if key is not None and not _KEY.fullmatch(key):
+            raise errors.InputError(
+                f"invalid key {key!r}: expected 1 to 255 characters, no control"
+            )
         now = self.clock()
+        due_at = self._first_due(now, recurrence, at, delay, tz)
         new = NewTask(
             module=module,
             title=str(target) if title is None else title,
             target=target,
             data_json=text,
             priority=priority,
-            due_at=now,
+            due_at=due_at,
             max_attempts=max_attempts,
             timeout=limit,
+            recurrence=recurrence,
+            max_lateness=lateness,
+            key=key,
         )
         created = self.store.schedule(new, now=now)
-        self._emit(
-            "task.scheduled",
-            task=created,
-            message=f"scheduled {created.title}",
-            title=created.title,
-            target=created.target.to_json(),
-            priority=created.priority,
-            due_at=iso(created.due_at),
-        )
+        if created.created_at == now:
+            self._emit(
+                "task.scheduled",
+                task=created,
+                message=f"scheduled {created.title}",
+                title=created.title,
+                target=created.target.to_json(),
+                priority=created.priority,
+                due_at=iso(created.due_at),
+                schedule=None if recurrence is None else recurrence.to_json(),
+                key=key,
+            )
         return created
+
+    def _recurrence(
+        self, cron: str | None, every: timedelta | str | float | None, tz: str | None
+    ) -> Recurrence | None:
+        if cron is not None and every is not None:
+            raise errors.InputError("give --cron or --every, not both")
+        if tz is not None:
+            schedule_module.zone(tz)
+        if cron is not None:
+            schedule_module.validate_cron(cron)
+            return Recurrence(cron=cron.strip(), tz=tz or self.timezone)
+        if every is not None:
+            period = _duration(every)
+            assert period is not None
+            if period <= timedelta(0):
+                raise errors.DurationError(str(every), "a period must be more than zero")
+            return Recurrence(every=period)
+        return None
+
+    @property
+    def timezone(self) -> str:
+        """The zone cron expressions are read in by default: the config's, else the system's."""
+        return self.config.timezone or config_module.system_timezone()
+
+    def _first_due(
+        self,
+        now: datetime,
+        recurrence: Recurrence | None,
+        at: datetime | str | None,
+        delay: timedelta | str | float | None,
+        tz: str | None,
+    ) -> datetime:
+        if at is not None and delay is not None:
+            raise errors.InputError("give --at or --in, not both")
+        if delay is not None:
+            wait = _duration(delay)
+            assert wait is not None
+            return now + wait
+        if at is not None:
+            return self._parse_time(at, tz)
+        if recurrence is not None:
+            return schedule_module.next_due(recurrence, now)
+        return now
+
+    def _parse_time(self, value: datetime | str, tz: str | None) -> datetime:
+        """An ISO 8601 time; one without an offset is read in `tz` (or the default zone)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.endswith(("Z", "z")):
+                text = text[:-1] + "+00:00"
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                raise errors.InputError(
+                    f"invalid time {value!r}: expected ISO 8601, e.g. 2026-12-24T18:00 or "
+                    "2026-12-24T18:00:00+01:00"
+                ) from None
+        else:
+            moment = value
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=schedule_module.zone(tz or self.timezone))
+        return moment.astimezone(timezone.utc)
 
     def get(self, task_id: int) -> Task:
         """The task with its runs; `TaskNotFoundError` if there is none."""
@@ -333,6 +431,26 @@ class TaskCron:
         else:
             states = tuple(State) if all else ACTIVE_STATES
         return self.store.list(scope=scope, states=states)
+
+    def upcoming(
+        self, *, modules: Iterable[str] = (), excepts: Iterable[str] = (), count: int = 10
+    ) -> Upcoming:
+        """The next `count` due times of queued tasks in scope, soonest first.
+
+        A recurring task appears at each of its fire times, as if every run
+        ended the moment it started.
+        """
+        queued = self.list(modules=modules, excepts=excepts, state=State.QUEUED)
+        heap = [(task.due_at, task.id, task) for task in queued]
+        heapq.heapify(heap)
+        found: Upcoming = []
+        while heap and len(found) < count:
+            due, _, task = heapq.heappop(heap)
+            found.append((due, task))
+            if task.recurrence is not None:
+                later = schedule_module.next_due(task.recurrence, due)
+                heapq.heappush(heap, (later, task.id, task))
+        return found
 
     def cancel(self, task_id: int) -> Task:
         """Withdraw a queued task."""
@@ -400,8 +518,21 @@ class TaskCron:
         now = self.clock()
         lease = self._lease(now)
         claim = self.store.claim_next(
-            scope=scope, now=now, lease=lease, decide=self.policy.after_run
+            scope=scope,
+            now=now,
+            lease=lease,
+            decide=self.policy.after_run,
+            skip=self.policy.after_skip,
         )
+        for skipped in claim.skipped:
+            self._emit(
+                "task.skipped",
+                level="warning",
+                task=skipped,
+                message=f"skipped: later than its max lateness; now {skipped.state.value}",
+                state=skipped.state.value,
+                next_due_at=iso(skipped.due_at) if skipped.state is State.QUEUED else None,
+            )
         for item in claim.recovered:
             self._stop_orphan(item.task, item.run)
             self._emit_end(item.task, item.run)

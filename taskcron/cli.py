@@ -166,6 +166,17 @@ def _read_data(value: str) -> str:
 @click.option("--title", metavar="T", help="A human title. [default: the target]")
 @click.option("--max-attempts", type=int, default=1, show_default=True, help="Runs before failed.")
 @click.option("--timeout", metavar="DUR", help="Kill a run after DUR (e.g. 90s, 5m).")
+@click.option("--cron", metavar="EXPR", help="Recur by a cron expression (5 fields or @daily...).")
+@click.option("--every", metavar="DUR", help="Recur DUR after each run ends (e.g. 5m, 2h, 1d).")
+@click.option(
+    "--tz", metavar="ZONE", help="Time zone of --cron and --at. [default: config, system]"
+)
+@click.option("--in", "delay", metavar="DUR", help="First due after DUR.")
+@click.option("--at", metavar="TIME", help="First due at TIME (ISO 8601).")
+@click.option("--max-lateness", metavar="DUR", help="Skip a run that is later than DUR.")
+@click.option(
+    "--key", metavar="KEY", help="Return the waiting task of this module and key, if any."
+)
 @json_option
 @click.pass_context
 def schedule(
@@ -179,6 +190,13 @@ def schedule(
     title: str | None,
     max_attempts: int,
     timeout: str | None,
+    cron: str | None,
+    every: str | None,
+    tz: str | None,
+    delay: str | None,
+    at: str | None,
+    max_lateness: str | None,
+    key: str | None,
     as_json: bool,
 ) -> None:
     """Add a task for MODULE (a dotted module id) and print its id.
@@ -186,8 +204,9 @@ def schedule(
     \b
     Examples:
       taskcron schedule billing.invoices --call myapp.billing:send --data '{"day": 1}'
-      taskcron schedule reports --task weekly_report --priority 5
-      taskcron schedule backups -- /usr/local/bin/backup --full
+      taskcron schedule reports --task weekly_report --cron "0 6 * * mon" --tz Europe/Berlin
+      taskcron schedule backups --every 1d -- /usr/local/bin/backup --full
+      taskcron schedule mail --in 10m --key welcome-42 --task send_welcome
     """
     from taskcron.model import parse_module_id
 
@@ -205,6 +224,13 @@ def schedule(
         title=title,
         max_attempts=max_attempts,
         timeout=timeout,
+        cron=cron,
+        every=every,
+        tz=tz,
+        at=at,
+        delay=delay,
+        max_lateness=max_lateness,
+        key=key,
     )
     if as_json:
         render.json_out(created.to_json())
@@ -299,6 +325,42 @@ def list_(
         render.json_out([t.to_json(runs=False) for t in tasks])
     else:
         render.task_table(tasks)
+
+
+@cli.command(name="next")
+@module_option
+@except_option
+@click.option(
+    "-n",
+    "--count",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="How many due times to list.",
+)
+@json_option
+@click.pass_context
+def next_(
+    ctx: click.Context,
+    modules: tuple[str, ...],
+    excepts: tuple[str, ...],
+    count: int,
+    as_json: bool,
+) -> None:
+    """List the upcoming due times of queued tasks in scope, soonest first.
+
+    A recurring task appears once per fire time (as if each run took no time).
+    """
+    from taskcron.model import Scope
+
+    Scope.parse(modules, excepts)
+    upcoming = _app(ctx).upcoming(modules=modules, excepts=excepts, count=count)
+    if as_json:
+        render.json_out(
+            [{"due_at": due.isoformat(), **task.to_json(runs=False)} for due, task in upcoming]
+        )
+    else:
+        render.upcoming_table(upcoming)
 
 
 @cli.command()

@@ -9,6 +9,7 @@ relative to the file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Mapping
@@ -70,6 +71,26 @@ class Config:
         """Directories to put first on sys.path, in order, for task code."""
         first = () if self.directory is None else (self.directory,)
         return first + self.pythonpath
+
+
+def system_timezone() -> str:
+    """The IANA name of the system's time zone: $TZ, else /etc/localtime's target, else UTC."""
+    import zoneinfo
+
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    with contextlib.suppress(OSError):
+        candidates.append(str(Path("/etc/localtime").readlink()).partition("zoneinfo/")[2])
+    with contextlib.suppress(OSError):
+        candidates.append(Path("/etc/timezone").read_text().strip())
+    for name in candidates:
+        if not name:
+            continue
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            continue
+        return name
+    return "UTC"
 
 
 def find_config_file(explicit: str | os.PathLike[str] | None = None) -> tuple[Path, bool] | None:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from taskcron import errors
 
@@ -259,6 +259,45 @@ def _require_aware(name: str, moment: datetime | None) -> None:
         raise ValueError(f"{name} must be timezone-aware")
 
 
+class Next(NamedTuple):
+    """Where a task goes next: its state and due time, and whether its attempts start over."""
+
+    state: State
+    due_at: datetime
+    reset_attempts: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recurrence:
+    """When a recurring task comes back: a cron expression in a time zone, or a period."""
+
+    cron: str | None = None  #: Five fields or an @-word, Debian cron's meaning.
+    every: timedelta | None = None
+    tz: str = "UTC"  #: The IANA zone the cron expression is read in.
+
+    def __post_init__(self) -> None:
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("a recurrence has either cron or every")
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"cron": ..., "tz": ...}` or `{"every": seconds}`."""
+        if self.every is not None:
+            return {"every": self.every.total_seconds()}
+        return {"cron": self.cron, "tz": self.tz}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Recurrence:
+        """The inverse of `to_json`."""
+        if "every" in obj:
+            return cls(every=timedelta(seconds=obj["every"]))
+        return cls(cron=obj["cron"], tz=obj.get("tz", "UTC"))
+
+    def __str__(self) -> str:
+        if self.every is not None:
+            return f"every {format_duration(self.every)}"
+        return f"{self.cron} ({self.tz})"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Run:
     """One execution attempt of a task."""
@@ -321,6 +360,10 @@ class Task:
     created_at: datetime
     updated_at: datetime
     result_json: str | None = None  #: What the last successful run returned, as JSON text.
+    recurrence: Recurrence | None = None  #: None for a one-off task.
+    max_lateness: timedelta | None = None  #: Skip a run that is later than this.
+    key: str | None = None  #: At most one queued or running task per module id and key.
+    last_outcome: Outcome | None = None  #: How its newest run ended (None: never ran).
     runs: tuple[Run, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -359,6 +402,12 @@ class Task:
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
             "result": self.result,
+            "schedule": None if self.recurrence is None else self.recurrence.to_json(),
+            "max_lateness": None
+            if self.max_lateness is None
+            else self.max_lateness.total_seconds(),
+            "key": self.key,
+            "last_outcome": None if self.last_outcome is None else self.last_outcome.value,
         }
         if runs:
             obj["runs"] = [run.to_json() for run in self.runs]

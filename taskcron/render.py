@@ -132,12 +132,16 @@ def _when(moment: datetime | None) -> str:
 
 
 def task_table(tasks: Sequence[Task], *, out: Console | None = None) -> None:
-    """The `list` table: id, module, title, state, priority, due, attempts."""
+    """The `list` table: id, module, title, state, priority, due, attempts.
+
+    When any task listed recurs, two more columns: its schedule and how its
+    last run ended.
+    """
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for name, justify in (
+    recurring = any(task.recurrence is not None for task in tasks)
+    columns = [
         ("id", "right"),
         ("module", "left"),
         ("title", "left"),
@@ -145,10 +149,14 @@ def task_table(tasks: Sequence[Task], *, out: Console | None = None) -> None:
         ("priority", "right"),
         ("due", "left"),
         ("attempts", "right"),
-    ):
+    ]
+    if recurring:
+        columns += [("schedule", "left"), ("last", "left")]
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name, justify in columns:
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for task in tasks:
-        table.add_row(
+        cells = [
             Text(str(task.id)),
             Text(task.module),
             Text(one_line(task.title)),
@@ -156,6 +164,40 @@ def task_table(tasks: Sequence[Task], *, out: Console | None = None) -> None:
             Text(str(task.priority)),
             Text(_when(task.due_at)),
             Text(f"{task.attempts}/{task.max_attempts}"),
+        ]
+        if recurring:
+            schedule = "-" if task.recurrence is None else one_line(str(task.recurrence))
+            cells += [Text(schedule), _outcome(task)]
+        table.add_row(*cells)
+    _print(out or console(), table)
+
+
+def _outcome(task: Task) -> Any:
+    from rich.text import Text
+
+    if task.last_outcome is None:
+        return Text("-")
+    value = task.last_outcome.value
+    return Text(value, style=_STATE_STYLES.get(value, ""))
+
+
+def upcoming_table(
+    upcoming: Sequence[tuple[datetime, Task]], *, out: Console | None = None
+) -> None:
+    """The `next` table: due time, id, module, title, schedule."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name in ("due", "id", "module", "title", "schedule"):
+        table.add_column(name, justify="right" if name == "id" else "left", overflow="fold")
+    for due, task in upcoming:
+        table.add_row(
+            Text(_when(due)),
+            Text(str(task.id)),
+            Text(task.module),
+            Text(one_line(task.title)),
+            Text("-" if task.recurrence is None else one_line(str(task.recurrence))),
         )
     _print(out or console(), table)
 
@@ -197,6 +239,9 @@ def task_detail(task: Task, *, out: Console | None = None) -> None:
         ("due", _when(task.due_at)),
         ("attempts", f"{task.attempts}/{task.max_attempts}"),
         ("timeout", "-" if task.timeout is None else format_duration(task.timeout)),
+        *([("schedule", one_line(str(task.recurrence)))] if task.recurrence else []),
+        *([("lateness", format_duration(task.max_lateness))] if task.max_lateness else []),
+        *([("key", one_line(task.key))] if task.key is not None else []),
         ("created", _when(task.created_at)),
         ("updated", _when(task.updated_at)),
         ("data", visible(data)),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from taskcron import errors
-from taskcron.model import Outcome, State, Task
+from taskcron.model import Next, Outcome, Recurrence, State, Task
 
 JITTER = 0.2
 
@@ -31,30 +31,70 @@ def backoff(
     return timedelta(seconds=min(base * factor, cap.total_seconds()))
 
 
+def next_due(recurrence: Recurrence, after: datetime) -> datetime:
+    """When a recurring task is due next: strictly after `after`, in UTC."""
+    if recurrence.every is not None:
+        return after + recurrence.every
+    assert recurrence.cron is not None
+    return CronExpr.parse(recurrence.cron).next_after(after, zone(recurrence.tz))
+
+
+@functools.lru_cache(maxsize=64)
+def zone(name: str) -> tzinfo:
+    """The IANA time zone `name`, or `InputError`."""
+    import zoneinfo
+
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise errors.InputError(
+            f"unknown time zone {name!r} (expected an IANA name such as Europe/Berlin)"
+        ) from None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
-    """Where a task goes after a run: done, retried after a backoff, or failed."""
+    """Where a task goes after a run: done, retried after a backoff, failed, or its next time."""
 
     first: timedelta = timedelta(seconds=10)
     cap: timedelta = timedelta(hours=1)
     rng: random.Random = field(default_factory=random.Random)
 
-    def after_run(self, task: Task, outcome: Outcome, now: datetime) -> tuple[State, datetime]:
+    def after_run(self, task: Task, outcome: Outcome, now: datetime) -> Next:
         """The task's new state and due time once a run ended with `outcome` at `now`.
 
-        A success makes a one-off task `done`. A failure, timeout or
-        interruption queues it again after the backoff while attempts are left,
-        and makes it `failed` once they are spent. A step that asked to go on
-        later goes to the back of the line at once.
+        A one-off task: a success makes it `done`; a failure, timeout or
+        interruption queues it again after the backoff while attempts are
+        left, and makes it `failed` once they are spent. A recurring task
+        always goes back to `queued`: at its next due time after `now` (its
+        attempts reset) after a success or once its attempts are spent, or
+        after the backoff (never past that next time) to try again. A step
+        that asked to go on later goes to the back of the line at once.
         """
-        if outcome is Outcome.DONE:
-            return State.DONE, task.due_at
         if outcome is Outcome.CONTINUED:
-            return State.QUEUED, now
+            return Next(State.QUEUED, now)
+        if task.recurrence is not None:
+            upcoming = next_due(task.recurrence, now)
+            if outcome is Outcome.DONE or task.attempts >= task.max_attempts:
+                return Next(State.QUEUED, upcoming, reset_attempts=True)
+            wait = backoff(task.attempts, first=self.first, cap=self.cap, rng=self.rng)
+            return Next(State.QUEUED, min(now + wait, upcoming))
+        if outcome is Outcome.DONE:
+            return Next(State.DONE, task.due_at)
         if task.attempts < task.max_attempts:
             wait = backoff(task.attempts, first=self.first, cap=self.cap, rng=self.rng)
-            return State.QUEUED, now + wait
-        return State.FAILED, task.due_at
+            return Next(State.QUEUED, now + wait)
+        return Next(State.FAILED, task.due_at)
+
+    def after_skip(self, task: Task, now: datetime) -> Next:
+        """Where a task goes that is later than its max lateness at `now`.
+
+        A recurring task moves to its next due time after `now`; a one-off
+        task is cancelled.
+        """
+        if task.recurrence is not None:
+            return Next(State.QUEUED, next_due(task.recurrence, now), reset_attempts=True)
+        return Next(State.CANCELLED, task.due_at)
 
 
 # --- cron expressions ---------------------------------------------------------

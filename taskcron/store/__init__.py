@@ -31,10 +31,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from taskcron.model import Outcome, Run, Scope, State, Target, Task
+from taskcron.model import Next, Outcome, Recurrence, Run, Scope, State, Target, Task
 
-#: Where a task goes after a run ended with an outcome at a time: its new state and due time.
-Decide = Callable[[Task, Outcome, datetime], tuple[State, datetime]]
+#: Where a task goes after a run ended with an outcome at a time.
+Decide = Callable[[Task, Outcome, datetime], "Next | tuple[State, datetime]"]
+#: Where a task goes when it is skipped at a time, being later than its max lateness.
+Skip = Callable[[Task, datetime], "Next | tuple[State, datetime]"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +51,9 @@ class NewTask:
     due_at: datetime
     max_attempts: int = 1
     timeout: timedelta | None = None
+    recurrence: Recurrence | None = None
+    max_lateness: timedelta | None = None
+    key: str | None = None  #: Return the queued or running task of this module and key, if any.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,13 +104,14 @@ class Claim:
     task: Task | None = None  #: The claimed task (CLAIMED) or the running one (BUSY).
     run: Run | None = None  #: The run just opened, for CLAIMED.
     recovered: tuple[Recovered, ...] = ()
+    skipped: tuple[Task, ...] = ()  #: Due tasks passed over for being too late, as left.
 
 
 class Store(Protocol):
     """A task store. Times are aware UTC datetimes; ids are positive integers."""
 
     def schedule(self, new: NewTask, *, now: datetime) -> Task:
-        """Add a queued task and return it."""
+        """Add a queued task and return it; with a key, the one already waiting if any."""
         ...
 
     def get(self, task_id: int) -> Task:
@@ -137,8 +143,20 @@ class Store(Protocol):
         """Delete a task that is not running, with its runs; return it as it was."""
         ...
 
-    def claim_next(self, *, scope: Scope, now: datetime, lease: Lease, decide: Decide) -> Claim:
-        """Recover dead runs in scope, then claim the next due task unless scope is busy."""
+    def claim_next(
+        self,
+        *,
+        scope: Scope,
+        now: datetime,
+        lease: Lease,
+        decide: Decide,
+        skip: Skip | None = None,
+    ) -> Claim:
+        """Recover dead runs in scope, then claim the next due task unless scope is busy.
+
+        Due tasks later than their `max_lateness` are moved where `skip` says
+        and passed over.
+        """
         ...
 
     def renew_lease(self, run_id: int, *, lease: Lease) -> bool:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from taskcron import errors
-from taskcron.model import Outcome, Run, Scope, State, Target, Task, covers
+from taskcron.model import Next, Outcome, Recurrence, Run, Scope, State, Target, Task, covers
 from taskcron.store import (
     Claim,
     ClaimOutcome,
@@ -33,6 +33,7 @@ from taskcron.store import (
     NewTask,
     Recovered,
     RunEnd,
+    Skip,
 )
 
 log = logging.getLogger(__name__)
@@ -89,13 +90,22 @@ CREATE TABLE runs (
 CREATE INDEX runs_task ON runs (task_id, id);
 """
 
+_V2 = """
+ALTER TABLE tasks ADD COLUMN schedule TEXT;
+ALTER TABLE tasks ADD COLUMN max_lateness REAL;
+ALTER TABLE tasks ADD COLUMN key TEXT;
+CREATE INDEX tasks_key ON tasks (module, key) WHERE key IS NOT NULL
+    AND state IN ('queued', 'running');
+"""
+
 #: MIGRATIONS[n] takes a store from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _TASK_COLUMNS = (
     "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
-    " timeout, created_at, updated_at, result"
+    " timeout, created_at, updated_at, result, schedule, max_lateness, key,"
+    " (SELECT outcome FROM runs WHERE runs.task_id = tasks.id ORDER BY runs.id DESC LIMIT 1)"
 )
 _RUN_COLUMNS = (
     "id, task_id, attempt, started_at, ended_at, elapsed, outcome, exit_code, error,"
@@ -129,6 +139,10 @@ def _task(row: Sequence[Any], runs: tuple[Run, ...] = ()) -> Task:
         created_at=from_micros(row[11]),
         updated_at=from_micros(row[12]),
         result_json=row[13],
+        recurrence=None if row[14] is None else Recurrence.from_json(json.loads(row[14])),
+        max_lateness=None if row[15] is None else timedelta(seconds=row[15]),
+        key=row[16],
+        last_outcome=None if row[17] is None else Outcome(row[17]),
         runs=runs,
     )
 
@@ -389,12 +403,21 @@ class SqliteStore:
     # --- writing ----------------------------------------------------------
 
     def schedule(self, new: NewTask, *, now: datetime) -> Task:
-        """Add a queued task and return it."""
+        """Add a queued task and return it; with a key, the one already waiting if any."""
         with self._transaction() as db:
+            if new.key is not None:
+                row = db.execute(
+                    "SELECT id FROM tasks INDEXED BY tasks_key WHERE module = ? AND key = ?"
+                    " AND key IS NOT NULL AND state IN ('queued', 'running') LIMIT 1",
+                    (new.module, new.key),
+                ).fetchone()
+                if row is not None:
+                    return self._load(db, row[0])
             cursor = db.execute(
                 "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"
-                " attempts, max_attempts, timeout, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, 'queued', ?, 0, ?, ?, ?, ?)",
+                " attempts, max_attempts, timeout, created_at, updated_at, schedule,"
+                " max_lateness, key)"
+                " VALUES (?, ?, ?, ?, ?, 'queued', ?, 0, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     new.module,
                     new.title,
@@ -406,6 +429,9 @@ class SqliteStore:
                     None if new.timeout is None else new.timeout.total_seconds(),
                     to_micros(now),
                     to_micros(now),
+                    None if new.recurrence is None else json.dumps(new.recurrence.to_json()),
+                    None if new.max_lateness is None else new.max_lateness.total_seconds(),
+                    new.key,
                 ),
             )
             assert cursor.lastrowid is not None
@@ -447,8 +473,20 @@ class SqliteStore:
 
     # --- claiming ---------------------------------------------------------
 
-    def claim_next(self, *, scope: Scope, now: datetime, lease: Lease, decide: Decide) -> Claim:
-        """Recover dead runs in scope, then claim the next due task unless scope is busy."""
+    def claim_next(
+        self,
+        *,
+        scope: Scope,
+        now: datetime,
+        lease: Lease,
+        decide: Decide,
+        skip: Skip | None = None,
+    ) -> Claim:
+        """Recover dead runs in scope, then claim the next due task unless scope is busy.
+
+        A due task later than its `max_lateness` is not run: `skip` says where
+        it goes, and the claim goes on to the next due task.
+        """
         with self._transaction() as db:
             recovered = tuple(self._expire(db, scope, now, decide))
             where, params = _scope_sql(scope)
@@ -461,10 +499,18 @@ class SqliteStore:
                     task=self._load(db, running[0], runs=False),
                     recovered=recovered,
                 )
-            chosen = self._pick(db, scope, to_micros(now))
-            if chosen is None:
-                return Claim(outcome=ClaimOutcome.IDLE, recovered=recovered)
-            task = self._load(db, chosen, runs=False)
+            skipped: list[Task] = []
+            while True:
+                chosen = self._pick(db, scope, to_micros(now))
+                if chosen is None:
+                    return Claim(
+                        outcome=ClaimOutcome.IDLE, recovered=recovered, skipped=tuple(skipped)
+                    )
+                task = self._load(db, chosen, runs=False)
+                late = task.max_lateness is not None and now - task.due_at > task.max_lateness
+                if skip is None or not late:
+                    break
+                skipped.append(self._move(db, task, skip(task, now), now))
             attempt = task.attempts + 1
             cursor = db.execute(
                 "INSERT INTO runs (task_id, attempt, started_at, host, pid) VALUES (?, ?, ?, ?, ?)",
@@ -486,7 +532,11 @@ class SqliteStore:
             )
             task = self._load(db, chosen)
             return Claim(
-                outcome=ClaimOutcome.CLAIMED, task=task, run=task.runs[-1], recovered=recovered
+                outcome=ClaimOutcome.CLAIMED,
+                task=task,
+                run=task.runs[-1],
+                recovered=recovered,
+                skipped=tuple(skipped),
             )
 
     def _heads(self, db: sqlite3.Connection, scope: Scope) -> Iterator[tuple[str, int, int]]:
@@ -599,16 +649,27 @@ class SqliteStore:
                 ),
             )
         task = self._load(db, task_id)
-        state, due_at = decide(task, end.outcome, end.ended_at)
-        result_sql = ", result = ?" if end.outcome is Outcome.DONE else ""
-        result_params: tuple[Any, ...] = (end.result_json,) if end.outcome is Outcome.DONE else ()
+        if end.outcome is Outcome.DONE:
+            db.execute("UPDATE tasks SET result = ? WHERE id = ?", (end.result_json, task_id))
+        return self._move(db, task, decide(task, end.outcome, end.ended_at), end.ended_at)
+
+    def _move(
+        self,
+        db: sqlite3.Connection,
+        task: Task,
+        where: Next | tuple[State, datetime],
+        now: datetime,
+    ) -> Task:
+        """Put a task where a policy said (state, due time, attempts reset?); drop its lease."""
+        state, due_at = where[0], where[1]
+        reset = len(where) > 2 and bool(where[2])
         db.execute(
             "UPDATE tasks SET state = ?, due_at = ?, updated_at = ?, run_id = NULL,"
-            f" lease_host = NULL, lease_pid = NULL, lease_expires_at = NULL{result_sql}"
-            " WHERE id = ?",
-            (state.value, to_micros(due_at), to_micros(end.ended_at), *result_params, task_id),
+            " lease_host = NULL, lease_pid = NULL, lease_expires_at = NULL,"
+            " attempts = CASE WHEN ? THEN 0 ELSE attempts END WHERE id = ?",
+            (state.value, to_micros(due_at), to_micros(now), int(reset), task.id),
         )
-        return self._load(db, task_id)
+        return self._load(db, task.id)
 
     def renew_lease(self, run_id: int, *, lease: Lease) -> bool:
         """Extend the lease of a running run; False if the run is no longer ours."""

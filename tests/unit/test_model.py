@@ -40,6 +40,10 @@ TASK_KEYS = {
     "created_at",
     "updated_at",
     "result",
+    "schedule",
+    "max_lateness",
+    "key",
+    "last_outcome",
     "runs",
 }
 RUN_KEYS = {

@@ -357,7 +357,7 @@ def next_(
     upcoming = _app(ctx).upcoming(modules=modules, excepts=excepts, count=count)
     if as_json:
         render.json_out(
-            [{"due_at": due.isoformat(), **task.to_json(runs=False)} for due, task in upcoming]
+            [{**task.to_json(runs=False), "due_at": due.isoformat()} for due, task in upcoming]
         )
     else:
         render.upcoming_table(upcoming)

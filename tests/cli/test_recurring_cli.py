@@ -1,0 +1,66 @@
+"""Recurring and delayed tasks through the installed console script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+Run = Callable[..., subprocess.CompletedProcess[Any]]
+
+
+def test_a_recurring_task_comes_back_after_its_run(run_cli: Run) -> None:
+    created = run_cli("schedule", "m", "--every", "1h", "--at", "2000-01-01T00:00Z", "--json",
+                      "--", "true")  # fmt: skip
+    task = json.loads(created.stdout)
+    assert task["schedule"] == {"every": 3600.0}
+    assert task["due_at"] == "2000-01-01T00:00:00+00:00"
+    tick = run_cli("tick")
+    assert (tick.returncode, tick.stdout, tick.stderr) == (0, "", "")
+    shown = json.loads(run_cli("show", "1", "--json").stdout)
+    assert shown["state"] == "queued"
+    assert shown["last_outcome"] == "done"
+    due = datetime.fromisoformat(shown["due_at"])
+    ended = datetime.fromisoformat(shown["runs"][0]["ended_at"])
+    assert due == ended + timedelta(hours=1)
+    assert run_cli("tick", "--json").stdout == '{"outcome": "idle", "task": null}\n'
+
+
+def test_list_and_next_show_schedules(run_cli: Run) -> None:
+    run_cli("schedule", "reports", "--cron", "0 6 * * mon", "--tz", "Europe/Berlin", "--", "true")
+    run_cli("schedule", "mail", "--in", "10m", "--", "true")
+    listing = run_cli("list", env={"COLUMNS": "200"}).stdout.splitlines()
+    assert listing[0].split() == [
+        "id", "module", "title", "state", "priority", "due", "attempts", "schedule", "last",
+    ]  # fmt: skip
+    assert "0 6 * * mon (Europe/Berlin)" in listing[1] + listing[2]
+    upcoming = json.loads(run_cli("next", "-n", "3", "--json").stdout)
+    assert [u["id"] for u in upcoming] == [2, 1, 1]
+    dues = [datetime.fromisoformat(u["due_at"]) for u in upcoming]
+    assert dues == sorted(dues)
+    assert dues[2] - dues[1] == timedelta(days=7)
+    berlin = dues[1].astimezone(timezone(timedelta(hours=1)))  # Berlin in winter or summer
+    assert berlin.minute == 0 and berlin.hour in (5, 6)
+
+
+def test_a_key_returns_the_same_task_id(run_cli: Run) -> None:
+    first = run_cli("schedule", "mail", "--key", "welcome-42", "--", "true").stdout
+    again = run_cli("schedule", "mail", "--key", "welcome-42", "--", "true").stdout
+    assert first == again == "1\n"
+
+
+def test_bad_cron_input_is_one_line_and_exit_2(run_cli: Run) -> None:
+    for args, message in [
+        (("--cron", "0 0 L * *"), "invalid cron expression '0 0 L * *': "),
+        (("--cron", "* * * * * *"), "invalid cron expression '* * * * * *': expected 5 fields"),
+        (("--every", "-5m"), "invalid duration '-5m': must not be negative"),
+        (("--cron", "@daily", "--tz", "Nowhere/City"), "unknown time zone 'Nowhere/City'"),
+        (("--at", "next week"), "invalid time 'next week': expected ISO 8601"),
+    ]:
+        result = run_cli("schedule", "m", *args, "--", "true")
+        assert result.returncode == 2, result
+        assert result.stderr.startswith(f"taskcron: error: {message}")
+        assert result.stderr.count("\n") == 1
+    assert json.loads(run_cli("list", "--all", "--json").stdout) == []

@@ -1,6 +1,6 @@
 """Benchmark: `taskcron log -n 20` on a small log and on a large one, as a ratio.
 
-    python tests/bench/bench_log.py [--runs N] [--size-mb N]
+    python -m tests.bench.bench_log [--runs N] [--size-mb N]
 
 The large log is a real file of JSON records (written once, `--size-mb`,
 default 1024). `log -n 20` reads from the end, so both figures should be the
@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from tests.bench.timing import wall
 
 
 def make_log(home: Path, size: int) -> None:
@@ -45,15 +44,6 @@ def make_log(home: Path, size: int) -> None:
             written += len(block)
 
 
-def wall(argv: list[str], env: dict[str, str], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
@@ -67,7 +57,7 @@ def main() -> None:
             home = Path(tmp)
             make_log(home, size)
             env = {**base, "TASKCRON_HOME": str(home)}
-            results[label] = wall([script, "log", "-n", "20", "--json"], env, args.runs)
+            results[label] = wall([script, "log", "-n", "20", "--json"], args.runs, env)
     (small_label, small), (large_label, large) = results.items()
     print(f"log -n 20, {small_label:>8} log  {small:8.1f} ms  (floor)")
     print(f"log -n 20, {large_label:>8} log  {large:8.1f} ms  ({large / small:.2f}x floor)")

@@ -1,6 +1,6 @@
 """Benchmarks of the tick path, as ratios against floors measured in the same run.
 
-    python tests/bench/bench_tick.py [--runs N] [--tasks N]
+    python -m tests.bench.bench_tick [--runs N] [--tasks N]
 
 Prints:
 - the wall time of an idle `taskcron tick` against the floor of starting
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,16 +28,7 @@ from taskcron.model import Outcome, Scope, State, Target
 from taskcron.schedule import RetryPolicy
 from taskcron.store import Lease, NewTask, RunEnd
 from taskcron.store.sqlite import SqliteStore
-
-
-def wall(argv: list[str], runs: int, env: dict[str, str]) -> float:
-    """Median wall time of `argv`, in milliseconds."""
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+from tests.bench.timing import wall
 
 
 def fill(store: SqliteStore, count: int, now: datetime) -> None:

@@ -10,10 +10,13 @@ tc schedule billing.invoices --task send_invoice --data '{"invoice": 1002, "cust
 tc schedule media.images --task resize-images --data '{"images": ["a.png", "b.png"]}'
 tc schedule reports --call shop_tasks:nightly_report --title "nightly report"
 tc schedule backups --title "disk usage" -- df -h /
+tc schedule reports.daily --cron "0 6 * * *" --call shop_tasks:nightly_report --title "daily report"
 
 echo "--- queued:"
 tc list
 echo "--- five ticks:"
 for _ in 1 2 3 4 5; do tc tick -v; done
-echo "--- afterwards:"
+echo "--- afterwards (the daily report waits for 06:00):"
 tc list --all
+echo "--- the last records of the log:"
+tc log -n 8

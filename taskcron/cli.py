@@ -492,6 +492,153 @@ def prune(ctx: click.Context, older_than: str | None) -> None:
     )
 
 
+@cli.command(name="generate-cron")
+@module_option
+@except_option
+@click.option(
+    "--every",
+    metavar="PERIOD",
+    help="Tick every PERIOD: minutes dividing 60 (1m, 5m, 15m, 30m), hours dividing 24 "
+    "(1h, 2h, 6h, 12h) or 1d.",
+)
+@click.option(
+    "--cron",
+    "cron_expr",
+    metavar="EXPR",
+    help="Tick on a cron schedule instead: five fields or an @-word, e.g. '*/10 8-18 * * 1-5'.",
+)
+@click.option(
+    "--budget",
+    metavar="DUR",
+    help="The tick's budget. [default: the period less 10%, at least 5s less; for --cron, the "
+    "shortest gap between its next 100 fire times less the same]",
+)
+@click.option(
+    "--mail",
+    is_flag=True,
+    help="Leave the output to cron, which mails it, instead of appending it to <home>/cron.log.",
+)
+@click.option(
+    "--install", is_flag=True, help="Put the line into the crontab, replacing this scope's line."
+)
+@click.option(
+    "--uninstall",
+    is_flag=True,
+    help="Take this home and scope's line out of the crontab (--every/--cron not needed).",
+)
+@click.option(
+    "--crontab-file",
+    metavar="FILE",
+    help="Edit FILE instead of a user's crontab (with --user, in /etc/cron.d form).",
+)
+@click.option(
+    "--user",
+    metavar="USER",
+    help="Edit USER's crontab (crontab -u USER); with --crontab-file, run the job as USER.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the crontab as --install (or --uninstall) would leave it, and write nothing.",
+)
+@click.pass_context
+def generate_cron(
+    ctx: click.Context,
+    modules: tuple[str, ...],
+    excepts: tuple[str, ...],
+    every: str | None,
+    cron_expr: str | None,
+    budget: str | None,
+    mail: bool,
+    install: bool,
+    uninstall: bool,
+    crontab_file: str | None,
+    user: str | None,
+    dry_run: bool,
+) -> None:
+    """Print the crontab line that runs `taskcron tick` for this home and scope; or install it.
+
+    The line uses absolute paths (the taskcron script, --home, --config), so it
+    works under cron's bare environment, and appends its output to
+    <home>/cron.log. A marker comment before it names the home and scope:
+    installing again replaces that line, another scope adds a line, and every
+    other line of the crontab is kept as it was.
+
+    \b
+    Examples:
+      taskcron generate-cron --every 1m --install
+      taskcron generate-cron --module billing --every 5m --install
+      taskcron generate-cron --except billing --cron '*/10 * * * *' --dry-run
+      taskcron generate-cron --module billing --uninstall
+    """
+    from datetime import datetime, timezone
+
+    from taskcron import cronjob
+    from taskcron.config import system_timezone
+    from taskcron.model import Scope
+    from taskcron.schedule import zone
+
+    if install and uninstall:
+        raise click.UsageError("give --install or --uninstall, not both")
+    if not uninstall and (every is None) == (cron_expr is None):
+        raise click.UsageError("give exactly one of --every PERIOD or --cron EXPR")
+    if (crontab_file is not None or user is not None) and not (install or uninstall or dry_run):
+        raise click.UsageError(
+            "--crontab-file and --user say where to install: add --install, --uninstall or "
+            "--dry-run"
+        )
+    scope = Scope.parse(modules, excepts)
+    config = _app(ctx).config
+    home = config.home
+    cronjob.check_text("home", str(home))
+    tab = cronjob.crontab(file=crontab_file, user=user)
+    lock = home / "crontab.lock"
+    where = tab.describe()
+    if uninstall:
+        if not dry_run:
+            ensure_home(home)
+        change = cronjob.uninstall(home, scope, tab, lock=lock, dry_run=dry_run)
+        if dry_run:
+            _write_text(change.text)
+        elif change.removed:
+            render.line(f"removed the taskcron line for home {home} from {where}", file=sys.stderr)
+        if not change.removed:
+            render.line(
+                f"nothing to uninstall: {where} has no taskcron line for home {home} and "
+                f"{cronjob.describe_scope(scope)}",
+                file=sys.stderr,
+            )
+        return
+    job = cronjob.build(
+        home=home,
+        scope=scope,
+        every=every,
+        cron=cron_expr,
+        budget=budget,
+        config=config.path,
+        mail=mail,
+        user=user if crontab_file is not None else None,
+        now=datetime.now(timezone.utc),
+        tz=zone(system_timezone()),
+    )
+    if dry_run:
+        _write_text(cronjob.install(job, tab, lock=None, dry_run=True).text)
+        return
+    ensure_home(home)  # the line appends to <home>/cron.log: the directory must exist
+    if install:
+        change = cronjob.install(job, tab, lock=lock)
+        replaced = " (replacing the previous one)" if change.removed else ""
+        render.line(f"installed in {where}{replaced}", file=sys.stderr)
+    _write_text(job.block)
+
+
+def _write_text(text: str) -> None:
+    """Write crontab text to stdout byte-for-byte (it may hold bytes that are not UTF-8)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
+    sys.stdout.buffer.flush()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The console script."""
     cli.main(args=argv, prog_name="taskcron")

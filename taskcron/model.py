@@ -151,6 +151,8 @@ def parse_duration(value: str | int | float) -> timedelta:
 
 
 def _seconds(value: str) -> float:
+    if not value.isprintable():
+        raise errors.DurationError(value, "contains a control character")
     text = value.strip()
     if text.startswith("-"):
         raise errors.DurationError(value, "must not be negative")

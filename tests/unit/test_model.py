@@ -295,6 +295,8 @@ FORMAT_HINT = "expected e.g. '90s', '1h30m', '1.5s' or a number of seconds"
             "invalid duration '1_000': expected e.g. '90s', '1h30m', '1.5s' or a number of seconds",
         ),
         ("\u0665", "invalid duration '\u0665': " + FORMAT),
+        ("5m\n", "invalid duration '5m\\n': contains a control character"),
+        ("\t5m", "invalid duration '\\t5m': contains a control character"),
         ("99999999999w", "invalid duration '99999999999w': too large"),
         (True, "invalid duration 'True': expected a number of seconds or e.g. '90s'"),
     ],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
@@ -57,11 +57,6 @@ def _app(ctx: click.Context) -> TaskCron:
         root.meta["taskcron.app"] = app
         root.call_on_close(app.close)
     return app
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    render.error(message)
-    sys.exit(code)
 
 
 module_option = click.option(
@@ -123,7 +118,7 @@ def init(ctx: click.Context) -> None:
         except FileExistsError:
             pass
         except OSError as exc:
-            _fail(f"cannot write {target.absolute()}: {exc.strerror}")
+            raise errors.TaskcronError(f"cannot write {target.absolute()}: {exc.strerror}") from exc
         else:
             render.line(f"wrote {target.absolute()}")
     ensure_home(app.home)
@@ -259,11 +254,6 @@ def tick(
     task succeeded, nothing was due, or the scope was busy; exit 1 when the
     task's run failed, with one line on stderr.
     """
-    from taskcron.model import Scope, parse_duration
-
-    Scope.parse(modules, excepts)
-    if budget is not None:
-        parse_duration(budget)
     result = _app(ctx).tick(modules=modules, excepts=excepts, budget=budget)
     if as_json:
         render.json_out(result.to_json())
@@ -315,11 +305,6 @@ def list_(
     as_json: bool,
 ) -> None:
     """List tasks in line order: queued, running, paused and failed ones by default."""
-    from taskcron.model import Scope, State
-
-    Scope.parse(modules, excepts)
-    if state is not None:
-        State.parse(state)
     tasks = _app(ctx).list(modules=modules, excepts=excepts, state=state, all=show_all)
     if as_json:
         render.json_out([t.to_json(runs=False) for t in tasks])
@@ -351,9 +336,6 @@ def next_(
 
     A recurring task appears once per fire time (as if each run took no time).
     """
-    from taskcron.model import Scope
-
-    Scope.parse(modules, excepts)
     upcoming = _app(ctx).upcoming(modules=modules, excepts=excepts, count=count)
     if as_json:
         render.json_out(
@@ -482,10 +464,6 @@ def prune(ctx: click.Context, older_than: str | None) -> None:
 
     Never touches queued, running or paused tasks.
     """
-    from taskcron.model import parse_duration
-
-    if older_than is not None:
-        parse_duration(older_than)
     tasks, files = _app(ctx).prune(older_than)
     render.line(
         f"removed {tasks} task{'s' * (tasks != 1)} and {files} log file{'s' * (files != 1)}"

@@ -66,11 +66,6 @@ def task(fn: Any = None, /, name: str | None = None) -> Any:
     return decorate
 
 
-def registered() -> dict[str, Handler]:
-    """A copy of the registry: name to handler."""
-    return dict(_registry)
-
-
 def add_import_paths(paths: Iterable[Path]) -> None:
     """Put `paths` first on sys.path, in order (the config's directory, then `pythonpath`)."""
     for path in reversed(list(paths)):

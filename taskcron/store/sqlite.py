@@ -18,7 +18,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -354,7 +354,8 @@ class SqliteStore:
                 db.execute("ROLLBACK")
             raise self._wrap(exc) from exc
 
-    def _read(self) -> Any:
+    def _read(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A read transaction: every statement in it sees the same snapshot."""
         return self._transaction("BEGIN")
 
     # --- reading ----------------------------------------------------------

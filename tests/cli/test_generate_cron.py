@@ -15,6 +15,7 @@ from crontab import CronTab
 
 from taskcron import TaskCron
 from tests.conftest import script
+from tests.cronlines import cron_command
 
 Run = Callable[..., subprocess.CompletedProcess[Any]]
 
@@ -48,24 +49,6 @@ def touch(ctx, data):
     Path(data["path"]).write_text("ran")
     return "ok"
 """
-
-
-def cron_command(line: str) -> str:
-    """The command part of a user-crontab line as cron hands it to sh: `\\%` unescaped."""
-    rest = line.split(None, 5)[-1]
-    out, escaped = "", False
-    for char in rest:
-        if escaped:
-            escaped = False
-            if char == "%":
-                out = out[:-1] + "%"
-                continue
-        elif char == "\\":
-            escaped = True
-        elif char == "%":
-            break
-        out += char
-    return out
 
 
 def job_line(stdout: str) -> str:

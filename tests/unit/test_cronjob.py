@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from taskcron import cronjob, errors
 from taskcron.cronjob import CronJob, FileCrontab
 from taskcron.model import Scope
+from tests.cronlines import cron_command
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 EXE = ("/opt/venv/bin/taskcron",)
@@ -41,25 +42,6 @@ def make_job(home: Path = HOME, **overrides: Any) -> CronJob:
     }
     fields.update(overrides)
     return cronjob.build(**fields)
-
-
-def cron_command(line: str, *, system: bool = False) -> str:
-    """What Debian cron hands to `sh -c` for `line` (an independent port of do_command's walk)."""
-    rest = line.split(None, 6 if system else 5)[-1]
-    out = ""
-    escaped = False
-    for char in rest:
-        if escaped:
-            escaped = False
-            if char == "%":
-                out = out[:-1] + "%"
-                continue
-        elif char == "\\":
-            escaped = True
-        elif char == "%":
-            break
-        out += char
-    return out
 
 
 # --- periods and budgets ---------------------------------------------------

@@ -345,6 +345,21 @@ class Run:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RunEnd:
+    """How a run ended, as the runner measured it."""
+
+    outcome: Outcome
+    ended_at: datetime
+    elapsed: float
+    exit_code: int | None = None
+    error: str | None = None
+    traceback: str | None = None
+    output_tail: str = ""
+    truncated: bool = False
+    result_json: str | None = None  #: What the handler returned, for a `done` run.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Task:
     """A unit of work, its place in line, and its history of runs."""
 

@@ -38,8 +38,7 @@ from typing import Any
 
 from taskcron import errors, handlers
 from taskcron.context import Context
-from taskcron.model import Outcome, TargetKind, Task
-from taskcron.store import RunEnd
+from taskcron.model import Outcome, RunEnd, TargetKind, Task
 
 log = logging.getLogger(__name__)
 

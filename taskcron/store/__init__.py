@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from taskcron.model import Next, Outcome, Recurrence, Run, Scope, State, Target, Task
+from taskcron.model import Next, Outcome, Recurrence, Run, RunEnd, Scope, State, Target, Task
 
 #: Where a task goes after a run ended with an outcome at a time.
 Decide = Callable[[Task, Outcome, datetime], "Next | tuple[State, datetime]"]
@@ -63,21 +63,6 @@ class Lease:
     host: str
     pid: int
     expires_at: datetime
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunEnd:
-    """How a run ended, as the runner measured it."""
-
-    outcome: Outcome
-    ended_at: datetime
-    elapsed: float
-    exit_code: int | None = None
-    error: str | None = None
-    traceback: str | None = None
-    output_tail: str = ""
-    truncated: bool = False
-    result_json: str | None = None  #: What the handler returned, for a `done` run.
 
 
 class ClaimOutcome(str, enum.Enum):

@@ -24,7 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from taskcron import errors
-from taskcron.model import Next, Outcome, Recurrence, Run, Scope, State, Target, Task, covers
+from taskcron.model import (
+    Next,
+    Outcome,
+    Recurrence,
+    Run,
+    RunEnd,
+    Scope,
+    State,
+    Target,
+    Task,
+    covers,
+)
 from taskcron.store import (
     Claim,
     ClaimOutcome,
@@ -32,7 +43,6 @@ from taskcron.store import (
     Lease,
     NewTask,
     Recovered,
-    RunEnd,
     Skip,
 )
 

@@ -24,9 +24,9 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from taskcron.model import Outcome, Scope, State, Target
+from taskcron.model import Outcome, RunEnd, Scope, State, Target
 from taskcron.schedule import RetryPolicy
-from taskcron.store import Lease, NewTask, RunEnd
+from taskcron.store import Lease, NewTask
 from taskcron.store.sqlite import SqliteStore
 from tests.bench.timing import wall
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from taskcron import errors
-from taskcron.model import Outcome, Scope, State, Target, Task
-from taskcron.store import Claim, ClaimOutcome, Lease, NewTask, RunEnd, Store
+from taskcron.model import Outcome, RunEnd, Scope, State, Target, Task
+from taskcron.store import Claim, ClaimOutcome, Lease, NewTask, Store
 from tests.store.conftest import (
     HOST,
     T0,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from taskcron.model import Outcome, Scope, State
-from taskcron.store import ClaimOutcome, RunEnd
+from taskcron.model import Outcome, RunEnd, Scope, State
+from taskcron.store import ClaimOutcome
 from taskcron.store.sqlite import SqliteStore
 from tests.store.conftest import HOST, T0, at, decide, lease, new_task
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taskcron.model import Outcome, Scope, State
+from taskcron.model import Outcome, RunEnd, Scope, State
 from taskcron.order import Candidate, run_order
-from taskcron.store import ClaimOutcome, RunEnd, Store
+from taskcron.store import ClaimOutcome, Store
 from tests.store.conftest import T0, StoreFactory, at, decide, lease, new_task
 
 EVERYTHING = Scope()

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Schedule a few tasks in the example project and run them the way cron would:
+# Schedule six tasks in the example project and run them the way cron would:
 # one `taskcron tick` per due task. Run from anywhere: sh examples/demo.sh
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,11 +10,14 @@ tc schedule billing.invoices --task send_invoice --data '{"invoice": 1002, "cust
 tc schedule media.images --task resize-images --data '{"images": ["a.png", "b.png"]}'
 tc schedule reports --call shop_tasks:nightly_report --title "nightly report"
 tc schedule backups --title "disk usage" -- df -h /
-tc schedule reports.daily --cron "0 6 * * *" --call shop_tasks:nightly_report --title "daily report"
+# --key makes this idempotent: running the demo again finds the daily report
+# already waiting instead of adding a second one.
+tc schedule reports.daily --cron "0 6 * * *" --call shop_tasks:nightly_report \
+    --title "daily report" --key daily
 
 echo "--- queued:"
 tc list
-echo "--- five ticks:"
+echo "--- five ticks, one due task each (the sixth task is not due before 06:00):"
 for _ in 1 2 3 4 5; do tc tick -v; done
 echo "--- afterwards (the daily report waits for 06:00):"
 tc list --all

@@ -18,22 +18,24 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskcron import config as config_module
 from taskcron import errors, logstore
 from taskcron import schedule as schedule_module
 from taskcron.config import Config
+from taskcron.lifecycle import ACTION_EVENTS, Event, Recorder, RunLife, Watcher, after_claim
 from taskcron.logstore import LogFilter, LogStore
 from taskcron.model import (
     ACTIVE_STATES,
+    LOG_LEVELS,
     Outcome,
     Recurrence,
-    Run,
     Scope,
     State,
     Target,
@@ -43,14 +45,27 @@ from taskcron.model import (
     parse_module_id,
 )
 from taskcron.schedule import RetryPolicy
-from taskcron.store import ClaimOutcome, Lease, NewTask, Recovered, Store
-from taskcron.store.sqlite import SCHEMA_VERSION, SqliteStore
+from taskcron.store import (
+    Claim,
+    ClaimOutcome,
+    Lease,
+    NewTask,
+    Recovered,
+    Store,
+    default_url,
+    open_store,
+    redact,
+)
+
+if TYPE_CHECKING:
+    from taskcron.runner import RunSettings
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 Records = list[dict[str, Any]]
 Upcoming = list[tuple[datetime, Task]]
+Checks = list["Check"]
 INT64 = (-(2**63), 2**63 - 1)
 _KEY = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
 
@@ -118,12 +133,55 @@ def _int64(name: str, value: int) -> int:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Check:
+    """One item of `taskcron check`."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckReport:
+    """What `taskcron check` found."""
+
+    config: Path | None
+    home: Path
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is broken."""
+        return all(c.ok for c in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"ok", "config", "home", "checks": [{"name", "ok", "detail"}]}`."""
+        return {
+            "ok": self.ok,
+            "config": None if self.config is None else str(self.config),
+            "home": str(self.home),
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InitResult:
+    """What `init` found and made."""
+
+    home: Path
+    store: str  #: The store's URL, without any password.
+    config: Path | None  #: The config file in effect before `init`, kept as it was.
+    written: Path | None  #: The starter config file `init` wrote, if it wrote one.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TickResult:
     """What one tick did: ran a task (`ran`), found nothing due (`idle`) or found its scope busy."""
 
     outcome: str
     task: Task | None = None  #: The task it ran, with its runs; or the running one when busy.
     recovered: tuple[Recovered, ...] = field(default=())
+    signal: int | None = None  #: The signal that stopped the tick while its task ran.
 
     @property
     def failed(self) -> bool:
@@ -132,6 +190,32 @@ class TickResult:
             return False
         run = self.task.last_run
         return run is None or run.outcome is not Outcome.DONE
+
+    def failure(self) -> str | None:
+        """One line saying how the run failed and what happens next; None when it did not.
+
+        `task 4 (app.err) failed on attempt 1 of 2, retrying at 2026-11-29
+        19:10:05 UTC: ValueError: kaboom`; a one-off task with one attempt says
+        only `task 4 (app.err) failed: ValueError: kaboom`.
+        """
+        if not self.failed:
+            return None
+        assert self.task is not None
+        task, run = self.task, self.task.last_run
+        name = f"task {task.id} ({task.module})"
+        if run is None or run.outcome is None:
+            return f"{name} failed: no run recorded"
+        why = run.error or run.outcome.value
+        if task.max_attempts == 1 and task.recurrence is None:
+            if run.outcome is Outcome.TIMEOUT:
+                return f"{name} {why}"
+            return f"{name} {run.outcome.value}: {why}"
+        verb = "was interrupted" if run.outcome is Outcome.INTERRUPTED else "failed"
+        then = ""
+        if task.state is State.QUEUED:
+            again = task.recurrence is None or run.attempt < task.max_attempts
+            then = f", {'retrying at' if again else 'next run at'} {_utc(task.due_at)}"
+        return f"{name} {verb} on attempt {run.attempt} of {task.max_attempts}{then}: {why}"
 
     def to_json(self) -> dict[str, Any]:
         """`{"outcome": ..., "task": {...} | null}`, as `tick --json` prints it."""
@@ -144,9 +228,13 @@ class TickResult:
 class TaskCron:
     """A taskcron home: its store, its settings, and the operations on tasks.
 
-    `home` and `config` mean what `--home` and `--config` mean on the command
-    line (None: the environment, then the config file, then the default).
-    Pass a `Config` to skip reading files. `clock` returns aware UTC datetimes.
+    `home`, `config` and `store` mean what `--home`, `--config` and `--store`
+    mean on the command line (None: the environment, then the config file,
+    then the default). Pass a `Config` to skip reading files. `clock` returns
+    aware UTC datetimes.
+
+    Reading (`list`, `get`, `upcoming`, `log`) never creates a home or a
+    store; `schedule`, `tick`, `init` and `prune` create them when missing.
     """
 
     def __init__(
@@ -154,41 +242,86 @@ class TaskCron:
         home: str | os.PathLike[str] | None = None,
         *,
         config: Config | str | os.PathLike[str] | None = None,
+        store: str | None = None,
         clock: Clock = utc_now,
     ) -> None:
         if isinstance(config, Config):
             self.config = config
             if home is not None:
-                self.config = _with_home(config, Path(home).expanduser().absolute())
+                self.config = dataclasses.replace(config, home=Path(home).expanduser().absolute())
+            if store is not None:
+                url = config_module.resolve_store(store, Path.cwd(), "--store")
+                self.config = dataclasses.replace(self.config, store=url)
         else:
-            self.config = config_module.load(config, home=home)
+            self.config = config_module.load(config, home=home, store=store)
         self.clock = clock
         self.policy = RetryPolicy(
             first=self.config.retry.backoff, cap=self.config.retry.max_backoff
         )
+        self.recorder = Recorder(lambda: self.logstore, clock)
         self._store: Store | None = None
         self._logstore: LogStore | None = None
 
     @property
     def home(self) -> Path:
-        """The directory that holds the store and the log store."""
+        """The directory that holds the config's log store, lock files and default store."""
         return self.config.home
 
     @property
+    def store_url(self) -> str:
+        """Where the tasks live: the configured URL, else `tasks.db` in the home."""
+        return self.config.store or default_url(self.home)
+
+    @property
     def store(self) -> Store:
-        """The task store, opened (and the home created) on first use."""
+        """The task store, opened (and the home and store created) on first use."""
         if self._store is None:
             ensure_home(self.home)
-            store = SqliteStore(self.home / "tasks.db")
-            self._store = store
-            if store.migrated_from is not None:
-                self._emit(
-                    "store.migrated",
-                    message=f"store migrated from schema {store.migrated_from} to {SCHEMA_VERSION}",
-                    from_version=store.migrated_from,
-                    to_version=SCHEMA_VERSION,
-                )
+            self._store = self._open(create=True)
         return self._store
+
+    def _open(self, *, create: bool) -> Store:
+        store = open_store(self.store_url, create=create)
+        if store.migrated_from is not None:
+            self.recorder.emit(
+                Event.STORE_MIGRATED,
+                message=f"store migrated from schema {store.migrated_from} to "
+                f"{store.schema_version}",
+                from_version=store.migrated_from,
+                to_version=store.schema_version,
+            )
+        return store
+
+    def _existing_store(self) -> Store | None:
+        """The store, for reading: never created. None when the home has no store yet.
+
+        With no home at all (or no store at a configured URL) it is a
+        `StoreMissingError`: a command run from the wrong directory says so.
+        """
+        if self._store is not None:
+            return self._store
+        self._require_home()
+        try:
+            self._store = self._open(create=False)
+        except errors.StoreMissingError:
+            if self.config.store is not None:
+                raise
+            return None  # a home without tasks.db yet: nothing scheduled
+        return self._store
+
+    def _stored(self, task_id: int) -> Store:
+        """The store, for reading or acting on task `task_id`: never created."""
+        store = self._existing_store()
+        if store is None:
+            raise errors.TaskNotFoundError(task_id)
+        return store
+
+    def _require_home(self) -> None:
+        if not self.home.is_dir():
+            raise errors.StoreMissingError(
+                f"no taskcron home at {self.home} (looked for a config file from "
+                f"{Path.cwd()} up): run 'taskcron init' to create one, or give --home"
+            )
 
     @property
     def logstore(self) -> LogStore:
@@ -202,36 +335,6 @@ class TaskCron:
                 backups=settings.backups,
             )
         return self._logstore
-
-    def _emit(
-        self,
-        event: str,
-        *,
-        level: str = "info",
-        task: Task | None = None,
-        message: str = "",
-        **fields: Any,
-    ) -> None:
-        """Append one record to the log store; a log that cannot be written never stops work."""
-        if not self.logstore.enabled(level):
-            return
-        self._write(
-            logstore.record(
-                event,
-                at=self.clock(),
-                level=level,
-                task=None if task is None else task.id,
-                module=None if task is None else task.module,
-                message=message,
-                **fields,
-            )
-        )
-
-    def _write(self, *records: dict[str, Any]) -> None:
-        try:
-            self.logstore.append(*records)
-        except OSError as exc:
-            log.warning("cannot write to the log store %s: %s", self.logstore.directory, exc)
 
     def close(self) -> None:
         """Close the store."""
@@ -267,12 +370,15 @@ class TaskCron:
         delay: timedelta | str | float | None = None,
         max_lateness: timedelta | str | float | None = None,
         key: str | None = None,
+        check: bool = False,
     ) -> Task:
         """Add a task to the queue and return it.
 
         Exactly one of `call` (`package.module:function`), `task` (a registered
-        name) or `command` (an argv) says what it runs. `data` is any
-        JSON-serialisable value; `data_json` passes JSON text as it is.
+        name) or `command` (an argv) says what it runs; with `check`, it must
+        resolve here and now (a `TargetError` if it does not). `data` is any
+        JSON-serialisable value (`{}` when neither it nor `data_json` is given);
+        `data_json` passes JSON text as it is.
 
         A one-off task is due now, or at `at`, or after `delay`. With `cron`
         (read in `tz`: default the config's `timezone`, else the system's) or
@@ -297,6 +403,8 @@ class TaskCron:
             if data is not None:
                 raise errors.DataError("give data or data_json, not both")
             text = parse_data(data_json)
+        elif data is None:
+            text = "{}"
         else:
             try:
                 text = json.dumps(data, allow_nan=False)
@@ -320,6 +428,8 @@ class TaskCron:
             raise errors.InputError(
                 f"invalid key {key!r}: expected 1 to 255 characters, no control"
             )
+        if check:
+            self._resolve(target)
         now = self.clock()
         due_at = self._first_due(now, recurrence, at, delay, tz)
         new = NewTask(
@@ -337,7 +447,7 @@ class TaskCron:
         )
         created = self.store.schedule(new, now=now)
         if created.created_at == now:
-            self._emit(
+            self.recorder.emit(
                 "task.scheduled",
                 task=created,
                 message=f"scheduled {created.title}",
@@ -349,6 +459,15 @@ class TaskCron:
                 key=key,
             )
         return created
+
+    def _resolve(self, target: Target) -> None:
+        from taskcron import handlers
+
+        handlers.add_import_paths(self.config.import_paths)
+        try:
+            handlers.resolve(target, modules=self.config.modules, cwd=self.config.directory)
+        except errors.HandlerError as exc:
+            raise errors.TargetError(f"target {str(target)!r} does not resolve: {exc}") from exc
 
     def _recurrence(
         self, cron: str | None, every: timedelta | str | float | None, tz: str | None
@@ -414,7 +533,7 @@ class TaskCron:
 
     def get(self, task_id: int) -> Task:
         """The task with its runs; `TaskNotFoundError` if there is none."""
-        return self.store.get(task_id)
+        return self._stored(task_id).get(task_id)
 
     def list(
         self,
@@ -430,7 +549,8 @@ class TaskCron:
             states: Iterable[State] = (State.parse(state) if isinstance(state, str) else state,)
         else:
             states = tuple(State) if all else ACTIVE_STATES
-        return self.store.list(scope=scope, states=states)
+        store = self._existing_store()
+        return [] if store is None else store.list(scope=scope, states=states)
 
     def upcoming(
         self, *, modules: Iterable[str] = (), excepts: Iterable[str] = (), count: int = 10
@@ -472,8 +592,8 @@ class TaskCron:
 
     def remove(self, task_id: int) -> Task:
         """Delete a task that is not running, and its runs; return it as it was."""
-        task = self.store.remove(task_id)
-        self._emit("task.removed", task=task, message=f"removed ({task.state.value})")
+        task = self._stored(task_id).remove(task_id)
+        self.recorder.emit(Event.TASK_REMOVED, task=task, message=f"removed ({task.state.value})")
         return task
 
     def _move(
@@ -487,7 +607,7 @@ class TaskCron:
         due: bool = False,
     ) -> Task:
         now = self.clock()
-        task = self.store.transition(
+        task = self._stored(task_id).transition(
             task_id,
             action=action,
             allowed=allowed,
@@ -496,7 +616,9 @@ class TaskCron:
             reset_attempts=reset,
             due_at=now if due else None,
         )
-        self._emit(_EVENTS[action], task=task, message=f"{action}: now {task.state.value}")
+        self.recorder.emit(
+            ACTION_EVENTS[action], task=task, message=f"{action}: now {task.state.value}"
+        )
         return task
 
     # --- ticking -------------------------------------------------------------
@@ -507,66 +629,62 @@ class TaskCron:
         modules: Iterable[str] = (),
         excepts: Iterable[str] = (),
         budget: timedelta | str | float | None = None,
+        watcher: Watcher | None = None,
     ) -> TickResult:
         """Run at most one due task in scope, by the order rule, and say what happened.
 
         `budget` (default: the config's) sets the deadline the task sees; it
-        never kills. A scope with a task running is `busy`; nothing due is `idle`.
+        never kills. A scope with a task running is `busy`; nothing due is
+        `idle`. A `watcher` hears of the run's start and output as they come.
         """
         scope = Scope.parse(modules, excepts)
         allowance = _duration(budget) if budget is not None else self.config.budget
         now = self.clock()
-        lease = self._lease(now)
         claim = self.store.claim_next(
             scope=scope,
             now=now,
-            lease=lease,
+            lease=self._lease(now),
             decide=self.policy.after_run,
             skip=self.policy.after_skip,
         )
-        for skipped in claim.skipped:
-            self._emit(
-                "task.skipped",
-                level="warning",
-                task=skipped,
-                message=f"skipped: later than its max lateness; now {skipped.state.value}",
-                state=skipped.state.value,
-                next_due_at=iso(skipped.due_at) if skipped.state is State.QUEUED else None,
-            )
-        for item in claim.recovered:
-            self._stop_orphan(item.task, item.run)
-            self._emit_end(item.task, item.run)
-        if claim.outcome is ClaimOutcome.IDLE:
-            self._emit("tick.idle", level="debug", message="nothing due", scope=_scope_json(scope))
-        if claim.outcome is ClaimOutcome.BUSY:
-            self._emit(
-                "tick.busy",
-                level="debug",
-                task=claim.task,
-                message="a task in scope is running",
-                scope=_scope_json(scope),
-            )
+        after_claim(self.recorder, claim)
         if claim.outcome is not ClaimOutcome.CLAIMED:
+            self._record_no_run(claim, scope)
             return TickResult(
                 outcome=claim.outcome.value, task=claim.task, recovered=claim.recovered
             )
         assert claim.task is not None and claim.run is not None
-        task, run = claim.task, claim.run
-        from taskcron import runner  # only a tick with a task to run pays for it
-
         deadline = None if allowance is None else now + allowance
-        self._emit(
-            "task.started",
-            task=task,
-            message=f"started {task.title}",
-            run=run.id,
-            attempt=run.attempt,
-            deadline=iso(deadline),
-            pid=run.pid,
-            host=run.host,
+        life = RunLife(
+            store=self.store,
+            task=claim.task,
+            run=claim.run,
+            recorder=self.recorder,
+            lease=lambda: self._lease(self.clock()),
+            decide=self.policy.after_run,
+            deadline=deadline,
+            watcher=watcher,
         )
-        settings = runner.RunSettings(
-            run_id=run.id,
+        end = life.execute(self._run_settings(claim.run.id, deadline))
+        task = life.finish(end)
+        return TickResult(
+            outcome=claim.outcome.value, task=task, recovered=claim.recovered, signal=end.signal
+        )
+
+    def _record_no_run(self, claim: Claim, scope: Scope) -> None:
+        if claim.outcome is ClaimOutcome.IDLE:
+            event, message = Event.TICK_IDLE, "nothing due"
+        else:
+            event, message = Event.TICK_BUSY, "a task in scope is running"
+        self.recorder.emit(
+            event, level="debug", task=claim.task, message=message, scope=_scope_json(scope)
+        )
+
+    def _run_settings(self, run_id: int, deadline: datetime | None) -> RunSettings:
+        from taskcron.runner import RunSettings
+
+        return RunSettings(
+            run_id=run_id,
             import_paths=self.config.import_paths,
             modules=self.config.modules,
             cwd=self.config.directory,
@@ -576,135 +694,6 @@ class TaskCron:
             output_tail=self.config.log.output_tail,
             log_level=self.config.log.level,
         )
-        store = self.store
-
-        def renew() -> bool:
-            try:
-                return store.renew_lease(run.id, lease=self._lease(self.clock()))
-            except errors.StoreError as exc:
-                log.warning("task %s: cannot renew its lease: %s", task.id, exc)
-                return True
-
-        def started(pid: int) -> None:
-            try:
-                store.set_child(run.id, pid)
-            except errors.StoreError as exc:
-                log.warning("task %s: cannot record its process: %s", task.id, exc)
-
-        def output(stream: str, lines: Sequence[str]) -> None:
-            at = logstore.timestamp(self.clock())
-            base = {"ts": at, "level": "info", "event": "task.output", "task": task.id}
-            self._write(
-                *(
-                    {
-                        **base,
-                        "module": task.module,
-                        "message": line,
-                        "stream": stream,
-                        "run": run.id,
-                    }
-                    for line in lines
-                )
-            )
-
-        def event(reported: dict[str, Any]) -> None:
-            if reported.get("event") == "progress":
-                done, total = reported.get("done"), reported.get("total")
-                self._emit(
-                    "task.progress",
-                    task=task,
-                    message=str(reported.get("message") or _progress_text(done, total)),
-                    run=run.id,
-                    done=done,
-                    total=total,
-                )
-            elif reported.get("event") == "log":
-                self._emit(
-                    "task.output",
-                    level=str(reported.get("level", "info")),
-                    task=task,
-                    message=str(reported.get("message", "")),
-                    stream="log",
-                    logger=reported.get("logger"),
-                    exc=reported.get("exc"),
-                    run=run.id,
-                )
-
-        end = runner.execute(
-            task,
-            settings,
-            clock=self.clock,
-            hooks=runner.RunHooks(
-                renew=renew,
-                started=started,
-                output=output,
-                event=event,
-            ),
-        )
-        finished = store.finish_run(run.id, end, decide=self.policy.after_run)
-        current = store.get(task.id)
-        if finished is None:
-            self._emit(
-                "task.interrupted",
-                level="warning",
-                task=task,
-                message=f"run {run.id} ended after another tick had recovered it",
-                run=run.id,
-            )
-        else:
-            self._emit_end(current, current.runs[-1])
-        return TickResult(
-            outcome=ClaimOutcome.CLAIMED.value, task=current, recovered=claim.recovered
-        )
-
-    def _stop_orphan(self, task: Task, run: Run) -> None:
-        """A recovered run's task may outlive its tick: stop it, so it never runs twice."""
-        if run.child_pid is None or run.host != os.uname().nodename:
-            return
-        from taskcron import runner
-
-        if runner.kill_orphan(run.child_pid, run.id):
-            self._emit(
-                "task.killed",
-                level="warning",
-                task=task,
-                message=f"killed the orphaned process group {run.child_pid} of run {run.id}",
-                run=run.id,
-                pid=run.child_pid,
-            )
-
-    def _emit_end(self, task: Task, run: Run) -> None:
-        """The record of a run's end: task.done, task.failed or task.interrupted."""
-        outcome = run.outcome
-        event, level = (
-            {
-                Outcome.DONE: ("task.done", "info"),
-                Outcome.INTERRUPTED: ("task.interrupted", "warning"),
-            }.get(outcome, ("task.failed", "error"))
-            if outcome is not None
-            else ("task.failed", "error")
-        )
-        elapsed = run.elapsed or 0.0
-        what = outcome.value if outcome is not None else "ended"
-        message = f"{what} in {elapsed:.3f}s"
-        if run.error:
-            message += f": {run.error}"
-        fields: dict[str, Any] = {
-            "run": run.id,
-            "attempt": run.attempt,
-            "outcome": what,
-            "started_at": iso(run.started_at),
-            "ended_at": iso(run.ended_at),
-            "elapsed": run.elapsed,
-            "exit_code": run.exit_code,
-            "state": task.state.value,
-        }
-        if outcome is not Outcome.DONE:
-            fields["error"] = run.error
-            fields["traceback"] = run.traceback
-        if task.state is State.QUEUED:
-            fields["next_due_at"] = iso(task.due_at)
-        self._emit(event, level=level, task=task, message=message, **fields)
 
     # --- the log and housekeeping --------------------------------------------
 
@@ -719,6 +708,7 @@ class TaskCron:
         since: datetime | timedelta | str | None = None,
     ) -> Records:
         """The last `count` log records that match, oldest first (see `taskcron log`)."""
+        self._require_home()
         wanted = self.log_filter(
             task=task, modules=modules, excepts=excepts, level=level, since=since
         )
@@ -735,9 +725,9 @@ class TaskCron:
     ) -> LogFilter:
         """The filter `log` applies, validated: module ids, level name, `since` time."""
         scope = Scope.parse(modules, excepts)
-        if level is not None and level not in logstore.LEVELS:
+        if level is not None and level not in LOG_LEVELS:
             raise errors.InputError(
-                f"invalid level {level!r}: expected one of {', '.join(logstore.LEVELS)}"
+                f"invalid level {level!r}: expected one of {', '.join(LOG_LEVELS)}"
             )
         return LogFilter(task=task, scope=scope, level=level, since=self._since(since))
 
@@ -769,35 +759,159 @@ class TaskCron:
         before = self.clock() - age
         tasks = self.store.prune(before=before)
         files = logstore.prune_rotated(self.logstore, before)
-        self._emit(
-            "store.pruned",
+        self.recorder.emit(
+            Event.STORE_PRUNED,
             message=f"removed {tasks} tasks and {files} log files older than {iso(before)}",
             tasks=tasks,
             files=files,
         )
         return tasks, files
 
+    def follow_log(
+        self,
+        count: int = 20,
+        *,
+        task: int | None = None,
+        modules: Iterable[str] = (),
+        excepts: Iterable[str] = (),
+        level: str | None = None,
+        since: datetime | timedelta | str | None = None,
+        poll: float = 0.2,
+    ) -> Iterator[Records]:
+        """The last `count` matching records, then each batch of new ones as they are written.
+
+        Follows the active file across rotations, checking every `poll`
+        seconds; it ends only when the caller stops iterating.
+        """
+        self._require_home()
+        wanted = self.log_filter(
+            task=task, modules=modules, excepts=excepts, level=level, since=since
+        )
+        follower = logstore.Follower(self.logstore)
+        try:
+            yield self.logstore.tail(
+                count, keep=wanted, stop=wanted.before_since, end=follower.position
+            )
+            while True:
+                batch = [r for r in follower.poll() if wanted(r)]
+                if batch:
+                    yield batch
+                time.sleep(poll)
+        finally:
+            follower.close()
+
+    def init(self) -> InitResult:
+        """Create the home and the store, and a starter `./taskcron.toml` when no config is found.
+
+        Safe to repeat: an existing config file is kept as it is.
+        """
+        written = None
+        if self.config.path is None:
+            target = Path(config_module.CONFIG_FILE).absolute()
+            try:
+                with target.open("x", encoding="utf-8") as handle:
+                    handle.write(config_module.STARTER)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise errors.StoreError(f"cannot write {target}: {exc.strerror}") from exc
+            else:
+                written = target
+        self.store  # noqa: B018 - opening the store creates the home and the store
+        return InitResult(
+            home=self.home, store=redact(self.store_url), config=self.config.path, written=written
+        )
+
+    def check(self) -> CheckReport:
+        """Check that this home can work, and say what is broken; never creates anything.
+
+        It imports the configured modules (listing the task names they
+        register), resolves the target of every queued, paused or recurring
+        task, runs the store's integrity check, checks that the log directory
+        is writable, and reports whether a crontab line for this home is
+        installed (not required: `work` or ticks by hand need none).
+        """
+        checks = [Check(name="config", ok=True, detail=_config_detail(self.config))]
+        checks += self._check_code()
+        store_check, store = self._check_store()
+        checks.append(store_check)
+        if store is not None:
+            checks += self._check_targets(store)
+        checks.append(_check_writable("log", self.home / "log"))
+        checks.append(self._check_crontab())
+        return CheckReport(config=self.config.path, home=self.home, checks=tuple(checks))
+
+    def _check_code(self) -> Checks:
+        from taskcron import handlers
+
+        handlers.add_import_paths(self.config.import_paths)
+        try:
+            names = handlers.registered(self.config.modules)
+        except Exception as exc:
+            return [Check(name="modules", ok=False, detail=f"{type(exc).__name__}: {exc}")]
+        imported = ", ".join(self.config.modules) or "none configured"
+        listed = ", ".join(names) or "none"
+        return [Check(name="modules", ok=True, detail=f"imported {imported}; tasks: {listed}")]
+
+    def _check_store(self) -> tuple[Check, Store | None]:
+        where = redact(self.store_url)
+        try:
+            store = self._existing_store()
+        except errors.TaskcronError as exc:
+            return Check(name="store", ok=False, detail=str(exc)), None
+        if store is None:
+            return Check(name="store", ok=True, detail=f"{where}: not created yet (no tasks)"), None
+        problems = store.integrity()
+        if problems:
+            return Check(name="store", ok=False, detail=f"{where}: {'; '.join(problems)}"), store
+        detail = f"{where}: schema {store.schema_version}, integrity ok"
+        return Check(name="store", ok=True, detail=detail), store
+
+    def _check_targets(self, store: Store) -> Checks:
+        from taskcron import handlers
+
+        waiting = store.list(scope=Scope(), states=(State.QUEUED, State.PAUSED, State.RUNNING))
+        broken = []
+        for task in waiting:
+            if task.state is State.RUNNING and task.recurrence is None:
+                continue
+            try:
+                handlers.resolve(
+                    task.target, modules=self.config.modules, cwd=self.config.directory
+                )
+            except errors.HandlerError as exc:
+                broken.append(
+                    Check(name=f"task {task.id}", ok=False, detail=f"{task.module}: {exc}")
+                )
+        count = len(waiting)
+        summary = f"{count - len(broken)} of {count} waiting tasks resolve"
+        return [Check(name="targets", ok=not broken, detail=summary), *broken]
+
+    def _check_crontab(self) -> Check:
+        return Check(name="crontab", ok=True, detail="not checked")
+
     def _lease(self, now: datetime) -> Lease:
         return Lease(host=os.uname().nodename, pid=os.getpid(), expires_at=now + self.config.lease)
-
-
-_EVENTS = {
-    "cancel": "task.cancelled",
-    "retry": "task.retried",
-    "pause": "task.paused",
-    "resume": "task.resumed",
-}
 
 
 def _scope_json(scope: Scope) -> dict[str, list[str]]:
     return {"modules": list(scope.modules), "excepts": list(scope.excepts)}
 
 
-def _progress_text(done: Any, total: Any) -> str:
-    if isinstance(total, int | float) and total and isinstance(done, int | float):
-        return f"{done:g}/{total:g} ({100 * done / total:.0f}%)"
-    return f"{done}%"
+def _config_detail(config: Config) -> str:
+    found = "none found: defaults" if config.path is None else str(config.path)
+    return "; ".join([found, *config.warnings])
 
 
-def _with_home(config: Config, home: Path) -> Config:
-    return dataclasses.replace(config, home=home)
+def _check_writable(name: str, directory: Path) -> Check:
+    """Whether files can be written in `directory`, or in its nearest existing parent."""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
+        return Check(name=name, ok=True, detail=f"{directory} is writable")
+    return Check(name=name, ok=False, detail=f"cannot write to {existing}")
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -7,6 +7,8 @@ stderr; `--debug` adds the traceback.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +18,7 @@ import click
 
 from taskcron import __version__, errors, render
 from taskcron.api import TaskCron, TickResult, ensure_home
+from taskcron.model import Task
 
 EXIT_CODES = ((errors.InputError, 2), (errors.TaskcronError, 1))
 
@@ -45,7 +48,8 @@ class _Group(click.Group):
 
 
 def _debug(ctx: click.Context) -> bool:
-    return bool(ctx.find_root().params.get("debug"))
+    root = ctx.find_root()
+    return bool(root.params.get("debug") or root.meta.get("taskcron.debug"))
 
 
 def _app(ctx: click.Context) -> TaskCron:
@@ -53,9 +57,12 @@ def _app(ctx: click.Context) -> TaskCron:
     root = ctx.find_root()
     app: TaskCron | None = root.meta.get("taskcron.app")
     if app is None:
-        app = TaskCron(root.params.get("home"), config=root.params.get("config"))
+        params = root.params
+        app = TaskCron(params.get("home"), config=params.get("config"), store=params.get("store"))
         root.meta["taskcron.app"] = app
         root.call_on_close(app.close)
+        for warning in app.config.warnings:
+            render.warning(warning)
     return app
 
 
@@ -90,12 +97,23 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
     "--config",
     metavar="FILE",
     envvar="TASKCRON_CONFIG",
-    help="The config file. [env TASKCRON_CONFIG; default: ./taskcron.toml, else "
-    "[tool.taskcron] in ./pyproject.toml]",
+    help="The config file. [env TASKCRON_CONFIG; default: the nearest taskcron.toml, or "
+    "pyproject.toml with [tool.taskcron], here or in a parent directory]",
 )
-@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.option(
+    "--store",
+    metavar="URL",
+    help="Where the tasks live: sqlite:////abs/path.db or sqlite:///relative.db. "
+    "[env TASKCRON_STORE; default: from the config, else <home>/tasks.db]",
+)
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="TASKCRON_DEBUG",
+    help="Show tracebacks on errors (also after the command). [env TASKCRON_DEBUG=1]",
+)
 @click.version_option(__version__, "--version", prog_name="taskcron")
-def cli(home: str | None, config: str | None, debug: bool) -> None:
+def cli(home: str | None, config: str | None, store: str | None, debug: bool) -> None:
     """Background and periodic tasks run by cron: one due task per `taskcron tick`.
 
     Schedule tasks with `taskcron schedule`, add `taskcron tick` to your
@@ -103,27 +121,20 @@ def cli(home: str | None, config: str | None, debug: bool) -> None:
     """
 
 
-@cli.command()
+@cli.command(short_help="Create the home, the store and a starter taskcron.toml.")
 @click.pass_context
 def init(ctx: click.Context) -> None:
-    """Create the home and a commented starter ./taskcron.toml (if none exists). Safe to repeat."""
-    from taskcron.config import STARTER
-
-    app = _app(ctx)
-    target = Path("taskcron.toml")
-    if app.config.path is None and not target.exists():
-        try:
-            with target.open("x", encoding="utf-8") as handle:
-                handle.write(STARTER)
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise errors.TaskcronError(f"cannot write {target.absolute()}: {exc.strerror}") from exc
-        else:
-            render.line(f"wrote {target.absolute()}")
-    ensure_home(app.home)
-    app.store  # noqa: B018 - opening the store creates it
-    render.line(f"home {app.home}")
+    """Create the home and the store, and a commented starter ./taskcron.toml when no config
+    file is found here or in a parent directory. Safe to repeat: an existing config is kept.
+    """
+    result = _app(ctx).init()
+    if result.written is not None:
+        render.line(f"wrote {result.written}")
+    elif result.config is not None:
+        render.line(f"kept {result.config}")
+    render.line(f"home {result.home}")
+    if _app(ctx).config.store is not None:
+        render.line(f"store {result.store}")
 
 
 def _read_data(value: str) -> str:
@@ -172,6 +183,12 @@ def _read_data(value: str) -> str:
 @click.option(
     "--key", metavar="KEY", help="Return the waiting task of this module and key, if any."
 )
+@click.option(
+    "--check",
+    "check_target",
+    is_flag=True,
+    help="Refuse a target that does not resolve now (import, registered name, program).",
+)
 @json_option
 @click.pass_context
 def schedule(
@@ -192,6 +209,7 @@ def schedule(
     at: str | None,
     max_lateness: str | None,
     key: str | None,
+    check_target: bool,
     as_json: bool,
 ) -> None:
     """Add a task for MODULE (a dotted module id) and print its id.
@@ -226,6 +244,7 @@ def schedule(
         delay=delay,
         max_lateness=max_lateness,
         key=key,
+        check=check_target,
     )
     if as_json:
         render.json_out(created.to_json())
@@ -233,11 +252,13 @@ def schedule(
         render.line(str(created.id))
 
 
-@cli.command()
+@cli.command(short_help="Run at most one due task in scope. This is what cron runs.")
 @module_option
 @except_option
 @click.option("--budget", metavar="DUR", help="The deadline the task sees (advice, never a kill).")
-@click.option("--verbose", "-v", is_flag=True, help="Say what happened.")
+@click.option(
+    "--verbose", "-v", is_flag=True, help="Say what happens (and, at a terminal, show its output)."
+)
 @json_option
 @click.pass_context
 def tick(
@@ -252,17 +273,47 @@ def tick(
 
     Prints nothing when all went well (unless -v or --json). Exit 0 when the
     task succeeded, nothing was due, or the scope was busy; exit 1 when the
-    task's run failed, with one line on stderr.
+    task's run failed, with one line on stderr. A tick stopped by SIGTERM,
+    SIGINT or SIGHUP records its task's run as interrupted, then dies of the
+    same signal (exit 128 + N in a shell).
     """
-    result = _app(ctx).tick(modules=modules, excepts=excepts, budget=budget)
+    watcher = _Watcher(show_output=sys.stdout.isatty()) if verbose and not as_json else None
+    result = _app(ctx).tick(modules=modules, excepts=excepts, budget=budget, watcher=watcher)
     if as_json:
         render.json_out(result.to_json())
     elif verbose:
         render.line(_tick_summary(result))
-    if result.failed:
-        assert result.task is not None
-        render.error(_failure(result))
+    failure = result.failure()
+    if failure is not None:
+        render.error(failure)
+    if result.signal is not None:
+        ctx.find_root().close()  # close the store before the signal ends the process
+        _die_of(result.signal)
+    if failure is not None:
         ctx.exit(1)
+
+
+class _Watcher:
+    """`tick -v`: say when the task starts and, at a terminal, show its output as it comes."""
+
+    def __init__(self, *, show_output: bool) -> None:
+        self.show_output = show_output
+
+    def started(self, task: Task) -> None:
+        render.line(f"running task {task.id} ({task.module}): {render.one_line(task.title)}")
+
+    def output(self, task: Task, stream: str, lines: Sequence[str]) -> None:
+        if self.show_output:
+            for text in lines:
+                render.line(render.one_line(text), file=sys.stdout)
+
+
+def _die_of(number: int) -> None:
+    """End the process by signal `number`, as shells and supervisors expect of a stopped job."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(number, signal.SIG_DFL)
+    os.kill(os.getpid(), number)
 
 
 def _tick_summary(result: TickResult) -> str:
@@ -276,17 +327,6 @@ def _tick_summary(result: TickResult) -> str:
     elapsed = "" if run is None or run.elapsed is None else f" in {run.elapsed:.3f}s"
     outcome = "?" if run is None or run.outcome is None else run.outcome.value
     return f"ran task {task.id} ({task.module}): {outcome}{elapsed}"
-
-
-def _failure(result: TickResult) -> str:
-    assert result.task is not None
-    task = result.task
-    run = task.last_run
-    why = "no run recorded" if run is None else (run.error or "failed")
-    outcome = "failed" if run is None or run.outcome is None else run.outcome.value
-    if outcome == "timeout":
-        return f"task {task.id} ({task.module}) {why}"
-    return f"task {task.id} ({task.module}) {outcome}: {why}"
 
 
 @cli.command(name="list")
@@ -414,46 +454,27 @@ def log(
     Records are JSON Lines in <home>/log/taskcron.jsonl (rotated to .1, .2, ...),
     so `tail -F` works too.
     """
-    from taskcron.logstore import Follower
-
     app = _app(ctx)
-    wanted = app.log_filter(
-        task=task_id, modules=modules, excepts=excepts, level=level, since=since
-    )
-    store = app.logstore
-    follower = Follower(store) if follow else None
-    records = store.tail(
-        count,
-        keep=wanted,
-        stop=wanted.before_since,
-        end=None if follower is None else follower.position,
-    )
+    wanted: dict[str, Any] = {
+        "task": task_id,
+        "modules": modules,
+        "excepts": excepts,
+        "level": level,
+        "since": since,
+    }
+    batches = app.follow_log(count, **wanted) if follow else iter([app.log(count, **wanted)])
     con = None if as_json else render.console()
-
-    def emit(batch: list[dict[str, Any]]) -> None:
-        for rec in batch:
-            if as_json:
-                render.json_out(rec)
-            else:
-                assert con is not None
-                render.log_record(rec, out=con)
-
     try:
-        emit(records)
-        if follower is None:
-            return
-        import time
-
-        while True:
-            emit([r for r in follower.poll() if wanted(r)])
-            time.sleep(0.2)
+        for batch in batches:
+            for rec in batch:
+                if con is None:
+                    render.json_out(rec)
+                else:
+                    render.log_record(rec, out=con)
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (e.g. `| head`): nothing more to say
-    finally:
-        if follower is not None:
-            follower.close()
 
 
 @cli.command()
@@ -468,6 +489,28 @@ def prune(ctx: click.Context, older_than: str | None) -> None:
     render.line(
         f"removed {tasks} task{'s' * (tasks != 1)} and {files} log file{'s' * (files != 1)}"
     )
+
+
+@cli.command(short_help="Check that this home can work: config, code, store, log, crontab.")
+@json_option
+@click.pass_context
+def check(ctx: click.Context, as_json: bool) -> None:
+    """Check that this home can work, and say what is broken. Creates nothing.
+
+    Prints the config file and home in use; imports the configured modules
+    and lists the task names they register; resolves the target of every
+    queued, paused or recurring task; checks the store's integrity and that
+    the log directory is writable; and says whether a crontab line for this
+    home is installed (reported, not required). Exit 0 when all is well, 1
+    when something is broken.
+    """
+    report = _app(ctx).check()
+    if as_json:
+        render.json_out(report.to_json())
+    else:
+        render.check_report(report.checks)
+    if not report.ok:
+        ctx.exit(1)
 
 
 @cli.command(name="generate-cron")
@@ -617,6 +660,35 @@ def _write_text(text: str) -> None:
     sys.stdout.buffer.flush()
 
 
+def _accept_debug_anywhere(group: click.Group) -> None:
+    """Give every command a hidden --debug, so that it works after the command name too."""
+
+    def remember(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+        if value:
+            ctx.find_root().meta["taskcron.debug"] = True
+
+    for command in group.commands.values():
+        command.params.append(
+            click.Option(
+                ["--debug"], is_flag=True, expose_value=False, hidden=True, callback=remember
+            )
+        )
+
+
+_accept_debug_anywhere(cli)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """The console script."""
-    cli.main(args=argv, prog_name="taskcron")
+    """The console script. click's usage errors become one line in taskcron's form (exit 2)."""
+    try:
+        code = cli.main(args=argv, prog_name=render.PROG, standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        render.line(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        sys.exit(2)
+    except click.ClickException as exc:
+        render.error(exc.format_message())
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        render.error("aborted")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,16 +1,24 @@
-"""Configuration: finding the config file, reading it, and resolving the home.
+"""Configuration: finding the config file, reading it, and resolving the home and store.
 
 Precedence for every setting: command-line option, then environment, then the
 config file, then the default. The config file is `--config` /
-`TASKCRON_CONFIG`, else `./taskcron.toml`, else the `[tool.taskcron]` table of
-`./pyproject.toml`. Keys are the same in both; relative paths in it are
-relative to the file.
+`TASKCRON_CONFIG`, else the nearest `taskcron.toml`, or `pyproject.toml` with a
+`[tool.taskcron]` table, in the current directory or a parent (as git and ruff
+find theirs; in one directory `taskcron.toml` wins). Keys are the same in both;
+relative paths in it are relative to the file, and without a `home` key the
+home is `.taskcron` beside it.
+
+A file found by that walk which is owned by neither this user nor root, or
+that others can write, is skipped with a warning: its `modules` would be
+imported and run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
+import stat
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,12 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from taskcron import errors
-from taskcron.model import parse_duration
+from taskcron.model import LOG_LEVELS, parse_duration
+from taskcron.schedule import zone
 
 ENV_HOME = "TASKCRON_HOME"
 ENV_CONFIG = "TASKCRON_CONFIG"
+ENV_STORE = "TASKCRON_STORE"
 DEFAULT_HOME = ".taskcron"
-LOG_LEVELS = ("debug", "info", "warning", "error")
+CONFIG_FILE = "taskcron.toml"
+STORE_FILE = "tasks.db"  #: The default store's file name inside the home.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +63,8 @@ class Config:
 
     path: Path | None = None  #: The config file read, if any.
     home: Path = field(default_factory=lambda: Path(DEFAULT_HOME).absolute())
+    #: The store URL (`sqlite:///...`, resolved to an absolute path); None: `<home>/tasks.db`.
+    store: str | None = None
     modules: tuple[str, ...] = ()  #: Python modules to import so their `@task`s register.
     pythonpath: tuple[Path, ...] = ()  #: Directories put on sys.path, after the config's own.
     timezone: str | None = None
@@ -60,6 +73,8 @@ class Config:
     kill_grace: timedelta = timedelta(seconds=10)
     retry: RetryConfig = field(default_factory=RetryConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    #: What was wrong but not fatal while finding the config (a file skipped as unsafe).
+    warnings: tuple[str, ...] = ()
 
     @property
     def directory(self) -> Path | None:
@@ -75,8 +90,6 @@ class Config:
 
 def system_timezone() -> str:
     """The IANA name of the system's time zone: $TZ, else /etc/localtime's target, else UTC."""
-    import zoneinfo
-
     candidates = [os.environ.get("TZ", "").lstrip(":")]
     with contextlib.suppress(OSError):
         candidates.append(str(Path("/etc/localtime").readlink()).partition("zoneinfo/")[2])
@@ -86,66 +99,116 @@ def system_timezone() -> str:
         if not name:
             continue
         try:
-            zoneinfo.ZoneInfo(name)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            zone(name)
+        except errors.InputError:
             continue
         return name
     return "UTC"
 
 
-def find_config_file(explicit: str | os.PathLike[str] | None = None) -> tuple[Path, bool] | None:
-    """The config file in effect and whether it is a pyproject.toml, or None.
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A config file in effect: its path, and the table of settings in it."""
 
-    `explicit` (or `TASKCRON_CONFIG`) must exist; the implicit candidates are
-    used only when present.
+    path: Path
+    values: dict[str, Any]
+
+
+def find_config_file(
+    explicit: str | os.PathLike[str] | None = None,
+    *,
+    start: Path | None = None,
+    warnings: list[str] | None = None,
+) -> Found | None:
+    """The config file in effect and its settings, or None when there is none.
+
+    `explicit` (or `TASKCRON_CONFIG`) must exist. Otherwise the walk goes from
+    `start` (default: the current directory) up to the root; a pyproject.toml
+    without a `[tool.taskcron]` table does not stop it. An unsafe file found by
+    the walk is skipped and a line saying so is added to `warnings`.
     """
     chosen = explicit if explicit is not None else os.environ.get(ENV_CONFIG) or None
     if chosen is not None:
         path = Path(chosen).expanduser().absolute()
         if not path.is_file():
             raise errors.ConfigError(f"config file {str(path)!r} does not exist")
-        return path, path.name == "pyproject.toml"
-    local = Path("taskcron.toml").absolute()
-    if local.is_file():
-        return local, False
-    pyproject = Path("pyproject.toml").absolute()
-    if pyproject.is_file():
-        return pyproject, True
+        document = _read_toml(path)
+        if path.name != "pyproject.toml":
+            return Found(path, document)
+        table = _tool_table(document, path)
+        if table is None:
+            raise errors.ConfigError(f"{path} has no [tool.taskcron] table")
+        return Found(path, table)
+    directory = (start or Path.cwd()).absolute()
+    for folder in (directory, *directory.parents):
+        for name in (CONFIG_FILE, "pyproject.toml"):
+            path = folder / name
+            if not path.is_file():
+                continue
+            unsafe = _unsafe(path)
+            if unsafe is not None:
+                if warnings is not None:
+                    warnings.append(f"ignoring config file {path}: {unsafe}")
+                continue
+            document = _read_toml(path)
+            if name == CONFIG_FILE:
+                return Found(path, document)
+            table = _tool_table(document, path)
+            if table is not None:
+                return Found(path, table)
     return None
+
+
+def _unsafe(path: Path) -> str | None:
+    """Why a config file found by the walk must not be trusted, or None."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror}"
+    if info.st_uid not in (os.getuid(), 0):
+        return f"it belongs to uid {info.st_uid}, neither you nor root"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return "others can write to it"
+    return None
+
+
+def _tool_table(document: dict[str, Any], path: Path) -> dict[str, Any] | None:
+    tool = document.get("tool", {})
+    table = tool.get("taskcron") if isinstance(tool, dict) else None
+    return None if table is None else _check_table(table, "tool.taskcron")
 
 
 def load(
     config: str | os.PathLike[str] | None = None,
     *,
     home: str | os.PathLike[str] | None = None,
+    store: str | None = None,
 ) -> Config:
-    """Read the config file in effect and resolve the home.
+    """Read the config file in effect and resolve the home and the store URL.
 
-    `config` and `home` are the command-line values; None means "consult the
-    environment, then the file, then the default".
+    `config`, `home` and `store` are the command-line values; None means
+    "consult the environment, then the file, then the default".
     """
-    found = find_config_file(config)
-    values: dict[str, Any] = {}
-    path: Path | None = None
-    if found is not None:
-        path, is_pyproject = found
-        document = _read_toml(path)
-        if is_pyproject:
-            tool = document.get("tool", {})
-            table = tool.get("taskcron") if isinstance(tool, dict) else None
-            if table is None:
-                if config is not None or os.environ.get(ENV_CONFIG):
-                    raise errors.ConfigError(f"{path} has no [tool.taskcron] table")
-                path = None
-            else:
-                values = _check_table(table, "tool.taskcron")
-        else:
-            values = document
-    settings = _parse(values, path)
+    warnings: list[str] = []
+    found = find_config_file(config, warnings=warnings)
+    path = None if found is None else found.path
+    settings = _parse({} if found is None else found.values, path)
     chosen_home = home if home is not None else os.environ.get(ENV_HOME) or None
     if chosen_home is not None:
         settings["home"] = Path(chosen_home).expanduser().absolute()
-    return Config(path=path, **settings)
+    elif path is not None and "home" not in settings:
+        settings["home"] = path.parent / DEFAULT_HOME
+    chosen_store = store if store is not None else os.environ.get(ENV_STORE) or None
+    if chosen_store is not None:
+        settings["store"] = resolve_store(chosen_store, Path.cwd(), "--store")
+    return Config(path=path, warnings=tuple(warnings), **settings)
+
+
+def resolve_store(url: str, base: Path, where: str) -> str:
+    """A store URL with a relative SQLite path made absolute against `base`."""
+    from taskcron.store import resolve_url
+
+    return resolve_url(url, base=base, where=where)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -174,6 +237,7 @@ def _parse(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     known = {
         "home",
+        "store",
         "modules",
         "pythonpath",
         "timezone",
@@ -186,6 +250,8 @@ def _parse(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
     _refuse_unknown(values, known, "")
     if "home" in values:
         out["home"] = (base / Path(_string(values, "home")).expanduser()).absolute()
+    if "store" in values:
+        out["store"] = resolve_store(_string(values, "store"), base, "config key 'store'")
     if "modules" in values:
         out["modules"] = tuple(_string_list(values, "modules"))
     if "pythonpath" in values:
@@ -228,8 +294,11 @@ def _parse(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
 def _refuse_unknown(values: Mapping[str, Any], known: set[str], prefix: str) -> None:
     for key in values:
         if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"did you mean {prefix + close[0]!r}?" if close else ""
             raise errors.ConfigError(
-                f"unknown config key {prefix + key!r} (known: {', '.join(sorted(known))})"
+                f"unknown config key {prefix + key!r}: "
+                + (hint or f"known keys are {', '.join(sorted(known))}")
             )
 
 
@@ -267,14 +336,10 @@ def _duration(values: Mapping[str, Any], key: str, prefix: str = "") -> timedelt
 
 
 def _timezone(name: str) -> str:
-    import zoneinfo
-
     try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        raise errors.ConfigError(
-            f"config key 'timezone': unknown time zone {name!r} (expected an IANA name)"
-        ) from None
+        zone(name)
+    except errors.InputError as exc:
+        raise errors.ConfigError(f"config key 'timezone': {exc}") from None
     return name
 
 
@@ -286,6 +351,11 @@ STARTER = """\
 # Where the store (tasks.db) and the log store (log/) live.
 # The --home option and TASKCRON_HOME override it.
 # home = ".taskcron"
+
+# Where the tasks live, as a URL: "sqlite:////var/lib/app/tasks.db" (absolute,
+# four slashes) or "sqlite:///tasks.db" (relative to this file). Unset means
+# tasks.db in the home. The --store option and TASKCRON_STORE override it.
+# store = "sqlite:///.taskcron/tasks.db"
 
 # Python modules to import so that their @taskcron.task handlers are registered.
 # modules = ["myapp.tasks"]

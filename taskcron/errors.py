@@ -10,7 +10,8 @@ The tree::
     │   ├── DataError                task data that is not JSON, or is too big to store
     │   ├── TargetError              a --call, --task or command that is malformed
     │   ├── StateNameError           a state name that does not exist
-    │   └── ConfigError              a config file that cannot be read or is wrong
+    │   ├── ConfigError              a config file that cannot be read or is wrong
+    │   └── StoreURLError            a store URL with an unknown scheme or a bad form
     ├── TaskNotFoundError            no task with that id
     ├── StateError                   the task's state does not allow the action
     ├── HandlerError                 a task handler cannot be found, imported or registered
@@ -76,6 +77,10 @@ class StateNameError(InputError):
 
 class ConfigError(InputError):
     """Invalid configuration."""
+
+
+class StoreURLError(InputError):
+    """Invalid store URL."""
 
 
 class TaskNotFoundError(TaskcronError):

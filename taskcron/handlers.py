@@ -9,12 +9,15 @@ directly by an import path `package.module:function`.
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from taskcron import errors
+from taskcron.model import Target, TargetKind
 
 ENTRY_POINT_GROUP = "taskcron.tasks"
 
@@ -130,3 +133,46 @@ def find(name: str, modules: Sequence[str]) -> Handler:
             f"{ENTRY_POINT_GROUP!r})"
         )
     return found
+
+
+def registered(modules: Sequence[str]) -> list[str]:
+    """The names of every handler the config's `modules` and the entry points register."""
+    load_modules(modules)
+    from importlib.metadata import entry_points
+
+    return sorted({*_registry, *(e.name for e in entry_points(group=ENTRY_POINT_GROUP))})
+
+
+def resolve(target: Target, *, modules: Sequence[str], cwd: Path | None) -> None:
+    """Check that `target` can be run from here, or raise `HandlerError` saying why not.
+
+    A callable must import, a task name must be registered, a command's
+    program must exist and be executable (found on PATH, or relative to `cwd`).
+    """
+    if target.kind is TargetKind.CALL:
+        assert isinstance(target.value, str)
+        _guarded(lambda: import_path(str(target.value)), str(target.value))
+    elif target.kind is TargetKind.TASK:
+        assert isinstance(target.value, str)
+        _guarded(lambda: find(str(target.value), modules), str(target.value))
+    else:
+        program = target.value[0]
+        if os.sep in program:
+            path = Path(program) if cwd is None else cwd / program
+            found = path.is_file() and os.access(path, os.X_OK)
+        else:
+            found = shutil.which(program) is not None
+        if not found:
+            raise errors.HandlerError(f"command {program!r} not found or not executable")
+
+
+def _guarded(load: Callable[[], Any], what: str) -> None:
+    """Run `load`; code that fails at import time is a `HandlerError`, whatever it raised."""
+    try:
+        load()
+    except errors.HandlerError:
+        raise
+    except Exception as exc:
+        raise errors.HandlerError(
+            f"importing the code of {what!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc

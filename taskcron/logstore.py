@@ -25,17 +25,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from taskcron.model import Scope
+from taskcron.config import LogConfig
+from taskcron.model import LOG_LEVELS, Scope
 
 ACTIVE = "taskcron.jsonl"
-LEVELS = ("debug", "info", "warning", "error")
 _BLOCK = 65536
+_DEFAULTS = LogConfig()
 
 
 def level_number(name: str) -> int:
     """The rank of a level name (debug 0 … error 3); unknown names rank as info."""
     try:
-        return LEVELS.index(name)
+        return LOG_LEVELS.index(name)
     except ValueError:
         return 1
 
@@ -79,9 +80,9 @@ class LogStore:
         self,
         directory: str | os.PathLike[str],
         *,
-        level: str = "info",
-        max_bytes: int = 10 * 1024 * 1024,
-        backups: int = 5,
+        level: str = _DEFAULTS.level,
+        max_bytes: int = _DEFAULTS.max_bytes,
+        backups: int = _DEFAULTS.backups,
     ) -> None:
         self.directory = Path(directory)
         self.level = level

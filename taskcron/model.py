@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import re
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -18,6 +19,8 @@ from typing import Any, NamedTuple
 from taskcron import errors
 
 MODULE_ID_MAX = 255
+#: Log levels, least severe first: the log store, the config and `log --level` use these.
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class State(str, enum.Enum):
@@ -244,7 +247,7 @@ class Target:
 
     def __str__(self) -> str:
         if isinstance(self.value, tuple):
-            return " ".join(self.value)
+            return shlex.join(self.value)  # as a shell would read it back
         return self.value
 
 
@@ -357,6 +360,7 @@ class RunEnd:
     output_tail: str = ""
     truncated: bool = False
     result_json: str | None = None  #: What the handler returned, for a `done` run.
+    signal: int | None = None  #: The signal that stopped the tick during the run, if one did.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -21,6 +21,8 @@ from taskcron.model import Run, Task, format_duration
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from taskcron.api import Check
+
 PROG = "taskcron"
 DATA_PREVIEW = 2000  #: Characters of a task's data that `show` prints.
 
@@ -57,6 +59,12 @@ def error(message: str, *, exc: BaseException | None = None, debug: bool = False
     sys.stderr.flush()
 
 
+def warning(message: str) -> None:
+    """Print `taskcron: warning: <message>` on stderr."""
+    sys.stderr.write(f"{PROG}: warning: {one_line(message)}\n")
+    sys.stderr.flush()
+
+
 def line(text: str, *, file: IO[str] | None = None) -> None:
     """Print one plain line (no markup, no colour) on stdout or `file`."""
     out = file or sys.stdout
@@ -69,6 +77,14 @@ def json_out(obj: Any, *, file: IO[str] | None = None) -> None:
     out = file or sys.stdout
     out.write(json.dumps(obj) + "\n")
     out.flush()
+
+
+def check_report(checks: Sequence[Check], *, file: IO[str] | None = None) -> None:
+    """One line per check: `ok` or `BROKEN`, its name, and what was found."""
+    width = max((len(c.name) for c in checks), default=0)
+    for item in checks:
+        status = "ok" if item.ok else "BROKEN"
+        line(f"{status:<7}{item.name:<{width}}  {one_line(item.detail)}", file=file)
 
 
 def console(file: IO[str] | None = None, *, width: int | None = None) -> Console:

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import selectors
+import shlex
 import signal
 import subprocess
 import sys
@@ -32,9 +33,9 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from taskcron import errors, handlers
 from taskcron.context import Context
@@ -51,29 +52,37 @@ _EXIT_DRAIN = 1.0  #: How long to keep reading pipes held open by a finished tas
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunSettings:
-    """How to run a task: where its code is, and the limits that apply."""
+    """How to run a task: where its code is, and the limits that apply (from the config)."""
 
-    run_id: int = 0
-    import_paths: tuple[Path, ...] = ()
-    modules: tuple[str, ...] = ()
-    cwd: Path | None = None
-    deadline: datetime | None = None
-    kill_grace: timedelta = timedelta(seconds=10)
-    renew_every: timedelta = timedelta(seconds=10)
-    output_tail: int = 65536
-    log_level: str = "info"
+    run_id: int
+    import_paths: tuple[Path, ...]
+    modules: tuple[str, ...]
+    cwd: Path | None
+    deadline: datetime | None
+    kill_grace: timedelta
+    renew_every: timedelta
+    output_tail: int
+    log_level: str
 
 
-@dataclass(slots=True, kw_only=True)
-class RunHooks:
-    """What the tick wants to hear while a task runs."""
+class RunHooks(Protocol):
+    """What the tick wants to hear while a task runs (see `taskcron.lifecycle.RunLife`)."""
 
-    renew: Callable[[], bool] = lambda: True  #: Extend the lease; False means it was lost.
-    started: Callable[[int], None] = lambda pid: None  #: The task's process has this pid.
-    #: Whole lines the task printed, by stream ("stdout", "stderr"), a read's worth at a time.
-    output: Callable[[str, list[str]], None] = lambda stream, lines: None
-    #: What a callable reported: `{"event": "log", ...}` or `{"event": "progress", ...}`.
-    event: Callable[[dict[str, Any]], None] = lambda event: None
+    def renew(self) -> bool:
+        """Extend the lease; False means it was lost."""
+        ...
+
+    def started(self, pid: int) -> None:
+        """The task's process has this pid."""
+        ...
+
+    def output(self, stream: str, lines: list[str]) -> None:
+        """Whole lines the task printed on "stdout" or "stderr", a read's worth at a time."""
+        ...
+
+    def event(self, reported: dict[str, Any]) -> None:
+        """What a callable reported: `{"event": "log", ...}` or `{"event": "progress", ...}`."""
+        ...
 
 
 # --- the tick's side --------------------------------------------------------
@@ -104,8 +113,9 @@ def _child_argv(task: Task) -> list[str]:
     return [sys.executable, "-c", "from taskcron.runner import child_main; child_main()"]
 
 
-def _callable_input(task: Task, settings: RunSettings) -> bytes:
+def _callable_input(task: Task, settings: RunSettings, now: datetime) -> bytes:
     spec = {
+        "now": now.isoformat(),
         "task_id": task.id,
         "module": task.module,
         "target": task.target.to_json(),
@@ -141,14 +151,15 @@ def execute(
     settings: RunSettings,
     *,
     clock: Callable[[], datetime],
-    hooks: RunHooks | None = None,
+    hooks: RunHooks,
 ) -> RunEnd:
     """Run `task` to its end in a child process and say how it ended.
 
     Never raises for anything the task does; `ended_at` comes from `clock`,
-    `elapsed` from the monotonic clock.
+    `elapsed` from the monotonic clock, and the handler's `ctx` reads the same
+    clock (as it stood when the child started, moving on in real time).
     """
-    return _Execution(task, settings, hooks or RunHooks(), clock).run()
+    return _Execution(task, settings, hooks, clock).run()
 
 
 class _Execution:
@@ -184,7 +195,7 @@ class _Execution:
         payload = (
             self.task.data_json.encode()
             if is_command
-            else _callable_input(self.task, self.settings)
+            else _callable_input(self.task, self.settings, self.clock())
         )
         # Signals are trapped before the task starts, so that a SIGTERM that
         # arrives at any moment of the run is recorded, never fatal to the tick.
@@ -219,7 +230,7 @@ class _Execution:
         except OSError as exc:
             os.close(event_r)
             os.close(event_w)
-            what = " ".join(_child_argv(self.task))
+            what = shlex.join(_child_argv(self.task))
             return self._end(
                 start, Outcome.FAILED, error=f"cannot start command {what!r}: {exc.strerror}"
             )
@@ -378,6 +389,7 @@ class _Execution:
                 Outcome.INTERRUPTED,
                 exit_code=returncode,
                 error=f"the tick received {_signal_name(self.signalled)}",
+                signal=self.signalled,
             )
         if self.lease_lost:
             return self._end(
@@ -527,6 +539,7 @@ def child_main(argv: Sequence[str] | None = None) -> None:
     task_log = logging.getLogger(f"taskcron.task.{spec['module']}")
     deadline = spec.get("deadline")
     ctx = Context(
+        clock=_clock_from(spec.get("now")),
         task_id=spec["task_id"],
         module=spec["module"],
         data=data,
@@ -567,6 +580,14 @@ def child_main(argv: Sequence[str] | None = None) -> None:
     with lock:
         channel.write(encoded.encode() + b"\n")
         channel.flush()
+
+
+def _clock_from(now: str | None) -> Callable[[], datetime]:
+    """The tick's clock as it read `now` when the child started, moving on in real time."""
+    if now is None:
+        return lambda: datetime.now(timezone.utc)
+    start, began = datetime.fromisoformat(now), time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - began)
 
 
 def _flush_std() -> None:

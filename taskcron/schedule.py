@@ -56,8 +56,8 @@ def zone(name: str) -> tzinfo:
 class RetryPolicy:
     """Where a task goes after a run: done, retried after a backoff, failed, or its next time."""
 
-    first: timedelta = timedelta(seconds=10)
-    cap: timedelta = timedelta(hours=1)
+    first: timedelta  #: The first wait (config `retry.backoff`); it doubles per attempt.
+    cap: timedelta  #: The longest wait (config `retry.max_backoff`).
     rng: random.Random = field(default_factory=random.Random)
 
     def after_run(self, task: Task, outcome: Outcome, now: datetime) -> Next:

@@ -19,18 +19,24 @@ A store keeps tasks and their runs and hands out due tasks by the order rule
   left as recovered.
 - **Nothing on bad input.** A failing call changes nothing.
 
-The SQLite store (`taskcron.store.sqlite.SqliteStore`) is the only backend
-today; a PostgreSQL one joins the same contract test suite later.
+A store is chosen by URL, in SQLAlchemy's form, and opened through one door,
+`open_store(url)`: `sqlite:////abs/path/tasks.db` (four slashes: absolute) or
+`sqlite:///tasks.db` (relative). `BACKENDS` maps a URL scheme to the module
+and class that serve it; a backend is imported only when its URL is opened.
 """
 
 from __future__ import annotations
 
 import enum
+import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
+from taskcron import errors
 from taskcron.model import Next, Outcome, Recurrence, Run, RunEnd, Scope, State, Target, Task
 
 #: Where a task goes after a run ended with an outcome at a time.
@@ -94,6 +100,17 @@ class Claim:
 
 class Store(Protocol):
     """A task store. Times are aware UTC datetimes; ids are positive integers."""
+
+    #: The schema version the store was at when opened, if opening migrated it; else None.
+    migrated_from: int | None
+    #: The schema version this taskcron writes.
+    schema_version: int
+    #: Where the store is, as a URL without any password: safe to print.
+    url: str
+
+    def integrity(self) -> list[str]:
+        """Problems a quick consistency check of the store finds; empty when it is sound."""
+        ...
 
     def schedule(self, new: NewTask, *, now: datetime) -> Task:
         """Add a queued task and return it; with a key, the one already waiting if any."""
@@ -163,3 +180,72 @@ class Store(Protocol):
     def close(self) -> None:
         """Release the connection."""
         ...
+
+
+# --- choosing a backend by URL -----------------------------------------------
+
+#: URL scheme -> "module:Class" of the backend that serves it.
+BACKENDS: dict[str, str] = {"sqlite": "taskcron.store.sqlite:SqliteStore"}
+
+
+def _scheme(url: str, where: str) -> str:
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme not in BACKENDS:
+        known = ", ".join(f"{name}://" for name in BACKENDS)
+        shown = f"scheme {scheme!r}" if scheme else "no scheme"
+        raise errors.StoreURLError(
+            f"invalid store URL {redact(url)!r} ({where}): {shown}; known: {known}"
+        )
+    return scheme
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a `sqlite:///` URL, as written (relative or absolute)."""
+    parts = urlsplit(url)
+    if parts.netloc or parts.query or parts.fragment or not parts.path.startswith("/"):
+        raise errors.StoreURLError(
+            f"invalid store URL {url!r}: expected sqlite:///relative/path or "
+            "sqlite:////absolute/path"
+        )
+    path = parts.path[1:]
+    if not path or path.endswith("/"):
+        raise errors.StoreURLError(f"invalid store URL {url!r}: it names no file")
+    return path
+
+
+def resolve_url(url: str, *, base: Path, where: str = "store") -> str:
+    """Check a store URL and make a relative SQLite path absolute against `base`.
+
+    An unknown scheme, or a URL its backend cannot read, is a `StoreURLError`.
+    """
+    if _scheme(url.strip(), where) == "sqlite":
+        path = Path(sqlite_path(url.strip())).expanduser()
+        return "sqlite:///" + str((base / path).absolute())
+    return url.strip()
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and displays."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+
+
+def default_url(home: Path) -> str:
+    """The store URL used when none is set: `tasks.db` in the home."""
+    return "sqlite:///" + str((home / "tasks.db").absolute())
+
+
+def open_store(url: str, *, create: bool = True) -> Store:
+    """Open the store at `url` with the backend its scheme names.
+
+    With `create=False` nothing is created: a store that does not exist yet
+    is a `StoreMissingError`.
+    """
+    module_name, _, class_name = BACKENDS[_scheme(url, "store")].partition(":")
+    backend = getattr(importlib.import_module(module_name), class_name)
+    store: Store = backend.from_url(url, create=create)
+    return store

@@ -1,0 +1,309 @@
+"""A run's life, from the claim to the recorded end, and the names of the records it writes.
+
+`tick` reads as recover → claim → execute → finish: the store claims (and
+recovers dead runs), `after_claim` writes what the claim found, a `RunLife`
+starts the claimed run, serves the runner's hooks while it goes on (lease
+renewal, the child's pid, its output and events) and finishes it in the
+store. Every record goes through a `Recorder`, and every event name is an
+`Event`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from taskcron import errors, logstore
+from taskcron.model import Outcome, Run, RunEnd, State, Task, iso
+
+if TYPE_CHECKING:
+    from taskcron.logstore import LogStore
+    from taskcron.runner import RunSettings
+    from taskcron.store import Claim, Decide, Lease, Store
+
+log = logging.getLogger(__name__)
+
+
+class Event:
+    """The name of every record taskcron writes to the log store."""
+
+    TASK_SCHEDULED = "task.scheduled"
+    TASK_STARTED = "task.started"
+    TASK_OUTPUT = "task.output"
+    TASK_PROGRESS = "task.progress"
+    TASK_DONE = "task.done"
+    TASK_FAILED = "task.failed"
+    TASK_INTERRUPTED = "task.interrupted"
+    TASK_KILLED = "task.killed"
+    TASK_SKIPPED = "task.skipped"
+    TASK_CANCELLED = "task.cancelled"
+    TASK_RETRIED = "task.retried"
+    TASK_PAUSED = "task.paused"
+    TASK_RESUMED = "task.resumed"
+    TASK_REMOVED = "task.removed"
+    TICK_IDLE = "tick.idle"
+    TICK_BUSY = "tick.busy"
+    STORE_MIGRATED = "store.migrated"
+    STORE_PRUNED = "store.pruned"
+
+
+#: The record of each task action, by the action's verb.
+ACTION_EVENTS = {
+    "cancel": Event.TASK_CANCELLED,
+    "retry": Event.TASK_RETRIED,
+    "pause": Event.TASK_PAUSED,
+    "resume": Event.TASK_RESUMED,
+}
+#: The record and level of a run's end, by its outcome; any other outcome failed.
+END_EVENTS = {
+    Outcome.DONE: (Event.TASK_DONE, "info"),
+    Outcome.INTERRUPTED: (Event.TASK_INTERRUPTED, "warning"),
+}
+
+
+class Recorder:
+    """Writes records to the log store; a log that cannot be written never stops work."""
+
+    def __init__(self, logstore: Callable[[], LogStore], clock: Callable[[], datetime]) -> None:
+        self._logstore = logstore
+        self.clock = clock
+
+    def emit(
+        self,
+        event: str,
+        *,
+        level: str = "info",
+        task: Task | None = None,
+        message: str = "",
+        **fields: Any,
+    ) -> None:
+        """Append one record, if the log store's level lets it through."""
+        if not self._logstore().enabled(level):
+            return
+        self.write(
+            logstore.record(
+                event,
+                at=self.clock(),
+                level=level,
+                task=None if task is None else task.id,
+                module=None if task is None else task.module,
+                message=message,
+                **fields,
+            )
+        )
+
+    def write(self, *records: dict[str, Any]) -> None:
+        """Append whole records as they are."""
+        store = self._logstore()
+        try:
+            store.append(*records)
+        except OSError as exc:
+            log.warning("cannot write to the log store %s: %s", store.directory, exc)
+
+    def run_end(self, task: Task, run: Run) -> None:
+        """The record of a run's end: task.done, task.failed or task.interrupted."""
+        outcome = run.outcome
+        event, level = (
+            END_EVENTS.get(outcome, (Event.TASK_FAILED, "error"))
+            if outcome is not None
+            else (Event.TASK_FAILED, "error")
+        )
+        elapsed = run.elapsed or 0.0
+        what = outcome.value if outcome is not None else "ended"
+        message = f"{what} in {elapsed:.3f}s"
+        if run.error:
+            message += f": {run.error}"
+        fields: dict[str, Any] = {
+            "run": run.id,
+            "attempt": run.attempt,
+            "outcome": what,
+            "started_at": iso(run.started_at),
+            "ended_at": iso(run.ended_at),
+            "elapsed": run.elapsed,
+            "exit_code": run.exit_code,
+            "state": task.state.value,
+        }
+        if outcome is not Outcome.DONE:
+            fields["error"] = run.error
+            fields["traceback"] = run.traceback
+        if task.state is State.QUEUED:
+            fields["next_due_at"] = iso(task.due_at)
+        self.emit(event, level=level, task=task, message=message, **fields)
+
+
+class Watcher(Protocol):
+    """Someone watching a run as it goes, such as `tick -v` at a terminal."""
+
+    def started(self, task: Task) -> None:
+        """The task's run has begun."""
+
+    def output(self, task: Task, stream: str, lines: Sequence[str]) -> None:
+        """The task printed these whole lines on `stream` ("stdout" or "stderr")."""
+
+
+def after_claim(recorder: Recorder, claim: Claim) -> None:
+    """Record what a claim did besides claiming: skipped late tasks, recovered dead runs.
+
+    A recovered run's task may outlive its tick: on this host it is stopped,
+    so that it never runs twice.
+    """
+    for skipped in claim.skipped:
+        recorder.emit(
+            Event.TASK_SKIPPED,
+            level="warning",
+            task=skipped,
+            message=f"skipped: later than its max lateness; now {skipped.state.value}",
+            state=skipped.state.value,
+            next_due_at=iso(skipped.due_at) if skipped.state is State.QUEUED else None,
+        )
+    for item in claim.recovered:
+        _stop_orphan(recorder, item.task, item.run)
+        recorder.run_end(item.task, item.run)
+
+
+def _stop_orphan(recorder: Recorder, task: Task, run: Run) -> None:
+    if run.child_pid is None or run.host != os.uname().nodename:
+        return
+    from taskcron import runner
+
+    if runner.kill_orphan(run.child_pid, run.id):
+        recorder.emit(
+            Event.TASK_KILLED,
+            level="warning",
+            task=task,
+            message=f"killed the orphaned process group {run.child_pid} of run {run.id}",
+            run=run.id,
+            pid=run.child_pid,
+        )
+
+
+class RunLife:
+    """One claimed run, from its start to its recorded end.
+
+    It is the runner's hooks: it renews the lease, records the child's pid,
+    writes the task's output and events as records, and tells a `Watcher`.
+    `finish` records the end in the store (fenced: a run recovered meanwhile
+    stays recovered) and in the log.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        task: Task,
+        run: Run,
+        recorder: Recorder,
+        lease: Callable[[], Lease],
+        decide: Decide,
+        deadline: datetime | None,
+        watcher: Watcher | None = None,
+    ) -> None:
+        self.store = store
+        self.task = task
+        self.run = run
+        self.recorder = recorder
+        self.lease = lease
+        self.decide = decide
+        self.deadline = deadline
+        self.watcher = watcher
+
+    def execute(self, settings: RunSettings) -> RunEnd:
+        """Record the start, run the task to its end in a child process, and say how it ended."""
+        from taskcron import runner  # only a tick with a task to run pays for it
+
+        task, run = self.task, self.run
+        self.recorder.emit(
+            Event.TASK_STARTED,
+            task=task,
+            message=f"started {task.title}",
+            run=run.id,
+            attempt=run.attempt,
+            deadline=iso(self.deadline),
+            pid=run.pid,
+            host=run.host,
+        )
+        if self.watcher is not None:
+            self.watcher.started(task)
+        return runner.execute(task, settings, clock=self.recorder.clock, hooks=self)
+
+    def finish(self, end: RunEnd) -> Task:
+        """Record how the run ended and return its task as it now stands."""
+        finished = self.store.finish_run(self.run.id, end, decide=self.decide)
+        current = self.store.get(self.task.id)
+        if finished is None:
+            self.recorder.emit(
+                Event.TASK_INTERRUPTED,
+                level="warning",
+                task=self.task,
+                message=f"run {self.run.id} ended after another tick had recovered it",
+                run=self.run.id,
+            )
+        else:
+            self.recorder.run_end(current, current.runs[-1])
+        return current
+
+    # --- the runner's hooks ---------------------------------------------------
+
+    def renew(self) -> bool:
+        """Extend the lease; False when another tick has taken the run over."""
+        try:
+            return self.store.renew_lease(self.run.id, lease=self.lease())
+        except errors.StoreError as exc:
+            log.warning("task %s: cannot renew its lease: %s", self.task.id, exc)
+            return True
+
+    def started(self, pid: int) -> None:
+        """The task's process (and process group) is `pid`."""
+        try:
+            self.store.set_child(self.run.id, pid)
+        except errors.StoreError as exc:
+            log.warning("task %s: cannot record its process: %s", self.task.id, exc)
+
+    def output(self, stream: str, lines: list[str]) -> None:
+        """Whole lines the task printed: one `task.output` record each."""
+        base = {
+            "ts": logstore.timestamp(self.recorder.clock()),
+            "level": "info",
+            "event": Event.TASK_OUTPUT,
+            "task": self.task.id,
+            "module": self.task.module,
+        }
+        self.recorder.write(
+            *({**base, "message": line, "stream": stream, "run": self.run.id} for line in lines)
+        )
+        if self.watcher is not None:
+            self.watcher.output(self.task, stream, lines)
+
+    def event(self, reported: dict[str, Any]) -> None:
+        """What a callable reported: its progress, or a record of its logging."""
+        kind = reported.get("event")
+        if kind == "progress":
+            done, total = reported.get("done"), reported.get("total")
+            self.recorder.emit(
+                Event.TASK_PROGRESS,
+                task=self.task,
+                message=str(reported.get("message") or _progress_text(done, total)),
+                run=self.run.id,
+                done=done,
+                total=total,
+            )
+        elif kind == "log":
+            self.recorder.emit(
+                Event.TASK_OUTPUT,
+                level=str(reported.get("level", "info")),
+                task=self.task,
+                message=str(reported.get("message", "")),
+                stream="log",
+                logger=reported.get("logger"),
+                exc=reported.get("exc"),
+                run=self.run.id,
+            )
+
+
+def _progress_text(done: Any, total: Any) -> str:
+    if isinstance(total, int | float) and total and isinstance(done, int | float):
+        return f"{done:g}/{total:g} ({100 * done / total:.0f}%)"
+    return f"{done}%"

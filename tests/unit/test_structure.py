@@ -1,0 +1,99 @@
+"""The house's structure, read from the imports: what may import what, and how long things are."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "taskcron"
+#: Modules at or above the API: they compose the parts and talk to people.
+TOP = {"api", "cli", "render", "__main__", "__init__"}
+CONCRETE_STORES = {"taskcron.store.sqlite", "taskcron.store.postgres"}
+
+
+def modules() -> dict[str, ast.Module]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        found[name] = ast.parse(path.read_text(), str(path))
+    return found
+
+
+def imports(tree: ast.Module) -> set[str]:
+    """Every module a tree imports, at the top or inside functions."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def below_api() -> list[str]:
+    return [
+        name
+        for name in modules()
+        if name.split(".")[-1] not in TOP
+        and not name.startswith(("taskcron.store", "taskcron.web"))
+    ]
+
+
+@pytest.mark.parametrize("name", below_api())
+def test_no_module_below_the_api_imports_a_concrete_store_click_or_rich(name: str) -> None:
+    found = imports(modules()[name])
+    assert not found & CONCRETE_STORES
+    assert not {n for n in found if n.split(".")[0] in {"click", "rich"}}
+
+
+def test_the_api_imports_no_concrete_store() -> None:
+    assert not imports(modules()["taskcron.api"]) & CONCRETE_STORES
+
+
+def test_the_runner_imports_no_store() -> None:
+    assert not {n for n in imports(modules()["taskcron.runner"]) if n.startswith("taskcron.store")}
+
+
+def test_only_the_cli_imports_render_and_click() -> None:
+    for name, tree in modules().items():
+        found = imports(tree)
+        if name != "taskcron.cli":
+            assert "taskcron.render" not in found, name
+            assert "click" not in found, name
+
+
+def functions(tree: ast.Module) -> dict[str, int]:
+    """Each function's name and length in lines."""
+    return {
+        node.name: (node.end_lineno or node.lineno) - node.lineno + 1
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef)
+    }
+
+
+def test_the_cli_has_no_function_longer_than_about_forty_lines() -> None:
+    long = {name: n for name, n in functions(modules()["taskcron.cli"]).items() if n > 45}
+    assert long == {}
+
+
+def test_tick_is_about_forty_lines() -> None:
+    assert functions(modules()["taskcron.api"])["tick"] <= 50
+
+
+def test_event_names_are_written_in_one_place() -> None:
+    for name, tree in modules().items():
+        if name == "taskcron.lifecycle":
+            continue
+        literals = [
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and node.value.split(".")[0] in {"task", "tick", "store"}
+            and node.value.count(".") == 1
+            and node.value.split(".")[1].isalpha()
+        ]
+        assert literals == [], name

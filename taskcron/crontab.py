@@ -118,8 +118,18 @@ class CrontabTarget(Protocol):
         ...
 
     def write(self, text: str) -> None:
-        """Replace its whole text; `TaskcronError` when that fails."""
+        """Replace its whole text; `TaskcronError` when that fails.
+
+        A user's crontab left blank (only spaces, tabs and line breaks) is
+        removed instead; `read` gives "" for it either way.
+        """
         ...
+
+
+#: The only characters a blank crontab holds; one with anything else (a comment too) is kept.
+_BLANK = " \t\r\n"
+#: What `crontab -l` and `crontab -r` say when the user has no crontab.
+_NO_CRONTAB = "no crontab for"
 
 
 def _decode(data: bytes) -> str:
@@ -133,6 +143,10 @@ def _encode(text: str) -> bytes:
 def _first_line(data: bytes) -> str:
     text = _decode(data).strip()
     return text.splitlines()[0] if text else ""
+
+
+def _why(done: subprocess.CompletedProcess[bytes]) -> str:
+    return _first_line(done.stderr) or f"exit status {done.returncode}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,17 +181,28 @@ class UserCrontab:
         done = self._run("-l")
         if done.returncode == 0:
             return _decode(done.stdout)
-        why = _first_line(done.stderr) or f"exit status {done.returncode}"
-        if "no crontab for" in why:
+        why = _why(done)
+        if _NO_CRONTAB in why:
             return ""
         raise errors.TaskcronError(f"cannot read {self.describe()}: crontab -l: {why}")
 
     def write(self, text: str) -> None:
-        """`crontab -` with `text` on its standard input."""
+        """`crontab -` with `text` on its standard input; `crontab -r` when `text` is blank.
+
+        Blank means only spaces, tabs and line breaks: such a crontab runs
+        nothing, so the user is left with none rather than an empty one.
+        """
+        if not text.strip(_BLANK):
+            self._remove()
+            return
         done = self._run("-", data=_encode(text))
         if done.returncode != 0:
-            why = _first_line(done.stderr) or f"exit status {done.returncode}"
-            raise errors.TaskcronError(f"cannot write {self.describe()}: crontab: {why}")
+            raise errors.TaskcronError(f"cannot write {self.describe()}: crontab: {_why(done)}")
+
+    def _remove(self) -> None:
+        done = self._run("-r")
+        if done.returncode != 0 and _NO_CRONTAB not in _why(done):
+            raise errors.TaskcronError(f"cannot remove {self.describe()}: crontab -r: {_why(done)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +325,11 @@ def install(
 def uninstall(
     home: Path, scope: Scope, tab: CrontabTarget, *, lock: Path | None, dry_run: bool = False
 ) -> Change:
-    """Take taskcron's blocks for `home` and `scope` out of `tab`; write only if there were any."""
+    """Take taskcron's blocks for `home` and `scope` out of `tab`; write only if there were any.
+
+    A user's crontab that is left blank is removed (`crontab -r`); a crontab
+    file is written even when empty, never deleted.
+    """
     with _maybe_locked(None if dry_run else lock):
         old = tab.read()
         new, removed = splice(old, home, scope, None)

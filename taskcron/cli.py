@@ -594,7 +594,7 @@ def generate_cron(
     """
     from datetime import datetime, timezone
 
-    from taskcron import cronjob
+    from taskcron import cronline, crontab
     from taskcron.config import system_timezone
     from taskcron.model import Scope
     from taskcron.schedule import zone
@@ -611,14 +611,14 @@ def generate_cron(
     scope = Scope.parse(modules, excepts)
     config = _app(ctx).config
     home = config.home
-    cronjob.check_text("home", str(home))
-    tab = cronjob.crontab(file=crontab_file, user=user)
+    cronline.check_text("home", str(home))
+    tab = crontab.open_crontab(file=crontab_file, user=user)
     lock = home / "crontab.lock"
     where = tab.describe()
     if uninstall:
         if not dry_run:
             ensure_home(home)
-        change = cronjob.uninstall(home, scope, tab, lock=lock, dry_run=dry_run)
+        change = crontab.uninstall(home, scope, tab, lock=lock, dry_run=dry_run)
         if dry_run:
             _write_text(change.text)
         elif change.removed:
@@ -626,11 +626,11 @@ def generate_cron(
         if not change.removed:
             render.line(
                 f"nothing to uninstall: {where} has no taskcron line for home {home} and "
-                f"{cronjob.describe_scope(scope)}",
+                f"{cronline.describe_scope(scope)}",
                 file=sys.stderr,
             )
         return
-    job = cronjob.build(
+    job = cronline.build(
         home=home,
         scope=scope,
         every=every,
@@ -643,11 +643,11 @@ def generate_cron(
         tz=zone(system_timezone()),
     )
     if dry_run:
-        _write_text(cronjob.install(job, tab, lock=None, dry_run=True).text)
+        _write_text(crontab.install(job, tab, lock=None, dry_run=True).text)
         return
     ensure_home(home)  # the line appends to <home>/cron.log: the directory must exist
     if install:
-        change = cronjob.install(job, tab, lock=lock)
+        change = crontab.install(job, tab, lock=lock)
         replaced = " (replacing the previous one)" if change.removed else ""
         render.line(f"installed in {where}{replaced}", file=sys.stderr)
     _write_text(job.block)

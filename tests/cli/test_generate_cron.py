@@ -28,6 +28,8 @@ case "$1" in
   -l) if [ -f "$FAKE_CRONTAB" ]; then cat "$FAKE_CRONTAB"; else
         echo "no crontab for $user" >&2; exit 1; fi ;;
   -) cat > "$FAKE_CRONTAB" ;;
+  -r) if [ -f "$FAKE_CRONTAB" ]; then rm "$FAKE_CRONTAB"; else
+        echo "no crontab for $user" >&2; exit 1; fi ;;
   *) echo "usage" >&2; exit 2 ;;
 esac
 """
@@ -273,6 +275,54 @@ def test_install_and_uninstall_keep_the_users_lines(
     assert store.read_text() == USER_TEXT + rest.stdout
     run_cli("generate-cron", "-x", "billing", "--uninstall", env=env)
     assert store.read_text() == USER_TEXT
+
+
+@pytest.mark.parametrize("before", [None, "\n \t\n"], ids=["none", "blank"])
+@pytest.mark.parametrize("user", [None, "alice"], ids=["you", "user"])
+def test_uninstalling_the_last_line_removes_the_users_crontab(
+    run_cli: Run,
+    fake_crontab: Callable[..., tuple[dict[str, str], Path]],
+    before: str | None,
+    user: str | None,
+) -> None:
+    env, store = fake_crontab()
+    if before is not None:
+        store.write_text(before)
+    who = [] if user is None else ["--user", user]
+    installed = run_cli("generate-cron", "--every", "1m", "--install", *who, env=env)
+    assert installed.returncode == 0, installed.stderr
+    done = run_cli("generate-cron", "--uninstall", *who, env=env)
+    assert (done.returncode, done.stdout) == (0, ""), done.stderr
+    listed = subprocess.run(
+        ["crontab", *([] if user is None else ["-u", user]), "-l"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (listed.returncode, listed.stdout) == (1, "")
+    assert listed.stderr == f"no crontab for {user or 'tester'}\n"
+
+
+def test_uninstalling_keeps_a_crontab_left_with_only_the_users_comments(
+    run_cli: Run, fake_crontab: Callable[..., tuple[dict[str, str], Path]]
+) -> None:
+    env, store = fake_crontab()
+    store.write_text("# mine\n")
+    run_cli("generate-cron", "--every", "1m", "--install", env=env)
+    done = run_cli("generate-cron", "--uninstall", env=env)
+    assert done.returncode == 0, done.stderr
+    assert store.read_text() == "# mine\n"
+
+
+def test_uninstalling_the_last_line_of_a_crontab_file_keeps_the_file_empty(
+    run_cli: Run, tmp_path: Path
+) -> None:
+    path = tmp_path / "crontab.txt"
+    run_cli("generate-cron", "--every", "1m", "--install", "--crontab-file", str(path))
+    done = run_cli("generate-cron", "--uninstall", "--crontab-file", str(path))
+    assert done.returncode == 0, done.stderr
+    assert path.read_text() == ""
 
 
 def test_user_edits_that_users_crontab(

@@ -68,6 +68,7 @@ Upcoming = list[tuple[datetime, Task]]
 Checks = list["Check"]
 INT64 = (-(2**63), 2**63 - 1)
 _KEY = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
+CRONTAB_LOCK = "crontab.lock"  #: In the home: held while a crontab is read and rewritten.
 
 
 def utc_now() -> datetime:
@@ -162,6 +163,18 @@ class CheckReport:
             "home": str(self.home),
             "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
         }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CronEdit:
+    """What `generate_cron` or `uninstall_cron` made, and did to a crontab."""
+
+    where: str  #: The crontab, in words ("your crontab", a file's path).
+    scope: str  #: The scope, in words.
+    job: str | None = None  #: The marker and job lines, for `generate_cron`.
+    text: str | None = None  #: The crontab's whole text as left (or, on a dry run, as it would be).
+    removed: int = 0  #: Jobs of this home and scope taken out (replaced, on install).
+    written: bool = False  #: Whether the crontab was written.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -888,7 +901,106 @@ class TaskCron:
         return [Check(name="targets", ok=not broken, detail=summary), *broken]
 
     def _check_crontab(self) -> Check:
-        return Check(name="crontab", ok=True, detail="not checked")
+        """Whether a crontab job ticks this home, and whether the program it runs exists."""
+        from taskcron import crontab
+
+        try:
+            jobs = crontab.jobs_for_home(crontab.open_crontab().read(), self.home)
+        except errors.TaskcronError as exc:
+            return Check(name="crontab", ok=True, detail=f"cannot read the crontab: {exc}")
+        if not jobs:
+            return Check(
+                name="crontab",
+                ok=True,
+                detail="no crontab job ticks this home (none is needed to run tasks by "
+                "`taskcron work` or by hand)",
+            )
+        found = []
+        for _, words in jobs:
+            program = Path(words[0]) if words else Path()
+            runnable = program.is_file() and os.access(program, os.X_OK)
+            found.append(f"{program} ({'exists' if runnable else 'MISSING'})")
+        missing = any(text.endswith("(MISSING)") for text in found)
+        return Check(name="crontab", ok=not missing, detail="installed: " + ", ".join(found))
+
+    def generate_cron(
+        self,
+        *,
+        modules: Iterable[str] = (),
+        excepts: Iterable[str] = (),
+        every: str | None = None,
+        cron: str | None = None,
+        budget: str | None = None,
+        mail: bool = False,
+        install: bool = False,
+        crontab_file: str | None = None,
+        user: str | None = None,
+        dry_run: bool = False,
+    ) -> CronEdit:
+        """The crontab job that runs `taskcron tick` for this home and scope; installed on ask.
+
+        `every` (a period such as `5m`) or `cron` (an expression) says when.
+        With `install`, the job replaces this home and scope's job in the
+        user's crontab (or `crontab_file`); with `dry_run`, nothing is written
+        and the crontab's text as it would be left is returned.
+        """
+        from taskcron import cronline, crontab
+
+        scope = Scope.parse(modules, excepts)
+        cronline.check_text("home", str(self.home))
+        tab = crontab.open_crontab(file=crontab_file, user=user)
+        job = cronline.build(
+            home=self.home,
+            scope=scope,
+            every=every,
+            cron=cron,
+            budget=budget,
+            config=self.config.path,
+            mail=mail,
+            user=user if crontab_file is not None else None,
+            now=self.clock(),
+            tz=schedule_module.zone(config_module.system_timezone()),
+        )
+        edit = CronEdit(where=tab.describe(), scope=cronline.describe_scope(scope), job=job.block)
+        if dry_run:
+            change = crontab.install(job, tab, lock=None, dry_run=True)
+            return dataclasses.replace(edit, text=change.text, removed=change.removed)
+        ensure_home(self.home)  # the job appends to <home>/cron.log: the directory must exist
+        if not install:
+            return edit
+        change = crontab.install(job, tab, lock=self.home / CRONTAB_LOCK)
+        return dataclasses.replace(edit, text=change.text, removed=change.removed, written=True)
+
+    def uninstall_cron(
+        self,
+        *,
+        modules: Iterable[str] = (),
+        excepts: Iterable[str] = (),
+        crontab_file: str | None = None,
+        user: str | None = None,
+        dry_run: bool = False,
+    ) -> CronEdit:
+        """Take this home and scope's job out of the user's crontab (or `crontab_file`).
+
+        A user's crontab left blank is removed. With `dry_run`, nothing is
+        written and the crontab's text as it would be left is returned.
+        """
+        from taskcron import cronline, crontab
+
+        scope = Scope.parse(modules, excepts)
+        cronline.check_text("home", str(self.home))
+        tab = crontab.open_crontab(file=crontab_file, user=user)
+        if not dry_run:
+            ensure_home(self.home)
+        lock = self.home / CRONTAB_LOCK
+        change = crontab.uninstall(self.home, scope, tab, lock=lock, dry_run=dry_run)
+        return CronEdit(
+            where=tab.describe(),
+            scope=cronline.describe_scope(scope),
+            text=change.text,
+            removed=change.removed,
+            written=change.written,
+        )
 
     def _lease(self, now: datetime) -> Lease:
         return Lease(host=os.uname().nodename, pid=os.getpid(), expires_at=now + self.config.lease)

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from taskcron import __version__, errors, render
-from taskcron.api import TaskCron, TickResult, ensure_home
+from taskcron.api import CronEdit, TaskCron, TickResult
 from taskcron.model import Task
 
 EXIT_CODES = ((errors.InputError, 2), (errors.TaskcronError, 1))
@@ -592,13 +592,6 @@ def generate_cron(
       taskcron generate-cron --except billing --cron '*/10 * * * *' --dry-run
       taskcron generate-cron --module billing --uninstall
     """
-    from datetime import datetime, timezone
-
-    from taskcron import cronline, crontab
-    from taskcron.config import system_timezone
-    from taskcron.model import Scope
-    from taskcron.schedule import zone
-
     if install and uninstall:
         raise click.UsageError("give --install or --uninstall, not both")
     if not uninstall and (every is None) == (cron_expr is None):
@@ -608,49 +601,43 @@ def generate_cron(
             "--crontab-file and --user say where to install: add --install, --uninstall or "
             "--dry-run"
         )
-    scope = Scope.parse(modules, excepts)
-    config = _app(ctx).config
-    home = config.home
-    cronline.check_text("home", str(home))
-    tab = crontab.open_crontab(file=crontab_file, user=user)
-    lock = home / "crontab.lock"
-    where = tab.describe()
+    app = _app(ctx)
+    where: dict[str, Any] = {
+        "modules": modules,
+        "excepts": excepts,
+        "crontab_file": crontab_file,
+        "user": user,
+        "dry_run": dry_run,
+    }
     if uninstall:
-        if not dry_run:
-            ensure_home(home)
-        change = crontab.uninstall(home, scope, tab, lock=lock, dry_run=dry_run)
-        if dry_run:
-            _write_text(change.text)
-        elif change.removed:
-            render.line(f"removed the taskcron line for home {home} from {where}", file=sys.stderr)
-        if not change.removed:
-            render.line(
-                f"nothing to uninstall: {where} has no taskcron line for home {home} and "
-                f"{cronline.describe_scope(scope)}",
-                file=sys.stderr,
-            )
+        _report_uninstall(app.uninstall_cron(**where), app.home, dry_run=dry_run)
         return
-    job = cronline.build(
-        home=home,
-        scope=scope,
-        every=every,
-        cron=cron_expr,
-        budget=budget,
-        config=config.path,
-        mail=mail,
-        user=user if crontab_file is not None else None,
-        now=datetime.now(timezone.utc),
-        tz=zone(system_timezone()),
+    edit = app.generate_cron(
+        every=every, cron=cron_expr, budget=budget, mail=mail, install=install, **where
     )
     if dry_run:
-        _write_text(crontab.install(job, tab, lock=None, dry_run=True).text)
+        assert edit.text is not None
+        _write_text(edit.text)
         return
-    ensure_home(home)  # the line appends to <home>/cron.log: the directory must exist
-    if install:
-        change = crontab.install(job, tab, lock=lock)
-        replaced = " (replacing the previous one)" if change.removed else ""
-        render.line(f"installed in {where}{replaced}", file=sys.stderr)
-    _write_text(job.block)
+    if edit.written:
+        replaced = " (replacing the previous one)" if edit.removed else ""
+        render.line(f"installed in {edit.where}{replaced}", file=sys.stderr)
+    assert edit.job is not None
+    _write_text(edit.job)
+
+
+def _report_uninstall(edit: CronEdit, home: Path, *, dry_run: bool) -> None:
+    if dry_run:
+        assert edit.text is not None
+        _write_text(edit.text)
+    elif edit.removed:
+        render.line(f"removed the taskcron line for home {home} from {edit.where}", file=sys.stderr)
+    if not edit.removed:
+        render.line(
+            f"nothing to uninstall: {edit.where} has no taskcron line for home {home} and "
+            f"{edit.scope}",
+            file=sys.stderr,
+        )
 
 
 def _write_text(text: str) -> None:

@@ -55,6 +55,21 @@ def _runs_tick(line: str, home: Path) -> bool:
     return "tick" in words and home in homes
 
 
+def jobs_for_home(text: str, home: Path) -> list[tuple[Scope, list[str]]]:
+    """Each taskcron job in `text` that ticks `home`: its marker's scope and its command's words."""
+    lines = split_lines(text)
+    found = []
+    for index, line in enumerate(lines[:-1]):
+        named = parse_marker(line.rstrip("\r\n"))
+        job = lines[index + 1].strip()
+        if named is None or named[0] != home or not _runs_tick(job, home):
+            continue
+        fields = 1 if job.startswith("@") else 5
+        words = shlex.split(cron_unescape(job)[0])[fields:]
+        found.append((named[1], words))
+    return found
+
+
 def find_blocks(text: str, home: Path, scope: Scope) -> list[tuple[int, int]]:
     """The (first, end) line ranges of taskcron's blocks for `home` and `scope` in `text`.
 

@@ -11,7 +11,6 @@ newer taskcron wrote, is refused before anything is written to it.
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -51,6 +50,8 @@ log = logging.getLogger(__name__)
 #: "tcrn": marks a SQLite file as a taskcron store.
 APPLICATION_ID = 0x7463726E
 BUSY_TIMEOUT = timedelta(seconds=10)
+#: SQLite's result code for a full disk (`sqlite3.SQLITE_FULL` from Python 3.11 on).
+SQLITE_FULL = 13
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 _V1 = """
@@ -343,7 +344,9 @@ class SqliteStore:
             return errors.StoreError(f"store {self.path} is read-only: {text}")
         if "locked" in text or "busy" in text:
             return errors.StoreError(f"store {self.path} is busy: {text}")
-        if getattr(exc, "sqlite_errorcode", None) == errno.ENOSPC or "full" in text:
+        # sqlite_errorcode may be an extended code: its low byte is the primary one.
+        code = getattr(exc, "sqlite_errorcode", None)
+        if (code is not None and code & 0xFF == SQLITE_FULL) or "full" in text:
             return errors.StoreError(f"store {self.path}: disk full: {text}")
         return errors.StoreError(f"store {self.path}: {text}")
 

@@ -147,6 +147,22 @@ def test_an_empty_file_becomes_a_new_store(tmp_path: Path) -> None:
     assert pragma(path, "user_version") == SCHEMA_VERSION
 
 
+# --- errors -------------------------------------------------------------------
+
+
+def test_sqlites_full_disk_code_is_a_disk_full_store_error_whatever_its_text(
+    tmp_path: Path,
+) -> None:
+    cause = sqlite3.OperationalError("database or disk said no")
+    cause.sqlite_errorcode = 13  # type: ignore[attr-defined]
+
+    with SqliteStore(tmp_path / "tasks.db") as store:
+        wrapped = store._wrap(cause)
+
+    assert type(wrapped) is errors.StoreError
+    assert str(wrapped) == f"store {tmp_path / 'tasks.db'}: disk full: database or disk said no"
+
+
 # --- migrations ---------------------------------------------------------------
 
 

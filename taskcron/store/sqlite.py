@@ -16,7 +16,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -117,6 +117,7 @@ _TASK_COLUMNS = (
     "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
     " timeout, created_at, updated_at, result, schedule, max_lateness, key,"
     " (SELECT outcome FROM runs WHERE runs.task_id = tasks.id ORDER BY runs.id DESC LIMIT 1)"
+    " AS last_outcome"
 )
 _RUN_COLUMNS = (
     "id, task_id, attempt, started_at, ended_at, elapsed, outcome, exit_code, error,"
@@ -134,47 +135,51 @@ def from_micros(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
 
 
-def _task(row: Sequence[Any], runs: tuple[Run, ...] = ()) -> Task:
+def _task(row: sqlite3.Row, runs: tuple[Run, ...] = ()) -> Task:
+    """A task from a row of `_TASK_COLUMNS`."""
+    schedule, timeout, lateness = row["schedule"], row["timeout"], row["max_lateness"]
     return Task(
-        id=row[0],
-        module=row[1],
-        title=row[2],
-        target=Target.from_json(json.loads(row[3])),
-        data_json=row[4],
-        priority=row[5],
-        state=State(row[6]),
-        due_at=from_micros(row[7]),
-        attempts=row[8],
-        max_attempts=row[9],
-        timeout=None if row[10] is None else timedelta(seconds=row[10]),
-        created_at=from_micros(row[11]),
-        updated_at=from_micros(row[12]),
-        result_json=row[13],
-        recurrence=None if row[14] is None else Recurrence.from_json(json.loads(row[14])),
-        max_lateness=None if row[15] is None else timedelta(seconds=row[15]),
-        key=row[16],
-        last_outcome=None if row[17] is None else Outcome(row[17]),
+        id=row["id"],
+        module=row["module"],
+        title=row["title"],
+        target=Target.from_json(json.loads(row["target"])),
+        data_json=row["data"],
+        priority=row["priority"],
+        state=State(row["state"]),
+        due_at=from_micros(row["due_at"]),
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        timeout=None if timeout is None else timedelta(seconds=timeout),
+        created_at=from_micros(row["created_at"]),
+        updated_at=from_micros(row["updated_at"]),
+        result_json=row["result"],
+        recurrence=None if schedule is None else Recurrence.from_json(json.loads(schedule)),
+        max_lateness=None if lateness is None else timedelta(seconds=lateness),
+        key=row["key"],
+        last_outcome=None if row["last_outcome"] is None else Outcome(row["last_outcome"]),
         runs=runs,
     )
 
 
-def _run(row: Sequence[Any]) -> Run:
+def _run(row: sqlite3.Row) -> Run:
+    """A run from a row of `_RUN_COLUMNS`."""
+    ended_at, outcome = row["ended_at"], row["outcome"]
     return Run(
-        id=row[0],
-        task_id=row[1],
-        attempt=row[2],
-        started_at=from_micros(row[3]),
-        ended_at=None if row[4] is None else from_micros(row[4]),
-        elapsed=row[5],
-        outcome=None if row[6] is None else Outcome(row[6]),
-        exit_code=row[7],
-        error=row[8],
-        traceback=row[9],
-        output_tail=row[10],
-        truncated=bool(row[11]),
-        host=row[12],
-        pid=row[13],
-        child_pid=row[14],
+        id=row["id"],
+        task_id=row["task_id"],
+        attempt=row["attempt"],
+        started_at=from_micros(row["started_at"]),
+        ended_at=None if ended_at is None else from_micros(ended_at),
+        elapsed=row["elapsed"],
+        outcome=None if outcome is None else Outcome(outcome),
+        exit_code=row["exit_code"],
+        error=row["error"],
+        traceback=row["traceback"],
+        output_tail=row["output_tail"],
+        truncated=bool(row["truncated"]),
+        host=row["host"],
+        pid=row["pid"],
+        child_pid=row["child_pid"],
     )
 
 
@@ -250,6 +255,7 @@ class SqliteStore:
             )
         except sqlite3.Error as exc:
             raise self._wrap(exc) from exc
+        db.row_factory = sqlite3.Row
         try:
             db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT.total_seconds() * 1000)}")
             version = self._check(db)
@@ -271,9 +277,11 @@ class SqliteStore:
         try:
             db.execute("BEGIN")
             try:
-                app_id = db.execute("PRAGMA application_id").fetchone()[0]
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                app_id = db.execute("PRAGMA application_id").fetchone()["application_id"]
+                version = db.execute("PRAGMA user_version").fetchone()["user_version"]
+                tables = db.execute("SELECT count(*) AS objects FROM sqlite_master").fetchone()[
+                    "objects"
+                ]
             finally:
                 db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
@@ -290,7 +298,7 @@ class SqliteStore:
 
     @staticmethod
     def _journal_mode(db: sqlite3.Connection) -> str:
-        return str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        return str(db.execute("PRAGMA journal_mode").fetchone()["journal_mode"]).lower()
 
     @staticmethod
     def _set_wal(db: sqlite3.Connection) -> None:
@@ -301,7 +309,7 @@ class SqliteStore:
         delay = 0.001
         while True:
             try:
-                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()["journal_mode"]
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
@@ -317,7 +325,7 @@ class SqliteStore:
         db.execute("BEGIN IMMEDIATE")
         try:
             # Read again under the write lock: another process may have got here first.
-            version = db.execute("PRAGMA user_version").fetchone()[0]
+            version = db.execute("PRAGMA user_version").fetchone()["user_version"]
             if version > SCHEMA_VERSION:
                 raise errors.StoreVersionError(str(self.path), version, SCHEMA_VERSION)
             for step in range(version, SCHEMA_VERSION):
@@ -426,7 +434,7 @@ class SqliteStore:
                     (new.module, new.key),
                 ).fetchone()
                 if row is not None:
-                    return self._load(db, row[0])
+                    return self._load(db, row["id"])
             cursor = db.execute(
                 "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"
                 " attempts, max_attempts, timeout, created_at, updated_at, schedule,"
@@ -510,7 +518,7 @@ class SqliteStore:
             if running is not None:
                 return Claim(
                     outcome=ClaimOutcome.BUSY,
-                    task=self._load(db, running[0], runs=False),
+                    task=self._load(db, running["id"], runs=False),
                     recovered=recovered,
                 )
             skipped: list[Task] = []
@@ -565,9 +573,9 @@ class SqliteStore:
                     " ORDER BY module, due_at, id LIMIT 1",
                     (bound,),
                 ).fetchone()
-                if row is None or (high is not None and row[0] >= high):
+                if row is None or (high is not None and row["module"] >= high):
                     break
-                module = row[0]
+                module = row["module"]
                 excluded = next((e for e in scope.excepts if covers(e, module)), None)
                 if excluded is not None:
                     # Skip the excluded subtree in one step ("/" follows "." in ASCII);
@@ -578,7 +586,7 @@ class SqliteStore:
                         bound, inclusive = excluded + "/", True
                     continue
                 if module in scope:
-                    yield module, row[1], row[2]
+                    yield module, row["due_at"], row["id"]
                 bound, inclusive = module, False
 
     def _pick(self, db: sqlite3.Connection, scope: Scope, now: int) -> int | None:
@@ -602,15 +610,15 @@ class SqliteStore:
             ).fetchone()
             if row is None:
                 return None  # unreachable: the module's head qualifies at its own priority
-            priority = row[0]
+            priority = row["priority"]
             oldest = db.execute(
                 "SELECT due_at, id FROM tasks INDEXED BY tasks_priority"
                 " WHERE state = 'queued' AND module = ? AND priority = ?"
                 " ORDER BY due_at, id LIMIT 1",
                 (module, priority),
             ).fetchone()
-            if (oldest[0], oldest[1]) < bound:
-                return int(oldest[1])
+            if (oldest["due_at"], oldest["id"]) < bound:
+                return int(oldest["id"])
 
     def _expire(
         self, db: sqlite3.Connection, scope: Scope, now: datetime, decide: Decide
@@ -622,7 +630,9 @@ class SqliteStore:
             params,
         ).fetchall()
         now_us = to_micros(now)
-        for task_id, run_id, host, pid, expires_at in rows:
+        for row in rows:
+            task_id, run_id = row["id"], row["run_id"]
+            host, pid, expires_at = row["lease_host"], row["lease_pid"], row["lease_expires_at"]
             expired = expires_at is None or expires_at <= now_us
             dead = host == self.host and pid is not None and not _pid_alive(pid)
             if not (expired or dead):
@@ -708,7 +718,7 @@ class SqliteStore:
             ).fetchone()
             if row is None:
                 return None
-            return self._end(db, row[0], run_id, end, decide)
+            return self._end(db, row["id"], run_id, end, decide)
 
     def prune(self, *, before: datetime) -> int:
         """Delete finished (done, failed, cancelled) tasks last updated before `before`."""

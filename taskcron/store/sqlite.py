@@ -361,23 +361,37 @@ def _pid_alive(pid: int) -> bool:
 class SqliteStore:
     """The task store in `<home>/tasks.db`. See `taskcron.store.Store` for the contract."""
 
-    def __init__(self, path: str | os.PathLike[str], *, host: str | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, create: bool = True, host: str | None = None
+    ) -> None:
+        """Open the store at `path`, creating it unless `create` is false.
+
+        With `create` false a missing file is `StoreMissingError` and nothing is
+        created. A file that is not a taskcron store, or is a newer one, is
+        refused untouched; an older one is migrated.
+        """
         self.path = Path(path)
         self.host = host or os.uname().nodename
         self.migrated_from: int | None = None  #: The version found, when open() migrated.
-        self._db = self._open()
+        self._db = self._open(create)
 
     # --- opening -----------------------------------------------------------
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, create: bool) -> sqlite3.Connection:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
         except OSError as exc:
+            if isinstance(exc, FileNotFoundError) and not create:
+                raise errors.StoreMissingError(str(self.path)) from exc
             raise errors.StoreError(f"cannot open store {self.path}: {exc.strerror}") from exc
         os.close(fd)
+        # Without "c" in its mode SQLite cannot create the file either, should it
+        # vanish after the check above.
+        mode = "rwc" if create else "rw"
         try:
             db = sqlite3.connect(
-                self.path,
+                f"{self.path.absolute().as_uri()}?mode={mode}",
+                uri=True,
                 timeout=BUSY_TIMEOUT.total_seconds(),
                 isolation_level=None,
                 check_same_thread=False,

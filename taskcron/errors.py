@@ -17,7 +17,8 @@ The tree::
     ├── HandlerError                 a task handler cannot be found, imported or registered
     └── StoreError                   the store cannot be opened, read or written
         ├── StoreVersionError        the store was written by a newer taskcron
-        └── ForeignStoreError        the file is not a taskcron store
+        ├── ForeignStoreError        the file is not a taskcron store
+        └── StoreMissingError        no store exists there, and this opening may not create one
 
 The core raises these and never prints or exits; only the CLI turns them into
 exit codes. Each class's docstring is its default message.
@@ -128,3 +129,11 @@ class ForeignStoreError(StoreError):
     def __init__(self, path: str) -> None:
         super().__init__(f"{path} is not a taskcron store; it was left untouched")
         self.path = path
+
+
+class StoreMissingError(StoreError):
+    """No store."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__(f"no store at {where}: run 'taskcron init' to create one")
+        self.where = where

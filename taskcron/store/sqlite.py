@@ -11,13 +11,12 @@ newer taskcron wrote, is refused before anything is written to it.
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -51,6 +50,8 @@ log = logging.getLogger(__name__)
 #: "tcrn": marks a SQLite file as a taskcron store.
 APPLICATION_ID = 0x7463726E
 BUSY_TIMEOUT = timedelta(seconds=10)
+#: SQLite's result code for a full disk (`sqlite3.SQLITE_FULL` from Python 3.11 on).
+SQLITE_FULL = 13
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 _V1 = """
@@ -112,14 +113,148 @@ CREATE INDEX tasks_key ON tasks (module, key) WHERE key IS NOT NULL
 MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_TASK_COLUMNS = (
+# --- SQL ----------------------------------------------------------------------
+#
+# Every statement SqliteStore runs, by name. Values go in as `?` parameters; a
+# `{field}` is filled with str.format before the statement runs: `{scope}` with
+# the WHERE fragment `_scope_sql` builds from the SCOPE_* fragments.
+
+# Opening: settings, ownership, version.
+SET_BUSY_TIMEOUT = f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT.total_seconds() * 1000)}"
+READ_APPLICATION_ID = "PRAGMA application_id"
+READ_SCHEMA_VERSION = "PRAGMA user_version"
+#: Tables and indexes in the file: none in a new one.
+COUNT_SCHEMA_OBJECTS = "SELECT count(*) AS objects FROM sqlite_master"
+READ_JOURNAL_MODE = "PRAGMA journal_mode"
+SET_WAL = "PRAGMA journal_mode = WAL"
+SET_SYNCHRONOUS = "PRAGMA synchronous = NORMAL"
+MARK_AS_TASKCRON = f"PRAGMA application_id = {APPLICATION_ID}"
+#: `{version}`: a PRAGMA takes no parameters.
+SET_SCHEMA_VERSION = "PRAGMA user_version = {version}"
+
+# Transactions.
+#: Every statement of a read transaction sees the same snapshot.
+BEGIN_READ = "BEGIN"
+#: A write transaction takes the write lock first, so that what it reads stays true.
+BEGIN_WRITE = "BEGIN IMMEDIATE"
+COMMIT = "COMMIT"
+ROLLBACK = "ROLLBACK"
+
+# Columns: what `_task` and `_run` read.
+TASK_COLUMNS = (
     "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
     " timeout, created_at, updated_at, result, schedule, max_lateness, key,"
     " (SELECT outcome FROM runs WHERE runs.task_id = tasks.id ORDER BY runs.id DESC LIMIT 1)"
+    " AS last_outcome"
 )
-_RUN_COLUMNS = (
+RUN_COLUMNS = (
     "id, task_id, attempt, started_at, ended_at, elapsed, outcome, exit_code, error,"
     " traceback, output_tail, truncated, host, pid, child_pid"
+)
+
+# Scopes: `_scope_sql` joins these into `{scope}`.
+#: A module and every module under it, as index-friendly ranges: the parameters
+#: are "m", "m." and "m/" ("/" is the character after ".").
+SCOPE_MODULE = "(module = ? OR (module >= ? AND module < ?))"
+SCOPE_NOT_MODULE = f"NOT {SCOPE_MODULE}"
+#: What an empty scope matches: every task.
+SCOPE_ALL = "1"
+
+# Reading.
+SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"
+SELECT_TASK_RUNS = f"SELECT {RUN_COLUMNS} FROM runs WHERE task_id = ? ORDER BY id"
+SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"
+#: Tasks in scope and in some states, in line order; `{states}`: one `?` a state.
+LIST_TASKS = (
+    f"SELECT {TASK_COLUMNS} FROM tasks WHERE state IN ({{states}}) AND {{scope}}"
+    " ORDER BY due_at, id"
+)
+
+# Writing.
+#: The queued or running task of a module with a key, if any.
+SELECT_KEYED_TASK = (
+    "SELECT id FROM tasks INDEXED BY tasks_key WHERE module = ? AND key = ?"
+    " AND key IS NOT NULL AND state IN ('queued', 'running') LIMIT 1"
+)
+INSERT_TASK = (
+    "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"
+    " attempts, max_attempts, timeout, created_at, updated_at, schedule,"
+    " max_lateness, key)"
+    " VALUES (?, ?, ?, ?, ?, 'queued', ?, 0, ?, ?, ?, ?, ?, ?, ?)"
+)
+#: What `transition` changes: state, attempts and due time.
+SET_TASK_STATE = "UPDATE tasks SET state = ?, attempts = ?, due_at = ?, updated_at = ? WHERE id = ?"
+DELETE_TASK_RUNS = "DELETE FROM runs WHERE task_id = ?"
+DELETE_TASK = "DELETE FROM tasks WHERE id = ?"
+#: The tasks `prune` deletes: finished, and last updated before a time.
+FINISHED_BEFORE = "state IN ('done', 'failed', 'cancelled') AND updated_at < ?"
+PRUNE_RUNS = f"DELETE FROM runs WHERE task_id IN (SELECT id FROM tasks WHERE {FINISHED_BEFORE})"
+PRUNE_TASKS = f"DELETE FROM tasks WHERE {FINISHED_BEFORE}"
+
+# Claiming.
+#: A task running in scope, if any: a scope runs one task at a time.
+SELECT_RUNNING = "SELECT id FROM tasks WHERE state = 'running' AND {scope} LIMIT 1"
+#: The leases of the tasks running in scope, to find the dead ones.
+SELECT_RUNNING_LEASES = (
+    "SELECT id, run_id, lease_host, lease_pid, lease_expires_at FROM tasks"
+    " WHERE state = 'running' AND {scope}"
+)
+#: The oldest queued task of the first module at or after a module id (its head).
+FIRST_MODULE_HEAD = (
+    "SELECT module, due_at, id FROM tasks INDEXED BY tasks_line"
+    " WHERE state = 'queued' AND module >= ?"
+    " ORDER BY module, due_at, id LIMIT 1"
+)
+#: The head of the first module after a module id: the skip-scan's step.
+NEXT_MODULE_HEAD = (
+    "SELECT module, due_at, id FROM tasks INDEXED BY tasks_line"
+    " WHERE state = 'queued' AND module > ?"
+    " ORDER BY module, due_at, id LIMIT 1"
+)
+#: The highest priority among a module's queued tasks.
+MODULE_TOP_PRIORITY = (
+    "SELECT priority FROM tasks INDEXED BY tasks_priority"
+    " WHERE state = 'queued' AND module = ?"
+    " ORDER BY priority DESC LIMIT 1"
+)
+#: The highest priority below a given one among a module's queued tasks.
+MODULE_PRIORITY_BELOW = (
+    "SELECT priority FROM tasks INDEXED BY tasks_priority"
+    " WHERE state = 'queued' AND module = ? AND priority < ?"
+    " ORDER BY priority DESC LIMIT 1"
+)
+#: A module's oldest queued task of one priority.
+OLDEST_AT_PRIORITY = (
+    "SELECT due_at, id FROM tasks INDEXED BY tasks_priority"
+    " WHERE state = 'queued' AND module = ? AND priority = ?"
+    " ORDER BY due_at, id LIMIT 1"
+)
+INSERT_RUN = "INSERT INTO runs (task_id, attempt, started_at, host, pid) VALUES (?, ?, ?, ?, ?)"
+#: Mark a task running under a lease, with the run just opened.
+CLAIM_TASK = (
+    "UPDATE tasks SET state = 'running', attempts = ?, updated_at = ?, run_id = ?,"
+    " lease_host = ?, lease_pid = ?, lease_expires_at = ? WHERE id = ?"
+)
+
+# Running and finishing.
+#: Only while the run is the task's current one and the lease is the caller's.
+RENEW_LEASE = (
+    "UPDATE tasks SET lease_expires_at = ? WHERE state = 'running' AND run_id = ?"
+    " AND lease_host = ? AND lease_pid = ?"
+)
+SET_CHILD_PID = "UPDATE runs SET child_pid = ? WHERE id = ?"
+#: The task a run belongs to, while that run is its current one.
+SELECT_TASK_OF_RUN = "SELECT id FROM tasks WHERE state = 'running' AND run_id = ?"
+END_RUN = (
+    "UPDATE runs SET ended_at = ?, elapsed = ?, outcome = ?, exit_code = ?, error = ?,"
+    " traceback = ?, output_tail = ?, truncated = ? WHERE id = ?"
+)
+SET_RESULT = "UPDATE tasks SET result = ? WHERE id = ?"
+#: Put a task where a policy said, resetting its attempts if told to; drop its lease.
+MOVE_TASK = (
+    "UPDATE tasks SET state = ?, due_at = ?, updated_at = ?, run_id = NULL,"
+    " lease_host = NULL, lease_pid = NULL, lease_expires_at = NULL,"
+    " attempts = CASE WHEN ? THEN 0 ELSE attempts END WHERE id = ?"
 )
 
 
@@ -133,64 +268,64 @@ def from_micros(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
 
 
-def _task(row: Sequence[Any], runs: tuple[Run, ...] = ()) -> Task:
+def _task(row: sqlite3.Row, runs: tuple[Run, ...] = ()) -> Task:
+    """A task from a row of `TASK_COLUMNS`."""
+    schedule, timeout, lateness = row["schedule"], row["timeout"], row["max_lateness"]
     return Task(
-        id=row[0],
-        module=row[1],
-        title=row[2],
-        target=Target.from_json(json.loads(row[3])),
-        data_json=row[4],
-        priority=row[5],
-        state=State(row[6]),
-        due_at=from_micros(row[7]),
-        attempts=row[8],
-        max_attempts=row[9],
-        timeout=None if row[10] is None else timedelta(seconds=row[10]),
-        created_at=from_micros(row[11]),
-        updated_at=from_micros(row[12]),
-        result_json=row[13],
-        recurrence=None if row[14] is None else Recurrence.from_json(json.loads(row[14])),
-        max_lateness=None if row[15] is None else timedelta(seconds=row[15]),
-        key=row[16],
-        last_outcome=None if row[17] is None else Outcome(row[17]),
+        id=row["id"],
+        module=row["module"],
+        title=row["title"],
+        target=Target.from_json(json.loads(row["target"])),
+        data_json=row["data"],
+        priority=row["priority"],
+        state=State(row["state"]),
+        due_at=from_micros(row["due_at"]),
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        timeout=None if timeout is None else timedelta(seconds=timeout),
+        created_at=from_micros(row["created_at"]),
+        updated_at=from_micros(row["updated_at"]),
+        result_json=row["result"],
+        recurrence=None if schedule is None else Recurrence.from_json(json.loads(schedule)),
+        max_lateness=None if lateness is None else timedelta(seconds=lateness),
+        key=row["key"],
+        last_outcome=None if row["last_outcome"] is None else Outcome(row["last_outcome"]),
         runs=runs,
     )
 
 
-def _run(row: Sequence[Any]) -> Run:
+def _run(row: sqlite3.Row) -> Run:
+    """A run from a row of `RUN_COLUMNS`."""
+    ended_at, outcome = row["ended_at"], row["outcome"]
     return Run(
-        id=row[0],
-        task_id=row[1],
-        attempt=row[2],
-        started_at=from_micros(row[3]),
-        ended_at=None if row[4] is None else from_micros(row[4]),
-        elapsed=row[5],
-        outcome=None if row[6] is None else Outcome(row[6]),
-        exit_code=row[7],
-        error=row[8],
-        traceback=row[9],
-        output_tail=row[10],
-        truncated=bool(row[11]),
-        host=row[12],
-        pid=row[13],
-        child_pid=row[14],
+        id=row["id"],
+        task_id=row["task_id"],
+        attempt=row["attempt"],
+        started_at=from_micros(row["started_at"]),
+        ended_at=None if ended_at is None else from_micros(ended_at),
+        elapsed=row["elapsed"],
+        outcome=None if outcome is None else Outcome(outcome),
+        exit_code=row["exit_code"],
+        error=row["error"],
+        traceback=row["traceback"],
+        output_tail=row["output_tail"],
+        truncated=bool(row["truncated"]),
+        host=row["host"],
+        pid=row["pid"],
+        child_pid=row["child_pid"],
     )
 
 
 def _scope_sql(scope: Scope) -> tuple[str, list[Any]]:
     """A WHERE fragment on `module` (index-friendly ranges) for a scope."""
     clauses: list[str] = []
-    params: list[Any] = []
-
-    def cover(prefix: str) -> str:
-        # "p" and everything under "p.": "/" is the character after ".".
-        params.extend((prefix, prefix + ".", prefix + "/"))
-        return "(module = ? OR (module >= ? AND module < ?))"
-
     if scope.modules:
-        clauses.append("(" + " OR ".join(cover(m) for m in scope.modules) + ")")
-    clauses.extend(f"NOT {cover(e)}" for e in scope.excepts)
-    return (" AND ".join(clauses) or "1"), params
+        clauses.append("(" + " OR ".join(SCOPE_MODULE for _ in scope.modules) + ")")
+    clauses.extend(SCOPE_NOT_MODULE for _ in scope.excepts)
+    params: list[Any] = [
+        bound for m in (*scope.modules, *scope.excepts) for bound in (m, m + ".", m + "/")
+    ]
+    return (" AND ".join(clauses) or SCOPE_ALL), params
 
 
 def _ranges(scope: Scope) -> list[tuple[str, str | None]]:
@@ -226,37 +361,52 @@ def _pid_alive(pid: int) -> bool:
 class SqliteStore:
     """The task store in `<home>/tasks.db`. See `taskcron.store.Store` for the contract."""
 
-    def __init__(self, path: str | os.PathLike[str], *, host: str | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, create: bool = True, host: str | None = None
+    ) -> None:
+        """Open the store at `path`, creating it unless `create` is false.
+
+        With `create` false a missing file is `StoreMissingError` and nothing is
+        created. A file that is not a taskcron store, or is a newer one, is
+        refused untouched; an older one is migrated.
+        """
         self.path = Path(path)
         self.host = host or os.uname().nodename
         self.migrated_from: int | None = None  #: The version found, when open() migrated.
-        self._db = self._open()
+        self._db = self._open(create)
 
     # --- opening -----------------------------------------------------------
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, create: bool) -> sqlite3.Connection:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
         except OSError as exc:
+            if isinstance(exc, FileNotFoundError) and not create:
+                raise errors.StoreMissingError(str(self.path)) from exc
             raise errors.StoreError(f"cannot open store {self.path}: {exc.strerror}") from exc
         os.close(fd)
+        # Without "c" in its mode SQLite cannot create the file either, should it
+        # vanish after the check above.
+        mode = "rwc" if create else "rw"
         try:
             db = sqlite3.connect(
-                self.path,
+                f"{self.path.absolute().as_uri()}?mode={mode}",
+                uri=True,
                 timeout=BUSY_TIMEOUT.total_seconds(),
                 isolation_level=None,
                 check_same_thread=False,
             )
         except sqlite3.Error as exc:
             raise self._wrap(exc) from exc
+        db.row_factory = sqlite3.Row
         try:
-            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT.total_seconds() * 1000)}")
+            db.execute(SET_BUSY_TIMEOUT)
             version = self._check(db)
             if version < SCHEMA_VERSION or self._journal_mode(db) != "wal":
                 self._set_wal(db)
             if version < SCHEMA_VERSION:
                 self._migrate(db)
-            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute(SET_SYNCHRONOUS)
         except sqlite3.Error as exc:
             db.close()
             raise self._wrap(exc) from exc
@@ -268,18 +418,18 @@ class SqliteStore:
     def _check(self, db: sqlite3.Connection) -> int:
         """Read the version and ownership in one read transaction; refuse what is not ours."""
         try:
-            db.execute("BEGIN")
+            db.execute(BEGIN_READ)
             try:
-                app_id = db.execute("PRAGMA application_id").fetchone()[0]
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+                app_id = db.execute(READ_APPLICATION_ID).fetchone()["application_id"]
+                version = db.execute(READ_SCHEMA_VERSION).fetchone()["user_version"]
+                objects = db.execute(COUNT_SCHEMA_OBJECTS).fetchone()["objects"]
             finally:
-                db.execute("COMMIT")
+                db.execute(COMMIT)
         except sqlite3.DatabaseError as exc:
             if "not a database" in str(exc) or "malformed" in str(exc):
                 raise errors.ForeignStoreError(str(self.path)) from exc
             raise
-        if app_id == 0 and version == 0 and tables == 0:
+        if app_id == 0 and version == 0 and objects == 0:
             return 0  # new, or created this instant by another process: ours to set up
         if app_id != APPLICATION_ID:
             raise errors.ForeignStoreError(str(self.path))
@@ -289,7 +439,7 @@ class SqliteStore:
 
     @staticmethod
     def _journal_mode(db: sqlite3.Connection) -> str:
-        return str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+        return str(db.execute(READ_JOURNAL_MODE).fetchone()["journal_mode"]).lower()
 
     @staticmethod
     def _set_wal(db: sqlite3.Connection) -> None:
@@ -300,7 +450,7 @@ class SqliteStore:
         delay = 0.001
         while True:
             try:
-                mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                mode = db.execute(SET_WAL).fetchone()["journal_mode"]
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
@@ -313,10 +463,10 @@ class SqliteStore:
             delay = min(delay * 2, 0.05)
 
     def _migrate(self, db: sqlite3.Connection) -> None:
-        db.execute("BEGIN IMMEDIATE")
+        db.execute(BEGIN_WRITE)
         try:
             # Read again under the write lock: another process may have got here first.
-            version = db.execute("PRAGMA user_version").fetchone()[0]
+            version = db.execute(READ_SCHEMA_VERSION).fetchone()["user_version"]
             if version > SCHEMA_VERSION:
                 raise errors.StoreVersionError(str(self.path), version, SCHEMA_VERSION)
             for step in range(version, SCHEMA_VERSION):
@@ -324,13 +474,13 @@ class SqliteStore:
                     if statement.strip():
                         db.execute(statement)
             if version < SCHEMA_VERSION:
-                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                db.execute(MARK_AS_TASKCRON)
+                db.execute(SET_SCHEMA_VERSION.format(version=SCHEMA_VERSION))
                 if version > 0:
                     self.migrated_from = version
-            db.execute("COMMIT")
+            db.execute(COMMIT)
         except BaseException:
-            db.execute("ROLLBACK")
+            db.execute(ROLLBACK)
             raise
 
     # --- transactions -----------------------------------------------------
@@ -343,12 +493,14 @@ class SqliteStore:
             return errors.StoreError(f"store {self.path} is read-only: {text}")
         if "locked" in text or "busy" in text:
             return errors.StoreError(f"store {self.path} is busy: {text}")
-        if getattr(exc, "sqlite_errorcode", None) == errno.ENOSPC or "full" in text:
+        # sqlite_errorcode may be an extended code: its low byte is the primary one.
+        code = getattr(exc, "sqlite_errorcode", None)
+        if (code is not None and code & 0xFF == SQLITE_FULL) or "full" in text:
             return errors.StoreError(f"store {self.path}: disk full: {text}")
         return errors.StoreError(f"store {self.path}: {text}")
 
     @contextmanager
-    def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
+    def _transaction(self, begin: str = BEGIN_WRITE) -> Iterator[sqlite3.Connection]:
         db = self._db
         try:
             db.execute(begin)
@@ -356,32 +508,27 @@ class SqliteStore:
                 yield db
             except BaseException:
                 if db.in_transaction:
-                    db.execute("ROLLBACK")
+                    db.execute(ROLLBACK)
                 raise
-            db.execute("COMMIT")
+            db.execute(COMMIT)
         except sqlite3.Error as exc:
             if db.in_transaction:
-                db.execute("ROLLBACK")
+                db.execute(ROLLBACK)
             raise self._wrap(exc) from exc
 
     def _read(self) -> AbstractContextManager[sqlite3.Connection]:
         """A read transaction: every statement in it sees the same snapshot."""
-        return self._transaction("BEGIN")
+        return self._transaction(BEGIN_READ)
 
     # --- reading ----------------------------------------------------------
 
     def _load(self, db: sqlite3.Connection, task_id: int, *, runs: bool = True) -> Task:
-        row = db.execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        row = db.execute(SELECT_TASK, (task_id,)).fetchone()
         if row is None:
             raise errors.TaskNotFoundError(task_id)
         loaded: tuple[Run, ...] = ()
         if runs:
-            loaded = tuple(
-                _run(r)
-                for r in db.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE task_id = ? ORDER BY id", (task_id,)
-                )
-            )
+            loaded = tuple(_run(r) for r in db.execute(SELECT_TASK_RUNS, (task_id,)))
         return _task(row, loaded)
 
     def get(self, task_id: int) -> Task:
@@ -392,7 +539,7 @@ class SqliteStore:
     def get_run(self, run_id: int) -> Run:
         """One run by id (for the runner's bookkeeping and tests)."""
         with self._read() as db:
-            row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = db.execute(SELECT_RUN, (run_id,)).fetchone()
         if row is None:
             raise errors.StoreError(f"no run with id {run_id}")
         return _run(row)
@@ -404,10 +551,7 @@ class SqliteStore:
             return []
         where, params = _scope_sql(scope)
         marks = ", ".join("?" for _ in wanted)
-        sql = (
-            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE state IN ({marks}) AND {where}"
-            " ORDER BY due_at, id"
-        )
+        sql = LIST_TASKS.format(states=marks, scope=where)
         with self._read() as db:
             return [_task(row) for row in db.execute(sql, [*wanted, *params])]
 
@@ -417,18 +561,11 @@ class SqliteStore:
         """Add a queued task and return it; with a key, the one already waiting if any."""
         with self._transaction() as db:
             if new.key is not None:
-                row = db.execute(
-                    "SELECT id FROM tasks INDEXED BY tasks_key WHERE module = ? AND key = ?"
-                    " AND key IS NOT NULL AND state IN ('queued', 'running') LIMIT 1",
-                    (new.module, new.key),
-                ).fetchone()
+                row = db.execute(SELECT_KEYED_TASK, (new.module, new.key)).fetchone()
                 if row is not None:
-                    return self._load(db, row[0])
+                    return self._load(db, row["id"])
             cursor = db.execute(
-                "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"
-                " attempts, max_attempts, timeout, created_at, updated_at, schedule,"
-                " max_lateness, key)"
-                " VALUES (?, ?, ?, ?, ?, 'queued', ?, 0, ?, ?, ?, ?, ?, ?, ?)",
+                INSERT_TASK,
                 (
                     new.module,
                     new.title,
@@ -467,7 +604,7 @@ class SqliteStore:
             attempts = 0 if reset_attempts else task.attempts
             due = task.due_at if due_at is None else due_at
             db.execute(
-                "UPDATE tasks SET state = ?, attempts = ?, due_at = ?, updated_at = ? WHERE id = ?",
+                SET_TASK_STATE,
                 (to.value, attempts, to_micros(due), to_micros(now), task_id),
             )
             return self._load(db, task_id)
@@ -478,8 +615,8 @@ class SqliteStore:
             task = self._load(db, task_id)
             if task.state is State.RUNNING:
                 raise errors.StateError(task_id, task.state.value, "remove")
-            db.execute("DELETE FROM runs WHERE task_id = ?", (task_id,))
-            db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+            db.execute(DELETE_TASK_RUNS, (task_id,))
+            db.execute(DELETE_TASK, (task_id,))
             return task
 
     # --- claiming ---------------------------------------------------------
@@ -501,13 +638,11 @@ class SqliteStore:
         with self._transaction() as db:
             recovered = tuple(self._expire(db, scope, now, decide))
             where, params = _scope_sql(scope)
-            running = db.execute(
-                f"SELECT id FROM tasks WHERE state = 'running' AND {where} LIMIT 1", params
-            ).fetchone()
+            running = db.execute(SELECT_RUNNING.format(scope=where), params).fetchone()
             if running is not None:
                 return Claim(
                     outcome=ClaimOutcome.BUSY,
-                    task=self._load(db, running[0], runs=False),
+                    task=self._load(db, running["id"], runs=False),
                     recovered=recovered,
                 )
             skipped: list[Task] = []
@@ -524,13 +659,12 @@ class SqliteStore:
                 skipped.append(self._move(db, task, skip(task, now), now))
             attempt = task.attempts + 1
             cursor = db.execute(
-                "INSERT INTO runs (task_id, attempt, started_at, host, pid) VALUES (?, ?, ?, ?, ?)",
+                INSERT_RUN,
                 (chosen, attempt, to_micros(now), lease.host, lease.pid),
             )
             run_id = cursor.lastrowid
             db.execute(
-                "UPDATE tasks SET state = 'running', attempts = ?, updated_at = ?, run_id = ?,"
-                " lease_host = ?, lease_pid = ?, lease_expires_at = ? WHERE id = ?",
+                CLAIM_TASK,
                 (
                     attempt,
                     to_micros(now),
@@ -555,16 +689,11 @@ class SqliteStore:
         for low, high in _ranges(scope):
             bound, inclusive = low, True
             while True:
-                op = ">=" if inclusive else ">"
-                row = db.execute(
-                    "SELECT module, due_at, id FROM tasks INDEXED BY tasks_line"
-                    f" WHERE state = 'queued' AND module {op} ?"
-                    " ORDER BY module, due_at, id LIMIT 1",
-                    (bound,),
-                ).fetchone()
-                if row is None or (high is not None and row[0] >= high):
+                head = FIRST_MODULE_HEAD if inclusive else NEXT_MODULE_HEAD
+                row = db.execute(head, (bound,)).fetchone()
+                if row is None or (high is not None and row["module"] >= high):
                     break
-                module = row[0]
+                module = row["module"]
                 excluded = next((e for e in scope.excepts if covers(e, module)), None)
                 if excluded is not None:
                     # Skip the excluded subtree in one step ("/" follows "." in ASCII);
@@ -575,7 +704,7 @@ class SqliteStore:
                         bound, inclusive = excluded + "/", True
                     continue
                 if module in scope:
-                    yield module, row[1], row[2]
+                    yield module, row["due_at"], row["id"]
                 bound, inclusive = module, False
 
     def _pick(self, db: sqlite3.Connection, scope: Scope, now: int) -> int | None:
@@ -590,36 +719,26 @@ class SqliteStore:
         bound: tuple[int, int] = (heads[1][0], heads[1][1]) if len(heads) > 1 else (now + 1, -1)
         priority: int | None = None
         while True:
-            row = db.execute(
-                "SELECT priority FROM tasks INDEXED BY tasks_priority"
-                " WHERE state = 'queued' AND module = ?"
-                + ("" if priority is None else " AND priority < ?")
-                + " ORDER BY priority DESC LIMIT 1",
-                (module,) if priority is None else (module, priority),
-            ).fetchone()
+            if priority is None:
+                row = db.execute(MODULE_TOP_PRIORITY, (module,)).fetchone()
+            else:
+                row = db.execute(MODULE_PRIORITY_BELOW, (module, priority)).fetchone()
             if row is None:
                 return None  # unreachable: the module's head qualifies at its own priority
-            priority = row[0]
-            oldest = db.execute(
-                "SELECT due_at, id FROM tasks INDEXED BY tasks_priority"
-                " WHERE state = 'queued' AND module = ? AND priority = ?"
-                " ORDER BY due_at, id LIMIT 1",
-                (module, priority),
-            ).fetchone()
-            if (oldest[0], oldest[1]) < bound:
-                return int(oldest[1])
+            priority = row["priority"]
+            oldest = db.execute(OLDEST_AT_PRIORITY, (module, priority)).fetchone()
+            if (oldest["due_at"], oldest["id"]) < bound:
+                return int(oldest["id"])
 
     def _expire(
         self, db: sqlite3.Connection, scope: Scope, now: datetime, decide: Decide
     ) -> Iterator[Recovered]:
         where, params = _scope_sql(scope)
-        rows = db.execute(
-            "SELECT id, run_id, lease_host, lease_pid, lease_expires_at FROM tasks"
-            f" WHERE state = 'running' AND {where}",
-            params,
-        ).fetchall()
+        rows = db.execute(SELECT_RUNNING_LEASES.format(scope=where), params).fetchall()
         now_us = to_micros(now)
-        for task_id, run_id, host, pid, expires_at in rows:
+        for row in rows:
+            task_id, run_id = row["id"], row["run_id"]
+            host, pid, expires_at = row["lease_host"], row["lease_pid"], row["lease_expires_at"]
             expired = expires_at is None or expires_at <= now_us
             dead = host == self.host and pid is not None and not _pid_alive(pid)
             if not (expired or dead):
@@ -637,7 +756,7 @@ class SqliteStore:
             yield Recovered(task=task, run=self._load_run(db, run_id) if run_id else task.runs[-1])
 
     def _load_run(self, db: sqlite3.Connection, run_id: int) -> Run:
-        row = db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        row = db.execute(SELECT_RUN, (run_id,)).fetchone()
         return _run(row)
 
     def _end(
@@ -645,8 +764,7 @@ class SqliteStore:
     ) -> Task:
         if run_id is not None:
             db.execute(
-                "UPDATE runs SET ended_at = ?, elapsed = ?, outcome = ?, exit_code = ?, error = ?,"
-                " traceback = ?, output_tail = ?, truncated = ? WHERE id = ?",
+                END_RUN,
                 (
                     to_micros(end.ended_at),
                     end.elapsed,
@@ -661,7 +779,7 @@ class SqliteStore:
             )
         task = self._load(db, task_id)
         if end.outcome is Outcome.DONE:
-            db.execute("UPDATE tasks SET result = ? WHERE id = ?", (end.result_json, task_id))
+            db.execute(SET_RESULT, (end.result_json, task_id))
         return self._move(db, task, decide(task, end.outcome, end.ended_at), end.ended_at)
 
     def _move(
@@ -675,9 +793,7 @@ class SqliteStore:
         state, due_at = where[0], where[1]
         reset = len(where) > 2 and bool(where[2])
         db.execute(
-            "UPDATE tasks SET state = ?, due_at = ?, updated_at = ?, run_id = NULL,"
-            " lease_host = NULL, lease_pid = NULL, lease_expires_at = NULL,"
-            " attempts = CASE WHEN ? THEN 0 ELSE attempts END WHERE id = ?",
+            MOVE_TASK,
             (state.value, to_micros(due_at), to_micros(now), int(reset), task.id),
         )
         return self._load(db, task.id)
@@ -686,8 +802,7 @@ class SqliteStore:
         """Extend the lease of a running run; False if the run is no longer ours."""
         with self._transaction() as db:
             cursor = db.execute(
-                "UPDATE tasks SET lease_expires_at = ? WHERE state = 'running' AND run_id = ?"
-                " AND lease_host = ? AND lease_pid = ?",
+                RENEW_LEASE,
                 (to_micros(lease.expires_at), run_id, lease.host, lease.pid),
             )
             return cursor.rowcount == 1
@@ -695,27 +810,22 @@ class SqliteStore:
     def set_child(self, run_id: int, pid: int) -> None:
         """Record the pid of the process a run started (its process group too)."""
         with self._transaction() as db:
-            db.execute("UPDATE runs SET child_pid = ? WHERE id = ?", (pid, run_id))
+            db.execute(SET_CHILD_PID, (pid, run_id))
 
     def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:
         """Record how a run ended and move its task; None if the run was recovered meanwhile."""
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT id FROM tasks WHERE state = 'running' AND run_id = ?", (run_id,)
-            ).fetchone()
+            row = db.execute(SELECT_TASK_OF_RUN, (run_id,)).fetchone()
             if row is None:
                 return None
-            return self._end(db, row[0], run_id, end, decide)
+            return self._end(db, row["id"], run_id, end, decide)
 
     def prune(self, *, before: datetime) -> int:
         """Delete finished (done, failed, cancelled) tasks last updated before `before`."""
-        finished = "state IN ('done', 'failed', 'cancelled') AND updated_at < ?"
         with self._transaction() as db:
             cutoff = (to_micros(before),)
-            db.execute(
-                f"DELETE FROM runs WHERE task_id IN (SELECT id FROM tasks WHERE {finished})", cutoff
-            )
-            return db.execute(f"DELETE FROM tasks WHERE {finished}", cutoff).rowcount
+            db.execute(PRUNE_RUNS, cutoff)
+            return db.execute(PRUNE_TASKS, cutoff).rowcount
 
     def close(self) -> None:
         """Release the connection."""

@@ -1,5 +1,6 @@
 """The store's files (SqliteStore): permissions, refusals that leave files untouched,
-schema migrations, and many processes opening a new store at once."""
+opening without creating, schema migrations, and many processes opening a new store
+at once."""
 
 from __future__ import annotations
 
@@ -136,6 +137,43 @@ def test_a_file_that_is_not_sqlite_is_refused_and_left_untouched(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tasks.db"]
 
 
+@pytest.mark.parametrize("name", ["tasks.db", "home/tasks.db"], ids=["no-file", "no-home"])
+def test_a_missing_store_opened_without_create_is_refused_and_nothing_is_created(
+    tmp_path: Path, name: str
+) -> None:
+    path = tmp_path / name
+
+    with pytest.raises(errors.StoreMissingError) as caught:
+        SqliteStore(path, create=False)
+
+    assert isinstance(caught.value, errors.StoreError)
+    assert caught.value.where == str(path)
+    assert str(caught.value) == f"no store at {path}: run 'taskcron init' to create one"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_store_opens_without_create(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    with SqliteStore(path, host=HOST) as store:
+        task = store.schedule(new_task(), now=T0)
+
+    with SqliteStore(path, create=False, host=HOST) as store:
+        assert store.get(task.id) == task
+
+
+def test_a_store_opens_at_a_path_with_characters_special_in_uris(tmp_path: Path) -> None:
+    home = tmp_path / "50% off #1?"
+    home.mkdir()
+
+    with SqliteStore(home / "tasks.db", host=HOST) as store:
+        task = store.schedule(new_task(), now=T0)
+    with SqliteStore(home / "tasks.db", create=False, host=HOST) as store:
+        assert store.get(task.id) == task
+
+    assert pragma(home / "tasks.db", "user_version") == SCHEMA_VERSION
+    assert sorted(p.name for p in tmp_path.iterdir()) == [home.name]
+
+
 def test_an_empty_file_becomes_a_new_store(tmp_path: Path) -> None:
     path = tmp_path / "tasks.db"
     path.touch()
@@ -145,6 +183,22 @@ def test_an_empty_file_becomes_a_new_store(tmp_path: Path) -> None:
         store.schedule(new_task(), now=T0)
 
     assert pragma(path, "user_version") == SCHEMA_VERSION
+
+
+# --- errors -------------------------------------------------------------------
+
+
+def test_sqlites_full_disk_code_is_a_disk_full_store_error_whatever_its_text(
+    tmp_path: Path,
+) -> None:
+    cause = sqlite3.OperationalError("database or disk said no")
+    cause.sqlite_errorcode = 13  # type: ignore[attr-defined]
+
+    with SqliteStore(tmp_path / "tasks.db") as store:
+        wrapped = store._wrap(cause)
+
+    assert type(wrapped) is errors.StoreError
+    assert str(wrapped) == f"store {tmp_path / 'tasks.db'}: disk full: database or disk said no"
 
 
 # --- migrations ---------------------------------------------------------------

@@ -331,10 +331,9 @@ class TaskCron:
 
     def _require_home(self) -> None:
         if not self.home.is_dir():
-            raise errors.StoreMissingError(
-                f"no taskcron home at {self.home} (looked for a config file from "
-                f"{Path.cwd()} up): run 'taskcron init' to create one, or give --home"
-            )
+            path = self.config.path
+            why = f"no config file in {Path.cwd()} or its parents" if path is None else str(path)
+            raise errors.HomeMissingError(str(self.home), why)
 
     @property
     def logstore(self) -> LogStore:

@@ -19,6 +19,7 @@ The tree::
         ├── StoreVersionError        the store was written by a newer taskcron
         ├── ForeignStoreError        the file is not a taskcron store
         └── StoreMissingError        no store exists there, and this opening may not create one
+            └── HomeMissingError     no home directory, so no store either
 
 The core raises these and never prints or exits; only the CLI turns them into
 exit codes. Each class's docstring is its default message.
@@ -137,3 +138,15 @@ class StoreMissingError(StoreError):
     def __init__(self, where: str) -> None:
         super().__init__(f"no store at {where}: run 'taskcron init' to create one")
         self.where = where
+
+
+class HomeMissingError(StoreMissingError):
+    """No home."""
+
+    def __init__(self, home: str, why: str) -> None:
+        TaskcronError.__init__(
+            self,
+            f"no taskcron home at {home} ({why}): run 'taskcron init' to create one, "
+            "or give --home or --config",
+        )
+        self.where = home

@@ -43,6 +43,7 @@ from taskcron.store import (
     NewTask,
     Recovered,
     Skip,
+    sqlite_path,
 )
 
 log = logging.getLogger(__name__)
@@ -374,6 +375,11 @@ class SqliteStore:
         self.host = host or os.uname().nodename
         self.migrated_from: int | None = None  #: The version found, when open() migrated.
         self._db = self._open(create)
+
+    @classmethod
+    def from_url(cls, url: str, *, create: bool = True) -> SqliteStore:
+        """Open the store a `sqlite:///` URL names (see `taskcron.store.open_store`)."""
+        return cls(sqlite_path(url), create=create)
 
     # --- opening -----------------------------------------------------------
 

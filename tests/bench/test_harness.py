@@ -1,0 +1,55 @@
+"""The benchmark harness runs and writes its JSON, so that it cannot rot between uses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+
+
+def bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tests.bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_quick_rows_print_a_table_and_write_one_json_object_each(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = bench("--quick", "--rows", "tick,claim", "--runs", "1", "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())
+    assert [row["name"] for row in rows] == ["tick", "claim"]
+    for row in rows:
+        assert row["name"] in done.stdout
+        assert row["value"] > 0 and row["floor"] > 0
+        assert row["ratio"] == pytest.approx(row["value"] / row["floor"], rel=0.01)
+        assert row["met"] == (row["ratio"] <= row["goal"])
+        assert row["unit"] in ("ms", "us")
+        assert row["mode"] == "quick"
+        assert row["parameters"]["runs"] == row["runs"] == 1
+        assert row["value_min"] <= row["value"] and row["floor_min"] <= row["floor"]
+    assert rows[1]["parameters"]["tasks"] == 20_000
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rows", "nosuch"], "no row named nosuch"),
+        (["--quick", "--python", sys.executable], "--python"),
+        (["--runs", "0"], "not a positive number"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
+    done = bench(*args)
+    assert done.returncode == 2
+    assert message in done.stderr

@@ -460,7 +460,7 @@ class TaskCron:
         created = self.store.schedule(new, now=now)
         if created.created_at == now:
             self.recorder.emit(
-                "task.scheduled",
+                Event.TASK_SCHEDULED,
                 task=created,
                 message=f"scheduled {created.title}",
                 title=created.title,
@@ -720,10 +720,10 @@ class TaskCron:
         since: datetime | timedelta | str | None = None,
     ) -> Records:
         """The last `count` log records that match, oldest first (see `taskcron log`)."""
-        self._require_home()
         wanted = self.log_filter(
             task=task, modules=modules, excepts=excepts, level=level, since=since
         )
+        self._require_home()
         return self.logstore.tail(count, keep=wanted, stop=wanted.before_since)
 
     def log_filter(
@@ -795,10 +795,10 @@ class TaskCron:
         Follows the active file across rotations, checking every `poll`
         seconds; it ends only when the caller stops iterating.
         """
-        self._require_home()
         wanted = self.log_filter(
             task=task, modules=modules, excepts=excepts, level=level, since=since
         )
+        self._require_home()
         follower = logstore.Follower(self.logstore)
         try:
             yield self.logstore.tail(

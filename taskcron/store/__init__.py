@@ -200,14 +200,19 @@ def _scheme(url: str, where: str) -> str:
 
 
 def sqlite_path(url: str) -> str:
-    """The file path of a `sqlite:///` URL, as written (relative or absolute)."""
-    parts = urlsplit(url)
-    if parts.netloc or parts.query or parts.fragment or not parts.path.startswith("/"):
+    """The file path of a `sqlite:///` URL, as written (relative or absolute).
+
+    Everything after `sqlite:///` is the path, taken literally: a home may hold
+    `%`, `#` or `?`, which a general URL parser would read as escapes, a
+    fragment or a query.
+    """
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
         raise errors.StoreURLError(
             f"invalid store URL {url!r}: expected sqlite:///relative/path or "
             "sqlite:////absolute/path"
         )
-    path = parts.path[1:]
+    path = url[len(prefix) :]
     if not path or path.endswith("/"):
         raise errors.StoreURLError(f"invalid store URL {url!r}: it names no file")
     return path

@@ -89,7 +89,7 @@ def test_a_read_only_command_on_a_store_url_that_does_not_exist_creates_nothing(
 
 @pytest.mark.parametrize(
     "url",
-    ["mysql://db/tasks", "tasks.db", "sqlite://host/tasks.db", "sqlite:///", "sqlite:///a.db?x=1"],
+    ["mysql://db/tasks", "tasks.db", "sqlite://host/tasks.db", "sqlite:///"],
 )
 def test_a_bad_store_url_is_bad_input_naming_the_known_schemes(tmp_path: Path, url: str) -> None:
     result = taskcron("--store", url, "schedule", "m", "--", "true", cwd=tmp_path)

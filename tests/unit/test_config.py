@@ -10,7 +10,7 @@ import pytest
 from taskcron import config, errors
 from taskcron.config import Config, LogConfig, RetryConfig
 
-KNOWN = "budget, home, kill_grace, lease, log, modules, pythonpath, retry, timezone"
+KNOWN = "budget, home, kill_grace, lease, log, modules, pythonpath, retry, store, timezone"
 
 
 @pytest.fixture(autouse=True)
@@ -230,12 +230,13 @@ def test_environment_pyproject_without_the_table_is_refused(
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("bogus = 1\n", f"unknown config key 'bogus' (known: {KNOWN})"),
-        ("[retry]\nbogus = 1\n", "unknown config key 'retry.bogus' (known: backoff, max_backoff)"),
+        ("bogus = 1\n", f"unknown config key 'bogus': known keys are {KNOWN}"),
+        ("lese = 1\n", "unknown config key 'lese': did you mean 'lease'?"),
+        ("[retry]\nbackof = 1\n", "unknown config key 'retry.backof': did you mean 'retry.backoff'?"),
         (
             "[log]\nbogus = 1\n",
-            "unknown config key 'log.bogus' "
-            "(known: backups, level, max_bytes, output_tail, retention)",
+            "unknown config key 'log.bogus': "
+            "known keys are backups, level, max_bytes, output_tail, retention",
         ),
         ("lease = true\n", "config key 'lease' must be a duration such as \"90s\" or a number"),
         ("budget = [1]\n", "config key 'budget' must be a duration such as \"90s\" or a number"),
@@ -271,15 +272,15 @@ def test_environment_pyproject_without_the_table_is_refused(
         ('log = "x"\n', "config key 'log' must be a table"),
         (
             'timezone = "Mars/Olympus"\n',
-            "config key 'timezone': unknown time zone 'Mars/Olympus' (expected an IANA name)",
+            "config key 'timezone': unknown time zone 'Mars/Olympus' (expected an IANA name such as Europe/Berlin)",
         ),
         (
             'timezone = "../etc/passwd"\n',
-            "config key 'timezone': unknown time zone '../etc/passwd' (expected an IANA name)",
+            "config key 'timezone': unknown time zone '../etc/passwd' (expected an IANA name such as Europe/Berlin)",
         ),
         (
             'timezone = ""\n',
-            "config key 'timezone': unknown time zone '' (expected an IANA name)",
+            "config key 'timezone': unknown time zone '' (expected an IANA name such as Europe/Berlin)",
         ),
     ],
 )  # fmt: skip
@@ -290,7 +291,7 @@ def test_bad_config_value_is_refused_naming_the_key(cwd: Path, text: str, messag
 
 def test_time_zone_naming_a_zone_directory_is_refused(cwd: Path) -> None:
     write(cwd / "taskcron.toml", 'timezone = "America"\n')
-    refused("config key 'timezone': unknown time zone 'America' (expected an IANA name)")
+    refused("config key 'timezone': unknown time zone 'America' (expected an IANA name such as Europe/Berlin)")
 
 
 def test_bad_toml_is_refused_naming_the_file(cwd: Path) -> None:

@@ -378,7 +378,7 @@ def test_command_target_keeps_its_argv() -> None:
     assert target.kind is TargetKind.COMMAND
     assert target.value == ("echo", "a b", "")
     assert target.to_json() == {"kind": "command", "value": ["echo", "a b", ""]}
-    assert str(target) == "echo a b "
+    assert str(target) == "echo 'a b' ''"  # as a shell would read it back
 
 
 @pytest.mark.parametrize(

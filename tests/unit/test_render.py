@@ -118,7 +118,7 @@ def test_detail_shows_every_field() -> None:
 
 def test_command_target_with_control_characters_is_shown_escaped() -> None:
     task = make_task(target=Target.command(["echo", "\x1b[2J", "[b]x[/b]"]))
-    assert "target    command: echo \\x1b[2J [b]x[/b]\n" in detail(task)
+    assert "target    command: echo '\\x1b[2J' '[b]x[/b]'\n" in detail(task)
 
 
 def test_long_data_is_cut_after_the_preview_with_its_length() -> None:

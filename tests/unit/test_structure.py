@@ -66,21 +66,27 @@ def test_only_the_cli_imports_render_and_click() -> None:
 
 
 def functions(tree: ast.Module) -> dict[str, int]:
-    """Each function's name and length in lines."""
-    return {
-        node.name: (node.end_lineno or node.lineno) - node.lineno + 1
-        for node in ast.walk(tree)
-        if isinstance(node, ast.FunctionDef)
-    }
+    """Each function's name and the length of its body in lines, without its docstring.
+
+    A click command's signature grows with its options; its body is what holds ideas.
+    """
+    lengths = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            body = node.body
+            if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                body = body[1:] or body
+            lengths[node.name] = (node.end_lineno or node.lineno) - body[0].lineno + 1
+    return lengths
 
 
 def test_the_cli_has_no_function_longer_than_about_forty_lines() -> None:
-    long = {name: n for name, n in functions(modules()["taskcron.cli"]).items() if n > 45}
+    long = {name: n for name, n in functions(modules()["taskcron.cli"]).items() if n > 40}
     assert long == {}
 
 
 def test_tick_is_about_forty_lines() -> None:
-    assert functions(modules()["taskcron.api"])["tick"] <= 50
+    assert functions(modules()["taskcron.api"])["tick"] <= 40
 
 
 def test_event_names_are_written_in_one_place() -> None:

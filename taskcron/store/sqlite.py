@@ -319,7 +319,7 @@ def _run(row: sqlite3.Row) -> Run:
 
 
 def _scope_sql(scope: Scope) -> tuple[str, list[Any]]:
-    """A WHERE fragment on `module` (index-friendly ranges) for a scope."""
+    """The WHERE fragment on `module` for a scope, joined from SCOPE_*, and its parameters."""
     clauses: list[str] = []
     if scope.modules:
         clauses.append("(" + " OR ".join(SCOPE_MODULE for _ in scope.modules) + ")")

@@ -120,7 +120,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # `{field}` is filled with str.format before the statement runs: `{scope}` with
 # the WHERE fragment `_scope_sql` builds from the SCOPE_* fragments.
 
-# Opening: settings, ownership, version.
+# Opening and checking: settings, ownership, version, soundness.
 SET_BUSY_TIMEOUT = f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT.total_seconds() * 1000)}"
 READ_APPLICATION_ID = "PRAGMA application_id"
 READ_SCHEMA_VERSION = "PRAGMA user_version"
@@ -132,6 +132,8 @@ SET_SYNCHRONOUS = "PRAGMA synchronous = NORMAL"
 MARK_AS_TASKCRON = f"PRAGMA application_id = {APPLICATION_ID}"
 #: `{version}`: a PRAGMA takes no parameters.
 SET_SCHEMA_VERSION = "PRAGMA user_version = {version}"
+#: One problem a row (at most 100), or the single row "ok".
+QUICK_CHECK = "PRAGMA quick_check"
 
 # Transactions.
 #: Every statement of a read transaction sees the same snapshot.
@@ -318,7 +320,7 @@ def _run(row: sqlite3.Row) -> Run:
 
 
 def _scope_sql(scope: Scope) -> tuple[str, list[Any]]:
-    """A WHERE fragment on `module` (index-friendly ranges) for a scope."""
+    """The WHERE fragment on `module` for a scope, joined from SCOPE_*, and its parameters."""
     clauses: list[str] = []
     if scope.modules:
         clauses.append("(" + " OR ".join(SCOPE_MODULE for _ in scope.modules) + ")")
@@ -372,9 +374,13 @@ class SqliteStore:
         refused untouched; an older one is migrated.
         """
         self.path = Path(path)
+        #: Where the store is: "sqlite:///" and the file's absolute path.
+        self.url = f"sqlite:///{self.path.absolute()}"
         self.host = host or os.uname().nodename
         self.migrated_from: int | None = None  #: The version found, when open() migrated.
         self._db = self._open(create)
+        #: The file's schema version, current once it is open.
+        self.schema_version = SCHEMA_VERSION
 
     @classmethod
     def from_url(cls, url: str, *, create: bool = True) -> SqliteStore:
@@ -549,6 +555,12 @@ class SqliteStore:
         if row is None:
             raise errors.StoreError(f"no run with id {run_id}")
         return _run(row)
+
+    def integrity(self) -> list[str]:
+        """The problems SQLite's quick check finds in the file; none when it is sound."""
+        with self._read() as db:
+            found = [row["quick_check"] for row in db.execute(QUICK_CHECK)]
+        return [] if found == ["ok"] else found
 
     def list(self, *, scope: Scope, states: Iterable[State]) -> list[Task]:
         """Tasks in scope and in one of `states`, in line order (due time, then id)."""

@@ -233,6 +233,7 @@ def test_an_older_store_is_migrated_forward_keeping_its_tasks(
 
     with SqliteStore(path, host=HOST) as store:
         assert store.migrated_from == SCHEMA_VERSION
+        assert store.schema_version == SCHEMA_VERSION + 1
         assert store.get(old.id) == old
     with SqliteStore(path, host=HOST) as store:
         assert store.migrated_from is None  # already current
@@ -266,6 +267,63 @@ def test_a_failing_migration_changes_nothing(
     finally:
         db.close()
     assert "fine" not in names
+
+
+# --- what a store tells -------------------------------------------------------
+
+
+def test_an_open_store_tells_its_schema_version(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "tasks.db") as store:
+        assert store.schema_version == SCHEMA_VERSION
+
+
+def test_a_stores_url_names_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    with SqliteStore(tmp_path / "tasks.db") as by_absolute, SqliteStore("tasks.db") as by_relative:
+        assert by_absolute.url == f"sqlite:///{tmp_path}/tasks.db"
+        assert by_relative.url == f"sqlite:///{Path.cwd()}/tasks.db"
+    assert by_absolute.url.startswith("sqlite:////")
+
+
+def test_a_sound_store_has_no_integrity_problems(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "tasks.db") as store:
+        store.schedule(new_task(), now=T0)
+        assert store.integrity() == []
+
+
+def test_a_damaged_store_tells_its_integrity_problems(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    with SqliteStore(path) as store:
+        store.schedule(new_task(), now=T0)
+    null_a_title(path)
+
+    with SqliteStore(path) as store:
+        assert store.integrity() == ["NULL value in tasks.title"]
+
+
+def null_a_title(path: Path) -> None:
+    """Damage a store behind SQLite's back: a NULL in the NOT NULL column tasks.title."""
+    strict = "title            TEXT    NOT NULL"
+    select = "SELECT sql FROM sqlite_master WHERE name = 'tasks'"
+    update = "UPDATE sqlite_master SET sql = ? WHERE name = 'tasks'"
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        schema = db.execute(select).fetchone()[0]
+        assert strict in schema
+        db.execute("PRAGMA writable_schema = ON")
+        db.execute(update, (schema.replace(strict, "title TEXT"),))
+    finally:
+        db.close()
+    db = sqlite3.connect(path, isolation_level=None)  # reads the loosened schema
+    try:
+        db.execute("UPDATE tasks SET title = NULL")
+        db.execute("PRAGMA writable_schema = ON")
+        db.execute(update, (schema,))
+    finally:
+        db.close()
 
 
 # --- concurrent first use -----------------------------------------------------

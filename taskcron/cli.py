@@ -156,7 +156,7 @@ def _read_data(value: str) -> str:
         raise errors.DataError(f"data from {where} is not UTF-8: {exc.reason}") from None
 
 
-@cli.command()
+@cli.command(short_help="Add a task for a module id and print its id.")
 @click.argument("module")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD [ARGS]...]")
 @click.option("--call", metavar="PATH", help="Run a Python callable: package.module:function.")
@@ -329,7 +329,7 @@ def _tick_summary(result: TickResult) -> str:
     return f"ran task {task.id} ({task.module}): {outcome}{elapsed}"
 
 
-@cli.command(name="list")
+@cli.command(name="list", short_help="List tasks in line order.")
 @module_option
 @except_option
 @click.option("--state", metavar="S", help="Only tasks in state S (queued, running, done, ...).")
@@ -352,7 +352,7 @@ def list_(
         render.task_table(tasks)
 
 
-@cli.command(name="next")
+@cli.command(name="next", short_help="List the upcoming due times of queued tasks.")
 @module_option
 @except_option
 @click.option(
@@ -385,7 +385,7 @@ def next_(
         render.upcoming_table(upcoming)
 
 
-@cli.command()
+@cli.command(short_help="Show one task with its runs.")
 @click.argument("task_id", metavar="ID", type=int)
 @json_option
 @click.pass_context
@@ -399,7 +399,7 @@ def show(ctx: click.Context, task_id: int, as_json: bool) -> None:
 
 
 def _action(name: str, verb: str, help_text: str) -> None:
-    @cli.command(name=name, help=help_text)
+    @cli.command(name=name, help=help_text, short_help=help_text.split(",")[0].rstrip(".") + ".")
     @click.argument("task_id", metavar="ID", type=int)
     @json_option
     @click.pass_context
@@ -418,7 +418,7 @@ _action("resume", "resumed", "Put a paused task back in line.")
 _action("remove", "removed", "Delete a task that is not running, with its runs.")
 
 
-@cli.command()
+@cli.command(short_help="Print the last log records; -f keeps following.")
 @click.option(
     "-n",
     "--lines",
@@ -477,7 +477,7 @@ def log(
         sys.stderr.close()  # the reader went away (e.g. `| head`): nothing more to say
 
 
-@cli.command()
+@cli.command(short_help="Remove old finished tasks and rotated log files.")
 @click.option("--older-than", metavar="DUR", help="Age to remove. [default: log.retention, 30d]")
 @click.pass_context
 def prune(ctx: click.Context, older_than: str | None) -> None:
@@ -491,7 +491,7 @@ def prune(ctx: click.Context, older_than: str | None) -> None:
     )
 
 
-@cli.command(short_help="Check that this home can work: config, code, store, log, crontab.")
+@cli.command(short_help="Check the config, code, store, log and crontab.")
 @json_option
 @click.pass_context
 def check(ctx: click.Context, as_json: bool) -> None:
@@ -513,7 +513,7 @@ def check(ctx: click.Context, as_json: bool) -> None:
         ctx.exit(1)
 
 
-@cli.command(name="generate-cron")
+@cli.command(name="generate-cron", short_help="Print or install the crontab line that ticks.")
 @module_option
 @except_option
 @click.option(

@@ -356,7 +356,7 @@ def test_a_commands_title_keeps_its_quoting(tmp_path: Path) -> None:
             ("schedule", "m", "--priority", "high", "--", "true"),
             "Invalid value for '--priority': 'high' is not a valid integer.",
         ),
-        (("list", "--bogus"), "No such option: --bogus"),
+        (("list", "--bogus"), "No such option '--bogus'."),
     ],
     ids=["command", "argument", "option value", "option"],
 )

@@ -52,6 +52,7 @@ def test_a_key_returns_the_same_task_id(run_cli: Run) -> None:
 
 
 def test_bad_cron_input_is_one_line_and_exit_2(run_cli: Run) -> None:
+    assert run_cli("init").returncode == 0
     for args, message in [
         (("--cron", "0 0 L * *"), "invalid cron expression '0 0 L * *': "),
         (("--cron", "* * * * * *"), "invalid cron expression '* * * * * *': expected 5 fields"),

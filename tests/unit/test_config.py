@@ -232,7 +232,10 @@ def test_environment_pyproject_without_the_table_is_refused(
     [
         ("bogus = 1\n", f"unknown config key 'bogus': known keys are {KNOWN}"),
         ("lese = 1\n", "unknown config key 'lese': did you mean 'lease'?"),
-        ("[retry]\nbackof = 1\n", "unknown config key 'retry.backof': did you mean 'retry.backoff'?"),
+        (
+            "[retry]\nbackof = 1\n",
+            "unknown config key 'retry.backof': did you mean 'retry.backoff'?",
+        ),
         (
             "[log]\nbogus = 1\n",
             "unknown config key 'log.bogus': "
@@ -272,15 +275,18 @@ def test_environment_pyproject_without_the_table_is_refused(
         ('log = "x"\n', "config key 'log' must be a table"),
         (
             'timezone = "Mars/Olympus"\n',
-            "config key 'timezone': unknown time zone 'Mars/Olympus' (expected an IANA name such as Europe/Berlin)",
+            "config key 'timezone': unknown time zone 'Mars/Olympus' "
+            "(expected an IANA name such as Europe/Berlin)",
         ),
         (
             'timezone = "../etc/passwd"\n',
-            "config key 'timezone': unknown time zone '../etc/passwd' (expected an IANA name such as Europe/Berlin)",
+            "config key 'timezone': unknown time zone '../etc/passwd' "
+            "(expected an IANA name such as Europe/Berlin)",
         ),
         (
             'timezone = ""\n',
-            "config key 'timezone': unknown time zone '' (expected an IANA name such as Europe/Berlin)",
+            "config key 'timezone': unknown time zone '' "
+            "(expected an IANA name such as Europe/Berlin)",
         ),
     ],
 )  # fmt: skip
@@ -291,7 +297,10 @@ def test_bad_config_value_is_refused_naming_the_key(cwd: Path, text: str, messag
 
 def test_time_zone_naming_a_zone_directory_is_refused(cwd: Path) -> None:
     write(cwd / "taskcron.toml", 'timezone = "America"\n')
-    refused("config key 'timezone': unknown time zone 'America' (expected an IANA name such as Europe/Berlin)")
+    refused(
+        "config key 'timezone': unknown time zone 'America' "
+        "(expected an IANA name such as Europe/Berlin)"
+    )
 
 
 def test_bad_toml_is_refused_naming_the_file(cwd: Path) -> None:

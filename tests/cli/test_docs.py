@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import click
 import pytest
 
 from taskcron.cli import cli
+from tests.conftest import clean_env, script
 
 README = (Path(__file__).parents[2] / "README.md").read_text()
 
@@ -31,3 +33,25 @@ def test_every_command_is_in_the_readme(name: str) -> None:
 )
 def test_every_long_option_is_in_the_readme(command: str, option: str) -> None:
     assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", README), f"{command} {option}"
+
+
+def test_the_example_crontab_is_what_generate_cron_writes(tmp_path: Path) -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    empty = tmp_path / "crontab"
+    empty.write_text("")
+    result = subprocess.run(
+        [
+            script(),
+            *("--config", str(examples / "taskcron.toml"), "generate-cron", "--every", "1m"),
+            *("--crontab-file", str(empty), "--dry-run"),  # writes nothing, not even the home
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=tmp_path,
+        check=True,
+    )
+    generated = result.stdout.replace(script(), "/srv/shop/.venv/bin/taskcron")
+    generated = generated.replace(str(examples.parent), "/srv/shop")
+    shown = (examples / "crontab.txt").read_text()
+    assert shown.endswith(generated)

@@ -780,24 +780,15 @@ class TaskCron:
         return tasks, files
 
     def follow_log(
-        self,
-        count: int = 20,
-        *,
-        task: int | None = None,
-        modules: Iterable[str] = (),
-        excepts: Iterable[str] = (),
-        level: str | None = None,
-        since: datetime | timedelta | str | None = None,
-        poll: float = 0.2,
+        self, count: int = 20, *, keep: LogFilter | None = None, poll: float = 0.2
     ) -> Iterator[Records]:
-        """The last `count` matching records, then each batch of new ones as they are written.
+        """The last `count` records that `keep` (from `log_filter`) lets through, then each
+        batch of new ones as they are written.
 
         Follows the active file across rotations, checking every `poll`
         seconds; it ends only when the caller stops iterating.
         """
-        wanted = self.log_filter(
-            task=task, modules=modules, excepts=excepts, level=level, since=since
-        )
+        wanted = keep or self.log_filter()
         self._require_home()
         follower = logstore.Follower(self.logstore)
         try:

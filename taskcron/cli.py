@@ -462,7 +462,10 @@ def log(
         "level": level,
         "since": since,
     }
-    batches = app.follow_log(count, **wanted) if follow else iter([app.log(count, **wanted)])
+    if follow:
+        batches = app.follow_log(count, keep=app.log_filter(**wanted))
+    else:
+        batches = iter([app.log(count, **wanted)])
     con = None if as_json else render.console()
     try:
         for batch in batches:

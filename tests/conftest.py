@@ -96,6 +96,22 @@ def run_cli(home: Path, tmp_path: Path) -> Callable[..., subprocess.CompletedPro
     return run
 
 
+def taskcron_in(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed script in `cwd`, with no TASKCRON_* setting but those in `env`."""
+    return subprocess.run(
+        [script(), *args],
+        cwd=cwd,
+        env=clean_env(**(env or {})),
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=120,
+        check=False,
+    )
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 20, interval: float = 0.01) -> Any:
     """Poll `predicate` until it returns something true; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout

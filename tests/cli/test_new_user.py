@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clean_env, script
+from tests.conftest import clean_env, script, taskcron_in
 
 ERROR = "taskcron: error: "
 
@@ -28,17 +28,7 @@ ERROR = "taskcron: error: "
 def taskcron(
     *args: str, cwd: Path, env: dict[str, str] | None = None, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed script in `cwd` with no TASKCRON_* settings but `env`."""
-    return subprocess.run(
-        [script(), *args],
-        cwd=cwd,
-        env=clean_env(**(env or {})),
-        capture_output=True,
-        text=True,
-        input=input,
-        timeout=120,
-        check=False,
-    )
+    return taskcron_in(cwd, *args, env=env, input=input)
 
 
 def write(path: Path, text: str) -> Path:

@@ -8,23 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clean_env, script
+from tests.conftest import taskcron_in
 
 ERROR = "taskcron: error: "
 
 
 def taskcron(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
+    *args: str, cwd: Path, env: dict[str, str] | None = None, input: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [script(), *args],
-        cwd=cwd,
-        env=clean_env(**(env or {})),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return taskcron_in(cwd, *args, env=env, input=input)
 
 
 def modules_in(cwd: Path, *args: str) -> list[str]:

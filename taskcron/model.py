@@ -118,6 +118,49 @@ class Scope:
             return False
         return not any(covers(e, module) for e in self.excepts)
 
+    def overlaps(self, other: Scope) -> bool:
+        """True when some module id is in both scopes.
+
+        Two included subtrees meet in the deeper of their roots (when one holds
+        the other); they share a module id unless an exception of either scope
+        covers that whole root.
+        """
+        excepts = (*self.excepts, *other.excepts)
+        for mine in self.modules or ("",):
+            for theirs in other.modules or ("",):
+                if not mine or (theirs and covers(mine, theirs)):
+                    root = theirs
+                elif not theirs or covers(theirs, mine):
+                    root = mine
+                else:
+                    continue
+                if not any(covers(e, root) for e in excepts if root or not e):
+                    return True
+        return False
+
+    def to_json(self) -> dict[str, list[str]]:
+        """`{"modules": [...], "excepts": [...]}`."""
+        return {"modules": list(self.modules), "excepts": list(self.excepts)}
+
+
+@dataclass(frozen=True, slots=True)
+class Lanes:
+    """How many tasks of one module id may run at once: 1, unless a subtree is widened.
+
+    `widths` maps a module id to the width of every lane in its subtree
+    (config `[lanes]`, `"mail" = 8`); the most specific entry wins.
+    """
+
+    widths: Mapping[str, int] = field(default_factory=dict)
+
+    def width(self, module: str) -> int:
+        """The width of `module`'s lane."""
+        best, found = 1, -1
+        for prefix, width in self.widths.items():
+            if covers(prefix, module) and len(prefix) > found:
+                best, found = width, len(prefix)
+        return best
+
 
 # --- durations -------------------------------------------------------------
 
@@ -322,6 +365,7 @@ class Run:
     host: str = ""
     pid: int = 0  #: The tick's pid.
     child_pid: int | None = None  #: The task's process (and process group) while it runs.
+    child_start: str | None = None  #: That process's start time in /proc: tells a reused pid.
 
     def __post_init__(self) -> None:
         _require_aware("started_at", self.started_at)
@@ -384,6 +428,7 @@ class Task:
     recurrence: Recurrence | None = None  #: None for a one-off task.
     max_lateness: timedelta | None = None  #: Skip a run that is later than this.
     key: str | None = None  #: At most one queued or running task per module id and key.
+    owner: str | None = None  #: Who the task belongs to: a web session, a user, a tenant.
     last_outcome: Outcome | None = None  #: How its newest run ended (None: never ran).
     runs: tuple[Run, ...] = field(default=())
 
@@ -423,6 +468,7 @@ class Task:
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
             "result": self.result,
+            "owner": self.owner,
             "schedule": None if self.recurrence is None else self.recurrence.to_json(),
             "max_lateness": None
             if self.max_lateness is None

@@ -37,7 +37,18 @@ from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from taskcron import errors
-from taskcron.model import Next, Outcome, Recurrence, Run, RunEnd, Scope, State, Target, Task
+from taskcron.model import (
+    Lanes,
+    Next,
+    Outcome,
+    Recurrence,
+    Run,
+    RunEnd,
+    Scope,
+    State,
+    Target,
+    Task,
+)
 
 #: Where a task goes after a run ended with an outcome at a time.
 Decide = Callable[[Task, Outcome, datetime], "Next | tuple[State, datetime]"]
@@ -60,6 +71,7 @@ class NewTask:
     recurrence: Recurrence | None = None
     max_lateness: timedelta | None = None
     key: str | None = None  #: Return the queued or running task of this module and key, if any.
+    owner: str | None = None  #: Who the task belongs to (a web session, a user, a tenant).
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,6 +81,17 @@ class Lease:
     host: str
     pid: int
     expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolLease:
+    """A pool (a draining tick of more than one worker, or `work`) serving a scope on a host."""
+
+    host: str
+    pid: int
+    scope: Scope
+    expires_at: datetime
+    id: int | None = None  #: Set once registered.
 
 
 class ClaimOutcome(str, enum.Enum):
@@ -98,6 +121,9 @@ class Claim:
     skipped: tuple[Task, ...] = ()  #: Due tasks passed over for being too late, as left.
 
 
+Tasks = list[Task]
+
+
 class Store(Protocol):
     """A task store. Times are aware UTC datetimes; ids are positive integers."""
 
@@ -120,8 +146,14 @@ class Store(Protocol):
         """The task with its runs, or `TaskNotFoundError`."""
         ...
 
-    def list(self, *, scope: Scope, states: Iterable[State]) -> list[Task]:
-        """Tasks in scope and in one of `states`, in line order (due time, then id)."""
+    def list(
+        self, *, scope: Scope, states: Iterable[State], owner: str | None = None
+    ) -> list[Task]:
+        """Tasks in scope and in one of `states` (and of `owner`, if given), in line order."""
+        ...
+
+    def cancel_owned(self, owner: str, *, now: datetime) -> Tasks:
+        """Cancel every queued or paused task of `owner` in one transaction; return them."""
         ...
 
     def transition(
@@ -153,11 +185,16 @@ class Store(Protocol):
         lease: Lease,
         decide: Decide,
         skip: Skip | None = None,
+        lanes: Lanes | None = None,
     ) -> Claim:
         """Recover dead runs in scope, then claim the next due task unless scope is busy.
 
         Due tasks later than their `max_lateness` are moved where `skip` says
-        and passed over.
+        and passed over. With `lanes` (a pool's claim) a running task does not
+        make the scope busy: the claim takes, by the order rule, the next due
+        task among those whose module id runs fewer tasks than its lane's width
+        (counted across every process sharing the store), and is IDLE when
+        there is none.
         """
         ...
 
@@ -165,8 +202,33 @@ class Store(Protocol):
         """Extend the lease of a running run; False if the run is no longer ours."""
         ...
 
-    def set_child(self, run_id: int, pid: int) -> None:
-        """Record the pid of the process a run started (its process group too)."""
+    def set_child(self, run_id: int, pid: int, *, start: str | None = None) -> None:
+        """Record the pid of the process a run started (its process group too).
+
+        `start` tells that process apart from a later one with the same pid
+        (its start time in /proc); recovery kills a group only when both match.
+        """
+        ...
+
+    def register_pool(self, pool: PoolLease, *, now: datetime) -> int | None:
+        """Make `pool` the pool of its scope on its host; its id, or None when taken.
+
+        A live pool on the same host whose scope overlaps takes precedence;
+        pools whose lease expired, or whose pid is gone on this host, are
+        dropped first. `serving_pool` then names the one that holds the scope.
+        """
+        ...
+
+    def serving_pool(self, pool: PoolLease, *, now: datetime) -> PoolLease | None:
+        """The live pool on `pool`'s host whose scope overlaps `pool`'s, if any."""
+        ...
+
+    def renew_pool(self, pool_id: int, *, expires_at: datetime) -> bool:
+        """Extend a pool's lease; False when it is no longer registered."""
+        ...
+
+    def release_pool(self, pool_id: int) -> None:
+        """Remove a pool: its scope is free for another one."""
         ...
 
     def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:

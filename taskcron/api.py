@@ -165,6 +165,14 @@ class CheckReport:
         }
 
 
+def broken_config_report(error: errors.TaskcronError) -> CheckReport:
+    """What `taskcron check` reports when the config itself cannot be read."""
+    check = Check(name="config", ok=False, detail=str(error))
+    return CheckReport(
+        config=None, home=Path(config_module.DEFAULT_HOME).absolute(), checks=(check,)
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CronEdit:
     """What `generate_cron` or `uninstall_cron` made, and did to a crontab."""
@@ -832,14 +840,18 @@ class TaskCron:
         register), resolves the target of every queued, paused or recurring
         task, runs the store's integrity check, checks that the log directory
         is writable, and reports whether a crontab line for this home is
-        installed (not required: `work` or ticks by hand need none).
+        installed (not required: ticks run another way need none).
         """
         checks = [Check(name="config", ok=True, detail=_config_detail(self.config))]
+        home = self.home.is_dir()
+        created = "exists" if home else "does not exist: run 'taskcron init' to create it"
+        checks.append(Check(name="home", ok=home, detail=f"{self.home} {created}"))
         checks += self._check_code()
-        store_check, store = self._check_store()
-        checks.append(store_check)
-        if store is not None:
-            checks += self._check_targets(store)
+        if home or self.config.store is not None:
+            store_check, store = self._check_store()
+            checks.append(store_check)
+            if store is not None:
+                checks += self._check_targets(store)
         checks.append(_check_writable("log", self.home / "log"))
         checks.append(self._check_crontab())
         return CheckReport(config=self.config.path, home=self.home, checks=tuple(checks))
@@ -850,11 +862,18 @@ class TaskCron:
         handlers.add_import_paths(self.config.import_paths)
         try:
             names = handlers.registered(self.config.modules)
+        except errors.HandlerError as exc:
+            return [Check(name="modules", ok=False, detail=str(exc))]
         except Exception as exc:
-            return [Check(name="modules", ok=False, detail=f"{type(exc).__name__}: {exc}")]
-        imported = ", ".join(self.config.modules) or "none configured"
+            detail = f"importing the configured modules failed: {type(exc).__name__}: {exc}"
+            return [Check(name="modules", ok=False, detail=detail)]
+        imported = (
+            "imported " + ", ".join(self.config.modules)
+            if self.config.modules
+            else "no modules configured"
+        )
         listed = ", ".join(names) or "none"
-        return [Check(name="modules", ok=True, detail=f"imported {imported}; tasks: {listed}")]
+        return [Check(name="modules", ok=True, detail=f"{imported}; tasks: {listed}")]
 
     def _check_store(self) -> tuple[Check, Store | None]:
         where = redact(self.store_url)
@@ -873,11 +892,10 @@ class TaskCron:
     def _check_targets(self, store: Store) -> Checks:
         from taskcron import handlers
 
-        waiting = store.list(scope=Scope(), states=(State.QUEUED, State.PAUSED, State.RUNNING))
+        listed = store.list(scope=Scope(), states=(State.QUEUED, State.PAUSED, State.RUNNING))
+        waiting = [t for t in listed if t.state is not State.RUNNING or t.recurrence is not None]
         broken = []
         for task in waiting:
-            if task.state is State.RUNNING and task.recurrence is None:
-                continue
             try:
                 handlers.resolve(
                     task.target, modules=self.config.modules, cwd=self.config.directory
@@ -887,7 +905,11 @@ class TaskCron:
                     Check(name=f"task {task.id}", ok=False, detail=f"{task.module}: {exc}")
                 )
         count = len(waiting)
-        summary = f"{count - len(broken)} of {count} waiting tasks resolve"
+        summary = (
+            f"{count - len(broken)} of {count} waiting tasks resolve"
+            if count
+            else "no waiting tasks"
+        )
         return [Check(name="targets", ok=not broken, detail=summary), *broken]
 
     def _check_crontab(self) -> Check:
@@ -902,8 +924,8 @@ class TaskCron:
             return Check(
                 name="crontab",
                 ok=True,
-                detail="no crontab job ticks this home (none is needed to run tasks by "
-                "`taskcron work` or by hand)",
+                detail="no crontab job ticks this home (none is needed when ticks run "
+                "another way, such as a systemd timer or by hand)",
             )
         found = []
         for _, words in jobs:
@@ -1011,7 +1033,8 @@ def _check_writable(name: str, directory: Path) -> Check:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
-        return Check(name=name, ok=True, detail=f"{directory} is writable")
+        how = "is writable" if existing == directory else f"can be created in {existing}"
+        return Check(name=name, ok=True, detail=f"{directory} {how}")
     return Check(name=name, ok=False, detail=f"cannot write to {existing}")
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from taskcron import __version__, errors, render
-from taskcron.api import CronEdit, TaskCron, TickResult
+from taskcron.api import CronEdit, TaskCron, TickResult, broken_config_report
 from taskcron.model import Task
 
 EXIT_CODES = ((errors.InputError, 2), (errors.TaskcronError, 1))
@@ -282,6 +282,9 @@ def tick(
     if as_json:
         render.json_out(result.to_json())
     elif verbose:
+        for item in result.recovered:
+            run = item.run
+            render.line(f"recovered task {item.task.id} ({item.task.module}): {run.error}")
         render.line(_tick_summary(result))
     failure = result.failure()
     if failure is not None:
@@ -507,7 +510,10 @@ def check(ctx: click.Context, as_json: bool) -> None:
     home is installed (reported, not required). Exit 0 when all is well, 1
     when something is broken.
     """
-    report = _app(ctx).check()
+    try:
+        report = _app(ctx).check()
+    except errors.ConfigError as exc:
+        report = broken_config_report(exc)
     if as_json:
         render.json_out(report.to_json())
     else:

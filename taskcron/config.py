@@ -373,7 +373,8 @@ STARTER = """\
 # How long a running task's lease lasts before another tick may recover it.
 # lease = "30s"
 
-# After a timeout, how long a task gets after SIGTERM before SIGKILL.
+# How long a task gets after SIGTERM before SIGKILL, when it timed out or its
+# tick was stopped by SIGTERM, SIGINT or SIGHUP.
 # kill_grace = "10s"
 
 [retry]

@@ -277,6 +277,10 @@ def sqlite_path(url: str) -> str:
     path = url[len(prefix) :]
     if not path or path.endswith("/"):
         raise errors.StoreURLError(f"invalid store URL {url!r}: it names no file")
+    if path == ":memory:":
+        raise errors.StoreURLError(
+            f"invalid store URL {url!r}: an in-memory store would vanish with each command"
+        )
     return path
 
 

@@ -384,8 +384,19 @@ class SqliteStore:
 
     @classmethod
     def from_url(cls, url: str, *, create: bool = True) -> SqliteStore:
-        """Open the store a `sqlite:///` URL names (see `taskcron.store.open_store`)."""
-        return cls(sqlite_path(url), create=create)
+        """Open the store a `sqlite:///` URL names (see `taskcron.store.open_store`).
+
+        When creating, missing directories on its path are made (mode 0700).
+        """
+        path = Path(sqlite_path(url))
+        if create and not path.parent.is_dir():
+            try:
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as exc:
+                raise errors.StoreError(
+                    f"cannot create the store's directory {path.parent}: {exc.strerror}"
+                ) from exc
+        return cls(path, create=create)
 
     # --- opening -----------------------------------------------------------
 

@@ -187,8 +187,23 @@ def test_check_in_a_directory_without_a_home_reports_one_broken_item_and_creates
     result = taskcron("check", "--json", cwd=tmp_path)
     report = json.loads(result.stdout)
     assert result.returncode == 1
-    assert [c["name"] for c in report["checks"] if not c["ok"]] == ["store"]
+    assert [c["name"] for c in report["checks"] if not c["ok"]] == ["home"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_check_reports_a_config_it_cannot_read_as_broken(tmp_path: Path) -> None:
+    write(tmp_path / "taskcron.toml", 'modles = ["app"]\n')
+    result = taskcron("check", "--json", cwd=tmp_path)
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    assert report["checks"] == [
+        {
+            "name": "config",
+            "ok": False,
+            "detail": "unknown config key 'modles': did you mean 'modules'?",
+        }
+    ]
 
 
 @pytest.mark.parametrize(

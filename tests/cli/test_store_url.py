@@ -81,7 +81,7 @@ def test_a_read_only_command_on_a_store_url_that_does_not_exist_creates_nothing(
 
 @pytest.mark.parametrize(
     "url",
-    ["mysql://db/tasks", "tasks.db", "sqlite://host/tasks.db", "sqlite:///"],
+    ["mysql://db/tasks", "tasks.db", "sqlite://host/tasks.db", "sqlite:///", "sqlite:///:memory:"],
 )
 def test_a_bad_store_url_is_bad_input_naming_the_known_schemes(tmp_path: Path, url: str) -> None:
     result = taskcron("--store", url, "schedule", "m", "--", "true", cwd=tmp_path)
@@ -97,3 +97,10 @@ def test_init_names_a_configured_store(tmp_path: Path) -> None:
     result = taskcron("--store", "sqlite:///x.db", "init", cwd=tmp_path)
     assert result.returncode == 0
     assert result.stdout.splitlines()[-1] == f"store sqlite:///{tmp_path / 'x.db'}"
+
+
+def test_scheduling_creates_the_directories_a_store_url_names(tmp_path: Path) -> None:
+    db = tmp_path / "var" / "lib" / "app" / "tasks.db"
+    result = taskcron("--store", f"sqlite:///{db}", "schedule", "m", "--", "true", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert db.is_file()

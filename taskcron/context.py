@@ -34,8 +34,10 @@ class Context:
         log: logging.Logger,
         clock: Callable[[], datetime] = _wall_clock,
         report: Callable[[dict[str, Any]], None] = lambda event: None,
+        owner: str | None = None,
     ) -> None:
         self.task_id = task_id
+        self.owner = owner
         self.module = module
         self.data = data
         self.attempt = attempt

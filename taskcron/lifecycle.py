@@ -169,7 +169,7 @@ def _stop_orphan(recorder: Recorder, task: Task, run: Run) -> None:
         return
     from taskcron import runner
 
-    if runner.kill_orphan(run.child_pid, run.id):
+    if runner.kill_orphan(run.child_pid, run.id, run.child_start):
         recorder.emit(
             Event.TASK_KILLED,
             level="warning",
@@ -255,10 +255,10 @@ class RunLife:
             log.warning("task %s: cannot renew its lease: %s", self.task.id, exc)
             return True
 
-    def started(self, pid: int) -> None:
-        """The task's process (and process group) is `pid`."""
+    def started(self, pid: int, start: str | None) -> None:
+        """The task's process (and process group) is `pid`, started at `start` (in /proc)."""
         try:
-            self.store.set_child(self.run.id, pid)
+            self.store.set_child(self.run.id, pid, start=start)
         except errors.StoreError as exc:
             log.warning("task %s: cannot record its process: %s", self.task.id, exc)
 

@@ -1,20 +1,22 @@
-"""Running one claimed task in a child process, and the child's side of it.
+"""Running claimed tasks in child processes, watched by one selector loop.
 
-Every task runs in a child process of the tick, in a session of its own, so
-that a timeout or a signal can stop all of it and nothing it does can take the
-tick down. The tick watches the child with one selector loop: it reads its
-stdout and stderr (never blocking a task that prints a lot), reads the
-callable's events, renews the lease, and enforces the timeout with SIGTERM,
-then SIGKILL after the kill grace.
+Every task runs in a child process in a session (and process group) of its
+own, so that a timeout or a signal can stop all of it and nothing it does can
+take the tick down. A callable runs in a child forked from the tick: no new
+interpreter, no second import of taskcron. A command task's child execs its
+argv, with the task's data as JSON on its standard input.
 
-A command task gets the task's data as JSON on its standard input and
-`TASKCRON_TASK_ID` and `TASKCRON_DEADLINE` in its environment.
+A `Supervisor` watches any number of children with one selector loop: it reads
+their stdout and stderr (never blocking a task that prints a lot) and the
+callables' events, renews each lease, enforces each timeout with SIGTERM then
+SIGKILL after the kill grace, and traps SIGTERM, SIGINT and SIGHUP so that the
+tick decides what a signal means. `execute` runs one task under its own
+supervisor: what a plain tick does.
 
-A callable task runs in `python -c "from taskcron.runner import child_main;
-child_main()"`: the child reads a spec (and the data) on its standard input,
-imports the handler, calls `handler(ctx, data)` and reports back on a
-dedicated pipe, one JSON object per line: `log` records, then `result` or
-`error`.
+A forked child reports back on a dedicated pipe, one JSON object per line:
+`log` records and `progress`, then `result` or `error`. It never touches the
+tick's store connection and leaves with `os._exit`, so no finalizer of the
+parent's runs in it.
 """
 
 from __future__ import annotations
@@ -24,16 +26,14 @@ import json
 import logging
 import os
 import selectors
-import shlex
 import signal
-import subprocess
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,11 +43,14 @@ from taskcron.model import Outcome, RunEnd, TargetKind, Task
 
 log = logging.getLogger(__name__)
 
-ENV_EVENT_FD = "TASKCRON_EVENT_FD"
 ENV_RUN_ID = "TASKCRON_RUN_ID"
 _CHUNK = 65536
 _LINE_MAX = 65536  #: A line longer than this is passed on in pieces.
 _EXIT_DRAIN = 1.0  #: How long to keep reading pipes held open by a finished task's children.
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+Clock = Callable[[], datetime]
+Handler = Callable[..., Any]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +66,8 @@ class RunSettings:
     renew_every: timedelta
     output_tail: int
     log_level: str
+    #: Import a callable's code in the tick before forking, so that later forks start warm.
+    preload: bool = False
 
 
 class RunHooks(Protocol):
@@ -72,8 +77,8 @@ class RunHooks(Protocol):
         """Extend the lease; False means it was lost."""
         ...
 
-    def started(self, pid: int) -> None:
-        """The task's process has this pid."""
+    def started(self, pid: int, start: str | None) -> None:
+        """The task's process has this pid (and this start time in /proc)."""
         ...
 
     def output(self, stream: str, lines: list[str]) -> None:
@@ -85,7 +90,156 @@ class RunHooks(Protocol):
         ...
 
 
-# --- the tick's side --------------------------------------------------------
+def execute(task: Task, settings: RunSettings, *, clock: Clock, hooks: RunHooks) -> RunEnd:
+    """Run `task` to its end in a child process and say how it ended.
+
+    Never raises for anything the task does. A SIGTERM, SIGINT or SIGHUP that
+    arrives meanwhile stops the task at once (SIGTERM, SIGKILL after the kill
+    grace) and the run ends `interrupted`, naming the signal in `RunEnd.signal`.
+    """
+    with Supervisor(clock) as supervisor:
+        run = supervisor.start(task, settings, hooks)
+        while not run.finished:
+            supervisor.wait()
+            if supervisor.signalled is not None:
+                supervisor.stop_all(after=0.0)
+        return run.end()
+
+
+def resolve(task: Task, settings: RunSettings) -> Handler:
+    """Import the callable a task names, in this process (`HandlerError` when it cannot)."""
+    handlers.add_import_paths(settings.import_paths)
+    target = task.target
+    assert isinstance(target.value, str)
+    try:
+        if target.kind is TargetKind.CALL:
+            return handlers.import_path(target.value)
+        return handlers.find(target.value, settings.modules)
+    except errors.HandlerError:
+        raise
+    except Exception as exc:  # code that fails at import time fails the task, not the tick
+        raise errors.HandlerError(
+            f"importing the code of {target.value!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+# --- the supervisor ------------------------------------------------------------
+
+
+class Supervisor:
+    """One selector loop over every running child; traps the stop signals while in use.
+
+    Use it as a context manager: signals are trapped on entry (a signal that
+    arrives sets `signalled`) and restored on exit.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.signalled: int | None = None
+        self.runs: list[Execution] = []
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            os.set_blocking(fd, False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ)
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Supervisor:
+        if threading.current_thread() is threading.main_thread():
+            for number in _STOP_SIGNALS:
+                self._previous[number] = signal.signal(number, self._on_signal)
+            # SIGCHLD only wakes the loop, so that a child's exit is seen at once.
+            self._previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda n, f: None)
+            self._previous[-1] = signal.set_wakeup_fd(self._wake_w)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for run in self.runs:
+            run.abandon()
+        for number, old in self._previous.items():
+            if number == -1:
+                signal.set_wakeup_fd(old)
+            else:
+                signal.signal(number, old)
+        self._selector.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _on_signal(self, number: int, frame: object) -> None:
+        self.signalled = number
+
+    def interrupted(self) -> bool:
+        """Whether a stop signal has arrived (a handler may set it at any moment)."""
+        return self.signalled is not None
+
+    @property
+    def running(self) -> int:
+        """How many children are still being watched."""
+        return len(self.runs)
+
+    def start(
+        self, task: Task, settings: RunSettings, hooks: RunHooks, handler: Handler | None = None
+    ) -> Execution:
+        """Start `task` in a child process and watch it. `handler`: a callable already imported."""
+        run = Execution(task, settings, hooks, self.clock)
+        with _signals_blocked():  # a stop signal is the tick's to handle, never the child's
+            fds = run.spawn(handler)
+        for fd in fds:
+            mask = selectors.EVENT_WRITE if run.streams.get(fd) == "stdin" else selectors.EVENT_READ
+            self._selector.register(fd, mask, run)
+        self.runs.append(run)
+        if run.finished:
+            self.runs.remove(run)
+        return run
+
+    def stop_all(self, *, after: float) -> None:
+        """Stop every child `after` seconds from now (SIGTERM, then SIGKILL after its grace)."""
+        for run in self.runs:
+            run.stop(after=after, why=self.signalled)
+
+    def wait(self, timeout: float | None = None) -> list[Execution]:
+        """Serve the children until one ends, a signal arrives or `timeout` passes.
+
+        Returns the executions that ended (their `end()` says how).
+        """
+        if not self.runs and timeout is None:
+            return []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            now = time.monotonic()
+            waits = [run.step(now) for run in self.runs]
+            ended = [run for run in self.runs if run.finished]
+            if ended:
+                for run in ended:
+                    self.runs.remove(run)
+                return ended
+            if deadline is not None:
+                waits.append(deadline - now)
+            if (deadline is not None and now >= deadline) or self.interrupted():
+                return []
+            for key, _ in self._selector.select(max(min(waits, default=0.5), 0)):
+                fd = int(key.fd)
+                if fd == self._wake_r:
+                    _drain(fd)
+                elif not key.data.ready(fd):
+                    self._selector.unregister(fd)
+            if self.interrupted():
+                return []
+
+
+@contextlib.contextmanager
+def _signals_blocked() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+# --- one child -------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -106,238 +260,240 @@ class _Tail:
         return self.data.decode("utf-8", errors="replace")
 
 
-def _child_argv(task: Task) -> list[str]:
-    if task.target.kind is TargetKind.COMMAND:
-        assert isinstance(task.target.value, tuple)
-        return list(task.target.value)
-    return [sys.executable, "-c", "from taskcron.runner import child_main; child_main()"]
+class Execution:
+    """One task's child process: its pipes, its limits, and how it ended."""
 
-
-def _callable_input(task: Task, settings: RunSettings, now: datetime) -> bytes:
-    spec = {
-        "now": now.isoformat(),
-        "task_id": task.id,
-        "module": task.module,
-        "target": task.target.to_json(),
-        "attempt": task.attempts,
-        "deadline": None if settings.deadline is None else settings.deadline.isoformat(),
-        "import_paths": [str(p) for p in settings.import_paths],
-        "modules": list(settings.modules),
-        "log_level": settings.log_level,
-    }
-    # The data is spliced in as stored, not decoded and encoded again.
-    return ('{"spec": ' + json.dumps(spec) + ', "data": ' + task.data_json + "}").encode()
-
-
-def _feed(pipe: Any, payload: bytes) -> None:
-    try:
-        view = memoryview(payload)
-        for start in range(0, len(view), 1 << 20):
-            pipe.write(view[start : start + (1 << 20)])
-        pipe.close()
-    except (BrokenPipeError, OSError):
-        pass  # the task does not read its input: that is its business
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def execute(
-    task: Task,
-    settings: RunSettings,
-    *,
-    clock: Callable[[], datetime],
-    hooks: RunHooks,
-) -> RunEnd:
-    """Run `task` to its end in a child process and say how it ended.
-
-    Never raises for anything the task does; `ended_at` comes from `clock`,
-    `elapsed` from the monotonic clock, and the handler's `ctx` reads the same
-    clock (as it stood when the child started, moving on in real time).
-    """
-    return _Execution(task, settings, hooks, clock).run()
-
-
-class _Execution:
-    def __init__(
-        self,
-        task: Task,
-        settings: RunSettings,
-        hooks: RunHooks,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self.clock = clock
+    def __init__(self, task: Task, settings: RunSettings, hooks: RunHooks, clock: Clock) -> None:
         self.task = task
         self.settings = settings
         self.hooks = hooks
+        self.clock = clock
         self.tail = _Tail(settings.output_tail)
+        self.pid = 0
+        self.returncode: int | None = None
+        self.streams: dict[int, str] = {}
         self.partial: dict[str, bytearray] = {}
         self.events = bytearray()
         self.reply: dict[str, Any] | None = None
-        self.signalled: int | None = None
+        self.started = time.monotonic()
+        self.exited_at: float | None = None
+        self.stop_at: float | None = None
+        self.kill_at: float | None = None
         self.timed_out = False
         self.lease_lost = False
+        self.stopped_by: int | None = None
+        self.failure: str | None = None  #: Why the child could not start, if it could not.
+        self._next_renewal = self.started + self._renew_every
+        self._popen: Any = None  #: A command's `subprocess.Popen`.
+        self._stdin: int | None = None  #: A command's standard input, while data is left for it.
+        self._pending = memoryview(b"")
 
-    def run(self) -> RunEnd:
-        start = time.monotonic()
-        is_command = self.task.target.kind is TargetKind.COMMAND
-        env = dict(os.environ)
-        env["TASKCRON_TASK_ID"] = str(self.task.id)
-        env[ENV_RUN_ID] = str(self.settings.run_id)
-        env["TASKCRON_MODULE"] = self.task.module
-        env["TASKCRON_ATTEMPT"] = str(self.task.attempts)
-        deadline = self.settings.deadline
-        env["TASKCRON_DEADLINE"] = "" if deadline is None else deadline.isoformat()
-        payload = (
-            self.task.data_json.encode()
-            if is_command
-            else _callable_input(self.task, self.settings, self.clock())
-        )
-        # Signals are trapped before the task starts, so that a SIGTERM that
-        # arrives at any moment of the run is recorded, never fatal to the tick.
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_w, False)
-        os.set_blocking(wake_r, False)
-        previous = self._trap_signals(wake_w)
-        try:
-            return self._spawn(start, is_command, env, payload, wake_r)
-        finally:
-            self._restore_signals(previous)
-            os.close(wake_r)
-            os.close(wake_w)
+    @property
+    def _renew_every(self) -> float:
+        return max(self.settings.renew_every.total_seconds(), 0.05)
 
-    def _spawn(
-        self, start: float, is_command: bool, env: dict[str, str], payload: bytes, wake_r: int
-    ) -> RunEnd:
-        event_r, event_w = os.pipe()
-        if not is_command:
-            env[ENV_EVENT_FD] = str(event_w)
+    @property
+    def finished(self) -> bool:
+        """True once the child has exited and its pipes are read (or given up on)."""
+        if self.failure is not None:
+            return True
+        if self.returncode is None:
+            return False
+        assert self.exited_at is not None
+        return not self.streams or time.monotonic() - self.exited_at > _EXIT_DRAIN
+
+    def _environment(self) -> dict[str, str]:
+        task, deadline = self.task, self.settings.deadline
+        return {
+            "TASKCRON_TASK_ID": str(task.id),
+            ENV_RUN_ID: str(self.settings.run_id),
+            "TASKCRON_MODULE": task.module,
+            "TASKCRON_ATTEMPT": str(task.attempts),
+            "TASKCRON_DEADLINE": "" if deadline is None else deadline.isoformat(),
+            "TASKCRON_OWNER": task.owner or "",
+        }
+
+    def spawn(self, handler: Handler | None) -> list[int]:
+        """Start the child; the pipes to watch (none when it could not start)."""
+        if self.task.target.kind is TargetKind.COMMAND:
+            fds = self._exec_command()
+        else:
+            fds = self._fork(handler)
+        if self.failure is None:
+            self.hooks.started(self.pid, process_start(self.pid))
+        return fds
+
+    def _exec_command(self) -> list[int]:
+        import subprocess
+
+        argv = list(self.task.target.value)
+        in_r, in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
         try:
             proc = subprocess.Popen(
-                _child_argv(self.task),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
+                argv,
+                stdin=in_r,
+                stdout=out_w,
+                stderr=err_w,
+                env={**os.environ, **self._environment()},
                 cwd=self.settings.cwd,
-                pass_fds=() if is_command else (event_w,),
                 start_new_session=True,
             )
         except OSError as exc:
-            os.close(event_r)
-            os.close(event_w)
-            what = shlex.join(_child_argv(self.task))
-            return self._end(
-                start, Outcome.FAILED, error=f"cannot start command {what!r}: {exc.strerror}"
-            )
-        os.close(event_w)
-        self.hooks.started(proc.pid)
-        feeder = threading.Thread(target=_feed, args=(proc.stdin, payload), daemon=True)
-        feeder.start()
-        try:
-            self._watch(proc, event_r, wake_r, start)
-        finally:
-            os.close(event_r)
-            feeder.join(timeout=1)
-        return self._conclude(proc.returncode, start, is_command)
+            import shlex
 
-    # The loop: read pipes, renew the lease, enforce the timeout, honour signals.
-    def _watch(
-        self, proc: subprocess.Popen[bytes], event_r: int, wake_r: int, start: float
-    ) -> None:
-        assert proc.stdout is not None and proc.stderr is not None
-        selector = selectors.DefaultSelector()
-        streams = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr", event_r: "event"}
+            for fd in (in_w, out_r, err_r):
+                os.close(fd)
+            self.failure = f"cannot start command {shlex.join(argv)!r}: {exc.strerror}"
+            return []
+        finally:
+            for fd in (in_r, out_w, err_w):
+                os.close(fd)
+        self.pid = proc.pid
+        self._popen = proc
+        # The data may be large: the loop writes it as the pipe takes it, while it reads
+        # the output, so that neither side waits on the other and no thread is needed.
+        self._stdin = in_w
+        self._pending = memoryview(self.task.data_json.encode())
+        return self._watch({in_w: "stdin", out_r: "stdout", err_r: "stderr"})
+
+    def _fork(self, handler: Handler | None) -> list[int]:
+        if handler is None and self.settings.preload:
+            try:
+                handler = resolve(self.task, self.settings)
+            except errors.HandlerError as exc:
+                self.failure = str(exc)
+                return []
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        event_r, event_w = os.pipe()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()  # what the tick buffered must not be printed twice
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            for fd in (out_r, err_r, event_r):
+                os.close(fd)
+            _child(self, handler, out_w, err_w, event_w)
+        for fd in (out_w, err_w, event_w):
+            os.close(fd)
+        self.pid = pid
+        return self._watch({out_r: "stdout", err_r: "stderr", event_r: "event"})
+
+    def _watch(self, streams: dict[int, str]) -> list[int]:
         for fd in streams:
             os.set_blocking(fd, False)
-            selector.register(fd, selectors.EVENT_READ)
-        selector.register(wake_r, selectors.EVENT_READ)
-        timeout = self.task.timeout.total_seconds() if self.task.timeout is not None else None
-        renew_every = max(self.settings.renew_every.total_seconds(), 0.05)
-        next_renewal = start + renew_every
-        kill_at: float | None = None
-        exited_at: float | None = None
+        self.streams = streams
+        return list(streams)
+
+    # The loop's side: read pipes, renew the lease, enforce limits.
+
+    def ready(self, fd: int) -> bool:
+        """Serve pipe `fd`: read what it has, or write the data it takes; False once closed."""
+        if fd == self._stdin:
+            return self._write_input(fd)
         try:
-            while True:
-                now = time.monotonic()
-                if proc.poll() is not None:
-                    exited_at = exited_at or now
-                    if len(streams) == 0 or now - exited_at > _EXIT_DRAIN:
-                        break
-                stopping = self.signalled is not None or self.lease_lost
-                if kill_at is None and (
-                    stopping or (timeout is not None and now - start >= timeout)
-                ):
-                    self.timed_out = not stopping
-                    self._kill(proc, signal.SIGTERM)
-                    kill_at = now + self.settings.kill_grace.total_seconds()
-                if kill_at is not None and now >= kill_at and proc.poll() is None:
-                    self._kill(proc, signal.SIGKILL)
-                    kill_at = now + 3600
-                if now >= next_renewal:
-                    if not self.hooks.renew():
-                        self.lease_lost = True
-                    next_renewal = now + renew_every
-                waits = [next_renewal - now, 0.5 if exited_at is None else 0.05]
-                if timeout is not None and kill_at is None:
-                    waits.append(start + timeout - now)
-                if kill_at is not None:
-                    waits.append(kill_at - now)
-                if not streams:
-                    # Every pipe is closed: only the process is left to wait for.
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        proc.wait(timeout=max(min(waits), 0))
-                    continue
-                for key, _ in selector.select(max(min(waits), 0)):
-                    fd = int(key.fd)
-                    if fd == wake_r:
-                        _drain(wake_r)
-                        continue
-                    chunk = _read(fd)
-                    if chunk is None:
-                        continue
-                    if chunk:
-                        self._take(streams[fd], chunk)
-                    else:
-                        selector.unregister(fd)
-                        self._take(streams.pop(fd), b"")
-        finally:
-            selector.close()
-            if proc.poll() is None:
-                self._kill(proc, signal.SIGKILL)
-            proc.wait()
-            for pipe in (proc.stdout, proc.stderr):
-                pipe.close()
+            chunk = os.read(fd, _CHUNK)
+        except BlockingIOError:
+            return True
+        stream = self.streams[fd]
+        self._take(stream, chunk)
+        if not chunk:
+            del self.streams[fd]
+            os.close(fd)
+            return False
+        return True
 
-    def _trap_signals(self, wake_w: int) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
+    def _write_input(self, fd: int) -> bool:
+        try:
+            written = os.write(fd, self._pending[: 1 << 20]) if self._pending else 0
+        except BlockingIOError:
+            return True
+        except OSError:  # the task does not read its input: that is its business
+            written = len(self._pending)
+        self._pending = self._pending[written:]
+        if self._pending:
+            return True
+        self._close_input()
+        return False
 
-        def handler(number: int, frame: object) -> None:
-            self.signalled = number
+    def _close_input(self) -> None:
+        if self._stdin is not None:
+            del self.streams[self._stdin]
+            os.close(self._stdin)
+            self._stdin = None
 
-        previous: dict[int, Any] = {}
-        for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            previous[number] = signal.signal(number, handler)
-        previous[-1] = signal.set_wakeup_fd(wake_w)
-        return previous
+    def step(self, now: float) -> float:
+        """Reap, renew, time out and kill as due at `now`; seconds until it next needs a look."""
+        if self.failure is not None:
+            return 0.0
+        self._reap(now)
+        if self.returncode is not None:
+            self._close_input()
+            return 0.02 if self.streams else 0.0
+        timeout = self.task.timeout
+        if (
+            self.stop_at is None
+            and timeout is not None
+            and now - self.started >= timeout.total_seconds()
+        ):
+            self.timed_out = True
+            self.stop_at = now
+        if self.stop_at is not None and self.kill_at is None and now >= self.stop_at:
+            self._signal(signal.SIGTERM)
+            self.kill_at = now + self.settings.kill_grace.total_seconds()
+        if self.kill_at is not None and now >= self.kill_at:
+            self._signal(signal.SIGKILL)
+            self.kill_at = now + 3600
+        if now >= self._next_renewal:
+            if not self.hooks.renew() and self.stop_at is None:
+                self.lease_lost = True
+                self.stop_at = now
+            self._next_renewal = now + self._renew_every
+        waits = [self._next_renewal - now, 0.5]
+        if timeout is not None and self.stop_at is None:
+            waits.append(self.started + timeout.total_seconds() - now)
+        for moment in (self.stop_at, self.kill_at):
+            if moment is not None and moment > now:
+                waits.append(moment - now)
+        return max(min(waits), 0.0)
 
-    @staticmethod
-    def _restore_signals(previous: dict[int, Any]) -> None:
-        for number, old in previous.items():
-            if number == -1:
-                signal.set_wakeup_fd(old)
-            else:
-                signal.signal(number, old)
+    def stop(self, *, after: float, why: int | None) -> None:
+        """Stop the child `after` seconds from now, because of signal `why`."""
+        if self.returncode is not None or self.failure is not None:
+            return
+        self.stopped_by = why
+        moment = time.monotonic() + after
+        self.stop_at = moment if self.stop_at is None else min(self.stop_at, moment)
 
-    @staticmethod
-    def _kill(proc: subprocess.Popen[bytes], sig: int) -> None:
+    def abandon(self) -> None:
+        """Kill the child and reap it: the loop is going away."""
+        if self.pid and self.returncode is None:
+            self._signal(signal.SIGKILL)
+            self._reap(time.monotonic(), block=True)
+        self._close_input()
+        for fd in list(self.streams):
+            os.close(fd)
+        self.streams.clear()
+
+    def _reap(self, now: float, *, block: bool = False) -> None:
+        if self.returncode is not None or not self.pid:
+            return
+        try:
+            pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self.pid, 0
+        if pid == 0:
+            return
+        self.returncode = os.waitstatus_to_exitcode(status)
+        self.exited_at = now
+        if self._popen is not None:
+            self._popen.returncode = self.returncode
+
+    def _signal(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
+            os.killpg(self.pid, sig)
 
     def _take(self, stream: str, chunk: bytes) -> None:
         if stream == "event":
@@ -382,79 +538,76 @@ class _Execution:
         else:
             self.hooks.event(event)
 
-    def _conclude(self, returncode: int, start: float, is_command: bool) -> RunEnd:
-        if self.signalled is not None:
+    # How it ended.
+
+    def end(self) -> RunEnd:
+        """How the run ended; call once `finished`."""
+        if self.failure is not None:
+            return self._end(Outcome.FAILED, error=self.failure)
+        code = self.returncode
+        assert code is not None
+        if self.stopped_by is not None:
             return self._end(
-                start,
                 Outcome.INTERRUPTED,
-                exit_code=returncode,
-                error=f"the tick received {_signal_name(self.signalled)}",
-                signal=self.signalled,
+                exit_code=code,
+                error=f"the tick received {_signal_name(self.stopped_by)}",
+                signal=self.stopped_by,
             )
         if self.lease_lost:
             return self._end(
-                start,
-                Outcome.INTERRUPTED,
-                exit_code=returncode,
-                error="the lease was lost to another tick",
+                Outcome.INTERRUPTED, exit_code=code, error="the lease was lost to another tick"
             )
         if self.timed_out:
             assert self.task.timeout is not None
+            limit = self.task.timeout.total_seconds()
+            return self._end(Outcome.TIMEOUT, exit_code=code, error=f"timed out after {limit:g}s")
+        if self.task.target.kind is TargetKind.COMMAND:
+            return self._command_end(code)
+        return self._callable_end(code)
+
+    def _command_end(self, code: int) -> RunEnd:
+        if code == 0:
+            return self._end(Outcome.DONE, exit_code=0)
+        if code < 0:
             return self._end(
-                start,
-                Outcome.TIMEOUT,
-                exit_code=returncode,
-                error=f"timed out after {self.task.timeout.total_seconds():g}s",
+                Outcome.FAILED, exit_code=code, error=f"killed by {_signal_name(-code)}"
             )
-        if is_command:
-            if returncode == 0:
-                return self._end(start, Outcome.DONE, exit_code=0)
-            if returncode < 0:
-                return self._end(
-                    start,
-                    Outcome.FAILED,
-                    exit_code=returncode,
-                    error=f"killed by {_signal_name(-returncode)}",
-                )
-            return self._end(
-                start, Outcome.FAILED, exit_code=returncode, error=f"exited with code {returncode}"
-            )
+        return self._end(Outcome.FAILED, exit_code=code, error=f"exited with code {code}")
+
+    def _callable_end(self, code: int) -> RunEnd:
         reply = self.reply or {}
-        if reply.get("event") == "result" and returncode == 0:
-            return self._end(start, Outcome.DONE, result_json=json.dumps(reply.get("result")))
+        if reply.get("event") == "result" and code == 0:
+            return self._end(Outcome.DONE, result_json=json.dumps(reply.get("result")))
         if reply.get("event") == "error":
             return self._end(
-                start,
                 Outcome.FAILED,
-                exit_code=returncode,
+                exit_code=code,
                 error=str(reply.get("error")),
                 traceback=reply.get("traceback"),
             )
-        why = f"killed by {_signal_name(-returncode)}" if returncode < 0 else f"code {returncode}"
+        why = f"killed by {_signal_name(-code)}" if code < 0 else f"code {code}"
         return self._end(
-            start,
             Outcome.FAILED,
-            exit_code=returncode,
+            exit_code=code,
             error=f"the handler's process ended ({why}) without a result",
         )
 
-    def _end(self, start: float, outcome: Outcome, **fields: Any) -> RunEnd:
+    def _end(self, outcome: Outcome, **fields: Any) -> RunEnd:
         return RunEnd(
             outcome=outcome,
             ended_at=self.clock(),
-            elapsed=round(time.monotonic() - start, 6),
+            elapsed=round(time.monotonic() - self.started, 6),
             output_tail=self.tail.text(),
             truncated=self.tail.truncated,
             **fields,
         )
 
 
-def _read(fd: int) -> bytes | None:
-    """What the pipe has (b"" at its end), or None after a spurious wake-up."""
+def _signal_name(number: int) -> str:
     try:
-        return os.read(fd, _CHUNK)
-    except BlockingIOError:
-        return None
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _drain(fd: int) -> None:
@@ -465,18 +618,38 @@ def _drain(fd: int) -> None:
         pass
 
 
-def kill_orphan(pid: int, run_id: int) -> bool:
-    """Kill the process group of a run whose tick died, if it is still that run's.
+def process_start(pid: int) -> str | None:
+    """When process `pid` started (field 22 of /proc/PID/stat), or None when unknown.
 
-    The group leader's environment must name the run (`TASKCRON_RUN_ID`), so a
-    reused pid is never killed. Returns True when a group was killed.
+    Together with the pid it names one process: a pid reused later starts later.
     """
     try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return False
-    if f"{ENV_RUN_ID}={run_id}".encode() not in environ.split(b"\0"):
-        return False
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces.
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def kill_orphan(pid: int, run_id: int, start: str | None = None) -> bool:
+    """Kill the process group of a run whose tick died, if it is still that run's.
+
+    The group leader must be the process the run started: the same start time
+    (`start`, when recorded) or an environment naming the run
+    (`TASKCRON_RUN_ID`), so that a reused pid is never killed. Returns True
+    when a group was killed.
+    """
+    if start is not None:
+        if process_start(pid) != start:
+            return False
+    else:
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            return False
+        if f"{ENV_RUN_ID}={run_id}".encode() not in environ.split(b"\0"):
+            return False
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -484,7 +657,7 @@ def kill_orphan(pid: int, run_id: int) -> bool:
     return True
 
 
-# --- the child's side -------------------------------------------------------
+# --- the child's side ------------------------------------------------------------
 
 
 class _EventHandler(logging.Handler):
@@ -511,13 +684,33 @@ class _EventHandler(logging.Handler):
             self.handleError(record)
 
 
-def child_main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of a callable task's child process (see the module docstring)."""
-    raw = sys.stdin.buffer.read()
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
-    channel = os.fdopen(int(os.environ[ENV_EVENT_FD]), "wb")
+def _child(run: Execution, handler: Handler | None, out: int, err: int, events: int) -> None:
+    """The forked child: set up its process, call the handler, report, and `os._exit`."""
+    code = 1
+    try:
+        os.setsid()
+        signal.set_wakeup_fd(-1)
+        for number in (*_STOP_SIGNALS, signal.SIGCHLD):
+            signal.signal(number, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, set())
+        null = os.open(os.devnull, os.O_RDONLY)
+        for source, target in ((null, 0), (out, 1), (err, 2)):
+            os.dup2(source, target)
+            os.close(source)
+        sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+        sys.stdout = open(1, "w", encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+        os.environ.update(run._environment())
+        if run.settings.cwd is not None:
+            os.chdir(run.settings.cwd)
+        code = _call(run, handler, os.fdopen(events, "wb"))
+    finally:
+        _flush_std()
+        os._exit(code)
+
+
+def _call(run: Execution, handler: Handler | None, channel: Any) -> int:
+    """Call the handler with its `ctx` and data; send `result` or `error`; the exit code."""
     lock = threading.Lock()
 
     def send(event: dict[str, Any]) -> None:
@@ -526,39 +719,29 @@ def child_main(argv: Sequence[str] | None = None) -> None:
             channel.write(line)
             channel.flush()
 
-    try:
-        message = json.loads(raw)
-        spec, data = message["spec"], message["data"]
-    except (ValueError, KeyError, TypeError) as exc:
-        send({"event": "error", "error": f"bad input from the tick: {exc}"})
-        sys.exit(1)
-    handlers.add_import_paths(Path(p) for p in spec["import_paths"])
+    task = run.task
     root = logging.getLogger()
     root.handlers[:] = [_EventHandler(send)]
-    root.setLevel(spec.get("log_level", "info").upper())
-    task_log = logging.getLogger(f"taskcron.task.{spec['module']}")
-    deadline = spec.get("deadline")
+    root.setLevel(run.settings.log_level.upper())
+    data = json.loads(task.data_json)
     ctx = Context(
-        clock=_clock_from(spec.get("now")),
-        task_id=spec["task_id"],
-        module=spec["module"],
+        task_id=task.id,
+        module=task.module,
         data=data,
-        attempt=spec["attempt"],
-        deadline=None if deadline is None else datetime.fromisoformat(deadline),
-        log=task_log,
+        attempt=task.attempts,
+        deadline=run.settings.deadline,
+        log=logging.getLogger(f"taskcron.task.{task.module}"),
+        clock=run.clock,
         report=send,
+        owner=task.owner,
     )
-    target = spec["target"]
     try:
-        if target["kind"] == TargetKind.CALL.value:
-            fn = handlers.import_path(target["value"])
-        else:
-            fn = handlers.find(target["value"], spec["modules"])
+        fn = handler if handler is not None else resolve(task, run.settings)
         value = fn(ctx, data)
     except errors.HandlerError as exc:
         _flush_std()
         send({"event": "error", "error": str(exc), "traceback": None})
-        sys.exit(1)
+        return 1
     except BaseException as exc:  # the task's failure, whatever it is, is data
         _flush_std()
         described = (
@@ -566,28 +749,21 @@ def child_main(argv: Sequence[str] | None = None) -> None:
             if isinstance(exc, SystemExit)
             else f"{type(exc).__name__}: {exc}"
         )
-        # The first frame is child_main's own call of the handler: leave it out.
+        # The first frame is this function's own call of the handler: leave it out.
         frames = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
         trace = "".join(traceback.format_exception(type(exc), exc, frames))
         send({"event": "error", "error": described, "traceback": trace})
-        sys.exit(1)
+        return 1
     _flush_std()
     try:
         encoded = json.dumps({"event": "result", "result": value})
     except (TypeError, ValueError) as exc:
         send({"event": "error", "error": f"the handler's result is not JSON: {exc}"})
-        sys.exit(1)
+        return 1
     with lock:
         channel.write(encoded.encode() + b"\n")
         channel.flush()
-
-
-def _clock_from(now: str | None) -> Callable[[], datetime]:
-    """The tick's clock as it read `now` when the child started, moving on in real time."""
-    if now is None:
-        return lambda: datetime.now(timezone.utc)
-    start, began = datetime.fromisoformat(now), time.monotonic()
-    return lambda: start + timedelta(seconds=time.monotonic() - began)
+    return 0
 
 
 def _flush_std() -> None:

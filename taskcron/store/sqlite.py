@@ -836,7 +836,7 @@ class SqliteStore:
             )
             return cursor.rowcount == 1
 
-    def set_child(self, run_id: int, pid: int) -> None:
+    def set_child(self, run_id: int, pid: int, *, start: str | None = None) -> None:
         """Record the pid of the process a run started (its process group too)."""
         with self._transaction() as db:
             db.execute(SET_CHILD_PID, (pid, run_id))

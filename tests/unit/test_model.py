@@ -40,6 +40,7 @@ TASK_KEYS = {
     "created_at",
     "updated_at",
     "result",
+    "owner",
     "schedule",
     "max_lateness",
     "key",
@@ -420,6 +421,7 @@ def test_task_json_has_every_field_a_script_reads() -> None:
     assert obj["max_attempts"] == 1
     assert obj["timeout"] is None
     assert obj["result"] is None
+    assert obj["owner"] is None
     assert obj["runs"] == []
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from taskcron.api import TaskCron, TickResult
+from taskcron.api import TaskCron
 from taskcron.context import Context
 from taskcron.errors import (
     ConfigError,
@@ -34,6 +34,7 @@ from taskcron.errors import (
     TaskNotFoundError,
 )
 from taskcron.handlers import task
+from taskcron.lifecycle import TickResult
 from taskcron.model import Outcome, Run, State, Task
 
 __all__ = [

@@ -20,7 +20,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,12 +29,20 @@ from taskcron import config as config_module
 from taskcron import errors, logstore
 from taskcron import schedule as schedule_module
 from taskcron.config import Config
-from taskcron.lifecycle import ACTION_EVENTS, Event, Recorder, RunLife, Watcher, after_claim
+from taskcron.lifecycle import (
+    ACTION_EVENTS,
+    Event,
+    Recorder,
+    RunLife,
+    TickResult,
+    Watcher,
+    after_claim,
+)
 from taskcron.logstore import LogFilter, LogStore
 from taskcron.model import (
     ACTIVE_STATES,
     LOG_LEVELS,
-    Outcome,
+    Lanes,
     Recurrence,
     Scope,
     State,
@@ -50,7 +58,6 @@ from taskcron.store import (
     ClaimOutcome,
     Lease,
     NewTask,
-    Recovered,
     Store,
     default_url,
     open_store,
@@ -58,6 +65,7 @@ from taskcron.store import (
 )
 
 if TYPE_CHECKING:
+    from taskcron.pool import Pool, PoolSettings
     from taskcron.runner import RunSettings
 
 log = logging.getLogger(__name__)
@@ -193,57 +201,6 @@ class InitResult:
     store: str  #: The store's URL, without any password.
     config: Path | None  #: The config file in effect before `init`, kept as it was.
     written: Path | None  #: The starter config file `init` wrote, if it wrote one.
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TickResult:
-    """What one tick did: ran a task (`ran`), found nothing due (`idle`) or found its scope busy."""
-
-    outcome: str
-    task: Task | None = None  #: The task it ran, with its runs; or the running one when busy.
-    recovered: tuple[Recovered, ...] = field(default=())
-    signal: int | None = None  #: The signal that stopped the tick while its task ran.
-
-    @property
-    def failed(self) -> bool:
-        """True when the tick ran a task and that run did not succeed."""
-        if self.outcome != ClaimOutcome.CLAIMED.value or self.task is None:
-            return False
-        run = self.task.last_run
-        return run is None or run.outcome is not Outcome.DONE
-
-    def failure(self) -> str | None:
-        """One line saying how the run failed and what happens next; None when it did not.
-
-        `task 4 (app.err) failed on attempt 1 of 2, retrying at 2026-11-29
-        19:10:05 UTC: ValueError: kaboom`; a one-off task with one attempt says
-        only `task 4 (app.err) failed: ValueError: kaboom`.
-        """
-        if not self.failed:
-            return None
-        assert self.task is not None
-        task, run = self.task, self.task.last_run
-        name = f"task {task.id} ({task.module})"
-        if run is None or run.outcome is None:
-            return f"{name} failed: no run recorded"
-        why = run.error or run.outcome.value
-        if task.max_attempts == 1 and task.recurrence is None:
-            if run.outcome is Outcome.TIMEOUT:
-                return f"{name} {why}"
-            return f"{name} {run.outcome.value}: {why}"
-        verb = "was interrupted" if run.outcome is Outcome.INTERRUPTED else "failed"
-        then = ""
-        if task.state is State.QUEUED:
-            again = task.recurrence is None or run.attempt < task.max_attempts
-            then = f", {'retrying at' if again else 'next run at'} {_utc(task.due_at)}"
-        return f"{name} {verb} on attempt {run.attempt} of {task.max_attempts}{then}: {why}"
-
-    def to_json(self) -> dict[str, Any]:
-        """`{"outcome": ..., "task": {...} | null}`, as `tick --json` prints it."""
-        task = None
-        if self.task is not None:
-            task = self.task.to_json(runs=self.outcome == ClaimOutcome.CLAIMED.value)
-        return {"outcome": self.outcome, "task": task}
 
 
 class TaskCron:
@@ -658,7 +615,90 @@ class TaskCron:
         `idle`. A `watcher` hears of the run's start and output as they come.
         """
         scope = Scope.parse(modules, excepts)
+        deadline = self._deadline(budget)
+        claim = self._claim(scope, None)
+        if claim.outcome is not ClaimOutcome.CLAIMED:
+            return TickResult(
+                outcome=claim.outcome.value, task=claim.task, recovered=claim.recovered
+            )
+        life, settings = self._begin(claim, deadline, watcher)
+        return life.result(life.execute(settings))
+
+    def drain(
+        self,
+        *,
+        modules: Iterable[str] = (),
+        excepts: Iterable[str] = (),
+        budget: timedelta | str | float | None = None,
+        workers: int | None = None,
+        max_tasks: int = 0,
+        watcher: Watcher | None = None,
+    ) -> Pool:
+        """A draining tick: run due tasks in scope until none is due, or the budget or
+        `max_tasks` is spent, or a stop signal arrives; up to `workers` at once (default:
+        the config's), in lanes when more than one.
+
+        Iterate over the returned `Pool` for each run's `TickResult` as it ends
+        (one `idle` or `busy` result when it ran nothing); its `signal` then
+        says whether a signal stopped it.
+        """
+        from taskcron.pool import PoolSettings
+
+        size = self.config.workers if workers is None else workers
+        if _int64("workers", size) < 1:
+            raise errors.InputError(f"invalid workers {size}: must be at least 1")
+        if _int64("max tasks", max_tasks) < 0:
+            raise errors.InputError(f"invalid max tasks {max_tasks}: must be 0 or more")
+        settings = PoolSettings(
+            workers=size,
+            lanes=self.config.lanes,
+            deadline=self._deadline(budget),
+            max_tasks=max_tasks,
+            lease=self.config.lease,
+        )
+        return self._pool(Scope.parse(modules, excepts), settings, watcher)
+
+    def work(
+        self,
+        *,
+        modules: Iterable[str] = (),
+        excepts: Iterable[str] = (),
+        workers: int | None = None,
+        watcher: Watcher | None = None,
+    ) -> Pool:
+        """The pool as a long-running process: it waits for due tasks (checking every
+        `poll`) until a stop signal, then lets running tasks finish for up to the kill grace.
+
+        Iterating raises `PoolBusyError` when another pool serves an
+        overlapping scope on this host.
+        """
+        pool = self.drain(modules=modules, excepts=excepts, workers=workers, watcher=watcher)
+        pool.settings = dataclasses.replace(
+            pool.settings, forever=True, poll=self.config.poll, grace=self.config.kill_grace
+        )
+        return pool
+
+    def _pool(self, scope: Scope, settings: PoolSettings, watcher: Watcher | None) -> Pool:
+        from taskcron.pool import Pool
+
+        def begin(claim: Claim) -> tuple[RunLife, RunSettings]:
+            return self._begin(claim, settings.deadline, watcher, pooled=True)
+
+        return Pool(
+            store=self.store,
+            scope=scope,
+            settings=settings,
+            clock=self.clock,
+            claim=lambda lanes: self._claim(scope, lanes),
+            begin=begin,
+        )
+
+    def _deadline(self, budget: timedelta | str | float | None) -> datetime | None:
         allowance = _duration(budget) if budget is not None else self.config.budget
+        return None if allowance is None else self.clock() + allowance
+
+    def _claim(self, scope: Scope, lanes: Lanes | None) -> Claim:
+        """Recover, then claim the next due task (in lanes, for a pool) and record what it did."""
         now = self.clock()
         claim = self.store.claim_next(
             scope=scope,
@@ -666,30 +706,39 @@ class TaskCron:
             lease=self._lease(now),
             decide=self.policy.after_run,
             skip=self.policy.after_skip,
+            lanes=lanes,
         )
         after_claim(self.recorder, claim)
         if claim.outcome is not ClaimOutcome.CLAIMED:
             self._record_no_run(claim, scope)
-            return TickResult(
-                outcome=claim.outcome.value, task=claim.task, recovered=claim.recovered
-            )
-        assert claim.task is not None and claim.run is not None
-        deadline = None if allowance is None else now + allowance
+        return claim
+
+    def _begin(
+        self,
+        claim: Claim,
+        deadline: datetime | None,
+        watcher: Watcher | None,
+        *,
+        pooled: bool = False,
+    ) -> tuple[RunLife, RunSettings]:
+        """The life of a claimed run and the settings to run it with.
+
+        A pool's run is begun here (the pool starts its child itself), and its
+        handler is imported in this process first, so that later forks start warm.
+        """
+        assert claim.run is not None
         life = RunLife(
             store=self.store,
-            task=claim.task,
-            run=claim.run,
+            claim=claim,
             recorder=self.recorder,
             lease=lambda: self._lease(self.clock()),
             decide=self.policy.after_run,
             deadline=deadline,
             watcher=watcher,
         )
-        end = life.execute(self._run_settings(claim.run.id, deadline))
-        task = life.finish(end)
-        return TickResult(
-            outcome=claim.outcome.value, task=task, recovered=claim.recovered, signal=end.signal
-        )
+        if pooled:
+            life.begin()
+        return life, self._run_settings(claim.run.id, deadline, preload=pooled)
 
     def _record_no_run(self, claim: Claim, scope: Scope) -> None:
         if claim.outcome is ClaimOutcome.IDLE:
@@ -700,10 +749,13 @@ class TaskCron:
             event, level="debug", task=claim.task, message=message, scope=_scope_json(scope)
         )
 
-    def _run_settings(self, run_id: int, deadline: datetime | None) -> RunSettings:
+    def _run_settings(
+        self, run_id: int, deadline: datetime | None, *, preload: bool = False
+    ) -> RunSettings:
         from taskcron.runner import RunSettings
 
         return RunSettings(
+            preload=preload,
             run_id=run_id,
             import_paths=self.config.import_paths,
             modules=self.config.modules,
@@ -944,6 +996,7 @@ class TaskCron:
         cron: str | None = None,
         budget: str | None = None,
         mail: bool = False,
+        drain: bool = False,
         install: bool = False,
         crontab_file: str | None = None,
         user: str | None = None,
@@ -954,7 +1007,8 @@ class TaskCron:
         `every` (a period such as `5m`) or `cron` (an expression) says when.
         With `install`, the job replaces this home and scope's job in the
         user's crontab (or `crontab_file`); with `dry_run`, nothing is written
-        and the crontab's text as it would be left is returned.
+        and the crontab's text as it would be left is returned. With `drain`, each
+        tick runs due tasks one after another until its budget ends.
         """
         from taskcron import cronline, crontab
 
@@ -962,6 +1016,7 @@ class TaskCron:
         cronline.check_text("home", str(self.home))
         tab = crontab.open_crontab(file=crontab_file, user=user)
         job = cronline.build(
+            drain=drain,
             home=self.home,
             scope=scope,
             every=every,
@@ -1036,7 +1091,3 @@ def _check_writable(name: str, directory: Path) -> Check:
         how = "is writable" if existing == directory else f"can be created in {existing}"
         return Check(name=name, ok=True, detail=f"{directory} {how}")
     return Check(name=name, ok=False, detail=f"cannot write to {existing}")
-
-
-def _utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

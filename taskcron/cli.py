@@ -10,14 +10,15 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
 from taskcron import __version__, errors, render
-from taskcron.api import CronEdit, TaskCron, TickResult, broken_config_report
+from taskcron.api import CronEdit, TaskCron, broken_config_report
+from taskcron.lifecycle import TickResult
 from taskcron.model import Task
 
 EXIT_CODES = ((errors.InputError, 2), (errors.TaskcronError, 1))
@@ -255,7 +256,23 @@ def schedule(
 @cli.command(short_help="Run at most one due task in scope. This is what cron runs.")
 @module_option
 @except_option
-@click.option("--budget", metavar="DUR", help="The deadline the task sees (advice, never a kill).")
+@click.option("--budget", metavar="DUR", help="The deadline tasks see; no task starts after it.")
+@click.option(
+    "--drain", is_flag=True, help="Go on to the next due task until none is due or the budget ends."
+)
+@click.option(
+    "--max-tasks",
+    type=int,
+    metavar="N",
+    help="With --drain: start at most N tasks. [default: 0, no limit]",
+)
+@click.option(
+    "--workers",
+    type=int,
+    metavar="N",
+    help="Run up to N tasks at once, in lanes; above 1 implies --drain. [default: config "
+    "workers, 1]",
+)
 @click.option(
     "--verbose", "-v", is_flag=True, help="Say what happens (and, at a terminal, show its output)."
 )
@@ -266,6 +283,9 @@ def tick(
     modules: tuple[str, ...],
     excepts: tuple[str, ...],
     budget: str | None,
+    drain: bool,
+    max_tasks: int | None,
+    workers: int | None,
     verbose: bool,
     as_json: bool,
 ) -> None:
@@ -276,24 +296,51 @@ def tick(
     task's run failed, with one line on stderr. A tick stopped by SIGTERM,
     SIGINT or SIGHUP records its task's run as interrupted, then dies of the
     same signal (exit 128 + N in a shell).
+
+    With --drain it goes on to the next due task until none is due, the budget
+    ends or --max-tasks have started; --json then prints one line per run.
+    With --workers N it runs up to N at once, one task per module id unless
+    config [lanes] widens it; one such pool serves a scope on a host at a time.
     """
+    if max_tasks is not None and not (drain or (workers or 0) > 1):
+        raise click.UsageError("--max-tasks goes with --drain or --workers")
+    app = _app(ctx)
     watcher = _Watcher(show_output=sys.stdout.isatty()) if verbose and not as_json else None
-    result = _app(ctx).tick(modules=modules, excepts=excepts, budget=budget, watcher=watcher)
-    if as_json:
-        render.json_out(result.to_json())
-    elif verbose:
-        for item in result.recovered:
-            run = item.run
-            render.line(f"recovered task {item.task.id} ({item.task.module}): {run.error}")
-        render.line(_tick_summary(result))
-    failure = result.failure()
-    if failure is not None:
-        render.error(failure)
-    if result.signal is not None:
+    where: dict[str, Any] = {"modules": modules, "excepts": excepts, "budget": budget}
+    if drain or (workers is not None and workers > 1):
+        pool = app.drain(**where, workers=workers, max_tasks=max_tasks or 0, watcher=watcher)
+        failed = _report_runs(pool, as_json=as_json, verbose=verbose)
+        signalled = pool.signal
+    else:
+        result = app.tick(**where, watcher=watcher)
+        failed = _report_runs([result], as_json=as_json, verbose=verbose)
+        signalled = result.signal
+    if signalled is not None:
         ctx.find_root().close()  # close the store before the signal ends the process
-        _die_of(result.signal)
-    if failure is not None:
+        _die_of(signalled)
+    if failed:
         ctx.exit(1)
+
+
+def _report_runs(results: Iterable[TickResult], *, as_json: bool, verbose: bool) -> bool:
+    """Print each run's result as it comes: JSON, a summary with -v, a line per failure.
+
+    True when any run failed. A drain's idle or busy line names no task.
+    """
+    failed = False
+    for result in results:
+        if as_json:
+            render.json_out(result.to_json())
+        elif verbose:
+            for item in result.recovered:
+                task = item.task
+                render.line(f"recovered task {task.id} ({task.module}): {item.run.error}")
+            render.line(_tick_summary(result))
+        failure = result.failure()
+        if failure is not None:
+            failed = True
+            render.error(failure)
+    return failed
 
 
 class _Watcher:
@@ -522,6 +569,40 @@ def check(ctx: click.Context, as_json: bool) -> None:
         ctx.exit(1)
 
 
+@cli.command(short_help="Run a pool as a long-running process, e.g. a systemd service.")
+@module_option
+@except_option
+@click.option(
+    "--workers", type=int, metavar="N", help="Run up to N tasks at once. [default: config workers]"
+)
+@click.option("--verbose", "-v", is_flag=True, help="Say what happens, run by run.")
+@json_option
+@click.pass_context
+def work(
+    ctx: click.Context,
+    modules: tuple[str, ...],
+    excepts: tuple[str, ...],
+    workers: int | None,
+    verbose: bool,
+    as_json: bool,
+) -> None:
+    """Run due tasks in scope as they fall due, up to N at once in lanes, until stopped.
+
+    When nothing is due it looks again every `poll` (config, default 1s).
+    SIGTERM or SIGINT: it stops claiming, lets running tasks finish for up to
+    `kill_grace`, then stops them as a tick does (recorded interrupted). Exit
+    0 when every running task finished in time; otherwise it dies of the
+    signal. One line on stderr per failed run; exit 1 when another pool
+    already serves an overlapping scope on this host.
+    """
+    watcher = _Watcher(show_output=sys.stdout.isatty()) if verbose and not as_json else None
+    pool = _app(ctx).work(modules=modules, excepts=excepts, workers=workers, watcher=watcher)
+    _report_runs(pool, as_json=as_json, verbose=verbose)
+    if pool.signal is not None and not pool.stopped_in_grace:
+        ctx.find_root().close()
+        _die_of(pool.signal)
+
+
 @cli.command(name="generate-cron", short_help="Print or install the crontab line that ticks.")
 @module_option
 @except_option
@@ -542,6 +623,11 @@ def check(ctx: click.Context, as_json: bool) -> None:
     metavar="DUR",
     help="The tick's budget. [default: the period less 10%, at least 5s less; for --cron, the "
     "shortest gap between its next 100 fire times less the same]",
+)
+@click.option(
+    "--drain",
+    is_flag=True,
+    help="Each tick runs due tasks one after another until its budget ends (tick --drain).",
 )
 @click.option(
     "--mail",
@@ -579,6 +665,7 @@ def generate_cron(
     every: str | None,
     cron_expr: str | None,
     budget: str | None,
+    drain: bool,
     mail: bool,
     install: bool,
     uninstall: bool,
@@ -622,7 +709,13 @@ def generate_cron(
         _report_uninstall(app.uninstall_cron(**where), app.home, dry_run=dry_run)
         return
     edit = app.generate_cron(
-        every=every, cron=cron_expr, budget=budget, mail=mail, install=install, **where
+        every=every,
+        cron=cron_expr,
+        budget=budget,
+        mail=mail,
+        drain=drain,
+        install=install,
+        **where,
     )
     if dry_run:
         assert edit.text is not None

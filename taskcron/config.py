@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from taskcron import errors
-from taskcron.model import LOG_LEVELS, parse_duration
+from taskcron.model import LOG_LEVELS, Lanes, parse_duration, parse_module_id
 from taskcron.schedule import zone
 
 ENV_HOME = "TASKCRON_HOME"
@@ -73,6 +73,9 @@ class Config:
     kill_grace: timedelta = timedelta(seconds=10)
     retry: RetryConfig = field(default_factory=RetryConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    workers: int = 1  #: The size of `work`'s pool and of a draining tick's.
+    poll: timedelta = timedelta(seconds=1)  #: How often an idle `work` looks for due tasks.
+    lanes: Lanes = field(default_factory=Lanes)  #: Widened lanes: module id -> tasks at once.
     #: What was wrong but not fatal while finding the config (a file skipped as unsafe).
     warnings: tuple[str, ...] = ()
 
@@ -246,6 +249,9 @@ def _parse(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
         "kill_grace",
         "retry",
         "log",
+        "workers",
+        "poll",
+        "lanes",
     }
     _refuse_unknown(values, known, "")
     if "home" in values:
@@ -263,6 +269,14 @@ def _parse(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
     for key in ("budget", "lease", "kill_grace"):
         if key in values:
             out[key] = _duration(values, key)
+    if "workers" in values:
+        out["workers"] = _positive_int(values, "workers")
+    if "poll" in values:
+        out["poll"] = _duration(values, "poll")
+        if out["poll"] <= timedelta(0):
+            raise errors.ConfigError("config key 'poll' must be more than zero")
+    if "lanes" in values:
+        out["lanes"] = _lanes(_check_table(values["lanes"], "lanes"))
     if "retry" in values:
         table = _check_table(values["retry"], "retry")
         _refuse_unknown(table, {"backoff", "max_backoff"}, "retry.")
@@ -314,6 +328,24 @@ def _string_list(values: Mapping[str, Any], key: str, prefix: str = "") -> list[
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise errors.ConfigError(f"config key {prefix + key!r} must be a list of strings")
     return value
+
+
+def _positive_int(values: Mapping[str, Any], key: str, prefix: str = "") -> int:
+    value = values[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise errors.ConfigError(f"config key {prefix + key!r} must be a positive integer")
+    return value
+
+
+def _lanes(table: Mapping[str, Any]) -> Lanes:
+    widths = {}
+    for key in table:
+        try:
+            module = parse_module_id(key)
+        except errors.ModuleIdError as exc:
+            raise errors.ConfigError(f"config key 'lanes.{key}': {exc}") from None
+        widths[module] = _positive_int(table, key, "lanes.")
+    return Lanes(widths)
 
 
 def _non_negative_int(values: Mapping[str, Any], key: str, prefix: str = "") -> int:
@@ -376,6 +408,18 @@ STARTER = """\
 # How long a task gets after SIGTERM before SIGKILL, when it timed out or its
 # tick was stopped by SIGTERM, SIGINT or SIGHUP.
 # kill_grace = "10s"
+
+# How many tasks a pool runs at once: `taskcron work`, and `tick --drain`.
+# workers = 1
+
+# How often an idle `taskcron work` looks for due tasks.
+# poll = "1s"
+
+[lanes]
+# Every module id is a lane that runs one task at a time, in order. Widen the
+# lanes of a subtree here: each module id under "mail" may run 8 tasks at once.
+# The most specific entry wins.
+# "mail" = 8
 
 [retry]
 # The wait before a failed task's next attempt; it doubles per attempt (±20%).

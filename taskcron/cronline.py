@@ -235,6 +235,7 @@ class CronJob:
     config: Path | None = None  #: The absolute config file in effect, if any.
     mail: bool = False  #: Leave the output to cron (which mails it) instead of cron.log.
     user: str | None = None  #: The user field of an /etc/cron.d-style line.
+    drain: bool = False  #: The tick drains: due tasks one after another until the budget ends.
 
     @property
     def log_path(self) -> Path:
@@ -248,6 +249,8 @@ class CronJob:
         if self.config is not None:
             args += ["--config", str(self.config)]
         args.append("tick")
+        if self.drain:
+            args.append("--drain")
         for module in self.scope.modules:
             args += ["--module", module]
         for module in self.scope.excepts:
@@ -293,6 +296,7 @@ def build(
     now: datetime,
     tz: tzinfo,
     command: Sequence[str] | None = None,
+    drain: bool = False,
 ) -> CronJob:
     """The checked job for `home` and `scope`, every `every` or on `cron` (exactly one).
 
@@ -334,6 +338,7 @@ def build(
         config=None if config is None else config.absolute(),
         mail=mail,
         user=user,
+        drain=drain,
     )
     check_job(job)
     return job

@@ -13,16 +13,18 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 from taskcron import errors, logstore
 from taskcron.model import Outcome, Run, RunEnd, State, Task, iso
+from taskcron.store import ClaimOutcome
 
 if TYPE_CHECKING:
     from taskcron.logstore import LogStore
     from taskcron.runner import RunSettings
-    from taskcron.store import Claim, Decide, Lease, Store
+    from taskcron.store import Claim, Decide, Lease, Recovered, Store
 
 log = logging.getLogger(__name__)
 
@@ -193,17 +195,18 @@ class RunLife:
         self,
         *,
         store: Store,
-        task: Task,
-        run: Run,
+        claim: Claim,
         recorder: Recorder,
         lease: Callable[[], Lease],
         decide: Decide,
         deadline: datetime | None,
         watcher: Watcher | None = None,
     ) -> None:
+        assert claim.task is not None and claim.run is not None
         self.store = store
-        self.task = task
-        self.run = run
+        self.task = claim.task
+        self.run = claim.run
+        self.recovered = claim.recovered
         self.recorder = recorder
         self.lease = lease
         self.decide = decide
@@ -214,6 +217,11 @@ class RunLife:
         """Record the start, run the task to its end in a child process, and say how it ended."""
         from taskcron import runner  # only a tick with a task to run pays for it
 
+        self.begin()
+        return runner.execute(self.task, settings, clock=self.recorder.clock, hooks=self)
+
+    def begin(self) -> None:
+        """Record that the run starts (and tell the watcher)."""
         task, run = self.task, self.run
         self.recorder.emit(
             Event.TASK_STARTED,
@@ -227,7 +235,15 @@ class RunLife:
         )
         if self.watcher is not None:
             self.watcher.started(task)
-        return runner.execute(task, settings, clock=self.recorder.clock, hooks=self)
+
+    def result(self, end: RunEnd) -> TickResult:
+        """Finish the run and say what the tick did: the task as it now stands."""
+        return TickResult(
+            outcome=ClaimOutcome.CLAIMED.value,
+            task=self.finish(end),
+            recovered=self.recovered,
+            signal=end.signal,
+        )
 
     def finish(self, end: RunEnd) -> Task:
         """Record how the run ended and return its task as it now stands."""
@@ -301,6 +317,61 @@ class RunLife:
                 exc=reported.get("exc"),
                 run=self.run.id,
             )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TickResult:
+    """What one tick did: ran a task (`ran`), found nothing due (`idle`) or found its scope busy."""
+
+    outcome: str
+    task: Task | None = None  #: The task it ran, with its runs; or the running one when busy.
+    recovered: tuple[Recovered, ...] = field(default=())
+    signal: int | None = None  #: The signal that stopped the tick while its task ran.
+
+    @property
+    def failed(self) -> bool:
+        """True when the tick ran a task and that run did not succeed."""
+        if self.outcome != ClaimOutcome.CLAIMED.value or self.task is None:
+            return False
+        run = self.task.last_run
+        return run is None or run.outcome is not Outcome.DONE
+
+    def failure(self) -> str | None:
+        """One line saying how the run failed and what happens next; None when it did not.
+
+        `task 4 (app.err) failed on attempt 1 of 2, retrying at 2026-11-29
+        19:10:05 UTC: ValueError: kaboom`; a one-off task with one attempt says
+        only `task 4 (app.err) failed: ValueError: kaboom`.
+        """
+        if not self.failed:
+            return None
+        assert self.task is not None
+        task, run = self.task, self.task.last_run
+        name = f"task {task.id} ({task.module})"
+        if run is None or run.outcome is None:
+            return f"{name} failed: no run recorded"
+        why = run.error or run.outcome.value
+        if task.max_attempts == 1 and task.recurrence is None:
+            if run.outcome is Outcome.TIMEOUT:
+                return f"{name} {why}"
+            return f"{name} {run.outcome.value}: {why}"
+        verb = "was interrupted" if run.outcome is Outcome.INTERRUPTED else "failed"
+        then = ""
+        if task.state is State.QUEUED:
+            again = task.recurrence is None or run.attempt < task.max_attempts
+            then = f", {'retrying at' if again else 'next run at'} {_utc(task.due_at)}"
+        return f"{name} {verb} on attempt {run.attempt} of {task.max_attempts}{then}: {why}"
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"outcome": ..., "task": {...} | null}`, as `tick --json` prints it."""
+        task = None
+        if self.task is not None:
+            task = self.task.to_json(runs=self.outcome == ClaimOutcome.CLAIMED.value)
+        return {"outcome": self.outcome, "task": task}
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _progress_text(done: Any, total: Any) -> str:

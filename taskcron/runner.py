@@ -187,9 +187,7 @@ class Supervisor:
         for fd in fds:
             mask = selectors.EVENT_WRITE if run.streams.get(fd) == "stdin" else selectors.EVENT_READ
             self._selector.register(fd, mask, run)
-        self.runs.append(run)
-        if run.finished:
-            self.runs.remove(run)
+        self.runs.append(run)  # one that could not start is returned by the next `wait`
         return run
 
     def stop_all(self, *, after: float) -> None:
@@ -281,7 +279,8 @@ class Execution:
         self.kill_at: float | None = None
         self.timed_out = False
         self.lease_lost = False
-        self.stopped_by: int | None = None
+        self.stopped_by: int | None = None  #: The signal that had the tick stop this child.
+        self._stop_why: int | None = None
         self.failure: str | None = None  #: Why the child could not start, if it could not.
         self._next_renewal = self.started + self._renew_every
         self._popen: Any = None  #: A command's `subprocess.Popen`.
@@ -441,6 +440,8 @@ class Execution:
             self.timed_out = True
             self.stop_at = now
         if self.stop_at is not None and self.kill_at is None and now >= self.stop_at:
+            if not (self.timed_out or self.lease_lost):
+                self.stopped_by = self._stop_why
             self._signal(signal.SIGTERM)
             self.kill_at = now + self.settings.kill_grace.total_seconds()
         if self.kill_at is not None and now >= self.kill_at:
@@ -460,10 +461,13 @@ class Execution:
         return max(min(waits), 0.0)
 
     def stop(self, *, after: float, why: int | None) -> None:
-        """Stop the child `after` seconds from now, because of signal `why`."""
+        """Stop the child `after` seconds from now, because of signal `why`.
+
+        A child that ends by itself before then ends as it would have.
+        """
         if self.returncode is not None or self.failure is not None:
             return
-        self.stopped_by = why
+        self._stop_why = why
         moment = time.monotonic() + after
         self.stop_at = moment if self.stop_at is None else min(self.stop_at, moment)
 

@@ -1,0 +1,218 @@
+"""Many runs from one process: draining ticks, pools with lanes, and `taskcron work`.
+
+A `Pool` claims due tasks and runs them in forked children under one
+`Supervisor` loop, up to `workers` at a time, and yields each run's
+`TickResult` as it ends.
+
+- A **drain** of one worker is a series of plain ticks: before each task it
+  applies the busy rule (a running task in scope stops it), and it stops when
+  nothing is due.
+- A **pool** (more than one worker, or `work`) is bounded by lanes instead:
+  its claims pass over module ids whose lane is full, checked in the claim's
+  transaction. Only one pool per scope runs on a host: it registers itself in
+  the store, and a second one with an overlapping scope finds it there.
+- Claiming stops at the budget's deadline (a pool then gives up its scope, so
+  that the next one can serve the other lanes while its last tasks finish),
+  after `max_tasks` starts, and when a stop signal arrives.
+
+A tick's pool treats a signal as a plain tick does: its running tasks are
+stopped at once and recorded `interrupted`. `work` lets them finish for up to
+the kill grace first.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from taskcron import errors
+from taskcron.lifecycle import RunLife, TickResult
+from taskcron.model import Lanes, Scope
+from taskcron.runner import Execution, RunSettings, Supervisor
+from taskcron.store import Claim, ClaimOutcome, PoolLease
+
+if TYPE_CHECKING:
+    from taskcron.store import Store
+
+#: Claim the next task: with `Lanes` as a pool does, or with None under the busy rule.
+ClaimNext = Callable[[Lanes | None], Claim]
+#: Start the life of a claimed run: its `RunLife` and how to run it.
+Begin = Callable[[Claim], tuple[RunLife, RunSettings]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolSettings:
+    """How a pool runs: its size, its limits, and whether it keeps waiting for work."""
+
+    workers: int = 1
+    lanes: Lanes = field(default_factory=Lanes)
+    deadline: datetime | None = None  #: No task starts after it (the tick's budget).
+    max_tasks: int = 0  #: Stop claiming after this many starts; 0: no limit.
+    forever: bool = False  #: `work`: wait for due tasks instead of stopping when none is.
+    poll: timedelta = timedelta(seconds=1)  #: How often `work` looks for due tasks.
+    grace: timedelta = timedelta(seconds=10)  #: `work`: how long tasks may finish after a signal.
+    lease: timedelta = timedelta(seconds=30)  #: The pool's registration lasts this long, renewed.
+
+    @property
+    def is_pool(self) -> bool:
+        """A pool is `work`, or a drain of more than one worker: lanes bound it, not busy."""
+        return self.forever or self.workers > 1
+
+
+class PoolBusyError(errors.TaskcronError):
+    """Another pool serves this scope on this host."""
+
+    def __init__(self, pid: int, scope: Scope) -> None:
+        modules = ", ".join(scope.modules) or "every module id"
+        excepts = f" except {', '.join(scope.excepts)}" if scope.excepts else ""
+        super().__init__(f"another pool (pid {pid}) already serves {modules}{excepts} on this host")
+        self.pid = pid
+
+
+class Pool:
+    """Claims and runs tasks of one scope until it is told, or finds no reason, to stop."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        scope: Scope,
+        settings: PoolSettings,
+        clock: Callable[[], datetime],
+        claim: ClaimNext,
+        begin: Begin,
+    ) -> None:
+        self.store = store
+        self.scope = scope
+        self.settings = settings
+        self.clock = clock
+        self._claim = claim
+        self._begin = begin
+        self.signal: int | None = None  #: The stop signal that ended it, if one did.
+        self.started = 0
+        self.stopped_in_grace = True  #: Every task running at a signal finished in time.
+        self._registration: PoolLease | None = None
+        self._lives: dict[Execution, RunLife] = {}
+
+    def __iter__(self) -> Iterator[TickResult]:
+        return self.run()
+
+    def run(self) -> Iterator[TickResult]:
+        """Run tasks and yield each one's result as it ends; a busy or idle result when none ran.
+
+        With `forever` it ends only on a signal. `PoolBusyError` when `work`
+        finds another pool serving its scope on this host.
+        """
+        if self.settings.is_pool and not self._register():
+            if self.settings.forever:
+                assert self._registration is not None
+                holder = self.store.serving_pool(self._registration, now=self.clock())
+                raise PoolBusyError(holder.pid if holder else 0, self.scope)
+            yield TickResult(outcome=ClaimOutcome.BUSY.value)
+            return
+        try:
+            with Supervisor(self.clock) as supervisor:
+                yield from self._serve(supervisor)
+        finally:
+            self._release()
+
+    def _serve(self, supervisor: Supervisor) -> Iterator[TickResult]:
+        claiming, quiet = True, None
+        while True:
+            while claiming and supervisor.running < self.settings.workers:
+                claiming, outcome = self._start_next(supervisor)
+                if outcome is not None:
+                    quiet = quiet or outcome
+                    break
+            if claiming and not supervisor.running and not self.settings.forever:
+                claiming = False
+            if not claiming and not supervisor.running:
+                if self.started == 0 and quiet is not None and not self.settings.forever:
+                    yield TickResult(outcome=quiet.value)
+                return
+            timeout = self._wait_time(claiming)
+            for execution in supervisor.wait(timeout):
+                if execution.stopped_by is not None:
+                    self.stopped_in_grace = False
+                yield self._lives.pop(execution).result(execution.end())
+            if supervisor.signalled is not None and self.signal is None:
+                claiming = False
+                self._on_signal(supervisor)
+            self._renew()
+
+    def _start_next(self, supervisor: Supervisor) -> tuple[bool, ClaimOutcome | None]:
+        """Claim and start one task: (go on claiming?, what was found when none started)."""
+        settings = self.settings
+        if supervisor.signalled is not None:
+            return False, None
+        if settings.max_tasks and self.started >= settings.max_tasks:
+            return False, None
+        if settings.deadline is not None and self.clock() >= settings.deadline:
+            self._release()  # the next pool may serve the other lanes meanwhile
+            return False, None
+        claim = self._claim(settings.lanes if settings.is_pool else None)
+        if claim.outcome is not ClaimOutcome.CLAIMED:
+            # A drain of one stops when busy or idle; a pool waits for a lane or a due task.
+            go_on = settings.is_pool and (settings.forever or supervisor.running > 0)
+            return go_on, claim.outcome
+        assert claim.task is not None
+        life, run_settings = self._begin(claim)
+        execution = supervisor.start(claim.task, run_settings, life)
+        self._lives[execution] = life
+        self.started += 1
+        return True, None
+
+    def _wait_time(self, claiming: bool) -> float | None:
+        waits = []
+        if self._registration is not None:
+            waits.append(self.settings.lease.total_seconds() / 3)
+        if claiming and self.settings.forever:
+            waits.append(self.settings.poll.total_seconds())
+        return min(waits) if waits else None
+
+    def _on_signal(self, supervisor: Supervisor) -> None:
+        self.signal = supervisor.signalled
+        grace = self.settings.grace.total_seconds() if self.settings.forever else 0.0
+        supervisor.stop_all(after=grace)
+
+    # --- the pool's registration on this host ----------------------------------------
+
+    def _register(self) -> bool:
+        now = self.clock()
+        lease = PoolLease(
+            host=os.uname().nodename,
+            pid=os.getpid(),
+            scope=self.scope,
+            expires_at=now + self.settings.lease,
+        )
+        self._registration = lease
+        pool_id = self.store.register_pool(lease, now=now)
+        if pool_id is None:
+            return False
+        self._registration = PoolLease(
+            host=lease.host,
+            pid=lease.pid,
+            scope=lease.scope,
+            expires_at=lease.expires_at,
+            id=pool_id,
+        )
+        self._next_renewal = time.monotonic() + self.settings.lease.total_seconds() / 3
+        return True
+
+    def _renew(self) -> None:
+        registration = self._registration
+        if registration is None or registration.id is None:
+            return
+        if time.monotonic() < self._next_renewal:
+            return
+        self.store.renew_pool(registration.id, expires_at=self.clock() + self.settings.lease)
+        self._next_renewal = time.monotonic() + self.settings.lease.total_seconds() / 3
+
+    def _release(self) -> None:
+        registration, self._registration = self._registration, None
+        if registration is not None and registration.id is not None:
+            self.store.release_pool(registration.id)

@@ -59,6 +59,7 @@ from taskcron.store import (
     Lease,
     NewTask,
     Store,
+    Tasks,
     default_url,
     open_store,
     redact,
@@ -347,6 +348,7 @@ class TaskCron:
         delay: timedelta | str | float | None = None,
         max_lateness: timedelta | str | float | None = None,
         key: str | None = None,
+        owner: str | None = None,
         check: bool = False,
     ) -> Task:
         """Add a task to the queue and return it.
@@ -363,7 +365,8 @@ class TaskCron:
         (`every`: now + the period) unless `at`/`delay` says otherwise, then
         again after each run ends. `max_lateness` skips a run that is later
         than that. With `key`, a task of the same module id and key that is
-        queued or running is returned instead of adding another.
+        queued or running is returned instead of adding another. `owner` binds
+        the task to whoever created it (a web session, a user, a tenant).
         """
         module = parse_module_id(module)
         chosen = [t for t in (call, task, command) if t is not None]
@@ -405,6 +408,7 @@ class TaskCron:
             raise errors.InputError(
                 f"invalid key {key!r}: expected 1 to 255 characters, no control"
             )
+        _owner(owner)
         if check:
             self._resolve(target)
         now = self.clock()
@@ -421,6 +425,7 @@ class TaskCron:
             recurrence=recurrence,
             max_lateness=lateness,
             key=key,
+            owner=owner,
         )
         created = self.store.schedule(new, now=now)
         if created.created_at == now:
@@ -434,6 +439,7 @@ class TaskCron:
                 due_at=iso(created.due_at),
                 schedule=None if recurrence is None else recurrence.to_json(),
                 key=key,
+                owner=owner,
             )
         return created
 
@@ -519,15 +525,18 @@ class TaskCron:
         excepts: Iterable[str] = (),
         state: State | str | None = None,
         all: bool = False,
+        owner: str | None = None,
     ) -> list[Task]:
-        """Tasks in scope, in line order: active ones, all of them, or those in one state."""
+        """Tasks in scope, in line order: active ones, all of them, or those in one state;
+        only `owner`'s when given."""
         scope = Scope.parse(modules, excepts)
         if state is not None:
             states: Iterable[State] = (State.parse(state) if isinstance(state, str) else state,)
         else:
             states = tuple(State) if all else ACTIVE_STATES
         store = self._existing_store()
-        return [] if store is None else store.list(scope=scope, states=states)
+        _owner(owner)
+        return [] if store is None else store.list(scope=scope, states=states, owner=owner)
 
     def upcoming(
         self, *, modules: Iterable[str] = (), excepts: Iterable[str] = (), count: int = 10
@@ -550,8 +559,21 @@ class TaskCron:
         return found
 
     def cancel(self, task_id: int) -> Task:
-        """Withdraw a queued task."""
-        return self._move(task_id, "cancel", (State.QUEUED,), State.CANCELLED)
+        """Withdraw a queued or paused task."""
+        return self._move(task_id, "cancel", (State.QUEUED, State.PAUSED), State.CANCELLED)
+
+    def cancel_owned(self, owner: str) -> Tasks:
+        """Withdraw every queued or paused task of `owner`; return them."""
+        _owner(owner)
+        store = self._existing_store()
+        if store is None:
+            return []
+        cancelled = store.cancel_owned(owner, now=self.clock())
+        for task in cancelled:
+            self.recorder.emit(
+                ACTION_EVENTS["cancel"], task=task, message="cancel: now cancelled", owner=owner
+            )
+        return cancelled
 
     def retry(self, task_id: int) -> Task:
         """Put a failed or cancelled task at the back of the line, due now, attempts reset."""
@@ -1075,6 +1097,13 @@ class TaskCron:
 
 def _scope_json(scope: Scope) -> dict[str, list[str]]:
     return {"modules": list(scope.modules), "excepts": list(scope.excepts)}
+
+
+def _owner(owner: str | None) -> None:
+    if owner is not None and not _KEY.fullmatch(owner):
+        raise errors.InputError(
+            f"invalid owner {owner!r}: expected 1 to 255 characters, no control characters"
+        )
 
 
 def _config_detail(config: Config) -> str:

@@ -184,6 +184,7 @@ def _read_data(value: str) -> str:
 @click.option(
     "--key", metavar="KEY", help="Return the waiting task of this module and key, if any."
 )
+@click.option("--owner", metavar="ID", help="Who the task belongs to: a session, user or tenant.")
 @click.option(
     "--check",
     "check_target",
@@ -210,6 +211,7 @@ def schedule(
     at: str | None,
     max_lateness: str | None,
     key: str | None,
+    owner: str | None,
     check_target: bool,
     as_json: bool,
 ) -> None:
@@ -245,6 +247,7 @@ def schedule(
         delay=delay,
         max_lateness=max_lateness,
         key=key,
+        owner=owner,
         check=check_target,
     )
     if as_json:
@@ -384,6 +387,7 @@ def _tick_summary(result: TickResult) -> str:
 @except_option
 @click.option("--state", metavar="S", help="Only tasks in state S (queued, running, done, ...).")
 @click.option("--all", "show_all", is_flag=True, help="Include done and cancelled tasks.")
+@click.option("--owner", metavar="ID", help="Only the tasks of owner ID.")
 @json_option
 @click.pass_context
 def list_(
@@ -392,10 +396,11 @@ def list_(
     excepts: tuple[str, ...],
     state: str | None,
     show_all: bool,
+    owner: str | None,
     as_json: bool,
 ) -> None:
     """List tasks in line order: queued, running, paused and failed ones by default."""
-    tasks = _app(ctx).list(modules=modules, excepts=excepts, state=state, all=show_all)
+    tasks = _app(ctx).list(modules=modules, excepts=excepts, state=state, all=show_all, owner=owner)
     if as_json:
         render.json_out([t.to_json(runs=False) for t in tasks])
     else:
@@ -461,7 +466,31 @@ def _action(name: str, verb: str, help_text: str) -> None:
             render.line(f"task {task.id} {verb}")
 
 
-_action("cancel", "cancelled", "Cancel a queued task.")
+@cli.command(short_help="Cancel a queued or paused task, or every one of an owner.")
+@click.argument("task_id", metavar="[ID]", type=int, required=False)
+@click.option("--owner", metavar="OWNER", help="Cancel every queued or paused task of OWNER.")
+@json_option
+@click.pass_context
+def cancel(ctx: click.Context, task_id: int | None, owner: str | None, as_json: bool) -> None:
+    """Cancel a queued or paused task; with --owner, every queued or paused task of OWNER."""
+    if (task_id is None) == (owner is None):
+        raise click.UsageError("give a task ID or --owner OWNER, not both")
+    app = _app(ctx)
+    if task_id is not None:
+        task = app.cancel(task_id)
+        if as_json:
+            render.json_out(task.to_json())
+        else:
+            render.line(f"task {task.id} cancelled")
+        return
+    assert owner is not None
+    cancelled = app.cancel_owned(owner)
+    if as_json:
+        render.json_out([t.to_json(runs=False) for t in cancelled])
+    else:
+        render.line(f"cancelled {len(cancelled)} task{'s' * (len(cancelled) != 1)} of {owner}")
+
+
 _action("retry", "queued again", "Put a failed or cancelled task back in line, attempts reset.")
 _action("pause", "paused", "Hold a queued task until `resume`.")
 _action("resume", "resumed", "Put a paused task back in line.")

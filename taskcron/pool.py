@@ -111,7 +111,9 @@ class Pool:
             if self.settings.forever:
                 assert self._registration is not None
                 holder = self.store.serving_pool(self._registration, now=self.clock())
-                raise PoolBusyError(holder.pid if holder else 0, self.scope)
+                if holder is None:  # it ended meanwhile: the next start will serve
+                    raise PoolBusyError(0, self.scope)
+                raise PoolBusyError(holder.pid, holder.scope)
             yield TickResult(outcome=ClaimOutcome.BUSY.value)
             return
         try:

@@ -136,6 +136,7 @@ class Supervisor:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.signalled: int | None = None
+        self._told = False
         self.runs: list[Execution] = []
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
@@ -169,8 +170,15 @@ class Supervisor:
         self.signalled = number
 
     def interrupted(self) -> bool:
-        """Whether a stop signal has arrived (a handler may set it at any moment)."""
-        return self.signalled is not None
+        """Whether a stop signal has arrived that `wait` has not yet returned for.
+
+        `wait` returns early once for a signal, so that the caller can decide
+        what it means; after that it serves the children as before.
+        """
+        if self.signalled is None or self._told:
+            return False
+        self._told = True
+        return True
 
     @property
     def running(self) -> int:
@@ -211,10 +219,10 @@ class Supervisor:
                 for run in ended:
                     self.runs.remove(run)
                 return ended
+            if self.interrupted() or (deadline is not None and now >= deadline):
+                return []
             if deadline is not None:
                 waits.append(deadline - now)
-            if (deadline is not None and now >= deadline) or self.interrupted():
-                return []
             for key, _ in self._selector.select(max(min(waits, default=0.5), 0)):
                 fd = int(key.fd)
                 if fd == self._wake_r:

@@ -249,8 +249,9 @@ def test_a_pool_killed_mid_run_leaves_every_task_to_finish_after_recovery(projec
     marks = project / "marks"
     marks.mkdir()
     with app(project) as tc:
+        data = {"dir": str(marks), "seconds": 2}
         ids = [
-            tc.schedule(f"m{i % 3}", call="jobs:sleeper", data={"dir": str(marks), "seconds": 2}).id
+            tc.schedule(f"m{i % 3}", call="jobs:sleeper", data=data, max_attempts=2).id
             for i in range(6)
         ]
     pool = start(project, "tick", "--workers", "3")

@@ -40,6 +40,7 @@ TASK_KEYS = {
     "created_at",
     "updated_at",
     "result",
+    "owner",
     "schedule",
     "max_lateness",
     "key",

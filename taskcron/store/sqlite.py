@@ -43,6 +43,7 @@ from taskcron.store import (
     NewTask,
     Recovered,
     Skip,
+    Tasks,
     sqlite_path,
 )
 
@@ -110,8 +111,26 @@ CREATE INDEX tasks_key ON tasks (module, key) WHERE key IS NOT NULL
     AND state IN ('queued', 'running');
 """
 
+_V3 = """
+ALTER TABLE tasks ADD COLUMN owner TEXT;
+-- An owner's waiting tasks, for `list --owner` and `cancel --owner`.
+CREATE INDEX tasks_owner ON tasks (owner, state) WHERE owner IS NOT NULL;
+ALTER TABLE runs ADD COLUMN child_start TEXT;
+-- The pools serving a scope on a host, with the scope as `Scope.to_json` in JSON.
+CREATE TABLE pools (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    host        TEXT    NOT NULL,
+    pid         INTEGER NOT NULL,
+    scope       TEXT    NOT NULL,
+    started_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
+CREATE INDEX pools_host ON pools (host);
+CREATE INDEX pools_expires ON pools (expires_at);
+"""
+
 #: MIGRATIONS[n] takes a store from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # --- SQL ----------------------------------------------------------------------
@@ -146,13 +165,13 @@ ROLLBACK = "ROLLBACK"
 # Columns: what `_task` and `_run` read.
 TASK_COLUMNS = (
     "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
-    " timeout, created_at, updated_at, result, schedule, max_lateness, key,"
+    " timeout, created_at, updated_at, result, schedule, max_lateness, key, owner,"
     " (SELECT outcome FROM runs WHERE runs.task_id = tasks.id ORDER BY runs.id DESC LIMIT 1)"
     " AS last_outcome"
 )
 RUN_COLUMNS = (
     "id, task_id, attempt, started_at, ended_at, elapsed, outcome, exit_code, error,"
-    " traceback, output_tail, truncated, host, pid, child_pid"
+    " traceback, output_tail, truncated, host, pid, child_pid, child_start"
 )
 
 # Scopes: `_scope_sql` joins these into `{scope}`.
@@ -167,11 +186,14 @@ SCOPE_ALL = "1"
 SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"
 SELECT_TASK_RUNS = f"SELECT {RUN_COLUMNS} FROM runs WHERE task_id = ? ORDER BY id"
 SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"
-#: Tasks in scope and in some states, in line order; `{states}`: one `?` a state.
+#: Tasks in scope and in some states, in line order; `{states}`: one `?` a state,
+#: `{owner}`: OWNER_IS or ANY_OWNER.
 LIST_TASKS = (
     f"SELECT {TASK_COLUMNS} FROM tasks WHERE state IN ({{states}}) AND {{scope}}"
-    " ORDER BY due_at, id"
+    " AND {owner} ORDER BY due_at, id"
 )
+OWNER_IS = "owner = ?"
+ANY_OWNER = "1"
 
 # Writing.
 #: The queued or running task of a module with a key, if any.
@@ -182,8 +204,8 @@ SELECT_KEYED_TASK = (
 INSERT_TASK = (
     "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"
     " attempts, max_attempts, timeout, created_at, updated_at, schedule,"
-    " max_lateness, key)"
-    " VALUES (?, ?, ?, ?, ?, 'queued', ?, 0, ?, ?, ?, ?, ?, ?, ?)"
+    " max_lateness, key, owner)"
+    " VALUES (?, ?, ?, ?, ?, 'queued', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 #: What `transition` changes: state, attempts and due time.
 SET_TASK_STATE = "UPDATE tasks SET state = ?, attempts = ?, due_at = ?, updated_at = ? WHERE id = ?"
@@ -193,6 +215,13 @@ DELETE_TASK = "DELETE FROM tasks WHERE id = ?"
 FINISHED_BEFORE = "state IN ('done', 'failed', 'cancelled') AND updated_at < ?"
 PRUNE_RUNS = f"DELETE FROM runs WHERE task_id IN (SELECT id FROM tasks WHERE {FINISHED_BEFORE})"
 PRUNE_TASKS = f"DELETE FROM tasks WHERE {FINISHED_BEFORE}"
+#: What `cancel_owned` cancels: an owner's queued and paused tasks.
+OWNED_WAITING = "owner = ? AND state IN ('queued', 'paused')"
+SELECT_OWNED_WAITING = f"SELECT id FROM tasks INDEXED BY tasks_owner WHERE {OWNED_WAITING}"
+CANCEL_OWNED = (
+    f"UPDATE tasks INDEXED BY tasks_owner SET state = 'cancelled', updated_at = ?"
+    f" WHERE {OWNED_WAITING}"
+)
 
 # Claiming.
 #: A task running in scope, if any: a scope runs one task at a time.
@@ -245,7 +274,7 @@ RENEW_LEASE = (
     "UPDATE tasks SET lease_expires_at = ? WHERE state = 'running' AND run_id = ?"
     " AND lease_host = ? AND lease_pid = ?"
 )
-SET_CHILD_PID = "UPDATE runs SET child_pid = ? WHERE id = ?"
+SET_CHILD_PID = "UPDATE runs SET child_pid = ?, child_start = ? WHERE id = ?"
 #: The task a run belongs to, while that run is its current one.
 SELECT_TASK_OF_RUN = "SELECT id FROM tasks WHERE state = 'running' AND run_id = ?"
 END_RUN = (
@@ -292,6 +321,7 @@ def _task(row: sqlite3.Row, runs: tuple[Run, ...] = ()) -> Task:
         recurrence=None if schedule is None else Recurrence.from_json(json.loads(schedule)),
         max_lateness=None if lateness is None else timedelta(seconds=lateness),
         key=row["key"],
+        owner=row["owner"],
         last_outcome=None if row["last_outcome"] is None else Outcome(row["last_outcome"]),
         runs=runs,
     )
@@ -316,6 +346,7 @@ def _run(row: sqlite3.Row) -> Run:
         host=row["host"],
         pid=row["pid"],
         child_pid=row["child_pid"],
+        child_start=row["child_start"],
     )
 
 
@@ -562,16 +593,19 @@ class SqliteStore:
             found = [row["quick_check"] for row in db.execute(QUICK_CHECK)]
         return [] if found == ["ok"] else found
 
-    def list(self, *, scope: Scope, states: Iterable[State]) -> list[Task]:
-        """Tasks in scope and in one of `states`, in line order (due time, then id)."""
+    def list(
+        self, *, scope: Scope, states: Iterable[State], owner: str | None = None
+    ) -> list[Task]:
+        """Tasks in scope, in one of `states` (and of `owner`, if given), in line order."""
         wanted = [State(s).value for s in states]
         if not wanted:
             return []
         where, params = _scope_sql(scope)
         marks = ", ".join("?" for _ in wanted)
-        sql = LIST_TASKS.format(states=marks, scope=where)
+        whose, owners = (ANY_OWNER, []) if owner is None else (OWNER_IS, [owner])
+        sql = LIST_TASKS.format(states=marks, scope=where, owner=whose)
         with self._read() as db:
-            return [_task(row) for row in db.execute(sql, [*wanted, *params])]
+            return [_task(row) for row in db.execute(sql, [*wanted, *params, *owners])]
 
     # --- writing ----------------------------------------------------------
 
@@ -598,6 +632,7 @@ class SqliteStore:
                     None if new.recurrence is None else json.dumps(new.recurrence.to_json()),
                     None if new.max_lateness is None else new.max_lateness.total_seconds(),
                     new.key,
+                    new.owner,
                 ),
             )
             assert cursor.lastrowid is not None
@@ -626,6 +661,18 @@ class SqliteStore:
                 (to.value, attempts, to_micros(due), to_micros(now), task_id),
             )
             return self._load(db, task_id)
+
+    def cancel_owned(self, owner: str, *, now: datetime) -> Tasks:
+        """Cancel every queued or paused task of `owner` in one transaction.
+
+        Return them as they were left, in line order (without their runs, as
+        `list` gives them). Running and finished tasks are left alone.
+        """
+        with self._transaction() as db:
+            ids = [row["id"] for row in db.execute(SELECT_OWNED_WAITING, (owner,))]
+            db.execute(CANCEL_OWNED, (to_micros(now), owner))
+            cancelled = [self._load(db, task_id, runs=False) for task_id in ids]
+        return sorted(cancelled, key=lambda task: (task.due_at, task.id))
 
     def remove(self, task_id: int) -> Task:
         """Delete a task that is not running, with its runs; return it as it was."""
@@ -825,10 +872,13 @@ class SqliteStore:
             )
             return cursor.rowcount == 1
 
-    def set_child(self, run_id: int, pid: int) -> None:
-        """Record the pid of the process a run started (its process group too)."""
+    def set_child(self, run_id: int, pid: int, *, start: str | None = None) -> None:
+        """Record the pid of the process a run started (its process group too).
+
+        `start` tells that process apart from a later one with the same pid.
+        """
         with self._transaction() as db:
-            db.execute(SET_CHILD_PID, (pid, run_id))
+            db.execute(SET_CHILD_PID, (pid, start, run_id))
 
     def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:
         """Record how a run ended and move its task; None if the run was recovered meanwhile."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from taskcron.model import Outcome, Run, State, Target, Task
+from taskcron.model import Outcome, Recurrence, Run, State, Target, Task
 from taskcron.schedule import RetryPolicy
 from taskcron.store import Lease, NewTask, Store
 from taskcron.store.sqlite import SqliteStore
@@ -25,6 +25,7 @@ from taskcron.store.sqlite import SqliteStore
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 #: This machine's host name, as the store and the API use it.
 HOST = os.uname().nodename
+
 
 #: Opens a fresh, empty store whose files (if any) live in the given directory.
 StoreFactory = Callable[[Path], Store]
@@ -65,6 +66,8 @@ def new_task(
     max_attempts: int = 1,
     data_json: str = "null",
     timeout: timedelta | None = None,
+    owner: str | None = None,
+    recurrence: Recurrence | None = None,
 ) -> NewTask:
     """A NewTask running `true`, with the fields a test cares about."""
     return NewTask(
@@ -76,6 +79,8 @@ def new_task(
         due_at=due_at,
         max_attempts=max_attempts,
         timeout=timeout,
+        owner=owner,
+        recurrence=recurrence,
     )
 
 

@@ -856,6 +856,29 @@ def test_renew_lease_by_another_holder_is_refused(store: Store) -> None:
     assert len(claim(store, at(60)).recovered) == 1
 
 
+def test_set_child_records_the_childs_pid_and_start_on_the_run(store: Store) -> None:
+    task = store.schedule(new_task(), now=T0)
+    got = claim(store, at(0))
+    assert got.run is not None and got.run.child_pid is None and got.run.child_start is None
+
+    store.set_child(got.run.id, 4321, start="8812345")
+
+    run = store.get(task.id).runs[-1]
+    assert (run.child_pid, run.child_start) == (4321, "8812345")
+    assert get_run(store, got.run.id) == run
+
+
+def test_set_child_without_a_start_leaves_it_unknown(store: Store) -> None:
+    store.schedule(new_task(), now=T0)
+    got = claim(store, at(0))
+    assert got.run is not None
+
+    store.set_child(got.run.id, 4321)
+
+    assert get_run(store, got.run.id).child_start is None
+    assert get_run(store, got.run.id).child_pid == 4321
+
+
 def test_an_expired_lease_is_recovered_as_interrupted_and_requeued_while_attempts_remain(
     store: Store,
 ) -> None:

@@ -16,7 +16,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import Any
 
 from taskcron import errors
 from taskcron.model import (
+    Lanes,
     Next,
     Outcome,
     Recurrence,
@@ -260,6 +261,11 @@ OLDEST_AT_PRIORITY = (
     "SELECT due_at, id FROM tasks INDEXED BY tasks_priority"
     " WHERE state = 'queued' AND module = ? AND priority = ?"
     " ORDER BY due_at, id LIMIT 1"
+)
+#: How many tasks of one module run, across the store: a lane's occupancy.
+COUNT_RUNNING_IN_MODULE = (
+    "SELECT count(*) AS running FROM tasks INDEXED BY tasks_running"
+    " WHERE state = 'running' AND module = ?"
 )
 INSERT_RUN = "INSERT INTO runs (task_id, attempt, started_at, host, pid) VALUES (?, ?, ?, ?, ?)"
 #: Mark a task running under a lease, with the run just opened.
@@ -694,25 +700,30 @@ class SqliteStore:
         lease: Lease,
         decide: Decide,
         skip: Skip | None = None,
+        lanes: Lanes | None = None,
     ) -> Claim:
         """Recover dead runs in scope, then claim the next due task unless scope is busy.
 
         A due task later than its `max_lateness` is not run: `skip` says where
-        it goes, and the claim goes on to the next due task.
+        it goes, and the claim goes on to the next due task. With `lanes` a
+        running task does not make the scope busy: only modules whose lane has
+        room (fewer running tasks, across the store, than its width) are served.
         """
         with self._transaction() as db:
             recovered = tuple(self._expire(db, scope, now, decide))
-            where, params = _scope_sql(scope)
-            running = db.execute(SELECT_RUNNING.format(scope=where), params).fetchone()
-            if running is not None:
-                return Claim(
-                    outcome=ClaimOutcome.BUSY,
-                    task=self._load(db, running["id"], runs=False),
-                    recovered=recovered,
-                )
+            if lanes is None:
+                where, params = _scope_sql(scope)
+                running = db.execute(SELECT_RUNNING.format(scope=where), params).fetchone()
+                if running is not None:
+                    return Claim(
+                        outcome=ClaimOutcome.BUSY,
+                        task=self._load(db, running["id"], runs=False),
+                        recovered=recovered,
+                    )
+            room = None if lanes is None else self._lane_room(db, lanes)
             skipped: list[Task] = []
             while True:
-                chosen = self._pick(db, scope, to_micros(now))
+                chosen = self._pick(db, scope, to_micros(now), room)
                 if chosen is None:
                     return Claim(
                         outcome=ClaimOutcome.IDLE, recovered=recovered, skipped=tuple(skipped)
@@ -722,25 +733,7 @@ class SqliteStore:
                 if skip is None or not late:
                     break
                 skipped.append(self._move(db, task, skip(task, now), now))
-            attempt = task.attempts + 1
-            cursor = db.execute(
-                INSERT_RUN,
-                (chosen, attempt, to_micros(now), lease.host, lease.pid),
-            )
-            run_id = cursor.lastrowid
-            db.execute(
-                CLAIM_TASK,
-                (
-                    attempt,
-                    to_micros(now),
-                    run_id,
-                    lease.host,
-                    lease.pid,
-                    to_micros(lease.expires_at),
-                    chosen,
-                ),
-            )
-            task = self._load(db, chosen)
+            task = self._take(db, task, lease, now)
             return Claim(
                 outcome=ClaimOutcome.CLAIMED,
                 task=task,
@@ -748,6 +741,40 @@ class SqliteStore:
                 recovered=recovered,
                 skipped=tuple(skipped),
             )
+
+    def _take(self, db: sqlite3.Connection, task: Task, lease: Lease, now: datetime) -> Task:
+        """Open a run of `task` and mark it running under `lease`; the task as left."""
+        attempt = task.attempts + 1
+        cursor = db.execute(INSERT_RUN, (task.id, attempt, to_micros(now), lease.host, lease.pid))
+        db.execute(
+            CLAIM_TASK,
+            (
+                attempt,
+                to_micros(now),
+                cursor.lastrowid,
+                lease.host,
+                lease.pid,
+                to_micros(lease.expires_at),
+                task.id,
+            ),
+        )
+        return self._load(db, task.id)
+
+    @staticmethod
+    def _lane_room(db: sqlite3.Connection, lanes: Lanes) -> Callable[[str], bool]:
+        """Whether a module's lane has room: fewer of its tasks run, store-wide, than its width.
+
+        Each module is counted once a claim: skipping late tasks frees no lane.
+        """
+        found: dict[str, bool] = {}
+
+        def room(module: str) -> bool:
+            if module not in found:
+                running = db.execute(COUNT_RUNNING_IN_MODULE, (module,)).fetchone()["running"]
+                found[module] = running < lanes.width(module)
+            return found[module]
+
+        return room
 
     def _heads(self, db: sqlite3.Connection, scope: Scope) -> Iterator[tuple[str, int, int]]:
         """Each in-scope module's oldest queued task: (module, due_at, id), by skip-scan."""
@@ -772,10 +799,21 @@ class SqliteStore:
                     yield module, row["due_at"], row["id"]
                 bound, inclusive = module, False
 
-    def _pick(self, db: sqlite3.Connection, scope: Scope, now: int) -> int | None:
-        """The id of the task the order rule runs next, or None (see taskcron.order)."""
+    def _pick(
+        self,
+        db: sqlite3.Connection,
+        scope: Scope,
+        now: int,
+        room: Callable[[str], bool] | None = None,
+    ) -> int | None:
+        """The id of the task the order rule runs next, or None (see taskcron.order).
+
+        With `room`, only modules it admits stand in the line.
+        """
         heads = sorted(
-            (due, tid, module) for module, due, tid in self._heads(db, scope) if due <= now
+            (due, tid, module)
+            for module, due, tid in self._heads(db, scope)
+            if due <= now and (room is None or room(module))
         )
         if not heads:
             return None

@@ -20,6 +20,7 @@ from taskcron.model import Outcome, Recurrence, Run, State, Target, Task
 from taskcron.schedule import RetryPolicy
 from taskcron.store import Lease, NewTask, Store
 from taskcron.store.sqlite import SqliteStore
+from tests.conftest import BRIEFS_EXAMPLE
 
 #: The fake clock's origin: every test passes times derived from it.
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
@@ -82,6 +83,15 @@ def new_task(
         owner=owner,
         recurrence=recurrence,
     )
+
+
+def schedule_briefs_example(store: Store) -> dict[int, str]:
+    """Schedule the brief's example one second apart, each titled by its name; names by id."""
+    names = {}
+    for offset, (name, module, priority) in enumerate(BRIEFS_EXAMPLE):
+        new = new_task(module, title=name, priority=priority, due_at=at(offset))
+        names[store.schedule(new, now=T0).id] = name
+    return names
 
 
 def lease(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from taskcron import errors
-from taskcron.model import Outcome, RunEnd, Scope, State, Target, Task
+from taskcron.model import Lanes, Outcome, RunEnd, Scope, State, Target, Task
 from taskcron.store import Claim, ClaimOutcome, Lease, NewTask, Store
 from tests.store.conftest import (
     HOST,
@@ -37,8 +37,11 @@ def claim(
     *,
     scope: Scope = EVERYTHING,
     holder: Lease | None = None,
+    lanes: Lanes | None = None,
 ) -> Claim:
-    return store.claim_next(scope=scope, now=now, lease=holder or lease(now), decide=decide)
+    return store.claim_next(
+        scope=scope, now=now, lease=holder or lease(now), decide=decide, lanes=lanes
+    )
 
 
 def end(outcome: Outcome, now: datetime, **fields: object) -> RunEnd:
@@ -567,7 +570,9 @@ def test_times_keep_their_microseconds_and_any_utc_offset_means_the_same_instant
     assert claim(store, at(0.123457)).outcome is ClaimOutcome.CLAIMED
 
 
-def claim_at_once(stores: list[Store], scopes: list[Scope], now: datetime) -> list[Claim]:
+def claim_at_once(
+    stores: list[Store], scopes: list[Scope], now: datetime, *, lanes: Lanes | None = None
+) -> list[Claim]:
     """Every store (each its own connection) claims in its scope at the same moment."""
     barrier = threading.Barrier(len(stores), timeout=30)
     results: list[Claim | BaseException | None] = [None] * len(stores)
@@ -575,7 +580,7 @@ def claim_at_once(stores: list[Store], scopes: list[Scope], now: datetime) -> li
     def work(index: int) -> None:
         try:
             barrier.wait()
-            results[index] = claim(stores[index], now, scope=scopes[index])
+            results[index] = claim(stores[index], now, scope=scopes[index], lanes=lanes)
         except BaseException as exc:
             results[index] = exc
 

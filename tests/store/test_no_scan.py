@@ -8,12 +8,13 @@ gives them with their parameters expanded) and each is explained with
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from taskcron.model import Outcome, RunEnd, Scope, State
+from taskcron.model import Lanes, Outcome, RunEnd, Scope, State
 from taskcron.store import ClaimOutcome
 from taskcron.store.sqlite import SqliteStore
 from tests.store.conftest import HOST, T0, at, decide, lease, new_task
@@ -73,20 +74,27 @@ def leave_a_dead_run(store: SqliteStore) -> None:
     assert got.outcome is ClaimOutcome.CLAIMED
 
 
-def traced_claim(store: SqliteStore, scope: Scope) -> list[str]:
-    """Claim once in `scope` and return every SQL statement the claim ran.
+@contextmanager
+def tracing(store: SqliteStore) -> Iterator[list[str]]:
+    """Every SQL statement the store runs inside the block, with its parameters expanded."""
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    try:
+        yield statements
+    finally:
+        store._db.set_trace_callback(None)
+
+
+def traced_claim(store: SqliteStore, scope: Scope, lanes: Lanes | None = None) -> list[str]:
+    """Claim once in `scope` (a pool's claim, with `lanes`) and return every SQL statement it ran.
 
     A dead run waits to be recovered, so the recovery's statements count too. The
     claimed task is then put back where it stood, so that every claim sees the same line.
     """
     recover = Scope(modules=(*scope.modules, "stuck")) if scope.modules else scope
     leave_a_dead_run(store)
-    statements: list[str] = []
-    store._db.set_trace_callback(statements.append)
-    try:
-        got = store.claim_next(scope=recover, now=NOW, lease=lease(NOW), decide=decide)
-    finally:
-        store._db.set_trace_callback(None)
+    with tracing(store) as statements:
+        got = store.claim_next(scope=recover, now=NOW, lease=lease(NOW), decide=decide, lanes=lanes)
     assert got.outcome is ClaimOutcome.CLAIMED, (scope, got.outcome)
     assert len(got.recovered) == 1
     assert got.run is not None and got.task is not None
@@ -104,13 +112,11 @@ def plan(store: SqliteStore, statement: str) -> list[str]:
     return [row[3] for row in rows if not row[3].startswith("CORRELATED SCALAR SUBQUERY")]
 
 
-@pytest.mark.parametrize("scope", SCOPES, ids=repr)
-def test_choosing_the_next_task_never_scans(
-    stores: dict[int, SqliteStore], scope: Scope, tmp_path: Path
-) -> None:
-    store = stores[2000]
-    statements = traced_claim(store, scope)
+def searched(store: SqliteStore, statements: list[str]) -> int:
+    """Assert that every SELECT, UPDATE and DELETE among `statements` only searches indexes.
 
+    Return how many were explained.
+    """
     explained = 0
     for statement in statements:
         if statement.split()[0].upper() not in ("SELECT", "UPDATE", "DELETE"):
@@ -122,15 +128,32 @@ def test_choosing_the_next_task_never_scans(
             assert "SCAN" not in step, (step, statement)
             assert "TEMP B-TREE" not in step, (step, statement)
             assert step.startswith("SEARCH"), (step, statement)
-    assert explained >= 5
+    return explained
 
 
+#: A tick's claim (one task at a time) and a pool's (lanes).
+CLAIMS = {"tick": None, "pool": Lanes({"app": 2})}
+
+
+@pytest.mark.parametrize("lanes", CLAIMS.values(), ids=CLAIMS.keys())
+@pytest.mark.parametrize("scope", SCOPES, ids=repr)
+def test_choosing_the_next_task_never_scans(
+    stores: dict[int, SqliteStore], scope: Scope, lanes: Lanes | None
+) -> None:
+    store = stores[2000]
+    statements = traced_claim(store, scope, lanes)
+
+    assert searched(store, statements) >= 5
+
+
+@pytest.mark.parametrize("lanes", CLAIMS.values(), ids=CLAIMS.keys())
 @pytest.mark.parametrize("scope", SCOPES, ids=repr)
 def test_a_claim_runs_as_many_statements_with_ten_times_the_tasks(
-    stores: dict[int, SqliteStore], scope: Scope
+    stores: dict[int, SqliteStore], scope: Scope, lanes: Lanes | None
 ) -> None:
-    small = traced_claim(stores[200], scope)
-    large = traced_claim(stores[2000], scope)
+    small = traced_claim(stores[200], scope, lanes)
+    large = traced_claim(stores[2000], scope, lanes)
 
     assert len(large) == len(small)
-    assert len(large) <= 2 * (len(MODULES) + len(PRIORITIES)) + 15
+    counts = len(MODULES) if lanes is not None else 0  # one lane count a module
+    assert len(large) <= 2 * (len(MODULES) + len(PRIORITIES)) + counts + 15

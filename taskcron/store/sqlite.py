@@ -42,6 +42,7 @@ from taskcron.store import (
     Decide,
     Lease,
     NewTask,
+    PoolLease,
     Recovered,
     Skip,
     Tasks,
@@ -295,6 +296,18 @@ MOVE_TASK = (
     " attempts = CASE WHEN ? THEN 0 ELSE attempts END WHERE id = ?"
 )
 
+# Pools.
+#: Pools whose lease ran out: dropped before a pool registers.
+DELETE_EXPIRED_POOLS = "DELETE FROM pools INDEXED BY pools_expires WHERE expires_at <= ?"
+#: The pools on a host whose lease still runs, oldest first.
+SELECT_LIVE_POOLS = (
+    "SELECT id, host, pid, scope, expires_at FROM pools INDEXED BY pools_host"
+    " WHERE host = ? AND expires_at > ? ORDER BY id"
+)
+DELETE_POOL = "DELETE FROM pools WHERE id = ?"
+INSERT_POOL = "INSERT INTO pools (host, pid, scope, started_at, expires_at) VALUES (?, ?, ?, ?, ?)"
+RENEW_POOL = "UPDATE pools SET expires_at = ? WHERE id = ?"
+
 
 def to_micros(moment: datetime) -> int:
     """Microseconds since the epoch, exactly."""
@@ -353,6 +366,17 @@ def _run(row: sqlite3.Row) -> Run:
         pid=row["pid"],
         child_pid=row["child_pid"],
         child_start=row["child_start"],
+    )
+
+
+def _pool(row: sqlite3.Row) -> PoolLease:
+    """A pool from a row of `SELECT_LIVE_POOLS`."""
+    return PoolLease(
+        id=row["id"],
+        host=row["host"],
+        pid=row["pid"],
+        scope=Scope.from_json(json.loads(row["scope"])),
+        expires_at=from_micros(row["expires_at"]),
     )
 
 
@@ -917,6 +941,60 @@ class SqliteStore:
         """
         with self._transaction() as db:
             db.execute(SET_CHILD_PID, (pid, start, run_id))
+
+    # --- pools ------------------------------------------------------------
+
+    def register_pool(self, pool: PoolLease, *, now: datetime) -> int | None:
+        """Make `pool` the pool of its scope on its host; its id, or None when taken.
+
+        In one write transaction: pools whose lease expired, and pools on this
+        host whose pid is gone, are dropped; then a live pool on `pool`'s host
+        whose scope overlaps refuses it. Pools on other hosts never do.
+        """
+        with self._transaction() as db:
+            db.execute(DELETE_EXPIRED_POOLS, (to_micros(now),))
+            for row in db.execute(SELECT_LIVE_POOLS, (self.host, to_micros(now))).fetchall():
+                if not _pid_alive(row["pid"]):
+                    db.execute(DELETE_POOL, (row["id"],))
+            if self._overlapping_pool(db, pool, now) is not None:
+                return None
+            cursor = db.execute(
+                INSERT_POOL,
+                (
+                    pool.host,
+                    pool.pid,
+                    json.dumps(pool.scope.to_json()),
+                    to_micros(now),
+                    to_micros(pool.expires_at),
+                ),
+            )
+            return cursor.lastrowid
+
+    def serving_pool(self, pool: PoolLease, *, now: datetime) -> PoolLease | None:
+        """The live pool on `pool`'s host whose scope overlaps `pool`'s (not `pool` itself)."""
+        with self._read() as db:
+            return self._overlapping_pool(db, pool, now)
+
+    def _overlapping_pool(
+        self, db: sqlite3.Connection, pool: PoolLease, now: datetime
+    ) -> PoolLease | None:
+        for row in db.execute(SELECT_LIVE_POOLS, (pool.host, to_micros(now))).fetchall():
+            if row["id"] == pool.id or (row["host"] == self.host and not _pid_alive(row["pid"])):
+                continue
+            found = _pool(row)
+            if found.scope.overlaps(pool.scope):
+                return found
+        return None
+
+    def renew_pool(self, pool_id: int, *, expires_at: datetime) -> bool:
+        """Extend a pool's lease; False when it is no longer registered."""
+        with self._transaction() as db:
+            return db.execute(RENEW_POOL, (to_micros(expires_at), pool_id)).rowcount == 1
+
+    def release_pool(self, pool_id: int) -> None:
+        """Remove a pool: its scope is free for another one."""
+        with self._transaction() as db:
+            db.execute(DELETE_POOL, (pool_id,))
 
     def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:
         """Record how a run ended and move its task; None if the run was recovered meanwhile."""

@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -28,12 +29,17 @@ T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 HOST = os.uname().nodename
 
 
-#: Opens a fresh, empty store whose files (if any) live in the given directory.
-StoreFactory = Callable[[Path], Store]
+class StoreFactory(Protocol):
+    """Opens the store whose files (if any) live in `directory`, fresh and empty the first time.
+
+    `host` is the host the store runs on, as its leases and pools name it.
+    """
+
+    def __call__(self, directory: Path, *, host: str = HOST) -> Store: ...
 
 
-def open_sqlite(directory: Path) -> Store:
-    return SqliteStore(directory / "tasks.db", host=HOST)
+def open_sqlite(directory: Path, *, host: str = HOST) -> Store:
+    return SqliteStore(directory / "tasks.db", host=host)
 
 
 IMPLEMENTATIONS: dict[str, StoreFactory] = {"sqlite": open_sqlite}

@@ -7,6 +7,7 @@ gives them with their parameters expanded) and each is explained with
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -15,13 +16,15 @@ from pathlib import Path
 import pytest
 
 from taskcron.model import Lanes, Outcome, RunEnd, Scope, State
-from taskcron.store import ClaimOutcome
+from taskcron.store import ClaimOutcome, PoolLease, sqlite
 from taskcron.store.sqlite import SqliteStore
 from tests.store.conftest import HOST, T0, at, decide, lease, new_task
+from tests.store.test_contract import dead_pid
 
 MODULES = ("app", "app.mail", "app-x", "billing.eu", "reports")
 PRIORITIES = (-1, 0, 2)
 NOW = at(10_000_000)
+HOUR = timedelta(hours=1)
 SCOPES = [
     Scope(),
     Scope(modules=("app",)),
@@ -157,3 +160,55 @@ def test_a_claim_runs_as_many_statements_with_ten_times_the_tasks(
     assert len(large) == len(small)
     counts = len(MODULES) if lanes is not None else 0  # one lane count a module
     assert len(large) <= 2 * (len(MODULES) + len(PRIORITIES)) + counts + 15
+
+
+def test_owner_child_and_pool_statements_only_search(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "tasks.db", host=HOST) as store:
+        populate(store, 20)
+        for i in range(30):
+            store.schedule(new_task(MODULES[i % 5], owner=f"user{i % 3}"), now=T0)
+        paused = store.schedule(new_task("app", owner="user0"), now=T0)
+        store.transition(
+            paused.id, action="pause", allowed=(State.QUEUED,), to=State.PAUSED, now=T0
+        )
+        got = store.claim_next(scope=Scope(), now=NOW, lease=lease(NOW), decide=decide)
+        assert got.run is not None
+        gone = PoolLease(host=HOST, pid=dead_pid(), scope=Scope(), expires_at=NOW + HOUR)
+        lapsed = PoolLease(host=HOST, pid=os.getpid(), scope=Scope(), expires_at=NOW)
+        store.register_pool(lapsed, now=T0)
+        fresh = PoolLease(host=HOST, pid=os.getpid(), scope=Scope(), expires_at=NOW + HOUR)
+
+        with tracing(store) as statements:
+            store.cancel_owned("user0", now=NOW)
+            store.set_child(got.run.id, 4321, start="99")
+            store.register_pool(gone, now=NOW)
+            pool_id = store.register_pool(fresh, now=NOW)
+            assert pool_id is not None
+            assert store.serving_pool(gone, now=NOW) is not None
+            assert store.renew_pool(pool_id, expires_at=NOW + 2 * HOUR)
+            store.release_pool(pool_id)
+
+        assert searched(store, statements) >= 9
+        for sql in (
+            sqlite.SELECT_OWNED_WAITING,
+            sqlite.CANCEL_OWNED,
+            sqlite.SET_CHILD_PID,
+            sqlite.DELETE_EXPIRED_POOLS,
+            sqlite.SELECT_LIVE_POOLS,
+            sqlite.DELETE_POOL,
+            sqlite.RENEW_POOL,
+        ):
+            head = sql.partition("?")[0]
+            assert any(s.startswith(head) for s in statements), sql
+
+
+def test_listing_an_owners_tasks_searches_its_index(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "tasks.db", host=HOST) as store:
+        store.schedule(new_task("app", owner="user0"), now=T0)
+        with tracing(store) as statements:
+            store.list(scope=Scope(), states=(State.QUEUED, State.PAUSED), owner="user0")
+
+        (listing,) = [s for s in statements if s.startswith("SELECT")]
+        steps = plan(store, listing)
+        assert steps[0].startswith("SEARCH tasks USING INDEX tasks_owner"), steps
+        assert not any("SCAN" in step for step in steps), steps

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskcron import errors
 from taskcron.model import (
@@ -45,6 +45,7 @@ from taskcron.store import (
     PoolLease,
     Recovered,
     Skip,
+    Store,
     Tasks,
     sqlite_path,
 )
@@ -1020,3 +1021,8 @@ class SqliteStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+if TYPE_CHECKING:
+    #: mypy checks here that SqliteStore keeps every promise of `Store`.
+    _CONFORMS: type[Store] = SqliteStore

@@ -142,6 +142,11 @@ class Scope:
         """`{"modules": [...], "excepts": [...]}`."""
         return {"modules": list(self.modules), "excepts": list(self.excepts)}
 
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Scope:
+        """The inverse of `to_json`."""
+        return cls(modules=tuple(obj["modules"]), excepts=tuple(obj["excepts"]))
+
 
 @dataclass(frozen=True, slots=True)
 class Lanes:

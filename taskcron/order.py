@@ -7,15 +7,22 @@ module id's oldest due task (ties: older first). Priority therefore reorders a
 module's own waiting work but never jumps another module's older task, and no
 module id can starve another.
 
+A pool's claim is bounded by lanes instead of running one task at a time:
+only modules whose lane has room (fewer running tasks than its width) stand
+in the line, and the rule is applied among them.
+
 The store implements the same rule with indexes; this function is the
 reference its tests compare against.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+
+from taskcron.model import Lanes
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +40,20 @@ class Candidate:
         return (self.due_at, self.id)
 
 
-def pick_next(due: Iterable[Candidate]) -> Candidate | None:
-    """The task that runs next among `due` (all already due and in scope), or None."""
-    oldest: dict[str, Candidate] = {}
+def pick_next(
+    due: Iterable[Candidate], *, lanes: Lanes | None = None, running: Iterable[str] = ()
+) -> Candidate | None:
+    """The task that runs next among `due` (all already due and in scope), or None.
+
+    With `lanes`, `running` names the module of every running task (one entry
+    a task), and only modules that run fewer tasks than their lane's width
+    are served.
+    """
     tasks = list(due)
+    if lanes is not None:
+        busy = Counter(running)
+        tasks = [t for t in tasks if busy[t.module] < lanes.width(t.module)]
+    oldest: dict[str, Candidate] = {}
     for task in tasks:
         head = oldest.get(task.module)
         if head is None or task.position < head.position:

@@ -1,4 +1,5 @@
-"""Shared fixtures: a fake clock, a home in tmp_path, the installed console script."""
+"""Shared fixtures: a fake clock, a home in tmp_path, the installed console script, and
+the brief's example of the order rule."""
 
 from __future__ import annotations
 
@@ -17,6 +18,17 @@ from taskcron import TaskCron
 from taskcron.config import Config
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+
+#: The brief's example of the order rule, in due order: (name, module, priority).
+BRIEFS_EXAMPLE = (
+    ("a1", "a", 0),
+    ("a2", "a", 10),
+    ("ax", "a.x", 100),
+    ("a3", "a", 5),
+    ("b1", "b", 0),
+    ("b2", "b", 5),
+    ("c1", "c", -3),
+)
 
 
 class FakeClock:

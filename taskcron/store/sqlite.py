@@ -16,14 +16,15 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskcron import errors
 from taskcron.model import (
+    Lanes,
     Next,
     Outcome,
     Recurrence,
@@ -41,8 +42,11 @@ from taskcron.store import (
     Decide,
     Lease,
     NewTask,
+    PoolLease,
     Recovered,
     Skip,
+    Store,
+    Tasks,
     sqlite_path,
 )
 
@@ -110,8 +114,26 @@ CREATE INDEX tasks_key ON tasks (module, key) WHERE key IS NOT NULL
     AND state IN ('queued', 'running');
 """
 
+_V3 = """
+ALTER TABLE tasks ADD COLUMN owner TEXT;
+-- An owner's waiting tasks, for `list --owner` and `cancel --owner`.
+CREATE INDEX tasks_owner ON tasks (owner, state) WHERE owner IS NOT NULL;
+ALTER TABLE runs ADD COLUMN child_start TEXT;
+-- The pools serving a scope on a host, with the scope as `Scope.to_json` in JSON.
+CREATE TABLE pools (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    host        TEXT    NOT NULL,
+    pid         INTEGER NOT NULL,
+    scope       TEXT    NOT NULL,
+    started_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
+CREATE INDEX pools_host ON pools (host);
+CREATE INDEX pools_expires ON pools (expires_at);
+"""
+
 #: MIGRATIONS[n] takes a store from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # --- SQL ----------------------------------------------------------------------
@@ -146,13 +168,13 @@ ROLLBACK = "ROLLBACK"
 # Columns: what `_task` and `_run` read.
 TASK_COLUMNS = (
     "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
-    " timeout, created_at, updated_at, result, schedule, max_lateness, key,"
+    " timeout, created_at, updated_at, result, schedule, max_lateness, key, owner,"
     " (SELECT outcome FROM runs WHERE runs.task_id = tasks.id ORDER BY runs.id DESC LIMIT 1)"
     " AS last_outcome"
 )
 RUN_COLUMNS = (
     "id, task_id, attempt, started_at, ended_at, elapsed, outcome, exit_code, error,"
-    " traceback, output_tail, truncated, host, pid, child_pid"
+    " traceback, output_tail, truncated, host, pid, child_pid, child_start"
 )
 
 # Scopes: `_scope_sql` joins these into `{scope}`.
@@ -167,11 +189,14 @@ SCOPE_ALL = "1"
 SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"
 SELECT_TASK_RUNS = f"SELECT {RUN_COLUMNS} FROM runs WHERE task_id = ? ORDER BY id"
 SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"
-#: Tasks in scope and in some states, in line order; `{states}`: one `?` a state.
+#: Tasks in scope and in some states, in line order; `{states}`: one `?` a state,
+#: `{owner}`: OWNER_IS or ANY_OWNER.
 LIST_TASKS = (
     f"SELECT {TASK_COLUMNS} FROM tasks WHERE state IN ({{states}}) AND {{scope}}"
-    " ORDER BY due_at, id"
+    " AND {owner} ORDER BY due_at, id"
 )
+OWNER_IS = "owner = ?"
+ANY_OWNER = "1"
 
 # Writing.
 #: The queued or running task of a module with a key, if any.
@@ -182,8 +207,8 @@ SELECT_KEYED_TASK = (
 INSERT_TASK = (
     "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"
     " attempts, max_attempts, timeout, created_at, updated_at, schedule,"
-    " max_lateness, key)"
-    " VALUES (?, ?, ?, ?, ?, 'queued', ?, 0, ?, ?, ?, ?, ?, ?, ?)"
+    " max_lateness, key, owner)"
+    " VALUES (?, ?, ?, ?, ?, 'queued', ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 #: What `transition` changes: state, attempts and due time.
 SET_TASK_STATE = "UPDATE tasks SET state = ?, attempts = ?, due_at = ?, updated_at = ? WHERE id = ?"
@@ -193,6 +218,13 @@ DELETE_TASK = "DELETE FROM tasks WHERE id = ?"
 FINISHED_BEFORE = "state IN ('done', 'failed', 'cancelled') AND updated_at < ?"
 PRUNE_RUNS = f"DELETE FROM runs WHERE task_id IN (SELECT id FROM tasks WHERE {FINISHED_BEFORE})"
 PRUNE_TASKS = f"DELETE FROM tasks WHERE {FINISHED_BEFORE}"
+#: What `cancel_owned` cancels: an owner's queued and paused tasks.
+OWNED_WAITING = "owner = ? AND state IN ('queued', 'paused')"
+SELECT_OWNED_WAITING = f"SELECT id FROM tasks INDEXED BY tasks_owner WHERE {OWNED_WAITING}"
+CANCEL_OWNED = (
+    f"UPDATE tasks INDEXED BY tasks_owner SET state = 'cancelled', updated_at = ?"
+    f" WHERE {OWNED_WAITING}"
+)
 
 # Claiming.
 #: A task running in scope, if any: a scope runs one task at a time.
@@ -232,6 +264,11 @@ OLDEST_AT_PRIORITY = (
     " WHERE state = 'queued' AND module = ? AND priority = ?"
     " ORDER BY due_at, id LIMIT 1"
 )
+#: How many tasks of one module run, across the store: a lane's occupancy.
+COUNT_RUNNING_IN_MODULE = (
+    "SELECT count(*) AS running FROM tasks INDEXED BY tasks_running"
+    " WHERE state = 'running' AND module = ?"
+)
 INSERT_RUN = "INSERT INTO runs (task_id, attempt, started_at, host, pid) VALUES (?, ?, ?, ?, ?)"
 #: Mark a task running under a lease, with the run just opened.
 CLAIM_TASK = (
@@ -245,7 +282,7 @@ RENEW_LEASE = (
     "UPDATE tasks SET lease_expires_at = ? WHERE state = 'running' AND run_id = ?"
     " AND lease_host = ? AND lease_pid = ?"
 )
-SET_CHILD_PID = "UPDATE runs SET child_pid = ? WHERE id = ?"
+SET_CHILD_PID = "UPDATE runs SET child_pid = ?, child_start = ? WHERE id = ?"
 #: The task a run belongs to, while that run is its current one.
 SELECT_TASK_OF_RUN = "SELECT id FROM tasks WHERE state = 'running' AND run_id = ?"
 END_RUN = (
@@ -259,6 +296,18 @@ MOVE_TASK = (
     " lease_host = NULL, lease_pid = NULL, lease_expires_at = NULL,"
     " attempts = CASE WHEN ? THEN 0 ELSE attempts END WHERE id = ?"
 )
+
+# Pools.
+#: Pools whose lease ran out: dropped before a pool registers.
+DELETE_EXPIRED_POOLS = "DELETE FROM pools INDEXED BY pools_expires WHERE expires_at <= ?"
+#: The pools on a host whose lease still runs, oldest first.
+SELECT_LIVE_POOLS = (
+    "SELECT id, host, pid, scope, expires_at FROM pools INDEXED BY pools_host"
+    " WHERE host = ? AND expires_at > ? ORDER BY id"
+)
+DELETE_POOL = "DELETE FROM pools WHERE id = ?"
+INSERT_POOL = "INSERT INTO pools (host, pid, scope, started_at, expires_at) VALUES (?, ?, ?, ?, ?)"
+RENEW_POOL = "UPDATE pools SET expires_at = ? WHERE id = ?"
 
 
 def to_micros(moment: datetime) -> int:
@@ -292,6 +341,7 @@ def _task(row: sqlite3.Row, runs: tuple[Run, ...] = ()) -> Task:
         recurrence=None if schedule is None else Recurrence.from_json(json.loads(schedule)),
         max_lateness=None if lateness is None else timedelta(seconds=lateness),
         key=row["key"],
+        owner=row["owner"],
         last_outcome=None if row["last_outcome"] is None else Outcome(row["last_outcome"]),
         runs=runs,
     )
@@ -316,6 +366,18 @@ def _run(row: sqlite3.Row) -> Run:
         host=row["host"],
         pid=row["pid"],
         child_pid=row["child_pid"],
+        child_start=row["child_start"],
+    )
+
+
+def _pool(row: sqlite3.Row) -> PoolLease:
+    """A pool from a row of `SELECT_LIVE_POOLS`."""
+    return PoolLease(
+        id=row["id"],
+        host=row["host"],
+        pid=row["pid"],
+        scope=Scope.from_json(json.loads(row["scope"])),
+        expires_at=from_micros(row["expires_at"]),
     )
 
 
@@ -573,16 +635,19 @@ class SqliteStore:
             found = [row["quick_check"] for row in db.execute(QUICK_CHECK)]
         return [] if found == ["ok"] else found
 
-    def list(self, *, scope: Scope, states: Iterable[State]) -> list[Task]:
-        """Tasks in scope and in one of `states`, in line order (due time, then id)."""
+    def list(
+        self, *, scope: Scope, states: Iterable[State], owner: str | None = None
+    ) -> list[Task]:
+        """Tasks in scope, in one of `states` (and of `owner`, if given), in line order."""
         wanted = [State(s).value for s in states]
         if not wanted:
             return []
         where, params = _scope_sql(scope)
         marks = ", ".join("?" for _ in wanted)
-        sql = LIST_TASKS.format(states=marks, scope=where)
+        whose, owners = (ANY_OWNER, []) if owner is None else (OWNER_IS, [owner])
+        sql = LIST_TASKS.format(states=marks, scope=where, owner=whose)
         with self._read() as db:
-            return [_task(row) for row in db.execute(sql, [*wanted, *params])]
+            return [_task(row) for row in db.execute(sql, [*wanted, *params, *owners])]
 
     # --- writing ----------------------------------------------------------
 
@@ -609,6 +674,7 @@ class SqliteStore:
                     None if new.recurrence is None else json.dumps(new.recurrence.to_json()),
                     None if new.max_lateness is None else new.max_lateness.total_seconds(),
                     new.key,
+                    new.owner,
                 ),
             )
             assert cursor.lastrowid is not None
@@ -638,6 +704,18 @@ class SqliteStore:
             )
             return self._load(db, task_id)
 
+    def cancel_owned(self, owner: str, *, now: datetime) -> Tasks:
+        """Cancel every queued or paused task of `owner` in one transaction.
+
+        Return them as they were left, in line order (without their runs, as
+        `list` gives them). Running and finished tasks are left alone.
+        """
+        with self._transaction() as db:
+            ids = [row["id"] for row in db.execute(SELECT_OWNED_WAITING, (owner,))]
+            db.execute(CANCEL_OWNED, (to_micros(now), owner))
+            cancelled = [self._load(db, task_id, runs=False) for task_id in ids]
+        return sorted(cancelled, key=lambda task: (task.due_at, task.id))
+
     def remove(self, task_id: int) -> Task:
         """Delete a task that is not running, with its runs; return it as it was."""
         with self._transaction() as db:
@@ -658,25 +736,30 @@ class SqliteStore:
         lease: Lease,
         decide: Decide,
         skip: Skip | None = None,
+        lanes: Lanes | None = None,
     ) -> Claim:
         """Recover dead runs in scope, then claim the next due task unless scope is busy.
 
         A due task later than its `max_lateness` is not run: `skip` says where
-        it goes, and the claim goes on to the next due task.
+        it goes, and the claim goes on to the next due task. With `lanes` a
+        running task does not make the scope busy: only modules whose lane has
+        room (fewer running tasks, across the store, than its width) are served.
         """
         with self._transaction() as db:
             recovered = tuple(self._expire(db, scope, now, decide))
-            where, params = _scope_sql(scope)
-            running = db.execute(SELECT_RUNNING.format(scope=where), params).fetchone()
-            if running is not None:
-                return Claim(
-                    outcome=ClaimOutcome.BUSY,
-                    task=self._load(db, running["id"], runs=False),
-                    recovered=recovered,
-                )
+            if lanes is None:
+                where, params = _scope_sql(scope)
+                running = db.execute(SELECT_RUNNING.format(scope=where), params).fetchone()
+                if running is not None:
+                    return Claim(
+                        outcome=ClaimOutcome.BUSY,
+                        task=self._load(db, running["id"], runs=False),
+                        recovered=recovered,
+                    )
+            room = None if lanes is None else self._lane_room(db, lanes)
             skipped: list[Task] = []
             while True:
-                chosen = self._pick(db, scope, to_micros(now))
+                chosen = self._pick(db, scope, to_micros(now), room)
                 if chosen is None:
                     return Claim(
                         outcome=ClaimOutcome.IDLE, recovered=recovered, skipped=tuple(skipped)
@@ -686,25 +769,7 @@ class SqliteStore:
                 if skip is None or not late:
                     break
                 skipped.append(self._move(db, task, skip(task, now), now))
-            attempt = task.attempts + 1
-            cursor = db.execute(
-                INSERT_RUN,
-                (chosen, attempt, to_micros(now), lease.host, lease.pid),
-            )
-            run_id = cursor.lastrowid
-            db.execute(
-                CLAIM_TASK,
-                (
-                    attempt,
-                    to_micros(now),
-                    run_id,
-                    lease.host,
-                    lease.pid,
-                    to_micros(lease.expires_at),
-                    chosen,
-                ),
-            )
-            task = self._load(db, chosen)
+            task = self._take(db, task, lease, now)
             return Claim(
                 outcome=ClaimOutcome.CLAIMED,
                 task=task,
@@ -712,6 +777,40 @@ class SqliteStore:
                 recovered=recovered,
                 skipped=tuple(skipped),
             )
+
+    def _take(self, db: sqlite3.Connection, task: Task, lease: Lease, now: datetime) -> Task:
+        """Open a run of `task` and mark it running under `lease`; the task as left."""
+        attempt = task.attempts + 1
+        cursor = db.execute(INSERT_RUN, (task.id, attempt, to_micros(now), lease.host, lease.pid))
+        db.execute(
+            CLAIM_TASK,
+            (
+                attempt,
+                to_micros(now),
+                cursor.lastrowid,
+                lease.host,
+                lease.pid,
+                to_micros(lease.expires_at),
+                task.id,
+            ),
+        )
+        return self._load(db, task.id)
+
+    @staticmethod
+    def _lane_room(db: sqlite3.Connection, lanes: Lanes) -> Callable[[str], bool]:
+        """Whether a module's lane has room: fewer of its tasks run, store-wide, than its width.
+
+        Each module is counted once a claim: skipping late tasks frees no lane.
+        """
+        found: dict[str, bool] = {}
+
+        def room(module: str) -> bool:
+            if module not in found:
+                running = db.execute(COUNT_RUNNING_IN_MODULE, (module,)).fetchone()["running"]
+                found[module] = running < lanes.width(module)
+            return found[module]
+
+        return room
 
     def _heads(self, db: sqlite3.Connection, scope: Scope) -> Iterator[tuple[str, int, int]]:
         """Each in-scope module's oldest queued task: (module, due_at, id), by skip-scan."""
@@ -736,10 +835,21 @@ class SqliteStore:
                     yield module, row["due_at"], row["id"]
                 bound, inclusive = module, False
 
-    def _pick(self, db: sqlite3.Connection, scope: Scope, now: int) -> int | None:
-        """The id of the task the order rule runs next, or None (see taskcron.order)."""
+    def _pick(
+        self,
+        db: sqlite3.Connection,
+        scope: Scope,
+        now: int,
+        room: Callable[[str], bool] | None = None,
+    ) -> int | None:
+        """The id of the task the order rule runs next, or None (see taskcron.order).
+
+        With `room`, only modules it admits stand in the line.
+        """
         heads = sorted(
-            (due, tid, module) for module, due, tid in self._heads(db, scope) if due <= now
+            (due, tid, module)
+            for module, due, tid in self._heads(db, scope)
+            if due <= now and (room is None or room(module))
         )
         if not heads:
             return None
@@ -837,9 +947,66 @@ class SqliteStore:
             return cursor.rowcount == 1
 
     def set_child(self, run_id: int, pid: int, *, start: str | None = None) -> None:
-        """Record the pid of the process a run started (its process group too)."""
+        """Record the pid of the process a run started (its process group too).
+
+        `start` tells that process apart from a later one with the same pid.
+        """
         with self._transaction() as db:
-            db.execute(SET_CHILD_PID, (pid, run_id))
+            db.execute(SET_CHILD_PID, (pid, start, run_id))
+
+    # --- pools ------------------------------------------------------------
+
+    def register_pool(self, pool: PoolLease, *, now: datetime) -> int | None:
+        """Make `pool` the pool of its scope on its host; its id, or None when taken.
+
+        In one write transaction: pools whose lease expired, and pools on this
+        host whose pid is gone, are dropped; then a live pool on `pool`'s host
+        whose scope overlaps refuses it. Pools on other hosts never do.
+        """
+        with self._transaction() as db:
+            db.execute(DELETE_EXPIRED_POOLS, (to_micros(now),))
+            for row in db.execute(SELECT_LIVE_POOLS, (self.host, to_micros(now))).fetchall():
+                if not _pid_alive(row["pid"]):
+                    db.execute(DELETE_POOL, (row["id"],))
+            if self._overlapping_pool(db, pool, now) is not None:
+                return None
+            cursor = db.execute(
+                INSERT_POOL,
+                (
+                    pool.host,
+                    pool.pid,
+                    json.dumps(pool.scope.to_json()),
+                    to_micros(now),
+                    to_micros(pool.expires_at),
+                ),
+            )
+            return cursor.lastrowid
+
+    def serving_pool(self, pool: PoolLease, *, now: datetime) -> PoolLease | None:
+        """The live pool on `pool`'s host whose scope overlaps `pool`'s (not `pool` itself)."""
+        with self._read() as db:
+            return self._overlapping_pool(db, pool, now)
+
+    def _overlapping_pool(
+        self, db: sqlite3.Connection, pool: PoolLease, now: datetime
+    ) -> PoolLease | None:
+        for row in db.execute(SELECT_LIVE_POOLS, (pool.host, to_micros(now))).fetchall():
+            if row["id"] == pool.id or (row["host"] == self.host and not _pid_alive(row["pid"])):
+                continue
+            found = _pool(row)
+            if found.scope.overlaps(pool.scope):
+                return found
+        return None
+
+    def renew_pool(self, pool_id: int, *, expires_at: datetime) -> bool:
+        """Extend a pool's lease; False when it is no longer registered."""
+        with self._transaction() as db:
+            return db.execute(RENEW_POOL, (to_micros(expires_at), pool_id)).rowcount == 1
+
+    def release_pool(self, pool_id: int) -> None:
+        """Remove a pool: its scope is free for another one."""
+        with self._transaction() as db:
+            db.execute(DELETE_POOL, (pool_id,))
 
     def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:
         """Record how a run ended and move its task; None if the run was recovered meanwhile."""
@@ -865,3 +1032,8 @@ class SqliteStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+if TYPE_CHECKING:
+    #: mypy checks here that SqliteStore keeps every promise of `Store`.
+    _CONFORMS: type[Store] = SqliteStore

@@ -13,25 +13,33 @@ import random
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
-from taskcron.model import Outcome, Run, State, Target, Task
+from taskcron.model import Outcome, Recurrence, Run, State, Target, Task
 from taskcron.schedule import RetryPolicy
 from taskcron.store import Lease, NewTask, Store
 from taskcron.store.sqlite import SqliteStore
+from tests.conftest import BRIEFS_EXAMPLE
 
 #: The fake clock's origin: every test passes times derived from it.
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 #: This machine's host name, as the store and the API use it.
 HOST = os.uname().nodename
 
-#: Opens a fresh, empty store whose files (if any) live in the given directory.
-StoreFactory = Callable[[Path], Store]
+
+class StoreFactory(Protocol):
+    """Opens the store whose files (if any) live in `directory`, fresh and empty the first time.
+
+    `host` is the host the store runs on, as its leases and pools name it.
+    """
+
+    def __call__(self, directory: Path, *, host: str = HOST) -> Store: ...
 
 
-def open_sqlite(directory: Path) -> Store:
-    return SqliteStore(directory / "tasks.db", host=HOST)
+def open_sqlite(directory: Path, *, host: str = HOST) -> Store:
+    return SqliteStore(directory / "tasks.db", host=host)
 
 
 IMPLEMENTATIONS: dict[str, StoreFactory] = {"sqlite": open_sqlite}
@@ -65,6 +73,8 @@ def new_task(
     max_attempts: int = 1,
     data_json: str = "null",
     timeout: timedelta | None = None,
+    owner: str | None = None,
+    recurrence: Recurrence | None = None,
 ) -> NewTask:
     """A NewTask running `true`, with the fields a test cares about."""
     return NewTask(
@@ -76,7 +86,18 @@ def new_task(
         due_at=due_at,
         max_attempts=max_attempts,
         timeout=timeout,
+        owner=owner,
+        recurrence=recurrence,
     )
+
+
+def schedule_briefs_example(store: Store) -> dict[int, str]:
+    """Schedule the brief's example one second apart, each titled by its name; names by id."""
+    names = {}
+    for offset, (name, module, priority) in enumerate(BRIEFS_EXAMPLE):
+        new = new_task(module, title=name, priority=priority, due_at=at(offset))
+        names[store.schedule(new, now=T0).id] = name
+    return names
 
 
 def lease(

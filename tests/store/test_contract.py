@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from taskcron import errors
-from taskcron.model import Outcome, RunEnd, Scope, State, Target, Task
+from taskcron.model import Lanes, Outcome, RunEnd, Scope, State, Target, Task
 from taskcron.store import Claim, ClaimOutcome, Lease, NewTask, Store
 from tests.store.conftest import (
     HOST,
@@ -37,8 +37,11 @@ def claim(
     *,
     scope: Scope = EVERYTHING,
     holder: Lease | None = None,
+    lanes: Lanes | None = None,
 ) -> Claim:
-    return store.claim_next(scope=scope, now=now, lease=holder or lease(now), decide=decide)
+    return store.claim_next(
+        scope=scope, now=now, lease=holder or lease(now), decide=decide, lanes=lanes
+    )
 
 
 def end(outcome: Outcome, now: datetime, **fields: object) -> RunEnd:
@@ -567,7 +570,9 @@ def test_times_keep_their_microseconds_and_any_utc_offset_means_the_same_instant
     assert claim(store, at(0.123457)).outcome is ClaimOutcome.CLAIMED
 
 
-def claim_at_once(stores: list[Store], scopes: list[Scope], now: datetime) -> list[Claim]:
+def claim_at_once(
+    stores: list[Store], scopes: list[Scope], now: datetime, *, lanes: Lanes | None = None
+) -> list[Claim]:
     """Every store (each its own connection) claims in its scope at the same moment."""
     barrier = threading.Barrier(len(stores), timeout=30)
     results: list[Claim | BaseException | None] = [None] * len(stores)
@@ -575,7 +580,7 @@ def claim_at_once(stores: list[Store], scopes: list[Scope], now: datetime) -> li
     def work(index: int) -> None:
         try:
             barrier.wait()
-            results[index] = claim(stores[index], now, scope=scopes[index])
+            results[index] = claim(stores[index], now, scope=scopes[index], lanes=lanes)
         except BaseException as exc:
             results[index] = exc
 
@@ -854,6 +859,29 @@ def test_renew_lease_by_another_holder_is_refused(store: Store) -> None:
     stranger = Lease(host="otherhost", pid=1, expires_at=at(6000))
     assert store.renew_lease(got.run.id, lease=stranger) is False
     assert len(claim(store, at(60)).recovered) == 1
+
+
+def test_set_child_records_the_childs_pid_and_start_on_the_run(store: Store) -> None:
+    task = store.schedule(new_task(), now=T0)
+    got = claim(store, at(0))
+    assert got.run is not None and got.run.child_pid is None and got.run.child_start is None
+
+    store.set_child(got.run.id, 4321, start="8812345")
+
+    run = store.get(task.id).runs[-1]
+    assert (run.child_pid, run.child_start) == (4321, "8812345")
+    assert get_run(store, got.run.id) == run
+
+
+def test_set_child_without_a_start_leaves_it_unknown(store: Store) -> None:
+    store.schedule(new_task(), now=T0)
+    got = claim(store, at(0))
+    assert got.run is not None
+
+    store.set_child(got.run.id, 4321)
+
+    assert get_run(store, got.run.id).child_start is None
+    assert get_run(store, got.run.id).child_pid == 4321
 
 
 def test_an_expired_lease_is_recovered_as_interrupted_and_requeued_while_attempts_remain(

@@ -10,13 +10,15 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from taskcron import TaskCron, errors
 from taskcron.config import Config
-from taskcron.model import Scope, State
+from taskcron.model import Outcome, Scope, State
+from taskcron.store import PoolLease
 from taskcron.store import sqlite as sqlite_module
 from taskcron.store.sqlite import APPLICATION_ID, SCHEMA_VERSION, SqliteStore
 from tests.store.conftest import HOST, T0, new_task
@@ -245,6 +247,38 @@ def test_an_older_store_is_migrated_forward_keeping_its_tasks(
         assert db.execute("SELECT count(*) FROM added_by_next").fetchone() == (0,)
     finally:
         db.close()
+
+
+def test_a_version_2_store_is_migrated_to_owners_child_starts_and_pools(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(sqlite_module._V1 + sqlite_module._V2)
+    db.execute(
+        "INSERT INTO tasks (module, title, target, data, priority, state, due_at, attempts,"
+        " max_attempts, created_at, updated_at, schedule, key) VALUES"
+        " ('m', 'old', '{\"kind\": \"command\", \"value\": [\"true\"]}', '[1]', 3,"
+        " 'queued', 0, 1, 2, 0, 0, '{\"every\": 60.0}', 'k1')"
+    )
+    db.execute(
+        "INSERT INTO runs (task_id, attempt, started_at, ended_at, outcome, host, pid,"
+        " child_pid) VALUES (1, 1, 0, 5, 'continued', 'h', 7, 8)"
+    )
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.execute("PRAGMA user_version = 2")
+    db.close()
+
+    with SqliteStore(path, host=HOST) as store:
+        assert store.migrated_from == 2
+        task = store.get(1)
+        assert (task.title, task.key, task.data_json, task.priority) == ("old", "k1", "[1]", 3)
+        assert task.recurrence is not None and task.owner is None
+        (run,) = task.runs
+        assert (run.child_pid, run.child_start, run.outcome) == (8, None, Outcome.CONTINUED)
+        owned = store.schedule(new_task("m", owner="ann"), now=T0)
+        assert store.list(scope=Scope(), states=(State.QUEUED,), owner="ann") == [owned]
+        pool = PoolLease(host=HOST, pid=os.getpid(), scope=Scope(), expires_at=T0)
+        assert store.register_pool(pool, now=T0 - timedelta(seconds=1)) is not None
+    assert pragma(path, "user_version") == SCHEMA_VERSION == 3
 
 
 def test_a_failing_migration_changes_nothing(

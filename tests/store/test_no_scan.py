@@ -7,20 +7,24 @@ gives them with their parameters expanded) and each is explained with
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from taskcron.model import Outcome, RunEnd, Scope, State
-from taskcron.store import ClaimOutcome
+from taskcron.model import Lanes, Outcome, RunEnd, Scope, State
+from taskcron.store import ClaimOutcome, PoolLease, sqlite
 from taskcron.store.sqlite import SqliteStore
 from tests.store.conftest import HOST, T0, at, decide, lease, new_task
+from tests.store.test_contract import dead_pid
 
 MODULES = ("app", "app.mail", "app-x", "billing.eu", "reports")
 PRIORITIES = (-1, 0, 2)
 NOW = at(10_000_000)
+HOUR = timedelta(hours=1)
 SCOPES = [
     Scope(),
     Scope(modules=("app",)),
@@ -73,20 +77,27 @@ def leave_a_dead_run(store: SqliteStore) -> None:
     assert got.outcome is ClaimOutcome.CLAIMED
 
 
-def traced_claim(store: SqliteStore, scope: Scope) -> list[str]:
-    """Claim once in `scope` and return every SQL statement the claim ran.
+@contextmanager
+def tracing(store: SqliteStore) -> Iterator[list[str]]:
+    """Every SQL statement the store runs inside the block, with its parameters expanded."""
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    try:
+        yield statements
+    finally:
+        store._db.set_trace_callback(None)
+
+
+def traced_claim(store: SqliteStore, scope: Scope, lanes: Lanes | None = None) -> list[str]:
+    """Claim once in `scope` (a pool's claim, with `lanes`) and return every SQL statement it ran.
 
     A dead run waits to be recovered, so the recovery's statements count too. The
     claimed task is then put back where it stood, so that every claim sees the same line.
     """
     recover = Scope(modules=(*scope.modules, "stuck")) if scope.modules else scope
     leave_a_dead_run(store)
-    statements: list[str] = []
-    store._db.set_trace_callback(statements.append)
-    try:
-        got = store.claim_next(scope=recover, now=NOW, lease=lease(NOW), decide=decide)
-    finally:
-        store._db.set_trace_callback(None)
+    with tracing(store) as statements:
+        got = store.claim_next(scope=recover, now=NOW, lease=lease(NOW), decide=decide, lanes=lanes)
     assert got.outcome is ClaimOutcome.CLAIMED, (scope, got.outcome)
     assert len(got.recovered) == 1
     assert got.run is not None and got.task is not None
@@ -104,13 +115,11 @@ def plan(store: SqliteStore, statement: str) -> list[str]:
     return [row[3] for row in rows if not row[3].startswith("CORRELATED SCALAR SUBQUERY")]
 
 
-@pytest.mark.parametrize("scope", SCOPES, ids=repr)
-def test_choosing_the_next_task_never_scans(
-    stores: dict[int, SqliteStore], scope: Scope, tmp_path: Path
-) -> None:
-    store = stores[2000]
-    statements = traced_claim(store, scope)
+def searched(store: SqliteStore, statements: list[str]) -> int:
+    """Assert that every SELECT, UPDATE and DELETE among `statements` only searches indexes.
 
+    Return how many were explained.
+    """
     explained = 0
     for statement in statements:
         if statement.split()[0].upper() not in ("SELECT", "UPDATE", "DELETE"):
@@ -122,15 +131,84 @@ def test_choosing_the_next_task_never_scans(
             assert "SCAN" not in step, (step, statement)
             assert "TEMP B-TREE" not in step, (step, statement)
             assert step.startswith("SEARCH"), (step, statement)
-    assert explained >= 5
+    return explained
 
 
+#: A tick's claim (one task at a time) and a pool's (lanes).
+CLAIMS = {"tick": None, "pool": Lanes({"app": 2})}
+
+
+@pytest.mark.parametrize("lanes", CLAIMS.values(), ids=CLAIMS.keys())
+@pytest.mark.parametrize("scope", SCOPES, ids=repr)
+def test_choosing_the_next_task_never_scans(
+    stores: dict[int, SqliteStore], scope: Scope, lanes: Lanes | None
+) -> None:
+    store = stores[2000]
+    statements = traced_claim(store, scope, lanes)
+
+    assert searched(store, statements) >= 5
+
+
+@pytest.mark.parametrize("lanes", CLAIMS.values(), ids=CLAIMS.keys())
 @pytest.mark.parametrize("scope", SCOPES, ids=repr)
 def test_a_claim_runs_as_many_statements_with_ten_times_the_tasks(
-    stores: dict[int, SqliteStore], scope: Scope
+    stores: dict[int, SqliteStore], scope: Scope, lanes: Lanes | None
 ) -> None:
-    small = traced_claim(stores[200], scope)
-    large = traced_claim(stores[2000], scope)
+    small = traced_claim(stores[200], scope, lanes)
+    large = traced_claim(stores[2000], scope, lanes)
 
     assert len(large) == len(small)
-    assert len(large) <= 2 * (len(MODULES) + len(PRIORITIES)) + 15
+    counts = len(MODULES) if lanes is not None else 0  # one lane count a module
+    assert len(large) <= 2 * (len(MODULES) + len(PRIORITIES)) + counts + 15
+
+
+def test_owner_child_and_pool_statements_only_search(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "tasks.db", host=HOST) as store:
+        populate(store, 20)
+        for i in range(30):
+            store.schedule(new_task(MODULES[i % 5], owner=f"user{i % 3}"), now=T0)
+        paused = store.schedule(new_task("app", owner="user0"), now=T0)
+        store.transition(
+            paused.id, action="pause", allowed=(State.QUEUED,), to=State.PAUSED, now=T0
+        )
+        got = store.claim_next(scope=Scope(), now=NOW, lease=lease(NOW), decide=decide)
+        assert got.run is not None
+        gone = PoolLease(host=HOST, pid=dead_pid(), scope=Scope(), expires_at=NOW + HOUR)
+        lapsed = PoolLease(host=HOST, pid=os.getpid(), scope=Scope(), expires_at=NOW)
+        store.register_pool(lapsed, now=T0)
+        fresh = PoolLease(host=HOST, pid=os.getpid(), scope=Scope(), expires_at=NOW + HOUR)
+
+        with tracing(store) as statements:
+            store.cancel_owned("user0", now=NOW)
+            store.set_child(got.run.id, 4321, start="99")
+            store.register_pool(gone, now=NOW)
+            pool_id = store.register_pool(fresh, now=NOW)
+            assert pool_id is not None
+            assert store.serving_pool(gone, now=NOW) is not None
+            assert store.renew_pool(pool_id, expires_at=NOW + 2 * HOUR)
+            store.release_pool(pool_id)
+
+        assert searched(store, statements) >= 9
+        for sql in (
+            sqlite.SELECT_OWNED_WAITING,
+            sqlite.CANCEL_OWNED,
+            sqlite.SET_CHILD_PID,
+            sqlite.DELETE_EXPIRED_POOLS,
+            sqlite.SELECT_LIVE_POOLS,
+            sqlite.DELETE_POOL,
+            sqlite.RENEW_POOL,
+        ):
+            head = sql.partition("?")[0]
+            assert any(s.startswith(head) for s in statements), sql
+
+
+def test_listing_an_owners_tasks_searches_its_index(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "tasks.db", host=HOST) as store:
+        store.schedule(new_task("app", owner="user0"), now=T0)
+        with tracing(store) as statements:
+            store.list(scope=Scope(), states=(State.QUEUED, State.PAUSED), owner="user0")
+
+        (listing,) = [s for s in statements if s.startswith("SELECT")]
+        steps = plan(store, listing)
+        assert steps[0].startswith("SEARCH tasks USING INDEX tasks_owner"), steps
+        assert not any("SCAN" in step for step in steps), steps

@@ -7,16 +7,25 @@ function-scoped fixtures are not reset between examples.
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taskcron.model import Outcome, RunEnd, Scope, State
-from taskcron.order import Candidate, run_order
+from taskcron.model import Lanes, Outcome, RunEnd, Scope, State
+from taskcron.order import Candidate, pick_next, run_order
 from taskcron.store import ClaimOutcome, Store
-from tests.store.conftest import T0, StoreFactory, at, decide, lease, new_task
+from tests.store.conftest import (
+    T0,
+    StoreFactory,
+    at,
+    decide,
+    lease,
+    new_task,
+    schedule_briefs_example,
+)
 
 EVERYTHING = Scope()
 MODULES = ("a", "a.x", "a.x.y", "a-b", "a0", "b", "b.c", "c")
@@ -88,21 +97,60 @@ def test_claims_follow_the_order_rule_for_any_due_tasks_and_scope(
             store.close()
 
 
+lanes = st.dictionaries(
+    st.sampled_from(("a", "a.x", "b", "c")), st.integers(min_value=1, max_value=3), max_size=3
+).map(Lanes)
+#: A pool's life: claim in the generated scope (0), claim in every scope (1), or
+#: finish the n-th running task (n >= 2, modulo how many run).
+steps = st.lists(st.integers(min_value=0, max_value=6), min_size=1, max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(specs=task_specs, scope=scopes, widths=lanes, plan=steps)
+def test_claims_in_lanes_follow_the_order_rule_among_lanes_with_room(
+    store_factory: StoreFactory, specs: list[TaskSpec], scope: Scope, widths: Lanes, plan: list[int]
+) -> None:
+    """Each pool's claim takes what `pick_next` with lanes names; no lane ever overfills."""
+    with tempfile.TemporaryDirectory() as directory:
+        store = store_factory(Path(directory))
+        try:
+            queued = {c.id: c for c in schedule_all(store, specs)}
+            running: dict[int, tuple[str, int]] = {}  # task id -> (module, run id)
+            now = at(10)
+            for step in plan:
+                if step >= 2 and running:
+                    task_id = sorted(running)[step % len(running)]
+                    end = RunEnd(outcome=Outcome.DONE, ended_at=now, elapsed=0.0)
+                    assert store.finish_run(running.pop(task_id)[1], end, decide=decide)
+                    continue
+                where = scope if step == 0 else EVERYTHING
+                expected = pick_next(
+                    (c for c in queued.values() if c.module in where),
+                    lanes=widths,
+                    running=[module for module, _ in running.values()],
+                )
+
+                got = store.claim_next(
+                    scope=where, now=now, lease=lease(now), decide=decide, lanes=widths
+                )
+
+                if expected is None:
+                    assert got.outcome is ClaimOutcome.IDLE, got
+                    continue
+                assert got.outcome is ClaimOutcome.CLAIMED, got
+                assert got.task is not None and got.run is not None
+                assert got.task.id == expected.id
+                running[queued.pop(expected.id).id] = (expected.module, got.run.id)
+                stored = store.list(scope=EVERYTHING, states=(State.RUNNING,))
+                assert sorted(t.id for t in stored) == sorted(running)
+                lanes_used = Counter(t.module for t in stored)
+                assert all(n <= widths.width(m) for m, n in lanes_used.items()), lanes_used
+        finally:
+            store.close()
+
+
 def test_the_briefs_example_runs_in_the_briefs_order(store: Store) -> None:
-    names = {}
-    for offset, (name, module, priority) in enumerate(
-        [
-            ("a1", "a", 0),
-            ("a2", "a", 10),
-            ("ax", "a.x", 100),
-            ("a3", "a", 5),
-            ("b1", "b", 0),
-            ("b2", "b", 5),
-            ("c1", "c", -3),
-        ]
-    ):
-        new = new_task(module, title=name, priority=priority, due_at=at(offset))
-        names[store.schedule(new, now=T0).id] = name
+    names = schedule_briefs_example(store)
 
     order = [names[i] for i in claim_all(store, at(60))]
 

@@ -7,7 +7,9 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
+from taskcron.model import Lanes
 from taskcron.order import Candidate, pick_next, run_order
+from tests.conftest import BRIEFS_EXAMPLE
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 
@@ -23,15 +25,7 @@ def line(*specs: tuple[str, str, int]) -> tuple[dict[int, str], list[Candidate]]
 
 
 def test_the_briefs_example_runs_in_the_documented_order() -> None:
-    names, due = line(
-        ("a1", "a", 0),
-        ("a2", "a", 10),
-        ("ax", "a.x", 100),
-        ("a3", "a", 5),
-        ("b1", "b", 0),
-        ("b2", "b", 5),
-        ("c1", "c", -3),
-    )
+    names, due = line(*BRIEFS_EXAMPLE)
     assert [names[c.id] for c in run_order(due)] == ["a2", "a1", "ax", "a3", "b2", "b1", "c1"]
 
 
@@ -58,6 +52,34 @@ def test_equal_priorities_in_a_module_run_oldest_first() -> None:
 def test_module_under_another_is_a_module_of_its_own() -> None:
     names, due = line(("a1", "a", 0), ("ax", "a.x", 0), ("a2", "a", 50))
     assert [names[c.id] for c in run_order(due)] == ["a1", "ax", "a2"]
+
+
+def test_with_lanes_a_full_module_steps_out_of_the_line() -> None:
+    names, due = line(("a1", "a", 0), ("b1", "b", 0), ("a2", "a", 9))
+    chosen = pick_next(due, lanes=Lanes(), running=["a"])
+    assert chosen is not None and names[chosen.id] == "b1"
+    assert pick_next(due, lanes=Lanes(), running=["a", "b"]) is None
+
+
+def test_with_lanes_only_modules_with_room_bound_a_modules_priority() -> None:
+    names, due = line(("a1", "a", 0), ("b1", "b", 0), ("a2", "a", 9))
+    plain = pick_next(due)
+    assert plain is not None and names[plain.id] == "a1"
+    chosen = pick_next(due, lanes=Lanes(), running=["b"])
+    assert chosen is not None and names[chosen.id] == "a2"
+
+
+def test_with_lanes_a_wide_lane_takes_tasks_until_it_is_full() -> None:
+    names, due = line(("m1", "mail.eu", 0), ("m2", "mail.eu", 0))
+    wide = Lanes({"mail": 2})
+    chosen = pick_next(due, lanes=wide, running=["mail.eu"])
+    assert chosen is not None and names[chosen.id] == "m1"
+    assert pick_next(due, lanes=wide, running=["mail.eu", "mail.eu"]) is None
+
+
+def test_without_lanes_running_tasks_change_nothing() -> None:
+    _, due = line(("a1", "a", 0), ("b1", "b", 0))
+    assert pick_next(due, running=["a", "a"]) == pick_next(due)
 
 
 # --- properties -------------------------------------------------------------

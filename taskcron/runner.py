@@ -189,14 +189,22 @@ class Supervisor:
         self, task: Task, settings: RunSettings, hooks: RunHooks, handler: Handler | None = None
     ) -> Execution:
         """Start `task` in a child process and watch it. `handler`: a callable already imported."""
-        run = Execution(task, settings, hooks, self.clock)
+        run = Execution(task, settings, hooks, self.clock, unwatch=self._unwatch)
+        # What the loop holds must not live on in a forked child: the epoll instance (it
+        # would keep reporting pipes the loop has closed) and the other tasks' pipes.
+        loop_fds = [self._selector.fileno(), self._wake_r, self._wake_w]
+        loop_fds += [fd for other in self.runs for fd in other.streams]
         with _signals_blocked():  # a stop signal is the tick's to handle, never the child's
-            fds = run.spawn(handler)
+            fds = run.spawn(handler, loop_fds)
         for fd in fds:
             mask = selectors.EVENT_WRITE if run.streams.get(fd) == "stdin" else selectors.EVENT_READ
             self._selector.register(fd, mask, run)
         self.runs.append(run)  # one that could not start is returned by the next `wait`
         return run
+
+    def _unwatch(self, fd: int) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(fd)
 
     def stop_all(self, *, after: float) -> None:
         """Stop every child `after` seconds from now (SIGTERM, then SIGKILL after its grace)."""
@@ -218,6 +226,7 @@ class Supervisor:
             if ended:
                 for run in ended:
                     self.runs.remove(run)
+                    run.close()  # pipes a finished task's own children still hold
                 return ended
             if self.interrupted() or (deadline is not None and now >= deadline):
                 return []
@@ -227,8 +236,8 @@ class Supervisor:
                 fd = int(key.fd)
                 if fd == self._wake_r:
                     _drain(fd)
-                elif not key.data.ready(fd):
-                    self._selector.unregister(fd)
+                else:
+                    key.data.ready(fd)
             if self.interrupted():
                 return []
 
@@ -269,8 +278,17 @@ class _Tail:
 class Execution:
     """One task's child process: its pipes, its limits, and how it ended."""
 
-    def __init__(self, task: Task, settings: RunSettings, hooks: RunHooks, clock: Clock) -> None:
+    def __init__(
+        self,
+        task: Task,
+        settings: RunSettings,
+        hooks: RunHooks,
+        clock: Clock,
+        *,
+        unwatch: Callable[[int], None] = lambda fd: None,
+    ) -> None:
         self.task = task
+        self._unwatch = unwatch
         self.settings = settings
         self.hooks = hooks
         self.clock = clock
@@ -320,12 +338,15 @@ class Execution:
             "TASKCRON_OWNER": task.owner or "",
         }
 
-    def spawn(self, handler: Handler | None) -> list[int]:
-        """Start the child; the pipes to watch (none when it could not start)."""
+    def spawn(self, handler: Handler | None, loop_fds: list[int]) -> list[int]:
+        """Start the child; the pipes to watch (none when it could not start).
+
+        A forked child closes `loop_fds` (a command's child closes everything).
+        """
         if self.task.target.kind is TargetKind.COMMAND:
             fds = self._exec_command()
         else:
-            fds = self._fork(handler)
+            fds = self._fork(handler, loop_fds)
         if self.failure is None:
             self.hooks.started(self.pid, process_start(self.pid))
         return fds
@@ -365,7 +386,7 @@ class Execution:
         self._pending = memoryview(self.task.data_json.encode())
         return self._watch({in_w: "stdin", out_r: "stdout", err_r: "stderr"})
 
-    def _fork(self, handler: Handler | None) -> list[int]:
+    def _fork(self, handler: Handler | None, loop_fds: list[int]) -> list[int]:
         if handler is None and self.settings.preload:
             try:
                 handler = resolve(self.task, self.settings)
@@ -380,8 +401,9 @@ class Execution:
                 stream.flush()  # what the tick buffered must not be printed twice
         pid = os.fork()
         if pid == 0:  # the child: never returns
-            for fd in (out_r, err_r, event_r):
-                os.close(fd)
+            for fd in (out_r, err_r, event_r, *loop_fds):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
             _child(self, handler, out_w, err_w, event_w)
         for fd in (out_w, err_w, event_w):
             os.close(fd)
@@ -396,40 +418,42 @@ class Execution:
 
     # The loop's side: read pipes, renew the lease, enforce limits.
 
-    def ready(self, fd: int) -> bool:
-        """Serve pipe `fd`: read what it has, or write the data it takes; False once closed."""
+    def ready(self, fd: int) -> None:
+        """Serve pipe `fd`: read what it has, or write the data it takes; close it at its end."""
         if fd == self._stdin:
-            return self._write_input(fd)
+            self._write_input(fd)
+            return
         try:
             chunk = os.read(fd, _CHUNK)
         except BlockingIOError:
-            return True
-        stream = self.streams[fd]
-        self._take(stream, chunk)
+            return
+        self._take(self.streams[fd], chunk)
         if not chunk:
-            del self.streams[fd]
-            os.close(fd)
-            return False
-        return True
+            self._close(fd)
 
-    def _write_input(self, fd: int) -> bool:
+    def _close(self, fd: int) -> None:
+        """Stop watching pipe `fd` and close it (in that order: the number may be reused)."""
+        if self.streams.pop(fd, None) is not None:
+            self._unwatch(fd)
+            os.close(fd)
+        if fd == self._stdin:
+            self._stdin = None
+
+    def close(self) -> None:
+        """Close every pipe still open."""
+        for fd in list(self.streams):
+            self._close(fd)
+
+    def _write_input(self, fd: int) -> None:
         try:
             written = os.write(fd, self._pending[: 1 << 20]) if self._pending else 0
         except BlockingIOError:
-            return True
+            return
         except OSError:  # the task does not read its input: that is its business
             written = len(self._pending)
         self._pending = self._pending[written:]
-        if self._pending:
-            return True
-        self._close_input()
-        return False
-
-    def _close_input(self) -> None:
-        if self._stdin is not None:
-            del self.streams[self._stdin]
-            os.close(self._stdin)
-            self._stdin = None
+        if not self._pending:
+            self._close(fd)
 
     def step(self, now: float) -> float:
         """Reap, renew, time out and kill as due at `now`; seconds until it next needs a look."""
@@ -437,7 +461,8 @@ class Execution:
             return 0.0
         self._reap(now)
         if self.returncode is not None:
-            self._close_input()
+            if self._stdin is not None:
+                self._close(self._stdin)
             return 0.02 if self.streams else 0.0
         timeout = self.task.timeout
         if (
@@ -484,10 +509,7 @@ class Execution:
         if self.pid and self.returncode is None:
             self._signal(signal.SIGKILL)
             self._reap(time.monotonic(), block=True)
-        self._close_input()
-        for fd in list(self.streams):
-            os.close(fd)
-        self.streams.clear()
+        self.close()
 
     def _reap(self, now: float, *, block: bool = False) -> None:
         if self.returncode is not None or not self.pid:

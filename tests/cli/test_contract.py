@@ -756,6 +756,7 @@ def put_one_task_in(home: Path, state: str) -> int:
 
 ALLOWED = {
     ("cancel", "queued"): "cancelled",
+    ("cancel", "paused"): "cancelled",
     ("pause", "queued"): "paused",
     ("resume", "paused"): "queued",
     ("retry", "failed"): "queued",

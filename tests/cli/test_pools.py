@@ -245,7 +245,7 @@ def _pools(project: Path) -> list[tuple[int]]:
 
 
 def test_a_pool_killed_mid_run_leaves_every_task_to_finish_after_recovery(project: Path) -> None:
-    configure(project, 'lease = "1s"\n')
+    configure(project, 'lease = "1s"\n[retry]\nbackoff = "0s"\n')
     marks = project / "marks"
     marks.mkdir()
     with app(project) as tc:

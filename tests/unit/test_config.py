@@ -10,7 +10,10 @@ import pytest
 from taskcron import config, errors
 from taskcron.config import Config, LogConfig, RetryConfig
 
-KNOWN = "budget, home, kill_grace, lease, log, modules, pythonpath, retry, store, timezone"
+KNOWN = (
+    "budget, home, kill_grace, lanes, lease, log, modules, poll, pythonpath, retry, store, "
+    "timezone, workers"
+)
 
 
 @pytest.fixture(autouse=True)

@@ -998,8 +998,8 @@ class TaskCron:
             return Check(
                 name="crontab",
                 ok=True,
-                detail="no crontab job ticks this home (none is needed when ticks run "
-                "another way, such as a systemd timer or by hand)",
+                detail="no crontab job ticks this home (none is needed when tasks run by "
+                "`taskcron work`, a systemd timer or by hand)",
             )
         found = []
         for _, words in jobs:

@@ -245,6 +245,14 @@ def test_environment_pyproject_without_the_table_is_refused(
             "known keys are backups, level, max_bytes, output_tail, retention",
         ),
         ("lease = true\n", "config key 'lease' must be a duration such as \"90s\" or a number"),
+        ("workers = 0\n", "config key 'workers' must be a positive integer"),
+        ("workers = 2.5\n", "config key 'workers' must be a positive integer"),
+        ('poll = "0s"\n', "config key 'poll' must be more than zero"),
+        ('lanes = 3\n', "config key 'lanes' must be a table"),
+        ('[lanes]\n"mail" = 0\n', "config key 'lanes.mail' must be a positive integer"),
+        ('[lanes]\n"mail" = -2\n', "config key 'lanes.mail' must be a positive integer"),
+        ('[lanes]\n"mail" = "8"\n', "config key 'lanes.mail' must be a positive integer"),
+        ('[lanes]\n"a..b" = 2\n', "config key 'lanes.a..b': invalid module id 'a..b': empty segment"),
         ("budget = [1]\n", "config key 'budget' must be a duration such as \"90s\" or a number"),
         (
             "[retry]\nbackoff = false\n",
@@ -369,3 +377,18 @@ def test_starter_config_is_valid_and_gives_the_defaults(cwd: Path) -> None:
     assert cfg.retry == RetryConfig()
     assert cfg.log == LogConfig()
     assert cfg.home == cwd / ".taskcron"
+
+
+def test_lanes_workers_and_poll_are_read(cwd: Path) -> None:
+    write(
+        cwd / "taskcron.toml", 'workers = 4\npoll = "250ms"\n[lanes]\n"mail" = 8\n"mail.bulk" = 2\n'
+    )
+    settings = config.load()
+    assert settings.workers == 4
+    assert settings.poll.total_seconds() == 0.25
+    assert [settings.lanes.width(m) for m in ("mail", "mail.x", "mail.bulk.y", "other")] == [
+        8,
+        8,
+        2,
+        1,
+    ]

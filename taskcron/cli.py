@@ -7,8 +7,6 @@ stderr; `--debug` adds the traceback.
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -363,6 +361,8 @@ class _Watcher:
 
 def _die_of(number: int) -> None:
     """End the process by signal `number`, as shells and supervisors expect of a stopped job."""
+    import os
+    import signal
     sys.stdout.flush()
     sys.stderr.flush()
     signal.signal(number, signal.SIG_DFL)

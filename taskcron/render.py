@@ -151,7 +151,7 @@ def task_table(tasks: Sequence[Task], *, out: Console | None = None) -> None:
     """The `list` table: id, module, title, state, priority, due, attempts.
 
     When any task listed recurs, two more columns: its schedule and how its
-    last run ended.
+    last run ended; when any has an owner, an owner column.
     """
     from rich.table import Table
     from rich.text import Text
@@ -168,6 +168,9 @@ def task_table(tasks: Sequence[Task], *, out: Console | None = None) -> None:
     ]
     if recurring:
         columns += [("schedule", "left"), ("last", "left")]
+    owned = any(task.owner is not None for task in tasks)
+    if owned:
+        columns.append(("owner", "left"))
     table = Table(box=None, pad_edge=False, header_style="bold")
     for name, justify in columns:
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
@@ -184,6 +187,8 @@ def task_table(tasks: Sequence[Task], *, out: Console | None = None) -> None:
         if recurring:
             schedule = "-" if task.recurrence is None else one_line(str(task.recurrence))
             cells += [Text(schedule), _outcome(task)]
+        if owned:
+            cells.append(Text("-" if task.owner is None else one_line(task.owner)))
         table.add_row(*cells)
     _print(out or console(), table)
 
@@ -258,6 +263,7 @@ def task_detail(task: Task, *, out: Console | None = None) -> None:
         *([("schedule", one_line(str(task.recurrence)))] if task.recurrence else []),
         *([("lateness", format_duration(task.max_lateness))] if task.max_lateness else []),
         *([("key", one_line(task.key))] if task.key is not None else []),
+        *([("owner", one_line(task.owner))] if task.owner is not None else []),
         ("created", _when(task.created_at)),
         ("updated", _when(task.updated_at)),
         ("data", visible(data)),

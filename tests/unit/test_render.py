@@ -246,3 +246,13 @@ def test_control_characters_in_data_and_result_are_not_sent_raw_to_the_terminal(
     text = detail(make_task(data_json=json.dumps({"k": raw}, ensure_ascii=False),
                             result_json=json.dumps(raw, ensure_ascii=False)))  # fmt: skip
     assert not any(c in text for c in "\x9b\x7f\u202e")
+
+
+def test_list_shows_an_owner_column_only_when_a_task_has_an_owner() -> None:
+    plain, owned = make_task(), make_task(id=8, owner="session-42")
+    for tasks, expected in (([plain], False), ([plain, owned], True)):
+        out = Console(file=io.StringIO(), width=140, color_system=None)
+        render.task_table(tasks, out=out)
+        text = out.file.getvalue()  # type: ignore[attr-defined]
+        assert ("owner" in text.splitlines()[0]) is expected
+        assert ("session-42" in text) is expected

@@ -252,7 +252,10 @@ def test_environment_pyproject_without_the_table_is_refused(
         ('[lanes]\n"mail" = 0\n', "config key 'lanes.mail' must be a positive integer"),
         ('[lanes]\n"mail" = -2\n', "config key 'lanes.mail' must be a positive integer"),
         ('[lanes]\n"mail" = "8"\n', "config key 'lanes.mail' must be a positive integer"),
-        ('[lanes]\n"a..b" = 2\n', "config key 'lanes.a..b': invalid module id 'a..b': empty segment"),
+        (
+            '[lanes]\n"a..b" = 2\n',
+            "config key 'lanes.a..b': invalid module id 'a..b': empty segment",
+        ),
         ("budget = [1]\n", "config key 'budget' must be a duration such as \"90s\" or a number"),
         (
             "[retry]\nbackoff = false\n",

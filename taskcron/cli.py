@@ -363,6 +363,7 @@ def _die_of(number: int) -> None:
     """End the process by signal `number`, as shells and supervisors expect of a stopped job."""
     import os
     import signal
+
     sys.stdout.flush()
     sys.stderr.flush()
     signal.signal(number, signal.SIG_DFL)

@@ -3,10 +3,13 @@
 A store keeps tasks and their runs and hands out due tasks by the order rule
 (see `taskcron.order`). Every backend promises:
 
-- **Atomic claims.** `claim_next` checks that nothing in scope is running,
-  picks the next due task and marks it running under a lease in one
-  transaction: two callers never claim the same task, and two callers with
-  the same scope never both get one.
+- **Atomic claims.** `claim_next` checks that nothing in scope is running
+  (or, for a pool's claim, that the chosen task's lane has room), picks the
+  next due task and marks it running under a lease in one transaction: two
+  callers never claim the same task, two plain ticks of one scope never both
+  get one, and no lane ever runs more tasks than its width, whoever claims.
+- **One pool a scope on a host.** `register_pool` admits a pool only when no
+  live pool on its host serves an overlapping scope.
 - **No scans.** Choosing the next task costs at most logarithmically in the
   number of stored tasks (it may grow with the number of module ids that have
   queued tasks and with the distinct priorities inside the chosen one).

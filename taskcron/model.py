@@ -352,6 +352,47 @@ class Recurrence:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Progress:
+    """How far a task got, as its handler last reported: `done` of `total`, and a message."""
+
+    done: float
+    total: float | None = None
+    message: str = ""
+    updated_at: datetime
+
+    def __post_init__(self) -> None:
+        _require_aware("updated_at", self.updated_at)
+
+    @property
+    def percent(self) -> float | None:
+        """`100 * done / total`, rounded to one decimal and clamped to 0-100; None without a
+        total."""
+        if not self.total:
+            return None
+        return round(min(max(100 * self.done / self.total, 0.0), 100.0), 1)
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"done", "total", "percent", "message", "updated_at"}`."""
+        return {
+            "done": self.done,
+            "total": self.total,
+            "percent": self.percent,
+            "message": self.message,
+            "updated_at": iso(self.updated_at),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Progress:
+        """The inverse of `to_json`."""
+        return cls(
+            done=obj["done"],
+            total=obj.get("total"),
+            message=obj.get("message") or "",
+            updated_at=datetime.fromisoformat(obj["updated_at"]),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Run:
     """One execution attempt of a task."""
 
@@ -434,6 +475,7 @@ class Task:
     max_lateness: timedelta | None = None  #: Skip a run that is later than this.
     key: str | None = None  #: At most one queued or running task per module id and key.
     owner: str | None = None  #: Who the task belongs to: a web session, a user, a tenant.
+    progress: Progress | None = None  #: What its handler last reported; kept once it is done.
     last_outcome: Outcome | None = None  #: How its newest run ended (None: never ran).
     runs: tuple[Run, ...] = field(default=())
 
@@ -474,6 +516,7 @@ class Task:
             "updated_at": iso(self.updated_at),
             "result": self.result,
             "owner": self.owner,
+            "progress": None if self.progress is None else self.progress.to_json(),
             "schedule": None if self.recurrence is None else self.recurrence.to_json(),
             "max_lateness": None
             if self.max_lateness is None

@@ -41,6 +41,7 @@ TASK_KEYS = {
     "updated_at",
     "result",
     "owner",
+    "progress",
     "schedule",
     "max_lateness",
     "key",

@@ -16,7 +16,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from taskcron.api import TaskCron
-from taskcron.context import Context
+from taskcron.context import Context, Continue
 from taskcron.errors import (
     ConfigError,
     DataError,
@@ -40,6 +40,7 @@ from taskcron.model import Outcome, Run, State, Task
 __all__ = [
     "ConfigError",
     "Context",
+    "Continue",
     "DataError",
     "DurationError",
     "ForeignStoreError",

@@ -686,17 +686,27 @@ class TaskCron:
         modules: Iterable[str] = (),
         excepts: Iterable[str] = (),
         workers: int | None = None,
+        budget: timedelta | str | float | None = None,
         watcher: Watcher | None = None,
     ) -> Pool:
         """The pool as a long-running process: it waits for due tasks (checking every
         `poll`) until a stop signal, then lets running tasks finish for up to the kill grace.
 
+        `budget` (default: the config's) gives each task a deadline of its start
+        plus the budget, so that stepwise jobs yield there too.
+
         Iterating raises `PoolBusyError` when another pool serves an
         overlapping scope on this host.
         """
+        allowance = _duration(budget) if budget is not None else self.config.budget
         pool = self.drain(modules=modules, excepts=excepts, workers=workers, watcher=watcher)
         pool.settings = dataclasses.replace(
-            pool.settings, forever=True, poll=self.config.poll, grace=self.config.kill_grace
+            pool.settings,
+            forever=True,
+            poll=self.config.poll,
+            grace=self.config.kill_grace,
+            deadline=None,
+            task_budget=allowance,
         )
         return pool
 
@@ -704,9 +714,11 @@ class TaskCron:
         from taskcron.pool import Pool
 
         def begin(claim: Claim) -> tuple[RunLife, RunSettings]:
-            return self._begin(claim, settings.deadline, watcher, pooled=True)
+            budget = pool.settings.task_budget
+            deadline = pool.settings.deadline if budget is None else self.clock() + budget
+            return self._begin(claim, deadline, watcher, pooled=True)
 
-        return Pool(
+        pool = Pool(
             store=self.store,
             scope=scope,
             settings=settings,
@@ -714,6 +726,7 @@ class TaskCron:
             claim=lambda lanes: self._claim(scope, lanes),
             begin=begin,
         )
+        return pool
 
     def _deadline(self, budget: timedelta | str | float | None) -> datetime | None:
         allowance = _duration(budget) if budget is not None else self.config.budget
@@ -750,6 +763,7 @@ class TaskCron:
         """
         assert claim.run is not None
         life = RunLife(
+            max_steps=self.config.max_steps,
             store=self.store,
             claim=claim,
             recorder=self.recorder,

@@ -605,6 +605,12 @@ def check(ctx: click.Context, as_json: bool) -> None:
 @click.option(
     "--workers", type=int, metavar="N", help="Run up to N tasks at once. [default: config workers]"
 )
+@click.option(
+    "--budget",
+    metavar="DUR",
+    help="Each task's deadline is its start plus DUR (stepwise jobs yield there). "
+    "[default: config budget]",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Say what happens, run by run.")
 @json_option
 @click.pass_context
@@ -613,6 +619,7 @@ def work(
     modules: tuple[str, ...],
     excepts: tuple[str, ...],
     workers: int | None,
+    budget: str | None,
     verbose: bool,
     as_json: bool,
 ) -> None:
@@ -626,7 +633,9 @@ def work(
     already serves an overlapping scope on this host.
     """
     watcher = _Watcher(show_output=sys.stdout.isatty()) if verbose and not as_json else None
-    pool = _app(ctx).work(modules=modules, excepts=excepts, workers=workers, watcher=watcher)
+    pool = _app(ctx).work(
+        modules=modules, excepts=excepts, workers=workers, budget=budget, watcher=watcher
+    )
     _report_runs(pool, as_json=as_json, verbose=verbose)
     if pool.signal is not None and not pool.stopped_in_grace:
         ctx.find_root().close()

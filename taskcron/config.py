@@ -76,6 +76,7 @@ class Config:
     workers: int = 1  #: The size of `work`'s pool and of a draining tick's.
     poll: timedelta = timedelta(seconds=1)  #: How often an idle `work` looks for due tasks.
     lanes: Lanes = field(default_factory=Lanes)  #: Widened lanes: module id -> tasks at once.
+    max_steps: int = 10_000  #: A job that asks to continue more often than this fails.
     #: What was wrong but not fatal while finding the config (a file skipped as unsafe).
     warnings: tuple[str, ...] = ()
 
@@ -252,6 +253,7 @@ def _parse(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
         "workers",
         "poll",
         "lanes",
+        "max_steps",
     }
     _refuse_unknown(values, known, "")
     if "home" in values:
@@ -269,6 +271,8 @@ def _parse(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
     for key in ("budget", "lease", "kill_grace"):
         if key in values:
             out[key] = _duration(values, key)
+    if "max_steps" in values:
+        out["max_steps"] = _positive_int(values, "max_steps")
     if "workers" in values:
         out["workers"] = _positive_int(values, "workers")
     if "poll" in values:
@@ -400,6 +404,7 @@ STARTER = """\
 # timezone = "Europe/Berlin"
 
 # A tick's default budget: the deadline a task sees. Unset means no deadline.
+# Under `taskcron work`, each task's deadline is its start plus this.
 # budget = "50s"
 
 # How long a running task's lease lasts before another tick may recover it.
@@ -414,6 +419,10 @@ STARTER = """\
 
 # How often an idle `taskcron work` looks for due tasks.
 # poll = "1s"
+
+# A long job runs in steps (`raise taskcron.Continue()`, or exit 75 for a
+# command); one that asks to continue more often than this fails.
+# max_steps = 10000
 
 [lanes]
 # Every module id is a lane that runs one task at a time, in order. Widen the

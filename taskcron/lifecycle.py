@@ -10,15 +10,17 @@ store. Every record goes through a `Recorder`, and every event name is an
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
 from taskcron import errors, logstore
-from taskcron.model import Outcome, Run, RunEnd, State, Task, iso
+from taskcron.model import Outcome, Progress, Run, RunEnd, State, Task, iso
 from taskcron.store import ClaimOutcome
 
 if TYPE_CHECKING:
@@ -37,10 +39,12 @@ class Event:
     TASK_OUTPUT = "task.output"
     TASK_PROGRESS = "task.progress"
     TASK_DONE = "task.done"
+    TASK_CONTINUED = "task.continued"
     TASK_FAILED = "task.failed"
     TASK_INTERRUPTED = "task.interrupted"
     TASK_KILLED = "task.killed"
     TASK_SKIPPED = "task.skipped"
+    TASK_OVERRUN = "task.overrun"
     TASK_CANCELLED = "task.cancelled"
     TASK_RETRIED = "task.retried"
     TASK_PAUSED = "task.paused"
@@ -62,6 +66,7 @@ ACTION_EVENTS = {
 #: The record and level of a run's end, by its outcome; any other outcome failed.
 END_EVENTS = {
     Outcome.DONE: (Event.TASK_DONE, "info"),
+    Outcome.CONTINUED: (Event.TASK_CONTINUED, "info"),
     Outcome.INTERRUPTED: (Event.TASK_INTERRUPTED, "warning"),
 }
 
@@ -201,6 +206,7 @@ class RunLife:
         decide: Decide,
         deadline: datetime | None,
         watcher: Watcher | None = None,
+        max_steps: int = 10_000,
     ) -> None:
         assert claim.task is not None and claim.run is not None
         self.store = store
@@ -212,6 +218,11 @@ class RunLife:
         self.decide = decide
         self.deadline = deadline
         self.watcher = watcher
+        self.max_steps = max_steps
+        self.progress: Progress | None = None  #: The last progress reported.
+        self._progress_stored_at = -1.0  # monotonic seconds
+        self._progress_logged_at = -1.0
+        self._progress_unlogged = False
 
     def execute(self, settings: RunSettings) -> RunEnd:
         """Record the start, run the task to its end in a child process, and say how it ended."""
@@ -246,7 +257,22 @@ class RunLife:
         )
 
     def finish(self, end: RunEnd) -> Task:
-        """Record how the run ended and return its task as it now stands."""
+        """Record how the run ended and return its task as it now stands.
+
+        The last progress and, for a step that asks to continue, its state are
+        saved in the same transaction as the end of the run.
+        """
+        if end.outcome is Outcome.CONTINUED and self.task.steps + 1 >= self.max_steps:
+            end = dataclasses.replace(
+                end,
+                outcome=Outcome.FAILED,
+                error=f"asked to continue more than max_steps ({self.max_steps}) times",
+                state_json=None,
+            )
+        end = dataclasses.replace(end, progress=self.progress)
+        if self._progress_unlogged and self.progress is not None:
+            self._log_progress(self.progress)
+        self._overrun(end)
         finished = self.store.finish_run(self.run.id, end, decide=self.decide)
         current = self.store.get(self.task.id)
         if finished is None:
@@ -297,15 +323,7 @@ class RunLife:
         """What a callable reported: its progress, or a record of its logging."""
         kind = reported.get("event")
         if kind == "progress":
-            done, total = reported.get("done"), reported.get("total")
-            self.recorder.emit(
-                Event.TASK_PROGRESS,
-                task=self.task,
-                message=str(reported.get("message") or _progress_text(done, total)),
-                run=self.run.id,
-                done=done,
-                total=total,
-            )
+            self._progress(reported)
         elif kind == "log":
             self.recorder.emit(
                 Event.TASK_OUTPUT,
@@ -317,6 +335,68 @@ class RunLife:
                 exc=reported.get("exc"),
                 run=self.run.id,
             )
+
+    # Progress reaches the store while the task runs (a live view reads it there), at
+    # most every PROGRESS_STORE_EVERY seconds; the log gets about one record a second.
+
+    def _progress(self, reported: dict[str, Any]) -> None:
+        done, total = reported.get("done"), reported.get("total")
+        if not isinstance(done, int | float) or isinstance(done, bool):
+            return
+        if not isinstance(total, int | float) or isinstance(total, bool):
+            total = None
+        progress = Progress(
+            done=done,
+            total=total,
+            message=str(reported.get("message") or ""),
+            updated_at=self.recorder.clock(),
+        )
+        self.progress = progress
+        now = time.monotonic()
+        if now - self._progress_stored_at >= PROGRESS_STORE_EVERY:
+            self._progress_stored_at = now
+            try:
+                self.store.save_progress(self.run.id, progress)
+            except errors.StoreError as exc:
+                log.warning("task %s: cannot store its progress: %s", self.task.id, exc)
+        if now - self._progress_logged_at >= PROGRESS_LOG_EVERY:
+            self._progress_logged_at = now
+            self._log_progress(progress)
+        else:
+            self._progress_unlogged = True
+
+    def _log_progress(self, progress: Progress) -> None:
+        self._progress_unlogged = False
+        self.recorder.emit(
+            Event.TASK_PROGRESS,
+            task=self.task,
+            message=progress.message or _progress_text(progress.done, progress.total),
+            run=self.run.id,
+            done=progress.done,
+            total=progress.total,
+            percent=progress.percent,
+        )
+
+    def _overrun(self, end: RunEnd) -> None:
+        """A step that ran past the tick's budget is not killed, but it is recorded."""
+        if self.deadline is None or end.ended_at <= self.deadline:
+            return
+        budget = (self.deadline - self.run.started_at).total_seconds()
+        self.recorder.emit(
+            Event.TASK_OVERRUN,
+            level="warning",
+            task=self.task,
+            message=f"ran {end.elapsed:.3f}s, past its budget of {budget:g}s",
+            run=self.run.id,
+            budget=budget,
+            elapsed=end.elapsed,
+        )
+
+
+#: How often a running task's progress is written to the store, at most (seconds).
+PROGRESS_STORE_EVERY = 0.5
+#: How often a running task's progress is written to the log, at most (seconds).
+PROGRESS_LOG_EVERY = 1.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -334,7 +414,7 @@ class TickResult:
         if self.outcome != ClaimOutcome.CLAIMED.value or self.task is None:
             return False
         run = self.task.last_run
-        return run is None or run.outcome is not Outcome.DONE
+        return run is None or run.outcome not in (Outcome.DONE, Outcome.CONTINUED)
 
     def failure(self) -> str | None:
         """One line saying how the run failed and what happens next; None when it did not.

@@ -451,6 +451,10 @@ class RunEnd:
     truncated: bool = False
     result_json: str | None = None  #: What the handler returned, for a `done` run.
     signal: int | None = None  #: The signal that stopped the tick during the run, if one did.
+    #: A `continued` step's state, saved for the next step (JSON text).
+    state_json: str | None = None
+    resume_at: datetime | None = None  #: A `continued` step's task is due again no sooner.
+    progress: Progress | None = None  #: The last progress the run reported, if any.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -476,6 +480,8 @@ class Task:
     key: str | None = None  #: At most one queued or running task per module id and key.
     owner: str | None = None  #: Who the task belongs to: a web session, a user, a tenant.
     progress: Progress | None = None  #: What its handler last reported; kept once it is done.
+    steps: int = 0  #: Steps of the current job that ended asking to continue.
+    step_state_json: str | None = None  #: The state the last of them saved (JSON text).
     last_outcome: Outcome | None = None  #: How its newest run ended (None: never ran).
     runs: tuple[Run, ...] = field(default=())
 

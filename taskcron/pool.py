@@ -56,6 +56,8 @@ class PoolSettings:
     poll: timedelta = timedelta(seconds=1)  #: How often `work` looks for due tasks.
     grace: timedelta = timedelta(seconds=10)  #: `work`: how long tasks may finish after a signal.
     lease: timedelta = timedelta(seconds=30)  #: The pool's registration lasts this long, renewed.
+    #: `work`: each task's deadline is its start plus this (None: no deadline).
+    task_budget: timedelta | None = None
 
     @property
     def is_pool(self) -> bool:

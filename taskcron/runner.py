@@ -38,12 +38,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from taskcron import errors, handlers
-from taskcron.context import Context
+from taskcron.context import Context, Continue
 from taskcron.model import Outcome, RunEnd, TargetKind, Task
 
 log = logging.getLogger(__name__)
 
 ENV_RUN_ID = "TASKCRON_RUN_ID"
+#: A command's exit status that asks to continue later (`EX_TEMPFAIL`).
+EXIT_CONTINUE = 75
+#: A command's stdout lines that report progress and save state; kept out of its output.
+PROGRESS_LINE, STATE_LINE = b"::progress ", b"::state "
+_PROGRESS_EVERY = 0.1  #: A forked child sends its progress at most this often (seconds).
 _CHUNK = 65536
 _LINE_MAX = 65536  #: A line longer than this is passed on in pieces.
 _EXIT_DRAIN = 1.0  #: How long to keep reading pipes held open by a finished task's children.
@@ -310,6 +315,7 @@ class Execution:
         self.failure: str | None = None  #: Why the child could not start, if it could not.
         self._next_renewal = self.started + self._renew_every
         self._popen: Any = None  #: A command's `subprocess.Popen`.
+        self.command_state: str | None = None  #: A command's last `::state` line.
         self._stdin: int | None = None  #: A command's standard input, while data is left for it.
         self._pending = memoryview(b"")
 
@@ -336,6 +342,7 @@ class Execution:
             "TASKCRON_ATTEMPT": str(task.attempts),
             "TASKCRON_DEADLINE": "" if deadline is None else deadline.isoformat(),
             "TASKCRON_OWNER": task.owner or "",
+            "TASKCRON_STEP": str(task.steps + 1),
         }
 
     def spawn(self, handler: Handler | None, loop_fds: list[int]) -> list[int]:
@@ -383,7 +390,7 @@ class Execution:
         # The data may be large: the loop writes it as the pipe takes it, while it reads
         # the output, so that neither side waits on the other and no thread is needed.
         self._stdin = in_w
-        self._pending = memoryview(self.task.data_json.encode())
+        self._pending = memoryview(_command_input(self.task))
         return self._watch({in_w: "stdin", out_r: "stdout", err_r: "stderr"})
 
     def _fork(self, handler: Handler | None, loop_fds: list[int]) -> list[int]:
@@ -540,7 +547,9 @@ class Execution:
             if not chunk and self.events:
                 self._event(bytes(self.events))
             return
-        self.tail.add(chunk)
+        directives = stream == "stdout" and self.task.target.kind is TargetKind.COMMAND
+        if not directives:
+            self.tail.add(chunk)
         buffer = self.partial.setdefault(stream, bytearray())
         buffer += chunk
         lines = []
@@ -554,11 +563,44 @@ class Execution:
         while len(buffer) >= _LINE_MAX:
             lines.append(bytes(buffer[:_LINE_MAX]))
             del buffer[:_LINE_MAX]
-        if not chunk and buffer:
+        unterminated = not chunk and bool(buffer)
+        if unterminated:
             lines.append(bytes(buffer))
             buffer.clear()
+        if directives:
+            lines = self._directives(lines, unterminated=unterminated)
         if lines:
             self.hooks.output(stream, [line.decode("utf-8", errors="replace") for line in lines])
+
+    def _directives(self, lines: list[bytes], *, unterminated: bool) -> list[bytes]:
+        """Take a command's `::progress` and `::state` lines out of its output; the rest.
+
+        The last line has no line break when `unterminated` (the output's end).
+        """
+        kept = []
+        for index, line in enumerate(lines):
+            if line.startswith(PROGRESS_LINE):
+                self._command_progress(line[len(PROGRESS_LINE) :].decode(errors="replace"))
+            elif line.startswith(STATE_LINE):
+                self.command_state = line[len(STATE_LINE) :].decode(errors="replace").strip()
+            else:
+                kept.append(line)
+                last = unterminated and index == len(lines) - 1
+                self.tail.add(line if last else line + b"\n")
+        return kept
+
+    def _command_progress(self, text: str) -> None:
+        """`::progress DONE[/TOTAL] [message]`: a line that does not parse is passed over."""
+        figures, _, message = text.strip().partition(" ")
+        done_text, _, total_text = figures.partition("/")
+        try:
+            done = float(done_text)
+            total = float(total_text) if total_text else None
+        except ValueError:
+            return
+        self.hooks.event(
+            {"event": "progress", "done": done, "total": total, "message": message.strip()}
+        )
 
     def _event(self, line: bytes) -> None:
         try:
@@ -567,7 +609,7 @@ class Execution:
             return
         if not isinstance(event, dict):
             return
-        if event.get("event") in ("result", "error"):
+        if event.get("event") in ("result", "error", "continue"):
             self.reply = event
         else:
             self.hooks.event(event)
@@ -602,6 +644,18 @@ class Execution:
     def _command_end(self, code: int) -> RunEnd:
         if code == 0:
             return self._end(Outcome.DONE, exit_code=0)
+        if code == EXIT_CONTINUE:
+            state = self.command_state or self.task.step_state_json or "{}"
+            try:
+                if not isinstance(json.loads(state), dict):
+                    raise ValueError("not an object")
+            except ValueError as exc:
+                return self._end(
+                    Outcome.FAILED,
+                    exit_code=code,
+                    error=f"the ::state line is not a JSON object: {exc}",
+                )
+            return self._end(Outcome.CONTINUED, exit_code=code, state_json=state)
         if code < 0:
             return self._end(
                 Outcome.FAILED, exit_code=code, error=f"killed by {_signal_name(-code)}"
@@ -612,6 +666,13 @@ class Execution:
         reply = self.reply or {}
         if reply.get("event") == "result" and code == 0:
             return self._end(Outcome.DONE, result_json=json.dumps(reply.get("result")))
+        if reply.get("event") == "continue" and code == 0:
+            delay = timedelta(seconds=float(reply.get("delay") or 0))
+            return self._end(
+                Outcome.CONTINUED,
+                state_json=json.dumps(reply.get("state")),
+                resume_at=self.clock() + delay,
+            )
         if reply.get("event") == "error":
             return self._end(
                 Outcome.FAILED,
@@ -754,11 +815,14 @@ def _call(run: Execution, handler: Handler | None, channel: Any) -> int:
             channel.flush()
 
     task = run.task
+    report = _Throttled(send)
     root = logging.getLogger()
     root.handlers[:] = [_EventHandler(send)]
     root.setLevel(run.settings.log_level.upper())
     data = json.loads(task.data_json)
     ctx = Context(
+        state=json.loads(task.step_state_json or "{}"),
+        step=task.steps + 1,
         task_id=task.id,
         module=task.module,
         data=data,
@@ -766,12 +830,16 @@ def _call(run: Execution, handler: Handler | None, channel: Any) -> int:
         deadline=run.settings.deadline,
         log=logging.getLogger(f"taskcron.task.{task.module}"),
         clock=run.clock,
-        report=send,
+        report=report,
         owner=task.owner,
     )
     try:
         fn = handler if handler is not None else resolve(task, run.settings)
         value = fn(ctx, data)
+    except Continue as step:
+        report.flush()
+        _flush_std()
+        return _continue(step, ctx, send)
     except errors.HandlerError as exc:
         _flush_std()
         send({"event": "error", "error": str(exc), "traceback": None})
@@ -788,6 +856,7 @@ def _call(run: Execution, handler: Handler | None, channel: Any) -> int:
         trace = "".join(traceback.format_exception(type(exc), exc, frames))
         send({"event": "error", "error": described, "traceback": trace})
         return 1
+    report.flush()
     _flush_std()
     try:
         encoded = json.dumps({"event": "result", "result": value})
@@ -798,6 +867,60 @@ def _call(run: Execution, handler: Handler | None, channel: Any) -> int:
         channel.write(encoded.encode() + b"\n")
         channel.flush()
     return 0
+
+
+def _continue(step: Continue, ctx: Context, send: Callable[[dict[str, Any]], None]) -> int:
+    """Send a step's request to go on later, with its state; the exit code."""
+    try:
+        delay = step.seconds()
+    except errors.DurationError as exc:
+        send({"event": "error", "error": f"Continue(delay=...): {exc}", "traceback": None})
+        return 1
+    try:
+        json.dumps(ctx.state, allow_nan=False)
+        if not isinstance(ctx.state, dict):
+            raise TypeError(f"it is a {type(ctx.state).__name__}, not a dict")
+    except (TypeError, ValueError) as exc:
+        error = f"ctx.state cannot be saved as a JSON object: {exc}"
+        send({"event": "error", "error": error, "traceback": None})
+        return 1
+    send({"event": "continue", "state": ctx.state, "delay": delay})
+    return 0
+
+
+class _Throttled:
+    """Passes events on, but progress at most every `_PROGRESS_EVERY` seconds, keeping the last:
+    a handler that reports in a tight loop does not slow itself down."""
+
+    def __init__(self, send: Callable[[dict[str, Any]], None]) -> None:
+        self.send = send
+        self.pending: dict[str, Any] | None = None
+        self.sent_at = 0.0
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event.get("event") != "progress":
+            self.send(event)
+            return
+        self.pending = event
+        now = time.monotonic()
+        if now - self.sent_at >= _PROGRESS_EVERY:
+            self.flush()
+            self.sent_at = now
+
+    def flush(self) -> None:
+        """Send the last progress held back, if any."""
+        if self.pending is not None:
+            event, self.pending = self.pending, None
+            self.send(event)
+
+
+def _command_input(task: Task) -> bytes:
+    """A command's standard input: its data on the first step, data and state on later ones."""
+    if task.steps == 0:
+        return task.data_json.encode()
+    # The data is spliced in as stored, not decoded and encoded again.
+    state = task.step_state_json or "{}"
+    return ('{"data": ' + task.data_json + ', "state": ' + state + "}").encode()
 
 
 def _flush_std() -> None:

@@ -44,6 +44,7 @@ from taskcron.model import (
     Lanes,
     Next,
     Outcome,
+    Progress,
     Recurrence,
     Run,
     RunEnd,
@@ -232,6 +233,10 @@ class Store(Protocol):
 
     def release_pool(self, pool_id: int) -> None:
         """Remove a pool: its scope is free for another one."""
+        ...
+
+    def save_progress(self, run_id: int, progress: Progress) -> bool:
+        """Store a running task's progress; False once the run is no longer its current one."""
         ...
 
     def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:

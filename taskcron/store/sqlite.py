@@ -27,6 +27,7 @@ from taskcron.model import (
     Lanes,
     Next,
     Outcome,
+    Progress,
     Recurrence,
     Run,
     RunEnd,
@@ -132,8 +133,14 @@ CREATE INDEX pools_host ON pools (host);
 CREATE INDEX pools_expires ON pools (expires_at);
 """
 
+_V4 = """
+ALTER TABLE tasks ADD COLUMN progress TEXT;
+ALTER TABLE tasks ADD COLUMN steps INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN step_state TEXT;
+"""
+
 #: MIGRATIONS[n] takes a store from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # --- SQL ----------------------------------------------------------------------
@@ -169,6 +176,7 @@ ROLLBACK = "ROLLBACK"
 TASK_COLUMNS = (
     "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
     " timeout, created_at, updated_at, result, schedule, max_lateness, key, owner,"
+    " progress, steps, step_state,"
     " (SELECT outcome FROM runs WHERE runs.task_id = tasks.id ORDER BY runs.id DESC LIMIT 1)"
     " AS last_outcome"
 )
@@ -290,6 +298,16 @@ END_RUN = (
     " traceback = ?, output_tail = ?, truncated = ? WHERE id = ?"
 )
 SET_RESULT = "UPDATE tasks SET result = ? WHERE id = ?"
+#: A step that asked to continue: its state saved, one more step, its attempt not counted.
+SAVE_STEP = (
+    "UPDATE tasks SET step_state = ?, steps = steps + 1, attempts = max(attempts - 1, 0)"
+    " WHERE id = ?"
+)
+#: A job that finished, or failed for good: the next one starts afresh.
+CLEAR_STEPS = "UPDATE tasks SET step_state = NULL, steps = 0 WHERE id = ?"
+SET_PROGRESS = "UPDATE tasks SET progress = ? WHERE id = ?"
+#: Progress a running task reports, while the run is still its current one.
+SAVE_PROGRESS = "UPDATE tasks SET progress = ? WHERE state = 'running' AND run_id = ?"
 #: Put a task where a policy said, resetting its attempts if told to; drop its lease.
 MOVE_TASK = (
     "UPDATE tasks SET state = ?, due_at = ?, updated_at = ?, run_id = NULL,"
@@ -323,6 +341,7 @@ def from_micros(value: int) -> datetime:
 def _task(row: sqlite3.Row, runs: tuple[Run, ...] = ()) -> Task:
     """A task from a row of `TASK_COLUMNS`."""
     schedule, timeout, lateness = row["schedule"], row["timeout"], row["max_lateness"]
+    progress = row["progress"]
     return Task(
         id=row["id"],
         module=row["module"],
@@ -342,6 +361,9 @@ def _task(row: sqlite3.Row, runs: tuple[Run, ...] = ()) -> Task:
         max_lateness=None if lateness is None else timedelta(seconds=lateness),
         key=row["key"],
         owner=row["owner"],
+        progress=None if progress is None else Progress.from_json(json.loads(progress)),
+        steps=row["steps"],
+        step_state_json=row["step_state"],
         last_outcome=None if row["last_outcome"] is None else Outcome(row["last_outcome"]),
         runs=runs,
     )
@@ -411,6 +433,16 @@ def _ranges(scope: Scope) -> list[tuple[str, str | None]]:
                 continue
         merged.append((low, high))
     return merged
+
+
+def _job_over(outcome: Outcome, where: Next | tuple[State, datetime]) -> bool:
+    """Whether a run ended its job: done, failed for good, or a recurring task's attempts
+    spent (it starts afresh at its next time)."""
+    return (
+        outcome is Outcome.DONE
+        or where[0] is not State.QUEUED
+        or (len(where) > 2 and bool(where[2]))
+    )
 
 
 def _pid_alive(pid: int) -> bool:
@@ -919,7 +951,20 @@ class SqliteStore:
         task = self._load(db, task_id)
         if end.outcome is Outcome.DONE:
             db.execute(SET_RESULT, (end.result_json, task_id))
-        return self._move(db, task, decide(task, end.outcome, end.ended_at), end.ended_at)
+        if end.progress is not None:
+            db.execute(SET_PROGRESS, (json.dumps(end.progress.to_json()), task_id))
+        where = decide(task, end.outcome, end.ended_at)
+        if end.outcome is Outcome.CONTINUED:
+            db.execute(SAVE_STEP, (end.state_json, task_id))
+            resume = end.ended_at if end.resume_at is None else max(end.resume_at, end.ended_at)
+            where = Next(State.QUEUED, resume)
+        elif (
+            end.outcome is Outcome.DONE
+            or where[0] is not State.QUEUED
+            or (len(where) > 2 and where[2])
+        ):
+            db.execute(CLEAR_STEPS, (task_id,))
+        return self._move(db, task, where, end.ended_at)
 
     def _move(
         self,
@@ -1007,6 +1052,12 @@ class SqliteStore:
         """Remove a pool: its scope is free for another one."""
         with self._transaction() as db:
             db.execute(DELETE_POOL, (pool_id,))
+
+    def save_progress(self, run_id: int, progress: Progress) -> bool:
+        """Store a running task's progress; False once the run is no longer its current one."""
+        with self._transaction() as db:
+            cursor = db.execute(SAVE_PROGRESS, (json.dumps(progress.to_json()), run_id))
+            return cursor.rowcount == 1
 
     def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:
         """Record how a run ended and move its task; None if the run was recovered meanwhile."""

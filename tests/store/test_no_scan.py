@@ -103,7 +103,7 @@ def traced_claim(store: SqliteStore, scope: Scope, lanes: Lanes | None = None) -
     assert got.run is not None and got.task is not None
     store.finish_run(
         got.run.id,
-        RunEnd(outcome=Outcome.CONTINUED, ended_at=NOW, elapsed=0.0),
+        RunEnd(outcome=Outcome.INTERRUPTED, ended_at=NOW, elapsed=0.0),
         decide=lambda task, outcome, now: (State.QUEUED, task.due_at),
     )
     return statements

@@ -103,7 +103,6 @@ def test_a_job_runs_in_steps_over_several_ticks_carrying_its_state(project: Path
         job = tc.schedule(
             "reindex", call="jobs:counter", data={"to": 10, "step": 4, "log": str(log)}
         )
-        other = [tc.schedule(f"mail{i}", call="jobs:noop").id for i in range(2)]
     percents = []
     for _ in range(3):
         result = tick(project, "--module", "reindex")

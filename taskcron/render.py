@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
-from taskcron.model import Run, Task, format_duration
+from taskcron.model import Progress, Run, Task, format_duration
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -171,6 +171,9 @@ def task_table(tasks: Sequence[Task], *, out: Console | None = None) -> None:
     owned = any(task.owner is not None for task in tasks)
     if owned:
         columns.append(("owner", "left"))
+    progressing = any(task.progress is not None for task in tasks)
+    if progressing:
+        columns.append(("progress", "left"))
     table = Table(box=None, pad_edge=False, header_style="bold")
     for name, justify in columns:
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
@@ -189,8 +192,30 @@ def task_table(tasks: Sequence[Task], *, out: Console | None = None) -> None:
             cells += [Text(schedule), _outcome(task)]
         if owned:
             cells.append(Text("-" if task.owner is None else one_line(task.owner)))
+        if progressing:
+            cells.append(Text(progress_text(task.progress)))
         table.add_row(*cells)
     _print(out or console(), table)
+
+
+def progress_text(progress: Progress | None, *, long: bool = False) -> str:
+    """A compact progress cell: a ten-step bar and the percent, or `done/total` without one.
+
+    `long` adds the message and when it was reported.
+    """
+    if progress is None:
+        return "-"
+    percent = progress.percent
+    if percent is None:
+        text = f"{progress.done:g}" + ("" if progress.total is None else f"/{progress.total:g}")
+    else:
+        filled = int(percent // 10)
+        text = "#" * filled + "." * (10 - filled) + f" {percent:5.1f}%"
+    if long:
+        if progress.message:
+            text += f"  {one_line(progress.message)}"
+        text += f"  ({_when(progress.updated_at)})"
+    return text
 
 
 def _outcome(task: Task) -> Any:
@@ -264,6 +289,7 @@ def task_detail(task: Task, *, out: Console | None = None) -> None:
         *([("lateness", format_duration(task.max_lateness))] if task.max_lateness else []),
         *([("key", one_line(task.key))] if task.key is not None else []),
         *([("owner", one_line(task.owner))] if task.owner is not None else []),
+        *([("progress", progress_text(task.progress, long=True))] if task.progress else []),
         ("created", _when(task.created_at)),
         ("updated", _when(task.updated_at)),
         ("data", visible(data)),

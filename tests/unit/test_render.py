@@ -256,3 +256,18 @@ def test_list_shows_an_owner_column_only_when_a_task_has_an_owner() -> None:
         text = out.file.getvalue()  # type: ignore[attr-defined]
         assert ("owner" in text.splitlines()[0]) is expected
         assert ("session-42" in text) is expected
+
+
+def test_progress_is_a_compact_bar_in_list_and_a_line_in_show() -> None:
+    from taskcron.model import Progress
+
+    at = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
+    half = Progress(done=45, total=100, message="rows", updated_at=at)
+    assert render.progress_text(half) == "####......  45.0%"
+    assert render.progress_text(Progress(done=7, updated_at=at)) == "7"
+    assert render.progress_text(half, long=True).startswith("####......  45.0%  rows  (")
+    out = Console(file=io.StringIO(), width=140, color_system=None)
+    render.task_table([make_task(), make_task(id=8, progress=half)], out=out)
+    text = out.file.getvalue()  # type: ignore[attr-defined]
+    assert "progress" in text.splitlines()[0]
+    assert "####......  45.0%" in text

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -55,3 +57,30 @@ def test_the_example_crontab_is_what_generate_cron_writes(tmp_path: Path) -> Non
     generated = generated.replace(str(examples.parent), "/srv/shop")
     shown = (examples / "crontab.txt").read_text()
     assert shown.endswith(generated)
+
+
+def test_the_steps_example_imports_its_csv_in_several_steps(tmp_path: Path) -> None:
+    examples = tmp_path / "examples"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples", examples)
+    shutil.rmtree(examples / ".taskcron", ignore_errors=True)
+    env = clean_env(PATH=f"{Path(script()).parent}:{clean_env()['PATH']}")
+    subprocess.run(
+        ["sh", str(examples / "steps_demo.sh")],
+        env=env,
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    shown = subprocess.run(
+        [script(), "--config", str(examples / "taskcron.toml"), "show", "1", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    task = json.loads(shown.stdout)
+    assert task["state"] == "done"
+    assert task["result"]["rows"] == 5000
+    assert [r["outcome"] for r in task["runs"]][-1] == "done"
+    assert len(task["runs"]) >= 2
+    assert task["progress"]["percent"] == 100.0

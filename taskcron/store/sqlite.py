@@ -27,6 +27,7 @@ from taskcron.model import (
     Lanes,
     Next,
     Outcome,
+    Progress,
     Recurrence,
     Run,
     RunEnd,
@@ -132,8 +133,13 @@ CREATE INDEX pools_host ON pools (host);
 CREATE INDEX pools_expires ON pools (expires_at);
 """
 
+_TASK_PROGRESS = """
+-- How far a task got, as `Progress.to_json` in JSON: written by `save_progress`.
+ALTER TABLE tasks ADD COLUMN progress TEXT;
+"""
+
 #: MIGRATIONS[n] takes a store from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _TASK_PROGRESS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # --- SQL ----------------------------------------------------------------------
@@ -168,7 +174,7 @@ ROLLBACK = "ROLLBACK"
 # Columns: what `_task` and `_run` read.
 TASK_COLUMNS = (
     "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
-    " timeout, created_at, updated_at, result, schedule, max_lateness, key, owner,"
+    " timeout, created_at, updated_at, result, schedule, max_lateness, key, owner, progress,"
     " (SELECT outcome FROM runs WHERE runs.task_id = tasks.id ORDER BY runs.id DESC LIMIT 1)"
     " AS last_outcome"
 )
@@ -297,6 +303,9 @@ MOVE_TASK = (
     " attempts = CASE WHEN ? THEN 0 ELSE attempts END WHERE id = ?"
 )
 
+#: How far a task got, while the run is its current one.
+SET_PROGRESS = "UPDATE tasks SET progress = ? WHERE state = 'running' AND run_id = ?"
+
 # Pools.
 #: Pools whose lease ran out: dropped before a pool registers.
 DELETE_EXPIRED_POOLS = "DELETE FROM pools INDEXED BY pools_expires WHERE expires_at <= ?"
@@ -323,6 +332,7 @@ def from_micros(value: int) -> datetime:
 def _task(row: sqlite3.Row, runs: tuple[Run, ...] = ()) -> Task:
     """A task from a row of `TASK_COLUMNS`."""
     schedule, timeout, lateness = row["schedule"], row["timeout"], row["max_lateness"]
+    progress = row["progress"]
     return Task(
         id=row["id"],
         module=row["module"],
@@ -342,6 +352,7 @@ def _task(row: sqlite3.Row, runs: tuple[Run, ...] = ()) -> Task:
         max_lateness=None if lateness is None else timedelta(seconds=lateness),
         key=row["key"],
         owner=row["owner"],
+        progress=None if progress is None else Progress.from_json(json.loads(progress)),
         last_outcome=None if row["last_outcome"] is None else Outcome(row["last_outcome"]),
         runs=runs,
     )
@@ -953,6 +964,15 @@ class SqliteStore:
         """
         with self._transaction() as db:
             db.execute(SET_CHILD_PID, (pid, start, run_id))
+
+    def save_progress(self, run_id: int, progress: Progress) -> bool:
+        """Record how far a running run's task got; False when the run is no longer current.
+
+        The task keeps it once the run ends.
+        """
+        with self._transaction() as db:
+            cursor = db.execute(SET_PROGRESS, (json.dumps(progress.to_json()), run_id))
+            return cursor.rowcount == 1
 
     # --- pools ------------------------------------------------------------
 

@@ -284,15 +284,14 @@ def test_a_version_2_store_is_migrated_to_owners_child_starts_and_pools(tmp_path
 def test_a_version_3_store_is_migrated_to_progress_and_the_status_indexes(tmp_path: Path) -> None:
     path = tmp_path / "tasks.db"
     db = sqlite3.connect(path, isolation_level=None)
-    db.executescript(sqlite_module._V1 + sqlite_module._V2 + sqlite_module._V3)
+    db.executescript("".join(sqlite_module.MIGRATIONS[:3]))
     db.execute(
         "INSERT INTO tasks (module, title, target, data, priority, state, due_at, attempts,"
-        " max_attempts, created_at, updated_at, owner) VALUES"
-        " ('m', 'old', '{\"kind\": \"command\", \"value\": [\"true\"]}', '{}', 0,"
-        " 'failed', 0, 1, 1, 0, 0, 'ann')"
+        " max_attempts, created_at, updated_at, owner) VALUES ('m', 'old', ?, '{}', 0,"
+        " 'failed', 0, 1, 1, 0, 0, 'ann')",
+        ('{"kind": "command", "value": ["true"]}',),
     )
-    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-    db.execute("PRAGMA user_version = 3")
+    db.executescript(f"PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 3")
     db.close()
 
     with SqliteStore(path, host=HOST) as store:
@@ -300,13 +299,9 @@ def test_a_version_3_store_is_migrated_to_progress_and_the_status_indexes(tmp_pa
         (task,) = store.failures(Scope(), count=5)
         assert (task.title, task.owner, task.progress) == ("old", "ann", None)
         assert store.counts(Scope()) == {"m": {"failed": 1}}
+        indexes = store._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        assert {"tasks_module_state", "tasks_failed", "tasks_rerun"} <= {r[0] for r in indexes}
     assert pragma(path, "user_version") == SCHEMA_VERSION
-    db = sqlite3.connect(path)
-    try:
-        names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-    finally:
-        db.close()
-    assert {"tasks_module_state", "tasks_failed", "tasks_rerun"} <= names
 
 
 def test_a_failing_migration_changes_nothing(

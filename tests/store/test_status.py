@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,8 +32,10 @@ def run_to(store: Store, task: Task, outcome: Outcome | None, now: datetime) -> 
     return finished
 
 
-def move(store: Store, task: Task, to: State, action: str) -> Task:
-    return store.transition(task.id, action=action, allowed=(task.state,), to=to, now=T0)
+def move(store: Store, task: Task, to: State, *, now: datetime = T0, **fields: Any) -> Task:
+    """Put `task` in state `to` from whatever state it is in, with `transition`'s `fields`."""
+    state = store.get(task.id).state
+    return store.transition(task.id, action="move", allowed=(state,), to=to, now=now, **fields)
 
 
 # --- counts ---------------------------------------------------------------------------
@@ -50,8 +53,8 @@ def test_counts_give_each_module_its_tasks_by_state_leaving_out_empty_states(
     store.schedule(new_task("app.mail", due_at=at(1)), now=T0)
     done = store.schedule(new_task("billing"), now=T0)
     run_to(store, done, Outcome.DONE, at(2))
-    move(store, store.schedule(new_task("billing"), now=T0), State.PAUSED, "pause")
-    move(store, store.schedule(new_task("billing"), now=T0), State.CANCELLED, "cancel")
+    move(store, store.schedule(new_task("billing"), now=T0), State.PAUSED)
+    move(store, store.schedule(new_task("billing"), now=T0), State.CANCELLED)
     failed = store.schedule(new_task("reports"), now=T0)
     run_to(store, failed, Outcome.FAILED, at(3))
     running = store.schedule(new_task("sync"), now=T0)
@@ -91,9 +94,7 @@ def test_counts_cover_the_scope_and_nothing_else(
 def test_running_gives_each_running_task_with_only_its_current_run(store: Store) -> None:
     recurring = store.schedule(new_task("sync", recurrence=HOURLY), now=T0)
     run_to(store, recurring, Outcome.DONE, at(0))
-    store.transition(
-        recurring.id, action="test", allowed=(State.QUEUED,), to=State.QUEUED, now=T0, due_at=T0
-    )
+    move(store, recurring, State.QUEUED, due_at=T0)
     run_to(store, recurring, None, at(50))
     older = store.schedule(new_task("mail"), now=T0)
     run_to(store, older, None, at(10))
@@ -129,7 +130,7 @@ def test_next_due_gives_the_first_queued_tasks_by_due_time_then_id_across_module
         for module, times in dues.items()
         for due in times
     }
-    move(store, store.schedule(new_task("a", due_at=at(1)), now=T0), State.PAUSED, "pause")
+    move(store, store.schedule(new_task("a", due_at=at(1)), now=T0), State.PAUSED)
     running = store.schedule(new_task("e", due_at=at(0)), now=T0)
     run_to(store, running, None, at(0))
 
@@ -156,21 +157,12 @@ def test_failures_are_failed_tasks_and_waiting_tasks_whose_last_run_failed_newes
     retrying = run_to(store, retrying, Outcome.FAILED, at(20))
     recovered = store.schedule(new_task("d", recurrence=HOURLY), now=T0)
     run_to(store, recovered, Outcome.FAILED, at(1))
-    store.transition(
-        recovered.id, action="test", allowed=(State.QUEUED,), to=State.QUEUED, now=T0, due_at=T0
-    )
+    move(store, recovered, State.QUEUED, due_at=T0)
     run_to(store, recovered, Outcome.DONE, at(40))
     interrupted = store.schedule(new_task("e", max_attempts=2), now=T0)
     run_to(store, interrupted, Outcome.INTERRUPTED, at(50))
     retried = run_to(store, store.schedule(new_task("f"), now=T0), Outcome.FAILED, at(5))
-    store.transition(
-        retried.id,
-        action="retry",
-        allowed=(State.FAILED,),
-        to=State.QUEUED,
-        now=at(60),
-        reset_attempts=True,
-    )
+    move(store, retried, State.QUEUED, now=at(60), reset_attempts=True)
     run_to(store, store.schedule(new_task("g"), now=T0), Outcome.DONE, at(70))
 
     found = store.failures(EVERYTHING, count=5)
@@ -191,7 +183,7 @@ def test_failures_are_failed_tasks_and_waiting_tasks_whose_last_run_failed_newes
 def test_a_paused_task_whose_last_run_failed_stays_among_the_failures(store: Store) -> None:
     task = store.schedule(new_task("a", recurrence=HOURLY), now=T0)
     task = run_to(store, task, Outcome.FAILED, at(10))
-    paused = move(store, task, State.PAUSED, "pause")
+    paused = move(store, task, State.PAUSED)
 
     assert [(t.id, t.state) for t in store.failures(EVERYTHING, count=5)] == [
         (paused.id, State.PAUSED)

@@ -19,7 +19,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -78,6 +78,7 @@ Checks = list["Check"]
 INT64 = (-(2**63), 2**63 - 1)
 _KEY = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
 CRONTAB_LOCK = "crontab.lock"  #: In the home: held while a crontab is read and rewritten.
+STATUS_COUNT = 5  #: How many next due tasks, and how many failures, `status` shows.
 
 
 def utc_now() -> datetime:
@@ -180,6 +181,35 @@ def broken_config_report(error: errors.TaskcronError) -> CheckReport:
     return CheckReport(
         config=None, home=Path(config_module.DEFAULT_HOME).absolute(), checks=(check,)
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Status:
+    """What `taskcron status` shows of a scope, read at `read_at`.
+
+    `modules` counts tasks by module id and state (module ids and states
+    that have tasks); `running` are the running tasks, each with its current
+    run as its only run (its start and host), the oldest first; `next` the
+    first queued tasks by due time; `failures` the most recently updated
+    tasks that are `failed`, or waiting to run again after a run that failed
+    or timed out.
+    """
+
+    read_at: datetime  #: When it was read: a running task's elapsed time runs to it.
+    modules: Mapping[str, Mapping[str, int]]
+    running: tuple[Task, ...] = ()
+    next: tuple[Task, ...] = ()
+    failures: tuple[Task, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"modules": {MODULE: {STATE: COUNT}}, "running", "next", "failures": [TASK]}`,
+        each task as `show --json` prints it, without its runs."""
+        return {
+            "modules": {module: dict(counts) for module, counts in self.modules.items()},
+            "running": [task.to_json(runs=False) for task in self.running],
+            "next": [task.to_json(runs=False) for task in self.next],
+            "failures": [task.to_json(runs=False) for task in self.failures],
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -557,6 +587,35 @@ class TaskCron:
                 later = schedule_module.next_due(task.recurrence, due)
                 heapq.heappush(heap, (later, task.id, task))
         return found
+
+    def status(
+        self,
+        *,
+        modules: Iterable[str] = (),
+        excepts: Iterable[str] = (),
+        count: int = STATUS_COUNT,
+    ) -> Status:
+        """The tasks in scope at a glance, as `taskcron status` shows them.
+
+        Counts by module id and state, the running tasks with their current
+        runs, the next `count` queued tasks and the `count` latest failures
+        (see `Status`). Each part is one cheap read of the store, none loads
+        every task. Reads only: never creates a home or a store.
+        """
+        scope = Scope.parse(modules, excepts)
+        if _int64("count", count) < 0:
+            raise errors.InputError(f"invalid count {count}: must be 0 or more")
+        store = self._existing_store()
+        now = self.clock()
+        if store is None:
+            return Status(read_at=now, modules={})
+        return Status(
+            read_at=now,
+            modules=store.counts(scope),
+            running=tuple(store.running(scope)),
+            next=tuple(store.next_due(scope, count=count)),
+            failures=tuple(store.failures(scope, count=count)),
+        )
 
     def cancel(self, task_id: int) -> Task:
         """Withdraw a queued or paused task."""

@@ -7,6 +7,7 @@ stderr; `--debug` adds the traceback.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import click
 
 from taskcron import __version__, errors, render
-from taskcron.api import CronEdit, TaskCron, broken_config_report
+from taskcron.api import CronEdit, Status, TaskCron, broken_config_report
 from taskcron.lifecycle import TickResult
 from taskcron.model import Task
 
@@ -439,6 +440,45 @@ def next_(
         )
     else:
         render.upcoming_table(upcoming)
+
+
+@cli.command(short_help="Show tasks by module, what runs, what is next and what failed.")
+@module_option
+@except_option
+@click.option(
+    "--watch", is_flag=True, help="Redraw it in place twice a second until Ctrl-C (a terminal)."
+)
+@json_option
+@click.pass_context
+def status(
+    ctx: click.Context,
+    modules: tuple[str, ...],
+    excepts: tuple[str, ...],
+    watch: bool,
+    as_json: bool,
+) -> None:
+    """Show the tasks in scope at a glance: how many each module id has in each state, the
+    running tasks (progress, elapsed time, host), the next due tasks and the last failures.
+
+    At a terminal it draws panels; piped or with NO_COLOR, plain text. --watch redraws
+    it in place until Ctrl-C (it needs a terminal). Creates nothing.
+    """
+    if watch and as_json:
+        raise click.UsageError("--watch draws for people: give --watch or --json, not both")
+    if watch and not sys.stdout.isatty():
+        raise click.UsageError("--watch redraws a terminal, and stdout is not one")
+    app = _app(ctx)
+
+    def read() -> Status:
+        return app.status(modules=modules, excepts=excepts)
+
+    if as_json:
+        render.json_out(read().to_json())
+    elif not watch:
+        render.status_report(read())
+    else:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends
+            render.watch_status(read)
 
 
 @cli.command(short_help="Show one task with its runs.")

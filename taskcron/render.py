@@ -8,20 +8,23 @@ data, output, errors) is always given to rich as `Text`, never as markup:
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
+import time
 import traceback
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any
 
-from taskcron.model import Progress, Run, Task, format_duration
+from taskcron.model import Progress, Run, State, Task, format_duration
 
 if TYPE_CHECKING:
-    from rich.console import Console
+    from rich.console import Console, RenderableType
+    from rich.table import Table
 
-    from taskcron.api import Check
+    from taskcron.api import Check, Status
 
 PROG = "taskcron"
 DATA_PREVIEW = 2000  #: Characters of a task's data that `show` prints.
@@ -87,10 +90,13 @@ def check_report(checks: Sequence[Check], *, file: IO[str] | None = None) -> Non
         line(f"{status:<7}{item.name:<{width}}  {one_line(item.detail)}", file=file)
 
 
-def console(file: IO[str] | None = None, *, width: int | None = None) -> Console:
+def console(
+    file: IO[str] | None = None, *, width: int | None = None, plain: bool = False
+) -> Console:
     """A rich Console for people: colour on a terminal unless NO_COLOR is set; plain otherwise.
 
     Off a terminal the width is generous (or $COLUMNS), so that piped tables are not folded.
+    With `plain`, no style is written even at a terminal: no escape codes at all.
     """
     from rich.console import Console
 
@@ -98,7 +104,36 @@ def console(file: IO[str] | None = None, *, width: int | None = None) -> Console
     is_tty = hasattr(target, "isatty") and target.isatty()
     if width is None and not is_tty and "COLUMNS" not in os.environ:
         width = 200
-    return Console(file=target, width=width, highlight=False, emoji=False, markup=False)
+    return Console(
+        file=target,
+        width=width,
+        highlight=False,
+        emoji=False,
+        markup=False,
+        color_system=None if plain else "auto",
+    )
+
+
+def capture(renderable: Any, *, width: int = 100) -> str:
+    """What a terminal `width` columns wide shows of `renderable`, as text without styles.
+
+    For exact-string tests, as rich's own tests draw.
+    """
+    from rich.console import Console
+
+    con = Console(
+        file=io.StringIO(),
+        record=True,
+        width=width,
+        force_terminal=True,
+        color_system="truecolor",
+        legacy_windows=False,
+        highlight=False,
+        emoji=False,
+        markup=False,
+    )
+    con.print(renderable)
+    return con.export_text()
 
 
 _LEVEL_STYLES = {"debug": "dim", "info": "", "warning": "yellow", "error": "bold red"}
@@ -317,3 +352,174 @@ def task_detail(task: Task, *, out: Console | None = None) -> None:
         note = " (truncated)" if last.truncated else ""
         con.print(Text(f"output of attempt {last.attempt}{note}:", style="bold"))
         con.print(Text(visible(last.output_tail.rstrip("\n"))))
+
+
+# --- status ---------------------------------------------------------------------------
+
+WATCH_EVERY = 0.5  #: Seconds between two redraws of `status --watch`.
+BAR_WIDTH = 20  #: Columns of a running task's progress bar.
+
+
+def status_report(status: Status, *, file: IO[str] | None = None) -> None:
+    """`taskcron status` once: panels at a terminal; plain text, with no escape codes, when
+    `file` is not a terminal or NO_COLOR is set."""
+    target = file or sys.stdout
+    is_tty = hasattr(target, "isatty") and target.isatty()
+    if is_tty and not os.environ.get("NO_COLOR"):
+        console(target).print(status_view(status))
+        return
+    con = console(target, plain=True)
+    for number, (title, table) in enumerate(_status_parts(status, bars=False)):
+        if number:
+            line("", file=target)
+        if table is None:
+            line(f"{title}: none", file=target)
+        else:
+            line(title, file=target)
+            _print(con, table)
+
+
+def status_view(status: Status, *, width: int | None = None) -> RenderableType:
+    """The `status` layout: a panel each for the counts by module id, the running tasks (a
+    progress bar for each that reports its progress), the next due tasks and the last
+    failures; `width` columns wide, or as wide as the console."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.text import Text
+
+    panels = [
+        Panel(
+            Text("none", style="dim") if table is None else table,
+            title=Text(title, style="bold"),
+            title_align="left",
+            width=width,
+        )
+        for title, table in _status_parts(status, bars=True)
+    ]
+    return Group(*panels)
+
+
+def watch_status(
+    read: Callable[[], Status], *, every: float = WATCH_EVERY, out: Console | None = None
+) -> None:
+    """Draw `status_view(read())` in place, reading again every `every` seconds, until
+    interrupted: Ctrl-C's KeyboardInterrupt reaches the caller once the last view is left
+    on the screen."""
+    from rich.live import Live
+
+    con = out or console()
+    view = status_view(read())
+    with Live(view, console=con, auto_refresh=False) as live:
+        while True:
+            time.sleep(every)
+            live.update(status_view(read()), refresh=True)
+
+
+def _status_parts(status: Status, *, bars: bool) -> list[tuple[str, Table | None]]:
+    """Each part of the status view: its title, and its table (None when it has no rows)."""
+    return [
+        ("tasks by module", _counts_table(status) if status.modules else None),
+        ("running", _running_table(status, bars=bars) if status.running else None),
+        ("next due", _next_table(status.next) if status.next else None),
+        ("last failures", _failures_table(status.failures) if status.failures else None),
+    ]
+
+
+def _status_table(*columns: str) -> Table:
+    """A borderless table; a column whose name ends in `>` (dropped) is right-aligned."""
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name in columns:
+        right = name.endswith(">")
+        table.add_column(name.rstrip(">"), justify="right" if right else "left", overflow="fold")
+    return table
+
+
+def _counts_table(status: Status) -> Table:
+    from rich.text import Text
+
+    table = _status_table("module", *(f"{state.value}>" for state in State))
+    for module, counts in status.modules.items():
+        cells = [Text(module)]
+        for state in State:
+            count = counts.get(state.value, 0)
+            style = _STATE_STYLES.get(state.value, "") if count else "dim"
+            cells.append(Text(str(count), style=style))
+        table.add_row(*cells)
+    return table
+
+
+def _running_table(status: Status, *, bars: bool) -> Table:
+    from rich.text import Text
+
+    table = _status_table("id>", "module", "title", "progress", "elapsed>", "host")
+    for task in status.running:
+        run = task.last_run
+        table.add_row(
+            *_named(task),
+            _progress_cell(task.progress, bars=bars),
+            Text("-" if run is None else _elapsed(status.read_at - run.started_at)),
+            Text("-" if run is None else one_line(run.host)),
+        )
+    return table
+
+
+def _named(task: Task) -> list[Any]:
+    """A task's id, module id and title: the cells that name it in every list of the status."""
+    from rich.text import Text
+
+    return [Text(str(task.id)), Text(task.module), Text(one_line(task.title))]
+
+
+def _elapsed(delta: timedelta) -> str:
+    """Whole seconds: `0s`, `42s`, `1h2m3s`."""
+    return format_duration(timedelta(seconds=round(max(delta.total_seconds(), 0.0))))
+
+
+def _progress_cell(progress: Progress | None, *, bars: bool) -> Any:
+    """`40% 4/10 message` (`4 done message` without a total), after a bar when `bars` and
+    the progress has a total."""
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
+    if progress is None:
+        return Text("-")
+    words = []
+    if progress.percent is not None:
+        words.append(f"{_number(progress.percent)}%")
+    total = " done" if progress.total is None else f"/{_number(progress.total)}"
+    words.append(_number(progress.done) + total)
+    if progress.message:
+        words.append(one_line(progress.message))
+    text = Text(" ".join(words))
+    if not bars or progress.percent is None:
+        return text
+    cell = Table.grid(padding=(0, 1))
+    cell.add_row(ProgressBar(total=100, completed=progress.percent, width=BAR_WIDTH), text)
+    return cell
+
+
+def _number(value: float) -> str:
+    """`4` for 4.0, `2.5` for 2.5."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _next_table(tasks: Sequence[Task]) -> Table:
+    from rich.text import Text
+
+    table = _status_table("due", "id>", "module", "title")
+    for task in tasks:
+        table.add_row(Text(_when(task.due_at)), *_named(task))
+    return table
+
+
+def _failures_table(tasks: Sequence[Task]) -> Table:
+    from rich.text import Text
+
+    table = _status_table("when", "id>", "module", "title", "state", "last run")
+    for task in tasks:
+        state = Text(task.state.value, style=_STATE_STYLES.get(task.state.value, ""))
+        table.add_row(Text(_when(task.updated_at)), *_named(task), state, _outcome(task))
+    return table

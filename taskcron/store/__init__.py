@@ -247,6 +247,33 @@ class Store(Protocol):
         """Delete finished (done, failed, cancelled) tasks last updated before `before`."""
         ...
 
+    def counts(self, scope: Scope) -> dict[str, dict[str, int]]:
+        """How many tasks each module id in scope has in each state (the state's value).
+
+        Counted without loading a task. Module ids and states without tasks are left out.
+        """
+        ...
+
+    def running(self, scope: Scope) -> Tasks:
+        """The running tasks in scope, each with its current run as its only run.
+
+        The oldest run first.
+        """
+        ...
+
+    def next_due(self, scope: Scope, *, count: int) -> Tasks:
+        """The first `count` queued tasks in scope by due time, then id, due yet or not."""
+        ...
+
+    def failures(self, scope: Scope, *, count: int) -> Tasks:
+        """The `count` most recently updated tasks in scope that failed.
+
+        They are the tasks in state `failed`, and the queued or paused tasks
+        that will run again (a one-off task with attempts left, a recurring
+        task) whose last run failed or timed out.
+        """
+        ...
+
     def close(self) -> None:
         """Release the connection."""
         ...

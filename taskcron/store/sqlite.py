@@ -139,8 +139,18 @@ ALTER TABLE tasks ADD COLUMN steps INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN step_state TEXT;
 """
 
+_STATUS_INDEXES = """
+-- `status`: tasks counted by module and state from this index alone.
+CREATE INDEX tasks_module_state ON tasks (module, state);
+-- `status`: the failed tasks, the most recently updated first, with their module for the scope.
+CREATE INDEX tasks_failed ON tasks (state, updated_at, id, module) WHERE state = 'failed';
+-- `status`: tasks that ran and will run again (a one-off task with attempts left, a
+-- recurring task), among which are those whose last run failed.
+CREATE INDEX tasks_rerun ON tasks (state, module) WHERE attempts > 0 OR schedule IS NOT NULL;
+"""
+
 #: MIGRATIONS[n] takes a store from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _STATUS_INDEXES)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # --- SQL ----------------------------------------------------------------------
@@ -313,6 +323,36 @@ MOVE_TASK = (
     "UPDATE tasks SET state = ?, due_at = ?, updated_at = ?, run_id = NULL,"
     " lease_host = NULL, lease_pid = NULL, lease_expires_at = NULL,"
     " attempts = CASE WHEN ? THEN 0 ELSE attempts END WHERE id = ?"
+)
+
+# Status.
+#: Tasks by module and state in one range of module ids; `{range}`: MODULE_RANGE or MODULE_FROM.
+COUNT_TASKS = (
+    "SELECT module, state, count(*) AS tasks FROM tasks INDEXED BY tasks_module_state"
+    " WHERE {range} GROUP BY module, state"
+)
+MODULE_RANGE = "module >= ? AND module < ?"
+MODULE_FROM = "module >= ?"
+#: The running tasks in scope, with the id of their current run.
+SELECT_RUNNING_TASKS = (
+    f"SELECT {TASK_COLUMNS}, run_id FROM tasks WHERE state = 'running' AND {{scope}}"
+)
+#: A module's first queued tasks by due time, then id.
+MODULE_FIRST_QUEUED = (
+    "SELECT due_at, id FROM tasks INDEXED BY tasks_line WHERE state = 'queued' AND module = ?"
+    " ORDER BY due_at, id LIMIT ?"
+)
+#: The failed tasks in scope, the most recently updated first.
+LATEST_FAILED = (
+    "SELECT updated_at, id FROM tasks INDEXED BY tasks_failed WHERE state = 'failed'"
+    " AND {scope} ORDER BY updated_at DESC, id DESC LIMIT ?"
+)
+#: Waiting tasks in scope that will run again, and whose last run failed or timed out.
+WAITING_AFTER_FAILURE = (
+    "SELECT updated_at, id FROM tasks INDEXED BY tasks_rerun"
+    " WHERE state IN ('queued', 'paused') AND (attempts > 0 OR schedule IS NOT NULL)"
+    " AND {scope} AND (SELECT outcome FROM runs WHERE runs.task_id = tasks.id"
+    " ORDER BY runs.id DESC LIMIT 1) IN ('failed', 'timeout')"
 )
 
 # Pools.
@@ -998,6 +1038,62 @@ class SqliteStore:
         """
         with self._transaction() as db:
             db.execute(SET_CHILD_PID, (pid, start, run_id))
+
+    # --- status -----------------------------------------------------------
+
+    def counts(self, scope: Scope) -> dict[str, dict[str, int]]:
+        """How many tasks each module id in scope has in each state.
+
+        Read from an index of (module, state): no task is loaded. A module id
+        without tasks, and a state without tasks, are left out.
+        """
+        found: dict[str, dict[str, int]] = {}
+        with self._read() as db:
+            for low, high in _ranges(scope):
+                where, params = (
+                    (MODULE_FROM, [low]) if high is None else (MODULE_RANGE, [low, high])
+                )
+                for row in db.execute(COUNT_TASKS.format(range=where), params):
+                    if row["module"] in scope:
+                        found.setdefault(row["module"], {})[row["state"]] = row["tasks"]
+        return found
+
+    def running(self, scope: Scope) -> Tasks:
+        """The running tasks in scope, each with its current run as its only run, oldest first."""
+        where, params = _scope_sql(scope)
+        with self._read() as db:
+            rows = db.execute(SELECT_RUNNING_TASKS.format(scope=where), params).fetchall()
+            tasks = [_task(row, (self._load_run(db, row["run_id"]),)) for row in rows]
+        return sorted(tasks, key=lambda task: (task.runs[0].started_at, task.id))
+
+    def next_due(self, scope: Scope, *, count: int) -> Tasks:
+        """The first `count` queued tasks in scope by due time, then id (due or not).
+
+        Only the modules whose oldest queued task is among the first `count`
+        such heads are read further.
+        """
+        with self._read() as db:
+            heads = sorted((due, tid, module) for module, due, tid in self._heads(db, scope))
+            found = sorted(
+                (row["due_at"], row["id"])
+                for _, _, module in heads[:count]
+                for row in db.execute(MODULE_FIRST_QUEUED, (module, count))
+            )
+            return [self._load(db, task_id, runs=False) for _, task_id in found[:count]]
+
+    def failures(self, scope: Scope, *, count: int) -> Tasks:
+        """The `count` most recently updated tasks in scope that failed.
+
+        They are the tasks in state `failed`, and the queued or paused tasks
+        that will run again (a one-off task with attempts left, a recurring
+        task) whose last run failed or timed out.
+        """
+        where, params = _scope_sql(scope)
+        with self._read() as db:
+            failed = db.execute(LATEST_FAILED.format(scope=where), [*params, count]).fetchall()
+            waiting = db.execute(WAITING_AFTER_FAILURE.format(scope=where), params).fetchall()
+            newest = sorted(((r["updated_at"], r["id"]) for r in (*failed, *waiting)), reverse=True)
+            return [self._load(db, task_id, runs=False) for _, task_id in newest[:count]]
 
     # --- pools ------------------------------------------------------------
 

@@ -278,7 +278,30 @@ def test_a_version_2_store_is_migrated_to_owners_child_starts_and_pools(tmp_path
         assert store.list(scope=Scope(), states=(State.QUEUED,), owner="ann") == [owned]
         pool = PoolLease(host=HOST, pid=os.getpid(), scope=Scope(), expires_at=T0)
         assert store.register_pool(pool, now=T0 - timedelta(seconds=1)) is not None
-    assert pragma(path, "user_version") == SCHEMA_VERSION == 4
+    assert pragma(path, "user_version") == SCHEMA_VERSION
+
+
+def test_a_version_3_store_is_migrated_to_progress_and_the_status_indexes(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript("".join(sqlite_module.MIGRATIONS[:3]))
+    db.execute(
+        "INSERT INTO tasks (module, title, target, data, priority, state, due_at, attempts,"
+        " max_attempts, created_at, updated_at, owner) VALUES ('m', 'old', ?, '{}', 0,"
+        " 'failed', 0, 1, 1, 0, 0, 'ann')",
+        ('{"kind": "command", "value": ["true"]}',),
+    )
+    db.executescript(f"PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 3")
+    db.close()
+
+    with SqliteStore(path, host=HOST) as store:
+        assert store.migrated_from == 3
+        (task,) = store.failures(Scope(), count=5)
+        assert (task.title, task.owner, task.progress) == ("old", "ann", None)
+        assert store.counts(Scope()) == {"m": {"failed": 1}}
+        indexes = store._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        assert {"tasks_module_state", "tasks_failed", "tasks_rerun"} <= {r[0] for r in indexes}
+    assert pragma(path, "user_version") == SCHEMA_VERSION
 
 
 def test_a_failing_migration_changes_nothing(

@@ -212,3 +212,34 @@ def test_listing_an_owners_tasks_searches_its_index(tmp_path: Path) -> None:
         steps = plan(store, listing)
         assert steps[0].startswith("SEARCH tasks USING INDEX tasks_owner"), steps
         assert not any("SCAN" in step for step in steps), steps
+
+
+@pytest.mark.parametrize("scope", SCOPES, ids=repr)
+def test_what_status_reads_only_searches_indexes(
+    stores: dict[int, SqliteStore], scope: Scope
+) -> None:
+    store = stores[2000]
+    with tracing(store) as statements:
+        counts = store.counts(scope)
+        store.running(scope)
+        due = store.next_due(scope, count=5)
+        failed = store.failures(scope, count=5)
+
+    assert counts and len(due) == 5 and len(failed) == 5
+    assert searched(store, statements) >= 2 + 5 + 2 + 5
+    for sql in (sqlite.COUNT_TASKS, sqlite.LATEST_FAILED, sqlite.WAITING_AFTER_FAILURE):
+        head = sql.partition("{")[0]
+        assert any(s.startswith(head) for s in statements), sql
+
+
+def test_counting_tasks_reads_the_module_and_state_index_alone(
+    stores: dict[int, SqliteStore],
+) -> None:
+    store = stores[2000]
+    with tracing(store) as statements:
+        store.counts(Scope(modules=("app", "reports"), excepts=("app.mail",)))
+
+    assert len(statements) == 4  # BEGIN, one count a range of module ids, COMMIT
+    for statement in statements[1:-1]:
+        (step,) = plan(store, statement)
+        assert step.startswith("SEARCH tasks USING COVERING INDEX tasks_module_state"), step

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import time
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,14 +17,8 @@ from taskcron.model import Outcome, Run, State, Target, Task
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture(autouse=True)
-def utc_local_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Times are drawn in local time; make that UTC so the output is the same everywhere."""
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+#: Times are drawn in local time: UTC here, so the output is the same everywhere.
+pytestmark = pytest.mark.usefixtures("utc_local_time")
 
 
 def make_task(**overrides: Any) -> Task:

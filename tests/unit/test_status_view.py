@@ -1,0 +1,197 @@
+"""What `status` draws: panels at a terminal (with progress bars), plain text otherwise.
+
+The tasks are built by hand, with progress as a handler would report it.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from taskcron import render
+from taskcron.api import Status
+from taskcron.model import Outcome, Progress, Run, State, Target, Task
+from tests.conftest import T0
+
+#: Times are drawn in local time: UTC here, so the output is the same everywhere.
+pytestmark = pytest.mark.usefixtures("utc_local_time")
+
+
+def task(task_id: int, module: str, title: str, **fields: Any) -> Task:
+    return Task(
+        id=task_id,
+        module=module,
+        title=title,
+        target=Target.call("shop.tasks:run"),
+        due_at=fields.pop("due_at", T0),
+        created_at=T0,
+        updated_at=fields.pop("updated_at", T0),
+        **fields,
+    )
+
+
+def running(task_id: int, module: str, title: str, progress: Progress | None) -> Task:
+    run = Run(id=task_id, task_id=task_id, attempt=1, started_at=T0, host="web-1", pid=4242)
+    return task(task_id, module, title, state=State.RUNNING, progress=progress, runs=(run,))
+
+
+STATUS = Status(
+    read_at=T0 + timedelta(minutes=2, seconds=5),
+    modules={
+        "billing.eu": {"queued": 1, "failed": 1},
+        "shop": {"queued": 2, "running": 1, "done": 12, "paused": 1},
+        "shop.mail": {"running": 1, "cancelled": 3},
+    },
+    running=(
+        running(7, "shop", "sync catalogue", Progress(done=4, total=10, updated_at=T0)),
+        running(9, "shop.mail", "newsletter", Progress(done=250, message="sent", updated_at=T0)),
+    ),
+    next=(
+        task(3, "shop", "restock", due_at=T0 + timedelta(minutes=5)),
+        task(4, "billing.eu", "invoices", due_at=T0 + timedelta(hours=1)),
+    ),
+    failures=(
+        task(
+            5,
+            "billing.eu",
+            "charge card",
+            state=State.FAILED,
+            last_outcome=Outcome.TIMEOUT,
+            updated_at=T0 + timedelta(seconds=30),
+        ),
+    ),
+)
+
+TERMINAL = """\
+╭─ tasks by module ────────────────────────────────────────────────────────────────────────────────╮
+│ module      queued  running  done  failed  cancelled  paused                                     │
+│ billing.eu       1        0     0       1          0       0                                     │
+│ shop             2        1    12       0          0       1                                     │
+│ shop.mail        0        1     0       0          3       0                                     │
+╰──────────────────────────────────────────────────────────────────────────────────────────────────╯
+╭─ running ────────────────────────────────────────────────────────────────────────────────────────╮
+│ id  module     title           progress                       elapsed  host                      │
+│  7  shop       sync catalogue  ━━━━━━━━╺━━━━━━━━━━━ 40% 4/10     2m5s  web-1                     │
+│  9  shop.mail  newsletter      250 done sent                     2m5s  web-1                     │
+╰──────────────────────────────────────────────────────────────────────────────────────────────────╯
+╭─ next due ───────────────────────────────────────────────────────────────────────────────────────╮
+│ due                  id  module      title                                                       │
+│ 2026-01-05 12:05:00   3  shop        restock                                                     │
+│ 2026-01-05 13:00:00   4  billing.eu  invoices                                                    │
+╰──────────────────────────────────────────────────────────────────────────────────────────────────╯
+╭─ last failures ──────────────────────────────────────────────────────────────────────────────────╮
+│ when                 id  module      title        state   last run                               │
+│ 2026-01-05 12:00:30   5  billing.eu  charge card  failed  timeout                                │
+╰──────────────────────────────────────────────────────────────────────────────────────────────────╯
+"""
+
+PLAIN = """\
+tasks by module
+module      queued  running  done  failed  cancelled  paused
+billing.eu       1        0     0       1          0       0
+shop             2        1    12       0          0       1
+shop.mail        0        1     0       0          3       0
+
+running
+id  module     title           progress       elapsed  host
+ 7  shop       sync catalogue  40% 4/10          2m5s  web-1
+ 9  shop.mail  newsletter      250 done sent     2m5s  web-1
+
+next due
+due                  id  module      title
+2026-01-05 12:05:00   3  shop        restock
+2026-01-05 13:00:00   4  billing.eu  invoices
+
+last failures
+when                 id  module      title        state   last run
+2026-01-05 12:00:30   5  billing.eu  charge card  failed  timeout
+"""
+
+
+class Tty(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def report(status: Status, stream: io.StringIO) -> str:
+    render.status_report(status, file=stream)
+    return stream.getvalue()
+
+
+def test_the_view_at_a_terminal_draws_a_panel_a_part_and_a_bar_for_progress_with_a_total() -> None:
+    assert render.capture(render.status_view(STATUS), width=100) == TERMINAL
+
+
+def test_the_bar_follows_the_progress() -> None:
+    half = Progress(done=5, total=10, updated_at=T0)
+    status = Status(read_at=T0, modules={}, running=(running(7, "shop", "sync", half),))
+
+    drawn = render.capture(render.status_view(status), width=100).splitlines()[5]
+
+    assert "│  7  shop    sync   ━━━━━━━━━━╺━━━━━━━━━ 50% 5/10       0s  web-1 " in drawn
+
+
+def test_the_view_keeps_to_the_width_it_is_given() -> None:
+    lines = render.capture(render.status_view(STATUS, width=80), width=100).splitlines()
+
+    assert {len(line) for line in lines} == {80}
+
+
+def test_piped_the_report_is_plain_text_with_every_part() -> None:
+    text = report(STATUS, io.StringIO())
+
+    assert text == PLAIN
+
+
+def test_at_a_terminal_the_report_draws_panels_unless_no_color_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert "╭─" in report(STATUS, Tty())
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert report(STATUS, Tty()) == PLAIN
+
+
+def test_an_empty_status_says_none_for_each_part() -> None:
+    text = report(Status(read_at=T0, modules={}), io.StringIO())
+
+    assert text == (
+        "tasks by module: none\n\nrunning: none\n\nnext due: none\n\nlast failures: none\n"
+    )
+
+
+@pytest.mark.parametrize("title", ["[bold]x[/]", "a\x1b[31mred"])
+def test_text_from_tasks_is_drawn_literally(title: str) -> None:
+    shown = render.one_line(title)
+    status = Status(
+        read_at=T0,
+        modules={"shop": {"running": 1}},
+        running=(running(7, "shop", title, Progress(done=1, message=title, updated_at=T0)),),
+    )
+
+    assert f"{shown}  1 done {shown}" in render.capture(render.status_view(status))
+    assert f"{shown}  1 done {shown}" in report(status, io.StringIO())
+
+
+def test_status_json_has_the_counts_and_each_task_without_its_runs() -> None:
+    obj = STATUS.to_json()
+
+    assert list(obj) == ["modules", "running", "next", "failures"]
+    assert obj["modules"] == STATUS.modules
+    assert obj["running"] == [t.to_json(runs=False) for t in STATUS.running]
+    assert obj["running"][0]["progress"]["percent"] == 40.0
+    assert [t["id"] for t in obj["next"]] == [3, 4]
+    assert [t["id"] for t in obj["failures"]] == [5]
+
+
+def test_the_readme_shows_what_status_prints() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+
+    assert f"$ taskcron status | cat\n{PLAIN}```" in readme

@@ -26,6 +26,7 @@ from tests.bench.harness import (
     Figures,
     Params,
     Row,
+    Skipped,
     Target,
     Timing,
     clean_env,
@@ -69,7 +70,10 @@ def build(python: str, workdir: Path) -> Target:
 
 
 def measure(row: Row, params: Params, target: Target, scratch: Path) -> Figures:
-    """Run `row` with `params` against `target`, in a child of its interpreter if need be."""
+    """Run `row` with `params` against `target`, in a child of its interpreter if need be.
+
+    `Skipped` when the row cannot be measured there.
+    """
     scratch.mkdir(parents=True)
     if not row.in_target:
         return row.measure(Bench(target=target, runs=params["runs"], scratch=scratch), params)
@@ -83,6 +87,8 @@ def measure(row: Row, params: Params, target: Target, scratch: Path) -> Figures:
     }
     _quietly([target.python, "-c", _CHILD, str(ROOT), json.dumps(order)], cwd=scratch)
     figures = json.loads(out.read_text())
+    if "skipped" in figures:
+        raise Skipped(figures["skipped"])
     return Figures(value=Timing(**figures["value"]), floor=Timing(**figures["floor"]))
 
 
@@ -96,8 +102,12 @@ def child(order_json: str) -> None:
         raise RuntimeError(f"imported taskcron from {taskcron.__file__}, not {target.taskcron}")
     params = order["params"]
     bench = Bench(target=target, runs=params["runs"], scratch=Path(order["scratch"]))
-    figures = rows()[order["row"]].measure(bench, params)
-    Path(order["out"]).write_text(json.dumps(asdict(figures)))
+    figures: dict[str, object]
+    try:
+        figures = asdict(rows()[order["row"]].measure(bench, params))
+    except Skipped as exc:
+        figures = {"skipped": str(exc)}
+    Path(order["out"]).write_text(json.dumps(figures))
 
 
 def _target(python: str, script: str, *, cwd: Path) -> Target:

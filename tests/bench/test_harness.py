@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench import __main__ as command
+from tests.bench.harness import Bench, Figures, Params, Row, Skipped
+
 ROOT = Path(__file__).parents[2]
 
 
@@ -53,3 +56,27 @@ def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
     done = bench(*args)
     assert done.returncode == 2
     assert message in done.stderr
+
+
+def test_a_row_that_cannot_be_measured_here_is_skipped_saying_why(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def measure(bench: Bench, params: Params) -> Figures:
+        raise Skipped("no such peer here")
+
+    peer = Row(
+        name="peer",
+        title="a peer",
+        floor="it",
+        goal=1.0,
+        unit="ms",
+        quick={"runs": 1},
+        full={"runs": 1},
+        measure=measure,
+        in_target=False,
+    )
+    monkeypatch.setattr(command, "rows", lambda: {"peer": peer})
+    assert command.main(["--quick"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].split() == ["peer", "a", "peer", "skipped:", "no", "such", "peer", "here"]
+    assert lines[-1] == "goals met: 0 of 0 (1 skipped)"

@@ -2,8 +2,9 @@
 
 --quick measures this environment: the interpreter running the harness and
 the `taskcron` script beside it. The full run builds a virtual environment
-with a regular (non-editable) install of a copy of this checkout and measures
-that, since an editable install's import hook adds to every start.
+with a regular (non-editable) install of a copy of this checkout, with the
+`bench` extra (the peers compared against), and measures that, since an
+editable install's import hook adds to every start.
 
 A row that imports taskcron (`in_target`) runs in a child of the target's
 interpreter, started outside the checkout with the checkout appended to
@@ -53,7 +54,8 @@ def current(workdir: Path) -> Target:
 
 
 def build(python: str, workdir: Path) -> Target:
-    """A new virtual environment in `workdir` made by `python`, with taskcron installed from a copy.
+    """A new virtual environment in `workdir` made by `python`, with taskcron and its `bench`
+    extra installed from a copy.
 
     pip builds in the source tree, so it builds a copy and the checkout stays
     untouched.
@@ -62,7 +64,9 @@ def build(python: str, workdir: Path) -> Target:
     shutil.copytree(ROOT, source, ignore=_not_source)
     venv = workdir / "venv"
     _quietly([python, "-m", "venv", str(venv)], cwd=workdir)
-    _quietly([str(venv / "bin" / "python"), "-m", "pip", "install", str(source)], cwd=workdir)
+    _quietly(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", f"{source}[bench]"], cwd=workdir
+    )
     target = _target(str(venv / "bin" / "python"), str(venv / "bin" / "taskcron"), cwd=workdir)
     if not Path(target.taskcron).resolve().is_relative_to(venv.resolve()):
         raise RuntimeError(f"the new environment imports taskcron from {target.taskcron}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.bench import __main__ as command
-from tests.bench.harness import Bench, Figures, Params, Row, Skipped
+from tests.bench.harness import Bench, Figures, Params, Skipped, rows
 
 ROOT = Path(__file__).parents[2]
 
@@ -64,17 +65,7 @@ def test_a_row_that_cannot_be_measured_here_is_skipped_saying_why(
     def measure(bench: Bench, params: Params) -> Figures:
         raise Skipped("no such peer here")
 
-    peer = Row(
-        name="peer",
-        title="a peer",
-        floor="it",
-        goal=1.0,
-        unit="ms",
-        quick={"runs": 1},
-        full={"runs": 1},
-        measure=measure,
-        in_target=False,
-    )
+    peer = dataclasses.replace(rows()["tick"], name="peer", title="a peer", measure=measure)
     monkeypatch.setattr(command, "rows", lambda: {"peer": peer})
     assert command.main(["--quick"]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -3,8 +3,8 @@
 The latency is from just before `schedule` to the task's first line (its
 `time.time()`), the median over tasks scheduled at random points of the
 poll cycle; there is no natural floor, so the ratio is latency / poll. The
-full run uses the default poll, 1 s, what users get; --quick uses 100 ms to
-stay short. At the end `work` is stopped with SIGTERM and must exit 0. Runs
+full run polls every 1 s, the default and so what users get; --quick every
+100 ms, to stay short. At the end `work` is stopped with SIGTERM and must exit 0. Runs
 in the target's interpreter (it schedules through the API).
 """
 

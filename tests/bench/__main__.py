@@ -3,8 +3,9 @@
     python -m tests.bench [--quick] [--rows NAME,...] [--runs N] [--json FILE] [--python PATH]
 
 Every row is a ratio against a floor measured in the same run, with a goal.
-A missed goal is reported, never a failure: the exit status is 0 unless the
-harness itself breaks. tests/bench/harness.py says how to add a row.
+A missed goal is reported, never a failure, and so is a row that cannot be
+measured here (skipped, saying why): the exit status is 0 unless the harness
+itself breaks. tests/bench/harness.py says how to add a row.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tests.bench.harness import UNITS, Figures, Params, Row, rows
+from tests.bench.harness import UNITS, Figures, Params, Row, Skipped, rows
 from tests.bench.install import build, current, measure
 
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         left = sorted(set(names) - {row.name for row in chosen})
         print(f"not measured with --quick: {', '.join(left)}", file=sys.stderr)
     mode = "quick" if args.quick else "full"
-    results = []
+    results, skipped = [], 0
     with tempfile.TemporaryDirectory(prefix="taskcron-bench-") as tmp:
         workdir = Path(tmp)
         if args.quick:
@@ -50,11 +51,16 @@ def main(argv: list[str] | None = None) -> int:
         table = _Table(chosen, quick=args.quick, runs=args.runs)
         for row in chosen:
             params = row.params(quick=args.quick, runs=args.runs)
-            figures = measure(row, params, target, workdir / "rows" / row.name)
+            try:
+                figures = measure(row, params, target, workdir / "rows" / row.name)
+            except Skipped as exc:
+                skipped += 1
+                table.skipped(row, params, str(exc))
+                continue
             results.append(_result(row, params, figures, mode))
             table.line(results[-1])
     met = sum(result["met"] for result in results)
-    print(f"goals met: {met} of {len(results)}")
+    print(f"goals met: {met} of {len(results)}" + (f" ({skipped} skipped)" if skipped else ""))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
@@ -130,6 +136,10 @@ class _Table:
             ),
             flush=True,
         )
+
+    def skipped(self, row: Row, params: Params, why: str) -> None:
+        title = row.title.format(**params)
+        print(f"{row.name:<{self.name}}  {title:<{self.title}}  skipped: {why}", flush=True)
 
     def _format(self, *cells: str) -> str:
         name, title, value, floor, ratio, goal, verdict = cells

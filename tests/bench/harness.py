@@ -6,7 +6,9 @@ module of tests/bench/rows/ (every module there is loaded), registered with
 `@row(name=..., title=..., floor=..., goal=..., unit=..., quick=..., full=...)`.
 It gets a `Bench` and its parameters, sets up what it needs in
 `bench.directory(...)`, and returns `bench.time(subject, floor)`, where each
-is a `bench.command(...)` or a callable. rows/tick.py is the smallest.
+is a `bench.command(...)` or a callable. rows/tick.py is the smallest. A row
+that cannot be measured here (a peer that is not installed) raises `Skipped`
+saying why, and the table says so in its line.
 
 The harness picks the parameters, reports value / floor against the goal and
 never fails on a missed goal. Only ratios mean anything: the machines these
@@ -90,6 +92,10 @@ class Command:
 
 
 Subject = Command | Callable[[], object]
+
+
+class Skipped(Exception):
+    """This row cannot be measured here; the message says why."""
 
 
 def clean_env(**extra: str) -> dict[str, str]:

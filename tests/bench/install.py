@@ -2,8 +2,9 @@
 
 --quick measures this environment: the interpreter running the harness and
 the `taskcron` script beside it. The full run builds a virtual environment
-with a regular (non-editable) install of a copy of this checkout and measures
-that, since an editable install's import hook adds to every start.
+with a regular (non-editable) install of a copy of this checkout, with the
+`bench` extra (the peers compared against), and measures that, since an
+editable install's import hook adds to every start.
 
 A row that imports taskcron (`in_target`) runs in a child of the target's
 interpreter, started outside the checkout with the checkout appended to
@@ -26,6 +27,7 @@ from tests.bench.harness import (
     Figures,
     Params,
     Row,
+    Skipped,
     Target,
     Timing,
     clean_env,
@@ -52,7 +54,8 @@ def current(workdir: Path) -> Target:
 
 
 def build(python: str, workdir: Path) -> Target:
-    """A new virtual environment in `workdir` made by `python`, with taskcron installed from a copy.
+    """A new virtual environment in `workdir` made by `python`, with taskcron and its `bench`
+    extra installed from a copy.
 
     pip builds in the source tree, so it builds a copy and the checkout stays
     untouched.
@@ -61,7 +64,9 @@ def build(python: str, workdir: Path) -> Target:
     shutil.copytree(ROOT, source, ignore=_not_source)
     venv = workdir / "venv"
     _quietly([python, "-m", "venv", str(venv)], cwd=workdir)
-    _quietly([str(venv / "bin" / "python"), "-m", "pip", "install", str(source)], cwd=workdir)
+    _quietly(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", f"{source}[bench]"], cwd=workdir
+    )
     target = _target(str(venv / "bin" / "python"), str(venv / "bin" / "taskcron"), cwd=workdir)
     if not Path(target.taskcron).resolve().is_relative_to(venv.resolve()):
         raise RuntimeError(f"the new environment imports taskcron from {target.taskcron}")
@@ -69,7 +74,10 @@ def build(python: str, workdir: Path) -> Target:
 
 
 def measure(row: Row, params: Params, target: Target, scratch: Path) -> Figures:
-    """Run `row` with `params` against `target`, in a child of its interpreter if need be."""
+    """Run `row` with `params` against `target`, in a child of its interpreter if need be.
+
+    `Skipped` when the row cannot be measured there.
+    """
     scratch.mkdir(parents=True)
     if not row.in_target:
         return row.measure(Bench(target=target, runs=params["runs"], scratch=scratch), params)
@@ -83,6 +91,8 @@ def measure(row: Row, params: Params, target: Target, scratch: Path) -> Figures:
     }
     _quietly([target.python, "-c", _CHILD, str(ROOT), json.dumps(order)], cwd=scratch)
     figures = json.loads(out.read_text())
+    if "skipped" in figures:
+        raise Skipped(figures["skipped"])
     return Figures(value=Timing(**figures["value"]), floor=Timing(**figures["floor"]))
 
 
@@ -96,8 +106,12 @@ def child(order_json: str) -> None:
         raise RuntimeError(f"imported taskcron from {taskcron.__file__}, not {target.taskcron}")
     params = order["params"]
     bench = Bench(target=target, runs=params["runs"], scratch=Path(order["scratch"]))
-    figures = rows()[order["row"]].measure(bench, params)
-    Path(order["out"]).write_text(json.dumps(asdict(figures)))
+    figures: dict[str, object]
+    try:
+        figures = asdict(rows()[order["row"]].measure(bench, params))
+    except Skipped as exc:
+        figures = {"skipped": str(exc)}
+    Path(order["out"]).write_text(json.dumps(figures))
 
 
 def _target(python: str, script: str, *, cwd: Path) -> Target:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.bench import __main__ as command
+from tests.bench.harness import Bench, Figures, Params, Skipped, rows
 
 ROOT = Path(__file__).parents[2]
 
@@ -53,3 +57,17 @@ def test_bad_arguments_are_usage_errors(args: list[str], message: str) -> None:
     done = bench(*args)
     assert done.returncode == 2
     assert message in done.stderr
+
+
+def test_a_row_that_cannot_be_measured_here_is_skipped_saying_why(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def measure(bench: Bench, params: Params) -> Figures:
+        raise Skipped("no such peer here")
+
+    peer = dataclasses.replace(rows()["tick"], name="peer", title="a peer", measure=measure)
+    monkeypatch.setattr(command, "rows", lambda: {"peer": peer})
+    assert command.main(["--quick"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].split() == ["peer", "a", "peer", "skipped:", "no", "such", "peer", "here"]
+    assert lines[-1] == "goals met: 0 of 0 (1 skipped)"

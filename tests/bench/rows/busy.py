@@ -1,0 +1,56 @@
+"""A `taskcron tick` that runs a task: forking a registered no-op costs about what an idle
+tick does. Two rows: against an idle tick, and against the `tick` row's floor.
+
+Runs in the target's interpreter (it schedules through the API).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tests.bench import project
+from tests.bench.harness import Bench, Command, Figures, Measure, Params, row
+
+
+def busy_tick(bench: Bench) -> Command:
+    """A `taskcron tick` command whose home holds a due `@task` no-op for every run it makes."""
+    busy = project.make(bench.directory("busy"))
+    project.schedule(busy, bench.warmup + bench.runs, task="noop")
+    return bench.command(bench.script, "tick", home=busy.home)
+
+
+def idle_tick(bench: Bench) -> Command:
+    """An idle `taskcron tick` of a home with the same config (listing the handler's module)."""
+    idle = project.make(bench.directory("idle"))
+    return bench.command(bench.script, "tick", home=idle.home)
+
+
+def python_start(bench: Bench) -> Command:
+    """Starting Python with click and sqlite3 imported, which every command of ours pays."""
+    return bench.command(bench.python, "-c", "import click, sqlite3", home=bench.scratch)
+
+
+def against(floor: Callable[[Bench], Command]) -> Measure:
+    """A row that times a busy tick against `floor`."""
+
+    def measure(bench: Bench, params: Params) -> Figures:
+        return bench.time(busy_tick(bench), floor(bench))
+
+    return measure
+
+
+ROWS = (
+    ("busy", "idle tick", "an idle taskcron tick, same config", 1.25, idle_tick),
+    ("busy-floor", "floor", "python -c 'import click, sqlite3'", 1.5, python_start),
+)
+for name, versus, floor, goal, measure_floor in ROWS:
+    row(
+        name=name,
+        title=f"busy tick (one no-op task) vs {versus}",
+        floor=floor,
+        goal=goal,
+        unit="ms",
+        quick={"runs": 2},
+        full={"runs": 21},
+        in_target=True,
+    )(against(measure_floor))

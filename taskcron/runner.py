@@ -719,9 +719,15 @@ def process_start(pid: int) -> str | None:
     Together with the pid it names one process: a pid reused later starts later.
     """
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
     except OSError:
         return None
+    try:
+        stat = os.read(fd, 4096).decode(errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     # The command name (field 2) is in parentheses and may hold spaces.
     fields = stat.rpartition(")")[2].split()
     return fields[19] if len(fields) > 19 else None

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any
 
-from taskcron.model import Progress, Run, State, Task, format_duration
+from taskcron.model import Outcome, Progress, Run, State, Task, format_duration
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -186,7 +186,9 @@ def task_table(tasks: Sequence[Task], *, out: Console | None = None) -> None:
     """The `list` table: id, module, title, state, priority, due, attempts.
 
     When any task listed recurs, two more columns: its schedule and how its
-    last run ended; when any has an owner, an owner column.
+    last run ended (the last one too when a step of a long job asked to
+    continue); when any has an owner, an owner column; when any reported
+    progress, a progress column.
     """
     from rich.table import Table
     from rich.text import Text
@@ -202,7 +204,10 @@ def task_table(tasks: Sequence[Task], *, out: Console | None = None) -> None:
         ("attempts", "right"),
     ]
     if recurring:
-        columns += [("schedule", "left"), ("last", "left")]
+        columns.append(("schedule", "left"))
+    last = recurring or any(task.last_outcome is Outcome.CONTINUED for task in tasks)
+    if last:
+        columns.append(("last", "left"))
     owned = any(task.owner is not None for task in tasks)
     if owned:
         columns.append(("owner", "left"))
@@ -223,8 +228,9 @@ def task_table(tasks: Sequence[Task], *, out: Console | None = None) -> None:
             Text(f"{task.attempts}/{task.max_attempts}"),
         ]
         if recurring:
-            schedule = "-" if task.recurrence is None else one_line(str(task.recurrence))
-            cells += [Text(schedule), _outcome(task)]
+            cells.append(Text("-" if task.recurrence is None else one_line(str(task.recurrence))))
+        if last:
+            cells.append(_outcome(task))
         if owned:
             cells.append(Text("-" if task.owner is None else one_line(task.owner)))
         if progressing:

@@ -257,3 +257,13 @@ def test_a_state_that_is_not_json_fails_the_step_and_keeps_the_previous_one(
     result = taskcron_in(project, "tick")
     assert result.returncode == 1
     assert "ctx.state cannot be saved as a JSON object" in result.stderr
+
+
+def test_a_continued_task_lists_as_queued_with_its_last_run_continued(project: Path) -> None:
+    assert taskcron_in(project, "schedule", "m", "--call", "jobs:forever").returncode == 0
+    tick(project)
+    listed = taskcron_in(project, "list").stdout.splitlines()
+    header, row = listed[0].split(), listed[1].split()
+    assert header[-1] == "last"
+    assert row[3] == "queued"
+    assert row[-1] == "continued"

@@ -360,6 +360,14 @@ class _Watcher:
                 render.line(render.one_line(text), file=sys.stdout)
 
 
+def _ctrl_c_interrupts() -> None:
+    """Make Ctrl-C (SIGINT) end a command that waits for it, even when it was started with
+    SIGINT ignored (as a shell starts a job in the background): Python then keeps it ignored."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _die_of(number: int) -> None:
     """End the process by signal `number`, as shells and supervisors expect of a stopped job."""
     import os
@@ -477,6 +485,7 @@ def status(
     elif not watch:
         render.status_report(read())
     else:
+        _ctrl_c_interrupts()
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a watch ends
             render.watch_status(read)
 
@@ -583,6 +592,7 @@ def log(
         "since": since,
     }
     if follow:
+        _ctrl_c_interrupts()
         batches = app.follow_log(count, keep=app.log_filter(**wanted))
     else:
         batches = iter([app.log(count, **wanted)])

@@ -13,6 +13,7 @@ import pty
 import select
 import signal
 import subprocess
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -227,9 +228,11 @@ class Terminal:
             self.seen += os.read(self.primary, 65536)
 
     def read_to_end(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
         while True:
-            ready, _, _ = select.select([self.primary], [], [], timeout)
-            assert ready, f"still drawing after {timeout}s"
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.primary], [], [], max(left, 0))
+            assert ready and left > 0, f"still drawing after {timeout}s"
             try:
                 chunk = os.read(self.primary, 65536)
             except OSError:  # the terminal's other side closed: the process is gone

@@ -304,12 +304,13 @@ def tick(
     With --workers N it runs up to N at once, one task per module id unless
     config [lanes] widens it; one such pool serves a scope on a host at a time.
     """
-    if max_tasks is not None and not (drain or (workers or 0) > 1):
+    pooled = drain or (workers is not None and workers != 1)  # a bad size is the API's to refuse
+    if max_tasks is not None and not pooled:
         raise click.UsageError("--max-tasks goes with --drain or --workers")
     app = _app(ctx)
     watcher = _Watcher(show_output=sys.stdout.isatty()) if verbose and not as_json else None
     where: dict[str, Any] = {"modules": modules, "excepts": excepts, "budget": budget}
-    if drain or (workers is not None and workers > 1):
+    if pooled:
         pool = app.drain(**where, workers=workers, max_tasks=max_tasks or 0, watcher=watcher)
         failed = _report_runs(pool, as_json=as_json, verbose=verbose)
         signalled = pool.signal

@@ -399,3 +399,23 @@ def test_a_bad_owner_is_bad_input(project: Path, owner: str) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("taskcron: error: invalid owner ")
     assert not (project / ".taskcron" / "tasks.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("tick", "--workers", "0"), "invalid workers 0: must be at least 1"),
+        (("tick", "--drain", "--max-tasks", "-1"), "invalid max tasks -1: must be 0 or more"),
+        (("tick", "--max-tasks", "2"), "--max-tasks goes with --drain or --workers"),
+        (("work", "--workers", "-3"), "invalid workers -3: must be at least 1"),
+        (("work", "--budget", "soon"), "invalid duration 'soon'"),
+    ],
+)
+def test_bad_pool_input_is_one_line_exit_2_and_creates_nothing(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    result = taskcron_in(tmp_path, *args)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith("taskcron: error: " + message)
+    assert len(result.stderr.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

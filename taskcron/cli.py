@@ -525,7 +525,8 @@ def _action(name: str, verb: str, help_text: str) -> None:
 def cancel(ctx: click.Context, task_id: int | None, owner: str | None, as_json: bool) -> None:
     """Cancel a queued or paused task; with --owner, every queued or paused task of OWNER."""
     if (task_id is None) == (owner is None):
-        raise click.UsageError("give a task ID or --owner OWNER, not both")
+        both = "not both" if task_id is not None else "one of them"
+        raise click.UsageError(f"give a task ID or --owner OWNER, {both}")
     app = _app(ctx)
     if task_id is not None:
         task = app.cancel(task_id)

@@ -266,7 +266,7 @@ class RunLife:
             end = dataclasses.replace(
                 end,
                 outcome=Outcome.FAILED,
-                error=f"asked to continue more than max_steps ({self.max_steps}) times",
+                error=f"needs more than max_steps ({self.max_steps}) steps",
                 state_json=None,
             )
         end = dataclasses.replace(end, progress=self.progress)
@@ -381,7 +381,7 @@ class RunLife:
         """A step that ran past the tick's budget is not killed, but it is recorded."""
         if self.deadline is None or end.ended_at <= self.deadline:
             return
-        budget = (self.deadline - self.run.started_at).total_seconds()
+        budget = round((self.deadline - self.run.started_at).total_seconds(), 3)
         self.recorder.emit(
             Event.TASK_OVERRUN,
             level="warning",

@@ -523,6 +523,10 @@ class Task:
             "result": self.result,
             "owner": self.owner,
             "progress": None if self.progress is None else self.progress.to_json(),
+            "steps": self.steps,
+            "saved_state": None
+            if self.step_state_json is None
+            else json.loads(self.step_state_json),
             "schedule": None if self.recurrence is None else self.recurrence.to_json(),
             "max_lateness": None
             if self.max_lateness is None

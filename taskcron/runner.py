@@ -579,9 +579,11 @@ class Execution:
         """
         kept = []
         for index, line in enumerate(lines):
-            if line.startswith(PROGRESS_LINE):
-                self._command_progress(line[len(PROGRESS_LINE) :].decode(errors="replace"))
-            elif line.startswith(STATE_LINE):
+            if line.startswith(PROGRESS_LINE) and self._command_progress(
+                line[len(PROGRESS_LINE) :].decode(errors="replace")
+            ):
+                continue
+            if line.startswith(STATE_LINE):
                 self.command_state = line[len(STATE_LINE) :].decode(errors="replace").strip()
             else:
                 kept.append(line)
@@ -589,18 +591,20 @@ class Execution:
                 self.tail.add(line if last else line + b"\n")
         return kept
 
-    def _command_progress(self, text: str) -> None:
-        """`::progress DONE[/TOTAL] [message]`: a line that does not parse is passed over."""
+    def _command_progress(self, text: str) -> bool:
+        """`::progress DONE[/TOTAL] [message]`; False for a line that does not parse (it stays
+        in the output, where its author will see it)."""
         figures, _, message = text.strip().partition(" ")
         done_text, _, total_text = figures.partition("/")
         try:
             done = float(done_text)
             total = float(total_text) if total_text else None
         except ValueError:
-            return
+            return False
         self.hooks.event(
             {"event": "progress", "done": done, "total": total, "message": message.strip()}
         )
+        return True
 
     def _event(self, line: bytes) -> None:
         try:

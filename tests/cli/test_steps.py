@@ -246,7 +246,7 @@ def test_a_job_that_continues_past_max_steps_fails_naming_the_cap(project: Path)
     tick(project)
     third = taskcron_in(project, "tick")
     assert third.returncode == 1
-    assert "asked to continue more than max_steps (3) times" in third.stderr
+    assert "needs more than max_steps (3) steps" in third.stderr
     assert show(project, 1)["state"] == "failed"
 
 

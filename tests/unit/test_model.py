@@ -42,6 +42,8 @@ TASK_KEYS = {
     "result",
     "owner",
     "progress",
+    "steps",
+    "saved_state",
     "schedule",
     "max_lateness",
     "key",

@@ -16,7 +16,6 @@ imported and run.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 import stat
 import sys
@@ -312,6 +311,8 @@ def _parse(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
 def _refuse_unknown(values: Mapping[str, Any], known: set[str], prefix: str) -> None:
     for key in values:
         if key not in known:
+            import difflib  # only for a mistake: the tick need not load it
+
             close = difflib.get_close_matches(key, sorted(known), n=1)
             hint = f"did you mean {prefix + close[0]!r}?" if close else ""
             raise errors.ConfigError(

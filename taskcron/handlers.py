@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import shutil
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -167,6 +166,8 @@ def resolve(target: Target, *, modules: Sequence[str], cwd: Path | None) -> None
             path = Path(program) if cwd is None else cwd / program
             found = path.is_file() and os.access(path, os.X_OK)
         else:
+            import shutil  # only `check` and `schedule --check` resolve a command
+
             found = shutil.which(program) is not None
         if not found:
             raise errors.HandlerError(f"command {program!r} not found or not executable")

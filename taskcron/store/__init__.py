@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 from taskcron import errors
 from taskcron.model import (
@@ -332,6 +331,10 @@ def resolve_url(url: str, *, base: Path, where: str = "store") -> str:
 
 def redact(url: str) -> str:
     """The URL without its password, for messages and displays."""
+    if "@" not in url:
+        return url  # no credentials: no need to parse (the tick's path)
+    from urllib.parse import urlsplit, urlunsplit
+
     parts = urlsplit(url)
     if parts.password is None:
         return url

@@ -725,9 +725,7 @@ class TaskCron:
         """
         from taskcron.pool import PoolSettings
 
-        size = self.config.workers if workers is None else workers
-        if _int64("workers", size) < 1:
-            raise errors.InputError(f"invalid workers {size}: must be at least 1")
+        size = self._pool_size(workers)
         if _int64("max tasks", max_tasks) < 0:
             raise errors.InputError(f"invalid max tasks {max_tasks}: must be 0 or more")
         settings = PoolSettings(
@@ -757,27 +755,34 @@ class TaskCron:
         Iterating raises `PoolBusyError` when another pool serves an
         overlapping scope on this host.
         """
-        allowance = _duration(budget) if budget is not None else self.config.budget
-        pool = self.drain(modules=modules, excepts=excepts, workers=workers, watcher=watcher)
-        pool.settings = dataclasses.replace(
-            pool.settings,
+        from taskcron.pool import PoolSettings
+
+        settings = PoolSettings(
+            workers=self._pool_size(workers),
+            lanes=self.config.lanes,
             forever=True,
             poll=self.config.poll,
             grace=self.config.kill_grace,
-            deadline=None,
-            task_budget=allowance,
+            lease=self.config.lease,
+            task_budget=_duration(budget) if budget is not None else self.config.budget,
         )
-        return pool
+        return self._pool(Scope.parse(modules, excepts), settings, watcher)
+
+    def _pool_size(self, workers: int | None) -> int:
+        size = self.config.workers if workers is None else workers
+        if _int64("workers", size) < 1:
+            raise errors.InputError(f"invalid workers {size}: must be at least 1")
+        return size
 
     def _pool(self, scope: Scope, settings: PoolSettings, watcher: Watcher | None) -> Pool:
         from taskcron.pool import Pool
 
         def begin(claim: Claim) -> tuple[RunLife, RunSettings]:
-            budget = pool.settings.task_budget
-            deadline = pool.settings.deadline if budget is None else self.clock() + budget
+            budget = settings.task_budget
+            deadline = settings.deadline if budget is None else self.clock() + budget
             return self._begin(claim, deadline, watcher, pooled=True)
 
-        pool = Pool(
+        return Pool(
             store=self.store,
             scope=scope,
             settings=settings,
@@ -785,7 +790,6 @@ class TaskCron:
             claim=lambda lanes: self._claim(scope, lanes),
             begin=begin,
         )
-        return pool
 
     def _deadline(self, budget: timedelta | str | float | None) -> datetime | None:
         allowance = _duration(budget) if budget is not None else self.config.budget
@@ -841,7 +845,7 @@ class TaskCron:
         else:
             event, message = Event.TICK_BUSY, "a task in scope is running"
         self.recorder.emit(
-            event, level="debug", task=claim.task, message=message, scope=_scope_json(scope)
+            event, level="debug", task=claim.task, message=message, scope=scope.to_json()
         )
 
     def _run_settings(
@@ -1166,10 +1170,6 @@ class TaskCron:
 
     def _lease(self, now: datetime) -> Lease:
         return Lease(host=os.uname().nodename, pid=os.getpid(), expires_at=now + self.config.lease)
-
-
-def _scope_json(scope: Scope) -> dict[str, list[str]]:
-    return {"modules": list(scope.modules), "excepts": list(scope.excepts)}
 
 
 def _owner(owner: str | None) -> None:

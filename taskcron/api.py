@@ -290,7 +290,7 @@ class TaskCron:
         return self._store
 
     def _open(self, *, create: bool) -> Store:
-        store = open_store(self.store_url, create=create)
+        store = open_store(self.store_url, create=create, host=self.config.host)
         if store.migrated_from is not None:
             self.recorder.emit(
                 Event.STORE_MIGRATED,
@@ -806,7 +806,7 @@ class TaskCron:
             skip=self.policy.after_skip,
             lanes=lanes,
         )
-        after_claim(self.recorder, claim)
+        after_claim(self.recorder, claim, self.store)
         if claim.outcome is not ClaimOutcome.CLAIMED:
             self._record_no_run(claim, scope)
         return claim
@@ -1169,7 +1169,13 @@ class TaskCron:
         )
 
     def _lease(self, now: datetime) -> Lease:
-        return Lease(host=os.uname().nodename, pid=os.getpid(), expires_at=now + self.config.lease)
+        store = self.store
+        return Lease(
+            host=store.host,
+            machine=store.machine,
+            pid=os.getpid(),
+            expires_at=now + self.config.lease,
+        )
 
 
 def _owner(owner: str | None) -> None:

@@ -32,6 +32,7 @@ from taskcron.schedule import zone
 ENV_HOME = "TASKCRON_HOME"
 ENV_CONFIG = "TASKCRON_CONFIG"
 ENV_STORE = "TASKCRON_STORE"
+ENV_HOST = "TASKCRON_HOST"
 DEFAULT_HOME = ".taskcron"
 CONFIG_FILE = "taskcron.toml"
 STORE_FILE = "tasks.db"  #: The default store's file name inside the home.
@@ -64,6 +65,8 @@ class Config:
     home: Path = field(default_factory=lambda: Path(DEFAULT_HOME).absolute())
     #: The store URL (`sqlite:///...`, resolved to an absolute path); None: `<home>/tasks.db`.
     store: str | None = None
+    #: This host's name in leases, pools and log records; None: the node name.
+    host: str | None = None
     modules: tuple[str, ...] = ()  #: Python modules to import so their `@task`s register.
     pythonpath: tuple[Path, ...] = ()  #: Directories put on sys.path, after the config's own.
     timezone: str | None = None
@@ -204,6 +207,9 @@ def load(
     chosen_store = store if store is not None else os.environ.get(ENV_STORE) or None
     if chosen_store is not None:
         settings["store"] = resolve_store(chosen_store, Path.cwd(), "--store")
+    chosen_host = os.environ.get(ENV_HOST) or None
+    if chosen_host is not None:
+        settings["host"] = _host(chosen_host, ENV_HOST)
     return Config(path=path, warnings=tuple(warnings), **settings)
 
 
@@ -241,6 +247,7 @@ def _parse(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
     known = {
         "home",
         "store",
+        "host",
         "modules",
         "pythonpath",
         "timezone",
@@ -259,6 +266,8 @@ def _parse(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
         out["home"] = (base / Path(_string(values, "home")).expanduser()).absolute()
     if "store" in values:
         out["store"] = resolve_store(_string(values, "store"), base, "config key 'store'")
+    if "host" in values:
+        out["host"] = _host(_string(values, "host"), "config key 'host'")
     if "modules" in values:
         out["modules"] = tuple(_string_list(values, "modules"))
     if "pythonpath" in values:
@@ -306,6 +315,15 @@ def _parse(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
             log["retention"] = _duration(table, "retention", "log.")
         out["log"] = LogConfig(**log)
     return out
+
+
+def _host(value: str, where: str) -> str:
+    """A host name for leases: 1 to 255 printable characters, no spaces."""
+    if not 0 < len(value) <= 255 or not value.isprintable() or any(c.isspace() for c in value):
+        raise errors.ConfigError(
+            f"invalid host {value!r} ({where}): expected 1 to 255 printable characters, no spaces"
+        )
+    return value
 
 
 def _refuse_unknown(values: Mapping[str, Any], known: set[str], prefix: str) -> None:
@@ -392,7 +410,13 @@ STARTER = """\
 # Where the tasks live, as a URL: "sqlite:////var/lib/app/tasks.db" (absolute,
 # four slashes) or "sqlite:///tasks.db" (relative to this file). Unset means
 # tasks.db in the home. The --store option and TASKCRON_STORE override it.
+# A PostgreSQL store, shared by several hosts: "postgresql://user@host/db"
+# (keep its password in ~/.pgpass or PGPASSWORD, not here).
 # store = "sqlite:///.taskcron/tasks.db"
+
+# This host's name in leases and log records (default: the node name).
+# TASKCRON_HOST overrides it.
+# host = "worker-1"
 
 # Python modules to import so that their @taskcron.task handlers are registered.
 # modules = ["myapp.tasks"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -151,7 +150,7 @@ class Watcher(Protocol):
         """The task printed these whole lines on `stream` ("stdout" or "stderr")."""
 
 
-def after_claim(recorder: Recorder, claim: Claim) -> None:
+def after_claim(recorder: Recorder, claim: Claim, store: Store) -> None:
     """Record what a claim did besides claiming: skipped late tasks, recovered dead runs.
 
     A recovered run's task may outlive its tick: on this host it is stopped,
@@ -167,12 +166,13 @@ def after_claim(recorder: Recorder, claim: Claim) -> None:
             next_due_at=iso(skipped.due_at) if skipped.state is State.QUEUED else None,
         )
     for item in claim.recovered:
-        _stop_orphan(recorder, item.task, item.run)
+        if item.run.host == store.host and item.run.machine in ("", store.machine):
+            _stop_orphan(recorder, item.task, item.run)
         recorder.run_end(item.task, item.run)
 
 
 def _stop_orphan(recorder: Recorder, task: Task, run: Run) -> None:
-    if run.child_pid is None or run.host != os.uname().nodename:
+    if run.child_pid is None:
         return
     from taskcron import runner
 

@@ -409,6 +409,7 @@ class Run:
     output_tail: str = ""  #: The last part of its stdout and stderr, in arrival order.
     truncated: bool = False  #: True when `output_tail` is not the whole output.
     host: str = ""
+    machine: str = ""  #: The machine id of the host (see `taskcron.store.machine_id`).
     pid: int = 0  #: The tick's pid.
     child_pid: int | None = None  #: The task's process (and process group) while it runs.
     child_start: str | None = None  #: That process's start time in /proc: tells a reused pid.

@@ -188,7 +188,8 @@ class Pool:
     def _register(self) -> bool:
         now = self.clock()
         lease = PoolLease(
-            host=os.uname().nodename,
+            host=self.store.host,
+            machine=self.store.machine,
             pid=os.getpid(),
             scope=self.scope,
             expires_at=now + self.settings.lease,

@@ -13,10 +13,11 @@ A store keeps tasks and their runs and hands out due tasks by the order rule
 - **No scans.** Choosing the next task costs at most logarithmically in the
   number of stored tasks (it may grow with the number of module ids that have
   queued tasks and with the distinct priorities inside the chosen one).
-- **Leases.** A running task carries the host, pid and expiry of the process
-  that runs it. A claim first recovers running tasks in its scope whose lease
-  expired, or whose pid is gone on this host: their run is recorded
-  `interrupted` and the task goes where `decide` says.
+- **Leases.** A running task carries the host, machine id, pid and expiry of
+  the process that runs it. A claim first recovers running tasks in its scope
+  whose lease expired, or whose pid is gone on this machine (same host name
+  and same machine id): their run is recorded `interrupted` and the task goes
+  where `decide` says.
 - **Fenced finishes.** `finish_run` records a run's end only while the run is
   still the task's current, leased run; a run that was recovered meanwhile is
   left as recovered.
@@ -84,6 +85,7 @@ class Lease:
     host: str
     pid: int
     expires_at: datetime
+    machine: str = ""  #: `machine_id()` of the host: tells containers with one host name apart.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +96,7 @@ class PoolLease:
     pid: int
     scope: Scope
     expires_at: datetime
+    machine: str = ""  #: `machine_id()` of the host.
     id: int | None = None  #: Set once registered.
 
 
@@ -129,6 +132,11 @@ Tasks = list[Task]
 
 class Store(Protocol):
     """A task store. Times are aware UTC datetimes; ids are positive integers."""
+
+    #: The host this store's caller runs on, as leases and pools name it.
+    host: str
+    #: This machine's identity (`machine_id()`).
+    machine: str
 
     #: The schema version the store was at when opened, if opening migrated it; else None.
     migrated_from: int | None
@@ -281,7 +289,11 @@ class Store(Protocol):
 # --- choosing a backend by URL -----------------------------------------------
 
 #: URL scheme -> "module:Class" of the backend that serves it.
-BACKENDS: dict[str, str] = {"sqlite": "taskcron.store.sqlite:SqliteStore"}
+BACKENDS: dict[str, str] = {
+    "sqlite": "taskcron.store.sqlite:SqliteStore",
+    "postgresql": "taskcron.store.postgres:PostgresStore",
+    "postgres": "taskcron.store.postgres:PostgresStore",
+}
 
 
 def _scheme(url: str, where: str) -> str:
@@ -330,17 +342,48 @@ def resolve_url(url: str, *, base: Path, where: str = "store") -> str:
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for messages and displays."""
-    if "@" not in url:
+    """The URL without its password (in the authority or a `password=` parameter),
+    for messages and displays."""
+    if "@" not in url and "password" not in url:
         return url  # no credentials: no need to parse (the tick's path)
-    from urllib.parse import urlsplit, urlunsplit
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url.partition("://")[0] + "://..."
+    if password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        user = parts.username or ""
+        parts = parts._replace(netloc=f"{user}@{host}" if user else host)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key == "password" for key, _ in query):
+        kept = [(key, value) for key, value in query if key != "password"]
+        parts = parts._replace(query=urlencode(kept))
+    return urlunsplit(parts)
+
+
+_machine: list[str] = []
+
+
+def machine_id() -> str:
+    """This machine's identity: `/etc/machine-id`, else the kernel's boot id, else "".
+
+    Two containers may share a host name; they do not share a machine id (or,
+    without one, a boot id across hosts), so a lease names both.
+    """
+    if not _machine:
+        found = ""
+        for path in ("/etc/machine-id", "/proc/sys/kernel/random/boot_id"):
+            try:
+                found = Path(path).read_text(encoding="ascii").strip()
+            except (OSError, UnicodeDecodeError):
+                continue
+            if found:
+                break
+        _machine.append(found)
+    return _machine[0]
 
 
 def default_url(home: Path) -> str:
@@ -348,13 +391,14 @@ def default_url(home: Path) -> str:
     return "sqlite:///" + str((home / "tasks.db").absolute())
 
 
-def open_store(url: str, *, create: bool = True) -> Store:
+def open_store(url: str, *, create: bool = True, host: str | None = None) -> Store:
     """Open the store at `url` with the backend its scheme names.
 
     With `create=False` nothing is created: a store that does not exist yet
-    is a `StoreMissingError`.
+    is a `StoreMissingError`. `host` names this host in leases and pools
+    (default: the node name).
     """
     module_name, _, class_name = BACKENDS[_scheme(url, "store")].partition(":")
     backend = getattr(importlib.import_module(module_name), class_name)
-    store: Store = backend.from_url(url, create=create)
+    store: Store = backend.from_url(url, create=create, host=host)
     return store

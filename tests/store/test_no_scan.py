@@ -190,13 +190,13 @@ def test_owner_child_and_pool_statements_only_search(tmp_path: Path) -> None:
 
         assert searched(store, statements) >= 9
         for sql in (
-            sqlite.SELECT_OWNED_WAITING,
-            sqlite.CANCEL_OWNED,
-            sqlite.SET_CHILD_PID,
-            sqlite.DELETE_EXPIRED_POOLS,
-            sqlite.SELECT_LIVE_POOLS,
-            sqlite.DELETE_POOL,
-            sqlite.RENEW_POOL,
+            sqlite.SQL.SELECT_OWNED_WAITING,
+            sqlite.SQL.CANCEL_OWNED,
+            sqlite.SQL.SET_CHILD_PID,
+            sqlite.SQL.DELETE_EXPIRED_POOLS,
+            sqlite.SQL.SELECT_LIVE_POOLS,
+            sqlite.SQL.DELETE_POOL,
+            sqlite.SQL.RENEW_POOL,
         ):
             head = sql.partition("?")[0]
             assert any(s.startswith(head) for s in statements), sql
@@ -227,7 +227,7 @@ def test_what_status_reads_only_searches_indexes(
 
     assert counts and len(due) == 5 and len(failed) == 5
     assert searched(store, statements) >= 2 + 5 + 2 + 5
-    for sql in (sqlite.COUNT_TASKS, sqlite.LATEST_FAILED, sqlite.WAITING_AFTER_FAILURE):
+    for sql in (sqlite.SQL.COUNT_TASKS, sqlite.SQL.LATEST_FAILED, sqlite.SQL.WAITING_AFTER_FAILURE):
         head = sql.partition("{")[0]
         assert any(s.startswith(head) for s in statements), sql
 

@@ -11,8 +11,8 @@ from taskcron import config, errors
 from taskcron.config import Config, LogConfig, RetryConfig
 
 KNOWN = (
-    "budget, home, kill_grace, lanes, lease, log, max_steps, modules, poll, pythonpath, retry, "
-    "store, timezone, workers"
+    "budget, home, host, kill_grace, lanes, lease, log, max_steps, modules, poll, pythonpath, "
+    "retry, store, timezone, workers"
 )
 
 

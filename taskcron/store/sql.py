@@ -1,0 +1,823 @@
+"""SqlStore: the store's rules written once over SQL, for every SQL backend.
+
+The order rule's skip-scan, recovery of dead runs, fenced finishes, lanes,
+pools and the status reads are one algorithm whatever the engine. A backend
+(`SqliteStore`, `PostgresStore`) supplies only what differs:
+
+- `sql`: its named statements (a class of string constants; `Statements`
+  lists the names the algorithm uses);
+- `_transaction(now=, lock=)` and `_read()`: its transactions. A write
+  transaction with `lock` is serialized with every other locked one (SQLite's
+  write lock; a PostgreSQL advisory lock); `now` is the caller's clock, which
+  a backend may map onto its own (see `_encode_time`);
+- `_insert`: run an INSERT and return the new row's id;
+- `_encode_time` / `_decode_time`: a datetime as the store keeps it, and back.
+
+Rows are read by column name, and a connection needs only `execute`
+returning a cursor with `fetchone`, `fetchall`, iteration and `rowcount`,
+which `sqlite3` and psycopg 3 both offer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Protocol
+
+from taskcron import errors
+from taskcron.model import (
+    Lanes,
+    Next,
+    Outcome,
+    Progress,
+    Recurrence,
+    Run,
+    RunEnd,
+    Scope,
+    State,
+    Target,
+    Task,
+    covers,
+)
+from taskcron.store import (
+    Claim,
+    ClaimOutcome,
+    Decide,
+    Lease,
+    NewTask,
+    PoolLease,
+    Recovered,
+    Skip,
+    Tasks,
+)
+
+Row = Any  #: A row whose columns are read by name (`sqlite3.Row`, a psycopg dict row).
+
+
+class Cursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Row: ...
+
+    def fetchall(self) -> Sequence[Row]: ...
+
+    def __iter__(self) -> Iterator[Row]: ...
+
+
+class Connection(Protocol):
+    def execute(self, sql: Any, params: Any = ..., /) -> Any: ...
+
+
+class Statements(Protocol):
+    """The statements the algorithm runs, by name; each backend's `sql` defines them.
+
+    `{scope}` in a statement is filled with the fragment `_scope_sql` joins
+    from SCOPE_MODULE (one per module, three parameters: "m", "m." and "m/")
+    and SCOPE_NOT_MODULE, or SCOPE_ALL; `{states}` with one MARK per state;
+    `{owner}` with OWNER_IS or ANY_OWNER; `{range}` with MODULE_RANGE or
+    MODULE_FROM. The backend's module documents each statement.
+    """
+
+    MARK: str
+    SCOPE_MODULE: str
+    SCOPE_NOT_MODULE: str
+    SCOPE_ALL: str
+    SELECT_TASK: str
+    SELECT_TASK_FOR_UPDATE: str
+    SELECT_TASK_RUNS: str
+    SELECT_RUN: str
+    LIST_TASKS: str
+    OWNER_IS: str
+    ANY_OWNER: str
+    SELECT_KEYED_TASK: str
+    INSERT_TASK: str
+    SET_TASK_STATE: str
+    DELETE_TASK_RUNS: str
+    DELETE_TASK: str
+    PRUNE_RUNS: str
+    PRUNE_TASKS: str
+    SELECT_OWNED_WAITING: str
+    CANCEL_OWNED: str
+    SELECT_RUNNING: str
+    SELECT_RUNNING_LEASES: str
+    LOCK_RUNNING_LEASE: str
+    FIRST_MODULE_HEAD: str
+    NEXT_MODULE_HEAD: str
+    MODULE_TOP_PRIORITY: str
+    MODULE_PRIORITY_BELOW: str
+    OLDEST_AT_PRIORITY: str
+    COUNT_RUNNING_IN_MODULE: str
+    INSERT_RUN: str
+    CLAIM_TASK: str
+    RENEW_LEASE: str
+    SET_CHILD_PID: str
+    SELECT_TASK_OF_RUN: str
+    END_RUN: str
+    SET_RESULT: str
+    SAVE_STEP: str
+    CLEAR_STEPS: str
+    SET_PROGRESS: str
+    SAVE_PROGRESS: str
+    MOVE_TASK: str
+    COUNT_TASKS: str
+    MODULE_RANGE: str
+    MODULE_FROM: str
+    SELECT_RUNNING_TASKS: str
+    MODULE_FIRST_QUEUED: str
+    LATEST_FAILED: str
+    WAITING_AFTER_FAILURE: str
+    DELETE_EXPIRED_POOLS: str
+    SELECT_LIVE_POOLS: str
+    DELETE_POOL: str
+    INSERT_POOL: str
+    RENEW_POOL: str
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def module_ranges(scope: Scope) -> list[tuple[str, str | None]]:
+    """The key ranges of `module` a scope covers, merged so that no module is in two.
+
+    "m" covers ["m", "m/"): "/" is the character after ".". Overlaps come from
+    nesting ("a" and "a.x") and from look-alikes ("e" and "e-x": "e-x" < "e/").
+    """
+    if not scope.modules:
+        return [("", None)]
+    merged: list[tuple[str, str | None]] = []
+    for low, high in sorted((m, m + "/") for m in scope.modules):
+        if merged:
+            last_low, last_high = merged[-1]
+            assert last_high is not None
+            if low < last_high:
+                merged[-1] = (last_low, max(last_high, high))
+                continue
+        merged.append((low, high))
+    return merged
+
+
+def job_over(outcome: Outcome, where: Next | tuple[State, datetime]) -> bool:
+    """Whether a run ended its job: done, failed for good, or a recurring task's
+    attempts spent (it starts afresh at its next time)."""
+    return (
+        outcome is Outcome.DONE
+        or where[0] is not State.QUEUED
+        or (len(where) > 2 and bool(where[2]))
+    )
+
+
+class SqlStore:
+    """The `Store` contract over SQL; a backend subclasses it (see the module docstring)."""
+
+    sql: ClassVar[type[Statements]]
+    #: This host's name, as leases and pools name it.
+    host: str
+    #: This machine's identity: the same-host fast path needs both to match.
+    machine: str
+
+    # --- what a backend supplies --------------------------------------------
+
+    def _transaction(
+        self, *, now: datetime | None = None, lock: bool = False
+    ) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def _read(self, *, now: datetime | None = None) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
+
+    def _insert(self, db: Connection, sql: str, params: Sequence[Any]) -> int:
+        raise NotImplementedError
+
+    def _encode_time(self, moment: datetime) -> Any:
+        raise NotImplementedError
+
+    def _decode_time(self, value: Any) -> datetime:
+        raise NotImplementedError
+
+    # --- rows ----------------------------------------------------------------
+
+    def _task(self, row: Row, runs: tuple[Run, ...] = ()) -> Task:
+        """A task from a row of the backend's task columns."""
+        schedule, timeout, lateness = row["schedule"], row["timeout"], row["max_lateness"]
+        progress, last = row["progress"], row["last_outcome"]
+        return Task(
+            id=row["id"],
+            module=row["module"],
+            title=row["title"],
+            target=Target.from_json(json.loads(row["target"])),
+            data_json=row["data"],
+            priority=row["priority"],
+            state=State(row["state"]),
+            due_at=self._decode_time(row["due_at"]),
+            attempts=row["attempts"],
+            max_attempts=row["max_attempts"],
+            timeout=None if timeout is None else timedelta(seconds=timeout),
+            created_at=self._decode_time(row["created_at"]),
+            updated_at=self._decode_time(row["updated_at"]),
+            result_json=row["result"],
+            recurrence=None if schedule is None else Recurrence.from_json(json.loads(schedule)),
+            max_lateness=None if lateness is None else timedelta(seconds=lateness),
+            key=row["key"],
+            owner=row["owner"],
+            progress=None if progress is None else Progress.from_json(json.loads(progress)),
+            steps=row["steps"],
+            step_state_json=row["step_state"],
+            last_outcome=None if last is None else Outcome(last),
+            runs=runs,
+        )
+
+    def _run(self, row: Row) -> Run:
+        """A run from a row of the backend's run columns."""
+        ended_at, outcome = row["ended_at"], row["outcome"]
+        return Run(
+            id=row["id"],
+            task_id=row["task_id"],
+            attempt=row["attempt"],
+            started_at=self._decode_time(row["started_at"]),
+            ended_at=None if ended_at is None else self._decode_time(ended_at),
+            elapsed=row["elapsed"],
+            outcome=None if outcome is None else Outcome(outcome),
+            exit_code=row["exit_code"],
+            error=row["error"],
+            traceback=row["traceback"],
+            output_tail=row["output_tail"],
+            truncated=bool(row["truncated"]),
+            host=row["host"],
+            machine=row["machine"] or "",
+            pid=row["pid"],
+            child_pid=row["child_pid"],
+            child_start=row["child_start"],
+        )
+
+    def _pool(self, row: Row) -> PoolLease:
+        """A pool from a row of SELECT_LIVE_POOLS."""
+        return PoolLease(
+            id=row["id"],
+            host=row["host"],
+            machine=row["machine"] or "",
+            pid=row["pid"],
+            scope=Scope.from_json(json.loads(row["scope"])),
+            expires_at=self._decode_time(row["expires_at"]),
+        )
+
+    def _scope_sql(self, scope: Scope) -> tuple[str, list[Any]]:
+        """The WHERE fragment on `module` for a scope, joined from SCOPE_*, and its parameters."""
+        sql = self.sql
+        clauses: list[str] = []
+        if scope.modules:
+            clauses.append("(" + " OR ".join(sql.SCOPE_MODULE for _ in scope.modules) + ")")
+        clauses.extend(sql.SCOPE_NOT_MODULE for _ in scope.excepts)
+        params: list[Any] = [
+            bound for m in (*scope.modules, *scope.excepts) for bound in (m, m + ".", m + "/")
+        ]
+        return (" AND ".join(clauses) or sql.SCOPE_ALL), params
+
+    def _same_machine(self, host: str | None, machine: str | None) -> bool:
+        """Whether a lease was taken on this machine: the host and the machine id match.
+
+        A lease written before machine ids were recorded names none: its host decides.
+        """
+        return host == self.host and (not machine or machine == self.machine)
+
+    # --- reading -------------------------------------------------------------
+
+    def _load(self, db: Connection, task_id: int, *, runs: bool = True, lock: bool = False) -> Task:
+        select = self.sql.SELECT_TASK_FOR_UPDATE if lock else self.sql.SELECT_TASK
+        row = db.execute(select, (task_id,)).fetchone()
+        if row is None:
+            raise errors.TaskNotFoundError(task_id)
+        loaded: tuple[Run, ...] = ()
+        if runs:
+            loaded = tuple(self._run(r) for r in db.execute(self.sql.SELECT_TASK_RUNS, (task_id,)))
+        return self._task(row, loaded)
+
+    def _load_run(self, db: Connection, run_id: int) -> Run:
+        return self._run(db.execute(self.sql.SELECT_RUN, (run_id,)).fetchone())
+
+    def get(self, task_id: int) -> Task:
+        """The task with its runs, or `TaskNotFoundError`."""
+        with self._read() as db:
+            return self._load(db, task_id)
+
+    def get_run(self, run_id: int) -> Run:
+        """One run by id (for the runner's bookkeeping and tests)."""
+        with self._read() as db:
+            row = db.execute(self.sql.SELECT_RUN, (run_id,)).fetchone()
+        if row is None:
+            raise errors.StoreError(f"no run with id {run_id}")
+        return self._run(row)
+
+    def list(
+        self, *, scope: Scope, states: Iterable[State], owner: str | None = None
+    ) -> list[Task]:
+        """Tasks in scope, in one of `states` (and of `owner`, if given), in line order."""
+        wanted = [State(s).value for s in states]
+        if not wanted:
+            return []
+        sql = self.sql
+        where, params = self._scope_sql(scope)
+        whose, owners = (sql.ANY_OWNER, []) if owner is None else (sql.OWNER_IS, [owner])
+        marks = ", ".join(sql.MARK for _ in wanted)
+        statement = sql.LIST_TASKS.format(states=marks, scope=where, owner=whose)
+        with self._read() as db:
+            return [self._task(row) for row in db.execute(statement, [*wanted, *params, *owners])]
+
+    # --- writing -------------------------------------------------------------
+
+    def schedule(self, new: NewTask, *, now: datetime) -> Task:
+        """Add a queued task and return it; with a key, the one already waiting if any."""
+        enc = self._encode_time
+        with self._transaction(now=now, lock=new.key is not None) as db:
+            if new.key is not None:
+                row = db.execute(self.sql.SELECT_KEYED_TASK, (new.module, new.key)).fetchone()
+                if row is not None:
+                    return self._load(db, row["id"])
+            task_id = self._insert(
+                db,
+                self.sql.INSERT_TASK,
+                (
+                    new.module,
+                    new.title,
+                    json.dumps(new.target.to_json()),
+                    new.data_json,
+                    new.priority,
+                    enc(new.due_at),
+                    new.max_attempts,
+                    None if new.timeout is None else new.timeout.total_seconds(),
+                    enc(now),
+                    enc(now),
+                    None if new.recurrence is None else json.dumps(new.recurrence.to_json()),
+                    None if new.max_lateness is None else new.max_lateness.total_seconds(),
+                    new.key,
+                    new.owner,
+                ),
+            )
+            return self._load(db, task_id)
+
+    def transition(
+        self,
+        task_id: int,
+        *,
+        action: str,
+        allowed: Iterable[State],
+        to: State,
+        now: datetime,
+        reset_attempts: bool = False,
+        due_at: datetime | None = None,
+    ) -> Task:
+        """Move a task from one of `allowed` to `to`, or raise `StateError` naming `action`."""
+        with self._transaction(now=now, lock=True) as db:
+            task = self._load(db, task_id, runs=False, lock=True)
+            if task.state not in set(allowed):
+                raise errors.StateError(task_id, task.state.value, action)
+            attempts = 0 if reset_attempts else task.attempts
+            due = task.due_at if due_at is None else due_at
+            db.execute(
+                self.sql.SET_TASK_STATE,
+                (to.value, attempts, self._encode_time(due), self._encode_time(now), task_id),
+            )
+            return self._load(db, task_id)
+
+    def cancel_owned(self, owner: str, *, now: datetime) -> Tasks:
+        """Cancel every queued or paused task of `owner` in one transaction.
+
+        Return them as they were left, in line order (without their runs, as
+        `list` gives them). Running and finished tasks are left alone.
+        """
+        with self._transaction(now=now, lock=True) as db:
+            ids = [row["id"] for row in db.execute(self.sql.SELECT_OWNED_WAITING, (owner,))]
+            db.execute(self.sql.CANCEL_OWNED, (self._encode_time(now), owner))
+            cancelled = [self._load(db, task_id, runs=False) for task_id in ids]
+        return sorted(cancelled, key=lambda task: (task.due_at, task.id))
+
+    def remove(self, task_id: int) -> Task:
+        """Delete a task that is not running, with its runs; return it as it was."""
+        with self._transaction(lock=True) as db:
+            task = self._load(db, task_id, lock=True)
+            if task.state is State.RUNNING:
+                raise errors.StateError(task_id, task.state.value, "remove")
+            db.execute(self.sql.DELETE_TASK_RUNS, (task_id,))
+            db.execute(self.sql.DELETE_TASK, (task_id,))
+            return task
+
+    def prune(self, *, before: datetime) -> int:
+        """Delete finished (done, failed, cancelled) tasks last updated before `before`."""
+        with self._transaction(lock=True) as db:
+            cutoff = (self._encode_time(before),)
+            db.execute(self.sql.PRUNE_RUNS, cutoff)
+            return int(db.execute(self.sql.PRUNE_TASKS, cutoff).rowcount)
+
+    # --- claiming ------------------------------------------------------------
+
+    def claim_next(
+        self,
+        *,
+        scope: Scope,
+        now: datetime,
+        lease: Lease,
+        decide: Decide,
+        skip: Skip | None = None,
+        lanes: Lanes | None = None,
+    ) -> Claim:
+        """Recover dead runs in scope, then claim the next due task unless scope is busy.
+
+        A due task later than its `max_lateness` is not run: `skip` says where
+        it goes, and the claim goes on to the next due task. With `lanes` a
+        running task does not make the scope busy: only modules whose lane has
+        room (fewer running tasks, across the store, than its width) are served.
+        """
+        with self._transaction(now=now, lock=True) as db:
+            recovered = tuple(self._expire(db, scope, now, decide))
+            if lanes is None:
+                where, params = self._scope_sql(scope)
+                running = db.execute(self.sql.SELECT_RUNNING.format(scope=where), params).fetchone()
+                if running is not None:
+                    return Claim(
+                        outcome=ClaimOutcome.BUSY,
+                        task=self._load(db, running["id"], runs=False),
+                        recovered=recovered,
+                    )
+            room = None if lanes is None else self._lane_room(db, lanes)
+            skipped: list[Task] = []
+            while True:
+                chosen = self._pick(db, scope, now, room)
+                if chosen is None:
+                    return Claim(
+                        outcome=ClaimOutcome.IDLE, recovered=recovered, skipped=tuple(skipped)
+                    )
+                task = self._load(db, chosen, runs=False)
+                late = task.max_lateness is not None and now - task.due_at > task.max_lateness
+                if skip is None or not late:
+                    break
+                skipped.append(self._move(db, task, skip(task, now), now))
+            task = self._take(db, task, lease, now)
+            return Claim(
+                outcome=ClaimOutcome.CLAIMED,
+                task=task,
+                run=task.runs[-1],
+                recovered=recovered,
+                skipped=tuple(skipped),
+            )
+
+    def _take(self, db: Connection, task: Task, lease: Lease, now: datetime) -> Task:
+        """Open a run of `task` and mark it running under `lease`; the task as left."""
+        attempt = task.attempts + 1
+        started = self._encode_time(now)
+        run_id = self._insert(
+            db,
+            self.sql.INSERT_RUN,
+            (task.id, attempt, started, lease.host, lease.machine, lease.pid),
+        )
+        db.execute(
+            self.sql.CLAIM_TASK,
+            (
+                attempt,
+                started,
+                run_id,
+                lease.host,
+                lease.machine,
+                lease.pid,
+                self._encode_time(lease.expires_at),
+                task.id,
+            ),
+        )
+        return self._load(db, task.id)
+
+    def _lane_room(self, db: Connection, lanes: Lanes) -> Callable[[str], bool]:
+        """Whether a module's lane has room: fewer of its tasks run, store-wide, than its width.
+
+        Each module is counted once a claim: skipping late tasks frees no lane.
+        """
+        found: dict[str, bool] = {}
+
+        def room(module: str) -> bool:
+            if module not in found:
+                row = db.execute(self.sql.COUNT_RUNNING_IN_MODULE, (module,)).fetchone()
+                found[module] = row["running"] < lanes.width(module)
+            return found[module]
+
+        return room
+
+    def _heads(self, db: Connection, scope: Scope) -> Iterator[tuple[str, Any, int]]:
+        """Each in-scope module's oldest queued task: (module, due_at, id), by skip-scan."""
+        sql = self.sql
+        for low, high in module_ranges(scope):
+            bound, inclusive = low, True
+            while True:
+                head = sql.FIRST_MODULE_HEAD if inclusive else sql.NEXT_MODULE_HEAD
+                row = db.execute(head, (bound,)).fetchone()
+                if row is None or (high is not None and row["module"] >= high):
+                    break
+                module = row["module"]
+                excluded = next((e for e in scope.excepts if covers(e, module)), None)
+                if excluded is not None:
+                    # Skip the excluded subtree in one step ("/" follows "." in ASCII);
+                    # "e-x" sorts between "e" and "e.a" and is not excluded.
+                    if module == excluded:
+                        bound, inclusive = module, False
+                    else:
+                        bound, inclusive = excluded + "/", True
+                    continue
+                if module in scope:
+                    yield module, row["due_at"], row["id"]
+                bound, inclusive = module, False
+
+    def _pick(
+        self,
+        db: Connection,
+        scope: Scope,
+        now: datetime,
+        room: Callable[[str], bool] | None = None,
+    ) -> int | None:
+        """The id of the task the order rule runs next, or None (see taskcron.order).
+
+        With `room`, only modules it admits stand in the line. Due times are
+        compared as the store keeps them.
+        """
+        sql, now_kept = self.sql, self._encode_time(now)
+        heads = sorted(
+            (due, tid, module)
+            for module, due, tid in self._heads(db, scope)
+            if due <= now_kept and (room is None or room(module))
+        )
+        if not heads:
+            return None
+        module = heads[0][2]
+        # Candidates must stand before every other module's oldest due task.
+        bound: tuple[Any, int] | None = (heads[1][0], heads[1][1]) if len(heads) > 1 else None
+        priority: int | None = None
+        while True:
+            if priority is None:
+                row = db.execute(sql.MODULE_TOP_PRIORITY, (module,)).fetchone()
+            else:
+                row = db.execute(sql.MODULE_PRIORITY_BELOW, (module, priority)).fetchone()
+            if row is None:
+                return None  # unreachable: the module's head qualifies at its own priority
+            priority = row["priority"]
+            oldest = db.execute(sql.OLDEST_AT_PRIORITY, (module, priority)).fetchone()
+            if oldest["due_at"] <= now_kept and (
+                bound is None or (oldest["due_at"], oldest["id"]) < bound
+            ):
+                return int(oldest["id"])
+
+    def _expire(
+        self, db: Connection, scope: Scope, now: datetime, decide: Decide
+    ) -> Iterator[Recovered]:
+        """Record the dead runs in scope as interrupted and move their tasks; yield them.
+
+        A run is dead when its lease expired, or when it runs on this machine
+        and its pid is gone. Each candidate is read again under a row lock, so
+        that a finish committed meanwhile wins.
+        """
+        where, params = self._scope_sql(scope)
+        rows = db.execute(self.sql.SELECT_RUNNING_LEASES.format(scope=where), params).fetchall()
+        now_kept = self._encode_time(now)
+        for candidate in rows:
+            if not self._dead(candidate, now_kept):
+                continue
+            row = db.execute(
+                self.sql.LOCK_RUNNING_LEASE, (candidate["id"], candidate["run_id"])
+            ).fetchone()
+            if row is None or not self._dead(row, now_kept):
+                continue
+            task_id, run_id, host, pid = (
+                row["id"],
+                row["run_id"],
+                row["lease_host"],
+                row["lease_pid"],
+            )
+            expired = row["lease_expires_at"] is None or row["lease_expires_at"] <= now_kept
+            why = "its lease expired" if expired else f"its process {pid} is gone"
+            run = self._load_run(db, run_id) if run_id is not None else None
+            started = run.started_at if run is not None else now
+            end = RunEnd(
+                outcome=Outcome.INTERRUPTED,
+                ended_at=now,
+                elapsed=max((now - started).total_seconds(), 0.0),
+                error=f"{why} (host {host}, pid {pid})",
+            )
+            task = self._end(db, task_id, run_id, end, decide)
+            yield Recovered(task=task, run=self._load_run(db, run_id) if run_id else task.runs[-1])
+
+    def _dead(self, row: Row, now_kept: Any) -> bool:
+        """Whether a running task's lease expired, or its pid on this machine is gone."""
+        expires_at, pid = row["lease_expires_at"], row["lease_pid"]
+        if expires_at is None or expires_at <= now_kept:
+            return True
+        return (
+            self._same_machine(row["lease_host"], row["lease_machine"])
+            and pid is not None
+            and not pid_alive(pid)
+        )
+
+    def _end(
+        self, db: Connection, task_id: int, run_id: int | None, end: RunEnd, decide: Decide
+    ) -> Task:
+        sql = self.sql
+        if run_id is not None:
+            db.execute(
+                sql.END_RUN,
+                (
+                    self._encode_time(end.ended_at),
+                    end.elapsed,
+                    end.outcome.value,
+                    end.exit_code,
+                    end.error,
+                    end.traceback,
+                    end.output_tail,
+                    bool(end.truncated),
+                    run_id,
+                ),
+            )
+        task = self._load(db, task_id)
+        if end.outcome is Outcome.DONE:
+            db.execute(sql.SET_RESULT, (end.result_json, task_id))
+        if end.progress is not None:
+            db.execute(sql.SET_PROGRESS, (json.dumps(end.progress.to_json()), task_id))
+        where = decide(task, end.outcome, end.ended_at)
+        if end.outcome is Outcome.CONTINUED:
+            db.execute(sql.SAVE_STEP, (end.state_json, task_id))
+            resume = end.ended_at if end.resume_at is None else max(end.resume_at, end.ended_at)
+            where = Next(State.QUEUED, resume)
+        elif job_over(end.outcome, where):
+            db.execute(sql.CLEAR_STEPS, (task_id,))
+        return self._move(db, task, where, end.ended_at)
+
+    def _move(
+        self, db: Connection, task: Task, where: Next | tuple[State, datetime], now: datetime
+    ) -> Task:
+        """Put a task where a policy said (state, due time, attempts reset?); drop its lease."""
+        state, due_at = where[0], where[1]
+        reset = len(where) > 2 and bool(where[2])
+        db.execute(
+            self.sql.MOVE_TASK,
+            (state.value, self._encode_time(due_at), self._encode_time(now), reset, task.id),
+        )
+        return self._load(db, task.id)
+
+    # --- running and finishing -------------------------------------------------
+
+    def renew_lease(self, run_id: int, *, lease: Lease) -> bool:
+        """Extend the lease of a running run; False if the run is no longer ours."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                self.sql.RENEW_LEASE,
+                (self._encode_time(lease.expires_at), run_id, lease.host, lease.pid),
+            )
+            return bool(cursor.rowcount == 1)
+
+    def set_child(self, run_id: int, pid: int, *, start: str | None = None) -> None:
+        """Record the pid of the process a run started (its process group too).
+
+        `start` tells that process apart from a later one with the same pid.
+        """
+        with self._transaction() as db:
+            db.execute(self.sql.SET_CHILD_PID, (pid, start, run_id))
+
+    def save_progress(self, run_id: int, progress: Progress) -> bool:
+        """Store a running task's progress; False once the run is no longer its current one."""
+        with self._transaction() as db:
+            cursor = db.execute(self.sql.SAVE_PROGRESS, (json.dumps(progress.to_json()), run_id))
+            return bool(cursor.rowcount == 1)
+
+    def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:
+        """Record how a run ended and move its task; None if the run was recovered meanwhile.
+
+        The task's row is read under a lock: a recovery racing this finish
+        either ends first (and this finds the run no longer current) or waits.
+        """
+        with self._transaction() as db:
+            row = db.execute(self.sql.SELECT_TASK_OF_RUN, (run_id,)).fetchone()
+            if row is None:
+                return None
+            return self._end(db, row["id"], run_id, end, decide)
+
+    # --- status ----------------------------------------------------------------
+
+    def counts(self, scope: Scope) -> dict[str, dict[str, int]]:
+        """How many tasks each module id in scope has in each state.
+
+        Read from an index of (module, state): no task is loaded. A module id
+        without tasks, and a state without tasks, are left out.
+        """
+        sql = self.sql
+        found: dict[str, dict[str, int]] = {}
+        with self._read() as db:
+            for low, high in module_ranges(scope):
+                where, params = (
+                    (sql.MODULE_FROM, [low]) if high is None else (sql.MODULE_RANGE, [low, high])
+                )
+                for row in db.execute(sql.COUNT_TASKS.format(range=where), params):
+                    if row["module"] in scope:
+                        found.setdefault(row["module"], {})[row["state"]] = row["tasks"]
+        return found
+
+    def running(self, scope: Scope) -> Tasks:
+        """The running tasks in scope, each with its current run as its only run, oldest first."""
+        where, params = self._scope_sql(scope)
+        with self._read() as db:
+            rows = db.execute(self.sql.SELECT_RUNNING_TASKS.format(scope=where), params).fetchall()
+            tasks = [self._task(row, (self._load_run(db, row["run_id"]),)) for row in rows]
+        return sorted(tasks, key=lambda task: (task.runs[0].started_at, task.id))
+
+    def next_due(self, scope: Scope, *, count: int) -> Tasks:
+        """The first `count` queued tasks in scope by due time, then id (due or not).
+
+        Only the modules whose oldest queued task is among the first `count`
+        such heads are read further.
+        """
+        with self._read() as db:
+            heads = sorted((due, tid, module) for module, due, tid in self._heads(db, scope))
+            found = sorted(
+                (row["due_at"], row["id"])
+                for _, _, module in heads[:count]
+                for row in db.execute(self.sql.MODULE_FIRST_QUEUED, (module, count))
+            )
+            return [self._load(db, task_id, runs=False) for _, task_id in found[:count]]
+
+    def failures(self, scope: Scope, *, count: int) -> Tasks:
+        """The `count` most recently updated tasks in scope that failed.
+
+        They are the tasks in state `failed`, and the queued or paused tasks
+        that will run again (a one-off task with attempts left, a recurring
+        task) whose last run failed or timed out.
+        """
+        sql = self.sql
+        where, params = self._scope_sql(scope)
+        with self._read() as db:
+            failed = db.execute(sql.LATEST_FAILED.format(scope=where), [*params, count]).fetchall()
+            waiting = db.execute(sql.WAITING_AFTER_FAILURE.format(scope=where), params).fetchall()
+            newest = sorted(((r["updated_at"], r["id"]) for r in (*failed, *waiting)), reverse=True)
+            return [self._load(db, task_id, runs=False) for _, task_id in newest[:count]]
+
+    # --- pools -----------------------------------------------------------------
+
+    def register_pool(self, pool: PoolLease, *, now: datetime) -> int | None:
+        """Make `pool` the pool of its scope on its host; its id, or None when taken.
+
+        In one locked transaction: pools whose lease expired, and pools on this
+        machine whose pid is gone, are dropped; then a live pool on `pool`'s
+        host whose scope overlaps refuses it. Pools on other hosts never do.
+        """
+        sql = self.sql
+        with self._transaction(now=now, lock=True) as db:
+            now_kept = self._encode_time(now)
+            db.execute(sql.DELETE_EXPIRED_POOLS, (now_kept,))
+            for row in db.execute(sql.SELECT_LIVE_POOLS, (self.host, now_kept)).fetchall():
+                if self._same_machine(row["host"], row["machine"]) and not pid_alive(row["pid"]):
+                    db.execute(sql.DELETE_POOL, (row["id"],))
+            if self._overlapping_pool(db, pool, now) is not None:
+                return None
+            return self._insert(
+                db,
+                sql.INSERT_POOL,
+                (
+                    pool.host,
+                    pool.machine,
+                    pool.pid,
+                    json.dumps(pool.scope.to_json()),
+                    now_kept,
+                    self._encode_time(pool.expires_at),
+                ),
+            )
+
+    def serving_pool(self, pool: PoolLease, *, now: datetime) -> PoolLease | None:
+        """The live pool on `pool`'s host whose scope overlaps `pool`'s (not `pool` itself)."""
+        with self._read(now=now) as db:
+            return self._overlapping_pool(db, pool, now)
+
+    def _overlapping_pool(self, db: Connection, pool: PoolLease, now: datetime) -> PoolLease | None:
+        rows = db.execute(
+            self.sql.SELECT_LIVE_POOLS, (pool.host, self._encode_time(now))
+        ).fetchall()
+        for row in rows:
+            if row["id"] == pool.id or (
+                self._same_machine(row["host"], row["machine"]) and not pid_alive(row["pid"])
+            ):
+                continue
+            found = self._pool(row)
+            if found.scope.overlaps(pool.scope):
+                return found
+        return None
+
+    def renew_pool(self, pool_id: int, *, expires_at: datetime) -> bool:
+        """Extend a pool's lease; False when it is no longer registered."""
+        with self._transaction() as db:
+            cursor = db.execute(self.sql.RENEW_POOL, (self._encode_time(expires_at), pool_id))
+            return bool(cursor.rowcount == 1)
+
+    def release_pool(self, pool_id: int) -> None:
+        """Remove a pool: its scope is free for another one."""
+        with self._transaction() as db:
+            db.execute(self.sql.DELETE_POOL, (pool_id,))

@@ -1,5 +1,5 @@
-"""Shared fixtures: a fake clock, a home in tmp_path, the installed console script, and
-the brief's example of the order rule."""
+"""Shared fixtures: a fake clock, a home in tmp_path, the installed console script, the
+brief's example of the order rule, and PostgreSQL databases (tests/pgserver.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 
 from taskcron import TaskCron
 from taskcron.config import Config
+from tests.pgserver import PostgresServer, PostgresUnavailable
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 
@@ -71,6 +72,34 @@ def tc(home: Path, clock: FakeClock) -> Iterator[TaskCron]:
     app = TaskCron(config=Config(home=home), clock=clock)
     yield app
     app.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session: TASKCRON_TEST_POSTGRES's, else a private one.
+
+    Skips, saying what is missing, when neither can be had.
+    """
+    try:
+        server = PostgresServer.for_tests()
+    except PostgresUnavailable as e:
+        pytest.skip(
+            "PostgreSQL tests need psycopg and a server (Debian's postgresql package,"
+            f" or TASKCRON_TEST_POSTGRES=URL): {e}"
+        )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a new, empty database for this test (dropped after it)."""
+    name = postgres_server.unique_name()
+    url = postgres_server.create_database(name)
+    yield url
+    postgres_server.drop_database(name)
 
 
 def script() -> str:

@@ -1,8 +1,8 @@
 """Fixtures for the store suites: every `Store` implementation, on a real database.
 
 The contract suite runs against each entry of `IMPLEMENTATIONS` through the
-parametrized `store` fixture. A new backend (PostgreSQL, later) joins by adding
-one entry: a function that opens a fresh, empty store in a given directory.
+parametrized `store` fixture. A backend joins by adding one entry: a function
+that makes a factory opening a fresh, empty store for a given directory.
 Nothing here is mocked; the only fake is the clock, passed as explicit `now`.
 """
 
@@ -22,6 +22,7 @@ from taskcron.schedule import RetryPolicy
 from taskcron.store import Lease, NewTask, Store
 from taskcron.store.sqlite import SqliteStore
 from tests.conftest import BRIEFS_EXAMPLE
+from tests.pgserver import PostgresServer
 
 #: The fake clock's origin: every test passes times derived from it.
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
@@ -38,17 +39,43 @@ class StoreFactory(Protocol):
     def __call__(self, directory: Path, *, host: str = HOST) -> Store: ...
 
 
-def open_sqlite(directory: Path, *, host: str = HOST) -> Store:
-    return SqliteStore(directory / "tasks.db", host=host)
+def open_sqlite(request: pytest.FixtureRequest) -> StoreFactory:
+    def factory(directory: Path, *, host: str = HOST) -> Store:
+        return SqliteStore(directory / "tasks.db", host=host)
+
+    return factory
 
 
-IMPLEMENTATIONS: dict[str, StoreFactory] = {"sqlite": open_sqlite}
+def open_postgres(request: pytest.FixtureRequest) -> StoreFactory:
+    """Stores in one database of the session's PostgreSQL server: a schema a directory.
+
+    The store compares times with the caller's clock (`clock="caller"`), so that
+    the tests' fake clock drives it as it drives SQLite's.
+    """
+    from taskcron.store.postgres import PostgresStore
+
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    url = server.create_database(server.unique_name())
+    schemas: dict[Path, str] = {}
+
+    def factory(directory: Path, *, host: str = HOST) -> Store:
+        schema = schemas.setdefault(directory, f"contract_{len(schemas)}")
+        return PostgresStore(f"{url}&schema={schema}", host=host, clock="caller")
+
+    return factory
+
+
+#: Each implementation's factory maker, by the name tests are parametrized with.
+IMPLEMENTATIONS: dict[str, Callable[[pytest.FixtureRequest], StoreFactory]] = {
+    "sqlite": open_sqlite,
+    "postgres": open_postgres,
+}
 
 
 @pytest.fixture(scope="session", params=sorted(IMPLEMENTATIONS))
 def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
     """A factory for fresh stores of one implementation (safe to use per hypothesis example)."""
-    return IMPLEMENTATIONS[request.param]
+    return IMPLEMENTATIONS[request.param](request)
 
 
 @pytest.fixture

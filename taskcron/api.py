@@ -258,9 +258,9 @@ class TaskCron:
             self.config = config
             if home is not None:
                 self.config = dataclasses.replace(config, home=Path(home).expanduser().absolute())
-            if store is not None:
+            if store is not None and store != config.store:
                 url = config_module.resolve_store(store, Path.cwd(), "--store")
-                self.config = dataclasses.replace(self.config, store=url)
+                self.config = dataclasses.replace(self.config, store=url, store_origin="--store")
         else:
             self.config = config_module.load(config, home=home, store=store)
         self.clock = clock
@@ -309,7 +309,8 @@ class TaskCron:
         """
         if self._store is not None:
             return self._store
-        self._require_home()
+        if self.config.store is None:
+            self._require_home()  # a configured store says for itself that it is missing
         try:
             self._store = self._open(create=False)
         except errors.StoreMissingError:
@@ -1037,7 +1038,7 @@ class TaskCron:
         problems = store.integrity()
         if problems:
             return Check(name="store", ok=False, detail=f"{where}: {'; '.join(problems)}"), store
-        detail = f"{where}: schema {store.schema_version}, integrity ok"
+        detail = f"{where}: {store.about()}, schema {store.schema_version}, integrity ok"
         return Check(name="store", ok=True, detail=detail), store
 
     def _check_targets(self, store: Store) -> Checks:
@@ -1107,10 +1108,13 @@ class TaskCron:
         With `install`, the job replaces this home and scope's job in the
         user's crontab (or `crontab_file`); with `dry_run`, nothing is written
         and the crontab's text as it would be left is returned. With `drain`, each
-        tick runs due tasks one after another until its budget ends.
+        tick runs due tasks one after another until its budget ends. A store
+        named by `--store` or TASKCRON_STORE rather than the config file is
+        refused: the job names only the config file.
         """
         from taskcron import cronline, crontab
 
+        self._store_in_config_file()
         scope = Scope.parse(modules, excepts)
         cronline.check_text("home", str(self.home))
         tab = crontab.open_crontab(file=crontab_file, user=user)
@@ -1166,6 +1170,28 @@ class TaskCron:
             text=change.text,
             removed=change.removed,
             written=change.written,
+        )
+
+    def _store_in_config_file(self) -> None:
+        """Refuse a store named outside the config file: a crontab line names only that file.
+
+        A store URL is never written into a crontab line, where every local user
+        may read it (with its password) in `ps`.
+        """
+        origin, url = self.config.store_origin, self.config.store
+        if origin is None or url is None:
+            return
+        shown = redact(url)
+        where = self.config.path or "the config file (taskcron.toml)"
+        if shown != url:
+            raise errors.InputError(
+                f"the store URL from {origin} holds a password, which a crontab line must"
+                f" not: put store = {json.dumps(shown)} in {where} and the password in"
+                " ~/.pgpass (or PGPASSWORD in the crontab)"
+            )
+        raise errors.InputError(
+            f"the store from {origin} is not the config file's, and a crontab line names only"
+            f" the config file: put store = {json.dumps(url)} in {where}"
         )
 
     def _lease(self, now: datetime) -> Lease:

@@ -65,6 +65,9 @@ class Config:
     home: Path = field(default_factory=lambda: Path(DEFAULT_HOME).absolute())
     #: The store URL (`sqlite:///...`, resolved to an absolute path); None: `<home>/tasks.db`.
     store: str | None = None
+    #: Where `store` came from when not from the config file ("--store" or
+    #: "TASKCRON_STORE") and it differs from the file's; None otherwise.
+    store_origin: str | None = None
     #: This host's name in leases, pools and log records; None: the node name.
     host: str | None = None
     modules: tuple[str, ...] = ()  #: Python modules to import so their `@task`s register.
@@ -206,7 +209,11 @@ def load(
         settings["home"] = path.parent / DEFAULT_HOME
     chosen_store = store if store is not None else os.environ.get(ENV_STORE) or None
     if chosen_store is not None:
-        settings["store"] = resolve_store(chosen_store, Path.cwd(), "--store")
+        origin = "--store" if store is not None else ENV_STORE
+        url = resolve_store(chosen_store, Path.cwd(), origin)
+        if url != settings.get("store"):
+            settings["store_origin"] = origin
+        settings["store"] = url
     chosen_host = os.environ.get(ENV_HOST) or None
     if chosen_host is not None:
         settings["host"] = _host(chosen_host, ENV_HOST)

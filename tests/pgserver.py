@@ -55,6 +55,8 @@ ENV_URL = "TASKCRON_TEST_POSTGRES"
 DEBIAN_ROOT = Path("/usr/lib/postgresql")
 #: The superuser `initdb` creates; the URLs connect as it, without a password.
 SUPERUSER = "taskcron"
+#: A role that must give its password (SCRAM), for tests of passwords right and wrong.
+PASSWORD_ROLE = "taskcron_pw"
 #: The system user that runs the server when the tests run as root.
 SYSTEM_USER = "postgres"
 #: Seconds `pg_ctl` may wait for the server to start or stop.
@@ -275,6 +277,9 @@ class Cluster:
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write("\n# A private server for taskcron's tests (tests/pgserver.py).\n")
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
+        hba = self.data / "pg_hba.conf"
+        rule = f"local all {PASSWORD_ROLE} scram-sha-256\n"
+        hba.write_text(rule + hba.read_text())
 
     def run_server(self) -> None:
         with adopting_orphans():
@@ -431,6 +436,25 @@ class PostgresServer:
         else:
             for name in sorted(self.created):
                 self.drop_database(name)
+
+    def password_url(self, dbname: str, password: str) -> str:
+        """The URL of `dbname` as PASSWORD_ROLE (made with `password`), without the password.
+
+        Only a private server is known to ask that role for its password.
+        """
+        from psycopg import sql
+
+        with self._admin() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (PASSWORD_ROLE,)
+            ).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(
+                sql.SQL(verb + " ROLE {} LOGIN SUPERUSER PASSWORD {}").format(
+                    sql.Identifier(PASSWORD_ROLE), sql.Literal(password)
+                )
+            )
+        return self.url(dbname).replace(f"//{SUPERUSER}@", f"//{PASSWORD_ROLE}@", 1)
 
     def _admin(self) -> psycopg.Connection[Any]:
         import psycopg

@@ -149,6 +149,10 @@ class Store(Protocol):
         """Problems a quick consistency check of the store finds; empty when it is sound."""
         ...
 
+    def about(self) -> str:
+        """The engine behind the store, for `check` (its version; a server's round trip)."""
+        ...
+
     def schedule(self, new: NewTask, *, now: datetime) -> Task:
         """Add a queued task and return it; with a key, the one already waiting if any."""
         ...
@@ -343,25 +347,21 @@ def resolve_url(url: str, *, base: Path, where: str = "store") -> str:
 
 def redact(url: str) -> str:
     """The URL without its password (in the authority or a `password=` parameter),
-    for messages and displays."""
+    for messages and displays. The rest is kept as written."""
     if "@" not in url and "password" not in url:
         return url  # no credentials: no need to parse (the tick's path)
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url.partition("://")[0] + "://..."
-    if password is not None:
-        host = parts.netloc.rpartition("@")[2]
-        user = parts.username or ""
-        parts = parts._replace(netloc=f"{user}@{host}" if user else host)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if any(key == "password" for key, _ in query):
-        kept = [(key, value) for key, value in query if key != "password"]
-        parts = parts._replace(query=urlencode(kept))
-    return urlunsplit(parts)
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, tail = rest.partition("/")
+    user, at, host = authority.rpartition("@")
+    if at and ":" in user:
+        authority = user.partition(":")[0] + "@" + host
+    path, question, query = tail.partition("?")
+    if question:
+        kept = [p for p in query.split("&") if p.partition("=")[0] != "password"]
+        tail = path + ("?" + "&".join(kept) if kept else "")
+    return f"{scheme}://{authority}{slash}{tail}"
 
 
 _machine: list[str] = []

@@ -367,7 +367,10 @@ def split_url(url: str) -> tuple[str, str]:
     """
     from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise errors.StoreURLError(f"invalid store URL {redact(url)!r}: {exc}") from exc
     query = parse_qsl(parts.query, keep_blank_values=True)
     schemas = [value for key, value in query if key == "schema"]
     schema = schemas[-1] if schemas else DEFAULT_SCHEMA
@@ -562,14 +565,14 @@ class PostgresStore(SqlStore):
         with self._read() as db:
             return [row["problem"] for row in db.execute(INTEGRITY_CHECKS)]
 
-    def server(self) -> dict[str, Any]:
-        """The server's version and the round trip of a trivial query, for `check`."""
+    def about(self) -> str:
+        """The server's version and the round trip of a trivial query."""
         with self._read() as db:
             version = db.execute(SERVER_VERSION).fetchone()["server_version"]
             started = time.perf_counter()
             db.execute(READ_CLOCK).fetchone()
             latency = time.perf_counter() - started
-        return {"server_version": version, "latency": latency}
+        return f"PostgreSQL {version.split()[0]}, round trip {latency * 1000:.2f} ms"
 
     def close(self) -> None:
         """Release the connection."""

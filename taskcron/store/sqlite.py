@@ -601,6 +601,10 @@ class SqliteStore(SqlStore):
             found = [row["quick_check"] for row in db.execute(QUICK_CHECK)]
         return [] if found == ["ok"] else found
 
+    def about(self) -> str:
+        """The SQLite library's version."""
+        return f"SQLite {sqlite3.sqlite_version}"
+
     def close(self) -> None:
         """Release the connection."""
         self._db.close()

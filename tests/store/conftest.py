@@ -33,15 +33,18 @@ HOST = os.uname().nodename
 class StoreFactory(Protocol):
     """Opens the store whose files (if any) live in `directory`, fresh and empty the first time.
 
-    `host` is the host the store runs on, as its leases and pools name it.
+    `host` is the host the store runs on, as its leases and pools name it;
+    `machine` its machine id (None: this machine's).
     """
 
-    def __call__(self, directory: Path, *, host: str = HOST) -> Store: ...
+    def __call__(
+        self, directory: Path, *, host: str = HOST, machine: str | None = None
+    ) -> Store: ...
 
 
 def open_sqlite(request: pytest.FixtureRequest) -> StoreFactory:
-    def factory(directory: Path, *, host: str = HOST) -> Store:
-        return SqliteStore(directory / "tasks.db", host=host)
+    def factory(directory: Path, *, host: str = HOST, machine: str | None = None) -> Store:
+        return SqliteStore(directory / "tasks.db", host=host, machine=machine)
 
     return factory
 
@@ -58,9 +61,9 @@ def open_postgres(request: pytest.FixtureRequest) -> StoreFactory:
     url = server.create_database(server.unique_name())
     schemas: dict[Path, str] = {}
 
-    def factory(directory: Path, *, host: str = HOST) -> Store:
+    def factory(directory: Path, *, host: str = HOST, machine: str | None = None) -> Store:
         schema = schemas.setdefault(directory, f"contract_{len(schemas)}")
-        return PostgresStore(f"{url}&schema={schema}", host=host, clock="caller")
+        return PostgresStore(f"{url}&schema={schema}", host=host, machine=machine, clock="caller")
 
     return factory
 
@@ -133,9 +136,12 @@ def lease(
     host: str = HOST,
     pid: int | None = None,
     ttl: timedelta = timedelta(minutes=5),
+    machine: str = "",
 ) -> Lease:
-    """A lease held by this process (or `pid` on `host`) for `ttl` from `now`."""
-    return Lease(host=host, pid=os.getpid() if pid is None else pid, expires_at=now + ttl)
+    """A lease held by this process (or `pid` on `host`, `machine`) for `ttl` from `now`."""
+    return Lease(
+        host=host, machine=machine, pid=os.getpid() if pid is None else pid, expires_at=now + ttl
+    )
 
 
 def fixed_policy() -> RetryPolicy:

@@ -968,6 +968,27 @@ def test_a_run_on_another_host_is_not_recovered_before_expiry(store: Store, aliv
     assert [r.task.id for r in late.recovered] == [task.id]
 
 
+def test_a_dead_pid_under_this_host_name_on_another_machine_is_not_taken_for_dead(
+    store_factory: StoreFactory, tmp_path: Path
+) -> None:
+    """Containers may share a host name: only the same host *and* machine id is this one."""
+    here = store_factory(tmp_path, machine="machine-a")
+    task = here.schedule(new_task(), now=T0)
+    pid = dead_pid()
+    holder = Lease(host=HOST, machine="machine-b", pid=pid, expires_at=at(60))
+    claim(here, at(0), holder=holder)
+
+    early = claim(here, at(1))
+    assert early.outcome is ClaimOutcome.BUSY and early.recovered == ()
+    assert here.get(task.id).runs[-1].machine == "machine-b"
+
+    twin = store_factory(tmp_path, machine="machine-b")
+    same = claim(twin, at(2))
+    assert [r.task.id for r in same.recovered] == [task.id]
+    here.close()
+    twin.close()
+
+
 def test_recovery_touches_only_running_tasks_in_the_claims_scope(store: Store) -> None:
     task = store.schedule(new_task("a"), now=T0)
     other = store.schedule(new_task("b"), now=T0)

@@ -492,15 +492,21 @@ class PostgresStore(SqlStore):
     def _version(self) -> int | None:
         """The schema's version; None when there is no schema or it holds no table yet.
 
-        A schema with tables but no `store_meta`, or another application's, is foreign.
+        One statement when the schema is there (the tick's path); a schema with
+        tables but no `store_meta`, or another application's, is foreign.
         """
-        with self._begin() as db:
-            found = db.execute(SCHEMA_TABLES, (self.schema,)).fetchone()
+        import psycopg
+
+        try:
+            meta = self._db.execute(READ_META).fetchall()
+        except psycopg.errors.UndefinedTable:
+            with self._begin() as db:
+                found = db.execute(SCHEMA_TABLES, (self.schema,)).fetchone()
             if found is None or found["tables"] == 0:
                 return None
-            if not found["ours"]:
-                raise errors.ForeignStoreError(f"{self.url} (schema {self.schema})")
-            meta = db.execute(READ_META).fetchall()
+            raise errors.ForeignStoreError(f"{self.url} (schema {self.schema})") from None
+        except psycopg.Error as exc:
+            raise self._wrap(exc) from exc
         if len(meta) != 1 or meta[0]["application"] != APPLICATION:
             raise errors.ForeignStoreError(f"{self.url} (schema {self.schema})")
         return int(meta[0]["version"])

@@ -401,7 +401,11 @@ def split_url(url: str) -> tuple[str, str]:
     """
     from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks it
+    except ValueError as exc:
+        raise errors.StoreURLError(f"invalid store URL {redact(url)!r}: {exc}") from None
     query = parse_qsl(parts.query, keep_blank_values=True)
     schemas = [value for key, value in query if key == "schema"]
     schema = schemas[-1] if schemas else DEFAULT_SCHEMA
@@ -479,6 +483,11 @@ class PostgresStore(SqlStore):
                 application_name="taskcron",
                 options=f"-c TimeZone=UTC -c search_path={self.schema}",
             )
+        except psycopg.ProgrammingError as exc:
+            # libpq could not read the URL. Its message may quote the whole URL, password
+            # and all: show it redacted, and leave the original off the chain.
+            why = _first_line(exc).replace(conninfo, redact(conninfo))
+            raise errors.StoreURLError(f"invalid store URL {self.url!r}: {why}") from None
         except psycopg.Error as exc:
             raise errors.StoreError(
                 f"cannot connect to store {self.url}: {_first_line(exc)}"

@@ -12,6 +12,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import heapq
 import json
@@ -63,6 +64,7 @@ from taskcron.store import (
     default_url,
     open_store,
     redact,
+    sqlite_path,
 )
 
 if TYPE_CHECKING:
@@ -232,6 +234,32 @@ class InitResult:
     store: str  #: The store's URL, without any password.
     config: Path | None  #: The config file in effect before `init`, kept as it was.
     written: Path | None  #: The starter config file `init` wrote, if it wrote one.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrateResult:
+    """What `migrate_store` copied, from where to where (URLs without any password)."""
+
+    source: str
+    target: str
+    tasks: int
+    runs: int
+    password_left_out: bool = False  #: The target URL had a password, which `target` leaves out.
+
+    @property
+    def config_line(self) -> str:
+        """The config line that points taskcron at the target: `store = "URL"`."""
+        return f"store = {json.dumps(self.target)}"  # a JSON string is a TOML basic string
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"source", "target", "tasks", "runs", "config"}`; `config` is `config_line`."""
+        return {
+            "source": self.source,
+            "target": self.target,
+            "tasks": self.tasks,
+            "runs": self.runs,
+            "config": self.config_line,
+        }
 
 
 class TaskCron:
@@ -985,6 +1013,49 @@ class TaskCron:
             home=self.home, store=redact(self.store_url), config=self.config.path, written=written
         )
 
+    def migrate_store(self, to: str) -> MigrateResult:
+        """Copy every task and run of this store into the empty store at URL `to`.
+
+        The current store is read on one snapshot and left untouched; the
+        target (of any backend, created if missing) is written in one
+        transaction, keeping task and run ids, and ids handed out there later
+        follow them. Refused, writing nothing, when a task is running here
+        (`TasksRunningError`: stop the ticks first) or the target holds tasks
+        (`StoreNotEmptyError`). Pools are not copied: they register again.
+        """
+        url = config_module.resolve_store(to, Path.cwd(), "--to")
+        source = self._existing_store()
+        if source is None:
+            raise errors.StoreMissingError(redact(self.store_url))
+        if _same_store(url, source.url):
+            raise errors.StoreURLError(
+                f"invalid --to {redact(url)!r}: it is the current store; name another one"
+            )
+        running = source.running(Scope())
+        if running:
+            raise errors.TasksRunningError(tuple(sorted(task.id for task in running)))
+        target = open_store(url, host=self.config.host)
+        try:
+            with contextlib.closing(source.dump()) as tasks:
+                copied, runs = target.restore(tasks)
+        finally:
+            target.close()
+        result = MigrateResult(
+            source=source.url,
+            target=target.url,
+            tasks=copied,
+            runs=runs,
+            password_left_out=redact(url) != url,
+        )
+        self.recorder.emit(
+            Event.STORE_COPIED,
+            message=f"copied {copied} tasks and {runs} runs to {target.url}",
+            target=target.url,
+            tasks=copied,
+            runs=runs,
+        )
+        return result
+
     def check(self) -> CheckReport:
         """Check that this home can work, and say what is broken; never creates anything.
 
@@ -1209,6 +1280,13 @@ def _owner(owner: str | None) -> None:
         raise errors.InputError(
             f"invalid owner {owner!r}: expected 1 to 255 characters, no control characters"
         )
+
+
+def _same_store(url: str, other: str) -> bool:
+    """Whether two store URLs name the same store: the same SQLite file, or the same URL."""
+    if url.startswith("sqlite:") and other.startswith("sqlite:"):
+        return Path(sqlite_path(url)).resolve() == Path(sqlite_path(other)).resolve()
+    return redact(url) == redact(other)
 
 
 def _config_detail(config: Config) -> str:

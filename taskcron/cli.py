@@ -651,6 +651,45 @@ def check(ctx: click.Context, as_json: bool) -> None:
         ctx.exit(1)
 
 
+@cli.command(name="migrate-store", short_help="Copy every task and run into a new, empty store.")
+@click.option(
+    "--to",
+    metavar="URL",
+    required=True,
+    help="The empty store to copy into: postgresql://user@host/db, sqlite:////abs/path.db, ...",
+)
+@json_option
+@click.pass_context
+def migrate_store(ctx: click.Context, to: str, as_json: bool) -> None:
+    """Copy every task and run of the current store into the empty store at URL, keeping
+    ids, schedules, states, data, results and run records, in one transaction; the current
+    store is left as it was. Then print the config line that points taskcron at the new store.
+
+    Refused, writing nothing, while any task is running (stop the ticks and workers
+    first) or when the new store already holds tasks. Pools are not copied.
+
+    \b
+    Examples:
+      taskcron migrate-store --to postgresql://app@db.internal/tasks
+      taskcron --store sqlite:////srv/app/tasks.db migrate-store --to sqlite:////srv/new/tasks.db
+    """
+    app = _app(ctx)
+    result = app.migrate_store(to)
+    if as_json:
+        render.json_out(result.to_json())
+        return
+    tasks, runs = result.tasks, result.runs
+    render.line(
+        f"copied {tasks} task{'s' * (tasks != 1)} and {runs} run{'s' * (runs != 1)} "
+        f"from {result.source} to {result.target}"
+    )
+    where = "a config file" if app.config.path is None else str(app.config.path)
+    render.line(f"to use it, set in {where} (or give --store or TASKCRON_STORE):")
+    render.line(result.config_line)
+    if result.password_left_out:
+        render.line("(the password is left out: keep it in ~/.pgpass or PGPASSWORD)")
+
+
 @cli.command(short_help="Run a pool as a long-running process, e.g. a systemd service.")
 @module_option
 @except_option

@@ -14,10 +14,12 @@ The tree::
     │   └── StoreURLError            a store URL with an unknown scheme or a bad form
     ├── TaskNotFoundError            no task with that id
     ├── StateError                   the task's state does not allow the action
+    ├── TasksRunningError            tasks are running, and the store cannot be moved now
     ├── HandlerError                 a task handler cannot be found, imported or registered
     └── StoreError                   the store cannot be opened, read or written
         ├── StoreVersionError        the store was written by a newer taskcron
         ├── ForeignStoreError        the file is not a taskcron store
+        ├── StoreNotEmptyError       the store to copy into already holds tasks
         └── StoreMissingError        no store exists there, and this opening may not create one
             └── HomeMissingError     no home directory, so no store either
 
@@ -103,6 +105,22 @@ class StateError(TaskcronError):
         self.action = action
 
 
+class TasksRunningError(TaskcronError):
+    """Tasks are running: wait for them to finish, or stop the ticks, then try again."""
+
+    def __init__(self, task_ids: tuple[int, ...]) -> None:
+        shown = ", ".join(str(i) for i in task_ids[:10]) + (", ..." if len(task_ids) > 10 else "")
+        if len(task_ids) == 1:
+            which, them = f"task {shown} is", "it"
+        else:
+            which, them = f"{len(task_ids)} tasks ({shown}) are", "them"
+        super().__init__(
+            f"{which} running: wait for {them} to finish, or stop the ticks and workers, "
+            "then try again"
+        )
+        self.task_ids = task_ids
+
+
 class HandlerError(TaskcronError):
     """The task handler cannot be found or imported."""
 
@@ -130,6 +148,20 @@ class ForeignStoreError(StoreError):
     def __init__(self, path: str) -> None:
         super().__init__(f"{path} is not a taskcron store; it was left untouched")
         self.path = path
+
+
+class StoreNotEmptyError(StoreError):
+    """The store to copy into already holds tasks."""
+
+    def __init__(self, where: str, tasks: int, runs: int) -> None:
+        super().__init__(
+            f"store {where} already holds {tasks} task{'s' * (tasks != 1)} and {runs} "
+            f"run{'s' * (runs != 1)}: tasks are copied into an empty store only; nothing was "
+            "written"
+        )
+        self.where = where
+        self.tasks = tasks
+        self.runs = runs
 
 
 class StoreMissingError(StoreError):

@@ -53,6 +53,7 @@ class Event:
     TICK_BUSY = "tick.busy"
     STORE_MIGRATED = "store.migrated"
     STORE_PRUNED = "store.pruned"
+    STORE_COPIED = "store.copied"
 
 
 #: The record of each task action, by the action's verb.

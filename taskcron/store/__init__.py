@@ -22,6 +22,10 @@ A store keeps tasks and their runs and hands out due tasks by the order rule
   still the task's current, leased run; a run that was recovered meanwhile is
   left as recovered.
 - **Nothing on bad input.** A failing call changes nothing.
+- **Moves keep everything.** `dump` reads every task with its runs on one
+  snapshot; `restore` writes such tasks into an empty store in one
+  transaction, keeping their ids and every field, and the ids the store
+  hands out afterwards come after the highest one restored.
 
 A store is chosen by URL, in SQLAlchemy's form, and opened through one door,
 `open_store(url)`: `sqlite:////abs/path/tasks.db` (four slashes: absolute) or
@@ -33,7 +37,7 @@ from __future__ import annotations
 
 import enum
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -282,6 +286,25 @@ class Store(Protocol):
         They are the tasks in state `failed`, and the queued or paused tasks
         that will run again (a one-off task with attempts left, a recurring
         task) whose last run failed or timed out.
+        """
+        ...
+
+    def dump(self, *, batch: int = ...) -> Generator[Task, None, None]:
+        """Every task with all its runs, in id order, read on one snapshot.
+
+        Tasks are read `batch` at a time, a few queries a batch; close the
+        iterator (or exhaust it) to end the read.
+        """
+        ...
+
+    def restore(self, tasks: Iterable[Task], *, batch: int = ...) -> tuple[int, int]:
+        """Write `tasks` (as `dump` gives them) with their runs into this empty store.
+
+        One transaction: all of them or, on any error, none. Task and run ids
+        are kept, and ids handed out later come after the highest ones
+        written. A store that holds tasks or runs is `StoreNotEmptyError`; a
+        running task (whose lease cannot move) is `TasksRunningError`. Rows go
+        in `batch` tasks at a time. Returns how many tasks and runs were written.
         """
         ...
 

@@ -11,6 +11,9 @@ pools and the status reads are one algorithm whatever the engine. A backend
   write lock; a PostgreSQL advisory lock); `now` is the caller's clock, which
   a backend may map onto its own (see `_encode_time`);
 - `_insert`: run an INSERT and return the new row's id;
+- `_insert_many`: run an INSERT once for each of many rows (`restore`);
+- `_advance_ids`: make the ids handed out next follow the highest stored
+  (`restore` writes ids of its own);
 - `_encode_time` / `_decode_time`: a datetime as the store keeps it, and back.
 
 Rows are read by column name, and a connection needs only `execute`
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
@@ -134,6 +137,15 @@ class Statements(Protocol):
     DELETE_POOL: str
     INSERT_POOL: str
     RENEW_POOL: str
+    DUMP_TASKS: str
+    DUMP_RUNS: str
+    COUNT_STORED: str
+    RESTORE_TASK: str
+    RESTORE_RUN: str
+
+
+#: How many tasks `dump` reads, and `restore` writes, at a time.
+DUMP_BATCH = 500
 
 
 def pid_alive(pid: int) -> bool:
@@ -167,6 +179,18 @@ def module_ranges(scope: Scope) -> list[tuple[str, str | None]]:
     return merged
 
 
+def batched(items: Iterable[Task], size: int) -> Iterator[list[Task]]:
+    """`items` in lists of `size` (the last one shorter), read as they are needed."""
+    chunk: list[Task] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def job_over(outcome: Outcome, where: Next | tuple[State, datetime]) -> bool:
     """Whether a run ended its job: done, failed for good, or a recurring task's
     attempts spent (it starts afresh at its next time)."""
@@ -185,6 +209,8 @@ class SqlStore:
     host: str
     #: This machine's identity: the same-host fast path needs both to match.
     machine: str
+    #: Where the store is, without any password.
+    url: str
 
     # --- what a backend supplies --------------------------------------------
 
@@ -197,6 +223,12 @@ class SqlStore:
         raise NotImplementedError
 
     def _insert(self, db: Connection, sql: str, params: Sequence[Any]) -> int:
+        raise NotImplementedError
+
+    def _insert_many(self, db: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        raise NotImplementedError
+
+    def _advance_ids(self, db: Connection) -> None:
         raise NotImplementedError
 
     def _encode_time(self, moment: datetime) -> Any:
@@ -821,3 +853,107 @@ class SqlStore:
         """Remove a pool: its scope is free for another one."""
         with self._transaction() as db:
             db.execute(self.sql.DELETE_POOL, (pool_id,))
+
+    # --- moving stores -------------------------------------------------------------
+
+    def dump(self, *, batch: int = DUMP_BATCH) -> Generator[Task, None, None]:
+        """Every task with all its runs, in id order, read on one snapshot.
+
+        Two queries a batch of `batch` tasks: the tasks after the last id read,
+        then the runs of the ids they span. The read lasts until the iterator
+        is exhausted or closed.
+        """
+        sql = self.sql
+        with self._read() as db:
+            after = 0
+            while True:
+                rows = db.execute(sql.DUMP_TASKS, (after, batch)).fetchall()
+                if not rows:
+                    return
+                runs: dict[int, list[Run]] = {}
+                span = (rows[0]["id"], rows[-1]["id"])
+                for row in db.execute(sql.DUMP_RUNS, span):
+                    runs.setdefault(row["task_id"], []).append(self._run(row))
+                for row in rows:
+                    yield self._task(row, tuple(runs.get(row["id"], ())))
+                after = span[1]
+
+    def restore(self, tasks: Iterable[Task], *, batch: int = DUMP_BATCH) -> tuple[int, int]:
+        """Write `tasks` with their runs into this empty store, keeping every id.
+
+        One locked transaction: all of them or none. A store holding tasks or
+        runs is `StoreNotEmptyError` (before `tasks` is read); a running task is
+        `TasksRunningError`, since its lease names a process of the old store.
+        Rows go in `batch` tasks at a time. Returns how many tasks and runs
+        were written.
+        """
+        written, runs = 0, 0
+        with self._transaction(lock=True) as db:
+            found = db.execute(self.sql.COUNT_STORED).fetchone()
+            if found["tasks"] or found["runs"]:
+                raise errors.StoreNotEmptyError(self.url, found["tasks"], found["runs"])
+            for chunk in batched(tasks, batch):
+                runs += self._restore_batch(db, chunk)
+                written += len(chunk)
+            self._advance_ids(db)
+        return written, runs
+
+    def _restore_batch(self, db: Connection, tasks: Sequence[Task]) -> int:
+        """Insert some tasks and their runs; how many runs."""
+        running = tuple(task.id for task in tasks if task.state is State.RUNNING)
+        if running:
+            raise errors.TasksRunningError(running)
+        self._insert_many(db, self.sql.RESTORE_TASK, [self._task_row(task) for task in tasks])
+        runs = [self._run_row(run) for task in tasks for run in task.runs]
+        if runs:
+            self._insert_many(db, self.sql.RESTORE_RUN, runs)
+        return len(runs)
+
+    def _task_row(self, task: Task) -> tuple[Any, ...]:
+        """A task's values in RESTORE_TASK's order: the inverse of `_task`."""
+        enc = self._encode_time
+        return (
+            task.id,
+            task.module,
+            task.title,
+            json.dumps(task.target.to_json()),
+            task.data_json,
+            task.priority,
+            task.state.value,
+            enc(task.due_at),
+            task.attempts,
+            task.max_attempts,
+            None if task.timeout is None else task.timeout.total_seconds(),
+            enc(task.created_at),
+            enc(task.updated_at),
+            task.result_json,
+            None if task.recurrence is None else json.dumps(task.recurrence.to_json()),
+            None if task.max_lateness is None else task.max_lateness.total_seconds(),
+            task.key,
+            task.owner,
+            None if task.progress is None else json.dumps(task.progress.to_json()),
+            task.steps,
+            task.step_state_json,
+        )
+
+    def _run_row(self, run: Run) -> tuple[Any, ...]:
+        """A run's values in RESTORE_RUN's order: the inverse of `_run`."""
+        return (
+            run.id,
+            run.task_id,
+            run.attempt,
+            self._encode_time(run.started_at),
+            None if run.ended_at is None else self._encode_time(run.ended_at),
+            run.elapsed,
+            None if run.outcome is None else run.outcome.value,
+            run.exit_code,
+            run.error,
+            run.traceback,
+            run.output_tail,
+            run.truncated,
+            run.host,
+            run.machine,
+            run.pid,
+            run.child_pid,
+            run.child_start,
+        )

@@ -371,6 +371,32 @@ class SQL:
     )
     RENEW_POOL = "UPDATE pools SET expires_at = ? WHERE id = ?"
 
+    # Moving stores: `dump` reads every task in id order, `restore` writes them with their ids.
+    #: The next batch of tasks in id order: those after an id, at most a count.
+    DUMP_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id > ? ORDER BY id LIMIT ?"
+    #: The runs of the tasks whose ids lie in a range (inclusive), by task then run.
+    DUMP_RUNS = (
+        f"SELECT {RUN_COLUMNS} FROM runs INDEXED BY runs_task WHERE task_id >= ? AND task_id <= ?"
+        " ORDER BY task_id, id"
+    )
+    #: How many tasks and runs the store holds: `restore` writes into an empty one only.
+    COUNT_STORED = (
+        "SELECT (SELECT count(*) FROM tasks) AS tasks, (SELECT count(*) FROM runs) AS runs"
+    )
+    #: A task with its id and every field but a lease (a running task is not restored).
+    #: An explicit id moves AUTOINCREMENT's sqlite_sequence past it.
+    RESTORE_TASK = (
+        "INSERT INTO tasks (id, module, title, target, data, priority, state, due_at,"
+        " attempts, max_attempts, timeout, created_at, updated_at, result, schedule,"
+        " max_lateness, key, owner, progress, steps, step_state)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    #: A run with its id and every field.
+    RESTORE_RUN = (
+        f"INSERT INTO runs ({RUN_COLUMNS})"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
 
 def to_micros(moment: datetime) -> int:
     """Microseconds since the epoch, exactly."""
@@ -588,6 +614,12 @@ class SqliteStore(SqlStore):
         rowid = db.execute(sql, params).lastrowid
         assert rowid is not None
         return int(rowid)
+
+    def _insert_many(self, db: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        db.executemany(sql, rows)
+
+    def _advance_ids(self, db: Any) -> None:
+        """Nothing to do: AUTOINCREMENT moved sqlite_sequence past every id inserted."""
 
     def _encode_time(self, moment: datetime) -> int:
         return to_micros(moment)

@@ -93,6 +93,42 @@ def test_a_bad_store_url_is_bad_input_naming_the_known_schemes(tmp_path: Path, u
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("url", "shown", "why"),
+    [
+        ("postgresql://u:secret@[::1/db", "postgresql://u@[::1/db", "Invalid IPv6 URL"),
+        ("postgresql://u:secret@h:abc/db", "postgresql://u@h:abc/db", "Port could not be cast"),
+        ("postgresql://u:secret@h:99999/db", "postgresql://u@h:99999/db", "Port out of range"),
+        ("postgresql://u:secret@h/db?foo=1", "postgresql://u@h/db?foo=1", 'parameter: "foo"'),
+        # libpq quotes the whole URL in this one: shown redacted.
+        ("postgresql://u:secret@[::1]x/db", "postgresql://u@[::1]x/db", '"postgresql://u@[::1]x'),
+        ("postgres://u@h/db?password=secret&x=1", "postgres://u@h/db?x=1", 'parameter: "x"'),
+    ],
+)
+def test_a_malformed_postgresql_url_is_bad_input_that_never_shows_the_password(
+    tmp_path: Path, url: str, shown: str, why: str
+) -> None:
+    pytest.importorskip("psycopg")
+    result = taskcron("--store", url, "schedule", "m", "--", "true", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith(f"{ERROR}invalid store URL {shown!r}: ")
+    assert why in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert "secret" not in result.stderr
+
+
+def test_an_unreachable_postgresql_server_is_exit_1_without_the_password(tmp_path: Path) -> None:
+    pytest.importorskip("psycopg")
+    url = "postgresql://u:secret@127.0.0.1:1/db"
+    result = taskcron("--store", url, "schedule", "m", "--", "true", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.startswith(
+        f"{ERROR}cannot connect to store postgresql://u@127.0.0.1:1/db: "
+    )
+    assert len(result.stderr.splitlines()) == 1
+    assert "secret" not in result.stderr
+
+
 def test_init_names_a_configured_store(tmp_path: Path) -> None:
     result = taskcron("--store", "sqlite:///x.db", "init", cwd=tmp_path)
     assert result.returncode == 0

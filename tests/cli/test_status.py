@@ -264,6 +264,7 @@ def test_status_watch_redraws_a_running_tasks_progress_and_ends_cleanly_on_ctrl_
     stderr = terminal.proc.stderr.read().decode()
     terminal.proc.stderr.close()
     assert (code, stderr) == (0, "")
-    drawn = terminal.seen.decode()
+    # Ctrl-C may cut the frame being drawn, and with it a character of a bar.
+    drawn = terminal.seen.decode(errors="replace")
     assert "sync catalogue" in drawn and " running " in drawn
     assert "Traceback" not in drawn and "borted" not in drawn

@@ -29,8 +29,11 @@ A store keeps tasks and their runs and hands out due tasks by the order rule
 
 A store is chosen by URL, in SQLAlchemy's form, and opened through one door,
 `open_store(url)`: `sqlite:////abs/path/tasks.db` (four slashes: absolute) or
-`sqlite:///tasks.db` (relative). `BACKENDS` maps a URL scheme to the module
-and class that serve it; a backend is imported only when its URL is opened.
+`sqlite:///tasks.db` (relative) for `SqliteStore`; `postgresql://user@host/db`
+(or `postgres://`, libpq's URL, with `?schema=NAME`) for `PostgresStore`.
+`BACKENDS` maps a URL scheme to the module and class that serve it; a backend
+is imported only when its URL is opened. Both keep their rules in one place,
+`taskcron.store.sql.SqlStore`.
 """
 
 from __future__ import annotations

@@ -119,7 +119,11 @@ CREATE INDEX tasks_state ON tasks (state, due_at, id);
 CREATE INDEX tasks_key ON tasks (module, key) WHERE key IS NOT NULL
     AND state IN ('queued', 'running');
 CREATE INDEX tasks_owner ON tasks (owner, state) WHERE owner IS NOT NULL;
-CREATE INDEX tasks_module_state ON tasks (module, state);
+-- `status`: tasks counted by module id and state. Keyed on the module id alone, with
+-- the state beside it: keyed on (module, state), it would match a claim's "queued
+-- in this module" exactly, and on a table not yet analyzed the planner takes it
+-- and sorts the module's whole queue instead of reading tasks_priority.
+CREATE INDEX tasks_module_state ON tasks (module) INCLUDE (state);
 CREATE INDEX tasks_failed ON tasks (state, updated_at, id, module) WHERE state = 'failed';
 CREATE INDEX tasks_rerun ON tasks (state, module) WHERE attempts > 0 OR schedule IS NOT NULL;
 CREATE TABLE runs (

@@ -52,13 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         for row in chosen:
             params = row.params(quick=args.quick, runs=args.runs)
             try:
-                figures = measure(row, params, target, workdir / "rows" / row.name)
+                measured = measure(row, params, target, workdir / "rows" / row.name)
             except Skipped as exc:
                 skipped += 1
                 table.skipped(row, params, str(exc))
                 continue
-            results.append(_result(row, params, figures, mode))
-            table.line(results[-1])
+            for figures in measured:
+                results.append(_result(row, params, figures, mode))
+                table.line(results[-1])
     met = sum(result["met"] for result in results)
     print(f"goals met: {met} of {len(results)}" + (f" ({skipped} skipped)" if skipped else ""))
     if args.json:
@@ -92,12 +93,14 @@ def _positive(text: str) -> int:
 
 
 def _result(row: Row, params: Params, figures: Figures, mode: str) -> dict[str, Any]:
-    """One JSON row: value and floor are medians in `unit`, with their minimums beside."""
+    """One JSON row (a row's case): value and floor are medians in `unit`, with their
+    minimums beside."""
     scale = UNITS[row.unit]
     ratio = figures.value.median / figures.floor.median
     return {
         "name": row.name,
-        "measures": row.title.format(**params),
+        "case": figures.case or None,
+        "measures": row.measures(params, figures.case),
         "against": row.floor.format(**params),
         "value": round(figures.value.median * scale, 3),
         "floor": round(figures.floor.median * scale, 3),
@@ -110,6 +113,7 @@ def _result(row: Row, params: Params, figures: Figures, mode: str) -> dict[str, 
         "runs": figures.value.runs,
         "mode": mode,
         "parameters": dict(params),
+        "notes": list(figures.notes),
     }
 
 
@@ -117,7 +121,11 @@ class _Table:
     """Prints the table a line at a time, as rows finish."""
 
     def __init__(self, chosen: list[Row], *, quick: bool, runs: int | None) -> None:
-        titles = [row.title.format(**row.params(quick=quick, runs=runs)) for row in chosen]
+        titles = [
+            row.measures(row.params(quick=quick, runs=runs), case)
+            for row in chosen
+            for case in row.cases or ("",)
+        ]
         self.name = max([4, *(len(row.name) for row in chosen)])
         self.title = max([8, *(len(title) for title in titles)])
         print(self._format("row", "measures", "value", "floor", "ratio", "goal", ""))
@@ -136,9 +144,11 @@ class _Table:
             ),
             flush=True,
         )
+        for note in result["notes"]:
+            print(f"{'':<{self.name}}  {note}".rstrip(), flush=True)
 
     def skipped(self, row: Row, params: Params, why: str) -> None:
-        title = row.title.format(**params)
+        title = row.measures(params)
         print(f"{row.name:<{self.name}}  {title:<{self.title}}  skipped: {why}", flush=True)
 
     def _format(self, *cells: str) -> str:

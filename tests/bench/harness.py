@@ -10,6 +10,12 @@ is a `bench.command(...)` or a callable. rows/tick.py is the smallest. A row
 that cannot be measured here (a peer that is not installed) raises `Skipped`
 saying why, and the table says so in its line.
 
+A row that measures one thing in several cases (1, 4 and 8 processes) returns
+a list of `Figures`, one a case, each naming its `case` (one of the row's
+`cases`): each is a line of the table and an object of the JSON, judged
+against the row's goal. `Figures.notes` are lines printed under the figure's
+line (rates, plans, a peer's figure beside it) and kept in the JSON.
+
 The harness picks the parameters, reports value / floor against the goal and
 never fails on a missed goal. Only ratios mean anything: the machines these
 run on are shared and noisy.
@@ -66,6 +72,8 @@ class Figures:
 
     value: Timing
     floor: Timing
+    case: str = ""  #: Which of the row's `cases` this is; "" for a row of one case.
+    notes: tuple[str, ...] = ()  #: Lines to print under the figure's line.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,9 +141,10 @@ class Bench:
         path.mkdir(parents=True)
         return path
 
-    def command(self, *argv: str, home: Path) -> Command:
-        """`argv` with TASKCRON_HOME set to `home`, run in `home` (so no stray config is read)."""
-        return Command(argv=argv, env=clean_env(TASKCRON_HOME=str(home)), cwd=home)
+    def command(self, *argv: str, home: Path, **env: str) -> Command:
+        """`argv` with TASKCRON_HOME set to `home` (and `env`), run in `home` (so no stray
+        config is read)."""
+        return Command(argv=argv, env=clean_env(TASKCRON_HOME=str(home), **env), cwd=home)
 
     def time(self, subject: Subject, floor: Subject, *, per: int = 1) -> Figures:
         """Time `subject` and `floor` in turns, `runs` times each after a warm-up.
@@ -168,7 +177,7 @@ def _once(subject: Subject) -> float:
     return time.perf_counter() - start
 
 
-Measure = Callable[[Bench, Params], Figures]
+Measure = Callable[[Bench, Params], "Figures | list[Figures]"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,6 +193,7 @@ class Row:
     full: Params
     measure: Measure
     in_target: bool  #: Whether `measure` imports taskcron, and so runs in the target.
+    cases: tuple[str, ...] = ()  #: The cases it may report, in order; () for one figure.
 
     def params(self, *, quick: bool, runs: int | None) -> dict[str, int]:
         """The parameters for this mode, with `runs` overridden if given."""
@@ -191,6 +201,20 @@ class Row:
         if chosen is None:
             raise ValueError(f"row {self.name} has no quick parameters")
         return {**chosen, **({"runs": runs} if runs is not None else {})}
+
+    def measures(self, params: Params, case: str = "") -> str:
+        """What one of its lines measures: the title for `params`, and the case if any."""
+        title = self.title.format(**params)
+        return f"{title}, {case}" if case else title
+
+    def figures(self, measured: Figures | list[Figures]) -> list[Figures]:
+        """What `measure` returned as a list, checked against the row's cases."""
+        found = measured if isinstance(measured, list) else [measured]
+        cases = [figures.case for figures in found]
+        known = [case for case in self.cases if case in cases] if self.cases else [""]
+        if not cases or cases != known:
+            raise ValueError(f"row {self.name} reported cases {cases}, not some of {self.cases}")
+        return found
 
 
 _REGISTRY: dict[str, Row] = {}
@@ -206,13 +230,16 @@ def row(
     quick: Params | None,
     full: Params,
     in_target: bool = False,
+    cases: tuple[str, ...] = (),
 ) -> Callable[[Measure], Measure]:
     """Register the decorated function as the row `name`.
 
     Both parameter sets hold `runs`, the timed runs of subject and floor. With
     `in_target`, the function runs in a child of the target's interpreter
     (needed whenever it imports taskcron), and imports taskcron inside itself
-    so that loading the registry never does.
+    so that loading the registry never does. `cases` names, in order, the
+    cases a row that returns a list of figures may report (see the module
+    docstring).
     """
     if unit not in UNITS:
         raise ValueError(f"row {name}: unit {unit!r} is not one of {', '.join(UNITS)}")
@@ -232,6 +259,7 @@ def row(
             full=full,
             measure=measure,
             in_target=in_target,
+            cases=cases,
         )
         return measure
 

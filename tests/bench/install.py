@@ -3,8 +3,9 @@
 --quick measures this environment: the interpreter running the harness and
 the `taskcron` script beside it. The full run builds a virtual environment
 with a regular (non-editable) install of a copy of this checkout, with the
-`bench` extra (the peers compared against), and measures that, since an
-editable install's import hook adds to every start.
+`bench` extra (the peers compared against) and the `postgres` one (psycopg,
+for the PostgreSQL rows), and measures that, since an editable install's
+import hook adds to every start.
 
 A row that imports taskcron (`in_target`) runs in a child of the target's
 interpreter, started outside the checkout with the checkout appended to
@@ -55,7 +56,7 @@ def current(workdir: Path) -> Target:
 
 def build(python: str, workdir: Path) -> Target:
     """A new virtual environment in `workdir` made by `python`, with taskcron and its `bench`
-    extra installed from a copy.
+    and `postgres` extras installed from a copy.
 
     pip builds in the source tree, so it builds a copy and the checkout stays
     untouched.
@@ -64,23 +65,24 @@ def build(python: str, workdir: Path) -> Target:
     shutil.copytree(ROOT, source, ignore=_not_source)
     venv = workdir / "venv"
     _quietly([python, "-m", "venv", str(venv)], cwd=workdir)
-    _quietly(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", f"{source}[bench]"], cwd=workdir
-    )
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install"]
+    _quietly([*pip, f"{source}[bench,postgres]"], cwd=workdir)
     target = _target(str(venv / "bin" / "python"), str(venv / "bin" / "taskcron"), cwd=workdir)
     if not Path(target.taskcron).resolve().is_relative_to(venv.resolve()):
         raise RuntimeError(f"the new environment imports taskcron from {target.taskcron}")
     return target
 
 
-def measure(row: Row, params: Params, target: Target, scratch: Path) -> Figures:
+def measure(row: Row, params: Params, target: Target, scratch: Path) -> list[Figures]:
     """Run `row` with `params` against `target`, in a child of its interpreter if need be.
 
-    `Skipped` when the row cannot be measured there.
+    Its figures, one a case (see `Row.figures`); `Skipped` when the row cannot
+    be measured there.
     """
     scratch.mkdir(parents=True)
     if not row.in_target:
-        return row.measure(Bench(target=target, runs=params["runs"], scratch=scratch), params)
+        bench = Bench(target=target, runs=params["runs"], scratch=scratch)
+        return row.figures(row.measure(bench, params))
     out = scratch / "figures.json"
     order = {
         "row": row.name,
@@ -90,10 +92,18 @@ def measure(row: Row, params: Params, target: Target, scratch: Path) -> Figures:
         "out": str(out),
     }
     _quietly([target.python, "-c", _CHILD, str(ROOT), json.dumps(order)], cwd=scratch)
-    figures = json.loads(out.read_text())
-    if "skipped" in figures:
-        raise Skipped(figures["skipped"])
-    return Figures(value=Timing(**figures["value"]), floor=Timing(**figures["floor"]))
+    answer = json.loads(out.read_text())
+    if "skipped" in answer:
+        raise Skipped(answer["skipped"])
+    return [
+        Figures(
+            value=Timing(**figures["value"]),
+            floor=Timing(**figures["floor"]),
+            case=figures["case"],
+            notes=tuple(figures["notes"]),
+        )
+        for figures in answer["figures"]
+    ]
 
 
 def child(order_json: str) -> None:
@@ -106,12 +116,14 @@ def child(order_json: str) -> None:
         raise RuntimeError(f"imported taskcron from {taskcron.__file__}, not {target.taskcron}")
     params = order["params"]
     bench = Bench(target=target, runs=params["runs"], scratch=Path(order["scratch"]))
-    figures: dict[str, object]
+    row = rows()[order["row"]]
+    answer: dict[str, object]
     try:
-        figures = asdict(rows()[order["row"]].measure(bench, params))
+        measured = row.figures(row.measure(bench, params))
+        answer = {"figures": [asdict(figures) for figures in measured]}
     except Skipped as exc:
-        figures = {"skipped": str(exc)}
-    Path(order["out"]).write_text(json.dumps(figures))
+        answer = {"skipped": str(exc)}
+    Path(order["out"]).write_text(json.dumps(answer))
 
 
 def _target(python: str, script: str, *, cwd: Path) -> Target:

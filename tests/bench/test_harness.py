@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.bench import __main__ as command
-from tests.bench.harness import Bench, Figures, Params, Skipped, rows
+from tests.bench.harness import Bench, Figures, Params, Skipped, Timing, rows
 
 ROOT = Path(__file__).parents[2]
 
@@ -71,3 +71,50 @@ def test_a_row_that_cannot_be_measured_here_is_skipped_saying_why(
     lines = capsys.readouterr().out.splitlines()
     assert lines[-2].split() == ["peer", "a", "peer", "skipped:", "no", "such", "peer", "here"]
     assert lines[-1] == "goals met: 0 of 0 (1 skipped)"
+
+
+def test_a_row_of_several_cases_prints_a_line_and_writes_an_object_for_each_with_its_notes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    def timing(seconds: float) -> Timing:
+        return Timing(median=seconds, min=seconds, runs=1)
+
+    def measure(bench: Bench, params: Params) -> list[Figures]:
+        return [
+            Figures(value=timing(0.002), floor=timing(0.001), case="one", notes=("first note",)),
+            Figures(value=timing(0.001), floor=timing(0.001), case="two"),
+        ]
+
+    cases = dataclasses.replace(
+        rows()["tick"], name="cases", title="a pair", measure=measure, cases=("one", "two")
+    )
+    monkeypatch.setattr(command, "rows", lambda: {"cases": cases})
+    out = tmp_path / "bench.json"
+
+    assert command.main(["--quick", "--json", str(out)]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-4].split()[:4] == ["cases", "a", "pair,", "one"]
+    assert lines[-4].split()[-1] == "missed"
+    assert lines[-3].split() == ["first", "note"]
+    assert lines[-2].split()[:4] == ["cases", "a", "pair,", "two"]
+    assert lines[-1] == "goals met: 1 of 2"
+    written = json.loads(out.read_text())
+    assert [(row["case"], row["measures"], row["notes"]) for row in written] == [
+        ("one", "a pair, one", ["first note"]),
+        ("two", "a pair, two", []),
+    ]
+    assert [row["ratio"] for row in written] == [2.0, 1.0]
+
+
+def test_a_row_reporting_a_case_it_does_not_name_is_an_error() -> None:
+    figures = Figures(
+        value=Timing(median=1, min=1, runs=1), floor=Timing(median=1, min=1, runs=1), case="x"
+    )
+    with pytest.raises(ValueError, match="reported cases"):
+        rows()["tick"].figures(figures)
+
+
+@pytest.mark.parametrize("name", list(rows()))
+def test_every_row_is_in_the_readmes_table(name: str) -> None:
+    assert f"| `{name}` |" in (ROOT / "README.md").read_text()

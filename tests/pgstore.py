@@ -38,12 +38,11 @@ ELSEWHERE = "elsewhere"
 
 #: The statements a claim runs, by their names in `PostgresStore.sql`.
 CLAIM_STATEMENTS = (
-    "FIRST_MODULE_HEAD",
-    "NEXT_MODULE_HEAD",
+    "HEADS",
     "MODULE_TOP_PRIORITY",
     "MODULE_PRIORITY_BELOW",
     "OLDEST_AT_PRIORITY",
-    "COUNT_RUNNING_IN_MODULE",
+    "RUNNING_MODULES",
     "SELECT_RUNNING",
     "SELECT_RUNNING_LEASES",
     "SELECT_KEYED_TASK",
@@ -133,18 +132,21 @@ def module_id(number: int) -> str:
 
 def claim_statements(store: PostgresStore) -> dict[str, tuple[str, Sequence[Any]]]:
     """Each statement of CLAIM_STATEMENTS with parameters a claim would give it in a
-    filled store, by name; the scoped ones once for every module id, and once for one
-    module id's subtree (named "NAME in app.m01")."""
+    filled store, by name; the scoped ones (the heads, the running tasks) once for every
+    module id, and once for one module id's subtree (named "NAME in app.m01")."""
     sql = store.sql
     module = module_id(1)  # it holds a running task when `fill` was given some
     found: dict[str, tuple[str, Sequence[Any]]] = {
-        "FIRST_MODULE_HEAD": (sql.FIRST_MODULE_HEAD, ("",)),
-        "NEXT_MODULE_HEAD": (sql.NEXT_MODULE_HEAD, (module,)),
+        "HEADS": (sql.HEADS.format(below=sql.NO_BOUND), ("",)),
         "MODULE_TOP_PRIORITY": (sql.MODULE_TOP_PRIORITY, (module,)),
         "MODULE_PRIORITY_BELOW": (sql.MODULE_PRIORITY_BELOW, (module, 2)),
         "OLDEST_AT_PRIORITY": (sql.OLDEST_AT_PRIORITY, (module, 1)),
-        "COUNT_RUNNING_IN_MODULE": (sql.COUNT_RUNNING_IN_MODULE, (module,)),
+        "RUNNING_MODULES": (sql.RUNNING_MODULES, ()),
     }
+    found[f"HEADS in {module}"] = (
+        sql.HEADS.format(below=sql.BELOW),
+        (module, module + "/", module + "/"),
+    )
     for name in ("SELECT_RUNNING", "SELECT_RUNNING_LEASES"):
         for label, scope in ((name, Scope()), (f"{name} in {module}", Scope(modules=(module,)))):
             where, params = store._scope_sql(scope)

@@ -55,6 +55,7 @@ from __future__ import annotations
 import re
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta, timezone
@@ -272,14 +273,6 @@ class SQL:
         "SELECT id, run_id, lease_host, lease_machine, lease_pid, lease_expires_at FROM tasks"
         " WHERE id = %s AND state = 'running' AND run_id = %s FOR UPDATE"
     )
-    FIRST_MODULE_HEAD = (
-        "SELECT module, due_at, id FROM tasks WHERE state = 'queued' AND module >= %s"
-        " ORDER BY module, due_at, id LIMIT 1"
-    )
-    NEXT_MODULE_HEAD = (
-        "SELECT module, due_at, id FROM tasks WHERE state = 'queued' AND module > %s"
-        " ORDER BY module, due_at, id LIMIT 1"
-    )
     MODULE_TOP_PRIORITY = (
         "SELECT priority FROM tasks WHERE state = 'queued' AND module = %s"
         " ORDER BY priority DESC LIMIT 1"
@@ -291,9 +284,6 @@ class SQL:
     OLDEST_AT_PRIORITY = (
         "SELECT due_at, id FROM tasks WHERE state = 'queued' AND module = %s AND priority = %s"
         " ORDER BY due_at, id LIMIT 1"
-    )
-    COUNT_RUNNING_IN_MODULE = (
-        "SELECT count(*) AS running FROM tasks WHERE state = 'running' AND module = %s"
     )
     INSERT_RUN = (
         "INSERT INTO runs (task_id, attempt, started_at, host, machine, pid)"
@@ -373,7 +363,7 @@ class SQL:
     #: recursive query, each step one probe of tasks_line. `{below}`: NO_BOUND or BELOW.
     HEADS = (
         "WITH RECURSIVE heads AS ("
-        " (SELECT module, due_at, id FROM tasks WHERE state = 'queued' AND module >= %(low)s"
+        " (SELECT module, due_at, id FROM tasks WHERE state = 'queued' AND module >= %s"
         " {below} ORDER BY module, due_at, id LIMIT 1)"
         " UNION ALL"
         " SELECT step.module, step.due_at, step.id FROM heads, LATERAL"
@@ -382,11 +372,9 @@ class SQL:
         ") SELECT module, due_at, id FROM heads"
     )
     NO_BOUND = ""
-    BELOW = "AND module < %(high)s"
-    #: How many tasks of each module run, across the store: every lane's occupancy.
-    COUNT_RUNNING_BY_MODULE = (
-        "SELECT module, count(*) AS running FROM tasks WHERE state = 'running' GROUP BY module"
-    )
+    BELOW = "AND module < %s"  #: Its parameter is given twice.
+    #: The module id of every running task, across the store: the lanes' occupancy.
+    RUNNING_MODULES = "SELECT module FROM tasks WHERE state = 'running'"
 
     # Moving stores: `dump` reads every task in id order, `restore` writes them with their ids.
     DUMP_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id > %s ORDER BY id LIMIT %s"
@@ -652,15 +640,16 @@ class PostgresStore(SqlStore):
         """
         for low, high in module_ranges(scope):
             below = SQL.NO_BOUND if high is None else SQL.BELOW
-            rows = db.execute(SQL.HEADS.format(below=below), {"low": low, "high": high})
+            params = (low,) if high is None else (low, high, high)
+            rows = db.execute(SQL.HEADS.format(below=below), params)
             for row in rows:
                 if row["module"] in scope:
                     yield row["module"], row["due_at"], row["id"]
 
     def _lane_room(self, db: Any, lanes: Lanes) -> Callable[[str], bool]:
-        """Whether a module's lane has room, from one count of the running tasks by module."""
-        running = {row["module"]: row["running"] for row in db.execute(SQL.COUNT_RUNNING_BY_MODULE)}
-        return lambda module: running.get(module, 0) < lanes.width(module)
+        """Whether a module's lane has room, from one read of the running tasks' module ids."""
+        running = Counter(row["module"] for row in db.execute(SQL.RUNNING_MODULES))
+        return lambda module: running[module] < lanes.width(module)
 
     # --- checking ----------------------------------------------------------------
 

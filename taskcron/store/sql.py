@@ -11,6 +11,8 @@ pools and the status reads are one algorithm whatever the engine. A backend
   write lock; a PostgreSQL advisory lock); `now` is the caller's clock, which
   a backend may map onto its own (see `_encode_time`);
 - `_insert`: run an INSERT and return the new row's id;
+- `_heads` and `_lane_room`: the heads of the line and the lanes' room, each
+  in as few round trips as the engine allows;
 - `_insert_many`: run an INSERT once for each of many rows (`restore`);
 - `_advance_ids`: make the ids handed out next follow the highest stored
   (`restore` writes ids of its own);
@@ -43,7 +45,6 @@ from taskcron.model import (
     State,
     Target,
     Task,
-    covers,
 )
 from taskcron.store import (
     Claim,
@@ -107,12 +108,9 @@ class Statements(Protocol):
     SELECT_RUNNING: str
     SELECT_RUNNING_LEASES: str
     LOCK_RUNNING_LEASE: str
-    FIRST_MODULE_HEAD: str
-    NEXT_MODULE_HEAD: str
     MODULE_TOP_PRIORITY: str
     MODULE_PRIORITY_BELOW: str
     OLDEST_AT_PRIORITY: str
-    COUNT_RUNNING_IN_MODULE: str
     INSERT_RUN: str
     CLAIM_TASK: str
     RENEW_LEASE: str
@@ -235,6 +233,20 @@ class SqlStore:
         raise NotImplementedError
 
     def _decode_time(self, value: Any) -> datetime:
+        raise NotImplementedError
+
+    def _heads(self, db: Connection, scope: Scope) -> Iterator[tuple[str, Any, int]]:
+        """Each in-scope module's oldest queued task, (module, due_at as kept, id).
+
+        The heads of the line, found without a scan: SQLite probes its index
+        module by module (a statement costs no round trip there); PostgreSQL
+        walks the same index in one recursive query.
+        """
+        raise NotImplementedError
+
+    def _lane_room(self, db: Connection, lanes: Lanes) -> Callable[[str], bool]:
+        """Whether a module's lane has room: fewer of its tasks run, store-wide, than
+        its width. Read once a claim: skipping late tasks frees no lane."""
         raise NotImplementedError
 
     # --- rows ----------------------------------------------------------------
@@ -525,45 +537,6 @@ class SqlStore:
             ),
         )
         return self._load(db, task.id)
-
-    def _lane_room(self, db: Connection, lanes: Lanes) -> Callable[[str], bool]:
-        """Whether a module's lane has room: fewer of its tasks run, store-wide, than its width.
-
-        Each module is counted once a claim: skipping late tasks frees no lane.
-        """
-        found: dict[str, bool] = {}
-
-        def room(module: str) -> bool:
-            if module not in found:
-                row = db.execute(self.sql.COUNT_RUNNING_IN_MODULE, (module,)).fetchone()
-                found[module] = row["running"] < lanes.width(module)
-            return found[module]
-
-        return room
-
-    def _heads(self, db: Connection, scope: Scope) -> Iterator[tuple[str, Any, int]]:
-        """Each in-scope module's oldest queued task: (module, due_at, id), by skip-scan."""
-        sql = self.sql
-        for low, high in module_ranges(scope):
-            bound, inclusive = low, True
-            while True:
-                head = sql.FIRST_MODULE_HEAD if inclusive else sql.NEXT_MODULE_HEAD
-                row = db.execute(head, (bound,)).fetchone()
-                if row is None or (high is not None and row["module"] >= high):
-                    break
-                module = row["module"]
-                excluded = next((e for e in scope.excepts if covers(e, module)), None)
-                if excluded is not None:
-                    # Skip the excluded subtree in one step ("/" follows "." in ASCII);
-                    # "e-x" sorts between "e" and "e.a" and is not excluded.
-                    if module == excluded:
-                        bound, inclusive = module, False
-                    else:
-                        bound, inclusive = excluded + "/", True
-                    continue
-                if module in scope:
-                    yield module, row["due_at"], row["id"]
-                bound, inclusive = module, False
 
     def _pick(
         self,

@@ -15,15 +15,16 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskcron import errors
+from taskcron.model import Lanes, Scope, covers
 from taskcron.store import Store, machine_id, sqlite_path
-from taskcron.store.sql import SqlStore
+from taskcron.store.sql import SqlStore, module_ranges
 
 log = logging.getLogger(__name__)
 
@@ -609,6 +610,47 @@ class SqliteStore(SqlStore):
             if db.in_transaction:
                 db.execute(ROLLBACK)
             raise self._wrap(exc) from exc
+
+    # --- the line, step by step ------------------------------------------------
+
+    def _lane_room(self, db: Any, lanes: Lanes) -> Callable[[str], bool]:
+        """Whether a module's lane has room: fewer of its tasks run, store-wide, than its width.
+
+        Each module is counted once a claim: skipping late tasks frees no lane.
+        """
+        found: dict[str, bool] = {}
+
+        def room(module: str) -> bool:
+            if module not in found:
+                row = db.execute(SQL.COUNT_RUNNING_IN_MODULE, (module,)).fetchone()
+                found[module] = row["running"] < lanes.width(module)
+            return found[module]
+
+        return room
+
+    def _heads(self, db: Any, scope: Scope) -> Iterator[tuple[str, Any, int]]:
+        """Each in-scope module's oldest queued task: (module, due_at, id), by skip-scan."""
+        sql = SQL
+        for low, high in module_ranges(scope):
+            bound, inclusive = low, True
+            while True:
+                head = sql.FIRST_MODULE_HEAD if inclusive else sql.NEXT_MODULE_HEAD
+                row = db.execute(head, (bound,)).fetchone()
+                if row is None or (high is not None and row["module"] >= high):
+                    break
+                module = row["module"]
+                excluded = next((e for e in scope.excepts if covers(e, module)), None)
+                if excluded is not None:
+                    # Skip the excluded subtree in one step ("/" follows "." in ASCII);
+                    # "e-x" sorts between "e" and "e.a" and is not excluded.
+                    if module == excluded:
+                        bound, inclusive = module, False
+                    else:
+                        bound, inclusive = excluded + "/", True
+                    continue
+                if module in scope:
+                    yield module, row["due_at"], row["id"]
+                bound, inclusive = module, False
 
     def _insert(self, db: Any, sql: str, params: Sequence[Any]) -> int:
         rowid = db.execute(sql, params).lastrowid

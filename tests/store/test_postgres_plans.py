@@ -29,7 +29,7 @@ STORES = {"small": (SMALL, True), "large": (LARGE, True), "never analyzed": (LAR
 NAMES = [
     f"{name} in {pgstore.module_id(1)}" if scoped else name
     for name in pgstore.CLAIM_STATEMENTS
-    for scoped in ((False, True) if name.startswith("SELECT_RUNNING") else (False,))
+    for scoped in ((False, True) if name.startswith(("SELECT_RUNNING", "HEADS")) else (False,))
 ]
 PLANS = {"custom plan": False, "generic plan": True}
 
@@ -63,7 +63,7 @@ def as_text(store: PostgresStore, name: str) -> str:
 
 
 def test_the_statements_explained_are_the_claims() -> None:
-    assert len(NAMES) == len(pgstore.CLAIM_STATEMENTS) + 2
+    assert len(NAMES) == len(pgstore.CLAIM_STATEMENTS) + 3
     for name in pgstore.CLAIM_STATEMENTS:
         assert hasattr(PostgresStore.sql, name)
 
@@ -83,6 +83,12 @@ def test_a_claim_statement_reads_its_table_through_an_index_in_order(
     assert pgstore.sorts(top) == 0, as_text(store, name)
 
 
+#: How many more buffers a claim may touch at LARGE than at SMALL. A store not yet
+#: vacuumed answers an index-only scan from the table too: one more page for each
+#: module id whose head the claim walks, until autovacuum's first pass.
+GROWTH = {"large": 1.5, "never analyzed": 2.0}
+
+
 @pytest.mark.parametrize("label", ["large", "never analyzed"])
 def test_a_claim_touches_about_as_many_buffers_with_a_hundred_times_the_tasks(
     stores: dict[str, PostgresStore], label: str
@@ -93,4 +99,4 @@ def test_a_claim_touches_about_as_many_buffers_with_a_hundred_times_the_tasks(
     }
 
     small, large = sum(touched["small"].values()), sum(touched[label].values())
-    assert large <= 1.5 * small, touched
+    assert large <= GROWTH[label] * small, touched

@@ -267,7 +267,9 @@ class TaskCron:
         self.policy = RetryPolicy(
             first=self.config.retry.backoff, cap=self.config.retry.max_backoff
         )
-        self.recorder = Recorder(lambda: self.logstore, clock)
+        self.recorder = Recorder(
+            lambda: self.logstore, clock, host=self.config.host or os.uname().nodename
+        )
         self._store: Store | None = None
         self._logstore: LogStore | None = None
 

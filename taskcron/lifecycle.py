@@ -73,9 +73,12 @@ END_EVENTS = {
 class Recorder:
     """Writes records to the log store; a log that cannot be written never stops work."""
 
-    def __init__(self, logstore: Callable[[], LogStore], clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, logstore: Callable[[], LogStore], clock: Callable[[], datetime], *, host: str
+    ) -> None:
         self._logstore = logstore
         self.clock = clock
+        self.host = host  #: The host every record names.
 
     def emit(
         self,
@@ -94,6 +97,7 @@ class Recorder:
                 event,
                 at=self.clock(),
                 level=level,
+                host=self.host,
                 task=None if task is None else task.id,
                 module=None if task is None else task.module,
                 message=message,
@@ -242,7 +246,6 @@ class RunLife:
             attempt=run.attempt,
             deadline=iso(self.deadline),
             pid=run.pid,
-            host=run.host,
         )
         if self.watcher is not None:
             self.watcher.started(task)
@@ -308,6 +311,7 @@ class RunLife:
         """Whole lines the task printed: one `task.output` record each."""
         base = {
             "ts": logstore.timestamp(self.recorder.clock()),
+            "host": self.recorder.host,
             "level": "info",
             "event": Event.TASK_OUTPUT,
             "task": self.task.id,

@@ -58,9 +58,11 @@ from taskcron.store import (
     ClaimOutcome,
     Lease,
     NewTask,
+    SharedLog,
     Store,
     Tasks,
     default_url,
+    open_shared_log,
     open_store,
     redact,
 )
@@ -268,10 +270,15 @@ class TaskCron:
             first=self.config.retry.backoff, cap=self.config.retry.max_backoff
         )
         self.recorder = Recorder(
-            lambda: self.logstore, clock, host=self.config.host or os.uname().nodename
+            lambda: self.logstore,
+            clock,
+            host=self.config.host or os.uname().nodename,
+            shared=lambda: self.shared_log,
         )
         self._store: Store | None = None
         self._logstore: LogStore | None = None
+        self._shared_log: SharedLog | None = None
+        self._shared_log_opened = False
 
     @property
     def home(self) -> Path:
@@ -346,11 +353,22 @@ class TaskCron:
             )
         return self._logstore
 
+    @property
+    def shared_log(self) -> SharedLog | None:
+        """The log of every host sharing the store (a PostgreSQL store's `log` table); None
+        for a store that keeps none (SQLite). Every record goes there too."""
+        if not self._shared_log_opened:
+            self._shared_log = open_shared_log(self.store_url, host=self.recorder.host)
+            self._shared_log_opened = True
+        return self._shared_log
+
     def close(self) -> None:
-        """Close the store."""
+        """Close the store and the shared log."""
         if self._store is not None:
             self._store.close()
             self._store = None
+        if self._shared_log is not None:
+            self._shared_log.close()
 
     def __enter__(self) -> TaskCron:
         return self

@@ -25,7 +25,7 @@ from taskcron.store import ClaimOutcome
 if TYPE_CHECKING:
     from taskcron.logstore import LogStore
     from taskcron.runner import RunSettings
-    from taskcron.store import Claim, Decide, Lease, Recovered, Store
+    from taskcron.store import Claim, Decide, Lease, Recovered, SharedLog, Store
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class Event:
     TICK_BUSY = "tick.busy"
     STORE_MIGRATED = "store.migrated"
     STORE_PRUNED = "store.pruned"
+    LOG_UNSHARED = "log.unshared"
 
 
 #: The record of each task action, by the action's verb.
@@ -71,14 +72,26 @@ END_EVENTS = {
 
 
 class Recorder:
-    """Writes records to the log store; a log that cannot be written never stops work."""
+    """Writes records to the log store, and a copy to the store's shared log if it keeps
+    one; a log that cannot be written never stops work.
+
+    When the copy fails, the records stay in the log store and one warning
+    record there (`log.unshared`) says so, until a copy succeeds again.
+    """
 
     def __init__(
-        self, logstore: Callable[[], LogStore], clock: Callable[[], datetime], *, host: str
+        self,
+        logstore: Callable[[], LogStore],
+        clock: Callable[[], datetime],
+        *,
+        host: str,
+        shared: Callable[[], SharedLog | None] = lambda: None,
     ) -> None:
         self._logstore = logstore
+        self._shared = shared
         self.clock = clock
         self.host = host  #: The host every record names.
+        self._sharing = True  # False from a failed copy until one succeeds
 
     def emit(
         self,
@@ -106,12 +119,39 @@ class Recorder:
         )
 
     def write(self, *records: dict[str, Any]) -> None:
-        """Append whole records as they are."""
+        """Append whole records as they are (those the log store's level lets through)."""
         store = self._logstore()
+        kept = [r for r in records if store.enabled(str(r.get("level", "info")))]
+        if not kept:
+            return
+        self._append(store, kept)
+        self._share(kept)
+
+    def _append(self, store: LogStore, records: list[dict[str, Any]]) -> None:
         try:
             store.append(*records)
         except OSError as exc:
             log.warning("cannot write to the log store %s: %s", store.directory, exc)
+
+    def _share(self, records: list[dict[str, Any]]) -> None:
+        try:
+            shared = self._shared()
+            if shared is not None:
+                shared.append(records)
+        except Exception as exc:  # a copy for the other hosts must never stop a run
+            if self._sharing:
+                self._sharing = False
+                warning = logstore.record(
+                    Event.LOG_UNSHARED,
+                    at=self.clock(),
+                    level="warning",
+                    host=self.host,
+                    message="records stay in this host's log only: cannot copy them to the"
+                    f" store's log: {exc}",
+                )
+                self._append(self._logstore(), [warning])
+        else:
+            self._sharing = True
 
     def run_end(self, task: Task, run: Run) -> None:
         """The record of a run's end: task.done, task.failed or task.interrupted."""

@@ -27,17 +27,21 @@ A store is chosen by URL, in SQLAlchemy's form, and opened through one door,
 `open_store(url)`: `sqlite:////abs/path/tasks.db` (four slashes: absolute) or
 `sqlite:///tasks.db` (relative). `BACKENDS` maps a URL scheme to the module
 and class that serve it; a backend is imported only when its URL is opened.
+
+A store that several hosts share also keeps their log records: a `SharedLog`,
+opened by `open_shared_log(url)` (None for a store that keeps none, such as
+SQLite's, which serves one host).
 """
 
 from __future__ import annotations
 
 import enum
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from taskcron import errors
 from taskcron.model import (
@@ -286,6 +290,22 @@ class Store(Protocol):
         ...
 
 
+class SharedLog(Protocol):
+    """The log records of every host sharing a store, kept in the store.
+
+    Each host still writes its own log files (`taskcron.logstore`); this holds
+    a copy of every record, so that any host reads them all.
+    """
+
+    def append(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Add records, in order; `StoreError` when they cannot be written."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
 # --- choosing a backend by URL -----------------------------------------------
 
 #: URL scheme -> "module:Class" of the backend that serves it.
@@ -293,6 +313,11 @@ BACKENDS: dict[str, str] = {
     "sqlite": "taskcron.store.sqlite:SqliteStore",
     "postgresql": "taskcron.store.postgres:PostgresStore",
     "postgres": "taskcron.store.postgres:PostgresStore",
+}
+#: URL scheme -> "module:Class" of the shared log its store keeps, if it keeps one.
+SHARED_LOGS: dict[str, str] = {
+    "postgresql": "taskcron.store.postgres_log:PostgresLog",
+    "postgres": "taskcron.store.postgres_log:PostgresLog",
 }
 
 
@@ -402,3 +427,14 @@ def open_store(url: str, *, create: bool = True, host: str | None = None) -> Sto
     backend = getattr(importlib.import_module(module_name), class_name)
     store: Store = backend.from_url(url, create=create, host=host)
     return store
+
+
+def open_shared_log(url: str, *, host: str) -> SharedLog | None:
+    """The shared log of the store at `url`, naming `host` in its rows; None when its
+    backend keeps none. Nothing is imported for such a backend, nor connected yet."""
+    found = SHARED_LOGS.get(_scheme(url, "store"))
+    if found is None:
+        return None
+    module_name, _, class_name = found.partition(":")
+    shared: SharedLog = getattr(importlib.import_module(module_name), class_name)(url, host=host)
+    return shared

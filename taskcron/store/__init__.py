@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import enum
 import importlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -290,15 +290,52 @@ class Store(Protocol):
         ...
 
 
+class RecordFilter(Protocol):
+    """Which log records a reader keeps (`taskcron.logstore.LogFilter`): a store narrows
+    its search by the fields, the call decides."""
+
+    @property
+    def task(self) -> int | None: ...
+
+    @property
+    def scope(self) -> Scope | None: ...
+
+    @property
+    def level(self) -> str | None:
+        """The minimum level (a name of `LOG_LEVELS`)."""
+
+    @property
+    def since(self) -> datetime | None: ...
+
+    def __call__(self, rec: Mapping[str, Any]) -> bool: ...
+
+
 class SharedLog(Protocol):
     """The log records of every host sharing a store, kept in the store.
 
     Each host still writes its own log files (`taskcron.logstore`); this holds
-    a copy of every record, so that any host reads them all.
+    a copy of every record, so that any host reads them all. Records read
+    are in the order they were added.
     """
 
     def append(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Add records, in order; `StoreError` when they cannot be written."""
+        ...
+
+    def tail(self, count: int, *, keep: RecordFilter) -> list[dict[str, Any]]:
+        """The last `count` records that `keep` accepts, oldest first."""
+        ...
+
+    def follow(self, count: int, *, keep: RecordFilter) -> Iterator[list[dict[str, Any]]]:
+        """`tail`, then each batch of records `keep` accepts as any host adds them.
+
+        It waits for them without polling, and yields an empty batch now and
+        then while none come; it ends only when the caller stops iterating.
+        """
+        ...
+
+    def prune(self, *, before: datetime) -> int:
+        """Delete the records older than `before`; how many."""
         ...
 
     def close(self) -> None:

@@ -18,6 +18,18 @@ the same statement, with the ids of its rows (comma-separated) as the payload;
 PostgreSQL delivers it when the insert commits, to every connection that
 listens on the channel.
 
+**Reading.** `tail` reads back from the newest row, a page at a time; the
+filter's fields narrow the query (by the indexes on time, task, module and
+problems) and the filter itself decides on each record, as on a local file.
+
+**Following.** A follower has a connection of its own that listens on the
+channel. It waits on the connection's notifications with a timeout (it never
+polls the table) and on each one reads the rows after the last id it knows.
+An id is taken when a row is inserted, not when it commits, so a row may
+commit after a later one was read: its notification names it, and the
+follower reads it then. It remembers the ids it read lately, so that no row
+is shown twice.
+
 **Failures.** This is a copy: a write that fails raises `StoreError`, and the
 caller (`lifecycle.Recorder`) keeps the record in the local file and says so
 once. After a failure the table is left alone for `RETRY_AFTER` seconds, so
@@ -32,12 +44,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from taskcron import errors
-from taskcron.store import SharedLog, redact
-from taskcron.store.postgres import CONNECT_TIMEOUT, _first_line, split_url
+from taskcron.model import LOG_LEVELS
+from taskcron.store import RecordFilter, SharedLog, redact
+from taskcron.store.postgres import CONNECT_TIMEOUT, SQL, _first_line, split_url
 
 if TYPE_CHECKING:
     import psycopg
@@ -48,6 +63,12 @@ Record = dict[str, Any]
 RETRY_AFTER = 30.0
 #: Rows an insert takes at most, so that their ids fit in a notification's payload.
 BATCH = 200
+#: Rows read at a time when reading back from the end.
+PAGE = 1000
+#: Seconds a follower waits for a notification before it yields an empty batch.
+WAIT = 1.0
+#: How many ids of the rows it read a follower remembers (a late row is read once).
+REMEMBER = 10_000
 _MISSING = object()
 
 #: The rows, as arrays of columns (`at` as text: the record's `ts`); their notification.
@@ -58,6 +79,21 @@ INSERT = (
     " %s::text[]) AS r (at, host, level, event, task_id, module, record)"
     " RETURNING id)"
     " SELECT pg_notify(%s, string_agg(id::text, ',' ORDER BY id)) FROM added"
+)
+#: `{where}`: the filter's fields, as `_where` writes them.
+SELECT_BEFORE = "SELECT id, record FROM log WHERE {where} ORDER BY id DESC LIMIT %s"
+#: The rows after the last id a follower read, and those it was told of since.
+SELECT_AFTER = (
+    "SELECT id, record FROM log WHERE (id > %s OR id = ANY(%s::bigint[])) AND {where} ORDER BY id"
+)
+LAST_ID = "SELECT coalesce(max(id), 0) FROM log"
+#: `{channel}`: the schema's name, a checked identifier.
+LISTEN = 'LISTEN "{channel}"'
+#: Counts records, not rows: a row of output lines holds several.
+PRUNE = (
+    "WITH gone AS (DELETE FROM log WHERE at < %s RETURNING record)"
+    " SELECT coalesce(sum(CASE WHEN json_typeof(record::json -> 'lines') = 'array'"
+    " THEN json_array_length(record::json -> 'lines') ELSE 1 END), 0) FROM gone"
 )
 
 
@@ -115,6 +151,85 @@ class PostgresLog:
         self._resume_at = time.monotonic() + RETRY_AFTER
         self.close()  # the connection may be broken: the next write opens another
 
+    # --- reading ----------------------------------------------------------------
+
+    def tail(self, count: int, *, keep: RecordFilter) -> list[Record]:
+        """The last `count` records that `keep` accepts, oldest first."""
+        if count <= 0:
+            return []
+        with self._errors():
+            return self._tail(self._connection(), count, keep)[0]
+
+    def _tail(
+        self, db: psycopg.Connection[Any], count: int, keep: RecordFilter, *, upto: int = 0
+    ) -> tuple[list[Record], list[int]]:
+        """The last `count` records `keep` accepts (of the rows up to id `upto`, if given),
+        oldest first, and the ids of the rows read."""
+        where, params = _where(keep)
+        if upto:
+            where, params = f"{where} AND id <= %s", [*params, upto]
+        found: list[Record] = []
+        ids: list[int] = []
+        page = max(1, min(count, PAGE))
+        while len(found) < count:
+            sql, args = SELECT_BEFORE.format(where=where), [*params, page]
+            if ids:  # the next page: the rows before the last one read
+                sql, args = (
+                    SELECT_BEFORE.format(where=f"{where} AND id < %s"),
+                    [*params, ids[-1], page],
+                )
+            rows = db.execute(sql, args).fetchall()
+            for row_id, text in rows:
+                ids.append(row_id)
+                found += [rec for rec in reversed(_records(text)) if keep(rec)]
+            if len(rows) < page:
+                break
+        found = found[:count]
+        found.reverse()
+        return found, ids
+
+    def follow(self, count: int, *, keep: RecordFilter) -> Iterator[list[Record]]:
+        """`tail`, then a batch of the records `keep` accepts each time rows are added (an
+        empty batch after `WAIT` seconds without any). Ends only when the caller stops."""
+        db = self._connect()
+        try:
+            with self._errors():
+                db.execute(LISTEN.format(channel=self.schema))
+                last = int(_one(db.execute(LAST_ID).fetchone()))
+                shown, read = self._tail(db, count, keep, upto=last)
+            yield shown
+            seen = _Seen(last, read)
+            where, params = _where(keep)
+            while True:
+                with self._errors():
+                    notes = db.notifies(timeout=WAIT, stop_after=1)
+                    told = [n for note in notes for n in _ids(note.payload)]
+                    args = [seen.last, seen.late(told), *params]
+                    rows = (
+                        db.execute(SELECT_AFTER.format(where=where), args).fetchall()
+                        if told
+                        else []
+                    )
+                seen.add(told, [row_id for row_id, _ in rows])
+                yield [rec for _, text in rows for rec in _records(text) if keep(rec)]
+        finally:
+            db.close()
+
+    def prune(self, *, before: datetime) -> int:
+        """Delete the records older than `before` (by their time); how many."""
+        with self._errors():
+            return int(_one(self._connection().execute(PRUNE, (before,)).fetchone()))
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """psycopg's errors as `StoreError`."""
+        import psycopg
+
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise self._wrap(exc) from exc
+
     # --- connecting ---------------------------------------------------------------
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -155,6 +270,86 @@ class PostgresLog:
         if self._db is not None:
             db, self._db = self._db, None
             db.close()
+
+
+class _Seen:
+    """The rows a follower has read: every row up to `last`, but those not yet committed.
+
+    A row whose id was told of has committed; a row below it that was not told
+    of yet has not, and will be told of when it does: then it is `late`.
+    """
+
+    def __init__(self, last: int, read: Sequence[int]) -> None:
+        self.last = last
+        self.recent = set(read)  # the ids read or told of lately, up to REMEMBER of them
+
+    def late(self, told: Sequence[int]) -> list[int]:
+        """The ids told of that are not after `last` and were not read yet."""
+        return [n for n in told if n <= self.last and n not in self.recent]
+
+    def add(self, told: Sequence[int], read: Sequence[int]) -> None:
+        """The ids told of, and those of the rows then read."""
+        self.recent.update(told, read)
+        self.last = max(self.last, *told, *read)
+        if len(self.recent) > REMEMBER:
+            self.recent = {n for n in self.recent if n > self.last - REMEMBER}
+
+
+def _where(keep: RecordFilter) -> tuple[str, list[Any]]:
+    """A condition on the columns that every row whose records `keep` may accept meets."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if keep.task is not None:
+        clauses.append("task_id = %s")
+        params.append(keep.task)
+    scope = keep.scope
+    if scope is not None and (scope.modules or scope.excepts):
+        if scope.modules:
+            clauses.append("(" + " OR ".join(SQL.SCOPE_MODULE for _ in scope.modules) + ")")
+        clauses.extend(SQL.SCOPE_NOT_MODULE for _ in scope.excepts)
+        for m in (*scope.modules, *scope.excepts):
+            params += [m, m + ".", m + "/"]
+    if keep.level in LOG_LEVELS:
+        clauses.append(_levels(LOG_LEVELS.index(keep.level)))
+    if keep.since is not None:
+        clauses.append("at >= %s")
+        params.append(keep.since)
+    return " AND ".join(clauses) or "TRUE", params
+
+
+def _levels(rank: int) -> str:
+    """Levels at or above `rank`: a level name taskcron does not know ranks as info.
+
+    The names are written in the SQL (they are constants), so that the index
+    of warnings and errors serves `--level warning`.
+    """
+    if rank == 0:
+        return "TRUE"
+    if rank <= LOG_LEVELS.index("info"):
+        return f"level NOT IN ({_quoted(LOG_LEVELS[:rank])})"
+    return f"level IN ({_quoted(LOG_LEVELS[rank:])})"
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(f"'{name}'" for name in names)
+
+
+def _records(text: str) -> list[Record]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return []
+    return unbatched(value) if isinstance(value, dict) else []
+
+
+def _ids(payload: str) -> list[int]:
+    """The row ids a notification's payload names (anything else on the channel: none)."""
+    return [int(part) for part in payload.split(",") if part.isdigit()]
+
+
+def _one(row: Any) -> Any:
+    assert row is not None, "an aggregate returns one row"
+    return row[0]
 
 
 def batched(records: Sequence[Mapping[str, Any]]) -> list[Record]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +11,12 @@ import pytest
 
 from taskcron import errors
 from taskcron.lifecycle import Recorder
-from taskcron.logstore import LogStore, iter_all, record
+from taskcron.logstore import LogFilter, LogStore, iter_all, record
+from taskcron.model import Scope
+from taskcron.store import postgres_log
+from taskcron.store.postgres import PostgresStore
 from taskcron.store.postgres_log import PostgresLog, batched, unbatched
-from tests.conftest import T0, FakeClock
+from tests.conftest import T0, FakeClock, wait_for
 
 #: A server that is not there: its socket directory does not exist.
 NOWHERE = "postgresql:///taskcron?host=/nonexistent-taskcron-socket"
@@ -61,3 +66,92 @@ def test_the_recorder_keeps_records_local_and_warns_once_while_copies_fail(
         ("test.event", "info", "2"),
     ]
     assert "cannot connect to store postgresql:///taskcron" in list(iter_all(local))[1]["message"]
+
+
+@pytest.fixture
+def shared(postgres_url: str) -> Iterator[PostgresLog]:
+    """The log table of a new PostgreSQL store."""
+    PostgresStore(postgres_url).close()  # makes the schema
+    opened = PostgresLog(postgres_url, host="h")
+    yield opened
+    opened.close()
+
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def some_records() -> list[dict[str, Any]]:
+    """Records of every level and of several tasks and modules, with runs of output lines."""
+    found = []
+    for n in range(30):
+        module = ("a", "a.x", "ab", "b", None)[n % 5]
+        level = LEVELS[n % len(LEVELS)]
+        at = T0 + timedelta(minutes=n)
+        if n % 4 == 0:
+            found += [
+                record("task.output", at=at, host="h", task=n % 3, module=module, message=line)
+                for line in ("l1", "l2", "l3")
+            ]
+        else:
+            found.append(record("e", at=at, level=level, task=n % 3, module=module, message=""))
+    return found
+
+
+@pytest.mark.parametrize(
+    "keep",
+    [
+        LogFilter(),
+        LogFilter(task=1),
+        LogFilter(scope=Scope(modules=("a",))),
+        LogFilter(scope=Scope(excepts=("a",))),
+        LogFilter(scope=Scope(modules=("a",), excepts=("a.x",))),
+        *(LogFilter(level=level) for level in LEVELS[:4]),
+        LogFilter(since=T0 + timedelta(minutes=12)),
+        LogFilter(task=2, level="warning", since=T0 + timedelta(minutes=3)),
+    ],
+)
+def test_the_table_keeps_what_a_file_keeps(
+    shared: PostgresLog, tmp_path: Path, keep: LogFilter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = some_records()
+    local = LogStore(tmp_path / "log", level="debug")
+    for start in range(0, len(records), 4):  # several rows of output lines each time
+        local.append(*records[start : start + 4])
+        shared.append(records[start : start + 4])
+    monkeypatch.setattr(postgres_log, "PAGE", 2)  # read back two rows a query
+    for count in (1, 2, 5, 100):
+        expected = local.tail(count, keep=keep, stop=keep.before_since)
+        assert shared.tail(count, keep=keep) == expected, count
+
+
+def test_a_follower_reads_a_row_that_commits_after_a_later_one_once(
+    shared: PostgresLog, postgres_url: str
+) -> None:
+    import psycopg
+
+    follower = shared.follow(5, keep=LogFilter())
+    assert next(follower) == []
+    shared.append([record("test.first", at=T0)])
+    assert [r["event"] for r in wait_for(lambda: next(follower))] == ["test.first"]
+    with psycopg.connect(postgres_url) as late:  # a writer whose insert commits late
+        text = '{"ts": "2026-01-05T12:00:00.000+00:00", "event": "test.late"}'
+        inserted = late.execute(
+            "INSERT INTO taskcron.log (at, host, level, event, record)"
+            " VALUES (now(), 'h', 'info', 'test.late', %s) RETURNING id",
+            (text,),
+        ).fetchone()
+        assert inserted is not None
+        late.execute("SELECT pg_notify('taskcron', %s)", (str(inserted[0]),))
+        shared.append([record("test.later", at=T0)])  # a later id, committed first
+        assert [r["event"] for r in wait_for(lambda: next(follower))] == ["test.later"]
+    assert [r["event"] for r in wait_for(lambda: next(follower))] == ["test.late"]
+    shared.append([record("test.last", at=T0)])
+    assert [r["event"] for r in wait_for(lambda: next(follower))] == ["test.last"]
+    follower.close()
+
+
+def test_prune_counts_records_not_rows(shared: PostgresLog) -> None:
+    shared.append([record("task.output", at=T0, message=m) for m in ("a", "b", "c")])
+    shared.append([record("e", at=T0 + timedelta(hours=1))])
+    assert shared.prune(before=T0 + timedelta(minutes=1)) == 3
+    assert [r["event"] for r in shared.tail(10, keep=LogFilter())] == ["e"]

@@ -116,19 +116,15 @@ class PostgresLog:
             raise errors.StoreError(
                 f"store {self.url}: the log table failed less than {RETRY_AFTER:g}s ago"
             )
-        import psycopg
-
         rows = batched(records)
         try:
-            db = self._connection()
-            for start in range(0, len(rows), BATCH):
-                db.execute(INSERT, self._columns(rows[start : start + BATCH]))
+            with self._errors():
+                db = self._connection()
+                for start in range(0, len(rows), BATCH):
+                    db.execute(INSERT, self._columns(rows[start : start + BATCH]))
         except errors.StoreError:
             self._failed()
             raise
-        except psycopg.Error as exc:
-            self._failed()
-            raise self._wrap(exc) from exc
 
     def _columns(self, rows: list[Record]) -> list[Any]:
         """The insert's parameters: an array for each column, then the channel."""

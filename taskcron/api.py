@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from taskcron import config as config_module
 from taskcron import errors, logstore
@@ -59,9 +59,11 @@ from taskcron.store import (
     ClaimOutcome,
     Lease,
     NewTask,
+    SharedLog,
     Store,
     Tasks,
     default_url,
+    open_shared_log,
     open_store,
     redact,
     sqlite_path,
@@ -226,6 +228,14 @@ class CronEdit:
     written: bool = False  #: Whether the crontab was written.
 
 
+class Pruned(NamedTuple):
+    """What `prune` removed."""
+
+    tasks: int
+    files: int  #: Rotated log files of this host.
+    records: int | None = None  #: Records of the shared log; None when the store keeps none.
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InitResult:
     """What `init` found and made."""
@@ -295,9 +305,16 @@ class TaskCron:
         self.policy = RetryPolicy(
             first=self.config.retry.backoff, cap=self.config.retry.max_backoff
         )
-        self.recorder = Recorder(lambda: self.logstore, clock)
+        self.recorder = Recorder(
+            lambda: self.logstore,
+            clock,
+            host=self.config.host or os.uname().nodename,
+            shared=lambda: self.shared_log,
+        )
         self._store: Store | None = None
         self._logstore: LogStore | None = None
+        self._shared_log: SharedLog | None = None
+        self._shared_log_opened = False
 
     @property
     def home(self) -> Path:
@@ -373,11 +390,22 @@ class TaskCron:
             )
         return self._logstore
 
+    @property
+    def shared_log(self) -> SharedLog | None:
+        """The log of every host sharing the store (a PostgreSQL store's `log` table); None
+        for a store that keeps none (SQLite). Every record goes there too."""
+        if not self._shared_log_opened:
+            self._shared_log = open_shared_log(self.store_url, host=self.recorder.host)
+            self._shared_log_opened = True
+        return self._shared_log
+
     def close(self) -> None:
-        """Close the store."""
+        """Close the store and the shared log."""
         if self._store is not None:
             self._store.close()
             self._store = None
+        if self._shared_log is not None:
+            self._shared_log.close()
 
     def __enter__(self) -> TaskCron:
         return self
@@ -907,12 +935,25 @@ class TaskCron:
         level: str | None = None,
         since: datetime | timedelta | str | None = None,
     ) -> Records:
-        """The last `count` log records that match, oldest first (see `taskcron log`)."""
+        """The last `count` log records that match, oldest first (see `taskcron log`).
+
+        With a shared log (a PostgreSQL store), every host's records, in the
+        order they reached it.
+        """
         wanted = self.log_filter(
             task=task, modules=modules, excepts=excepts, level=level, since=since
         )
         self._require_home()
+        shared = self._readable_shared_log()
+        if shared is not None:
+            return shared.tail(count, keep=wanted)
         return self.logstore.tail(count, keep=wanted, stop=wanted.before_since)
+
+    def _readable_shared_log(self) -> SharedLog | None:
+        """The shared log, once its store is known to exist (and opened, so migrated)."""
+        if self.shared_log is not None:
+            self._existing_store()
+        return self.shared_log
 
     def log_filter(
         self,
@@ -948,24 +989,29 @@ class TaskCron:
             ) from None
         return moment if moment.tzinfo is not None else moment.astimezone()
 
-    def prune(self, older_than: timedelta | str | None = None) -> tuple[int, int]:
-        """Remove finished one-off tasks and rotated logs older than `older_than`.
+    def prune(self, older_than: timedelta | str | None = None) -> Pruned:
+        """Remove finished one-off tasks, rotated logs and shared log records older than
+        `older_than`.
 
-        The default is the config's `log.retention`. Returns (tasks, log files)
-        removed. Queued, running and paused tasks are never touched.
+        The default is the config's `log.retention`. Queued, running and paused
+        tasks are never touched.
         """
         age = _duration(older_than) if older_than is not None else self.config.log.retention
         assert age is not None
         before = self.clock() - age
         tasks = self.store.prune(before=before)
         files = logstore.prune_rotated(self.logstore, before)
+        shared = self.shared_log
+        records = None if shared is None else shared.prune(before=before)
+        counts: dict[str, Any] = {"tasks": tasks, "files": files}
+        removed = f"{tasks} tasks and {files} log files"
+        if records is not None:
+            counts["records"] = records
+            removed = f"{tasks} tasks, {files} log files and {records} log records"
         self.recorder.emit(
-            Event.STORE_PRUNED,
-            message=f"removed {tasks} tasks and {files} log files older than {iso(before)}",
-            tasks=tasks,
-            files=files,
+            Event.STORE_PRUNED, message=f"removed {removed} older than {iso(before)}", **counts
         )
-        return tasks, files
+        return Pruned(tasks=tasks, files=files, records=records)
 
     def follow_log(
         self, count: int = 20, *, keep: LogFilter | None = None, poll: float = 0.2
@@ -974,10 +1020,16 @@ class TaskCron:
         batch of new ones as they are written.
 
         Follows the active file across rotations, checking every `poll`
-        seconds; it ends only when the caller stops iterating.
+        seconds; with a shared log (a PostgreSQL store), the records of every
+        host, as the store announces them. It ends only when the caller stops
+        iterating.
         """
         wanted = keep or self.log_filter()
         self._require_home()
+        shared = self._readable_shared_log()
+        if shared is not None:
+            yield from (batch for batch in shared.follow(count, keep=wanted) if batch)
+            return
         follower = logstore.Follower(self.logstore)
         try:
             yield self.logstore.tail(

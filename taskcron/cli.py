@@ -583,7 +583,8 @@ def log(
     """Print the last N log records, oldest first; with -f, keep following them.
 
     Records are JSON Lines in <home>/log/taskcron.jsonl (rotated to .1, .2, ...),
-    so `tail -F` works too.
+    so `tail -F` works too. With a PostgreSQL store, the records of every host
+    sharing it are read from its log table, each line naming its host.
     """
     app = _app(ctx)
     wanted: dict[str, Any] = {
@@ -599,13 +600,16 @@ def log(
     else:
         batches = iter([app.log(count, **wanted)])
     con = None if as_json else render.console()
+    hosts = None if app.shared_log is None else 0  # the width of the host column
     try:
         for batch in batches:
+            if hosts is not None:
+                hosts = render.host_width(batch, hosts)
             for rec in batch:
                 if con is None:
                     render.json_out(rec)
                 else:
-                    render.log_record(rec, out=con)
+                    render.log_record(rec, out=con, host_width=hosts)
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:
@@ -616,14 +620,16 @@ def log(
 @click.option("--older-than", metavar="DUR", help="Age to remove. [default: log.retention, 30d]")
 @click.pass_context
 def prune(ctx: click.Context, older_than: str | None) -> None:
-    """Remove finished one-off tasks and rotated log files older than DUR.
+    """Remove finished one-off tasks and rotated log files older than DUR; with a
+    PostgreSQL store, the records of its log table older than DUR too.
 
     Never touches queued, running or paused tasks.
     """
-    tasks, files = _app(ctx).prune(older_than)
-    render.line(
-        f"removed {tasks} task{'s' * (tasks != 1)} and {files} log file{'s' * (files != 1)}"
-    )
+    tasks, files, records = _app(ctx).prune(older_than)
+    removed = [f"{tasks} task{'s' * (tasks != 1)}", f"{files} log file{'s' * (files != 1)}"]
+    if records is not None:
+        removed.append(f"{records} log record{'s' * (records != 1)}")
+    render.line(f"removed {', '.join(removed[:-1])} and {removed[-1]}")
 
 
 @cli.command(short_help="Check the config, code, store, log and crontab.")

@@ -25,7 +25,7 @@ from taskcron.store import ClaimOutcome
 if TYPE_CHECKING:
     from taskcron.logstore import LogStore
     from taskcron.runner import RunSettings
-    from taskcron.store import Claim, Decide, Lease, Recovered, Store
+    from taskcron.store import Claim, Decide, Lease, Recovered, SharedLog, Store
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class Event:
     STORE_MIGRATED = "store.migrated"
     STORE_PRUNED = "store.pruned"
     STORE_COPIED = "store.copied"
+    LOG_UNSHARED = "log.unshared"
 
 
 #: The record of each task action, by the action's verb.
@@ -72,11 +73,26 @@ END_EVENTS = {
 
 
 class Recorder:
-    """Writes records to the log store; a log that cannot be written never stops work."""
+    """Writes records to the log store, and a copy to the store's shared log if it keeps
+    one; a log that cannot be written never stops work.
 
-    def __init__(self, logstore: Callable[[], LogStore], clock: Callable[[], datetime]) -> None:
+    When the copy fails, the records stay in the log store and one warning
+    record there (`log.unshared`) says so, until a copy succeeds again.
+    """
+
+    def __init__(
+        self,
+        logstore: Callable[[], LogStore],
+        clock: Callable[[], datetime],
+        *,
+        host: str,
+        shared: Callable[[], SharedLog | None] = lambda: None,
+    ) -> None:
         self._logstore = logstore
+        self._shared = shared
         self.clock = clock
+        self.host = host  #: The host every record names.
+        self._sharing = True  # False from a failed copy until one succeeds
 
     def emit(
         self,
@@ -95,6 +111,7 @@ class Recorder:
                 event,
                 at=self.clock(),
                 level=level,
+                host=self.host,
                 task=None if task is None else task.id,
                 module=None if task is None else task.module,
                 message=message,
@@ -103,12 +120,39 @@ class Recorder:
         )
 
     def write(self, *records: dict[str, Any]) -> None:
-        """Append whole records as they are."""
+        """Append whole records as they are (those the log store's level lets through)."""
         store = self._logstore()
+        kept = [r for r in records if store.enabled(str(r.get("level", "info")))]
+        if not kept:
+            return
+        self._append(store, kept)
+        self._share(kept)
+
+    def _append(self, store: LogStore, records: list[dict[str, Any]]) -> None:
         try:
             store.append(*records)
         except OSError as exc:
             log.warning("cannot write to the log store %s: %s", store.directory, exc)
+
+    def _share(self, records: list[dict[str, Any]]) -> None:
+        try:
+            shared = self._shared()
+            if shared is not None:
+                shared.append(records)
+        except Exception as exc:  # a copy for the other hosts must never stop a run
+            if self._sharing:
+                self._sharing = False
+                warning = logstore.record(
+                    Event.LOG_UNSHARED,
+                    at=self.clock(),
+                    level="warning",
+                    host=self.host,
+                    message="records stay in this host's log only: cannot copy them to the"
+                    f" store's log: {exc}",
+                )
+                self._append(self._logstore(), [warning])
+        else:
+            self._sharing = True
 
     def run_end(self, task: Task, run: Run) -> None:
         """The record of a run's end: task.done, task.failed or task.interrupted."""
@@ -243,7 +287,6 @@ class RunLife:
             attempt=run.attempt,
             deadline=iso(self.deadline),
             pid=run.pid,
-            host=run.host,
         )
         if self.watcher is not None:
             self.watcher.started(task)
@@ -309,6 +352,7 @@ class RunLife:
         """Whole lines the task printed: one `task.output` record each."""
         base = {
             "ts": logstore.timestamp(self.recorder.clock()),
+            "host": self.recorder.host,
             "level": "info",
             "event": Event.TASK_OUTPUT,
             "task": self.task.id,

@@ -2,7 +2,8 @@
 
 The active file is `taskcron.jsonl`; rotated files are `taskcron.jsonl.1`
 (newest) to `.N`. Each record is one line of JSON with at least `ts` (ISO 8601,
-UTC, milliseconds), `level`, `event`, `task`, `module` and `message`.
+UTC, milliseconds), `level`, `event`, `task`, `module` and `message`; records
+taskcron writes also name their `host` (config `host`, else the node name).
 
 Concurrency: several processes append at once. A record (or a batch of whole
 records) goes to the file in one `write()` on a descriptor opened with
@@ -51,14 +52,16 @@ def record(
     *,
     at: datetime,
     level: str = "info",
+    host: str | None = None,
     task: int | None = None,
     module: str | None = None,
     message: str = "",
     **fields: Any,
 ) -> dict[str, Any]:
-    """A log record with the fields every record has, then `fields`."""
+    """A log record with the fields every record has (`host` when given), then `fields`."""
+    head = {"ts": timestamp(at)} if host is None else {"ts": timestamp(at), "host": host}
     return {
-        "ts": timestamp(at),
+        **head,
         "level": level,
         "event": event,
         "task": task,

@@ -139,8 +139,11 @@ def capture(renderable: Any, *, width: int = 100) -> str:
 _LEVEL_STYLES = {"debug": "dim", "info": "", "warning": "yellow", "error": "bold red"}
 
 
-def log_record(rec: dict[str, Any], *, out: Console) -> None:
-    """One log record on one line: time, level, event, task, module, message (all literal)."""
+def log_record(rec: dict[str, Any], *, out: Console, host_width: int | None = None) -> None:
+    """One log record on one line: time, level, event, task, module, message (all literal).
+
+    With `host_width`, its host follows the time, in a column that wide.
+    """
     from rich.text import Text
 
     try:
@@ -152,6 +155,8 @@ def log_record(rec: dict[str, Any], *, out: Console) -> None:
     style = _LEVEL_STYLES.get(level, "")
     text = Text()
     text.append(when, style="dim")
+    if host_width is not None:
+        text.append(f" {_host(rec):<{host_width}}", style="blue")
     text.append(f" {level.upper():<7}", style=style or None)
     text.append(f" {one_line(str(rec.get('event', ''))):<16}", style="bold")
     task = rec.get("task")
@@ -165,6 +170,15 @@ def log_record(rec: dict[str, Any], *, out: Console) -> None:
     trace = rec.get("traceback")
     if trace:
         out.print(Text(visible(str(trace).rstrip("\n")), style="red"), soft_wrap=True)
+
+
+def host_width(records: Sequence[dict[str, Any]], at_least: int = 0) -> int:
+    """The width of a host column that fits `records`, and is `at_least` wide."""
+    return max([at_least, *(len(_host(rec)) for rec in records)])
+
+
+def _host(rec: dict[str, Any]) -> str:
+    return one_line(str(rec.get("host") or "-"))
 
 
 def _print(con: Console, renderable: Any) -> None:

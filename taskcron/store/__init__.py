@@ -34,17 +34,21 @@ A store is chosen by URL, in SQLAlchemy's form, and opened through one door,
 `BACKENDS` maps a URL scheme to the module and class that serve it; a backend
 is imported only when its URL is opened. Both keep their rules in one place,
 `taskcron.store.sql.SqlStore`.
+
+A store that several hosts share also keeps their log records: a `SharedLog`,
+opened by `open_shared_log(url)` (None for a store that keeps none, such as
+SQLite's, which serves one host).
 """
 
 from __future__ import annotations
 
 import enum
 import importlib
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from taskcron import errors
 from taskcron.model import (
@@ -316,6 +320,59 @@ class Store(Protocol):
         ...
 
 
+class RecordFilter(Protocol):
+    """Which log records a reader keeps (`taskcron.logstore.LogFilter`): a store narrows
+    its search by the fields, the call decides."""
+
+    @property
+    def task(self) -> int | None: ...
+
+    @property
+    def scope(self) -> Scope | None: ...
+
+    @property
+    def level(self) -> str | None:
+        """The minimum level (a name of `LOG_LEVELS`)."""
+
+    @property
+    def since(self) -> datetime | None: ...
+
+    def __call__(self, rec: Mapping[str, Any]) -> bool: ...
+
+
+class SharedLog(Protocol):
+    """The log records of every host sharing a store, kept in the store.
+
+    Each host still writes its own log files (`taskcron.logstore`); this holds
+    a copy of every record, so that any host reads them all. Records read
+    are in the order they were added.
+    """
+
+    def append(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Add records, in order; `StoreError` when they cannot be written."""
+        ...
+
+    def tail(self, count: int, *, keep: RecordFilter) -> list[dict[str, Any]]:
+        """The last `count` records that `keep` accepts, oldest first."""
+        ...
+
+    def follow(self, count: int, *, keep: RecordFilter) -> Iterator[list[dict[str, Any]]]:
+        """`tail`, then each batch of records `keep` accepts as any host adds them.
+
+        It waits for them without polling, and yields an empty batch now and
+        then while none come; it ends only when the caller stops iterating.
+        """
+        ...
+
+    def prune(self, *, before: datetime) -> int:
+        """Delete the records older than `before`; how many."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
 # --- choosing a backend by URL -----------------------------------------------
 
 #: URL scheme -> "module:Class" of the backend that serves it.
@@ -323,6 +380,11 @@ BACKENDS: dict[str, str] = {
     "sqlite": "taskcron.store.sqlite:SqliteStore",
     "postgresql": "taskcron.store.postgres:PostgresStore",
     "postgres": "taskcron.store.postgres:PostgresStore",
+}
+#: URL scheme -> "module:Class" of the shared log its store keeps, if it keeps one.
+SHARED_LOGS: dict[str, str] = {
+    "postgresql": "taskcron.store.postgres_log:PostgresLog",
+    "postgres": "taskcron.store.postgres_log:PostgresLog",
 }
 
 
@@ -428,3 +490,14 @@ def open_store(url: str, *, create: bool = True, host: str | None = None) -> Sto
     backend = getattr(importlib.import_module(module_name), class_name)
     store: Store = backend.from_url(url, create=create, host=host)
     return store
+
+
+def open_shared_log(url: str, *, host: str) -> SharedLog | None:
+    """The shared log of the store at `url`, naming `host` in its rows; None when its
+    backend keeps none. Nothing is imported for such a backend, nor connected yet."""
+    found = SHARED_LOGS.get(_scheme(url, "store"))
+    if found is None:
+        return None
+    module_name, _, class_name = found.partition(":")
+    shared: SharedLog = getattr(importlib.import_module(module_name), class_name)(url, host=host)
+    return shared

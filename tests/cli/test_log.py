@@ -44,6 +44,22 @@ def test_text_from_tasks_is_printed_literally(run_cli: Run) -> None:
     assert "[red]markup[/] \\x1b[31mred" in shown
 
 
+def test_every_record_names_its_host(run_cli: Run, home: Path) -> None:
+    env = {"TASKCRON_HOST": "worker-7"}
+    assert run_cli("schedule", "m", "--", "echo", "hi", env=env).returncode == 0
+    assert run_cli("tick", env=env).returncode == 0
+    written = [
+        json.loads(line) for line in (home / "log" / "taskcron.jsonl").read_text().splitlines()
+    ]
+    assert [(r["event"], r["host"]) for r in written] == [
+        ("task.scheduled", "worker-7"),
+        ("task.started", "worker-7"),
+        ("task.output", "worker-7"),
+        ("task.done", "worker-7"),
+    ]
+    assert list(written[0])[:3] == ["ts", "host", "level"]
+
+
 def test_log_filters_by_task_module_level_and_time(run_cli: Run) -> None:
     run_cli("schedule", "billing.eu", "--", "false")
     run_cli("schedule", "shop", "--", "true")

@@ -205,7 +205,7 @@ def test_check_reports_the_server_the_schema_and_the_round_trip(
     assert store["ok"] is True
     assert store["detail"].startswith(f"{postgres_url}: PostgreSQL ")
     assert ", round trip " in store["detail"]
-    assert store["detail"].endswith(", schema 1, integrity ok")
+    assert store["detail"].endswith(", schema 2, integrity ok")
 
 
 def test_generate_cron_refuses_a_store_url_with_a_password_from_the_environment(
@@ -247,3 +247,16 @@ def test_generate_cron_names_the_config_file_that_holds_the_store(
         "generate-cron", "--every", "5m", cwd=tmp_path, store=postgres_url + "&schema=other"
     )
     assert "is not the config file's" in one_error_line(elsewhere, code=2)
+
+
+def test_a_url_without_a_host_part_reaches_the_socket_named_in_its_query(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    parts = urlsplit(postgres_url)
+    user = parts.username or ""
+    url = f"postgresql://{parts.path}?{parts.query}&user={user}&schema=by_query"
+    assert url.startswith("postgresql:///")
+    assert taskcron("schedule", "m", "--", "true", cwd=tmp_path, store=url).returncode == 0
+    assert schemas(postgres_url) == {"by_query"}
+    listed = taskcron("list", "--json", cwd=tmp_path, store=url)
+    assert [task["module"] for task in json.loads(listed.stdout)] == ["m"]

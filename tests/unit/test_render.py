@@ -263,3 +263,28 @@ def test_progress_is_a_compact_bar_in_list_and_a_line_in_show() -> None:
     text = out.file.getvalue()  # type: ignore[attr-defined]
     assert "progress" in text.splitlines()[0]
     assert "####......  45.0%" in text
+
+
+def test_a_log_line_names_its_host_in_a_column_only_when_asked() -> None:
+    from taskcron.logstore import record
+
+    records = [
+        record("task.started", at=T0, host="web-1", task=3, module="m", message="started x"),
+        record("task.output", at=T0, host="worker-2", task=4, module="m", message="hi"),
+        record("test.old", at=T0, message="written before records named their host"),
+    ]
+    width = render.host_width(records[:1])
+    width = render.host_width(records[1:], width)
+    assert width == 8
+    lines = [draw(render.log_record, rec).rstrip("\n") for rec in records[:1]]
+    assert lines == ["2026-01-05 12:00:00.000 INFO    task.started        #3 m started x"]
+    buffer = io.StringIO()
+    con = Console(file=buffer, width=100, color_system=None)
+    for rec in records:
+        render.log_record(rec, out=con, host_width=width)
+    assert buffer.getvalue().splitlines() == [
+        "2026-01-05 12:00:00.000 web-1    INFO    task.started        #3 m started x",
+        "2026-01-05 12:00:00.000 worker-2 INFO    task.output         #4 m hi",
+        "2026-01-05 12:00:00.000 -        INFO    test.old             - - written before records"
+        " named their host",
+    ]

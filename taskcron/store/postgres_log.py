@@ -1,0 +1,385 @@
+"""PostgresLog: the log records of every host sharing a PostgreSQL store, in its `log` table.
+
+Imported only for a PostgreSQL store (see `taskcron.store.open_shared_log`).
+Every host still appends each record to its own JSON Lines file
+(`taskcron.logstore`, for `tail -F`); a copy goes to the `log` table in the
+store's schema (made by the store's migrations, `taskcron.store.postgres`),
+so that `taskcron log` on any host shows the runs of every host.
+
+**Rows.** A row is one record: its time (`at`, the record's `ts`), `host`,
+`level`, `event`, `task_id`, `module`, and the record as JSON text (`record`).
+Records written at once that differ only in their `message` (the lines a run
+printed in one read of its output) share one row: its record is the first of
+them with `lines`, the list of all their messages, added. Reading gives them
+back one record a line. No record of taskcron's has a `lines` field of its own.
+
+**Notifications.** An insert notifies the channel named after the schema in
+the same statement, with the ids of its rows (comma-separated) as the payload;
+PostgreSQL delivers it when the insert commits, to every connection that
+listens on the channel.
+
+**Reading.** `tail` reads back from the newest row, a page at a time; the
+filter's fields narrow the query (by the indexes on time, task, module and
+problems) and the filter itself decides on each record, as on a local file.
+
+**Following.** A follower has a connection of its own that listens on the
+channel. It waits on the connection's notifications with a timeout (it never
+polls the table) and on each one reads the rows after the last id it knows.
+An id is taken when a row is inserted, not when it commits, so a row may
+commit after a later one was read: its notification names it, and the
+follower reads it then. It remembers the ids it read lately, so that no row
+is shown twice.
+
+**Failures.** This is a copy: a write that fails raises `StoreError`, and the
+caller (`lifecycle.Recorder`) keeps the record in the local file and says so
+once. After a failure the table is left alone for `RETRY_AFTER` seconds, so
+that a server that is gone costs a run one connection timeout, not one for
+every line of its output.
+
+The log has a connection of its own, opened on the first write: a failed
+write never touches the store's transactions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from taskcron import errors
+from taskcron.model import LOG_LEVELS
+from taskcron.store import RecordFilter, SharedLog, redact
+from taskcron.store.postgres import CONNECT_TIMEOUT, SQL, _first_line, split_url
+
+if TYPE_CHECKING:
+    import psycopg
+
+Record = dict[str, Any]
+
+#: Seconds after a failed write during which no other write is tried.
+RETRY_AFTER = 30.0
+#: Rows an insert takes at most, so that their ids fit in a notification's payload.
+BATCH = 200
+#: Rows read at a time when reading back from the end.
+PAGE = 1000
+#: Seconds a follower waits for a notification before it yields an empty batch.
+WAIT = 1.0
+#: How many ids of the rows it read a follower remembers (a late row is read once).
+REMEMBER = 10_000
+_MISSING = object()
+
+#: The rows, as arrays of columns (`at` as text: the record's `ts`); their notification.
+INSERT = (
+    "WITH added AS (INSERT INTO log (at, host, level, event, task_id, module, record)"
+    " SELECT at::timestamptz, host, level, event, task_id, module, record"
+    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[],"
+    " %s::text[]) AS r (at, host, level, event, task_id, module, record)"
+    " RETURNING id)"
+    " SELECT pg_notify(%s, string_agg(id::text, ',' ORDER BY id)) FROM added"
+)
+#: `{where}`: the filter's fields, as `_where` writes them.
+SELECT_BEFORE = "SELECT id, record FROM log WHERE {where} ORDER BY id DESC LIMIT %s"
+#: The rows after the last id a follower read, and those it was told of since.
+SELECT_AFTER = (
+    "SELECT id, record FROM log WHERE (id > %s OR id = ANY(%s::bigint[])) AND {where} ORDER BY id"
+)
+LAST_ID = "SELECT coalesce(max(id), 0) FROM log"
+#: `{channel}`: the schema's name, a checked identifier.
+LISTEN = 'LISTEN "{channel}"'
+#: Counts records, not rows: a row of output lines holds several.
+PRUNE = (
+    "WITH gone AS (DELETE FROM log WHERE at < %s RETURNING record)"
+    " SELECT coalesce(sum(CASE WHEN json_typeof(record::json -> 'lines') = 'array'"
+    " THEN json_array_length(record::json -> 'lines') ELSE 1 END), 0) FROM gone"
+)
+
+
+class PostgresLog:
+    """The `log` table of a PostgreSQL store. See the module docstring and `SharedLog`."""
+
+    def __init__(self, url: str, *, host: str) -> None:
+        """The log of the store at `url`; records without a host are `host`'s. Connects later."""
+        self.url = redact(url)
+        self.host = host
+        self._conninfo, self.schema = split_url(url)
+        self._db: psycopg.Connection[Any] | None = None
+        self._resume_at = 0.0  # monotonic seconds: no write before, after a failure
+
+    def append(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Add records in order (output lines written at once as one row), and notify."""
+        if not records:
+            return
+        if time.monotonic() < self._resume_at:
+            raise errors.StoreError(
+                f"store {self.url}: the log table failed less than {RETRY_AFTER:g}s ago"
+            )
+        rows = batched(records)
+        try:
+            with self._errors():
+                db = self._connection()
+                for start in range(0, len(rows), BATCH):
+                    db.execute(INSERT, self._columns(rows[start : start + BATCH]))
+        except errors.StoreError:
+            self._failed()
+            raise
+
+    def _columns(self, rows: list[Record]) -> list[Any]:
+        """The insert's parameters: an array for each column, then the channel."""
+        values = [self._values(rec) for rec in rows]
+        return [list(column) for column in zip(*values, strict=True)] + [self.schema]
+
+    def _values(self, rec: Record) -> tuple[Any, ...]:
+        task, module = rec.get("task"), rec.get("module")
+        return (
+            str(rec.get("ts")),
+            str(rec.get("host") or self.host),
+            str(rec.get("level", "info")),
+            str(rec.get("event", "")),
+            task if isinstance(task, int) and not isinstance(task, bool) else None,
+            module if isinstance(module, str) else None,
+            json.dumps(rec, default=str),
+        )
+
+    def _failed(self) -> None:
+        self._resume_at = time.monotonic() + RETRY_AFTER
+        self.close()  # the connection may be broken: the next write opens another
+
+    # --- reading ----------------------------------------------------------------
+
+    def tail(self, count: int, *, keep: RecordFilter) -> list[Record]:
+        """The last `count` records that `keep` accepts, oldest first."""
+        if count <= 0:
+            return []
+        with self._errors():
+            return self._tail(self._connection(), count, keep)[0]
+
+    def _tail(
+        self, db: psycopg.Connection[Any], count: int, keep: RecordFilter, *, upto: int = 0
+    ) -> tuple[list[Record], list[int]]:
+        """The last `count` records `keep` accepts (of the rows up to id `upto`, if given),
+        oldest first, and the ids of the rows read."""
+        where, params = _where(keep)
+        if upto:
+            where, params = f"{where} AND id <= %s", [*params, upto]
+        found: list[Record] = []
+        ids: list[int] = []
+        page = max(1, min(count, PAGE))
+        while len(found) < count:
+            sql, args = SELECT_BEFORE.format(where=where), [*params, page]
+            if ids:  # the next page: the rows before the last one read
+                sql, args = (
+                    SELECT_BEFORE.format(where=f"{where} AND id < %s"),
+                    [*params, ids[-1], page],
+                )
+            rows = db.execute(sql, args).fetchall()
+            for row_id, text in rows:
+                ids.append(row_id)
+                found += [rec for rec in reversed(_records(text)) if keep(rec)]
+            if len(rows) < page:
+                break
+        found = found[:count]
+        found.reverse()
+        return found, ids
+
+    def follow(self, count: int, *, keep: RecordFilter) -> Iterator[list[Record]]:
+        """`tail`, then a batch of the records `keep` accepts each time rows are added (an
+        empty batch after `WAIT` seconds without any). Ends only when the caller stops."""
+        db = self._connect()
+        try:
+            with self._errors():
+                db.execute(LISTEN.format(channel=self.schema))
+                last = int(_one(db.execute(LAST_ID).fetchone()))
+                shown, read = self._tail(db, count, keep, upto=last)
+            yield shown
+            seen = _Seen(last, read)
+            where, params = _where(keep)
+            while True:
+                with self._errors():
+                    notes = db.notifies(timeout=WAIT, stop_after=1)
+                    told = [n for note in notes for n in _ids(note.payload)]
+                    args = [seen.last, seen.late(told), *params]
+                    rows = (
+                        db.execute(SELECT_AFTER.format(where=where), args).fetchall()
+                        if told
+                        else []
+                    )
+                seen.add(told, [row_id for row_id, _ in rows])
+                yield [rec for _, text in rows for rec in _records(text) if keep(rec)]
+        finally:
+            db.close()
+
+    def prune(self, *, before: datetime) -> int:
+        """Delete the records older than `before` (by their time); how many."""
+        with self._errors():
+            return int(_one(self._connection().execute(PRUNE, (before,)).fetchone()))
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """psycopg's errors as `StoreError`."""
+        import psycopg
+
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise self._wrap(exc) from exc
+
+    # --- connecting ---------------------------------------------------------------
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._db is None:
+            self._db = self._connect()
+        return self._db
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise errors.StoreError(
+                f"store {self.url} is a PostgreSQL database, which needs psycopg:"
+                " pip install 'taskcron[postgres]'"
+            ) from exc
+        try:
+            return psycopg.connect(
+                self._conninfo,
+                autocommit=True,
+                connect_timeout=CONNECT_TIMEOUT,
+                application_name="taskcron",
+                options=f"-c TimeZone=UTC -c search_path={self.schema}",
+            )
+        except psycopg.Error as exc:
+            raise errors.StoreError(
+                f"cannot connect to store {self.url}: {_first_line(exc)}"
+            ) from exc
+
+    def _wrap(self, exc: Exception) -> errors.StoreError:
+        import psycopg
+
+        if isinstance(exc, psycopg.OperationalError):
+            return errors.StoreError(f"store {self.url} is unreachable: {_first_line(exc)}")
+        return errors.StoreError(f"store {self.url}: {_first_line(exc)}")
+
+    def close(self) -> None:
+        """Release the connection, if one is open."""
+        if self._db is not None:
+            db, self._db = self._db, None
+            db.close()
+
+
+class _Seen:
+    """The rows a follower has read: every row up to `last`, but those not yet committed.
+
+    A row whose id was told of has committed; a row below it that was not told
+    of yet has not, and will be told of when it does: then it is `late`.
+    """
+
+    def __init__(self, last: int, read: Sequence[int]) -> None:
+        self.last = last
+        self.recent = set(read)  # the ids read or told of lately, up to REMEMBER of them
+
+    def late(self, told: Sequence[int]) -> list[int]:
+        """The ids told of that are not after `last` and were not read yet."""
+        return [n for n in told if n <= self.last and n not in self.recent]
+
+    def add(self, told: Sequence[int], read: Sequence[int]) -> None:
+        """The ids told of, and those of the rows then read."""
+        self.recent.update(told, read)
+        self.last = max(self.last, *told, *read)
+        if len(self.recent) > REMEMBER:
+            self.recent = {n for n in self.recent if n > self.last - REMEMBER}
+
+
+def _where(keep: RecordFilter) -> tuple[str, list[Any]]:
+    """A condition on the columns that every row whose records `keep` may accept meets."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if keep.task is not None:
+        clauses.append("task_id = %s")
+        params.append(keep.task)
+    scope = keep.scope
+    if scope is not None and (scope.modules or scope.excepts):
+        if scope.modules:
+            clauses.append("(" + " OR ".join(SQL.SCOPE_MODULE for _ in scope.modules) + ")")
+        clauses.extend(SQL.SCOPE_NOT_MODULE for _ in scope.excepts)
+        for m in (*scope.modules, *scope.excepts):
+            params += [m, m + ".", m + "/"]
+    if keep.level in LOG_LEVELS:
+        clauses.append(_levels(LOG_LEVELS.index(keep.level)))
+    if keep.since is not None:
+        clauses.append("at >= %s")
+        params.append(keep.since)
+    return " AND ".join(clauses) or "TRUE", params
+
+
+def _levels(rank: int) -> str:
+    """Levels at or above `rank`: a level name taskcron does not know ranks as info.
+
+    The names are written in the SQL (they are constants), so that the index
+    of warnings and errors serves `--level warning`.
+    """
+    if rank == 0:
+        return "TRUE"
+    if rank <= LOG_LEVELS.index("info"):
+        return f"level NOT IN ({_quoted(LOG_LEVELS[:rank])})"
+    return f"level IN ({_quoted(LOG_LEVELS[rank:])})"
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(f"'{name}'" for name in names)
+
+
+def _records(text: str) -> list[Record]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return []
+    return unbatched(value) if isinstance(value, dict) else []
+
+
+def _ids(payload: str) -> list[int]:
+    """The row ids a notification's payload names (anything else on the channel: none)."""
+    return [int(part) for part in payload.split(",") if part.isdigit()]
+
+
+def _one(row: Any) -> Any:
+    assert row is not None, "an aggregate returns one row"
+    return row[0]
+
+
+def batched(records: Sequence[Mapping[str, Any]]) -> list[Record]:
+    """The rows `records` take, as records: consecutive records that differ only in their
+    `message` share one, the first of them with `lines` (every message) added."""
+    rows: list[Record] = []
+    for rec in records:
+        last = rows[-1] if rows else None
+        if last is not None and _same_but_message(last, rec):
+            last.setdefault("lines", [last["message"]]).append(rec["message"])
+        else:
+            rows.append(dict(rec))
+    return rows
+
+
+def _same_but_message(row: Record, rec: Mapping[str, Any]) -> bool:
+    if not isinstance(rec.get("message"), str) or not isinstance(row.get("message"), str):
+        return False
+    if len(row) - ("lines" in row) != len(rec):
+        return False
+    return all(k in ("message", "lines") or rec.get(k, _MISSING) == v for k, v in row.items())
+
+
+def unbatched(rec: Record) -> list[Record]:
+    """The records one row's record holds: itself, or one a line of its `lines`."""
+    lines = rec.get("lines")
+    if not isinstance(lines, list):
+        return [rec]
+    return [
+        {key: (line if key == "message" else value) for key, value in rec.items() if key != "lines"}
+        for line in lines
+    ]
+
+
+if TYPE_CHECKING:
+    #: mypy checks here that PostgresLog keeps every promise of `SharedLog`.
+    _CONFORMS: type[SharedLog] = PostgresLog

@@ -694,12 +694,6 @@ class PostgresStore(SqlStore):
         """Release the connection."""
         self._db.close()
 
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__

@@ -30,7 +30,7 @@ import os
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from taskcron import errors
 from taskcron.model import (
@@ -57,6 +57,9 @@ from taskcron.store import (
     Skip,
     Tasks,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing's own from Python 3.11 on
 
 Row = Any  #: A row whose columns are read by name (`sqlite3.Row`, a psycopg dict row).
 
@@ -228,6 +231,15 @@ class SqlStore:
 
     def _advance_ids(self, db: Connection) -> None:
         raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _encode_time(self, moment: datetime) -> Any:
         raise NotImplementedError

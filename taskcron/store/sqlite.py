@@ -683,12 +683,6 @@ class SqliteStore(SqlStore):
         """Release the connection."""
         self._db.close()
 
-    def __enter__(self) -> SqliteStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 if TYPE_CHECKING:
     #: mypy checks here that SqliteStore keeps every promise of `Store`.

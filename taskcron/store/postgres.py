@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from taskcron import errors
 from taskcron.model import Lanes, Scope
 from taskcron.store import Store, machine_id, redact
-from taskcron.store.sql import SqlStore, module_ranges
+from taskcron.store.sql import RUN_COLUMNS, TASK_COLUMNS, SqlStore, module_ranges
 
 if TYPE_CHECKING:
     import psycopg
@@ -226,19 +226,6 @@ class SQL:
 
     #: One parameter.
     MARK = "%s"
-
-    # Columns: what `_task` and `_run` read.
-    TASK_COLUMNS = (
-        "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
-        " timeout, created_at, updated_at, result, schedule, max_lateness, key, owner,"
-        " progress, steps, step_state,"
-        " (SELECT outcome FROM runs WHERE runs.task_id = tasks.id ORDER BY runs.id DESC LIMIT 1)"
-        " AS last_outcome"
-    )
-    RUN_COLUMNS = (
-        "id, task_id, attempt, started_at, ended_at, elapsed, outcome, exit_code, error,"
-        " traceback, output_tail, truncated, host, machine, pid, child_pid, child_start"
-    )
 
     # Scopes: a module and every module under it, as index-friendly ranges.
     SCOPE_MODULE = "(module = %s OR (module >= %s AND module < %s))"
@@ -458,6 +445,42 @@ def split_url(url: str) -> tuple[str, str]:
     return base + ("?" + "&".join(kept) if kept else ""), schema
 
 
+def connect(
+    conninfo: str, *, url: str, schema: str, dict_rows: bool = False
+) -> psycopg.Connection[Any]:
+    """A connection in autocommit mode, in UTC, with `schema` on its search path;
+    with `dict_rows`, rows are dicts (read by column name).
+
+    `url` is the store's URL as shown (without its password). Without psycopg it
+    is a `StoreError` naming the extra; a URL libpq cannot read is a
+    `StoreURLError`, and a server it cannot reach a `StoreError`, in one line.
+    """
+    try:
+        import psycopg
+        from psycopg.rows import dict_row, tuple_row
+    except ImportError as exc:
+        raise errors.StoreError(
+            f"store {url} is a PostgreSQL database, which needs psycopg:"
+            " pip install 'taskcron[postgres]'"
+        ) from exc
+    try:
+        return psycopg.connect(
+            conninfo,
+            autocommit=True,
+            connect_timeout=CONNECT_TIMEOUT,
+            application_name="taskcron",
+            options=f"-c TimeZone=UTC -c search_path={schema}",
+            row_factory=dict_row if dict_rows else tuple_row,
+        )
+    except psycopg.ProgrammingError as exc:
+        # libpq could not read the URL. Its message may quote the whole URL, password
+        # and all: show it redacted, and leave the original off the chain.
+        why = _first_line(exc).replace(conninfo, redact(conninfo))
+        raise errors.StoreURLError(f"invalid store URL {url!r}: {why}") from None
+    except psycopg.Error as exc:
+        raise errors.StoreError(f"cannot connect to store {url}: {_first_line(exc)}") from exc
+
+
 class PostgresStore(SqlStore):
     """The task store in a PostgreSQL schema. See the module docstring and `Store`."""
 
@@ -506,32 +529,7 @@ class PostgresStore(SqlStore):
     # --- opening -------------------------------------------------------------
 
     def _connect(self, conninfo: str) -> psycopg.Connection[Any]:
-        try:
-            import psycopg
-            from psycopg.rows import dict_row
-        except ImportError as exc:
-            raise errors.StoreError(
-                f"store {self.url} is a PostgreSQL database, which needs psycopg:"
-                " pip install 'taskcron[postgres]'"
-            ) from exc
-        try:
-            return psycopg.connect(
-                conninfo,
-                autocommit=True,
-                row_factory=dict_row,
-                connect_timeout=CONNECT_TIMEOUT,
-                application_name="taskcron",
-                options=f"-c TimeZone=UTC -c search_path={self.schema}",
-            )
-        except psycopg.ProgrammingError as exc:
-            # libpq could not read the URL. Its message may quote the whole URL, password
-            # and all: show it redacted, and leave the original off the chain.
-            why = _first_line(exc).replace(conninfo, redact(conninfo))
-            raise errors.StoreURLError(f"invalid store URL {self.url!r}: {why}") from None
-        except psycopg.Error as exc:
-            raise errors.StoreError(
-                f"cannot connect to store {self.url}: {_first_line(exc)}"
-            ) from exc
+        return connect(conninfo, url=self.url, schema=self.schema, dict_rows=True)
 
     def _open(self, create: bool) -> None:
         version = self._version()
@@ -557,9 +555,12 @@ class PostgresStore(SqlStore):
         except psycopg.errors.UndefinedTable:
             with self._begin() as db:
                 found = db.execute(SCHEMA_TABLES, (self.schema,)).fetchone()
-            if found is None or found["tables"] == 0:
-                return None
-            raise errors.ForeignStoreError(f"{self.url} (schema {self.schema})") from None
+                if found is None or found["tables"] == 0:
+                    return None
+                if not found["ours"]:
+                    raise errors.ForeignStoreError(f"{self.url} (schema {self.schema})") from None
+                # Another host created it between the two reads.
+                meta = db.execute(READ_META).fetchall()
         except psycopg.Error as exc:
             raise self._wrap(exc) from exc
         if len(meta) != 1 or meta[0]["application"] != APPLICATION:

@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING, Any
 from taskcron import errors
 from taskcron.model import LOG_LEVELS
 from taskcron.store import RecordFilter, SharedLog, redact
-from taskcron.store.postgres import CONNECT_TIMEOUT, SQL, _first_line, split_url
+from taskcron.store.postgres import SQL, _first_line, connect, split_url
 
 if TYPE_CHECKING:
     import psycopg
@@ -234,25 +234,7 @@ class PostgresLog:
         return self._db
 
     def _connect(self) -> psycopg.Connection[Any]:
-        try:
-            import psycopg
-        except ImportError as exc:
-            raise errors.StoreError(
-                f"store {self.url} is a PostgreSQL database, which needs psycopg:"
-                " pip install 'taskcron[postgres]'"
-            ) from exc
-        try:
-            return psycopg.connect(
-                self._conninfo,
-                autocommit=True,
-                connect_timeout=CONNECT_TIMEOUT,
-                application_name="taskcron",
-                options=f"-c TimeZone=UTC -c search_path={self.schema}",
-            )
-        except psycopg.Error as exc:
-            raise errors.StoreError(
-                f"cannot connect to store {self.url}: {_first_line(exc)}"
-            ) from exc
+        return connect(self._conninfo, url=self.url, schema=self.schema)
 
     def _wrap(self, exc: Exception) -> errors.StoreError:
         import psycopg

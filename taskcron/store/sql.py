@@ -78,6 +78,21 @@ class Connection(Protocol):
     def execute(self, sql: Any, params: Any = ..., /) -> Any: ...
 
 
+#: The columns `_task` reads, in every backend's statements.
+TASK_COLUMNS = (
+    "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
+    " timeout, created_at, updated_at, result, schedule, max_lateness, key, owner,"
+    " progress, steps, step_state,"
+    " (SELECT outcome FROM runs WHERE runs.task_id = tasks.id ORDER BY runs.id DESC LIMIT 1)"
+    " AS last_outcome"
+)
+#: The columns `_run` reads.
+RUN_COLUMNS = (
+    "id, task_id, attempt, started_at, ended_at, elapsed, outcome, exit_code, error,"
+    " traceback, output_tail, truncated, host, machine, pid, child_pid, child_start"
+)
+
+
 class Statements(Protocol):
     """The statements the algorithm runs, by name; each backend's `sql` defines them.
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from taskcron import errors
 from taskcron.model import Lanes, Scope, covers
 from taskcron.store import Store, machine_id, sqlite_path
-from taskcron.store.sql import SqlStore, module_ranges
+from taskcron.store.sql import RUN_COLUMNS, TASK_COLUMNS, SqlStore, module_ranges
 
 log = logging.getLogger(__name__)
 
@@ -171,19 +171,6 @@ class SQL:
 
     #: One parameter.
     MARK = "?"
-
-    # Columns: what `_task` and `_run` read.
-    TASK_COLUMNS = (
-        "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
-        " timeout, created_at, updated_at, result, schedule, max_lateness, key, owner,"
-        " progress, steps, step_state,"
-        " (SELECT outcome FROM runs WHERE runs.task_id = tasks.id ORDER BY runs.id DESC LIMIT 1)"
-        " AS last_outcome"
-    )
-    RUN_COLUMNS = (
-        "id, task_id, attempt, started_at, ended_at, elapsed, outcome, exit_code, error,"
-        " traceback, output_tail, truncated, host, machine, pid, child_pid, child_start"
-    )
 
     # Scopes: `_scope_sql` joins these into `{scope}`.
     #: A module and every module under it, as index-friendly ranges: the parameters

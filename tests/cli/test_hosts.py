@@ -244,3 +244,15 @@ def test_each_record_of_a_run_names_the_host_that_ran_it(tmp_path: Path, postgre
     with app(homes[0]) as tc:
         hosts = {task.module: task.runs[0].host for task in map(tc.get, (1, 2))}
     assert hosts == {"m0": "host-0", "m1": "host-1"}
+
+
+def test_the_environment_names_the_host_over_the_config(tmp_path: Path, postgres_url: str) -> None:
+    (home,) = make_hosts(tmp_path, postgres_url, count=1)
+    env = {"TASKCRON_HOST": "from-env"}
+    assert taskcron_in(home, "schedule", "m", "--", "true").returncode == 0
+    assert taskcron_in(home, "tick", env=env).returncode == 0
+    with app(home) as tc:
+        assert tc.get(1).runs[0].host == "from-env"
+    bad = taskcron_in(home, "list", env={"TASKCRON_HOST": "two words"})
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("taskcron: error: invalid host 'two words' (TASKCRON_HOST)")

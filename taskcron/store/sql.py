@@ -672,7 +672,7 @@ class SqlStore:
                     run_id,
                 ),
             )
-        task = self._load(db, task_id)
+        task = self._load(db, task_id, runs=False)  # where it goes next needs no runs
         if end.outcome is Outcome.DONE:
             db.execute(sql.SET_RESULT, (end.result_json, task_id))
         if end.progress is not None:

@@ -510,7 +510,7 @@ def _action(name: str, verb: str, help_text: str) -> None:
     @json_option
     @click.pass_context
     def command(ctx: click.Context, task_id: int, as_json: bool) -> None:
-        task = getattr(_app(ctx), name)(task_id)
+        task = getattr(_app(ctx), name.replace("-", "_"))(task_id)
         if as_json:
             render.json_out(task.to_json())
         else:
@@ -547,6 +547,11 @@ _action("retry", "queued again", "Put a failed or cancelled task back in line, a
 _action("pause", "paused", "Hold a queued task until `resume`.")
 _action("resume", "resumed", "Put a paused task back in line.")
 _action("remove", "removed", "Delete a task that is not running, with its runs.")
+_action(
+    "run-now",
+    "due now",
+    "Make a queued task due now, at the back of the line; a due one keeps its place.",
+)
 
 
 @cli.command(short_help="Print the last log records; -f keeps following.")

@@ -167,6 +167,7 @@
     source.addEventListener("error", function () { if (badge) { badge.hidden = true; } });
     source.addEventListener("task", function (event) { onTask(JSON.parse(event.data)); });
     source.addEventListener("log", function (event) { onLog(JSON.parse(event.data)); });
+    tickElapsed();
     window.setInterval(tickElapsed, 1000);
   }
 

@@ -272,6 +272,31 @@ class MigrateResult:
         }
 
 
+class LogFeed:
+    """New records of the log store that a filter lets through (see `TaskCron.log_feed`)."""
+
+    def __init__(self, follower: logstore.Follower, keep: LogFilter) -> None:
+        self._follower = follower
+        self._keep = keep
+
+    def poll(self) -> Records:
+        """The records written since the last poll, oldest first; never waits."""
+        return [record for record in self._follower.poll() if self._keep(record)]
+
+    def close(self) -> None:
+        """Stop following."""
+        self._follower.close()
+
+
+def owner_signature(token: str, owner: str) -> str:
+    """The signature of an owner link: HMAC-SHA256 of the owner id, keyed by the token, in hex."""
+    import hashlib
+    import hmac
+
+    key, text = token.encode(), owner.encode("utf-8", "surrogatepass")
+    return hmac.new(key, text, hashlib.sha256).hexdigest()
+
+
 class TaskCron:
     """A taskcron home: its store, its settings, and the operations on tasks.
 
@@ -613,17 +638,31 @@ class TaskCron:
         state: State | str | None = None,
         all: bool = False,
         owner: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[Task]:
         """Tasks in scope, in line order: active ones, all of them, or those in one state;
-        only `owner`'s when given."""
+        only `owner`'s when given.
+
+        With `limit`, one page: at most `limit` tasks from the `offset`-th on,
+        read along the store's indexes (without their runs either way).
+        """
         scope = Scope.parse(modules, excepts)
         if state is not None:
             states: Iterable[State] = (State.parse(state) if isinstance(state, str) else state,)
         else:
             states = tuple(State) if all else ACTIVE_STATES
+        if limit is not None and _int64("limit", limit) < 1:
+            raise errors.InputError(f"invalid limit {limit}: must be at least 1")
+        if _int64("offset", offset) < 0:
+            raise errors.InputError(f"invalid offset {offset}: must be 0 or more")
         store = self._existing_store()
         _owner(owner)
-        return [] if store is None else store.list(scope=scope, states=states, owner=owner)
+        if store is None:
+            return []
+        if limit is None:
+            return store.list(scope=scope, states=states, owner=owner)[offset:]
+        return store.page(scope=scope, states=states, owner=owner, limit=limit, offset=offset)
 
     def upcoming(
         self, *, modules: Iterable[str] = (), excepts: Iterable[str] = (), count: int = 10
@@ -674,6 +713,13 @@ class TaskCron:
             failures=tuple(store.failures(scope, count=count)),
         )
 
+    def running(self, *, modules: Iterable[str] = (), excepts: Iterable[str] = ()) -> Tasks:
+        """The running tasks in scope, each with its current run as its only run (its start,
+        host and progress so far), the oldest run first. One indexed read; creates nothing."""
+        scope = Scope.parse(modules, excepts)
+        store = self._existing_store()
+        return [] if store is None else store.running(scope)
+
     def cancel(self, task_id: int) -> Task:
         """Withdraw a queued or paused task."""
         return self._move(task_id, "cancel", (State.QUEUED, State.PAUSED), State.CANCELLED)
@@ -705,6 +751,14 @@ class TaskCron:
         """Put a paused task back in line."""
         return self._move(task_id, "resume", (State.PAUSED,), State.QUEUED)
 
+    def run_now(self, task_id: int) -> Task:
+        """Make a queued task due now: it joins the back of the line of due tasks.
+
+        A task that is already due keeps its place (it is never moved back); a
+        recurring task runs now, and then again by its schedule.
+        """
+        return self._move(task_id, "run now", (State.QUEUED,), State.QUEUED, due=True, sooner=True)
+
     def remove(self, task_id: int) -> Task:
         """Delete a task that is not running, and its runs; return it as it was."""
         task = self._stored(task_id).remove(task_id)
@@ -720,6 +774,7 @@ class TaskCron:
         *,
         reset: bool = False,
         due: bool = False,
+        sooner: bool = False,
     ) -> Task:
         now = self.clock()
         task = self._stored(task_id).transition(
@@ -730,6 +785,7 @@ class TaskCron:
             now=now,
             reset_attempts=reset,
             due_at=now if due else None,
+            sooner_only=sooner,
         )
         self.recorder.emit(
             ACTION_EVENTS[action], task=task, message=f"{action}: now {task.state.value}"
@@ -1012,6 +1068,29 @@ class TaskCron:
             Event.STORE_PRUNED, message=f"removed {removed} older than {iso(before)}", **counts
         )
         return Pruned(tasks=tasks, files=files, records=records)
+
+    def log_feed(self, keep: LogFilter | None = None) -> LogFeed:
+        """The log records written from now on that `keep` lets through, as they come:
+        each `poll()` of the returned feed gives the new ones without waiting."""
+        self._require_home()
+        return LogFeed(logstore.Follower(self.logstore), keep or self.log_filter())
+
+    def owner_link(self, owner: str) -> str:
+        """The dashboard's read-only page of `owner`'s tasks: `/owner/OWNER?sig=SIGNATURE`.
+
+        Signed with the dashboard's token (HMAC-SHA256), so it stays valid while
+        the token does; a `ConfigError` when no token is configured.
+        """
+        _owner(owner)
+        token = self.config.web.token
+        if token is None:
+            raise errors.ConfigError(
+                "an owner link is signed with the dashboard's token, and none is configured:"
+                f" set web.token in the config or {config_module.ENV_WEB_TOKEN}"
+            )
+        from urllib.parse import quote
+
+        return f"/owner/{quote(owner, safe='')}?sig={owner_signature(token, owner)}"
 
     def follow_log(
         self, count: int = 20, *, keep: LogFilter | None = None, poll: float = 0.2

@@ -510,7 +510,7 @@ def _action(name: str, verb: str, help_text: str) -> None:
     @json_option
     @click.pass_context
     def command(ctx: click.Context, task_id: int, as_json: bool) -> None:
-        task = getattr(_app(ctx), name)(task_id)
+        task = getattr(_app(ctx), name.replace("-", "_"))(task_id)
         if as_json:
             render.json_out(task.to_json())
         else:
@@ -547,6 +547,11 @@ _action("retry", "queued again", "Put a failed or cancelled task back in line, a
 _action("pause", "paused", "Hold a queued task until `resume`.")
 _action("resume", "resumed", "Put a paused task back in line.")
 _action("remove", "removed", "Delete a task that is not running, with its runs.")
+_action(
+    "run-now",
+    "due now",
+    "Make a queued task due now, at the back of the line; a due one keeps its place.",
+)
 
 
 @cli.command(short_help="Print the last log records; -f keeps following.")
@@ -694,6 +699,48 @@ def migrate_store(ctx: click.Context, to: str, as_json: bool) -> None:
     render.line(result.config_line)
     if result.password_left_out:
         render.line("(the password is left out: keep it in ~/.pgpass or PGPASSWORD)")
+
+
+@cli.command(short_help="Serve the web dashboard: live progress, the log and actions.")
+@click.option(
+    "--host", metavar="ADDR", help="The address to listen on. [default: config web.host, 127.0.0.1]"
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    metavar="N",
+    help="The port to listen on; 0 picks a free one. [default: config web.port, 8765]",
+)
+@click.option(
+    "--owner-link",
+    metavar="OWNER",
+    help="Print the read-only link to OWNER's tasks (signed with the token) and exit.",
+)
+@click.pass_context
+def web(ctx: click.Context, host: str | None, port: int | None, owner_link: str | None) -> None:
+    """Serve the web dashboard until Ctrl-C or SIGTERM: the overview, tasks, one task with its
+    runs, and the log, updated live, with retry, cancel, pause, resume, remove and run now.
+    It needs the web extra: pip install 'taskcron[web]'.
+
+    Every request needs the token (config web.token or TASKCRON_WEB_TOKEN; without one a
+    random one is made and printed with the URL to open); web.read_token sees but cannot
+    act. It listens on 127.0.0.1 unless --host or web.host says otherwise, and another
+    address needs a configured token.
+    """
+    from taskcron import web as dashboard
+
+    app = _app(ctx)
+    if owner_link is not None:
+        link = app.owner_link(owner_link)
+        render.line(dashboard.settings(app, host=host, port=port).url.rstrip("/") + link)
+        return
+    dashboard.require_extra()
+    sock, chosen = dashboard.listen(dashboard.settings(app, host=host, port=port))
+    if chosen.generated:
+        render.line(f"taskcron web: open {chosen.url}login?token={chosen.token}")
+    else:
+        render.line(f"taskcron web: open {chosen.url} and log in with the configured token")
+    dashboard.serve(app, chosen, sock)
 
 
 @cli.command(short_help="Run a pool as a long-running process, e.g. a systemd service.")

@@ -20,7 +20,7 @@ import os
 import stat
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ ENV_HOME = "TASKCRON_HOME"
 ENV_CONFIG = "TASKCRON_CONFIG"
 ENV_STORE = "TASKCRON_STORE"
 ENV_HOST = "TASKCRON_HOST"
+ENV_WEB_TOKEN = "TASKCRON_WEB_TOKEN"
 DEFAULT_HOME = ".taskcron"
 CONFIG_FILE = "taskcron.toml"
 STORE_FILE = "tasks.db"  #: The default store's file name inside the home.
@@ -55,6 +56,18 @@ class LogConfig:
     backups: int = 5
     retention: timedelta = timedelta(days=30)
     output_tail: int = 65536
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebConfig:
+    """The dashboard's settings (`taskcron web`, config table `[web]`)."""
+
+    host: str = "127.0.0.1"  #: The address it binds.
+    port: int = 8765
+    token: str | None = None  #: Lets a request see and act; TASKCRON_WEB_TOKEN overrides it.
+    read_token: str | None = None  #: Lets a request see only.
+    stylesheet: Path | None = None  #: A CSS file served after the built-in one.
+    script: Path | None = None  #: A JavaScript file served after the built-in one.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +95,7 @@ class Config:
     poll: timedelta = timedelta(seconds=1)  #: How often an idle `work` looks for due tasks.
     lanes: Lanes = field(default_factory=Lanes)  #: Widened lanes: module id -> tasks at once.
     max_steps: int = 10_000  #: A job that asks to continue more often than this fails.
+    web: WebConfig = field(default_factory=WebConfig)  #: The dashboard's settings.
     #: What was wrong but not fatal while finding the config (a file skipped as unsafe).
     warnings: tuple[str, ...] = ()
 
@@ -217,6 +231,10 @@ def load(
     chosen_host = os.environ.get(ENV_HOST) or None
     if chosen_host is not None:
         settings["host"] = _host(chosen_host, ENV_HOST)
+    chosen_token = os.environ.get(ENV_WEB_TOKEN) or None
+    if chosen_token is not None:
+        web = settings.get("web", WebConfig())
+        settings["web"] = replace(web, token=_token(chosen_token, ENV_WEB_TOKEN))
     return Config(path=path, warnings=tuple(warnings), **settings)
 
 
@@ -267,6 +285,7 @@ def _parse(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
         "poll",
         "lanes",
         "max_steps",
+        "web",
     }
     _refuse_unknown(values, known, "")
     if "home" in values:
@@ -321,7 +340,40 @@ def _parse(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
         if "retention" in table:
             log["retention"] = _duration(table, "retention", "log.")
         out["log"] = LogConfig(**log)
+    if "web" in values:
+        out["web"] = _web(_check_table(values["web"], "web"), base)
     return out
+
+
+def _web(table: Mapping[str, Any], base: Path) -> WebConfig:
+    known = {"host", "port", "token", "read_token", "stylesheet", "script"}
+    _refuse_unknown(table, known, "web.")
+    web: dict[str, Any] = {}
+    if "host" in table:
+        web["host"] = _host(_string(table, "host", "web."), "config key 'web.host'")
+    if "port" in table:
+        port = _positive_int(table, "port", "web.")
+        if port > 65535:
+            raise errors.ConfigError("config key 'web.port' must be a port number, 1 to 65535")
+        web["port"] = port
+    for key in ("token", "read_token"):
+        if key in table:
+            web[key] = _token(_string(table, key, "web."), f"config key 'web.{key}'")
+    if web.get("token") is not None and web.get("token") == web.get("read_token"):
+        raise errors.ConfigError("config keys 'web.token' and 'web.read_token' must differ")
+    for key in ("stylesheet", "script"):
+        if key in table:
+            web[key] = (base / Path(_string(table, key, "web.")).expanduser()).absolute()
+    return WebConfig(**web)
+
+
+def _token(value: str, where: str) -> str:
+    """A dashboard token: at least 16 printable ASCII characters, no spaces."""
+    if len(value) < 16 or not all(33 <= ord(c) < 127 for c in value):
+        raise errors.ConfigError(
+            f"invalid token ({where}): expected at least 16 printable ASCII characters, no spaces"
+        )
+    return value
 
 
 def _host(value: str, where: str) -> str:
@@ -466,6 +518,17 @@ STARTER = """\
 # The wait before a failed task's next attempt; it doubles per attempt (±20%).
 # backoff = "10s"
 # max_backoff = "1h"
+
+[web]
+# The dashboard, `taskcron web`. Every request needs a token; without one here
+# (or in TASKCRON_WEB_TOKEN) a random one is made at each start. A read token
+# sees but cannot act. Binding another address than the loopback needs a token.
+# host = "127.0.0.1"
+# port = 8765
+# token = "a long random string"
+# read_token = "another long random string"
+# stylesheet = "dashboard.css"   # served after the built-in styles
+# script = "dashboard.js"        # served after the built-in script
 
 [log]
 # level = "info"          # debug, info, warning or error

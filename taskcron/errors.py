@@ -16,6 +16,7 @@ The tree::
     ├── StateError                   the task's state does not allow the action
     ├── TasksRunningError            tasks are running, and the store cannot be moved now
     ├── HandlerError                 a task handler cannot be found, imported or registered
+    ├── ExtraMissingError            a feature's optional packages are not installed
     └── StoreError                   the store cannot be opened, read or written
         ├── StoreVersionError        the store was written by a newer taskcron
         ├── ForeignStoreError        the file is not a taskcron store
@@ -103,6 +104,15 @@ class StateError(TaskcronError):
         self.task_id = task_id
         self.state = state
         self.action = action
+
+
+class ExtraMissingError(TaskcronError):
+    """A feature needs packages that are not installed."""
+
+    def __init__(self, feature: str, extra: str) -> None:
+        super().__init__(f"{feature} needs the {extra} extra: pip install 'taskcron[{extra}]'")
+        self.feature = feature
+        self.extra = extra
 
 
 class TasksRunningError(TaskcronError):

@@ -48,6 +48,7 @@ class Event:
     TASK_RETRIED = "task.retried"
     TASK_PAUSED = "task.paused"
     TASK_RESUMED = "task.resumed"
+    TASK_RUN_NOW = "task.run_now"
     TASK_REMOVED = "task.removed"
     TICK_IDLE = "tick.idle"
     TICK_BUSY = "tick.busy"
@@ -63,6 +64,7 @@ ACTION_EVENTS = {
     "retry": Event.TASK_RETRIED,
     "pause": Event.TASK_PAUSED,
     "resume": Event.TASK_RESUMED,
+    "run now": Event.TASK_RUN_NOW,
 }
 #: The record and level of a run's end, by its outcome; any other outcome failed.
 END_EVENTS = {

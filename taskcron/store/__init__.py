@@ -178,6 +178,21 @@ class Store(Protocol):
         """Tasks in scope and in one of `states` (and of `owner`, if given), in line order."""
         ...
 
+    def page(
+        self,
+        *,
+        scope: Scope,
+        states: Iterable[State],
+        owner: str | None = None,
+        limit: int,
+        offset: int = 0,
+    ) -> Tasks:
+        """`list`'s tasks from the `offset`-th on, at most `limit`, without their runs.
+
+        Read along indexes: a page costs its offset and length, not the number of tasks.
+        """
+        ...
+
     def cancel_owned(self, owner: str, *, now: datetime) -> Tasks:
         """Cancel every queued or paused task of `owner` in one transaction; return them."""
         ...
@@ -192,8 +207,10 @@ class Store(Protocol):
         now: datetime,
         reset_attempts: bool = False,
         due_at: datetime | None = None,
+        sooner_only: bool = False,
     ) -> Task:
-        """Move a task from one of `allowed` to `to` (and to `due_at`, if given).
+        """Move a task from one of `allowed` to `to` (and to `due_at`, if given; with
+        `sooner_only`, only if that is earlier than its due time).
 
         A task in any other state is refused with `StateError` naming `action`.
         """

@@ -244,6 +244,17 @@ class SQL:
     )
     OWNER_IS = "owner = %s"
     ANY_OWNER = "TRUE"
+    #: One page of a state's tasks in scope, in line order, along tasks_state (state, due_at,
+    #: id): the first `%s` rows (a page's offset plus its length).
+    PAGE_TASKS = (
+        f"SELECT {TASK_COLUMNS} FROM tasks WHERE state = %s AND {{scope}}"
+        " ORDER BY due_at, id LIMIT %s"
+    )
+    #: The same for one owner, found by tasks_owner (owner, state).
+    PAGE_OWNED_TASKS = (
+        f"SELECT {TASK_COLUMNS} FROM tasks"
+        " WHERE owner = %s AND state = %s AND {scope} ORDER BY due_at, id LIMIT %s"
+    )
 
     # Writing.
     SELECT_KEYED_TASK = (

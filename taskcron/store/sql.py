@@ -112,6 +112,8 @@ class Statements(Protocol):
     SELECT_TASK_RUNS: str
     SELECT_RUN: str
     LIST_TASKS: str
+    PAGE_TASKS: str
+    PAGE_OWNED_TASKS: str
     OWNER_IS: str
     ANY_OWNER: str
     SELECT_KEYED_TASK: str
@@ -404,6 +406,38 @@ class SqlStore:
         with self._read() as db:
             return [self._task(row) for row in db.execute(statement, [*wanted, *params, *owners])]
 
+    def page(
+        self,
+        *,
+        scope: Scope,
+        states: Iterable[State],
+        owner: str | None = None,
+        limit: int,
+        offset: int = 0,
+    ) -> Tasks:
+        """Up to `limit` tasks of `list`'s answer, from the `offset`-th on, without their runs.
+
+        Each state is read along its index in line order and the states are merged,
+        so a page costs its offset plus its length in each state, never the store.
+        """
+        wanted = sorted({State(s).value for s in states})
+        if limit <= 0 or not wanted:
+            return []
+        sql = self.sql
+        where, params = self._scope_sql(scope)
+        rows = offset + limit
+        found: Tasks = []
+        with self._read() as db:
+            for state in wanted:
+                if owner is None:
+                    statement, args = sql.PAGE_TASKS, [state, *params, rows]
+                else:
+                    statement, args = sql.PAGE_OWNED_TASKS, [owner, state, *params, rows]
+                rows_read = db.execute(statement.format(scope=where), args)
+                found += [self._task(row) for row in rows_read]
+        found.sort(key=lambda task: (task.due_at, task.id))
+        return found[offset : offset + limit]
+
     # --- writing -------------------------------------------------------------
 
     def schedule(self, new: NewTask, *, now: datetime) -> Task:
@@ -446,6 +480,7 @@ class SqlStore:
         now: datetime,
         reset_attempts: bool = False,
         due_at: datetime | None = None,
+        sooner_only: bool = False,
     ) -> Task:
         """Move a task from one of `allowed` to `to`, or raise `StateError` naming `action`."""
         with self._transaction(now=now, lock=True) as db:
@@ -454,6 +489,8 @@ class SqlStore:
                 raise errors.StateError(task_id, task.state.value, action)
             attempts = 0 if reset_attempts else task.attempts
             due = task.due_at if due_at is None else due_at
+            if sooner_only:
+                due = min(due, task.due_at)
             db.execute(
                 self.sql.SET_TASK_STATE,
                 (to.value, attempts, self._encode_time(due), self._encode_time(now), task_id),

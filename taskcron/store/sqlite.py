@@ -194,6 +194,17 @@ class SQL:
     )
     OWNER_IS = "owner = ?"
     ANY_OWNER = "1"
+    #: One page of a state's tasks in scope, in line order, read along (state, due_at, id):
+    #: the first `?` rows of it (a page's offset plus its length).
+    PAGE_TASKS = (
+        f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_state WHERE state = ? AND {{scope}}"
+        " ORDER BY due_at, id LIMIT ?"
+    )
+    #: The same for one owner: found by (owner, state), then only that owner's tasks sorted.
+    PAGE_OWNED_TASKS = (
+        f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_owner"
+        " WHERE owner = ? AND state = ? AND {scope} ORDER BY due_at, id LIMIT ?"
+    )
 
     # Writing.
     #: The queued or running task of a module with a key, if any.

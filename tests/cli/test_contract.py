@@ -766,11 +766,12 @@ ALLOWED = {
     ("remove", "failed"): None,
     ("remove", "cancelled"): None,
     ("remove", "paused"): None,
+    ("run-now", "queued"): "queued",
 }
 
 
 @pytest.mark.parametrize("state", ["queued", "done", "failed", "cancelled", "paused"])
-@pytest.mark.parametrize("action", ["cancel", "retry", "pause", "resume", "remove"])
+@pytest.mark.parametrize("action", ["cancel", "retry", "pause", "resume", "remove", "run-now"])
 def test_actions_follow_the_allowed_transitions(
     run_cli: Run, home: Path, action: str, state: str
 ) -> None:
@@ -817,6 +818,27 @@ def test_a_retried_task_that_was_cancelled_during_its_backoff_is_due_now(run_cli
     assert json.loads(result.stdout)["outcome"] == "ran"
 
 
+def test_run_now_makes_a_delayed_task_due_at_the_back_of_the_line(run_cli: Run) -> None:
+    later = schedule(run_cli, "a", "--in", "1h", "--", "true")
+    waiting = schedule(run_cli, "b", "--", "true")
+    result = run_cli("run-now", str(later))
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"task {later} due now\n", "")
+    assert assert_iso_with_offset(show(run_cli, later)["due_at"]) <= datetime.now(timezone.utc)
+    assert ok_json(run_cli("tick", "--json"))["task"]["id"] == waiting
+    assert ok_json(run_cli("tick", "--json"))["task"]["id"] == later
+
+
+def test_run_now_refuses_a_running_or_finished_task_in_the_clis_words(run_cli: Run) -> None:
+    done = schedule(run_cli, "a", "--", "true")
+    ok(run_cli("tick"))
+    result = run_cli("run-now", str(done))
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1,
+        "",
+        f"taskcron: error: cannot run now task {done}: it is done\n",
+    )
+
+
 def test_a_retried_failed_task_goes_to_the_back_of_the_line(run_cli: Run) -> None:
     failing = schedule(run_cli, "a", "--", "false")
     assert run_cli("tick").returncode == 1
@@ -825,7 +847,7 @@ def test_a_retried_failed_task_goes_to_the_back_of_the_line(run_cli: Run) -> Non
     assert ok_json(run_cli("tick", "--json"))["task"]["id"] == waiting
 
 
-@pytest.mark.parametrize("action", ["cancel", "retry", "pause", "resume", "remove"])
+@pytest.mark.parametrize("action", ["cancel", "retry", "pause", "resume", "remove", "run-now"])
 def test_actions_on_an_unknown_id_are_one_line_and_exit_1(run_cli: Run, action: str) -> None:
     ok(run_cli("init"))
     result = run_cli(action, "42")

@@ -190,3 +190,24 @@ def test_a_version_1_store_is_migrated_forward_keeping_its_tasks(
     migrated = [r for r in app.logstore.tail(5) if r["event"] == "store.migrated"]
     assert [(r["from_version"], r["to_version"]) for r in migrated] == [(1, SCHEMA_VERSION)]
     assert SqliteStore(home / "tasks.db").migrated_from is None  # once only
+
+
+def test_run_now_brings_a_recurring_task_forward_and_its_schedule_goes_on(
+    tc: TaskCron, clock: FakeClock
+) -> None:
+    task = tc.schedule("m", command=["true"], every="1h")
+    assert tc.tick().outcome == "idle"
+    moved = tc.run_now(task.id)
+    assert moved.due_at == clock.now
+    assert tc.tick().outcome == "ran"
+    assert tc.get(task.id).due_at == clock.now + timedelta(hours=1)
+
+
+def test_run_now_never_moves_a_task_that_is_already_due_back(
+    tc: TaskCron, clock: FakeClock
+) -> None:
+    first = tc.schedule("m", command=["true"])
+    tc.schedule("n", command=["true"])
+    clock.advance(timedelta(minutes=5))
+    assert tc.run_now(first.id).due_at == clock.now - timedelta(minutes=5)
+    assert tc.tick().task.id == first.id  # type: ignore[union-attr]

@@ -243,3 +243,28 @@ def test_counting_tasks_reads_the_module_and_state_index_alone(
     for statement in statements[1:-1]:
         (step,) = plan(store, statement)
         assert step.startswith("SEARCH tasks USING COVERING INDEX tasks_module_state"), step
+
+
+@pytest.mark.parametrize("scope", SCOPES, ids=repr)
+def test_a_page_of_tasks_only_searches_indexes(
+    stores: dict[int, SqliteStore], scope: Scope
+) -> None:
+    store = stores[2000]
+    with tracing(store) as statements:
+        page = store.page(scope=scope, states=tuple(State), limit=50, offset=100)
+
+    assert len(page) == 50
+    assert searched(store, statements) == len(State)
+
+
+def test_a_page_of_an_owners_tasks_searches_the_owners_index(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "tasks.db", host=HOST) as store:
+        populate(store, 20)
+        store.schedule(new_task("app", owner="user0"), now=T0)
+        with tracing(store) as statements:
+            store.page(scope=Scope(), states=(State.QUEUED,), owner="user0", limit=10)
+
+        (listing,) = [s for s in statements if s.startswith("SELECT")]
+        steps = plan(store, listing)
+        assert steps[0].startswith("SEARCH tasks USING INDEX tasks_owner"), steps
+        assert not any("SCAN" in step for step in steps), steps

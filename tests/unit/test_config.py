@@ -12,7 +12,7 @@ from taskcron.config import Config, LogConfig, RetryConfig
 
 KNOWN = (
     "budget, home, host, kill_grace, lanes, lease, log, max_steps, modules, poll, pythonpath, "
-    "retry, store, timezone, workers"
+    "retry, store, timezone, web, workers"
 )
 
 
@@ -395,3 +395,47 @@ def test_lanes_workers_and_poll_are_read(cwd: Path) -> None:
         2,
         1,
     ]
+
+
+def test_the_web_table_is_read_with_paths_relative_to_the_config(cwd: Path) -> None:
+    write(
+        cwd / "taskcron.toml",
+        '[web]\nhost = "0.0.0.0"\nport = 9000\ntoken = "t0ken-t0ken-t0ken-1"\n'
+        'read_token = "read-read-read-read-1"\nstylesheet = "look.css"\nscript = "js/hook.js"\n',
+    )
+    web = config.load().web
+    assert (web.host, web.port) == ("0.0.0.0", 9000)
+    assert (web.token, web.read_token) == ("t0ken-t0ken-t0ken-1", "read-read-read-read-1")
+    assert (web.stylesheet, web.script) == (cwd / "look.css", cwd / "js" / "hook.js")
+
+
+def test_the_web_defaults_are_the_loopback_and_no_token(cwd: Path) -> None:
+    assert config.load().web == config.WebConfig(host="127.0.0.1", port=8765)
+
+
+def test_the_web_token_from_the_environment_wins(
+    cwd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(cwd / "taskcron.toml", '[web]\ntoken = "from-the-file-0000"\n')
+    monkeypatch.setenv(config.ENV_WEB_TOKEN, "from-the-environment-0")
+    assert config.load().web.token == "from-the-environment-0"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('token = "short"', "invalid token (config key 'web.token')"),
+        ('token = "has a space in it ok"', "invalid token (config key 'web.token')"),
+        ("port = 70000", "config key 'web.port' must be a port number"),
+        ('tokn = "x"', "unknown config key 'web.tokn': did you mean 'web.token'?"),
+        (
+            'token = "same-same-same-same"\nread_token = "same-same-same-same"',
+            "'web.token' and 'web.read_token' must differ",
+        ),
+    ],
+)
+def test_bad_web_settings_are_config_errors(cwd: Path, text: str, message: str) -> None:
+    write(cwd / "taskcron.toml", f"[web]\n{text}\n")
+    with pytest.raises(errors.ConfigError) as caught:
+        config.load()
+    assert message in str(caught.value)

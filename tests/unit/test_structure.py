@@ -103,3 +103,61 @@ def test_event_names_are_written_in_one_place() -> None:
             and node.value.split(".")[1].isalpha()
         ]
         assert literals == [], name
+
+
+WEB_FRAMEWORK = {"starlette", "uvicorn", "jinja2", "anyio", "httpx"}
+
+
+def top_level_imports(tree: ast.Module) -> set[str]:
+    """The modules a tree imports when it is imported: outside every function."""
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_only_the_web_package_imports_the_web_framework() -> None:
+    for name, tree in modules().items():
+        if name.startswith("taskcron.web."):
+            continue
+        found = imports(tree) if name != "taskcron.web" else top_level_imports(tree)
+        assert not {n for n in found if n.split(".")[0] in WEB_FRAMEWORK}, name
+
+
+def test_only_the_cli_imports_the_web_package_and_only_in_its_command() -> None:
+    for name, tree in modules().items():
+        if name.startswith("taskcron.web"):
+            continue
+        found = {n for n in imports(tree) if n.startswith("taskcron.web")}
+        if name == "taskcron.cli":
+            assert not {n for n in top_level_imports(tree) if n.startswith("taskcron.web")}
+        else:
+            assert not found, name
+
+
+def test_a_tick_imports_nothing_of_the_web(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from taskcron import cli\n"
+        "try:\n"
+        "    cli.main(['--home', sys.argv[1], 'tick'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in "
+        f"{sorted(WEB_FRAMEWORK)!r} or m.startswith('taskcron.web'))\n"
+        "print(loaded)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "home")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout == "[]\n", result.stdout

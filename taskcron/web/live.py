@@ -1,0 +1,187 @@
+"""Live updates for open pages: one poller reads the store and the log, every page hears.
+
+Once a `interval` (a second), while any page listens, the hub reads the
+running tasks (one indexed read) and the log records written since its last
+look. It sends a `task` event for each running task whose progress or run
+changed, and for each task that stopped running or that a new log record
+names (an action, a run's end, from any process or host); and a `log` event
+for each record. Pages then update themselves: the browser never polls.
+
+A `task` event's data is the task's JSON as `show --json` prints it, without
+its runs, plus `run`: its current run while it runs (start, host), else null.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio.to_thread
+
+from taskcron import errors
+from taskcron.api import LogFeed, TaskCron
+from taskcron.model import Scope, State, Task
+
+T = TypeVar("T")
+QUEUE = 1000  #: Events waiting for one page; a page that falls this far behind is dropped.
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    """A task as a `task` event carries it (see the module's docstring)."""
+    run = task.runs[-1] if task.state is State.RUNNING and task.runs else None
+    return {**task.to_json(runs=False), "run": None if run is None else run.to_json()}
+
+
+class Calls:
+    """One `TaskCron` shared by every request, used by one worker thread at a time.
+
+    A store's connection serves one transaction at a time; the store's calls
+    are short, so they take turns rather than each opening its own.
+    """
+
+    def __init__(self, app: TaskCron) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+
+    async def __call__(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`function(*args, **kwargs)` in a worker thread, holding the store."""
+
+        def locked() -> T:
+            with self._lock:
+                return function(*args, **kwargs)
+
+        return await anyio.to_thread.run_sync(locked)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One Server-Sent Event: `task` or `log`, and its JSON data."""
+
+    name: str
+    data: dict[str, Any]
+
+    def encode(self) -> str:
+        """The event as the stream carries it (the JSON on one line)."""
+        return f"event: {self.name}\ndata: {json.dumps(self.data)}\n\n"
+
+
+class Listener:
+    """One open page: what it wants to hear, and the events waiting for it.
+
+    `owner` (an owner link) hears only that owner's tasks and no log records;
+    otherwise `scope` limits tasks and `keep` (a log filter) the records.
+    """
+
+    def __init__(
+        self,
+        *,
+        scope: Scope | None = None,
+        owner: str | None = None,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> None:
+        self.scope = scope or Scope()
+        self.owner = owner
+        self.keep = keep
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=QUEUE)
+
+    def wants(self, event: Event) -> bool:
+        """Whether this page shows `event`."""
+        if event.name == "task":
+            if self.owner is not None and event.data.get("owner") != self.owner:
+                return False
+            return event.data.get("module") in self.scope
+        return self.owner is None and (self.keep is None or self.keep(event.data))
+
+    def offer(self, event: Event) -> bool:
+        """Queue `event` if wanted; False when the page fell too far behind (drop it)."""
+        if not self.wants(event):
+            return True
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+
+class Hub:
+    """Reads what changed once an `interval` while anyone listens, and tells every listener."""
+
+    def __init__(self, calls: Calls, *, interval: float = 1.0) -> None:
+        self.calls = calls
+        self.interval = interval
+        self.listeners: set[Listener] = set()
+        self._running: dict[int, str] = {}  #: Each running task's last event, as sent.
+        self._last: dict[int, Event] = {}
+        self._feed: LogFeed | None = None
+
+    def add(self, listener: Listener) -> None:
+        """Start telling `listener`, first of the tasks running now."""
+        self.listeners.add(listener)
+        for event in self._last.values():
+            listener.offer(event)
+
+    def remove(self, listener: Listener) -> None:
+        """Stop telling `listener`."""
+        self.listeners.discard(listener)
+
+    def publish(self, events: list[Event]) -> None:
+        """Tell every listener of `events`; one that fell behind is ended."""
+        for listener in list(self.listeners):
+            if not all(listener.offer(event) for event in events):
+                self.listeners.discard(listener)
+                while not listener.queue.empty():
+                    listener.queue.get_nowait()
+                listener.queue.put_nowait(None)
+
+    async def run(self) -> None:
+        """Poll and publish until cancelled."""
+        try:
+            while True:
+                if self.listeners:
+                    self.publish(await self.calls(self._poll))
+                else:
+                    await self.calls(self._skip)
+                await asyncio.sleep(self.interval)
+        finally:
+            if self._feed is not None:
+                self._feed.close()
+
+    def _skip(self) -> None:
+        """With nobody listening, read past the log's new records and forget the running
+        tasks: the next listener hears what happens from then on, and what runs then."""
+        self._records(self.calls.app)
+        self._running, self._last = {}, {}
+
+    def _poll(self) -> list[Event]:
+        app = self.calls.app
+        records = self._records(app)
+        events: list[Event] = []
+        running: dict[int, str] = {}
+        last: dict[int, Event] = {}
+        for task in app.running():
+            event = Event("task", task_json(task))
+            running[task.id] = text = json.dumps(event.data, sort_keys=True)
+            last[task.id] = event
+            if self._running.get(task.id) != text:
+                events.append(event)
+        named = {r["task"] for r in records if isinstance(r.get("task"), int)}
+        for task_id in sorted((named | set(self._running)) - set(running)):
+            try:
+                events.append(Event("task", task_json(app.get(task_id))))
+            except errors.TaskNotFoundError:
+                continue  # removed
+        self._running, self._last = running, last
+        return events + [Event("log", record) for record in records]
+
+    def _records(self, app: TaskCron) -> list[dict[str, Any]]:
+        if self._feed is None:
+            try:
+                self._feed = app.log_feed()
+            except errors.TaskcronError:
+                return []  # no home yet: nothing is logged
+            return []
+        return self._feed.poll()

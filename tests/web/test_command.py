@@ -1,0 +1,265 @@
+"""`taskcron web` as a real process: starting, refusing, owner links, and live events."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from taskcron.api import owner_signature
+from tests.conftest import clean_env, script, wait_for
+from tests.web.conftest import TOKEN, Server, run_tc, stop
+
+ERROR = "taskcron: error: "
+
+
+def one_error(result: subprocess.CompletedProcess[str], code: int) -> str:
+    assert (result.returncode, result.stdout) == (code, ""), result
+    assert result.stderr.startswith(ERROR) and result.stderr.count("\n") == 1, result.stderr
+    return result.stderr[len(ERROR) : -1]
+
+
+def web(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [script(), "--home", str(home), "web", *args],
+        capture_output=True,
+        text=True,
+        env=clean_env(**env),
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def inited(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    subprocess.run(
+        [script(), "--home", str(home), "init"], check=True, env=clean_env(), cwd=tmp_path
+    )
+    return home
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.7", "example.org", "::"])
+def test_another_address_than_the_loopback_needs_a_configured_token(
+    inited: Path, host: str
+) -> None:
+    message = one_error(web(inited, "--host", host), 2)
+    assert message == (
+        f"refusing to listen on {host} without a configured token: set web.token in the"
+        " config or TASKCRON_WEB_TOKEN, or bind 127.0.0.1"
+    )
+
+
+def test_without_the_web_extra_it_says_which_extra_to_install(inited: Path) -> None:
+    probe = (
+        "import sys\n"
+        "sys.modules['starlette'] = None\n"
+        "from taskcron import cli\n"
+        "cli.main(['--home', sys.argv[1], 'web'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(inited)], capture_output=True, text=True, env=clean_env()
+    )
+    assert one_error(result, 1) == ("taskcron web needs the web extra: pip install 'taskcron[web]'")
+
+
+def test_a_port_in_use_is_one_line_and_exit_1(inited: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        message = one_error(web(inited, "--port", str(port)), 1)
+    assert message == f"cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+def test_a_missing_home_is_said_at_start(tmp_path: Path) -> None:
+    message = one_error(web(tmp_path / "nowhere"), 1)
+    assert message.startswith(f"no taskcron home at {tmp_path / 'nowhere'} ")
+
+
+def test_owner_link_prints_the_signed_link_and_exits(inited: Path) -> None:
+    result = web(inited, "--owner-link", "user/42", TASKCRON_WEB_TOKEN=TOKEN)
+    signature = owner_signature(TOKEN, "user/42")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == f"http://127.0.0.1:8765/owner/user%2F42?sig={signature}\n"
+
+
+def test_owner_link_without_a_token_is_bad_input(inited: Path) -> None:
+    message = one_error(web(inited, "--owner-link", "ann"), 2)
+    assert message.startswith("an owner link is signed with the dashboard's token")
+
+
+def test_without_a_configured_token_it_makes_one_and_prints_the_url_to_log_in(
+    example_config: Path,
+) -> None:
+    run_tc(example_config, "init")
+    process = subprocess.Popen(
+        [script(), "--config", str(example_config), "web", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("taskcron web: open http://127.0.0.1:")
+        url = line.split()[-1]
+        assert "/login?token=" in url and len(url.rpartition("=")[2]) >= 24
+        with httpx.Client() as client:
+            response = client.get(url, follow_redirects=False)
+            assert (response.status_code, response.headers["location"]) == (303, "/")
+            assert client.get(url.partition("/login")[0] + "/api/status").status_code == 200
+    finally:
+        stop(process)
+    assert "token=" not in (process.stderr.read() if process.stderr else "")
+
+
+# --- live events, over a real socket -----------------------------------------------------
+
+
+class Events:
+    """An open `/events` stream, read line by line with a deadline."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.lines = response.iter_lines()
+
+    def next_event(self) -> tuple[str, dict[str, Any]]:
+        name = None
+        for line in self.lines:
+            if line.startswith("event: "):
+                name = line[len("event: ") :]
+            elif line.startswith("data: ") and name is not None:
+                return name, json.loads(line[len("data: ") :])
+        raise AssertionError("the stream ended")
+
+    def until(self, wanted: Any, timeout: float = 20) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            name, data = self.next_event()
+            if wanted(name, data):
+                return data
+        raise AssertionError(f"no such event within {timeout}s")
+
+
+@pytest.fixture
+def stream(server: Server) -> Iterator[Any]:
+    opened: list[httpx.Client] = []
+
+    def open_stream(path: str = "/events", **headers: str) -> Events:
+        client = httpx.Client(base_url=server.base, timeout=httpx.Timeout(30, read=30))
+        opened.append(client)
+        response = client.send(client.build_request("GET", path, headers=headers), stream=True)
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        return Events(response)
+
+    yield open_stream
+    for client in opened:
+        client.close()
+
+
+def api(server: Server, method: str, path: str) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {server.token}"}
+    return httpx.request(method, server.base + path, headers=headers, timeout=30)
+
+
+def test_an_action_from_another_process_arrives_as_task_and_log_events(
+    server: Server, stream: Any
+) -> None:
+    events = stream(authorization=f"Bearer {server.token}")
+    task_id = int(run_tc(server.config, "schedule", "mail.x", "--in", "1h", "--", "true").stdout)
+    run_tc(server.config, "pause", str(task_id))
+
+    paused = events.until(
+        lambda n, d: n == "task" and d["id"] == task_id and d["state"] == "paused"
+    )
+    assert paused["module"] == "mail.x" and paused["run"] is None
+    record = events.until(lambda n, d: n == "log" and d.get("event") == "task.paused")
+    assert record["task"] == task_id
+
+
+def test_an_action_through_the_dashboard_arrives_at_once(server: Server, stream: Any) -> None:
+    task_id = int(run_tc(server.config, "schedule", "mail.x", "--in", "1h", "--", "true").stdout)
+    events = stream(authorization=f"Bearer {server.token}")
+    assert api(server, "POST", f"/api/tasks/{task_id}/cancel").status_code == 200
+
+    events.until(lambda n, d: n == "task" and d["id"] == task_id and d["state"] == "cancelled")
+
+
+def test_a_stream_with_a_scope_hears_only_its_modules(server: Server, stream: Any) -> None:
+    events = stream("/events?module=billing", authorization=f"Bearer {server.token}")
+    other = int(run_tc(server.config, "schedule", "mail.x", "--in", "1h", "--", "true").stdout)
+    mine = int(run_tc(server.config, "schedule", "billing.y", "--in", "1h", "--", "true").stdout)
+    run_tc(server.config, "pause", str(other))
+    run_tc(server.config, "pause", str(mine))
+
+    heard = events.until(lambda n, d: n == "task" and d["state"] == "paused")
+    assert heard["id"] == mine
+
+
+def test_an_owner_link_stream_hears_only_that_owners_tasks_and_no_log(
+    server: Server, stream: Any
+) -> None:
+    signature = owner_signature(server.token, "ann")
+    events = stream(f"/events?owner=ann&sig={signature}")
+    bob = int(
+        run_tc(server.config, "schedule", "m", "--owner", "bob", "--in", "1h", "--", "true").stdout
+    )
+    ann = int(
+        run_tc(server.config, "schedule", "m", "--owner", "ann", "--in", "1h", "--", "true").stdout
+    )
+    run_tc(server.config, "pause", str(bob))
+    run_tc(server.config, "pause", str(ann))
+
+    name, data = events.next_event()
+    assert (name, data["id"], data["owner"]) == ("task", ann, "ann")
+
+
+def test_a_stream_without_a_token_or_signature_is_401(server: Server) -> None:
+    assert httpx.get(server.base + "/events", timeout=10).status_code == 401
+    bad = httpx.get(server.base + "/events?owner=ann&sig=00", timeout=10)
+    assert bad.status_code == 401
+
+
+def test_a_running_tasks_progress_arrives_as_it_advances(server: Server, stream: Any) -> None:
+    tick = start_import(server.config, rows=6000)
+    try:
+        events = stream(authorization=f"Bearer {server.token}")
+
+        def progress(name: str, data: dict[str, Any]) -> bool:
+            return name == "task" and data["state"] == "running" and data["progress"] is not None
+
+        first = events.until(progress)
+        assert first["run"]["host"] and first["run"]["started_at"]
+        later = events.until(
+            lambda n, d: progress(n, d) and d["progress"]["done"] > first["progress"]["done"]
+        )
+        assert later["id"] == first["id"]
+    finally:
+        stop(tick)
+
+
+def start_import(config: Path, *, rows: int) -> subprocess.Popen[str]:
+    """Schedule the example's stepwise CSV import of `rows` rows and start a tick running it."""
+    csv = config.parent / "products.csv"
+    lines = ["sku,name,price"] + [f"SKU-{n:05d},product {n},{n % 97}" for n in range(rows)]
+    csv.write_text("\n".join(lines) + "\n")
+    data = json.dumps({"path": str(csv)})
+    run_tc(config, "schedule", "catalog.import", "--task", "import-csv", "--data", data)
+    tick = subprocess.Popen(
+        [script(), "--config", str(config), "tick", "--module", "catalog", "--budget", "120s"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=clean_env(),
+    )
+    wait_for(lambda: "running" in run_tc(config, "list", "--module", "catalog").stdout)
+    return tick

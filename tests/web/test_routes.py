@@ -1,0 +1,470 @@
+"""The dashboard's routes through Starlette's test client: pages, JSON, actions, security."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+import pytest
+from starlette.testclient import TestClient
+
+from taskcron.api import owner_signature
+from taskcron.model import State
+from taskcron.web.routes import build
+from tests.web.conftest import (
+    READ_TOKEN,
+    SCRIPT_TITLE,
+    TOKEN,
+    Home,
+    bearer,
+    log_in,
+    settings,
+    tasks_json,
+)
+
+PAGES = ["/", "/tasks", "/tasks/1", "/log", "/tasks?state=all&limit=2"]
+JSON = ["/api/status", "/api/tasks", "/api/tasks/1", "/api/log"]
+
+
+# --- who may ask ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [*PAGES, *JSON, "/events"])
+def test_every_page_json_and_stream_needs_a_token(client: TestClient, path: str) -> None:
+    response = client.get(path)
+
+    assert response.status_code == 401
+    if path.startswith("/api/") or path == "/events":
+        assert response.json() == {
+            "error": "log in first: send Authorization: Bearer TOKEN, or open /login"
+        }
+    else:
+        assert '<form method="post" action="/login"' in response.text
+
+
+@pytest.mark.parametrize("path", JSON)
+def test_a_wrong_bearer_token_is_401(client: TestClient, path: str) -> None:
+    response = client.get(path, headers=bearer("not-the-token-at-all"))
+    assert (response.status_code, response.json()) == (401, {"error": "invalid token"})
+
+
+@pytest.mark.parametrize("token", [TOKEN, READ_TOKEN])
+@pytest.mark.parametrize("path", JSON)
+def test_either_token_reads_the_json(client: TestClient, path: str, token: str) -> None:
+    assert client.get(path, headers=bearer(token)).status_code == 200
+
+
+def test_login_by_form_sets_an_httponly_strict_cookie_without_the_token(client: TestClient) -> None:
+    response = client.post("/login", data={"token": TOKEN})
+
+    assert (response.status_code, response.headers["location"]) == (303, "/")
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+    assert TOKEN not in cookie
+    assert client.get("/").status_code == 200
+
+
+def test_the_printed_login_url_logs_in_and_leaves_the_token_out_of_the_address(
+    client: TestClient,
+) -> None:
+    response = client.get(f"/login?token={TOKEN}")
+
+    assert (response.status_code, response.headers["location"]) == (303, "/")
+    assert client.get("/tasks").status_code == 200
+
+
+@pytest.mark.parametrize("token", ["", "wrong-token-wrong-token"])
+def test_login_with_a_wrong_token_is_401_and_sets_no_cookie(client: TestClient, token: str) -> None:
+    response = client.post("/login", data={"token": token})
+
+    assert response.status_code == 401
+    assert "invalid token" in response.text
+    assert "set-cookie" not in response.headers
+
+
+def test_a_forged_or_stale_cookie_is_401(client: TestClient) -> None:
+    client.cookies.set("taskcron_session", "act.nonce.0123456789abcdef")
+    assert client.get("/").status_code == 401
+
+
+def test_a_session_ends_when_its_token_changes(stocked: Home) -> None:
+    with TestClient(build(stocked.app, settings()), follow_redirects=False) as first:
+        log_in(first)
+        cookie = first.cookies["taskcron_session"]
+    changed = settings(token="another-token-another-token")
+    with TestClient(build(stocked.app, changed), follow_redirects=False) as second:
+        second.cookies.set("taskcron_session", cookie)
+        assert second.get("/").status_code == 401
+
+
+def test_logging_out_forgets_the_cookie(client: TestClient) -> None:
+    log_in(client)
+    response = client.post("/logout")
+    assert (response.status_code, response.headers["location"]) == (303, "/login")
+    assert client.get("/").status_code == 401
+
+
+def test_the_login_page_and_the_assets_need_no_token(client: TestClient) -> None:
+    assert client.get("/login").status_code == 200
+    assert client.get("/static/taskcron.js").status_code == 200
+    assert client.get("/static/taskcron.css").status_code == 200
+
+
+# --- pages and their JSON -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_renders_for_a_logged_in_browser(client: TestClient, path: str) -> None:
+    log_in(client)
+    response = client.get(path)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+
+
+def test_api_tasks_is_list_json(client: TestClient, stocked: Home) -> None:
+    response = client.get("/api/tasks", headers=bearer())
+    assert response.json() == tasks_json(stocked.app.list())
+
+
+def test_api_task_is_show_json(client: TestClient, stocked: Home) -> None:
+    task_id = stocked.ids["failed"]
+    response = client.get(f"/api/tasks/{task_id}", headers=bearer())
+    assert response.json() == stocked.app.get(task_id).to_json()
+    assert response.json()["runs"][0]["outcome"] == "failed"
+
+
+def test_api_status_is_status_json(client: TestClient, stocked: Home) -> None:
+    response = client.get("/api/status?module=mail", headers=bearer())
+    assert response.json() == stocked.app.status(modules=["mail"]).to_json()
+    assert set(response.json()["modules"]) == {"mail.welcome", "mail.digest"}
+
+
+def test_api_log_is_log_json(client: TestClient, stocked: Home) -> None:
+    task_id = stocked.ids["failed"]
+    response = client.get(f"/api/log?task={task_id}&level=error", headers=bearer())
+    assert response.json() == stocked.app.log(100, task=task_id, level="error")
+    assert [r["event"] for r in response.json()] == ["task.failed"]
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", {"modules": (), "excepts": ()}),
+        ("?state=all", {"all": True}),
+        ("?state=active", {}),
+        ("?state=paused", {"state": "paused"}),
+        ("?module=mail", {"modules": ["mail"]}),
+        ("?module=mail&module=reports&state=all", {"modules": ["mail", "reports"], "all": True}),
+        ("?module=mail,reports&state=all", {"modules": ["mail,reports"], "all": True}),
+        ("?except=mail&state=all", {"excepts": ["mail"], "all": True}),
+        ("?owner=ann&state=all", {"owner": "ann", "all": True}),
+        ("?owner=ann", {"owner": "ann"}),
+    ],
+)
+def test_api_tasks_filters_as_list_does(
+    client: TestClient, stocked: Home, query: str, expected: dict[str, object]
+) -> None:
+    response = client.get("/api/tasks" + query, headers=bearer())
+    assert response.json() == tasks_json(stocked.app.list(**expected))  # type: ignore[arg-type]
+
+
+def test_api_tasks_pages_with_limit_and_offset(client: TestClient, stocked: Home) -> None:
+    whole = [t["id"] for t in tasks_json(stocked.app.list(all=True))]
+    pages = [
+        [
+            t["id"]
+            for t in client.get(f"/api/tasks?state=all&limit=2&offset={o}", headers=bearer()).json()
+        ]
+        for o in (0, 2, 4, 6)
+    ]
+    assert pages == [whole[0:2], whole[2:4], whole[4:6], []]
+
+
+def test_the_tasks_page_links_its_neighbours(client: TestClient) -> None:
+    log_in(client)
+    first = client.get("/tasks?state=all&limit=2").text
+    middle = client.get("/tasks?state=all&limit=2&offset=2").text
+
+    assert 'href="?state=all&amp;limit=2&amp;offset=2" rel="next"' in first
+    assert 'rel="prev"' not in first
+    assert 'href="?state=all&amp;limit=2&amp;offset=0" rel="prev"' in middle
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("?limit=0", "invalid limit 0: expected 1 to 500"),
+        ("?limit=x", "invalid limit 'x': expected an integer"),
+        ("?offset=-1", "invalid offset -1: must be 0 or more"),
+        ("?state=sleeping", "invalid state 'sleeping': expected one of queued, running, done,"),
+        ("?module=a..b", "invalid module id 'a..b': empty segment"),
+    ],
+)
+def test_bad_queries_are_400_with_the_clis_message(
+    client: TestClient, query: str, message: str
+) -> None:
+    response = client.get("/api/tasks" + query, headers=bearer())
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(message)
+
+
+def test_an_unknown_task_is_404(client: TestClient) -> None:
+    response = client.get("/api/tasks/999", headers=bearer())
+    assert (response.status_code, response.json()) == (404, {"error": "no task with id 999"})
+    log_in(client)
+    assert client.get("/tasks/999").status_code == 404
+
+
+def test_a_task_page_shows_data_schedule_runs_output_and_traceback(
+    client: TestClient, stocked: Home
+) -> None:
+    log_in(client)
+    page = client.get(f"/tasks/{stocked.ids['failed']}").text
+
+    assert "&lt;b&gt;bold&lt;/b&gt; out" in page  # the output tail
+    assert "exited with code 3" in page
+    assert "one-off" in page
+    assert "&#34;html&#34;: &#34;&lt;img src=x onerror=alert(1)&gt;&#34;" in page
+
+
+# --- actions -----------------------------------------------------------------------
+
+#: (action, state) -> the state after it; any other pair is refused with 409.
+ALLOWED = {
+    ("cancel", "queued"): "cancelled",
+    ("cancel", "paused"): "cancelled",
+    ("pause", "queued"): "paused",
+    ("resume", "paused"): "queued",
+    ("retry", "failed"): "queued",
+    ("retry", "cancelled"): "queued",
+    ("run-now", "queued"): "queued",
+    **{
+        ("remove", state): "removed"
+        for state in ("queued", "done", "failed", "cancelled", "paused")
+    },
+}
+STATES = ["queued", "done", "failed", "cancelled", "paused"]
+ACTIONS = ["retry", "cancel", "pause", "resume", "remove", "run-now"]
+
+
+@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("action", ACTIONS)
+def test_api_actions_act_or_are_refused_with_the_clis_message(
+    client: TestClient, stocked: Home, action: str, state: str
+) -> None:
+    task_id = stocked.ids[state]
+    response = client.post(f"/api/tasks/{task_id}/{action}", headers=bearer())
+
+    after = ALLOWED.get((action, state))
+    if after is None:
+        words = action.replace("-", " ")
+        assert (response.status_code, response.json()) == (
+            409,
+            {"error": f"cannot {words} task {task_id}: it is {state}"},
+        )
+        assert stocked.app.get(task_id).state.value == state
+    elif after == "removed":
+        assert response.status_code == 200
+        assert response.json()["id"] == task_id
+        assert task_id not in [t.id for t in stocked.app.list(all=True)]
+    else:
+        assert response.status_code == 200
+        assert response.json()["state"] == after == stocked.app.get(task_id).state.value
+
+
+def test_run_now_makes_a_delayed_task_due_now(client: TestClient, stocked: Home) -> None:
+    task_id = stocked.ids["queued"]
+    response = client.post(f"/api/tasks/{task_id}/run-now", headers=bearer())
+    assert response.json()["due_at"] == stocked.app.clock().isoformat()
+
+
+def test_an_action_on_an_unknown_task_or_an_unknown_action_is_404(client: TestClient) -> None:
+    assert client.post("/api/tasks/999/retry", headers=bearer()).status_code == 404
+    response = client.post("/api/tasks/1/explode", headers=bearer())
+    assert response.status_code == 404
+    assert response.json()["error"].startswith("no action 'explode'")
+
+
+def test_the_read_token_sees_but_cannot_act(client: TestClient, stocked: Home) -> None:
+    task_id = stocked.ids["failed"]
+    response = client.post(f"/api/tasks/{task_id}/retry", headers=bearer(READ_TOKEN))
+
+    assert (response.status_code, response.json()) == (
+        403,
+        {"error": "the read token can see but not act"},
+    )
+    assert stocked.app.get(task_id).state is State.FAILED
+    log_in(client, READ_TOKEN)
+    page = client.get(f"/tasks/{task_id}").text
+    assert "data-action=" not in page
+    assert client.post(f"/tasks/{task_id}/retry", data={"csrf": "x"}).status_code == 403
+
+
+def test_a_form_action_with_its_csrf_token_acts_and_shows_the_task(
+    client: TestClient, stocked: Home
+) -> None:
+    csrf = log_in(client)
+    task_id = stocked.ids["failed"]
+    response = client.post(f"/tasks/{task_id}/retry", data={"csrf": csrf})
+
+    assert (response.status_code, response.headers["location"]) == (303, f"/tasks/{task_id}")
+    assert stocked.app.get(task_id).state is State.QUEUED
+
+
+@pytest.mark.parametrize("sent", [None, "", "0" * 64])
+def test_a_cookie_action_without_its_csrf_token_is_403(
+    client: TestClient, stocked: Home, sent: str | None
+) -> None:
+    log_in(client)
+    task_id = stocked.ids["failed"]
+    data = {} if sent is None else {"csrf": sent}
+    response = client.post(f"/tasks/{task_id}/retry", data=data)
+    api = client.post(f"/api/tasks/{task_id}/retry")
+
+    assert response.status_code == 403
+    assert "missing or wrong CSRF token" in response.text
+    assert api.status_code == 403
+    assert stocked.app.get(task_id).state is State.FAILED
+
+
+def test_a_cookie_request_may_send_its_csrf_token_as_a_header(
+    client: TestClient, stocked: Home
+) -> None:
+    csrf = log_in(client)
+    task_id = stocked.ids["paused"]
+    response = client.post(f"/api/tasks/{task_id}/resume", headers={"X-CSRF-Token": csrf})
+    assert (response.status_code, response.json()["state"]) == (200, "queued")
+
+
+def test_a_refused_form_action_is_409_with_the_clis_message(
+    client: TestClient, stocked: Home
+) -> None:
+    csrf = log_in(client)
+    task_id = stocked.ids["done"]
+    response = client.post(f"/tasks/{task_id}/pause", data={"csrf": csrf})
+
+    assert response.status_code == 409
+    assert f"cannot pause task {task_id}: it is done" in response.text
+
+
+def test_removing_from_a_form_goes_back_to_the_tasks(client: TestClient, stocked: Home) -> None:
+    csrf = log_in(client)
+    response = client.post(f"/tasks/{stocked.ids['done']}/remove", data={"csrf": csrf})
+    assert (response.status_code, response.headers["location"]) == (303, "/tasks")
+
+
+def test_a_task_page_offers_the_actions_its_state_allows(client: TestClient, stocked: Home) -> None:
+    log_in(client)
+
+    def offered(state: str) -> list[str]:
+        page = client.get(f"/tasks/{stocked.ids[state]}").text
+        return re.findall(r'data-action="([a-z-]+)"', page)
+
+    assert offered("queued") == ["run-now", "pause", "cancel", "remove"]
+    assert offered("failed") == ["retry", "remove"]
+    assert offered("paused") == ["resume", "cancel", "remove"]
+
+
+# --- escaping and the content security policy ---------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/", "/tasks?state=all", "/tasks/1", "/log", "/owner/ann"])
+def test_a_script_title_is_text_on_every_page(client: TestClient, path: str) -> None:
+    log_in(client)
+    page = client.get(path).text
+
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert SCRIPT_TITLE not in page
+    assert "<script>x()" not in page and "<img src=x" not in page
+
+
+@pytest.mark.parametrize("path", ["/", "/tasks/1", "/log", "/login", "/api/tasks", "/nowhere"])
+def test_every_response_forbids_inline_scripts_and_framing(client: TestClient, path: str) -> None:
+    log_in(client)
+    headers = client.get(path).headers
+
+    policy = headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "default-src 'none'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize("path", [*PAGES, "/login", "/owner/ann"])
+def test_pages_hold_no_inline_script_or_style(client: TestClient, path: str) -> None:
+    log_in(client)
+    page = client.get(path).text
+
+    assert re.findall(r"<script(?![^>]*\bsrc=)", page) == []
+    assert " style=" not in page and "<style" not in page
+    assert re.findall(r"<[^>]*\son[a-z]+=", page) == []  # no event handler attributes
+
+
+# --- owners ---------------------------------------------------------------------------
+
+
+def owner_path(owner: str) -> str:
+    return f"/owner/{quote(owner, safe='')}?sig={owner_signature(TOKEN, owner)}"
+
+
+def test_an_owner_link_shows_that_owners_tasks_and_nothing_else(
+    client: TestClient, stocked: Home
+) -> None:
+    response = client.get(owner_path("ann"))
+
+    assert response.status_code == 200
+    shown = [int(i) for i in re.findall(r'data-task-id="(\d+)"', response.text)]
+    assert shown == [t.id for t in stocked.app.list(owner="ann", all=True)]
+    assert stocked.ids["done"] not in shown  # bob's
+    assert 'href="/tasks' not in response.text  # no way to the rest
+    assert "data-action" not in response.text
+    assert client.get("/").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/owner/ann",
+        "/owner/ann?sig=",
+        f"/owner/ann?sig={owner_signature(TOKEN, 'bob')}",
+        f"/owner/ann?sig={owner_signature(READ_TOKEN, 'ann')}",
+    ],
+)
+def test_an_owner_page_without_a_valid_signature_is_401(client: TestClient, path: str) -> None:
+    assert client.get(path).status_code == 401
+
+
+def test_the_owner_link_of_an_owner_with_a_slash_works(client: TestClient, stocked: Home) -> None:
+    stocked.app.schedule("m", command=["true"], owner="tenant/7")
+    response = client.get(owner_path("tenant/7"))
+    assert response.status_code == 200
+    assert "tenant/7" in response.text
+
+
+# --- restyling ------------------------------------------------------------------------
+
+
+def test_the_configured_stylesheet_and_script_are_served_after_the_built_in_ones(
+    stocked: Home, tmp_path: object
+) -> None:
+    from pathlib import Path
+
+    folder = Path(str(tmp_path))
+    (folder / "look.css").write_text("body { color: teal; }\n")
+    (folder / "hook.js").write_text("document.addEventListener('taskcron:state', () => {});\n")
+    chosen = settings(stylesheet=folder / "look.css", script=folder / "hook.js")
+    with TestClient(build(stocked.app, chosen), follow_redirects=False) as client:
+        log_in(client)
+        page = client.get("/").text
+        assert page.index("/static/taskcron.css") < page.index("/custom/style.css")
+        assert page.index("/static/taskcron.js") < page.index("/custom/script.js")
+        assert client.get("/custom/style.css").text == "body { color: teal; }\n"
+        script = client.get("/custom/script.js")
+        assert script.headers["content-type"].startswith("text/javascript")
+
+
+def test_without_a_stylesheet_or_script_nothing_is_linked_or_served(client: TestClient) -> None:
+    log_in(client)
+    assert "/custom/" not in client.get("/").text
+    assert client.get("/custom/style.css").status_code == 404

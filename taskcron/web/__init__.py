@@ -4,8 +4,9 @@
     from taskcron import web
 
     app = TaskCron()
-    settings = web.settings(app, host="127.0.0.1", port=8765)
-    web.serve(app, settings)      # until Ctrl-C or SIGTERM
+    chosen = web.settings(app, host="127.0.0.1", port=8765)
+    sock, chosen = web.listen(chosen)     # the port it got, when 0 asked for a free one
+    web.serve(app, chosen, sock)          # until Ctrl-C or SIGTERM
 
 This module needs nothing beyond the standard library: the web framework
 (Starlette, uvicorn, Jinja2: the `web` extra) is imported by `routes` and

@@ -194,17 +194,19 @@ class SQL:
     )
     OWNER_IS = "owner = ?"
     ANY_OWNER = "1"
-    #: One page of a state's tasks in scope, in line order, read along (state, due_at, id):
-    #: the first `?` rows of it (a page's offset plus its length).
-    PAGE_TASKS = (
-        f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_state WHERE state = ? AND {{scope}}"
+    #: Where a page's tasks of one state in scope stand in line order, read along
+    #: (state, due_at, id): the first `?` of them (a page's offset plus its length).
+    PAGE_KEYS = (
+        "SELECT due_at, id FROM tasks INDEXED BY tasks_state WHERE state = ? AND {scope}"
         " ORDER BY due_at, id LIMIT ?"
     )
     #: The same for one owner: found by (owner, state), then only that owner's tasks sorted.
-    PAGE_OWNED_TASKS = (
-        f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_owner"
+    PAGE_OWNED_KEYS = (
+        "SELECT due_at, id FROM tasks INDEXED BY tasks_owner"
         " WHERE owner = ? AND state = ? AND {scope} ORDER BY due_at, id LIMIT ?"
     )
+    #: Tasks by id, in no order; `{ids}`: one `?` an id.
+    SELECT_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ({{ids}})"
 
     # Writing.
     #: The queued or running task of a module with a key, if any.

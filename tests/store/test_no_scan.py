@@ -79,9 +79,20 @@ def leave_a_dead_run(store: SqliteStore) -> None:
 
 @contextmanager
 def tracing(store: SqliteStore) -> Iterator[list[str]]:
-    """Every SQL statement the store runs inside the block, with its parameters expanded."""
+    """Every SQL statement the store runs inside the block, with its parameters expanded.
+
+    Not the statements of the triggers a statement fires: they are part of that
+    statement, and Python reports each again with the text of the one that fired it.
+    """
     statements: list[str] = []
-    store._db.set_trace_callback(statements.append)
+    fired = ("INSERT", "UPDATE", "DELETE")
+
+    def trace(statement: str) -> None:
+        again = statements and statements[-1] == statement and statement.startswith(fired)
+        if not again:
+            statements.append(statement)
+
+    store._db.set_trace_callback(trace)
     try:
         yield statements
     finally:
@@ -232,9 +243,7 @@ def test_what_status_reads_only_searches_indexes(
         assert any(s.startswith(head) for s in statements), sql
 
 
-def test_counting_tasks_reads_the_module_and_state_index_alone(
-    stores: dict[int, SqliteStore],
-) -> None:
+def test_counting_tasks_reads_the_kept_counts_alone(stores: dict[int, SqliteStore]) -> None:
     store = stores[2000]
     with tracing(store) as statements:
         store.counts(Scope(modules=("app", "reports"), excepts=("app.mail",)))
@@ -242,7 +251,7 @@ def test_counting_tasks_reads_the_module_and_state_index_alone(
     assert len(statements) == 4  # BEGIN, one count a range of module ids, COMMIT
     for statement in statements[1:-1]:
         (step,) = plan(store, statement)
-        assert step.startswith("SEARCH tasks USING COVERING INDEX tasks_module_state"), step
+        assert step.startswith("SEARCH task_counts USING PRIMARY KEY"), step
 
 
 @pytest.mark.parametrize("scope", SCOPES, ids=repr)

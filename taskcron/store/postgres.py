@@ -244,17 +244,18 @@ class SQL:
     )
     OWNER_IS = "owner = %s"
     ANY_OWNER = "TRUE"
-    #: One page of a state's tasks in scope, in line order, along tasks_state (state, due_at,
-    #: id): the first `%s` rows (a page's offset plus its length).
-    PAGE_TASKS = (
-        f"SELECT {TASK_COLUMNS} FROM tasks WHERE state = %s AND {{scope}}"
-        " ORDER BY due_at, id LIMIT %s"
+    #: Where a page's tasks of one state in scope stand in line order, along tasks_state
+    #: (state, due_at, id): the first `%s` of them (a page's offset plus its length).
+    PAGE_KEYS = (
+        "SELECT due_at, id FROM tasks WHERE state = %s AND {scope} ORDER BY due_at, id LIMIT %s"
     )
     #: The same for one owner, found by tasks_owner (owner, state).
-    PAGE_OWNED_TASKS = (
-        f"SELECT {TASK_COLUMNS} FROM tasks"
+    PAGE_OWNED_KEYS = (
+        "SELECT due_at, id FROM tasks"
         " WHERE owner = %s AND state = %s AND {scope} ORDER BY due_at, id LIMIT %s"
     )
+    #: Tasks by id, in no order; `{ids}`: one `%s` an id.
+    SELECT_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ({{ids}})"
 
     # Writing.
     SELECT_KEYED_TASK = (

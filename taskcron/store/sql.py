@@ -98,8 +98,8 @@ class Statements(Protocol):
 
     `{scope}` in a statement is filled with the fragment `_scope_sql` joins
     from SCOPE_MODULE (one per module, three parameters: "m", "m." and "m/")
-    and SCOPE_NOT_MODULE, or SCOPE_ALL; `{states}` with one MARK per state;
-    `{owner}` with OWNER_IS or ANY_OWNER; `{range}` with MODULE_RANGE or
+    and SCOPE_NOT_MODULE, or SCOPE_ALL; `{states}` with one MARK per state, `{ids}`
+    with one MARK per id; `{owner}` with OWNER_IS or ANY_OWNER; `{range}` with MODULE_RANGE or
     MODULE_FROM. The backend's module documents each statement.
     """
 
@@ -112,8 +112,9 @@ class Statements(Protocol):
     SELECT_TASK_RUNS: str
     SELECT_RUN: str
     LIST_TASKS: str
-    PAGE_TASKS: str
-    PAGE_OWNED_TASKS: str
+    PAGE_KEYS: str
+    PAGE_OWNED_KEYS: str
+    SELECT_TASKS: str
     OWNER_IS: str
     ANY_OWNER: str
     SELECT_KEYED_TASK: str
@@ -417,8 +418,9 @@ class SqlStore:
     ) -> Tasks:
         """Up to `limit` tasks of `list`'s answer, from the `offset`-th on, without their runs.
 
-        Each state is read along its index in line order and the states are merged,
-        so a page costs its offset plus its length in each state, never the store.
+        Each state's line positions (due time, id) are read along its index and
+        merged, so a page costs its offset plus its length in each state, never
+        the store; then only the page's own tasks are read and decoded.
         """
         wanted = sorted({State(s).value for s in states})
         if limit <= 0 or not wanted:
@@ -426,17 +428,26 @@ class SqlStore:
         sql = self.sql
         where, params = self._scope_sql(scope)
         rows = offset + limit
-        found: Tasks = []
+        keys: list[tuple[Any, int]] = []
         with self._read() as db:
             for state in wanted:
                 if owner is None:
-                    statement, args = sql.PAGE_TASKS, [state, *params, rows]
+                    statement, args = sql.PAGE_KEYS, [state, *params, rows]
                 else:
-                    statement, args = sql.PAGE_OWNED_TASKS, [owner, state, *params, rows]
-                rows_read = db.execute(statement.format(scope=where), args)
-                found += [self._task(row) for row in rows_read]
-        found.sort(key=lambda task: (task.due_at, task.id))
-        return found[offset : offset + limit]
+                    statement, args = sql.PAGE_OWNED_KEYS, [owner, state, *params, rows]
+                keys += [
+                    (row["due_at"], row["id"])
+                    for row in db.execute(statement.format(scope=where), args)
+                ]
+            ids = [task_id for _, task_id in sorted(keys)[offset : offset + limit]]
+            if not ids:
+                return []
+            marks = ", ".join([sql.MARK] * len(ids))
+            by_id = {
+                row["id"]: self._task(row)
+                for row in db.execute(sql.SELECT_TASKS.format(ids=marks), ids)
+            }
+        return [by_id[task_id] for task_id in ids]
 
     # --- writing -------------------------------------------------------------
 

@@ -131,8 +131,36 @@ ALTER TABLE runs ADD COLUMN machine TEXT;
 ALTER TABLE pools ADD COLUMN machine TEXT;
 """
 
+_TASK_COUNTS = """
+-- `status`: how many tasks each module id has in each state, kept by the triggers below as
+-- tasks come, move and go, so that counting reads one row a pair and never every task.
+CREATE TABLE task_counts (
+    module TEXT    NOT NULL,
+    state  TEXT    NOT NULL,
+    tasks  INTEGER NOT NULL,
+    PRIMARY KEY (module, state)
+) WITHOUT ROWID;
+CREATE TRIGGER task_counts_insert AFTER INSERT ON tasks BEGIN
+    INSERT INTO task_counts (module, state, tasks) VALUES (NEW.module, NEW.state, 1)
+        ON CONFLICT (module, state) DO UPDATE SET tasks = tasks + 1;
+END;
+CREATE TRIGGER task_counts_delete AFTER DELETE ON tasks BEGIN
+    UPDATE task_counts SET tasks = tasks - 1 WHERE module = OLD.module AND state = OLD.state;
+    DELETE FROM task_counts WHERE module = OLD.module AND state = OLD.state AND tasks = 0;
+END;
+CREATE TRIGGER task_counts_update AFTER UPDATE OF module, state ON tasks
+    WHEN OLD.module IS NOT NEW.module OR OLD.state IS NOT NEW.state BEGIN
+    UPDATE task_counts SET tasks = tasks - 1 WHERE module = OLD.module AND state = OLD.state;
+    DELETE FROM task_counts WHERE module = OLD.module AND state = OLD.state AND tasks = 0;
+    INSERT INTO task_counts (module, state, tasks) VALUES (NEW.module, NEW.state, 1)
+        ON CONFLICT (module, state) DO UPDATE SET tasks = tasks + 1;
+END;
+INSERT INTO task_counts (module, state, tasks)
+    SELECT module, state, count(*) FROM tasks GROUP BY module, state;
+"""
+
 #: MIGRATIONS[n] takes a store from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _STATUS_INDEXES, _V6)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _STATUS_INDEXES, _V6, _TASK_COUNTS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # --- SQL ----------------------------------------------------------------------
@@ -194,17 +222,19 @@ class SQL:
     )
     OWNER_IS = "owner = ?"
     ANY_OWNER = "1"
-    #: One page of a state's tasks in scope, in line order, read along (state, due_at, id):
-    #: the first `?` rows of it (a page's offset plus its length).
-    PAGE_TASKS = (
-        f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_state WHERE state = ? AND {{scope}}"
+    #: Where a page's tasks of one state in scope stand in line order, read along
+    #: (state, due_at, id): the first `?` of them (a page's offset plus its length).
+    PAGE_KEYS = (
+        "SELECT due_at, id FROM tasks INDEXED BY tasks_state WHERE state = ? AND {scope}"
         " ORDER BY due_at, id LIMIT ?"
     )
     #: The same for one owner: found by (owner, state), then only that owner's tasks sorted.
-    PAGE_OWNED_TASKS = (
-        f"SELECT {TASK_COLUMNS} FROM tasks INDEXED BY tasks_owner"
+    PAGE_OWNED_KEYS = (
+        "SELECT due_at, id FROM tasks INDEXED BY tasks_owner"
         " WHERE owner = ? AND state = ? AND {scope} ORDER BY due_at, id LIMIT ?"
     )
+    #: Tasks by id, in no order; `{ids}`: one `?` an id.
+    SELECT_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ({{ids}})"
 
     # Writing.
     #: The queued or running task of a module with a key, if any.
@@ -326,11 +356,9 @@ class SQL:
     )
 
     # Status.
-    #: Tasks by module and state in one range of module ids; `{range}`: MODULE_RANGE or MODULE_FROM.
-    COUNT_TASKS = (
-        "SELECT module, state, count(*) AS tasks FROM tasks INDEXED BY tasks_module_state"
-        " WHERE {range} GROUP BY module, state"
-    )
+    #: Tasks by module and state in one range of module ids, as the triggers keep them
+    #: counted; `{range}`: MODULE_RANGE or MODULE_FROM.
+    COUNT_TASKS = "SELECT module, state, tasks FROM task_counts WHERE {range}"
     MODULE_RANGE = "module >= ? AND module < ?"
     MODULE_FROM = "module >= ?"
     #: The running tasks in scope, with the id of their current run.
@@ -395,6 +423,17 @@ class SQL:
         f"INSERT INTO runs ({RUN_COLUMNS})"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of `script` one by one (a trigger's body holds semicolons too)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
 
 
 def to_micros(moment: datetime) -> int:
@@ -552,9 +591,8 @@ class SqliteStore(SqlStore):
             if version > SCHEMA_VERSION:
                 raise errors.StoreVersionError(str(self.path), version, SCHEMA_VERSION)
             for step in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in _statements(MIGRATIONS[step]):
+                    db.execute(statement)
             if version < SCHEMA_VERSION:
                 db.execute(MARK_AS_TASKCRON)
                 db.execute(SET_SCHEMA_VERSION.format(version=SCHEMA_VERSION))

@@ -3,8 +3,9 @@
 --quick measures this environment: the interpreter running the harness and
 the `taskcron` script beside it. The full run builds a virtual environment
 with a regular (non-editable) install of a copy of this checkout, with the
-`bench` extra (the peers compared against) and the `postgres` one (psycopg,
-for the PostgreSQL rows), and measures that, since an editable install's
+`bench` extra (the peers compared against), the `postgres` one (psycopg,
+for the PostgreSQL rows) and the `web` one with httpx (the `web` row asks the
+dashboard through Starlette's test client), and measures that, since an editable install's
 import hook adds to every start.
 
 A row that imports taskcron (`in_target`) runs in a child of the target's
@@ -55,8 +56,8 @@ def current(workdir: Path) -> Target:
 
 
 def build(python: str, workdir: Path) -> Target:
-    """A new virtual environment in `workdir` made by `python`, with taskcron and its `bench`
-    and `postgres` extras installed from a copy.
+    """A new virtual environment in `workdir` made by `python`, with taskcron and its `bench`,
+    `postgres` and `web` extras (and httpx, for the test client) installed from a copy.
 
     pip builds in the source tree, so it builds a copy and the checkout stays
     untouched.
@@ -66,7 +67,7 @@ def build(python: str, workdir: Path) -> Target:
     venv = workdir / "venv"
     _quietly([python, "-m", "venv", str(venv)], cwd=workdir)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install"]
-    _quietly([*pip, f"{source}[bench,postgres]"], cwd=workdir)
+    _quietly([*pip, f"{source}[bench,postgres,web]", "httpx>=0.27"], cwd=workdir)
     target = _target(str(venv / "bin" / "python"), str(venv / "bin" / "taskcron"), cwd=workdir)
     if not Path(target.taskcron).resolve().is_relative_to(venv.resolve()):
         raise RuntimeError(f"the new environment imports taskcron from {target.taskcron}")

@@ -471,3 +471,29 @@ def test_eight_processes_creating_the_same_home_at_once_all_succeed(
     assert mode(home) == 0o700
     assert mode(home / "tasks.db") == 0o600
     assert titles(home / "tasks.db") == [f"p{i}" for i in range(8)]
+
+
+def test_a_version_6_store_is_migrated_to_kept_counts_that_follow_every_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "tasks.db"
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", sqlite_module.MIGRATIONS[:6])
+    monkeypatch.setattr(sqlite_module, "SCHEMA_VERSION", 6)
+    with SqliteStore(path, host=HOST) as store:
+        for module in ("a", "a", "b.c"):
+            store.schedule(new_task(module), now=T0)
+    monkeypatch.undo()
+
+    def grouped(store: SqliteStore) -> dict[str, dict[str, int]]:
+        found: dict[str, dict[str, int]] = {}
+        rows = "SELECT module, state, count(*) AS n FROM tasks GROUP BY module, state"
+        for row in store._db.execute(rows):
+            found.setdefault(row["module"], {})[row["state"]] = row["n"]
+        return found
+
+    with SqliteStore(path, host=HOST) as store:
+        assert store.migrated_from == 6
+        assert store.counts(Scope()) == grouped(store) == {"a": {"queued": 2}, "b.c": {"queued": 1}}
+        store.transition(1, action="pause", allowed=(State.QUEUED,), to=State.PAUSED, now=T0)
+        store.remove(3)
+        assert store.counts(Scope()) == grouped(store) == {"a": {"queued": 1, "paused": 1}}

@@ -79,9 +79,20 @@ def leave_a_dead_run(store: SqliteStore) -> None:
 
 @contextmanager
 def tracing(store: SqliteStore) -> Iterator[list[str]]:
-    """Every SQL statement the store runs inside the block, with its parameters expanded."""
+    """Every SQL statement the store runs inside the block, with its parameters expanded.
+
+    Not the statements of the triggers a statement fires: they are part of that
+    statement, and Python reports each again with the text of the one that fired it.
+    """
     statements: list[str] = []
-    store._db.set_trace_callback(statements.append)
+    fired = ("INSERT", "UPDATE", "DELETE")
+
+    def trace(statement: str) -> None:
+        again = statements and statements[-1] == statement and statement.startswith(fired)
+        if not again:
+            statements.append(statement)
+
+    store._db.set_trace_callback(trace)
     try:
         yield statements
     finally:
@@ -232,9 +243,7 @@ def test_what_status_reads_only_searches_indexes(
         assert any(s.startswith(head) for s in statements), sql
 
 
-def test_counting_tasks_reads_the_module_and_state_index_alone(
-    stores: dict[int, SqliteStore],
-) -> None:
+def test_counting_tasks_reads_the_kept_counts_alone(stores: dict[int, SqliteStore]) -> None:
     store = stores[2000]
     with tracing(store) as statements:
         store.counts(Scope(modules=("app", "reports"), excepts=("app.mail",)))
@@ -242,7 +251,7 @@ def test_counting_tasks_reads_the_module_and_state_index_alone(
     assert len(statements) == 4  # BEGIN, one count a range of module ids, COMMIT
     for statement in statements[1:-1]:
         (step,) = plan(store, statement)
-        assert step.startswith("SEARCH tasks USING COVERING INDEX tasks_module_state"), step
+        assert step.startswith("SEARCH task_counts USING PRIMARY KEY"), step
 
 
 @pytest.mark.parametrize("scope", SCOPES, ids=repr)
@@ -254,7 +263,7 @@ def test_a_page_of_tasks_only_searches_indexes(
         page = store.page(scope=scope, states=tuple(State), limit=50, offset=100)
 
     assert len(page) == 50
-    assert searched(store, statements) == len(State)
+    assert searched(store, statements) == len(State) + 1  # each state's line, then the page
 
 
 def test_a_page_of_an_owners_tasks_searches_the_owners_index(tmp_path: Path) -> None:
@@ -264,7 +273,8 @@ def test_a_page_of_an_owners_tasks_searches_the_owners_index(tmp_path: Path) -> 
         with tracing(store) as statements:
             store.page(scope=Scope(), states=(State.QUEUED,), owner="user0", limit=10)
 
-        (listing,) = [s for s in statements if s.startswith("SELECT")]
+        listing, tasks = [s for s in statements if s.startswith("SELECT")]
         steps = plan(store, listing)
         assert steps[0].startswith("SEARCH tasks USING INDEX tasks_owner"), steps
         assert not any("SCAN" in step for step in steps), steps
+        assert not any("SCAN" in step for step in plan(store, tasks))

@@ -66,9 +66,24 @@ def fill(app: TaskCron) -> dict[str, int]:
     }
 
 
+#: The stores the dashboard's routes are tested on.
+STORES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> str | None:
+    """The store URL of a test's home: None (SQLite, `<home>/tasks.db`) or a new
+    PostgreSQL database's (skipped where no PostgreSQL server can be had)."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 @pytest.fixture
-def stocked(tmp_path: Path, clock: FakeClock) -> Iterator[Home]:
-    app = TaskCron(config=Config(home=tmp_path / "home"), clock=clock)
+def stocked(tmp_path: Path, clock: FakeClock, store: str | None) -> Iterator[Home]:
+    """A home filled by `fill`, on each of `STORES`."""
+    app = TaskCron(config=Config(home=tmp_path / "home", store=store), clock=clock)
     ids = fill(app)
     yield Home(app=app, ids=ids)
     app.close()
@@ -121,6 +136,7 @@ class Server:
     base: str
     token: str
     config: Path
+    env: dict[str, str]  #: TASKCRON_* settings it and every command beside it run with.
 
 
 def copy_examples(tmp_path: Path) -> Path:
@@ -130,25 +146,28 @@ def copy_examples(tmp_path: Path) -> Path:
     return target / "taskcron.toml"
 
 
-def run_tc(config: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_tc(
+    config: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [script(), "--config", str(config), *args],
         capture_output=True,
         text=True,
-        env=clean_env(),
+        env=clean_env(**(env or {})),
         check=check,
         timeout=60,
     )
 
 
-def start_server(config: Path, token: str = TOKEN) -> Server:
+def start_server(config: Path, token: str = TOKEN, env: dict[str, str] | None = None) -> Server:
     """Start `taskcron web --port 0` and wait (bounded) for the line with its address."""
+    chosen = dict(env or {})
     process = subprocess.Popen(
         [script(), "--config", str(config), "web", "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=clean_env(TASKCRON_WEB_TOKEN=token),
+        env=clean_env(TASKCRON_WEB_TOKEN=token, **chosen),
     )
     assert process.stdout is not None
     ready = wait_for(
@@ -159,7 +178,7 @@ def start_server(config: Path, token: str = TOKEN) -> Server:
     prefix = "taskcron web: open "
     assert first.startswith(prefix), first
     base = first[len(prefix) :].split()[0].rstrip("/")
-    return Server(process=process, base=base, token=token, config=config)
+    return Server(process=process, base=base, token=token, config=config, env=chosen)
 
 
 def stop(process: subprocess.Popen[str]) -> None:
@@ -179,8 +198,21 @@ def example_config(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def server(example_config: Path) -> Iterator[Server]:
-    run_tc(example_config, "init")
-    started = start_server(example_config)
+    """`taskcron web` on the example project's home, its store SQLite."""
+    yield from serve(example_config, {})
+
+
+@pytest.fixture
+def server_on(example_config: Path, store: str | None) -> Iterator[Server]:
+    """`taskcron web` on the example project's home, on each of `STORES` (TASKCRON_STORE)."""
+    yield from serve(example_config, {} if store is None else {"TASKCRON_STORE": store})
+    sqlite_file = example_config.parent / ".taskcron" / "tasks.db"
+    assert sqlite_file.exists() is (store is None), "the server used another store"
+
+
+def serve(config: Path, env: dict[str, str]) -> Iterator[Server]:
+    run_tc(config, "init", env=env)
+    started = start_server(config, env=env)
     try:
         yield started
     finally:

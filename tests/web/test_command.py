@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -150,10 +151,11 @@ class Events:
 
 
 @pytest.fixture
-def stream(server: Server) -> Iterator[Any]:
+def streams() -> Iterator[Callable[..., Events]]:
+    """Opens `/events` streams of a server: `streams(server, path, **headers)`."""
     opened: list[httpx.Client] = []
 
-    def open_stream(path: str = "/events", **headers: str) -> Events:
+    def open_stream(server: Server, path: str = "/events", **headers: str) -> Events:
         client = httpx.Client(base_url=server.base, timeout=httpx.Timeout(30, read=30))
         opened.append(client)
         response = client.send(client.build_request("GET", path, headers=headers), stream=True)
@@ -166,17 +168,25 @@ def stream(server: Server) -> Iterator[Any]:
         client.close()
 
 
+@pytest.fixture
+def stream(server: Server, streams: Callable[..., Events]) -> Callable[..., Events]:
+    """Opens `/events` streams of `server`: `stream(path, **headers)`."""
+    return functools.partial(streams, server)
+
+
 def api(server: Server, method: str, path: str) -> httpx.Response:
     headers = {"Authorization": f"Bearer {server.token}"}
     return httpx.request(method, server.base + path, headers=headers, timeout=30)
 
 
 def test_an_action_from_another_process_arrives_as_task_and_log_events(
-    server: Server, stream: Any
+    server_on: Server, streams: Any
 ) -> None:
-    events = stream(authorization=f"Bearer {server.token}")
-    task_id = int(run_tc(server.config, "schedule", "mail.x", "--in", "1h", "--", "true").stdout)
-    run_tc(server.config, "pause", str(task_id))
+    server = server_on
+    events = streams(server, authorization=f"Bearer {server.token}")
+    schedule = ("schedule", "mail.x", "--in", "1h", "--", "true")
+    task_id = int(run_tc(server.config, *schedule, env=server.env).stdout)
+    run_tc(server.config, "pause", str(task_id), env=server.env)
 
     paused = events.until(
         lambda n, d: n == "task" and d["id"] == task_id and d["state"] == "paused"
@@ -229,10 +239,11 @@ def test_a_stream_without_a_token_or_signature_is_401(server: Server) -> None:
     assert bad.status_code == 401
 
 
-def test_a_running_tasks_progress_arrives_as_it_advances(server: Server, stream: Any) -> None:
-    tick = start_import(server.config, rows=6000)
+def test_a_running_tasks_progress_arrives_as_it_advances(server_on: Server, streams: Any) -> None:
+    server = server_on
+    tick = start_import(server.config, rows=6000, env=server.env)
     try:
-        events = stream(authorization=f"Bearer {server.token}")
+        events = streams(server, authorization=f"Bearer {server.token}")
 
         def progress(name: str, data: dict[str, Any]) -> bool:
             return name == "task" and data["state"] == "running" and data["progress"] is not None
@@ -247,19 +258,22 @@ def test_a_running_tasks_progress_arrives_as_it_advances(server: Server, stream:
         stop(tick)
 
 
-def start_import(config: Path, *, rows: int) -> subprocess.Popen[str]:
-    """Schedule the example's stepwise CSV import of `rows` rows and start a tick running it."""
+def start_import(
+    config: Path, *, rows: int, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """Schedule the example's stepwise CSV import of `rows` rows and start a tick running
+    it, both with the TASKCRON_* settings in `env`."""
     csv = config.parent / "products.csv"
     lines = ["sku,name,price"] + [f"SKU-{n:05d},product {n},{n % 97}" for n in range(rows)]
     csv.write_text("\n".join(lines) + "\n")
     data = json.dumps({"path": str(csv)})
-    run_tc(config, "schedule", "catalog.import", "--task", "import-csv", "--data", data)
+    run_tc(config, "schedule", "catalog.import", "--task", "import-csv", "--data", data, env=env)
     tick = subprocess.Popen(
         [script(), "--config", str(config), "tick", "--module", "catalog", "--budget", "120s"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         text=True,
-        env=clean_env(),
+        env=clean_env(**(env or {})),
     )
-    wait_for(lambda: "running" in run_tc(config, "list", "--module", "catalog").stdout)
+    wait_for(lambda: "running" in run_tc(config, "list", "--module", "catalog", env=env).stdout)
     return tick

@@ -366,6 +366,7 @@ class TaskCron:
 
     def _stored(self, task_id: int) -> Store:
         """The store, for reading or acting on task `task_id`: never created."""
+        _int64("task id", task_id)  # no store can hold a larger one, and SQLite refuses it
         store = self._existing_store()
         if store is None:
             raise errors.TaskNotFoundError(task_id)
@@ -621,8 +622,8 @@ class TaskCron:
             states: Iterable[State] = (State.parse(state) if isinstance(state, str) else state,)
         else:
             states = tuple(State) if all else ACTIVE_STATES
-        store = self._existing_store()
         _owner(owner)
+        store = self._existing_store()
         return [] if store is None else store.list(scope=scope, states=states, owner=owner)
 
     def upcoming(
@@ -633,6 +634,8 @@ class TaskCron:
         A recurring task appears at each of its fire times, as if every run
         ended the moment it started.
         """
+        if _int64("count", count) < 0:
+            raise errors.InputError(f"invalid count {count}: must be 0 or more")
         queued = self.list(modules=modules, excepts=excepts, state=State.QUEUED)
         heap = [(task.due_at, task.id, task) for task in queued]
         heapq.heapify(heap)
@@ -966,6 +969,8 @@ class TaskCron:
     ) -> LogFilter:
         """The filter `log` applies, validated: module ids, level name, `since` time."""
         scope = Scope.parse(modules, excepts)
+        if task is not None:
+            _int64("task id", task)
         if level is not None and level not in LOG_LEVELS:
             raise errors.InputError(
                 f"invalid level {level!r}: expected one of {', '.join(LOG_LEVELS)}"

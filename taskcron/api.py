@@ -301,6 +301,10 @@ class TaskCron:
                 self.config = dataclasses.replace(self.config, store=url, store_origin="--store")
         else:
             self.config = config_module.load(config, home=home, store=store)
+        if "\0" in str(self.config.home):
+            raise errors.InputError(
+                f"invalid home {str(self.config.home)!r}: it contains a NUL byte"
+            )
         self.clock = clock
         self.policy = RetryPolicy(
             first=self.config.retry.backoff, cap=self.config.retry.max_backoff

@@ -326,6 +326,10 @@ class TaskCron:
                 self.config = dataclasses.replace(self.config, store=url, store_origin="--store")
         else:
             self.config = config_module.load(config, home=home, store=store)
+        if "\0" in str(self.config.home):
+            raise errors.InputError(
+                f"invalid home {str(self.config.home)!r}: it contains a NUL byte"
+            )
         self.clock = clock
         self.policy = RetryPolicy(
             first=self.config.retry.backoff, cap=self.config.retry.max_backoff
@@ -391,6 +395,7 @@ class TaskCron:
 
     def _stored(self, task_id: int) -> Store:
         """The store, for reading or acting on task `task_id`: never created."""
+        _int64("task id", task_id)  # no store can hold a larger one, and SQLite refuses it
         store = self._existing_store()
         if store is None:
             raise errors.TaskNotFoundError(task_id)
@@ -656,8 +661,8 @@ class TaskCron:
             raise errors.InputError(f"invalid limit {limit}: must be at least 1")
         if _int64("offset", offset) < 0:
             raise errors.InputError(f"invalid offset {offset}: must be 0 or more")
-        store = self._existing_store()
         _owner(owner)
+        store = self._existing_store()
         if store is None:
             return []
         if limit is None:
@@ -672,6 +677,8 @@ class TaskCron:
         A recurring task appears at each of its fire times, as if every run
         ended the moment it started.
         """
+        if _int64("count", count) < 0:
+            raise errors.InputError(f"invalid count {count}: must be 0 or more")
         queued = self.list(modules=modules, excepts=excepts, state=State.QUEUED)
         heap = [(task.due_at, task.id, task) for task in queued]
         heapq.heapify(heap)
@@ -1022,6 +1029,8 @@ class TaskCron:
     ) -> LogFilter:
         """The filter `log` applies, validated: module ids, level name, `since` time."""
         scope = Scope.parse(modules, excepts)
+        if task is not None:
+            _int64("task id", task)
         if level is not None and level not in LOG_LEVELS:
             raise errors.InputError(
                 f"invalid level {level!r}: expected one of {', '.join(LOG_LEVELS)}"

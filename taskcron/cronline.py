@@ -202,7 +202,9 @@ def describe_scope(scope: Scope) -> str:
 def marker(home: Path, scope: Scope) -> str:
     """The comment line that names a job's home and scope (without a line break)."""
     payload = {"home": str(home), "modules": list(scope.modules), "except": list(scope.excepts)}
-    return MARKER + json.dumps(payload, ensure_ascii=False)
+    # python-crontab reads a comment holding `=` as a commented-out variable, and then
+    # loses the job's marker; `=` only occurs inside the JSON strings, so escape it there.
+    return MARKER + json.dumps(payload, ensure_ascii=False).replace("=", "\\u003d")
 
 
 def parse_marker(line: str) -> tuple[Path, Scope] | None:

@@ -290,7 +290,7 @@ def locked(path: Path) -> Iterator[None]:
     import fcntl
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o600)
     except OSError as exc:
         raise errors.TaskcronError(f"cannot open lock file {path}: {exc.strerror}") from exc
     try:

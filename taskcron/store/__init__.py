@@ -444,9 +444,15 @@ def resolve_url(url: str, *, base: Path, where: str = "store") -> str:
 
     An unknown scheme, or a URL its backend cannot read, is a `StoreURLError`.
     """
-    if _scheme(url.strip(), where) == "sqlite":
+    scheme = _scheme(url.strip(), where)
+    if scheme == "sqlite":
         path = Path(sqlite_path(url.strip())).expanduser()
         return "sqlite:///" + str((base / path).absolute())
+    # Read the URL's form now, so that a bad one is bad input before any home or
+    # store is looked for (the module imports no driver).
+    from taskcron.store.postgres import split_url
+
+    split_url(url.strip())
     return url.strip()
 
 

@@ -131,3 +131,13 @@ def test_a_home_is_refused_only_for_line_breaks_and_nul(name: str) -> None:
     words = shlex.split(cron_command(line))
     assert words[words.index("--home") + 1] == str(home)
     assert "tick" in words
+
+
+def test_a_home_with_an_equals_sign_installs_and_uninstalls(tmp_path: Path) -> None:
+    path = tmp_path / "crontab"
+    home = tmp_path / "app=prod" / "[link=x]"
+    job = make_job(home)
+    assert crontab.install(job, CrontabFile(path), lock=tmp_path / "lock").written
+    ours = [item for item in CronTab(tab=path.read_text()) if item.comment]
+    assert [item.command for item in ours] == [job.command]
+    assert crontab.uninstall(home, Scope(), CrontabFile(path), lock=tmp_path / "lock").removed == 1

@@ -53,6 +53,7 @@ taskcron's, is refused untouched.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import zlib
@@ -513,8 +514,6 @@ class PostgresStore(SqlStore):
         `StoreMissingError` and nothing is created. `clock` says whose clock
         times are compared with (see the module docstring).
         """
-        import os
-
         self.url = redact(url)
         self.host = host or os.uname().nodename
         self.machine = machine_id() if machine is None else machine

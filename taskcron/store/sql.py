@@ -65,7 +65,10 @@ Row = Any  #: A row whose columns are read by name (`sqlite3.Row`, a psycopg dic
 
 
 class Cursor(Protocol):
-    rowcount: int
+    """What a statement answers: rows by name, and how many rows it changed."""
+
+    @property
+    def rowcount(self) -> int: ...
 
     def fetchone(self) -> Row: ...
 
@@ -75,7 +78,9 @@ class Cursor(Protocol):
 
 
 class Connection(Protocol):
-    def execute(self, sql: Any, params: Any = ..., /) -> Any: ...
+    """What the rules need of a connection (`sqlite3` and psycopg 3 both have it)."""
+
+    def execute(self, sql: Any, params: Any = ..., /) -> Cursor: ...
 
 
 #: The columns `_task` reads, in every backend's statements.

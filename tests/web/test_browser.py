@@ -26,7 +26,10 @@ from tests.web.conftest import SCRIPT_TITLE, Server, run_tc, start_server, stop
 from tests.web.test_command import start_import
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoAlertPresentException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
@@ -105,7 +108,11 @@ def screenshot(driver: Any, tmp_path: Path, name: str) -> None:
 
 def test_the_dashboard_in_chromium(browser: Any, shop: Any, tmp_path: Path) -> None:
     server, ids, _ = shop
-    wait = WebDriverWait(browser, WAIT, poll_frequency=0.05)
+    # The page replaces what it redraws (a live update, the reload after an action):
+    # an element read as it goes is read again at the next poll.
+    wait = WebDriverWait(
+        browser, WAIT, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,)
+    )
 
     browser.get(f"{server.base}/login?token={server.token}")
     wait.until(lambda d: d.current_url == server.base + "/")

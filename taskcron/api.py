@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from taskcron import config as config_module
-from taskcron import errors, logstore
+from taskcron import errors, locate, logstore
 from taskcron import schedule as schedule_module
 from taskcron.config import Config
 from taskcron.lifecycle import (
@@ -39,6 +39,7 @@ from taskcron.lifecycle import (
     Watcher,
     after_claim,
 )
+from taskcron.locate import default_url, sqlite_path
 from taskcron.logstore import LogFilter, LogStore
 from taskcron.model import (
     ACTIVE_STATES,
@@ -50,8 +51,6 @@ from taskcron.model import (
     Target,
     Task,
     iso,
-    parse_duration,
-    parse_module_id,
 )
 from taskcron.schedule import RetryPolicy
 from taskcron.store import (
@@ -62,12 +61,11 @@ from taskcron.store import (
     SharedLog,
     Store,
     Tasks,
-    default_url,
     open_shared_log,
     open_store,
     redact,
-    sqlite_path,
 )
+from taskcron.syntax import parse_duration, parse_module_id
 
 if TYPE_CHECKING:
     from taskcron.pool import Pool, PoolSettings
@@ -183,7 +181,7 @@ def broken_config_report(error: errors.TaskcronError) -> CheckReport:
     """What `taskcron check` reports when the config itself cannot be read."""
     check = Check(name="config", ok=False, detail=str(error))
     return CheckReport(
-        config=None, home=Path(config_module.DEFAULT_HOME).absolute(), checks=(check,)
+        config=None, home=Path(locate.DEFAULT_HOME).absolute(), checks=(check,)
     )
 
 
@@ -1095,7 +1093,7 @@ class TaskCron:
         if token is None:
             raise errors.ConfigError(
                 "an owner link is signed with the dashboard's token, and none is configured:"
-                f" set web.token in the config or {config_module.ENV_WEB_TOKEN}"
+                f" set web.token in the config or {locate.ENV_WEB_TOKEN}"
             )
         from urllib.parse import quote
 
@@ -1138,7 +1136,7 @@ class TaskCron:
         """
         written = None
         if self.config.path is None:
-            target = Path(config_module.CONFIG_FILE).absolute()
+            target = Path(locate.CONFIG_FILE).absolute()
             try:
                 with target.open("x", encoding="utf-8") as handle:
                     handle.write(config_module.STARTER)

@@ -223,7 +223,7 @@ def schedule(
       taskcron schedule backups --every 1d -- /usr/local/bin/backup --full
       taskcron schedule mail --in 10m --key welcome-42 --task send_welcome
     """
-    from taskcron.model import parse_module_id
+    from taskcron.syntax import parse_module_id
 
     parse_module_id(module)
     if sum(x is not None for x in (call, task_name)) + bool(command) != 1:

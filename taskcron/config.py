@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -26,17 +24,20 @@ from pathlib import Path
 from typing import Any
 
 from taskcron import errors
-from taskcron.model import LOG_LEVELS, Lanes, parse_duration, parse_module_id
+from taskcron.locate import (
+    DEFAULT_HOME,
+    ENV_HOST,
+    ENV_WEB_TOKEN,
+    FROM_FILE,
+    check_table,
+    find_config_file,
+    home_of,
+    store_choice,
+    string_value,
+)
+from taskcron.model import LOG_LEVELS, Lanes
 from taskcron.schedule import zone
-
-ENV_HOME = "TASKCRON_HOME"
-ENV_CONFIG = "TASKCRON_CONFIG"
-ENV_STORE = "TASKCRON_STORE"
-ENV_HOST = "TASKCRON_HOST"
-ENV_WEB_TOKEN = "TASKCRON_WEB_TOKEN"
-DEFAULT_HOME = ".taskcron"
-CONFIG_FILE = "taskcron.toml"
-STORE_FILE = "tasks.db"  #: The default store's file name inside the home.
+from taskcron.syntax import parse_duration, parse_module_id
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,78 +130,6 @@ def system_timezone() -> str:
     return "UTC"
 
 
-@dataclass(frozen=True, slots=True)
-class Found:
-    """A config file in effect: its path, and the table of settings in it."""
-
-    path: Path
-    values: dict[str, Any]
-
-
-def find_config_file(
-    explicit: str | os.PathLike[str] | None = None,
-    *,
-    start: Path | None = None,
-    warnings: list[str] | None = None,
-) -> Found | None:
-    """The config file in effect and its settings, or None when there is none.
-
-    `explicit` (or `TASKCRON_CONFIG`) must exist. Otherwise the walk goes from
-    `start` (default: the current directory) up to the root; a pyproject.toml
-    without a `[tool.taskcron]` table does not stop it. An unsafe file found by
-    the walk is skipped and a line saying so is added to `warnings`.
-    """
-    chosen = explicit if explicit is not None else os.environ.get(ENV_CONFIG) or None
-    if chosen is not None:
-        path = Path(chosen).expanduser().absolute()
-        if not path.is_file():
-            raise errors.ConfigError(f"config file {str(path)!r} does not exist")
-        document = _read_toml(path)
-        if path.name != "pyproject.toml":
-            return Found(path, document)
-        table = _tool_table(document, path)
-        if table is None:
-            raise errors.ConfigError(f"{path} has no [tool.taskcron] table")
-        return Found(path, table)
-    directory = (start or Path.cwd()).absolute()
-    for folder in (directory, *directory.parents):
-        for name in (CONFIG_FILE, "pyproject.toml"):
-            path = folder / name
-            if not path.is_file():
-                continue
-            unsafe = _unsafe(path)
-            if unsafe is not None:
-                if warnings is not None:
-                    warnings.append(f"ignoring config file {path}: {unsafe}")
-                continue
-            document = _read_toml(path)
-            if name == CONFIG_FILE:
-                return Found(path, document)
-            table = _tool_table(document, path)
-            if table is not None:
-                return Found(path, table)
-    return None
-
-
-def _unsafe(path: Path) -> str | None:
-    """Why a config file found by the walk must not be trusted, or None."""
-    try:
-        info = path.stat()
-    except OSError as exc:
-        return f"cannot read it: {exc.strerror}"
-    if info.st_uid not in (os.getuid(), 0):
-        return f"it belongs to uid {info.st_uid}, neither you nor root"
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return "others can write to it"
-    return None
-
-
-def _tool_table(document: dict[str, Any], path: Path) -> dict[str, Any] | None:
-    tool = document.get("tool", {})
-    table = tool.get("taskcron") if isinstance(tool, dict) else None
-    return None if table is None else _check_table(table, "tool.taskcron")
-
-
 def load(
     config: str | os.PathLike[str] | None = None,
     *,
@@ -216,17 +145,12 @@ def load(
     found = find_config_file(config, warnings=warnings)
     path = None if found is None else found.path
     settings = _parse({} if found is None else found.values, path)
-    chosen_home = home if home is not None else os.environ.get(ENV_HOME) or None
-    if chosen_home is not None:
-        settings["home"] = Path(chosen_home).expanduser().absolute()
-    elif path is not None and "home" not in settings:
-        settings["home"] = path.parent / DEFAULT_HOME
-    chosen_store = store if store is not None else os.environ.get(ENV_STORE) or None
-    if chosen_store is not None:
-        origin = "--store" if store is not None else ENV_STORE
-        url = resolve_store(chosen_store, Path.cwd(), origin)
+    settings["home"] = home_of(found, home)
+    chosen = store_choice(found, store)
+    if chosen is not None and chosen.origin != FROM_FILE:  # the file's was read with the rest
+        url = resolve_store(chosen.url, chosen.base, chosen.origin)
         if url != settings.get("store"):
-            settings["store_origin"] = origin
+            settings["store_origin"] = chosen.origin
         settings["store"] = url
     chosen_host = os.environ.get(ENV_HOST) or None
     if chosen_host is not None:
@@ -243,27 +167,6 @@ def resolve_store(url: str, base: Path, where: str) -> str:
     from taskcron.store import resolve_url
 
     return resolve_url(url, base=base, where=where)
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised on 3.10 only
-        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
-    try:
-        with path.open("rb") as handle:
-            document: dict[str, Any] = tomllib.load(handle)
-            return document
-    except OSError as exc:
-        raise errors.ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise errors.ConfigError(f"invalid config file {path}: {exc}") from exc
-
-
-def _check_table(value: Any, key: str) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise errors.ConfigError(f"config key {key!r} must be a table")
-    return dict(value)
 
 
 def _parse(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
@@ -291,7 +194,7 @@ def _parse(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
     if "home" in values:
         out["home"] = (base / Path(_string(values, "home")).expanduser()).absolute()
     if "store" in values:
-        out["store"] = resolve_store(_string(values, "store"), base, "config key 'store'")
+        out["store"] = resolve_store(_string(values, "store"), base, FROM_FILE)
     if "host" in values:
         out["host"] = _host(_string(values, "host"), "config key 'host'")
     if "modules" in values:
@@ -314,15 +217,15 @@ def _parse(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
         if out["poll"] <= timedelta(0):
             raise errors.ConfigError("config key 'poll' must be more than zero")
     if "lanes" in values:
-        out["lanes"] = _lanes(_check_table(values["lanes"], "lanes"))
+        out["lanes"] = _lanes(check_table(values["lanes"], "lanes"))
     if "retry" in values:
-        table = _check_table(values["retry"], "retry")
+        table = check_table(values["retry"], "retry")
         _refuse_unknown(table, {"backoff", "max_backoff"}, "retry.")
         out["retry"] = RetryConfig(
             **{k: _duration(table, k, "retry.") for k in ("backoff", "max_backoff") if k in table}
         )
     if "log" in values:
-        table = _check_table(values["log"], "log")
+        table = check_table(values["log"], "log")
         _refuse_unknown(
             table, {"level", "max_bytes", "backups", "retention", "output_tail"}, "log."
         )
@@ -341,7 +244,7 @@ def _parse(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
             log["retention"] = _duration(table, "retention", "log.")
         out["log"] = LogConfig(**log)
     if "web" in values:
-        out["web"] = _web(_check_table(values["web"], "web"), base)
+        out["web"] = _web(check_table(values["web"], "web"), base)
     return out
 
 
@@ -398,11 +301,7 @@ def _refuse_unknown(values: Mapping[str, Any], known: set[str], prefix: str) -> 
             )
 
 
-def _string(values: Mapping[str, Any], key: str, prefix: str = "") -> str:
-    value = values[key]
-    if not isinstance(value, str):
-        raise errors.ConfigError(f"config key {prefix + key!r} must be a string")
-    return value
+_string = string_value
 
 
 def _string_list(values: Mapping[str, Any], key: str, prefix: str = "") -> list[str]:

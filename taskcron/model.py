@@ -17,8 +17,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 from taskcron import errors
+from taskcron.syntax import (
+    covers,
+    parse_module_list,
+)
 
-MODULE_ID_MAX = 255
 #: Log levels, least severe first: the log store, the config and `log --level` use these.
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -57,43 +60,6 @@ class Outcome(str, enum.Enum):
 
 
 # --- module ids and scopes -------------------------------------------------
-
-_SEGMENT = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
-
-
-def parse_module_id(value: str) -> str:
-    """Return `value` if it is a valid module id, else raise `ModuleIdError`.
-
-    A module id is one or more segments of ASCII letters, digits, `_` or `-`
-    joined by single dots, at most 255 characters.
-    """
-    if not value:
-        raise errors.ModuleIdError(value, "must not be empty")
-    if len(value) > MODULE_ID_MAX:
-        raise errors.ModuleIdError(value, f"longer than {MODULE_ID_MAX} characters")
-    for segment in value.split("."):
-        if not segment:
-            raise errors.ModuleIdError(value, "empty segment")
-        if not _SEGMENT.fullmatch(segment):
-            bad = next(c for c in segment if not _SEGMENT.fullmatch(c))
-            raise errors.ModuleIdError(
-                value, f"invalid character {bad!r} (allowed: letters, digits, '_', '-', '.')"
-            )
-    return value
-
-
-def parse_module_list(values: Iterable[str]) -> tuple[str, ...]:
-    """Split comma-separated values, validate each as a module id, drop duplicates, sort."""
-    found: set[str] = set()
-    for value in values:
-        for item in value.split(","):
-            found.add(parse_module_id(item.strip()))
-    return tuple(sorted(found))
-
-
-def covers(prefix: str, module: str) -> bool:
-    """True when the filter `prefix` covers `module`: itself or anything under `prefix.`."""
-    return module == prefix or module.startswith(prefix + ".")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,53 +134,6 @@ class Lanes:
 
 
 # --- durations -------------------------------------------------------------
-
-_NUMBER = r"(?:\d+(?:\.\d+)?|\.\d+)"
-#: Units from the largest down, each at most once: "1h30m", not "30m1h" or "1h1h".
-_DURATION = re.compile(
-    "".join(f"(?:(?P<{unit}>{_NUMBER}){unit})?" for unit in ("w", "d", "h", "m", "s", "ms")),
-    re.ASCII,
-)
-_BARE = re.compile(_NUMBER, re.ASCII)
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: str | int | float) -> timedelta:
-    """Read `90s`, `1h30m`, `1.5s`, `250ms` or a bare number of seconds.
-
-    Units: w d h m s ms, largest first, each at most once. Negative
-    durations are refused with `DurationError`.
-    """
-    if isinstance(value, bool):
-        raise errors.DurationError(str(value), "expected a number of seconds or e.g. '90s'")
-    try:
-        seconds = float(value) if isinstance(value, int | float) else _seconds(value)
-    except OverflowError:
-        raise errors.DurationError(str(value), "too large") from None
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):
-        raise errors.DurationError(str(value), "must be finite")
-    if seconds < 0:
-        raise errors.DurationError(str(value), "must not be negative")
-    try:
-        return timedelta(seconds=seconds)
-    except OverflowError:
-        raise errors.DurationError(str(value), "too large") from None
-
-
-def _seconds(value: str) -> float:
-    if not value.isprintable():
-        raise errors.DurationError(value, "contains a control character")
-    text = value.strip()
-    if text.startswith("-"):
-        raise errors.DurationError(value, "must not be negative")
-    if _BARE.fullmatch(text):
-        return float(text)
-    match = _DURATION.fullmatch(text)
-    if not text or match is None:
-        raise errors.DurationError(
-            value, "expected e.g. '90s', '1h30m', '1.5s' or a number of seconds"
-        )
-    return sum(float(n) * _UNITS[unit] for unit, n in match.groupdict().items() if n)
 
 
 def format_duration(delta: timedelta) -> str:

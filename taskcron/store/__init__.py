@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from taskcron import errors
+from taskcron.locate import sqlite_url
 from taskcron.model import (
     Lanes,
     Next,
@@ -416,29 +417,6 @@ def _scheme(url: str, where: str) -> str:
     return scheme
 
 
-def sqlite_path(url: str) -> str:
-    """The file path of a `sqlite:///` URL, as written (relative or absolute).
-
-    Everything after `sqlite:///` is the path, taken literally: a home may hold
-    `%`, `#` or `?`, which a general URL parser would read as escapes, a
-    fragment or a query.
-    """
-    prefix = "sqlite:///"
-    if not url.startswith(prefix):
-        raise errors.StoreURLError(
-            f"invalid store URL {url!r}: expected sqlite:///relative/path or "
-            "sqlite:////absolute/path"
-        )
-    path = url[len(prefix) :]
-    if not path or path.endswith("/"):
-        raise errors.StoreURLError(f"invalid store URL {url!r}: it names no file")
-    if path == ":memory:":
-        raise errors.StoreURLError(
-            f"invalid store URL {url!r}: an in-memory store would vanish with each command"
-        )
-    return path
-
-
 def resolve_url(url: str, *, base: Path, where: str = "store") -> str:
     """Check a store URL and make a relative SQLite path absolute against `base`.
 
@@ -446,8 +424,7 @@ def resolve_url(url: str, *, base: Path, where: str = "store") -> str:
     """
     scheme = _scheme(url.strip(), where)
     if scheme == "sqlite":
-        path = Path(sqlite_path(url.strip())).expanduser()
-        return "sqlite:///" + str((base / path).absolute())
+        return sqlite_url(url.strip(), base)
     # Read the URL's form now, so that a bad one is bad input before any home or
     # store is looked for (the module imports no driver).
     from taskcron.store.postgres import split_url
@@ -495,11 +472,6 @@ def machine_id() -> str:
                 break
         _machine.append(found)
     return _machine[0]
-
-
-def default_url(home: Path) -> str:
-    """The store URL used when none is set: `tasks.db` in the home."""
-    return "sqlite:///" + str((home / "tasks.db").absolute())
 
 
 def open_store(url: str, *, create: bool = True, host: str | None = None) -> Store:

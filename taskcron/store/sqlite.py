@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskcron import errors
-from taskcron.model import Lanes, Scope, covers
-from taskcron.store import Store, machine_id, sqlite_path
+from taskcron.locate import sqlite_path
+from taskcron.model import Lanes, Scope
+from taskcron.store import Store, machine_id
 from taskcron.store.sql import RUN_COLUMNS, TASK_COLUMNS, SqlStore, module_ranges
+from taskcron.syntax import covers
 
 log = logging.getLogger(__name__)
 

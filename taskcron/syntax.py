@@ -1,0 +1,115 @@
+"""What people type: module ids, lists of them, and durations, read and checked.
+
+Pure and light: it imports nothing of taskcron but its errors, and compiles its
+regular expressions on first use, so that an idle tick can read its command
+line with it before the rest of taskcron loads (see `taskcron.idle`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from taskcron import errors
+
+if TYPE_CHECKING:
+    import re
+
+MODULE_ID_MAX = 255
+
+# --- module ids ------------------------------------------------------------
+
+#: What a segment of a module id may hold: ASCII letters, digits, `_` and `-`.
+_SEGMENT_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def parse_module_id(value: str) -> str:
+    """Return `value` if it is a valid module id, else raise `ModuleIdError`.
+
+    A module id is one or more segments of ASCII letters, digits, `_` or `-`
+    joined by single dots, at most 255 characters.
+    """
+    if not value:
+        raise errors.ModuleIdError(value, "must not be empty")
+    if len(value) > MODULE_ID_MAX:
+        raise errors.ModuleIdError(value, f"longer than {MODULE_ID_MAX} characters")
+    for segment in value.split("."):
+        if not segment:
+            raise errors.ModuleIdError(value, "empty segment")
+        bad = next((c for c in segment if c not in _SEGMENT_CHARS), None)
+        if bad is not None:
+            raise errors.ModuleIdError(
+                value, f"invalid character {bad!r} (allowed: letters, digits, '_', '-', '.')"
+            )
+    return value
+
+
+def parse_module_list(values: Iterable[str]) -> tuple[str, ...]:
+    """Split comma-separated values, validate each as a module id, drop duplicates, sort."""
+    found: set[str] = set()
+    for value in values:
+        for item in value.split(","):
+            found.add(parse_module_id(item.strip()))
+    return tuple(sorted(found))
+
+
+def covers(prefix: str, module: str) -> bool:
+    """True when the filter `prefix` covers `module`: itself or anything under `prefix.`."""
+    return module == prefix or module.startswith(prefix + ".")
+
+
+# --- durations -------------------------------------------------------------
+
+_NUMBER = r"(?:\d+(?:\.\d+)?|\.\d+)"
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+@functools.cache
+def _duration_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """A bare number, and units from the largest down, each at most once ("1h30m", not
+    "30m1h" or "1h1h"): compiled when a duration is first read."""
+    import re
+
+    units = "".join(f"(?:(?P<{u}>{_NUMBER}){u})?" for u in ("w", "d", "h", "m", "s", "ms"))
+    return re.compile(_NUMBER, re.ASCII), re.compile(units, re.ASCII)
+
+
+def parse_duration(value: str | int | float) -> timedelta:
+    """Read `90s`, `1h30m`, `1.5s`, `250ms` or a bare number of seconds.
+
+    Units: w d h m s ms, largest first, each at most once. Negative
+    durations are refused with `DurationError`.
+    """
+    if isinstance(value, bool):
+        raise errors.DurationError(str(value), "expected a number of seconds or e.g. '90s'")
+    try:
+        seconds = float(value) if isinstance(value, int | float) else _seconds(value)
+    except OverflowError:
+        raise errors.DurationError(str(value), "too large") from None
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        raise errors.DurationError(str(value), "must be finite")
+    if seconds < 0:
+        raise errors.DurationError(str(value), "must not be negative")
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise errors.DurationError(str(value), "too large") from None
+
+
+def _seconds(value: str) -> float:
+    if not value.isprintable():
+        raise errors.DurationError(value, "contains a control character")
+    text = value.strip()
+    if text.startswith("-"):
+        raise errors.DurationError(value, "must not be negative")
+    bare, units = _duration_patterns()
+    if bare.fullmatch(text):
+        return float(text)
+    match = units.fullmatch(text)
+    if not text or match is None:
+        raise errors.DurationError(
+            value, "expected e.g. '90s', '1h30m', '1.5s' or a number of seconds"
+        )
+    return sum(float(n) * _UNITS[unit] for unit, n in match.groupdict().items() if n)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from taskcron.api import TaskCron
-from taskcron.context import Context, Continue
+from typing import TYPE_CHECKING, Any
+
 from taskcron.errors import (
     ConfigError,
     DataError,
@@ -33,9 +33,43 @@ from taskcron.errors import (
     TaskcronError,
     TaskNotFoundError,
 )
-from taskcron.handlers import task
-from taskcron.lifecycle import TickResult
-from taskcron.model import Outcome, Run, State, Task
+
+if TYPE_CHECKING:
+    from taskcron.api import TaskCron
+    from taskcron.context import Context, Continue
+    from taskcron.handlers import task
+    from taskcron.lifecycle import TickResult
+    from taskcron.model import Outcome, Run, State, Task
+
+#: Where each name that needs more than the errors lives: it is imported on first use,
+#: so that `taskcron tick` with nothing to do loads none of it (see taskcron.__main__).
+_LAZY = {
+    "TaskCron": "taskcron.api",
+    "Context": "taskcron.context",
+    "Continue": "taskcron.context",
+    "task": "taskcron.handlers",
+    "TickResult": "taskcron.lifecycle",
+    "Outcome": "taskcron.model",
+    "Run": "taskcron.model",
+    "State": "taskcron.model",
+    "Task": "taskcron.model",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'taskcron' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup finds it directly
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "ConfigError",

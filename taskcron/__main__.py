@@ -1,6 +1,101 @@
-"""`python -m taskcron`: the same as the `taskcron` command."""
+"""The `taskcron` command (the console script, and `python -m taskcron`).
 
-from taskcron.cli import main
+cron runs `taskcron tick` every minute, and most minutes nothing is due: such
+a tick is answered here, from the store, before click and the rest of
+taskcron load. `idle_tick` reads the command line, the settings and the store
+with the same code the full command uses (`taskcron.syntax`,
+`taskcron.configfile`, `taskcron.line`), and answers only a plain tick of a
+SQLite store that is certainly idle, once every setting has been read and
+checked as the full command checks it. Anything else, including every mistake, goes
+to `taskcron.cli`, which handles it as it always does.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+#: The options `idle_tick` reads, before and after `tick`; any other argument is the CLI's.
+_GLOBAL = {"--home": "home", "--config": "config", "--store": "store"}
+_TICK = {
+    "--module": "modules",
+    "-m": "modules",
+    "--except": "excepts",
+    "-x": "excepts",
+    "--budget": "budget",
+}
+
+
+def main() -> None:
+    """Answer an idle tick here, or run the command line through the CLI."""
+    if idle_tick(sys.argv[1:]):
+        sys.exit(0)
+    from taskcron.cli import main as cli_main
+
+    cli_main()
+
+
+def idle_tick(argv: Sequence[str]) -> bool:
+    """True when `argv` is a plain `tick` whose scope has nothing due and nothing running
+    in a SQLite store; it then did all that tick would have done (nothing)."""
+    parsed = _parse(argv)
+    if parsed is None:
+        return False
+    from taskcron import errors
+
+    try:
+        return _idle(parsed)
+    except (errors.TaskcronError, OSError, ValueError):
+        return False  # the CLI says what is wrong
+
+
+def _parse(argv: Sequence[str]) -> dict[str, list[str]] | None:
+    """The values of a plain tick's options, by name; None for any other command line."""
+    values: dict[str, list[str]] = {}
+    names, rest = _GLOBAL, list(argv)
+    while rest:
+        word = rest.pop(0)
+        if word == "tick" and names is _GLOBAL:
+            names = _TICK
+            continue
+        option, equals, value = word.partition("=")
+        if option not in names or (equals and option.startswith("-") and len(option) == 2):
+            return None
+        if not equals:
+            if not rest:
+                return None
+            value = rest.pop(0)
+        values.setdefault(names[option], []).append(value)
+    return values if names is _TICK else None
+
+
+def _idle(parsed: dict[str, list[str]]) -> bool:
+    from taskcron import configfile, line, syntax
+
+    if any(len(parsed.get(name, ())) > 1 for name in ("home", "config", "store", "budget")):
+        return False
+    modules = syntax.parse_module_list(parsed.get("modules", ()))
+    excepts = syntax.parse_module_list(parsed.get("excepts", ()))
+    for budget in parsed.get("budget", ()):
+        syntax.parse_duration(budget)
+    found = configfile.read(
+        _one(parsed, "config"), home=_one(parsed, "home"), store=_one(parsed, "store")
+    )
+    values = found.values
+    if found.warnings or values.get("log", {}).get("level") == "debug":
+        return False  # the CLI prints the warnings; a debug log records idle ticks
+    home: Path = values["home"]
+    url = values.get("store") or configfile.default_url(home)
+    if not url.startswith(configfile.SQLITE_PREFIX):
+        return False
+    return home.is_dir() and line.idle_store(Path(configfile.sqlite_path(url)), modules, excepts)
+
+
+def _one(parsed: dict[str, list[str]], name: str) -> str | None:
+    found = parsed.get(name)
+    return found[0] if found else None
+
 
 if __name__ == "__main__":
     main()

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from taskcron import config as config_module
-from taskcron import errors, locate, logstore
+from taskcron import configfile, errors, logstore, syntax
 from taskcron import schedule as schedule_module
 from taskcron.config import Config
+from taskcron.configfile import default_url, sqlite_path
 from taskcron.lifecycle import (
     ACTION_EVENTS,
     Event,
@@ -39,19 +40,8 @@ from taskcron.lifecycle import (
     Watcher,
     after_claim,
 )
-from taskcron.locate import default_url, sqlite_path
 from taskcron.logstore import LogFilter, LogStore
-from taskcron.model import (
-    ACTIVE_STATES,
-    LOG_LEVELS,
-    Lanes,
-    Recurrence,
-    Scope,
-    State,
-    Target,
-    Task,
-    iso,
-)
+from taskcron.model import ACTIVE_STATES, Lanes, Recurrence, Scope, State, Target, Task, iso
 from taskcron.schedule import RetryPolicy
 from taskcron.store import (
     Claim,
@@ -65,7 +55,7 @@ from taskcron.store import (
     open_store,
     redact,
 )
-from taskcron.syntax import parse_duration, parse_module_id
+from taskcron.syntax import LOG_LEVELS, parse_duration, parse_module_id
 
 if TYPE_CHECKING:
     from taskcron.pool import Pool, PoolSettings
@@ -180,9 +170,7 @@ class CheckReport:
 def broken_config_report(error: errors.TaskcronError) -> CheckReport:
     """What `taskcron check` reports when the config itself cannot be read."""
     check = Check(name="config", ok=False, detail=str(error))
-    return CheckReport(
-        config=None, home=Path(locate.DEFAULT_HOME).absolute(), checks=(check,)
-    )
+    return CheckReport(config=None, home=Path(configfile.DEFAULT_HOME).absolute(), checks=(check,))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -320,7 +308,7 @@ class TaskCron:
             if home is not None:
                 self.config = dataclasses.replace(config, home=Path(home).expanduser().absolute())
             if store is not None and store != config.store:
-                url = config_module.resolve_store(store, Path.cwd(), "--store")
+                url = configfile.resolve_store(store, Path.cwd(), "--store")
                 self.config = dataclasses.replace(self.config, store=url, store_origin="--store")
         else:
             self.config = config_module.load(config, home=home, store=store)
@@ -573,7 +561,7 @@ class TaskCron:
         if cron is not None and every is not None:
             raise errors.InputError("give --cron or --every, not both")
         if tz is not None:
-            schedule_module.zone(tz)
+            syntax.zone(tz)
         if cron is not None:
             schedule_module.validate_cron(cron)
             return Recurrence(cron=cron.strip(), tz=tz or self.timezone)
@@ -626,7 +614,7 @@ class TaskCron:
         else:
             moment = value
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=schedule_module.zone(tz or self.timezone))
+            moment = moment.replace(tzinfo=syntax.zone(tz or self.timezone))
         return moment.astimezone(timezone.utc)
 
     def get(self, task_id: int) -> Task:
@@ -1093,7 +1081,7 @@ class TaskCron:
         if token is None:
             raise errors.ConfigError(
                 "an owner link is signed with the dashboard's token, and none is configured:"
-                f" set web.token in the config or {locate.ENV_WEB_TOKEN}"
+                f" set web.token in the config or {configfile.ENV_WEB_TOKEN}"
             )
         from urllib.parse import quote
 
@@ -1136,7 +1124,7 @@ class TaskCron:
         """
         written = None
         if self.config.path is None:
-            target = Path(locate.CONFIG_FILE).absolute()
+            target = Path(configfile.CONFIG_FILE).absolute()
             try:
                 with target.open("x", encoding="utf-8") as handle:
                     handle.write(config_module.STARTER)
@@ -1161,7 +1149,7 @@ class TaskCron:
         (`TasksRunningError`: stop the ticks first) or the target holds tasks
         (`StoreNotEmptyError`). Pools are not copied: they register again.
         """
-        url = config_module.resolve_store(to, Path.cwd(), "--to")
+        url = configfile.resolve_store(to, Path.cwd(), "--to")
         source = self._existing_store()
         if source is None:
             raise errors.StoreMissingError(redact(self.store_url))
@@ -1338,7 +1326,7 @@ class TaskCron:
             mail=mail,
             user=user if crontab_file is not None else None,
             now=self.clock(),
-            tz=schedule_module.zone(config_module.system_timezone()),
+            tz=syntax.zone(config_module.system_timezone()),
         )
         edit = CronEdit(where=tab.describe(), scope=cronline.describe_scope(scope), job=job.block)
         if dry_run:

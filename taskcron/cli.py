@@ -38,6 +38,9 @@ class _Group(click.Group):
             raise
         except KeyboardInterrupt:
             ctx.exit(130)
+        except BrokenPipeError:
+            _reader_gone()
+            ctx.exit(141)  # 128 + SIGPIPE, as a shell reports `yes | head`
         except Exception as exc:
             if _debug(ctx):
                 raise
@@ -45,6 +48,16 @@ class _Group(click.Group):
                 f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"
             )
             ctx.exit(1)
+
+
+def _reader_gone() -> None:
+    """The pipe stdout writes to was closed (`taskcron list | head`): point stdout at
+    /dev/null, so that flushing it at exit does not fail again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _debug(ctx: click.Context) -> bool:

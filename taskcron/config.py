@@ -1,43 +1,21 @@
-"""Configuration: finding the config file, reading it, and resolving the home and store.
+"""The settings in effect as typed values (`Config`), with their defaults in one place,
+and the starter config file.
 
-Precedence for every setting: command-line option, then environment, then the
-config file, then the default. The config file is `--config` /
-`TASKCRON_CONFIG`, else the nearest `taskcron.toml`, or `pyproject.toml` with a
-`[tool.taskcron]` table, in the current directory or a parent (as git and ruff
-find theirs; in one directory `taskcron.toml` wins). Keys are the same in both;
-relative paths in it are relative to the file, and without a `home` key the
-home is `.taskcron` beside it.
-
-A file found by that walk which is owned by neither this user nor root, or
-that others can write, is skipped with a warning: its `modules` would be
-imported and run.
+`taskcron.configfile` finds, reads and checks them; `load` types them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-from taskcron import errors
-from taskcron.locate import (
-    DEFAULT_HOME,
-    ENV_HOST,
-    ENV_WEB_TOKEN,
-    FROM_FILE,
-    check_table,
-    find_config_file,
-    home_of,
-    store_choice,
-    string_value,
-)
-from taskcron.model import LOG_LEVELS, Lanes
-from taskcron.schedule import zone
-from taskcron.syntax import parse_duration, parse_module_id
+from taskcron import configfile, errors
+from taskcron.configfile import DEFAULT_HOME
+from taskcron.model import Lanes
+from taskcron.syntax import zone
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,219 +119,15 @@ def load(
     `config`, `home` and `store` are the command-line values; None means
     "consult the environment, then the file, then the default".
     """
-    warnings: list[str] = []
-    found = find_config_file(config, warnings=warnings)
-    path = None if found is None else found.path
-    settings = _parse({} if found is None else found.values, path)
-    settings["home"] = home_of(found, home)
-    chosen = store_choice(found, store)
-    if chosen is not None and chosen.origin != FROM_FILE:  # the file's was read with the rest
-        url = resolve_store(chosen.url, chosen.base, chosen.origin)
-        if url != settings.get("store"):
-            settings["store_origin"] = chosen.origin
-        settings["store"] = url
-    chosen_host = os.environ.get(ENV_HOST) or None
-    if chosen_host is not None:
-        settings["host"] = _host(chosen_host, ENV_HOST)
-    chosen_token = os.environ.get(ENV_WEB_TOKEN) or None
-    if chosen_token is not None:
-        web = settings.get("web", WebConfig())
-        settings["web"] = replace(web, token=_token(chosen_token, ENV_WEB_TOKEN))
-    return Config(path=path, warnings=tuple(warnings), **settings)
-
-
-def resolve_store(url: str, base: Path, where: str) -> str:
-    """A store URL with a relative SQLite path made absolute against `base`."""
-    from taskcron.store import resolve_url
-
-    return resolve_url(url, base=base, where=where)
-
-
-def _parse(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
-    base = path.parent if path is not None else Path.cwd()
-    out: dict[str, Any] = {}
-    known = {
-        "home",
-        "store",
-        "host",
-        "modules",
-        "pythonpath",
-        "timezone",
-        "budget",
-        "lease",
-        "kill_grace",
-        "retry",
-        "log",
-        "workers",
-        "poll",
-        "lanes",
-        "max_steps",
-        "web",
-    }
-    _refuse_unknown(values, known, "")
-    if "home" in values:
-        out["home"] = (base / Path(_string(values, "home")).expanduser()).absolute()
-    if "store" in values:
-        out["store"] = resolve_store(_string(values, "store"), base, FROM_FILE)
-    if "host" in values:
-        out["host"] = _host(_string(values, "host"), "config key 'host'")
-    if "modules" in values:
-        out["modules"] = tuple(_string_list(values, "modules"))
-    if "pythonpath" in values:
-        out["pythonpath"] = tuple(
-            (base / Path(p).expanduser()).absolute() for p in _string_list(values, "pythonpath")
-        )
-    if "timezone" in values:
-        out["timezone"] = _timezone(_string(values, "timezone"))
-    for key in ("budget", "lease", "kill_grace"):
+    found = configfile.read(config, home=home, store=store)
+    values = dict(found.values)
+    tables = {"retry": RetryConfig, "log": LogConfig, "web": WebConfig}
+    for key, table in tables.items():
         if key in values:
-            out[key] = _duration(values, key)
-    if "max_steps" in values:
-        out["max_steps"] = _positive_int(values, "max_steps")
-    if "workers" in values:
-        out["workers"] = _positive_int(values, "workers")
-    if "poll" in values:
-        out["poll"] = _duration(values, "poll")
-        if out["poll"] <= timedelta(0):
-            raise errors.ConfigError("config key 'poll' must be more than zero")
+            values[key] = table(**values[key])
     if "lanes" in values:
-        out["lanes"] = _lanes(check_table(values["lanes"], "lanes"))
-    if "retry" in values:
-        table = check_table(values["retry"], "retry")
-        _refuse_unknown(table, {"backoff", "max_backoff"}, "retry.")
-        out["retry"] = RetryConfig(
-            **{k: _duration(table, k, "retry.") for k in ("backoff", "max_backoff") if k in table}
-        )
-    if "log" in values:
-        table = check_table(values["log"], "log")
-        _refuse_unknown(
-            table, {"level", "max_bytes", "backups", "retention", "output_tail"}, "log."
-        )
-        log: dict[str, Any] = {}
-        if "level" in table:
-            level = _string(table, "level", "log.")
-            if level not in LOG_LEVELS:
-                raise errors.ConfigError(
-                    f"config key 'log.level' must be one of {', '.join(LOG_LEVELS)}, not {level!r}"
-                )
-            log["level"] = level
-        for key in ("max_bytes", "backups", "output_tail"):
-            if key in table:
-                log[key] = _non_negative_int(table, key, "log.")
-        if "retention" in table:
-            log["retention"] = _duration(table, "retention", "log.")
-        out["log"] = LogConfig(**log)
-    if "web" in values:
-        out["web"] = _web(check_table(values["web"], "web"), base)
-    return out
-
-
-def _web(table: Mapping[str, Any], base: Path) -> WebConfig:
-    known = {"host", "port", "token", "read_token", "stylesheet", "script"}
-    _refuse_unknown(table, known, "web.")
-    web: dict[str, Any] = {}
-    if "host" in table:
-        web["host"] = _host(_string(table, "host", "web."), "config key 'web.host'")
-    if "port" in table:
-        port = _positive_int(table, "port", "web.")
-        if port > 65535:
-            raise errors.ConfigError("config key 'web.port' must be a port number, 1 to 65535")
-        web["port"] = port
-    for key in ("token", "read_token"):
-        if key in table:
-            web[key] = _token(_string(table, key, "web."), f"config key 'web.{key}'")
-    if web.get("token") is not None and web.get("token") == web.get("read_token"):
-        raise errors.ConfigError("config keys 'web.token' and 'web.read_token' must differ")
-    for key in ("stylesheet", "script"):
-        if key in table:
-            web[key] = (base / Path(_string(table, key, "web.")).expanduser()).absolute()
-    return WebConfig(**web)
-
-
-def _token(value: str, where: str) -> str:
-    """A dashboard token: at least 16 printable ASCII characters, no spaces."""
-    if len(value) < 16 or not all(33 <= ord(c) < 127 for c in value):
-        raise errors.ConfigError(
-            f"invalid token ({where}): expected at least 16 printable ASCII characters, no spaces"
-        )
-    return value
-
-
-def _host(value: str, where: str) -> str:
-    """A host name for leases: 1 to 255 printable characters, no spaces."""
-    if not 0 < len(value) <= 255 or not value.isprintable() or any(c.isspace() for c in value):
-        raise errors.ConfigError(
-            f"invalid host {value!r} ({where}): expected 1 to 255 printable characters, no spaces"
-        )
-    return value
-
-
-def _refuse_unknown(values: Mapping[str, Any], known: set[str], prefix: str) -> None:
-    for key in values:
-        if key not in known:
-            import difflib  # only for a mistake: the tick need not load it
-
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f"did you mean {prefix + close[0]!r}?" if close else ""
-            raise errors.ConfigError(
-                f"unknown config key {prefix + key!r}: "
-                + (hint or f"known keys are {', '.join(sorted(known))}")
-            )
-
-
-_string = string_value
-
-
-def _string_list(values: Mapping[str, Any], key: str, prefix: str = "") -> list[str]:
-    value = values[key]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise errors.ConfigError(f"config key {prefix + key!r} must be a list of strings")
-    return value
-
-
-def _positive_int(values: Mapping[str, Any], key: str, prefix: str = "") -> int:
-    value = values[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise errors.ConfigError(f"config key {prefix + key!r} must be a positive integer")
-    return value
-
-
-def _lanes(table: Mapping[str, Any]) -> Lanes:
-    widths = {}
-    for key in table:
-        try:
-            module = parse_module_id(key)
-        except errors.ModuleIdError as exc:
-            raise errors.ConfigError(f"config key 'lanes.{key}': {exc}") from None
-        widths[module] = _positive_int(table, key, "lanes.")
-    return Lanes(widths)
-
-
-def _non_negative_int(values: Mapping[str, Any], key: str, prefix: str = "") -> int:
-    value = values[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise errors.ConfigError(f"config key {prefix + key!r} must be a non-negative integer")
-    return value
-
-
-def _duration(values: Mapping[str, Any], key: str, prefix: str = "") -> timedelta:
-    value = values[key]
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise errors.ConfigError(
-            f'config key {prefix + key!r} must be a duration such as "90s" or a number'
-        )
-    try:
-        return parse_duration(value)
-    except errors.DurationError as exc:
-        raise errors.ConfigError(f"config key {prefix + key!r}: {exc}") from None
-
-
-def _timezone(name: str) -> str:
-    try:
-        zone(name)
-    except errors.InputError as exc:
-        raise errors.ConfigError(f"config key 'timezone': {exc}") from None
-    return name
+        values["lanes"] = Lanes(values["lanes"])
+    return Config(path=found.path, warnings=found.warnings, **values)
 
 
 STARTER = """\

@@ -19,11 +19,9 @@ from typing import Any, NamedTuple
 from taskcron import errors
 from taskcron.syntax import (
     covers,
+    in_scope,
     parse_module_list,
 )
-
-#: Log levels, least severe first: the log store, the config and `log --level` use these.
-LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 class State(str, enum.Enum):
@@ -78,11 +76,7 @@ class Scope:
         return cls(modules=parse_module_list(modules), excepts=parse_module_list(excepts))
 
     def __contains__(self, module: object) -> bool:
-        if not isinstance(module, str):
-            return False
-        if self.modules and not any(covers(m, module) for m in self.modules):
-            return False
-        return not any(covers(e, module) for e in self.excepts)
+        return isinstance(module, str) and in_scope(module, self.modules, self.excepts)
 
     def overlaps(self, other: Scope) -> bool:
         """True when some module id is in both scopes.

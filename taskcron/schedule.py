@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from taskcron import errors
 from taskcron.model import Next, Outcome, Recurrence, State, Task
+from taskcron.syntax import zone
 
 JITTER = 0.2
 
@@ -37,19 +38,6 @@ def next_due(recurrence: Recurrence, after: datetime) -> datetime:
         return after + recurrence.every
     assert recurrence.cron is not None
     return CronExpr.parse(recurrence.cron).next_after(after, zone(recurrence.tz))
-
-
-@functools.lru_cache(maxsize=64)
-def zone(name: str) -> tzinfo:
-    """The IANA time zone `name`, or `InputError`."""
-    import zoneinfo
-
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        raise errors.InputError(
-            f"unknown time zone {name!r} (expected an IANA name such as Europe/Berlin)"
-        ) from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,8 +8,8 @@ line with it before the rest of taskcron loads (see `taskcron.idle`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
-from datetime import timedelta
+from collections.abc import Iterable, Sequence
+from datetime import timedelta, tzinfo
 from typing import TYPE_CHECKING
 
 from taskcron import errors
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     import re
 
 MODULE_ID_MAX = 255
+#: Log levels, least severe first: the log store, the config and `log --level` use these.
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 # --- module ids ------------------------------------------------------------
 
@@ -58,6 +60,14 @@ def parse_module_list(values: Iterable[str]) -> tuple[str, ...]:
 def covers(prefix: str, module: str) -> bool:
     """True when the filter `prefix` covers `module`: itself or anything under `prefix.`."""
     return module == prefix or module.startswith(prefix + ".")
+
+
+def in_scope(module: str, modules: Sequence[str], excepts: Sequence[str]) -> bool:
+    """True when `module` is under one of `modules` (or `modules` is empty) and under
+    none of `excepts`: what a scope serves."""
+    if modules and not any(covers(m, module) for m in modules):
+        return False
+    return not any(covers(e, module) for e in excepts)
 
 
 # --- durations -------------------------------------------------------------
@@ -113,3 +123,19 @@ def _seconds(value: str) -> float:
             value, "expected e.g. '90s', '1h30m', '1.5s' or a number of seconds"
         )
     return sum(float(n) * _UNITS[unit] for unit, n in match.groupdict().items() if n)
+
+
+# --- time zones ------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def zone(name: str) -> tzinfo:
+    """The IANA time zone `name`, or `InputError`."""
+    import zoneinfo
+
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise errors.InputError(
+            f"unknown time zone {name!r} (expected an IANA name such as Europe/Berlin)"
+        ) from None

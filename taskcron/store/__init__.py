@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from taskcron import errors
-from taskcron.locate import sqlite_url
+from taskcron.configfile import sqlite_url
 from taskcron.model import (
     Lanes,
     Next,

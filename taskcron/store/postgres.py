@@ -64,9 +64,10 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from taskcron import errors
+from taskcron.line import module_ranges
 from taskcron.model import Lanes, Scope
 from taskcron.store import Store, machine_id, redact
-from taskcron.store.sql import RUN_COLUMNS, TASK_COLUMNS, SqlStore, module_ranges
+from taskcron.store.sql import RUN_COLUMNS, TASK_COLUMNS, SqlStore
 
 if TYPE_CHECKING:
     import psycopg
@@ -673,7 +674,7 @@ class PostgresStore(SqlStore):
         Excluded subtrees are walked and dropped here: the walk costs a probe a
         module id with queued tasks, as the Store contract allows.
         """
-        for low, high in module_ranges(scope):
+        for low, high in module_ranges(scope.modules):
             below = SQL.NO_BOUND if high is None else SQL.BELOW
             params = (low,) if high is None else (low, high, high)
             rows = db.execute(SQL.HEADS.format(below=below), params)

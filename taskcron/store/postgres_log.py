@@ -50,9 +50,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from taskcron import errors
-from taskcron.model import LOG_LEVELS
 from taskcron.store import RecordFilter, SharedLog, redact
 from taskcron.store.postgres import SQL, _first_line, connect, split_url
+from taskcron.syntax import LOG_LEVELS
 
 if TYPE_CHECKING:
     import psycopg

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from taskcron import errors
+from taskcron.line import module_ranges, scope_where
 from taskcron.model import (
     Lanes,
     Next,
@@ -181,26 +182,6 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def module_ranges(scope: Scope) -> list[tuple[str, str | None]]:
-    """The key ranges of `module` a scope covers, merged so that no module is in two.
-
-    "m" covers ["m", "m/"): "/" is the character after ".". Overlaps come from
-    nesting ("a" and "a.x") and from look-alikes ("e" and "e-x": "e-x" < "e/").
-    """
-    if not scope.modules:
-        return [("", None)]
-    merged: list[tuple[str, str | None]] = []
-    for low, high in sorted((m, m + "/") for m in scope.modules):
-        if merged:
-            last_low, last_high = merged[-1]
-            assert last_high is not None
-            if low < last_high:
-                merged[-1] = (last_low, max(last_high, high))
-                continue
-        merged.append((low, high))
-    return merged
 
 
 def batched(items: Iterable[Task], size: int) -> Iterator[list[Task]]:
@@ -353,14 +334,13 @@ class SqlStore:
     def _scope_sql(self, scope: Scope) -> tuple[str, list[Any]]:
         """The WHERE fragment on `module` for a scope, joined from SCOPE_*, and its parameters."""
         sql = self.sql
-        clauses: list[str] = []
-        if scope.modules:
-            clauses.append("(" + " OR ".join(sql.SCOPE_MODULE for _ in scope.modules) + ")")
-        clauses.extend(sql.SCOPE_NOT_MODULE for _ in scope.excepts)
-        params: list[Any] = [
-            bound for m in (*scope.modules, *scope.excepts) for bound in (m, m + ".", m + "/")
-        ]
-        return (" AND ".join(clauses) or sql.SCOPE_ALL), params
+        return scope_where(
+            scope.modules,
+            scope.excepts,
+            module=sql.SCOPE_MODULE,
+            not_module=sql.SCOPE_NOT_MODULE,
+            every=sql.SCOPE_ALL,
+        )
 
     def _same_machine(self, host: str | None, machine: str | None) -> bool:
         """Whether a lease was taken on this machine: the host and the machine id match.
@@ -799,7 +779,7 @@ class SqlStore:
         sql = self.sql
         found: dict[str, dict[str, int]] = {}
         with self._read() as db:
-            for low, high in module_ranges(scope):
+            for low, high in module_ranges(scope.modules):
                 where, params = (
                     (sql.MODULE_FROM, [low]) if high is None else (sql.MODULE_RANGE, [low, high])
                 )

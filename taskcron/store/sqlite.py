@@ -21,17 +21,16 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from taskcron import errors
-from taskcron.locate import sqlite_path
+from taskcron import errors, line
+from taskcron.configfile import sqlite_path
 from taskcron.model import Lanes, Scope
 from taskcron.store import Store, machine_id
-from taskcron.store.sql import RUN_COLUMNS, TASK_COLUMNS, SqlStore, module_ranges
-from taskcron.syntax import covers
+from taskcron.store.sql import RUN_COLUMNS, TASK_COLUMNS, SqlStore
 
 log = logging.getLogger(__name__)
 
 #: "tcrn": marks a SQLite file as a taskcron store.
-APPLICATION_ID = 0x7463726E
+APPLICATION_ID = line.APPLICATION_ID
 BUSY_TIMEOUT = timedelta(seconds=10)
 #: SQLite's result code for a full disk (`sqlite3.SQLITE_FULL` from Python 3.11 on).
 SQLITE_FULL = 13
@@ -205,10 +204,10 @@ class SQL:
     # Scopes: `_scope_sql` joins these into `{scope}`.
     #: A module and every module under it, as index-friendly ranges: the parameters
     #: are "m", "m." and "m/" ("/" is the character after ".").
-    SCOPE_MODULE = "(module = ? OR (module >= ? AND module < ?))"
-    SCOPE_NOT_MODULE = f"NOT {SCOPE_MODULE}"
+    SCOPE_MODULE = line.SCOPE_MODULE
+    SCOPE_NOT_MODULE = line.SCOPE_NOT_MODULE
     #: What an empty scope matches: every task.
-    SCOPE_ALL = "1"
+    SCOPE_ALL = line.SCOPE_ALL
 
     # Reading.
     SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"
@@ -270,7 +269,7 @@ class SQL:
 
     # Claiming.
     #: A task running in scope, if any: a scope runs one task at a time.
-    SELECT_RUNNING = "SELECT id FROM tasks WHERE state = 'running' AND {scope} LIMIT 1"
+    SELECT_RUNNING = line.SELECT_RUNNING
     #: The leases of the tasks running in scope, to find the dead ones.
     SELECT_RUNNING_LEASES = (
         "SELECT id, run_id, lease_host, lease_machine, lease_pid, lease_expires_at FROM tasks"
@@ -282,17 +281,9 @@ class SQL:
         " WHERE id = ? AND state = 'running' AND run_id = ?"
     )
     #: The oldest queued task of the first module at or after a module id (its head).
-    FIRST_MODULE_HEAD = (
-        "SELECT module, due_at, id FROM tasks INDEXED BY tasks_line"
-        " WHERE state = 'queued' AND module >= ?"
-        " ORDER BY module, due_at, id LIMIT 1"
-    )
+    FIRST_MODULE_HEAD = line.FIRST_MODULE_HEAD
     #: The head of the first module after a module id: the skip-scan's step.
-    NEXT_MODULE_HEAD = (
-        "SELECT module, due_at, id FROM tasks INDEXED BY tasks_line"
-        " WHERE state = 'queued' AND module > ?"
-        " ORDER BY module, due_at, id LIMIT 1"
-    )
+    NEXT_MODULE_HEAD = line.NEXT_MODULE_HEAD
     #: The highest priority among a module's queued tasks.
     MODULE_TOP_PRIORITY = (
         "SELECT priority FROM tasks INDEXED BY tasks_priority"
@@ -668,27 +659,7 @@ class SqliteStore(SqlStore):
 
     def _heads(self, db: Any, scope: Scope) -> Iterator[tuple[str, Any, int]]:
         """Each in-scope module's oldest queued task: (module, due_at, id), by skip-scan."""
-        sql = SQL
-        for low, high in module_ranges(scope):
-            bound, inclusive = low, True
-            while True:
-                head = sql.FIRST_MODULE_HEAD if inclusive else sql.NEXT_MODULE_HEAD
-                row = db.execute(head, (bound,)).fetchone()
-                if row is None or (high is not None and row["module"] >= high):
-                    break
-                module = row["module"]
-                excluded = next((e for e in scope.excepts if covers(e, module)), None)
-                if excluded is not None:
-                    # Skip the excluded subtree in one step ("/" follows "." in ASCII);
-                    # "e-x" sorts between "e" and "e.a" and is not excluded.
-                    if module == excluded:
-                        bound, inclusive = module, False
-                    else:
-                        bound, inclusive = excluded + "/", True
-                    continue
-                if module in scope:
-                    yield module, row["due_at"], row["id"]
-                bound, inclusive = module, False
+        return line.heads(db, scope.modules, scope.excepts)
 
     def _insert(self, db: Any, sql: str, params: Sequence[Any]) -> int:
         rowid = db.execute(sql, params).lastrowid

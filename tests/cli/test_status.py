@@ -268,3 +268,20 @@ def test_status_watch_redraws_a_running_tasks_progress_and_ends_cleanly_on_ctrl_
     drawn = terminal.seen.decode(errors="replace")
     assert "sync catalogue" in drawn and " running " in drawn
     assert "Traceback" not in drawn and "borted" not in drawn
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(home: Path) -> None:
+    """`taskcron status | head -1`: the pipe closes before status writes; no error line,
+    and the exit status a shell reports for `yes | head` (128 + SIGPIPE)."""
+    small_home(home)
+    child = subprocess.Popen(
+        [script(), "status"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean_env(TASKCRON_HOME=str(home)),
+    )
+    assert child.stdout is not None and child.stderr is not None
+    child.stdout.close()  # before the child can write: its first write fails
+    stderr = child.stderr.read()
+    assert child.wait(timeout=60) == 128 + signal.SIGPIPE
+    assert stderr == b""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from taskcron import config, errors, locate
+from taskcron import config, configfile, errors
 from taskcron.config import Config, LogConfig, RetryConfig
 
 KNOWN = (
@@ -20,8 +20,8 @@ KNOWN = (
 def cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test runs in an empty tmp_path with no TASKCRON_* variable set."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv(locate.ENV_HOME, raising=False)
-    monkeypatch.delenv(locate.ENV_CONFIG, raising=False)
+    monkeypatch.delenv(configfile.ENV_HOME, raising=False)
+    monkeypatch.delenv(configfile.ENV_CONFIG, raising=False)
     return tmp_path
 
 
@@ -195,7 +195,7 @@ def test_missing_explicit_config_file_is_refused(cwd: Path) -> None:
 def test_missing_config_file_from_the_environment_is_refused(
     cwd: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(locate.ENV_CONFIG, str(cwd / "gone.toml"))
+    monkeypatch.setenv(configfile.ENV_CONFIG, str(cwd / "gone.toml"))
     with pytest.raises(errors.ConfigError) as info:
         config.load()
     assert str(info.value) == f"config file {str(cwd / 'gone.toml')!r} does not exist"
@@ -206,7 +206,7 @@ def test_config_file_from_the_environment_is_used_when_none_is_given(
 ) -> None:
     write(cwd / "taskcron.toml", "lease = 1\n")
     env_file = write(cwd / "env" / "tc.toml", "lease = 2\n")
-    monkeypatch.setenv(locate.ENV_CONFIG, str(env_file))
+    monkeypatch.setenv(configfile.ENV_CONFIG, str(env_file))
     cfg = config.load()
     assert cfg.path == env_file
     assert cfg.lease == timedelta(seconds=2)
@@ -215,7 +215,7 @@ def test_config_file_from_the_environment_is_used_when_none_is_given(
 def test_explicit_config_wins_over_the_environment(
     cwd: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(locate.ENV_CONFIG, str(write(cwd / "env.toml", "lease = 2\n")))
+    monkeypatch.setenv(configfile.ENV_CONFIG, str(write(cwd / "env.toml", "lease = 2\n")))
     explicit = write(cwd / "cli.toml", "lease = 3\n")
     cfg = config.load(explicit)
     assert cfg.path == explicit
@@ -226,7 +226,7 @@ def test_environment_pyproject_without_the_table_is_refused(
     cwd: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = write(cwd / "sub" / "pyproject.toml", '[project]\nname = "x"\n')
-    monkeypatch.setenv(locate.ENV_CONFIG, str(path))
+    monkeypatch.setenv(configfile.ENV_CONFIG, str(path))
     refused(f"{path} has no [tool.taskcron] table")
 
 
@@ -346,7 +346,7 @@ def test_home_from_the_environment_wins_over_the_config_file(
     cwd: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write(cwd / "taskcron.toml", 'home = "from-file"\n')
-    monkeypatch.setenv(locate.ENV_HOME, "from-env")
+    monkeypatch.setenv(configfile.ENV_HOME, "from-env")
     assert config.load().home == cwd / "from-env"
 
 
@@ -354,7 +354,7 @@ def test_home_argument_wins_over_the_environment_and_the_config_file(
     cwd: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write(cwd / "taskcron.toml", 'home = "from-file"\n')
-    monkeypatch.setenv(locate.ENV_HOME, "from-env")
+    monkeypatch.setenv(configfile.ENV_HOME, "from-env")
     assert config.load(home="from-arg").home == cwd / "from-arg"
     assert config.load(home=cwd / "abs").home == cwd / "abs"
 
@@ -363,7 +363,7 @@ def test_empty_home_environment_variable_is_ignored(
     cwd: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write(cwd / "taskcron.toml", 'home = "from-file"\n')
-    monkeypatch.setenv(locate.ENV_HOME, "")
+    monkeypatch.setenv(configfile.ENV_HOME, "")
     assert config.load().home == cwd / "from-file"
 
 
@@ -417,7 +417,7 @@ def test_the_web_token_from_the_environment_wins(
     cwd: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write(cwd / "taskcron.toml", '[web]\ntoken = "from-the-file-0000"\n')
-    monkeypatch.setenv(locate.ENV_WEB_TOKEN, "from-the-environment-0")
+    monkeypatch.setenv(configfile.ENV_WEB_TOKEN, "from-the-environment-0")
     assert config.load().web.token == "from-the-environment-0"
 
 

@@ -161,3 +161,21 @@ def test_a_tick_imports_nothing_of_the_web(tmp_path: Path) -> None:
         check=True,
     )
     assert result.stdout == "[]\n", result.stdout
+
+
+#: What an idle tick imports (see taskcron.__main__) before it knows the scope is idle.
+IDLE_PATH = {"taskcron.errors", "taskcron.syntax", "taskcron.configfile", "taskcron.line"}
+
+
+@pytest.mark.parametrize("name", sorted(IDLE_PATH | {"taskcron.__main__"}))
+def test_an_idle_tick_imports_only_its_modules_and_the_standard_library(name: str) -> None:
+    import sys
+
+    package = modules()
+    found = imports(package[name])
+    ours = {n for n in found if n in package}  # modules, not the names imported from them
+    if name == "taskcron.__main__":
+        ours -= {"taskcron.cli"}  # every command but an idle tick goes there
+    assert ours <= IDLE_PATH
+    others = {n.split(".")[0] for n in found} - {"taskcron", "__future__", "tomli"}
+    assert others <= set(sys.stdlib_module_names)

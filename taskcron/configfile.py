@@ -1,0 +1,454 @@
+"""The settings a command runs with, read and checked: the config file found, the
+home, the store URL, and every key of the file, as plain values.
+
+Precedence for every setting: command-line option, then environment, then the
+config file, then the default. The config file is `--config` /
+`TASKCRON_CONFIG`, else the nearest `taskcron.toml`, or `pyproject.toml` with a
+`[tool.taskcron]` table, in the current directory or a parent (as git and ruff
+find theirs; in one directory `taskcron.toml` wins). Keys are the same in both;
+relative paths in it are relative to the file, and without a `home` key the
+home is `.taskcron` beside it. A file found by that walk which is owned by
+neither this user nor root, or that others can write, is skipped with a
+warning: its `modules` would be imported and run.
+
+It imports nothing of taskcron but its errors and `taskcron.syntax`, so that
+an idle tick can read and check its settings before the rest of taskcron loads
+(see `taskcron.__main__`); `taskcron.config` types them (`Config`).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from collections.abc import Mapping, Set
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from taskcron import errors
+from taskcron.syntax import LOG_LEVELS, parse_duration, parse_module_id, zone
+
+ENV_HOME = "TASKCRON_HOME"
+ENV_CONFIG = "TASKCRON_CONFIG"
+ENV_STORE = "TASKCRON_STORE"
+ENV_HOST = "TASKCRON_HOST"
+ENV_WEB_TOKEN = "TASKCRON_WEB_TOKEN"
+DEFAULT_HOME = ".taskcron"
+CONFIG_FILE = "taskcron.toml"
+STORE_FILE = "tasks.db"  #: The default store's file name inside the home.
+SQLITE_PREFIX = "sqlite:///"
+#: The keys a config file may hold (`taskcron.config` reads them all)...
+KEYS = frozenset(
+    {
+        "home",
+        "store",
+        "host",
+        "modules",
+        "pythonpath",
+        "timezone",
+        "budget",
+        "lease",
+        "kill_grace",
+        "retry",
+        "log",
+        "workers",
+        "poll",
+        "lanes",
+        "max_steps",
+        "web",
+    }
+)
+#: ... and those its tables may hold (`lanes` holds module ids).
+TABLE_KEYS = {
+    "retry": frozenset({"backoff", "max_backoff"}),
+    "log": frozenset({"level", "max_bytes", "backups", "retention", "output_tail"}),
+    "web": frozenset({"host", "port", "token", "read_token", "stylesheet", "script"}),
+}
+
+
+class Found(NamedTuple):
+    """A config file in effect: its path, and the table of settings in it."""
+
+    path: Path
+    values: dict[str, Any]
+
+
+def find_config_file(
+    explicit: str | os.PathLike[str] | None = None,
+    *,
+    start: Path | None = None,
+    warnings: list[str] | None = None,
+) -> Found | None:
+    """The config file in effect and its settings, or None when there is none.
+
+    `explicit` (or `TASKCRON_CONFIG`) must exist. Otherwise the walk goes from
+    `start` (default: the current directory) up to the root; a pyproject.toml
+    without a `[tool.taskcron]` table does not stop it. An unsafe file found by
+    the walk is skipped and a line saying so is added to `warnings`.
+    """
+    chosen = explicit if explicit is not None else os.environ.get(ENV_CONFIG) or None
+    if chosen is not None:
+        path = Path(chosen).expanduser().absolute()
+        if not path.is_file():
+            raise errors.ConfigError(f"config file {str(path)!r} does not exist")
+        document = read_toml(path)
+        if path.name != "pyproject.toml":
+            return Found(path, document)
+        table = _tool_table(document)
+        if table is None:
+            raise errors.ConfigError(f"{path} has no [tool.taskcron] table")
+        return Found(path, table)
+    directory = (start or Path.cwd()).absolute()
+    for folder in (directory, *directory.parents):
+        for name in (CONFIG_FILE, "pyproject.toml"):
+            path = folder / name
+            if not path.is_file():
+                continue
+            unsafe = _unsafe(path)
+            if unsafe is not None:
+                if warnings is not None:
+                    warnings.append(f"ignoring config file {path}: {unsafe}")
+                continue
+            document = read_toml(path)
+            if name == CONFIG_FILE:
+                return Found(path, document)
+            table = _tool_table(document)
+            if table is not None:
+                return Found(path, table)
+    return None
+
+
+def _unsafe(path: Path) -> str | None:
+    """Why a config file found by the walk must not be trusted, or None."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror}"
+    if info.st_uid not in (os.getuid(), 0):
+        return f"it belongs to uid {info.st_uid}, neither you nor root"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return "others can write to it"
+    return None
+
+
+def _tool_table(document: dict[str, Any]) -> dict[str, Any] | None:
+    tool = document.get("tool", {})
+    table = tool.get("taskcron") if isinstance(tool, dict) else None
+    return None if table is None else check_table(table, "tool.taskcron")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML document at `path`; a `ConfigError` saying why when it cannot be read."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+    try:
+        with path.open("rb") as handle:
+            document: dict[str, Any] = tomllib.load(handle)
+            return document
+    except OSError as exc:
+        raise errors.ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise errors.ConfigError(f"invalid config file {path}: {exc}") from exc
+
+
+def check_table(value: Any, key: str) -> dict[str, Any]:
+    """`value` as a table, or a `ConfigError` naming `key`."""
+    if not isinstance(value, Mapping):
+        raise errors.ConfigError(f"config key {key!r} must be a table")
+    return dict(value)
+
+
+def string_value(values: Mapping[str, Any], key: str, prefix: str = "") -> str:
+    """The string at `key`, or a `ConfigError` naming `prefix + key`."""
+    value = values[key]
+    if not isinstance(value, str):
+        raise errors.ConfigError(f"config key {prefix + key!r} must be a string")
+    return value
+
+
+def home_of(found: Found | None, home: str | os.PathLike[str] | None) -> Path:
+    """The home: `home` (the command line), else `TASKCRON_HOME`, else the file's `home`
+    key (relative to the file), else `.taskcron` beside the file or in the current
+    directory."""
+    chosen = home if home is not None else os.environ.get(ENV_HOME) or None
+    if chosen is not None:
+        return Path(chosen).expanduser().absolute()
+    if found is None:
+        return Path(DEFAULT_HOME).absolute()
+    if "home" in found.values:
+        written = Path(string_value(found.values, "home")).expanduser()
+        return (found.path.parent / written).absolute()
+    return found.path.parent / DEFAULT_HOME
+
+
+#: Where a store URL came from when the config file's `store` key chose it.
+FROM_FILE = "config key 'store'"
+
+
+class StoreChoice(NamedTuple):
+    """A store URL as chosen, before it is checked."""
+
+    url: str
+    base: Path  #: What a relative SQLite path in it is relative to.
+    origin: str  #: "--store", `TASKCRON_STORE` or `FROM_FILE`.
+
+
+def store_choice(found: Found | None, store: str | None) -> StoreChoice | None:
+    """The store URL `store` (the command line), else `TASKCRON_STORE`, else the file's
+    `store` key chose; None when none did (the default: `tasks.db` in the home)."""
+    chosen = store if store is not None else os.environ.get(ENV_STORE) or None
+    if chosen is not None:
+        return StoreChoice(chosen, Path.cwd(), "--store" if store is not None else ENV_STORE)
+    if found is not None and "store" in found.values:
+        return StoreChoice(string_value(found.values, "store"), found.path.parent, FROM_FILE)
+    return None
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a `sqlite:///` URL, as written (relative or absolute).
+
+    Everything after `sqlite:///` is the path, taken literally: a home may hold
+    `%`, `#` or `?`, which a general URL parser would read as escapes, a
+    fragment or a query.
+    """
+    if not url.startswith(SQLITE_PREFIX):
+        raise errors.StoreURLError(
+            f"invalid store URL {url!r}: expected sqlite:///relative/path or "
+            "sqlite:////absolute/path"
+        )
+    path = url[len(SQLITE_PREFIX) :]
+    if not path or path.endswith("/"):
+        raise errors.StoreURLError(f"invalid store URL {url!r}: it names no file")
+    if path == ":memory:":
+        raise errors.StoreURLError(
+            f"invalid store URL {url!r}: an in-memory store would vanish with each command"
+        )
+    return path
+
+
+def sqlite_url(url: str, base: Path) -> str:
+    """A `sqlite:///` URL with its path made absolute against `base`."""
+    path = Path(sqlite_path(url)).expanduser()
+    return SQLITE_PREFIX + str((base / path).absolute())
+
+
+def default_url(home: Path) -> str:
+    """The store URL used when none is set: `tasks.db` in the home."""
+    return SQLITE_PREFIX + str((home / STORE_FILE).absolute())
+
+
+class Settings(NamedTuple):
+    """The settings in effect, checked, before `taskcron.config` types them."""
+
+    path: Path | None  #: The config file read, if any.
+    values: dict[str, Any]  #: Plain values by `Config` field; its tables as dicts.
+    warnings: tuple[str, ...]  #: Config files skipped as unsafe.
+
+
+def read(
+    config: str | os.PathLike[str] | None = None,
+    *,
+    home: str | os.PathLike[str] | None = None,
+    store: str | None = None,
+) -> Settings:
+    """Read and check the config file in effect, and resolve the home and the store URL.
+
+    `config`, `home` and `store` are the command-line values; None means
+    "consult the environment, then the file, then the default". A bad value
+    anywhere is a `ConfigError` (a `StoreURLError` for a bad store URL).
+    """
+    warnings: list[str] = []
+    found = find_config_file(config, warnings=warnings)
+    path = None if found is None else found.path
+    values = _check({} if found is None else found.values, path)
+    values["home"] = home_of(found, home)
+    chosen = store_choice(found, store)
+    if chosen is not None and chosen.origin != FROM_FILE:  # the file's was checked above
+        url = resolve_store(chosen.url, chosen.base, chosen.origin)
+        if url != values.get("store"):
+            values["store_origin"] = chosen.origin
+        values["store"] = url
+    chosen_host = os.environ.get(ENV_HOST) or None
+    if chosen_host is not None:
+        values["host"] = _host(chosen_host, ENV_HOST)
+    chosen_token = os.environ.get(ENV_WEB_TOKEN) or None
+    if chosen_token is not None:
+        values["web"] = {**values.get("web", {}), "token": _token(chosen_token, ENV_WEB_TOKEN)}
+    return Settings(path, values, tuple(warnings))
+
+
+def resolve_store(url: str, base: Path, where: str) -> str:
+    """A store URL with a relative SQLite path made absolute against `base`; the URL
+    of another store checked by its backend (`taskcron.store.resolve_url`)."""
+    if url.strip().startswith(SQLITE_PREFIX):
+        return sqlite_url(url.strip(), base)
+    from taskcron.store import resolve_url
+
+    return resolve_url(url, base=base, where=where)
+
+
+def _check(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
+    """The file's settings checked, as plain values by `Config` field (its tables as dicts)."""
+    base = path.parent if path is not None else Path.cwd()
+    out: dict[str, Any] = {}
+    _refuse_unknown(values, KEYS, "")
+    if "home" in values:
+        out["home"] = (base / Path(string_value(values, "home")).expanduser()).absolute()
+    if "store" in values:
+        out["store"] = resolve_store(string_value(values, "store"), base, FROM_FILE)
+    if "host" in values:
+        out["host"] = _host(string_value(values, "host"), "config key 'host'")
+    if "modules" in values:
+        out["modules"] = tuple(_string_list(values, "modules"))
+    if "pythonpath" in values:
+        out["pythonpath"] = tuple(
+            (base / Path(p).expanduser()).absolute() for p in _string_list(values, "pythonpath")
+        )
+    if "timezone" in values:
+        out["timezone"] = _timezone(string_value(values, "timezone"))
+    for key in ("budget", "lease", "kill_grace"):
+        if key in values:
+            out[key] = _duration(values, key)
+    if "max_steps" in values:
+        out["max_steps"] = _positive_int(values, "max_steps")
+    if "workers" in values:
+        out["workers"] = _positive_int(values, "workers")
+    if "poll" in values:
+        out["poll"] = _duration(values, "poll")
+        if out["poll"] <= timedelta(0):
+            raise errors.ConfigError("config key 'poll' must be more than zero")
+    if "lanes" in values:
+        out["lanes"] = _lanes(check_table(values["lanes"], "lanes"))
+    if "retry" in values:
+        table = check_table(values["retry"], "retry")
+        _refuse_unknown(table, TABLE_KEYS["retry"], "retry.")
+        out["retry"] = {
+            k: _duration(table, k, "retry.") for k in ("backoff", "max_backoff") if k in table
+        }
+    if "log" in values:
+        table = check_table(values["log"], "log")
+        _refuse_unknown(table, TABLE_KEYS["log"], "log.")
+        log: dict[str, Any] = {}
+        if "level" in table:
+            level = string_value(table, "level", "log.")
+            if level not in LOG_LEVELS:
+                raise errors.ConfigError(
+                    f"config key 'log.level' must be one of {', '.join(LOG_LEVELS)}, not {level!r}"
+                )
+            log["level"] = level
+        for key in ("max_bytes", "backups", "output_tail"):
+            if key in table:
+                log[key] = _non_negative_int(table, key, "log.")
+        if "retention" in table:
+            log["retention"] = _duration(table, "retention", "log.")
+        out["log"] = log
+    if "web" in values:
+        out["web"] = _web(check_table(values["web"], "web"), base)
+    return out
+
+
+def _web(table: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    _refuse_unknown(table, TABLE_KEYS["web"], "web.")
+    web: dict[str, Any] = {}
+    if "host" in table:
+        web["host"] = _host(string_value(table, "host", "web."), "config key 'web.host'")
+    if "port" in table:
+        port = _positive_int(table, "port", "web.")
+        if port > 65535:
+            raise errors.ConfigError("config key 'web.port' must be a port number, 1 to 65535")
+        web["port"] = port
+    for key in ("token", "read_token"):
+        if key in table:
+            web[key] = _token(string_value(table, key, "web."), f"config key 'web.{key}'")
+    if web.get("token") is not None and web.get("token") == web.get("read_token"):
+        raise errors.ConfigError("config keys 'web.token' and 'web.read_token' must differ")
+    for key in ("stylesheet", "script"):
+        if key in table:
+            web[key] = (base / Path(string_value(table, key, "web.")).expanduser()).absolute()
+    return web
+
+
+def _token(value: str, where: str) -> str:
+    """A dashboard token: at least 16 printable ASCII characters, no spaces."""
+    if len(value) < 16 or not all(33 <= ord(c) < 127 for c in value):
+        raise errors.ConfigError(
+            f"invalid token ({where}): expected at least 16 printable ASCII characters, no spaces"
+        )
+    return value
+
+
+def _host(value: str, where: str) -> str:
+    """A host name for leases: 1 to 255 printable characters, no spaces."""
+    if not 0 < len(value) <= 255 or not value.isprintable() or any(c.isspace() for c in value):
+        raise errors.ConfigError(
+            f"invalid host {value!r} ({where}): expected 1 to 255 printable characters, no spaces"
+        )
+    return value
+
+
+def _refuse_unknown(values: Mapping[str, Any], known: Set[str], prefix: str) -> None:
+    for key in values:
+        if key not in known:
+            import difflib  # only for a mistake: the tick need not load it
+
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"did you mean {prefix + close[0]!r}?" if close else ""
+            raise errors.ConfigError(
+                f"unknown config key {prefix + key!r}: "
+                + (hint or f"known keys are {', '.join(sorted(known))}")
+            )
+
+
+def _string_list(values: Mapping[str, Any], key: str, prefix: str = "") -> list[str]:
+    value = values[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise errors.ConfigError(f"config key {prefix + key!r} must be a list of strings")
+    return value
+
+
+def _positive_int(values: Mapping[str, Any], key: str, prefix: str = "") -> int:
+    value = values[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise errors.ConfigError(f"config key {prefix + key!r} must be a positive integer")
+    return value
+
+
+def _lanes(table: Mapping[str, Any]) -> dict[str, int]:
+    widths = {}
+    for key in table:
+        try:
+            module = parse_module_id(key)
+        except errors.ModuleIdError as exc:
+            raise errors.ConfigError(f"config key 'lanes.{key}': {exc}") from None
+        widths[module] = _positive_int(table, key, "lanes.")
+    return widths
+
+
+def _non_negative_int(values: Mapping[str, Any], key: str, prefix: str = "") -> int:
+    value = values[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise errors.ConfigError(f"config key {prefix + key!r} must be a non-negative integer")
+    return value
+
+
+def _duration(values: Mapping[str, Any], key: str, prefix: str = "") -> timedelta:
+    value = values[key]
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise errors.ConfigError(
+            f'config key {prefix + key!r} must be a duration such as "90s" or a number'
+        )
+    try:
+        return parse_duration(value)
+    except errors.DurationError as exc:
+        raise errors.ConfigError(f"config key {prefix + key!r}: {exc}") from None
+
+
+def _timezone(name: str) -> str:
+    try:
+        zone(name)
+    except errors.InputError as exc:
+        raise errors.ConfigError(f"config key 'timezone': {exc}") from None
+    return name

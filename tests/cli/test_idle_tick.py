@@ -1,0 +1,154 @@
+"""An idle `taskcron tick` is answered before click and the rest of taskcron load.
+
+It must say and do what the full tick says and does: nothing, exit 0. Every
+other command line (a tick with work, -v, --json, a mistake, a config that
+asks for debug records, a home still to create) goes to the full CLI and
+behaves as it always has. `python -X importtime` shows which way a run went.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import clean_env, script
+
+
+def run(cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run the installed script in `cwd`; the run, with the modules it imported."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", script(), *args],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    timings = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
+    modules = {line.rsplit("|", 1)[1].strip() for line in timings}
+    done.stderr = "".join(
+        line + "\n" for line in done.stderr.splitlines() if not line.startswith("import time:")
+    )
+    return done, modules
+
+
+def full_cli(modules: set[str]) -> bool:
+    return "click" in modules and "taskcron.api" in modules
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project with a config file, a home and three tasks due in an hour."""
+    subprocess.run([script(), "init"], cwd=tmp_path, env=clean_env(), check=True)
+    for module in ("billing", "billing.eu", "mail"):
+        subprocess.run(
+            [script(), "schedule", module, "--in", "1h", "--", "true"],
+            cwd=tmp_path,
+            env=clean_env(),
+            check=True,
+            capture_output=True,
+        )
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tick"],
+        ["tick", "--module", "billing", "-x", "billing.eu"],
+        ["tick", "-m", "billing,mail", "--budget=54s"],
+        ["tick", "--except", "mail", "--budget", "1m30s"],
+    ],
+)
+def test_an_idle_tick_loads_neither_click_nor_the_api(project: Path, args: list[str]) -> None:
+    done, modules = run(project, *args)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert "click" not in modules
+    assert not {name for name in modules if name.startswith("taskcron.") and "api" in name}
+
+
+def test_the_generated_crontab_line_is_answered_early(project: Path) -> None:
+    printed = subprocess.run(
+        [script(), "generate-cron", "--every", "1m", "--module", "billing"],
+        cwd=project,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(text for text in printed.splitlines() if not text.startswith("#"))
+    argv = line.split(" >> ")[0].split()[5:]  # after the five time fields
+    assert argv[0].endswith("taskcron") and "tick" in argv
+    done, modules = run(Path("/"), *argv[1:])
+    assert (done.returncode, done.stderr) == (0, "")
+    assert "click" not in modules
+
+
+def test_a_tick_with_work_goes_the_full_way(project: Path) -> None:
+    subprocess.run(
+        [script(), "schedule", "mail", "--", "true"], cwd=project, env=clean_env(), check=True
+    )
+    done, modules = run(project, "tick", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["outcome"] == "ran"
+    assert full_cli(modules)
+    done, modules = run(project, "tick", "--module", "billing")  # mail's task is not in scope
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert "click" not in modules
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "out", "err"),
+    [
+        (["tick", "-v"], 0, "idle: nothing due\n", ""),
+        (["tick", "--budget", "soon"], 2, "", "invalid duration"),
+        (["tick", "--module", "bad id"], 2, "", "invalid module id"),
+        (["tick", "--home", "elsewhere"], 2, "", "No such option"),
+        (["tick", "--drain", "--module", "mail"], 0, "", ""),
+        (["--debug", "tick"], 0, "", ""),
+        (["tick", "-mmail"], 0, "", ""),
+    ],
+)
+def test_every_other_tick_goes_to_the_cli(
+    project: Path, args: list[str], code: int, out: str, err: str
+) -> None:
+    done, modules = run(project, *args)
+    assert full_cli(modules)
+    assert done.returncode == code
+    assert done.stdout == out
+    assert err in done.stderr and len(done.stderr.splitlines()) == (1 if err else 0)
+
+
+def test_a_config_the_idle_tick_cannot_vouch_for_goes_to_the_cli(project: Path) -> None:
+    config = project / "taskcron.toml"  # the home is .taskcron beside it, as before
+    for misspelt, key in (("leese = '10s'\n", "leese"), ("[log]\nlevle = 'info'\n", "log.levle")):
+        config.write_text(misspelt)  # the CLI says so
+        done, modules = run(project, "tick")
+        assert full_cli(modules)
+        assert done.returncode == 2 and f"unknown config key {key!r}" in done.stderr
+
+    config.write_text("[log]\nlevel = 'debug'\n")  # an idle tick records itself
+    done, modules = run(project, "tick")
+    assert full_cli(modules) and done.returncode == 0
+    records = subprocess.run(
+        [script(), "log", "--json", "--level", "debug"],
+        cwd=project,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "tick.idle" in {json.loads(line)["event"] for line in records.splitlines()}
+
+
+def test_a_home_still_to_create_is_created_by_the_full_tick(tmp_path: Path) -> None:
+    done, modules = run(tmp_path, "--home", str(tmp_path / "new"), "tick")
+    assert full_cli(modules) and done.returncode == 0
+    assert (tmp_path / "new" / "tasks.db").is_file()
+    done, modules = run(tmp_path, "--home", str(tmp_path / "new"), "tick")
+    assert done.returncode == 0 and "click" not in modules

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import random
 import re
 import shlex
 import stat
@@ -28,45 +27,12 @@ from taskcron import TaskCron, errors, render
 from taskcron.config import Config
 from taskcron.model import Task
 from tests.conftest import clean_env, script
+from tests.hostile import hostile, schedule_hostile
 
 COUNT = 10_000
 THROUGH_THE_SCRIPT = 50
-FRAGMENTS = (
-    "\n", "\r", "\0", "%", "#", ";", "$", "(", ")", "$(id)", "`id`", "'", '"', "\\", "\t",
-    "\x1b[31m", "\x1b]0;title\x07", "\x1b[2J", "\x07", "\x08", "\u202e", "\u2028",
-    "[red]", "[/]", "[bold]x[/bold]", "[link=https://example.com]x[/link]", ":smile:",
-    "<script>alert(1)</script>", "<b>", "&amp;", "../", "/etc/passwd", "~", "*", "{}",
-    "é", " ", "a", "b.c", "x-y", "_",
-)  # fmt: skip
 #: An escape sequence rich writes for its own styles (SGR); any other is the input's.
 SGR = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def hostile(count: int, seed: int = 14) -> list[str]:
-    """`count` strings of one to five hostile fragments, the same on every run."""
-    rng = random.Random(seed)
-    return ["".join(rng.choices(FRAGMENTS, k=rng.randint(1, 5))) for _ in range(count)]
-
-
-def schedule_hostile(app: TaskCron, text: str) -> tuple[Task | None, int]:
-    """Schedule `text` as module id, title, owner, data and command argument, dropping the
-    module id and owner when they are refused; the task and how many fields were refused."""
-    refused = 0
-    fields: dict[str, Any] = {"title": text, "owner": text}
-    for module in (text, "hostile"):
-        for owner in (text, None):
-            try:
-                task = app.schedule(
-                    module,
-                    command=["printf", "%s", text],
-                    data_json=json.dumps({"text": text}),
-                    **{**fields, "owner": owner},
-                )
-            except errors.InputError:
-                refused += 1
-                continue
-            return task, refused
-    return None, refused
 
 
 def assert_literal(output: str) -> None:

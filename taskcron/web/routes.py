@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 import jinja2
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders, QueryParams
 from starlette.middleware import Middleware
@@ -114,6 +115,7 @@ class Dashboard:
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
+            finalize=shown,
         )
         self.templates.filters.update(when=_when, seconds=_seconds, pretty=_pretty)
 
@@ -521,6 +523,21 @@ def _events_url(query: QueryParams, names: tuple[str, ...]) -> str:
 
 
 # --- template filters ----------------------------------------------------------
+
+
+def shown(value: Any) -> Any:
+    """What a page shows of a template's value: text with its control characters as
+    escapes (`\\x1b`, `\\r`, `\\u202e`), as the CLI prints them; line breaks and tabs kept.
+
+    A browser drops NUL, reads CR as a line break, lets a bidi override turn the rest
+    of a line around and shows other control characters as nothing: escaped, they
+    are seen as sent. Markup (a macro's output) was made from values shown already.
+    """
+    if not isinstance(value, str) or isinstance(value, Markup) or value.isprintable():
+        return value
+    return "".join(
+        c if c.isprintable() or c in " \n\t" else c.encode("unicode_escape").decode() for c in value
+    )
 
 
 def _when(moment: datetime | str | None) -> str:

@@ -118,6 +118,10 @@ class Page(HTMLParser):
                 return
 
     def handle_data(self, data: str) -> None:
+        if self._open and self._open[-1].tag == "pre" and not self._open[-1].parts:
+            data = data.removeprefix(
+                "\n"
+            )  # as a browser reads a <pre>: a first line break is not text
         for element in self._open:
             element.parts.append(data)
 

@@ -5,7 +5,9 @@ data and command output (100 of the tasks run); every page that shows them
 (overview, tasks, task, owner, log) shows them as text: no element or attribute
 but the templates' own, every link on the site, the text of each cell the
 string itself with its control characters as escapes (`routes.shown`), no raw
-control character anywhere. The JSON and the live events carry them exactly.
+control character anywhere. The JSON and the live events carry them exactly,
+and the pages' script shows what they bring as the pages do (run with node,
+skipped without it).
 
 4,000 more (10,000 with TASKCRON_STRESS=1) go in as query parameters (module,
 except, owner, state, limit, offset, task, level, since, lines, sig) and path
@@ -26,6 +28,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -468,3 +472,29 @@ def test_the_token_checks_take_any_text(record_property: Any) -> None:
         bearer(text)
         bearer(f"Bearer {text}")
     print(f"\nsuite 8, dashboard tokens: {TOKENS} hostile tokens, cookies and signatures refused")
+
+
+def test_live_updates_show_control_characters_as_the_pages_do() -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    source = (Path(routes.__file__).parent / "static" / "taskcron.js").read_text()
+    function = re.search(r"\n  function shown\(value\) \{\n.*?\n  \}\n", source, re.S)
+    assert function is not None, "taskcron.js has no shown()"
+    texts = [*hostile(2_000, seed=26), "\xa0\ufeff\x85\x7f", "\U000e0001 \u200b"]
+    program = function.group(0) + (
+        "let input = '';\n"
+        "process.stdin.on('data', (chunk) => { input += chunk; });\n"
+        "process.stdin.on('end', () => {\n"
+        "  process.stdout.write(JSON.stringify(JSON.parse(input).map(shown)));\n"
+        "});\n"
+    )
+    result = subprocess.run(
+        [node, "-e", program],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(result.stdout) == [shown(text) for text in texts]

@@ -58,7 +58,7 @@ class Keys:
         """The role a token gives, or None when it is neither token."""
         for role in Role:
             key = self._key(role)
-            if key is not None and hmac.compare_digest(token.encode(), key.encode()):
+            if key is not None and _same(token, key):
                 return role
         return None
 
@@ -83,7 +83,7 @@ class Keys:
             return None
         if not nonce or self._key(role) is None:
             return None
-        if not hmac.compare_digest(mac, self._mac(role, "session", nonce)):
+        if not _same(mac, self._mac(role, "session", nonce)):
             return None
         return Who(role=role, nonce=nonce)
 
@@ -95,13 +95,21 @@ class Keys:
         """Whether a request may act without a forged form: Bearer, or the right CSRF token."""
         if who.nonce is None:
             return True
-        return sent is not None and hmac.compare_digest(sent, self.csrf(who))
+        return sent is not None and _same(sent, self.csrf(who))
 
     def owner_ok(self, owner: str, signature: str | None) -> bool:
         """Whether `signature` signs an owner link for `owner` with the token."""
         if not signature:
             return False
-        return hmac.compare_digest(signature, owner_signature(self.token, owner))
+        return _same(signature, owner_signature(self.token, owner))
+
+
+def _same(sent: str, expected: str) -> bool:
+    """Whether two texts are equal, in constant time. As bytes: `compare_digest` refuses
+    strings with non-ASCII characters, and a request may send any."""
+    return hmac.compare_digest(
+        sent.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 def bearer(header: str | None) -> str | None:

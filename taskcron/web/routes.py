@@ -6,8 +6,10 @@ Actions: POST /api/tasks/{id}/{action} and, for the pages' forms, POST /tasks/{i
 Live:    /events (Server-Sent Events `task` and `log`, see `taskcron.web.live`)
 
 Status codes: 401 without a valid token, 403 for the read token acting or a
-cookie request without its CSRF token, 404 for an unknown task, 409 (with the
-CLI's message) for an action the task's state does not allow, 400 for bad input.
+cookie request without its CSRF token, 404 for an unknown task or address, 405
+for a method an address does not take, 409 (with the CLI's message) for an
+action the task's state does not allow, 400 for bad input (a task id that is
+not an integer too). Every refusal says why in one line, as JSON under /api.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 import jinja2
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders, QueryParams
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
@@ -114,6 +118,7 @@ class Dashboard:
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
+            finalize=shown,
         )
         self.templates.filters.update(when=_when, seconds=_seconds, pretty=_pretty)
 
@@ -121,16 +126,16 @@ class Dashboard:
         routes = [
             Route("/", self.overview),
             Route("/tasks", self.tasks),
-            Route("/tasks/{task_id:int}", self.task),
-            Route("/tasks/{task_id:int}/{action}", self.form_action, methods=["POST"]),
+            Route("/tasks/{task_id}", self.task),
+            Route("/tasks/{task_id}/{action}", self.form_action, methods=["POST"]),
             Route("/log", self.log),
             Route("/login", self.login, methods=["GET", "POST"]),
             Route("/logout", self.logout, methods=["POST"]),
             Route("/owner/{owner:path}", self.owner),
             Route("/api/status", self.api_status),
             Route("/api/tasks", self.api_tasks),
-            Route("/api/tasks/{task_id:int}", self.api_task),
-            Route("/api/tasks/{task_id:int}/{action}", self.api_action, methods=["POST"]),
+            Route("/api/tasks/{task_id}", self.api_task),
+            Route("/api/tasks/{task_id}/{action}", self.api_action, methods=["POST"]),
             Route("/api/log", self.api_log),
             Route("/events", self.events),
             Route("/custom/style.css", self.custom_style),
@@ -142,6 +147,7 @@ class Dashboard:
             exception_handlers={
                 Refused: self.refused,
                 errors.TaskcronError: self.failed,
+                HTTPException: self.unrouted,
             },
             lifespan=self.lifespan,
             middleware=[Middleware(SecurityHeaders)],
@@ -213,6 +219,13 @@ class Dashboard:
         status = next(code for cls, code in STATUS if isinstance(exc, cls))
         return self.error(request, status, str(exc))
 
+    async def unrouted(self, request: Request, exc: Exception) -> Response:
+        """No route (404) or not its method (405): said as every other refusal is."""
+        assert isinstance(exc, HTTPException)
+        messages = {404: "no page at this address", 405: "method not allowed here"}
+        status = exc.status_code
+        return self.error(request, status, messages.get(status, str(exc.detail).lower()))
+
     def error(self, request: Request, status: int, message: str) -> Response:
         if request.url.path.startswith(("/api/", "/events")):
             return JSONResponse({"error": message}, status_code=status)
@@ -253,7 +266,7 @@ class Dashboard:
 
     async def task(self, request: Request) -> Response:
         who = self.who(request)
-        task = await self.calls(self.app.get, request.path_params["task_id"])
+        task = await self.calls(self.app.get, _task_id(request))
         return self.page(request, "task_detail.html", who, task=task)
 
     async def log(self, request: Request) -> Response:
@@ -337,14 +350,14 @@ class Dashboard:
 
     async def form_action(self, request: Request) -> Response:
         self.acting(request, await _form(request))
-        task_id = request.path_params["task_id"]
+        task_id = _task_id(request)
         await self.act(task_id, request.path_params["action"])
         where = "/tasks" if request.path_params["action"] == "remove" else f"/tasks/{task_id}"
         return RedirectResponse(where, status_code=303)
 
     async def api_action(self, request: Request) -> Response:
         self.acting(request, {})
-        task = await self.act(request.path_params["task_id"], request.path_params["action"])
+        task = await self.act(_task_id(request), request.path_params["action"])
         return JSONResponse(task.to_json())
 
     # --- JSON ------------------------------------------------------------------
@@ -363,7 +376,7 @@ class Dashboard:
 
     async def api_task(self, request: Request) -> Response:
         self.who(request)
-        task = await self.calls(self.app.get, request.path_params["task_id"])
+        task = await self.calls(self.app.get, _task_id(request))
         return JSONResponse(task.to_json())
 
     async def api_log(self, request: Request) -> Response:
@@ -466,6 +479,14 @@ def _number(query: QueryParams, name: str, default: int) -> int:
         raise errors.InputError(f"invalid {name} {text!r}: expected an integer") from None
 
 
+def _task_id(request: Request) -> int:
+    """The task id in the path; an `InputError` naming it when it is not an integer."""
+    text: str = request.path_params["task_id"]
+    if not text.isascii() or not text.isdigit():
+        raise errors.InputError(f"invalid task id {text!r}: expected an integer")
+    return int(text)
+
+
 def _page(query: QueryParams) -> tuple[int, int]:
     limit, offset = _number(query, "limit", PAGE), _number(query, "offset", 0)
     if not 1 <= limit <= MAX_PAGE:
@@ -521,6 +542,27 @@ def _events_url(query: QueryParams, names: tuple[str, ...]) -> str:
 
 
 # --- template filters ----------------------------------------------------------
+
+
+def shown(value: Any) -> Any:
+    """What a page shows of a template's value: text with its control characters as
+    escapes (`\\x1b`, `\\r`, `\\u202e`), as the CLI prints them; line breaks and tabs kept.
+
+    A browser drops NUL, reads CR as a line break, lets a bidi override turn the rest
+    of a line around and shows other control characters as nothing: escaped, they
+    are seen as sent. Markup (a macro's output) was made from values shown already;
+    anything else is shown as its text (a task's target, say).
+    """
+    if isinstance(value, Markup):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in " \n\t" else _escape(c) for c in text)
+
+
+def _escape(character: str) -> str:
+    return character.encode("unicode_escape").decode()
 
 
 def _when(moment: datetime | str | None) -> str:

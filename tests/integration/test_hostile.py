@@ -10,9 +10,10 @@ shown literally; none adds a crontab line or writes outside its home.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
-import random
+import os
 import re
 import shlex
 import stat
@@ -28,45 +29,12 @@ from taskcron import TaskCron, errors, render
 from taskcron.config import Config
 from taskcron.model import Task
 from tests.conftest import clean_env, script
+from tests.hostile import hostile, schedule_hostile
 
 COUNT = 10_000
 THROUGH_THE_SCRIPT = 50
-FRAGMENTS = (
-    "\n", "\r", "\0", "%", "#", ";", "$", "(", ")", "$(id)", "`id`", "'", '"', "\\", "\t",
-    "\x1b[31m", "\x1b]0;title\x07", "\x1b[2J", "\x07", "\x08", "\u202e", "\u2028",
-    "[red]", "[/]", "[bold]x[/bold]", "[link=https://example.com]x[/link]", ":smile:",
-    "<script>alert(1)</script>", "<b>", "&amp;", "../", "/etc/passwd", "~", "*", "{}",
-    "é", " ", "a", "b.c", "x-y", "_",
-)  # fmt: skip
 #: An escape sequence rich writes for its own styles (SGR); any other is the input's.
 SGR = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def hostile(count: int, seed: int = 14) -> list[str]:
-    """`count` strings of one to five hostile fragments, the same on every run."""
-    rng = random.Random(seed)
-    return ["".join(rng.choices(FRAGMENTS, k=rng.randint(1, 5))) for _ in range(count)]
-
-
-def schedule_hostile(app: TaskCron, text: str) -> tuple[Task | None, int]:
-    """Schedule `text` as module id, title, owner, data and command argument, dropping the
-    module id and owner when they are refused; the task and how many fields were refused."""
-    refused = 0
-    fields: dict[str, Any] = {"title": text, "owner": text}
-    for module in (text, "hostile"):
-        for owner in (text, None):
-            try:
-                task = app.schedule(
-                    module,
-                    command=["printf", "%s", text],
-                    data_json=json.dumps({"text": text}),
-                    **{**fields, "owner": owner},
-                )
-            except errors.InputError:
-                refused += 1
-                continue
-            return task, refused
-    return None, refused
 
 
 def assert_literal(output: str) -> None:
@@ -337,3 +305,35 @@ def test_the_home_is_private_under_umask_000(tmp_path: Path) -> None:
         wanted = 0o700 if (home / name).is_dir() else 0o600
         assert mode == wanted, (name, oct(mode))
     assert (tmp_path / "tab").stat().st_size > 0
+
+
+def test_the_files_of_a_home_in_use_are_private_under_umask_000(tmp_path: Path) -> None:
+    """What the script's run leaves behind, and also what lives only while a home is
+    open: the store's WAL and shared memory, and the active log after a rotation."""
+    config = Config(home=tmp_path / "home")
+    config = dataclasses.replace(
+        config, log=dataclasses.replace(config.log, max_bytes=2000, backups=3)
+    )
+    before = os.umask(0)
+    try:
+        with TaskCron(config=config) as app:
+            for n in range(12):
+                app.schedule(f"m{n}", command=["echo", "x" * 200])
+            while app.tick().outcome == "ran":
+                pass
+            app.schedule("last", command=["true"])  # the active log, made after a rotation
+            app.generate_cron(every="1m", install=True, crontab_file=str(tmp_path / "tab"))
+            home = app.home
+            files = {
+                p.relative_to(home).as_posix(): stat.S_IMODE(p.stat().st_mode)
+                for p in home.rglob("*")
+            }
+            mode = stat.S_IMODE(home.stat().st_mode)
+    finally:
+        os.umask(before)
+    held = {"tasks.db", "tasks.db-wal", "tasks.db-shm", "log/taskcron.jsonl", "log/.lock"}
+    assert held | {"log/taskcron.jsonl.1", "log/taskcron.jsonl.3", "crontab.lock"} <= set(files)
+    assert mode == 0o700
+    for name, found in files.items():
+        wanted = 0o700 if (home / name).is_dir() else 0o600
+        assert found == wanted, (name, oct(found))

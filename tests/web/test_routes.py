@@ -209,6 +209,27 @@ def test_bad_queries_are_400_with_the_clis_message(
     assert response.json()["error"].startswith(message)
 
 
+@pytest.mark.parametrize(
+    ("path", "status", "message"),
+    [
+        ("/api/tasks/abc", 400, "invalid task id 'abc': expected an integer"),
+        ("/api/tasks/%C2%B2", 400, "invalid task id '\u00b2': expected an integer"),
+        ("/api/tasks/99999999999999999999", 400, "invalid task id 99999999999999999999: out"),
+        ("/api/nowhere", 404, "no page at this address"),
+        ("/api/tasks/1/retry", 405, "method not allowed here"),
+    ],
+)
+def test_a_bad_task_id_or_address_is_refused_with_a_message(
+    client: TestClient, path: str, status: int, message: str
+) -> None:
+    response = client.get(path, headers=bearer())
+    assert response.status_code == status
+    assert response.json()["error"].startswith(message)
+    log_in(client)
+    page = client.get(path.removeprefix("/api"))
+    assert page.status_code == status and "Traceback" not in page.text
+
+
 def test_an_unknown_task_is_404(client: TestClient) -> None:
     response = client.get("/api/tasks/999", headers=bearer())
     assert (response.status_code, response.json()) == (404, {"error": "no task with id 999"})

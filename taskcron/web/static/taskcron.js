@@ -16,9 +16,22 @@
     document.dispatchEvent(new CustomEvent(name, { detail: detail }));
   }
 
+  // Text from tasks with its control characters as escapes (\x1b, \r, \u202e), as the
+  // server's pages show it (routes.shown); line breaks and tabs kept.
+  function shown(value) {
+    return String(value).replace(/[\p{C}\p{Z}]/gu, function (c) {
+      if (c === " " || c === "\n" || c === "\t") { return c; }
+      if (c === "\r") { return "\\r"; }
+      var code = c.codePointAt(0), hex = code.toString(16);
+      if (code < 0x100) { return "\\x" + ("0" + hex).slice(-2); }
+      if (code < 0x10000) { return "\\u" + ("000" + hex).slice(-4); }
+      return "\\U" + ("0000000" + hex).slice(-8);
+    });
+  }
+
   function text(tag, value) {
     var cell = document.createElement(tag);
-    cell.textContent = value == null ? "" : String(value);
+    cell.textContent = value == null ? "" : shown(value);
     return cell;
   }
 
@@ -33,8 +46,8 @@
 
   function progressText(progress) {
     if (!progress) { return ""; }
-    var shown = progress.percent != null ? progress.percent + "%" : String(progress.done);
-    return progress.message ? shown + " · " + progress.message : shown;
+    var done = progress.percent != null ? progress.percent + "%" : String(progress.done);
+    return progress.message ? done + " · " + shown(progress.message) : done;
   }
 
   function paint(root, task) {
@@ -56,7 +69,7 @@
       if (task.progress) { el.textContent = progressText(task.progress); }
     });
     root.querySelectorAll("[data-field=host]").forEach(function (el) {
-      if (task.run) { el.textContent = task.run.host; }
+      if (task.run) { el.textContent = shown(task.run.host); }
     });
   }
 
@@ -66,7 +79,7 @@
     var link = function (value) {
       var cell = document.createElement("td"), a = document.createElement("a");
       a.href = "/tasks/" + encodeURIComponent(task.id);
-      a.textContent = String(value);
+      a.textContent = shown(value);
       cell.appendChild(a);
       return cell;
     };

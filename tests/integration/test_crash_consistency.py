@@ -65,6 +65,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
+import resource
 import shutil
 import signal
 import sqlite3
@@ -88,7 +90,7 @@ from tests.conftest import FakeClock, clean_env, script
 
 STRESS = os.environ.get("TASKCRON_STRESS") == "1"
 KILLS = 200 if STRESS else 30  #: An operation; five operations.
-WRITE_FAILURES = 100 if STRESS else 20  #: An operation.
+WRITE_FAILURES = 100 if STRESS else 10  #: An operation.
 #: Rows of the version 1 store that the migration carries over.
 OLD_STORE_TASKS = 500
 #: The key of each table's rows.
@@ -584,3 +586,168 @@ def test_a_killed_command_leaves_the_store_before_or_after_and_no_torn_record(
     )
     assert tally.torn == 0
     assert tally.landed["killed with the store open"] > 0
+
+
+# --- write failures -------------------------------------------------------------
+
+#: A whole record, to pad a log with.
+PAD = json.dumps({"ts": "2026-01-05T12:00:00.000+00:00", "level": "info", "event": "pad"})
+
+
+#: What a command says of a write that failed but did not stop it.
+WARNING = re.compile(
+    r"taskcron: warning: (cannot write to the log store \S+: \[Errno 27\] File too large"
+    r"|task \d+: cannot (record its process|renew its lease|store its progress):"
+    r" store \S+: disk I/O error)"
+)
+
+
+def pad_log(home: Path, size: int) -> None:
+    """Make the log one file of whole records, about `size` bytes."""
+    log = home / "log"
+    shutil.rmtree(log, ignore_errors=True)
+    log.mkdir(mode=0o700)
+    line = PAD.encode() + b"\n"
+    (log / "taskcron.jsonl").write_bytes(line * (size // len(line)))
+
+
+def limited(limit: int) -> Callable[[], None]:
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@pytest.mark.parametrize("name", ["schedule", "tick", "retry", "prune", "migration"])
+def test_a_write_that_fails_is_one_line_and_leaves_the_store_before_or_after(
+    name: str, operations: dict[str, Operation], tmp_path: Path
+) -> None:
+    op = operations[name]
+    rng = random.Random(f"write {name}")
+    before = snapshot(op.template / "tasks.db")
+    top = (op.template / "tasks.db").stat().st_size * 5 // 4 + 64 * 1024
+    tally = Tally()
+    for n in range(WRITE_FAILURES):
+        home = fresh(op, tmp_path / "work")
+        db, log = home / "tasks.db", home / "log"
+        if n % 2:
+            pad_log(home, rng.randint(0, top))
+            limit, kind = rng.randint(0, top), "a limit anywhere"
+        else:
+            size = rng.randint(40 * 1024, top)
+            pad_log(home, size)
+            limit, kind = (log / "taskcron.jsonl").stat().st_size + rng.randint(1, 299), "log end"
+        bystander = None
+        if rng.random() < 0.5:
+            # Another connection keeps the WAL and the shared memory in place.
+            bystander = sqlite3.connect(db, isolation_level=None)
+            bystander.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        try:
+            done = subprocess.run(
+                [script(), *op.args],
+                cwd=home.parent,
+                env=clean_env(TASKCRON_HOME=str(home)),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+                preexec_fn=limited(limit),
+            )
+        finally:
+            if bystander is not None:
+                bystander.close()
+        lines = done.stderr.splitlines()
+        state = check_after(op, home, before, tally)
+        # A warning for each record, lease or process that could not be written, then
+        # the error, if any, in one line.
+        warnings = [line for line in lines if WARNING.fullmatch(line)]
+        errors = lines[len(warnings) :]
+        assert lines[: len(warnings)] == warnings, lines
+        if done.returncode == 0:
+            assert state == "after" and errors == [], (state, lines)
+            outcome = "exit 0 with a warning" if warnings else "exit 0"
+        else:
+            assert done.returncode == 1 and state != "after", (done.returncode, state)
+            assert errors == [f"taskcron: error: store {db}: disk I/O error"], lines
+            outcome = "exit 1"
+        tally.outcomes[f"{outcome} ({kind})"] += 1
+    print_figures("RLIMIT_FSIZE", op, WRITE_FAILURES, tally)
+    assert tally.torn == 0
+    assert tally.outcomes.total() > 0
+
+
+# --- a full disk ----------------------------------------------------------------
+
+#: Run in a private mount namespace: a 512 KiB tmpfs at $1 holding a copy of the home
+#: $2, filled but for each of $4... KiB, `schedule` run each time; what it said, and
+#: the home afterwards, are left in $3. $TASKCRON is the script.
+FULL_DISK = """
+set -e
+disk=$1 home=$2 out=$3
+shift 3
+mount -t tmpfs -o size=512k,mode=0700 tmpfs "$disk"
+touch "$out/mounted"
+cp -a "$home" "$disk/home"
+for left in "$@"; do
+    rm -f "$disk/filler"
+    dd if=/dev/zero of="$disk/filler" bs=4096 2>/dev/null || true
+    truncate -s "-${left}K" "$disk/filler"
+    set +e
+    TASKCRON_HOME="$disk/home" "$TASKCRON" schedule crash.disk -- true \\
+        >"$out/stdout.$left" 2>"$out/stderr.$left"
+    echo $? >"$out/code.$left"
+    set -e
+done
+rm -f "$disk/filler"
+cp -a "$disk/home" "$out/home"
+"""
+#: Free space left: none, less than SQLite's shared memory needs, more (then the WAL fills).
+LEFT_KIB = (0, 16, 40)
+
+
+def test_a_full_disk_is_one_line_naming_it_and_changes_nothing(
+    operations: dict[str, Operation], tmp_path: Path
+) -> None:
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("the full disk needs unshare (util-linux) for a private mount namespace")
+    # As root a mount namespace is enough; otherwise a user namespace maps us to root in it.
+    flags = "-m" if os.geteuid() == 0 else "-rm"
+    disk, out = tmp_path / "disk", tmp_path / "out"
+    disk.mkdir()
+    out.mkdir()
+    template = operations["schedule"].template
+    done = subprocess.run(
+        [unshare, flags, "sh", "-c", FULL_DISK, "sh", str(disk), str(template), str(out)]
+        + [str(left) for left in LEFT_KIB],
+        env=clean_env(TASKCRON=script()),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if not (out / "mounted").exists():
+        reason = done.stderr.strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+        pytest.skip(f"no tmpfs in a private mount namespace here: {reason[0]}")
+    assert done.returncode == 0, done.stderr
+    db = disk / "home" / "tasks.db"
+    said = []
+    for left in LEFT_KIB:
+        code = int((out / f"code.{left}").read_text())
+        stderr = (out / f"stderr.{left}").read_text().splitlines()
+        said.append(f"{left} KiB free: exit {code}: {stderr}")
+        assert code == 1, said[-1]
+        assert (out / f"stdout.{left}").read_text() == ""
+        assert len(stderr) == 1, said[-1]
+        assert re.fullmatch(
+            rf"taskcron: error: store {re.escape(str(db))}: disk full:"
+            rf" no space left on {re.escape(str(disk))} \(.+\)",
+            stderr[0],
+        ), said[-1]
+    assert snapshot(out / "home" / "tasks.db") == snapshot(template / "tasks.db")
+    with SqliteStore(out / "home" / "tasks.db", create=False) as store:
+        assert store.integrity() == []
+    tally = Tally()
+    log_check(out / "home", tally)
+    assert tally.torn == 0
+    print("\ncrash consistency, a full disk (512 KiB tmpfs):", "; ".join(said))

@@ -35,10 +35,10 @@ Kills: SIGKILL to the command's process group after a delay drawn uniformly
 from [0, 1.2 x the command's unkilled duration] for half of them; for the
 other half (most of a command's time is Python starting), from [0, 1.2 x the
 longest time unkilled runs held the store open], counted from the moment the
-command is seen opening the store. Just before the kill the
-process is stopped, and its open files tell whether the store was open: the
-figures say how many kills landed before the store was opened, while it was
-open, after it was closed, and after the command had exited.
+command is seen opening the store. Just before the kill the process is
+stopped, and its open files tell whether the store was open: the figures say
+how many kills landed before the store was opened, while it was open, after
+it was closed, and after the command had exited.
 
 Write failures: the command runs under a file size limit (RLIMIT_FSIZE;
 Python ignores SIGXFSZ, so the write that would cross the limit fails with
@@ -46,18 +46,19 @@ EFBIG, and SQLite reports an I/O error). The limit is drawn across the bytes
 the operation writes, or just past the end of a log padded to a drawn size
 (so that a log record is cut short), with or without another connection
 holding the store open (which keeps SQLite's shared memory and WAL in place,
-so that their first writes can fail too). A command that fails prints one
-line, `taskcron: error: store PATH: disk I/O error`, and exits 1; one that
-succeeds while its log record cannot be written exits 0 with one warning a
-record.
+so that their first writes can fail too). A command that fails exits 1 with
+the store before (or claimed) and ends with one line, `taskcron: error: store
+PATH: disk I/O error`; one that succeeds exits 0 with the store after. Either
+may first print a `taskcron: warning:` line for each log record, lease or
+process it could not write; nothing else, and never a traceback.
 
 A full disk: a 512 KiB tmpfs in a private mount namespace (`unshare -m` as
 root, `unshare -rm` otherwise), filled to 0, 16 or 40 KiB of free space:
 `schedule` prints one line naming the store and the full filesystem and exits
 1, and the store is as it was.
 
-By default 150 kills (30 an operation) and 100 write failures; with
-TASKCRON_STRESS=1, 1,000 kills and 500 write failures.
+By default 150 kills (30 an operation) and 50 write failures (10 an
+operation); with TASKCRON_STRESS=1, 1,000 kills and 500 write failures.
 """
 
 from __future__ import annotations
@@ -673,7 +674,8 @@ def test_a_write_that_fails_is_one_line_and_leaves_the_store_before_or_after(
         tally.outcomes[f"{outcome} ({kind})"] += 1
     print_figures("RLIMIT_FSIZE", op, WRITE_FAILURES, tally)
     assert tally.torn == 0
-    assert tally.outcomes.total() > 0
+    failed = sum(n for outcome, n in tally.outcomes.items() if not outcome.startswith("exit 0 ("))
+    assert failed > 0, "no write failed"
 
 
 # --- a full disk ----------------------------------------------------------------

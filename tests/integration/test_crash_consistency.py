@@ -34,8 +34,8 @@ record.
 Kills: SIGKILL to the command's process group after a delay drawn uniformly
 from [0, 1.2 x the command's unkilled duration] for half of them; for the
 other half (most of a command's time is Python starting), from [0, 1.2 x the
-longest time unkilled runs held the store open], counted from the moment the
-command is seen opening the store. Just before the kill the process is
+time unkilled runs hold the store open], counted from the moment the command
+is seen opening the store. Just before the kill the process is
 stopped, and its open files tell whether the store was open: the figures say
 how many kills landed before the store was opened, while it was open, after
 it was closed, and after the command had exited.
@@ -512,9 +512,10 @@ def holds(pid: int, path: Path) -> bool:
 
 
 def timing(op: Operation, work: Path) -> tuple[float, float]:
-    """The median wall time of three unkilled runs, and the longest time three more were
-    seen holding the store open (polling their open files)."""
-    times, spans = [], [0.0]
+    """The median wall time of three unkilled runs, and the median of five more of the
+    longest stretch each was seen holding the store open (polling its open files; a
+    glance at the file before SQLite opens it is too short to count)."""
+    times, spans = [], []
     db = work / "home" / "tasks.db"
     for _ in range(3):
         home = fresh(op, work)
@@ -522,17 +523,20 @@ def timing(op: Operation, work: Path) -> tuple[float, float]:
         proc = start(op, home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert proc.wait(timeout=60) == 0
         times.append(time.monotonic() - began)
-    for _ in range(3):
+    for _ in range(5):
         home = fresh(op, work)
         proc = start(op, home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        seen = []
+        longest, opened = 0.0, None
         while proc.poll() is None:
+            now = time.monotonic()
             if holds(proc.pid, db):
-                seen.append(time.monotonic())
+                opened = now if opened is None else opened
+                longest = max(longest, now - opened)
+            else:
+                opened = None
         assert proc.wait(timeout=60) == 0
-        if seen:
-            spans.append(seen[-1] - seen[0])
-    return statistics.median(times), max(spans)
+        spans.append(longest)
+    return statistics.median(times), statistics.median(spans)
 
 
 def kill_at(op: Operation, home: Path, delay: float, *, after_open: bool = False) -> str:

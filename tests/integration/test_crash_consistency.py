@@ -526,9 +526,10 @@ def timing(op: Operation, work: Path) -> tuple[float, float]:
     for _ in range(5):
         home = fresh(op, work)
         proc = start(op, home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        longest, opened = 0.0, None
+        longest, opened, deadline = 0.0, None, time.monotonic() + 60
         while proc.poll() is None:
             now = time.monotonic()
+            assert now < deadline, "an unkilled run took over a minute"
             if holds(proc.pid, db):
                 opened = now if opened is None else opened
                 longest = max(longest, now - opened)
@@ -544,8 +545,9 @@ def kill_at(op: Operation, home: Path, delay: float, *, after_open: bool = False
     (`after_open`: after it was seen opening the store); say where the kill landed."""
     proc = start(op, home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if after_open:
+        deadline = time.monotonic() + 60
         while proc.poll() is None and not holds(proc.pid, home / "tasks.db"):
-            pass
+            assert time.monotonic() < deadline, "the command never opened the store"
     try:
         proc.wait(timeout=delay)
     except subprocess.TimeoutExpired:

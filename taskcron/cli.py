@@ -8,6 +8,7 @@ stderr; `--debug` adds the traceback.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -963,8 +964,19 @@ def _accept_debug_anywhere(group: click.Group) -> None:
 _accept_debug_anywhere(cli)
 
 
+class _Warnings(logging.Handler):
+    """The core's warnings (a log record, a lease or a process it could not write) as
+    `taskcron: warning:` lines. A forked task replaces the root logger's handlers."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        render.warning(record.getMessage())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The console script. click's usage errors become one line in taskcron's form (exit 2)."""
+    root = logging.getLogger()
+    if not any(isinstance(handler, _Warnings) for handler in root.handlers):
+        root.addHandler(_Warnings(logging.WARNING))
     try:
         code = cli.main(args=argv, prog_name=render.PROG, standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:

@@ -7,11 +7,12 @@ taskcron writes also name their `host` (config `host`, else the node name).
 
 Concurrency: several processes append at once. A record (or a batch of whole
 records) goes to the file in one `write()` on a descriptor opened with
-O_APPEND, so records are never torn or interleaved. Writers hold a shared
-`flock` on `log/.lock` while they open and write; rotation holds it
-exclusively, so a writer always writes to the file that is active at that
-moment and no record is lost across a rotation. Rotation renames, so
-`tail -F` follows it.
+O_APPEND, so records are never interleaved; what a write cut short by a full
+disk or the file size limit left is blanked out, so no record is torn either.
+Writers hold a shared `flock` on `log/.lock` while they open and write;
+rotation holds it exclusively, so a writer always writes to the file that is
+active at that moment and no record is lost across a rotation. Rotation
+renames, so `tail -F` follows it.
 """
 
 from __future__ import annotations
@@ -129,10 +130,7 @@ class LogStore:
         with self._lock(fcntl.LOCK_SH):
             fd = os.open(self.active, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+                _append_whole(fd, data)
                 size = os.fstat(fd).st_size
             finally:
                 os.close(fd)
@@ -204,6 +202,30 @@ class LogStore:
                         return found
         found.reverse()
         return found
+
+
+def _append_whole(fd: int, data: bytes) -> None:
+    """Append `data` to the file open on `fd` (O_APPEND), or leave no part of it behind.
+
+    A write cut short (a full disk, the file size limit) leaves the front of a
+    record at the end of the file, where the next record would be glued to it:
+    those bytes are overwritten with blanks and a newline (overwriting takes no
+    new room on most filesystems), so every line stays a whole record or an
+    empty one. Then the error is raised.
+    """
+    written = 0
+    try:
+        while written < len(data):
+            written += os.write(fd, data[written:])
+    except OSError:
+        if written:
+            with contextlib.suppress(OSError):
+                # O_APPEND left the offset just past this write's own bytes, which no
+                # other writer can have touched; pwrite needs O_APPEND off to go there.
+                end = os.lseek(fd, 0, os.SEEK_CUR)
+                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_APPEND)
+                os.pwrite(fd, b" " * (written - 1) + b"\n", end - written)
+        raise
 
 
 def _backwards(path: Path, end: int | None = None) -> Iterator[dict[str, Any]]:

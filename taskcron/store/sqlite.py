@@ -11,6 +11,7 @@ newer taskcron wrote, is refused before anything is written to it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -34,6 +35,11 @@ APPLICATION_ID = line.APPLICATION_ID
 BUSY_TIMEOUT = timedelta(seconds=10)
 #: SQLite's result code for a full disk (`sqlite3.SQLITE_FULL` from Python 3.11 on).
 SQLITE_FULL = 13
+#: SQLite's result code for an I/O error (`sqlite3.SQLITE_IOERR`).
+SQLITE_IOERR = 10
+#: Less free space than this and an I/O error is a full disk: SQLite needs 32 KiB at
+#: once for the shared memory beside a WAL store.
+FULL_BELOW = 64 * 1024
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 _V1 = """
@@ -429,6 +435,38 @@ def _statements(script: str) -> Iterator[str]:
             pending = ""
 
 
+def _rollback(db: sqlite3.Connection) -> None:
+    """End the open transaction, if any, keeping the error that ended it.
+
+    SQLite rolls back by itself after some errors (a full disk, an I/O error),
+    and a second failure here would hide the first one.
+    """
+    if db.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute(ROLLBACK)
+
+
+def _full_filesystem(path: Path) -> Path | None:
+    """The mount point of the filesystem holding `path` when it has no room left for the
+    store to grow (less than `FULL_BELOW` bytes free), else None."""
+    directory = path.absolute().parent
+    try:
+        found = os.statvfs(directory)
+        device = directory.stat().st_dev
+    except OSError:
+        return None
+    if found.f_bavail * found.f_frsize >= FULL_BELOW:
+        return None
+    while directory.parent != directory:
+        try:
+            if directory.parent.stat().st_dev != device:
+                break
+        except OSError:
+            break
+        directory = directory.parent
+    return directory
+
+
 def to_micros(moment: datetime) -> int:
     """Microseconds since the epoch, exactly."""
     return (moment - _EPOCH) // timedelta(microseconds=1)
@@ -537,8 +575,10 @@ class SqliteStore(SqlStore):
                 app_id = db.execute(READ_APPLICATION_ID).fetchone()["application_id"]
                 version = db.execute(READ_SCHEMA_VERSION).fetchone()["user_version"]
                 objects = db.execute(COUNT_SCHEMA_OBJECTS).fetchone()["objects"]
-            finally:
-                db.execute(COMMIT)
+            except BaseException:
+                _rollback(db)
+                raise
+            db.execute(COMMIT)
         except sqlite3.DatabaseError as exc:
             if "not a database" in str(exc) or "malformed" in str(exc):
                 raise errors.ForeignStoreError(str(self.path)) from exc
@@ -593,7 +633,7 @@ class SqliteStore(SqlStore):
                     self.migrated_from = version
             db.execute(COMMIT)
         except BaseException:
-            db.execute(ROLLBACK)
+            _rollback(db)
             raise
 
     # --- transactions -----------------------------------------------------
@@ -608,8 +648,18 @@ class SqliteStore(SqlStore):
             return errors.StoreError(f"store {self.path} is busy: {text}")
         # sqlite_errorcode may be an extended code: its low byte is the primary one.
         code = getattr(exc, "sqlite_errorcode", None)
-        if (code is not None and code & 0xFF == SQLITE_FULL) or "full" in text:
-            return errors.StoreError(f"store {self.path}: disk full: {text}")
+        primary = None if code is None else code & 0xFF
+        full = primary == SQLITE_FULL or "full" in text
+        if full or primary == SQLITE_IOERR:
+            # SQLite reports a full disk met while growing its shared memory as an
+            # I/O error: the free space on the store's filesystem tells them apart.
+            mount = _full_filesystem(self.path)
+            if mount is not None:
+                return errors.StoreError(
+                    f"store {self.path}: disk full: no space left on {mount} ({text})"
+                )
+            if full:
+                return errors.StoreError(f"store {self.path}: disk full: {text}")
         return errors.StoreError(f"store {self.path}: {text}")
 
     def _transaction(
@@ -631,13 +681,11 @@ class SqliteStore(SqlStore):
             try:
                 yield db
             except BaseException:
-                if db.in_transaction:
-                    db.execute(ROLLBACK)
+                _rollback(db)
                 raise
             db.execute(COMMIT)
         except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute(ROLLBACK)
+            _rollback(db)
             raise self._wrap(exc) from exc
 
     # --- the line, step by step ------------------------------------------------

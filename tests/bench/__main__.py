@@ -107,7 +107,8 @@ def _result(row: Row, params: Params, figures: Figures, mode: str) -> dict[str, 
         "unit": row.unit,
         "ratio": round(ratio, 3),
         "goal": row.goal,
-        "met": ratio <= row.goal,
+        "met": ratio <= row.goal and not figures.errors,
+        "errors": figures.errors,
         "value_min": round(figures.value.min * scale, 3),
         "floor_min": round(figures.floor.min * scale, 3),
         "runs": figures.value.runs,
@@ -140,7 +141,7 @@ class _Table:
                 _figure(result["floor"], unit),
                 f"{result['ratio']:.2f}x",
                 f"<= {result['goal']:.2f}x",
-                "met" if result["met"] else "missed",
+                _verdict(result),
             ),
             flush=True,
         )
@@ -157,6 +158,12 @@ class _Table:
             f"{name:<{self.name}}  {title:<{self.title}}  {value:>10}  {floor:>10}"
             f"  {ratio:>6}  {goal:>8}  {verdict}"
         ).rstrip()
+
+
+def _verdict(result: dict[str, Any]) -> str:
+    verdict = "met" if result["met"] else "missed"
+    errors = result["errors"]
+    return verdict if errors is None else f"{verdict}, {errors} errors"
 
 
 def _figure(value: float, unit: str) -> str:

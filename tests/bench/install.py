@@ -102,6 +102,7 @@ def measure(row: Row, params: Params, target: Target, scratch: Path) -> list[Fig
             floor=Timing(**figures["floor"]),
             case=figures["case"],
             notes=tuple(figures["notes"]),
+            errors=figures["errors"],
         )
         for figures in answer["figures"]
     ]

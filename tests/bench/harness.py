@@ -17,7 +17,8 @@ against the row's goal. `Figures.notes` are lines printed under the figure's
 line (rates, plans, a peer's figure beside it) and kept in the JSON.
 `Figures.errors` counts what went wrong while measuring (claims refused as
 "database is locked", processes that failed): a figure with any misses its
-goal whatever its ratio.
+goal whatever its ratio. A row whose goal is only that (`goal=None`) reports
+its ratio for information.
 
 Most rows time things; a row in MB measures memory instead (`Command.peak_rss`),
 its figures in bytes.
@@ -229,7 +230,7 @@ class Row:
     name: str  #: What `--rows` and the JSON call it.
     title: str  #: What it measures; formatted with the parameters.
     floor: str  #: What it is divided by; formatted with the parameters.
-    goal: float  #: The largest ratio that meets the goal.
+    goal: float | None  #: The largest ratio that meets the goal; None: only no errors.
     unit: str  #: A key of UNITS.
     quick: Params | None  #: Parameters for --quick; None leaves the row out (peers).
     full: Params
@@ -267,7 +268,7 @@ def row(
     name: str,
     title: str,
     floor: str,
-    goal: float,
+    goal: float | None,
     unit: str,
     quick: Params | None,
     full: Params,

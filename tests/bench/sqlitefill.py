@@ -103,15 +103,21 @@ QUEUE = """
 WITH RECURSIVE n(g) AS (SELECT 0 UNION ALL SELECT g + 1 FROM n WHERE g + 1 < :count)
 INSERT INTO tasks (module, title, target, data, priority, state, due_at, attempts,
                    max_attempts, created_at, updated_at)
-SELECT :module, 'bulk', '{"kind": "command", "value": ["true"]}', 'null', 0, 'queued',
+SELECT :module, 'bulk', :target, 'null', 0, 'queued',
        :now - (:count - g), 0, 1, :now, :now
 FROM n
 """
 
 
-def queue(db: sqlite3.Connection, count: int, *, now: datetime, module: str = "bench") -> None:
-    """`count` more tasks of `module` queued and due by `now`, the oldest first, in one
-    transaction."""
+#: What a filled store's tasks run: the command `true`.
+TRUE = '{"kind": "command", "value": ["true"]}'
+
+
+def queue(
+    db: sqlite3.Connection, count: int, *, now: datetime, module: str = "bench", target: str = TRUE
+) -> None:
+    """`count` more tasks of `module` queued and due by `now`, the oldest first, running
+    `target` (a target's JSON), in one transaction."""
     db.execute("BEGIN IMMEDIATE")
-    db.execute(QUEUE, {"count": count, "now": micros(now), "module": module})
+    db.execute(QUEUE, {"count": count, "now": micros(now), "module": module, "target": target})
     db.execute("COMMIT")

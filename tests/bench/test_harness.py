@@ -113,18 +113,26 @@ def test_a_row_of_several_cases_prints_a_line_and_writes_an_object_for_each_with
     assert [row["ratio"] for row in written] == [2.0, 1.0]
 
 
-def test_a_figure_with_errors_misses_its_goal_whatever_its_ratio(
+def test_a_row_whose_goal_is_no_errors_is_judged_by_its_errors_alone(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     def measure(bench: Bench, params: Params) -> list[Figures]:
-        timing = Timing(median=0.001, min=0.001, runs=1)
+        slow, fast = (
+            Timing(median=0.002, min=0.002, runs=1),
+            Timing(median=0.001, min=0.001, runs=1),
+        )
         return [
-            Figures(value=timing, floor=timing, case="one", errors=2),
-            Figures(value=timing, floor=timing, case="two", errors=0),
+            Figures(value=fast, floor=fast, case="one", errors=2),
+            Figures(value=slow, floor=fast, case="two", errors=0),
         ]
 
     counted = dataclasses.replace(
-        rows()["tick"], name="counted", title="errors", measure=measure, cases=("one", "two")
+        rows()["tick"],
+        name="counted",
+        title="errors",
+        measure=measure,
+        cases=("one", "two"),
+        goal=None,
     )
     monkeypatch.setattr(command, "rows", lambda: {"counted": counted})
     out = tmp_path / "bench.json"
@@ -132,10 +140,13 @@ def test_a_figure_with_errors_misses_its_goal_whatever_its_ratio(
     assert command.main(["--quick", "--json", str(out)]) == 0
 
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-3].endswith("missed, 2 errors")
-    assert lines[-2].endswith("met, 0 errors")
+    assert lines[-3].endswith("no errors  missed, 2 errors")
+    assert lines[-2].endswith("no errors  met, 0 errors")
     written = json.loads(out.read_text())
-    assert [(row["met"], row["errors"]) for row in written] == [(False, 2), (True, 0)]
+    assert [(row["met"], row["errors"], row["goal"]) for row in written] == [
+        (False, 2, None),
+        (True, 0, None),
+    ]
 
 
 def test_peak_rss_is_the_childs_own_not_this_processs(tmp_path: Path) -> None:

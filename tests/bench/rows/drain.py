@@ -21,7 +21,7 @@ from tests.bench.harness import Bench, Command, Figures, Params, row
     goal=2.0,
     unit="us",
     quick={"runs": 1, "tasks": 100},
-    full={"runs": 5, "tasks": 2_000},
+    full={"runs": 3, "tasks": 2_000},
     in_target=True,
 )
 def drain(bench: Bench, params: Params) -> Figures:

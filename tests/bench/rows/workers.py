@@ -24,7 +24,7 @@ LANES = ("bench.a", "bench.b", "bench.c", "bench.d")
     goal=0.67,
     unit="ms",
     quick={"runs": 1, "tasks": 8},
-    full={"runs": 5, "tasks": 200},
+    full={"runs": 3, "tasks": 200},
     in_target=True,
 )
 def workers(bench: Bench, params: Params) -> Figures:

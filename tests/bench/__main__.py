@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +52,18 @@ def main(argv: list[str] | None = None) -> int:
         table = _Table(chosen, quick=args.quick, runs=args.runs)
         for row in chosen:
             params = row.params(quick=args.quick, runs=args.runs)
+            start = time.perf_counter()
             try:
                 measured = measure(row, params, target, workdir / "rows" / row.name)
             except Skipped as exc:
                 skipped += 1
                 table.skipped(row, params, str(exc))
                 continue
+            seconds = time.perf_counter() - start
             for figures in measured:
-                results.append(_result(row, params, figures, mode))
+                results.append(
+                    {**_result(row, params, figures, mode), "seconds": round(seconds, 1)}
+                )
                 table.line(results[-1])
     met = sum(result["met"] for result in results)
     print(f"goals met: {met} of {len(results)}" + (f" ({skipped} skipped)" if skipped else ""))

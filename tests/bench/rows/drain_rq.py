@@ -46,7 +46,8 @@ def drain_rq(bench: Bench, params: Params) -> Figures:
         from rq import Queue
     except ImportError:
         raise Skipped("rq is not installed here: pip install '.[bench]'") from None
-    bench = dataclasses.replace(bench, warmup=1)  # a run of hundreds of jobs warms itself
+    # A long run warms itself, and the median of three sets a slow first one aside.
+    bench = dataclasses.replace(bench, warmup=0)
     jobs = project.make(bench.directory("rq"))
     with redis_server(bench.directory("redis")) as url:
         queue = Queue("bench", connection=Redis.from_url(url))

@@ -56,7 +56,7 @@ def case(processes: int) -> str:
     goal=2.0,
     unit="us",
     quick={"runs": 2, "processes": 8, "burst_ms": 300},
-    full={"runs": 5, "processes": 8, "burst_ms": 1_000},
+    full={"runs": 4, "processes": 8, "burst_ms": 1_000},
     in_target=True,
     cases=tuple(case(n) for n in PROCESSES),
 )

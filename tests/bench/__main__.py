@@ -102,6 +102,7 @@ def _result(row: Row, params: Params, figures: Figures, mode: str) -> dict[str, 
     minimums beside."""
     scale = UNITS[row.unit]
     ratio = figures.value.median / figures.floor.median
+    goal = row.goal if figures.goal is None else figures.goal
     return {
         "name": row.name,
         "case": figures.case or None,
@@ -111,8 +112,8 @@ def _result(row: Row, params: Params, figures: Figures, mode: str) -> dict[str, 
         "floor": round(figures.floor.median * scale, 3),
         "unit": row.unit,
         "ratio": round(ratio, 3),
-        "goal": row.goal,
-        "met": (row.goal is None or ratio <= row.goal) and not figures.errors,
+        "goal": goal,
+        "met": (goal is None or ratio <= goal) and not figures.errors,
         "errors": figures.errors,
         "value_min": round(figures.value.min * scale, 3),
         "floor_min": round(figures.floor.min * scale, 3),

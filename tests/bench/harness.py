@@ -85,6 +85,7 @@ class Figures:
     case: str = ""  #: Which of the row's `cases` this is; "" for a row of one case.
     notes: tuple[str, ...] = ()  #: Lines to print under the figure's line.
     errors: int | None = None  #: What went wrong while measuring, if the row counts it.
+    goal: float | None = None  #: This case's own goal, where a row's cases differ in it.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,6 +210,20 @@ class Bench:
                 values.append(_once(subject))
                 floors.append(_once(floor))
         return Figures(value=Timing.of(values, per), floor=Timing.of(floors, per))
+
+    def time_each(self, subjects: Mapping[str, Subject], *, per: int = 1) -> dict[str, Timing]:
+        """Time each of `subjects` in turns, `runs` times after a warm-up, the order
+        rotating run by run (so that noise falls on all alike); by name."""
+        for _ in range(self.warmup):
+            for subject in subjects.values():
+                _once(subject)
+        names = list(subjects)
+        seconds: dict[str, list[float]] = {name: [] for name in names}
+        for i in range(self.runs):
+            start = i % len(names)
+            for name in names[start:] + names[:start]:
+                seconds[name].append(_once(subjects[name]))
+        return {name: Timing.of(seconds[name], per) for name in names}
 
 
 def _once(subject: Subject) -> float:

@@ -103,6 +103,7 @@ def measure(row: Row, params: Params, target: Target, scratch: Path) -> list[Fig
             case=figures["case"],
             notes=tuple(figures["notes"]),
             errors=figures["errors"],
+            goal=figures["goal"],
         )
         for figures in answer["figures"]
     ]

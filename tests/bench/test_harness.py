@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.bench import __main__ as command
-from tests.bench.harness import Bench, Command, Figures, Params, Skipped, Timing, rows
+from tests.bench.harness import Bench, Command, Figures, Params, Skipped, Target, Timing, rows
 
 ROOT = Path(__file__).parents[2]
 
@@ -88,7 +88,7 @@ def test_a_row_of_several_cases_prints_a_line_and_writes_an_object_for_each_with
     def measure(bench: Bench, params: Params) -> list[Figures]:
         return [
             Figures(value=timing(0.002), floor=timing(0.001), case="one", notes=("first note",)),
-            Figures(value=timing(0.001), floor=timing(0.001), case="two"),
+            Figures(value=timing(0.001), floor=timing(0.001), case="two", goal=0.5),
         ]
 
     cases = dataclasses.replace(
@@ -104,13 +104,30 @@ def test_a_row_of_several_cases_prints_a_line_and_writes_an_object_for_each_with
     assert lines[-4].split()[-1] == "missed"
     assert lines[-3].split() == ["first", "note"]
     assert lines[-2].split()[:4] == ["cases", "a", "pair,", "two"]
-    assert lines[-1] == "goals met: 1 of 2"
+    assert lines[-2].split()[-3:] == ["<=", "0.50x", "missed"]
+    assert lines[-1] == "goals met: 0 of 2"
     written = json.loads(out.read_text())
     assert [(row["case"], row["measures"], row["notes"]) for row in written] == [
         ("one", "a pair, one", ["first note"]),
         ("two", "a pair, two", []),
     ]
     assert [row["ratio"] for row in written] == [2.0, 1.0]
+    assert [row["goal"] for row in written] == [cases.goal, 0.5]
+
+
+def test_time_each_runs_every_subject_in_turns_the_order_rotating(tmp_path: Path) -> None:
+    order: list[str] = []
+    bench = Bench(
+        target=Target(python=sys.executable, script="", taskcron=""), runs=3, scratch=tmp_path
+    )
+    subjects = {name: (lambda name=name: order.append(name)) for name in "abc"}
+
+    timed = bench.time_each(subjects, per=2)
+
+    warmup = list("abc") * bench.warmup
+    assert order == [*warmup, *"abc", *"bca", *"cab"]
+    assert list(timed) == ["a", "b", "c"]
+    assert all(timing.runs == 3 for timing in timed.values())
 
 
 def test_a_row_whose_goal_is_no_errors_is_judged_by_its_errors_alone(

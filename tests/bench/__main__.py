@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +52,18 @@ def main(argv: list[str] | None = None) -> int:
         table = _Table(chosen, quick=args.quick, runs=args.runs)
         for row in chosen:
             params = row.params(quick=args.quick, runs=args.runs)
+            start = time.perf_counter()
             try:
                 measured = measure(row, params, target, workdir / "rows" / row.name)
             except Skipped as exc:
                 skipped += 1
                 table.skipped(row, params, str(exc))
                 continue
+            seconds = time.perf_counter() - start
             for figures in measured:
-                results.append(_result(row, params, figures, mode))
+                results.append(
+                    {**_result(row, params, figures, mode), "seconds": round(seconds, 1)}
+                )
                 table.line(results[-1])
     met = sum(result["met"] for result in results)
     print(f"goals met: {met} of {len(results)}" + (f" ({skipped} skipped)" if skipped else ""))
@@ -97,6 +102,7 @@ def _result(row: Row, params: Params, figures: Figures, mode: str) -> dict[str, 
     minimums beside."""
     scale = UNITS[row.unit]
     ratio = figures.value.median / figures.floor.median
+    goal = row.goal if figures.goal is None else figures.goal
     return {
         "name": row.name,
         "case": figures.case or None,
@@ -106,8 +112,9 @@ def _result(row: Row, params: Params, figures: Figures, mode: str) -> dict[str, 
         "floor": round(figures.floor.median * scale, 3),
         "unit": row.unit,
         "ratio": round(ratio, 3),
-        "goal": row.goal,
-        "met": ratio <= row.goal,
+        "goal": goal,
+        "met": (goal is None or ratio <= goal) and not figures.errors,
+        "errors": figures.errors,
         "value_min": round(figures.value.min * scale, 3),
         "floor_min": round(figures.floor.min * scale, 3),
         "runs": figures.value.runs,
@@ -139,8 +146,8 @@ class _Table:
                 _figure(result["value"], unit),
                 _figure(result["floor"], unit),
                 f"{result['ratio']:.2f}x",
-                f"<= {result['goal']:.2f}x",
-                "met" if result["met"] else "missed",
+                "no errors" if result["goal"] is None else f"<= {result['goal']:.2f}x",
+                _verdict(result),
             ),
             flush=True,
         )
@@ -157,6 +164,12 @@ class _Table:
             f"{name:<{self.name}}  {title:<{self.title}}  {value:>10}  {floor:>10}"
             f"  {ratio:>6}  {goal:>8}  {verdict}"
         ).rstrip()
+
+
+def _verdict(result: dict[str, Any]) -> str:
+    verdict = "met" if result["met"] else "missed"
+    errors = result["errors"]
+    return verdict if errors is None else f"{verdict}, {errors} errors"
 
 
 def _figure(value: float, unit: str) -> str:

@@ -15,6 +15,13 @@ a list of `Figures`, one a case, each naming its `case` (one of the row's
 `cases`): each is a line of the table and an object of the JSON, judged
 against the row's goal. `Figures.notes` are lines printed under the figure's
 line (rates, plans, a peer's figure beside it) and kept in the JSON.
+`Figures.errors` counts what went wrong while measuring (claims refused as
+"database is locked", processes that failed): a figure with any misses its
+goal whatever its ratio. A row whose goal is only that (`goal=None`) reports
+its ratio for information.
+
+Most rows time things; a row in MB measures memory instead (`Command.peak_rss`),
+its figures in bytes.
 
 The harness picks the parameters, reports value / floor against the goal and
 never fails on a missed goal. Only ratios mean anything: the machines these
@@ -28,6 +35,7 @@ import os
 import pkgutil
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,8 +46,9 @@ Params = Mapping[str, int]
 #: Runs of the subject and of the floor before the timed ones (caches, .pyc files).
 WARMUP = 2
 
-#: Units a row may report in, as multiples of a second.
-UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6}
+#: Units a row may report in, as multiples of its figures' own unit: a second, or for
+#: MB a byte.
+UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6, "MB": 1e-6}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,7 +62,8 @@ class Target:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Timing:
-    """Seconds per run of one subject (or per unit of work, see `Bench.time`)."""
+    """Seconds per run of one subject (or per unit of work, see `Bench.time`); bytes for
+    a row in MB."""
 
     median: float
     min: float
@@ -74,6 +84,8 @@ class Figures:
     floor: Timing
     case: str = ""  #: Which of the row's `cases` this is; "" for a row of one case.
     notes: tuple[str, ...] = ()  #: Lines to print under the figure's line.
+    errors: int | None = None  #: What went wrong while measuring, if the row counts it.
+    goal: float | None = None  #: This case's own goal, where a row's cases differ in it.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,6 +109,38 @@ class Command:
         )
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(self.argv)} exited {done.returncode}:\n{done.stderr}")
+
+    def peak_rss(self) -> int:
+        """Run it with its output discarded; the most memory it held at once (its peak
+        resident set), in bytes.
+
+        A process's peak survives `exec`, so a child forked from this large
+        process would report at least this one's size. A small launcher
+        (`_LAUNCH`, a Python without site) starts it instead and answers
+        `os.wait4`'s figure for it.
+        """
+        done = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", _LAUNCH, *self.argv],
+            env=dict(self.env),
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(self.argv)} exited {done.returncode}:\n{done.stderr}")
+        return int(done.stdout) * 1024  # Linux counts kilobytes
+
+
+#: Spawn argv[1:] with its output discarded, wait for it, print its peak RSS (kB); exit as it did.
+_LAUNCH = """\
+import os, sys
+quiet = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_WRONLY, 0) for fd in (1, 2)]
+child = os.posix_spawnp(sys.argv[1], sys.argv[1:], os.environ, file_actions=quiet)
+_, status, usage = os.wait4(child, 0)
+print(usage.ru_maxrss)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
 
 
 Subject = Command | Callable[[], object]
@@ -167,6 +211,20 @@ class Bench:
                 floors.append(_once(floor))
         return Figures(value=Timing.of(values, per), floor=Timing.of(floors, per))
 
+    def time_each(self, subjects: Mapping[str, Subject], *, per: int = 1) -> dict[str, Timing]:
+        """Time each of `subjects` in turns, `runs` times after a warm-up, the order
+        rotating run by run (so that noise falls on all alike); by name."""
+        for _ in range(self.warmup):
+            for subject in subjects.values():
+                _once(subject)
+        names = list(subjects)
+        seconds: dict[str, list[float]] = {name: [] for name in names}
+        for i in range(self.runs):
+            start = i % len(names)
+            for name in names[start:] + names[:start]:
+                seconds[name].append(_once(subjects[name]))
+        return {name: Timing.of(seconds[name], per) for name in names}
+
 
 def _once(subject: Subject) -> float:
     start = time.perf_counter()
@@ -187,7 +245,7 @@ class Row:
     name: str  #: What `--rows` and the JSON call it.
     title: str  #: What it measures; formatted with the parameters.
     floor: str  #: What it is divided by; formatted with the parameters.
-    goal: float  #: The largest ratio that meets the goal.
+    goal: float | None  #: The largest ratio that meets the goal; None: only no errors.
     unit: str  #: A key of UNITS.
     quick: Params | None  #: Parameters for --quick; None leaves the row out (peers).
     full: Params
@@ -225,7 +283,7 @@ def row(
     name: str,
     title: str,
     floor: str,
-    goal: float,
+    goal: float | None,
     unit: str,
     quick: Params | None,
     full: Params,

@@ -102,6 +102,8 @@ def measure(row: Row, params: Params, target: Target, scratch: Path) -> list[Fig
             floor=Timing(**figures["floor"]),
             case=figures["case"],
             notes=tuple(figures["notes"]),
+            errors=figures["errors"],
+            goal=figures["goal"],
         )
         for figures in answer["figures"]
     ]

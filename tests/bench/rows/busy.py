@@ -1,5 +1,7 @@
 """A `taskcron tick` that runs a task: forking a registered no-op costs about what an idle
-tick does. Two rows: against an idle tick, and against the `tick` row's floor.
+tick does. Two rows: against an idle tick, and against the `tick` row's floor. A
+third runs a command task, `true`, against the floor that also spawns `true` and
+waits for it, as any runner of a command must.
 
 Runs in the target's interpreter (it schedules through the API).
 """
@@ -11,12 +13,28 @@ from collections.abc import Callable
 from tests.bench import project
 from tests.bench.harness import Bench, Command, Figures, Measure, Params, row
 
+#: The floor of a tick that runs the command `true`: the `tick` row's, then spawning it.
+SPAWN_TRUE = "import click, sqlite3, subprocess; subprocess.run(['true'], check=True)"
+
 
 def busy_tick(bench: Bench) -> Command:
     """A `taskcron tick` command whose home holds a due `@task` no-op for every run it makes."""
     busy = project.make(bench.directory("busy"))
     project.schedule(busy, bench.warmup + bench.runs, task="noop")
     return bench.command(bench.script, "tick", home=busy.home)
+
+
+def command_tick(bench: Bench) -> Command:
+    """A `taskcron tick` command whose home (no config: no handler module to import) holds
+    a due command task, `true`, for every run it makes."""
+    from taskcron import TaskCron
+    from taskcron.config import Config
+
+    home = bench.directory("command")
+    with TaskCron(config=Config(home=home)) as app:
+        for _ in range(bench.warmup + bench.runs):
+            app.schedule("bench", command=["true"])
+    return bench.command(bench.script, "tick", home=home)
 
 
 def idle_tick(bench: Bench) -> Command:
@@ -54,3 +72,19 @@ for name, versus, floor, goal, measure_floor in ROWS:
         full={"runs": 21},
         in_target=True,
     )(against(measure_floor))
+
+
+@row(
+    name="busy-command",
+    title="busy tick (one command task, `true`) vs floor + spawning true",
+    floor="python -c 'import click, sqlite3, subprocess; subprocess.run([\"true\"])'",
+    goal=1.3,
+    unit="ms",
+    quick={"runs": 2},
+    full={"runs": 21},
+    in_target=True,
+)
+def busy_command(bench: Bench, params: Params) -> Figures:
+    """A tick that runs the command `true` against the floor that spawns it too."""
+    floor = bench.command(bench.python, "-c", SPAWN_TRUE, home=bench.scratch)
+    return bench.time(command_tick(bench), floor)

@@ -55,8 +55,8 @@ def case(processes: int) -> str:
     floor="the same on SQLite (WAL), the same processes, in turns",
     goal=2.0,
     unit="us",
-    quick={"runs": 2, "processes": 4, "burst_ms": 300},
-    full={"runs": 7, "processes": 8, "burst_ms": 2_000},
+    quick={"runs": 2, "processes": 8, "burst_ms": 300},
+    full={"runs": 4, "processes": 8, "burst_ms": 1_000},
     in_target=True,
     cases=tuple(case(n) for n in PROCESSES),
 )

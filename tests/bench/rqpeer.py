@@ -1,17 +1,15 @@
-"""`taskcron tick --drain` against RQ's forking worker, job for job (full run only).
+"""RQ's forking worker, the peer of `tick --drain` (rows/drain.py).
 
 RQ's `Worker` forks a work horse per job, as our drain forks a child per
-task. Both run the same no-op, `bench_jobs.noop`, queued beforehand (the
-timing leaves enqueueing out), as whole runs that stop after N: `tick --drain
---max-tasks N` and `rq worker --burst --max-jobs N`, against a Redis of its
-own on a private port (`redis-server`, not persisted). Reported as time per
-task, so the goal of 1x means at least RQ's rate. Skipped without the
-`redis-server` binary or the `bench` extra (rq, redis).
+task. It runs the same no-op, `bench_jobs.noop`, queued beforehand (the
+timing leaves enqueueing out), as a whole run that stops after N jobs, `rq
+worker --burst --max-jobs N`, against a Redis of its own on a private port
+(`redis-server`, not persisted). Not to be had without the `redis-server`
+binary or the `bench` extra (rq, redis): `Skipped` says which.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import socket
 import subprocess
@@ -21,23 +19,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.bench import project
-from tests.bench.harness import Bench, Figures, Params, Skipped, row
-from tests.bench.rows.drain import drain_tick
+from tests.bench.harness import Bench, Command, Skipped
 
 
-@row(
-    name="drain-rq",
-    title="tick --drain vs RQ, {tasks:,} no-op jobs, time per job (1x = RQ's rate)",
-    floor="rq worker --burst (forking Worker, local Redis)",
-    goal=1.0,
-    unit="us",
-    quick=None,
-    full={"runs": 3, "tasks": 2_000},
-    in_target=True,
-)
-def drain_rq(bench: Bench, params: Params) -> Figures:
-    """`tick --drain --max-tasks N` against `rq worker --burst --max-jobs N`, per task."""
-    tasks = params["tasks"]
+@contextmanager
+def worker(bench: Bench, tasks: int, count: int) -> Iterator[Command]:
+    """`rq worker --burst --max-jobs N` over a Redis of its own holding `count` jobs of
+    `bench_jobs.noop`, while in use; `Skipped` without redis-server or rq."""
     rq_script = Path(bench.python).parent / "rq"
     if shutil.which("redis-server") is None:
         raise Skipped("no redis-server on PATH (Debian: apt-get install redis-server)")
@@ -46,15 +34,12 @@ def drain_rq(bench: Bench, params: Params) -> Figures:
         from rq import Queue
     except ImportError:
         raise Skipped("rq is not installed here: pip install '.[bench]'") from None
-    bench = dataclasses.replace(bench, warmup=1)  # a run of hundreds of jobs warms itself
     jobs = project.make(bench.directory("rq"))
     with redis_server(bench.directory("redis")) as url:
         queue = Queue("bench", connection=Redis.from_url(url))
-        count = tasks * (bench.warmup + bench.runs)
         queue.enqueue_many([Queue.prepare_data("bench_jobs.noop") for _ in range(count)])
         argv = ("worker", "--burst", "--max-jobs", str(tasks), "--url", url, "bench")
-        worker = bench.command(str(rq_script), *argv, "--path", str(jobs.directory), home=jobs.home)
-        return bench.time(drain_tick(bench, tasks), worker, per=tasks)
+        yield bench.command(str(rq_script), *argv, "--path", str(jobs.directory), home=jobs.home)
 
 
 @contextmanager

@@ -419,3 +419,32 @@ def test_bad_pool_input_is_one_line_exit_2_and_creates_nothing(
     assert result.stderr.startswith("taskcron: error: " + message)
     assert len(result.stderr.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=str)
+@pytest.mark.parametrize(
+    "command",
+    [("tick",), ("tick", "--drain"), ("tick", "--workers", "2"), ("work",)],
+    ids=" ".join,
+)
+def test_the_signal_rule_holds_for_ticks_drains_pools_and_work_alike(
+    project: Path, held: tuple[Path, Path], command: tuple[str, ...], sig: signal.Signals
+) -> None:
+    """A stop signal while a task runs (past `work`'s grace): the run is recorded
+    `interrupted`, the task goes back in line, and the process ends by that signal."""
+    started, release = held
+    configure(project, 'poll = "0.1s"\nkill_grace = "0.5s"\n')
+    with app(project) as tc:
+        data = {"started": str(started), "release": str(release)}
+        task_id = tc.schedule("m", call="jobs:hold", data=data, max_attempts=2).id
+    process = start(project, *command)
+    wait_for(started.exists)
+    process.send_signal(sig)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == -sig  # a shell sees 128 + N
+    assert len(err.splitlines()) <= 1 and "Traceback" not in err
+    with app(project) as tc:
+        task = tc.get(task_id)
+        assert task.state.value == "queued"
+        assert [run.outcome.value for run in task.runs] == ["interrupted"]  # type: ignore[union-attr]
+    assert not release.exists()

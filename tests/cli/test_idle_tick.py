@@ -112,6 +112,7 @@ def test_a_tick_with_work_goes_the_full_way(project: Path) -> None:
         (["tick", "--drain", "--module", "mail"], 0, "", ""),
         (["--debug", "tick"], 0, "", ""),
         (["tick", "-mmail"], 0, "", ""),
+        (["tick", "--budget", "99999999d"], 2, "", "invalid duration '99999999d': too large"),
     ],
 )
 def test_every_other_tick_goes_to_the_cli(
@@ -131,6 +132,15 @@ def test_a_config_the_idle_tick_cannot_vouch_for_goes_to_the_cli(project: Path) 
         done, modules = run(project, "tick")
         assert full_cli(modules)
         assert done.returncode == 2 and f"unknown config key {key!r}" in done.stderr
+
+    for key in ("lease", "budget"):  # past the calendar's end from now: refused, not idle
+        config.write_text(f"{key} = '99999999d'\n")
+        done, modules = run(project, "tick")
+        assert full_cli(modules)
+        assert (done.returncode, done.stderr) == (
+            2,
+            f"taskcron: error: config key {key!r}: invalid duration '99999999d': too large\n",
+        )
 
     config.write_text("[log]\nlevel = 'debug'\n")  # an idle tick records itself
     done, modules = run(project, "tick")

@@ -51,6 +51,9 @@ NEXT_MODULE_HEAD = (
 )
 # Opening a store to ask it.
 READ_STORE = "SELECT * FROM pragma_application_id, pragma_user_version, pragma_journal_mode"
+#: A write transaction takes the write lock first, so that what it reads stays true: a
+#: claim reads the line in one, and so does the question, to see what the claim would.
+BEGIN_WRITE = "BEGIN IMMEDIATE"
 
 
 def module_ranges(modules: Sequence[str]) -> list[tuple[str, str | None]]:
@@ -132,19 +135,20 @@ def nothing_to_do(db: Any, modules: Sequence[str], excepts: Sequence[str], now: 
 def idle_store(path: Path, modules: Sequence[str], excepts: Sequence[str]) -> bool:
     """True when the SQLite store at `path` is certainly idle in scope right now; False
     when it is not, or when opening it would be more than a read (it is missing, new,
-    older, not ours, not in WAL mode): then a claim must look.
+    older, not ours, not in WAL mode), or when another process holds its write lock (a
+    claim would wait for it, and see what it writes): then a claim must look.
 
-    It reads in one snapshot and writes nothing.
+    It reads as a claim does, under the write lock, and writes nothing.
     """
     import sqlite3
 
     try:
-        db = sqlite3.connect(f"{path.as_uri()}?mode=rw", uri=True, isolation_level=None)
+        db = sqlite3.connect(f"{path.as_uri()}?mode=rw", uri=True, isolation_level=None, timeout=0)
     except (sqlite3.Error, ValueError):
         return False
     try:
         db.row_factory = sqlite3.Row
-        db.execute("BEGIN")
+        db.execute(BEGIN_WRITE)  # "database is locked" at once: left to the claim, which waits
         app_id, version, journal = db.execute(READ_STORE).fetchone()
         if (app_id, version, str(journal).lower()) != (APPLICATION_ID, SCHEMA_VERSION, "wal"):
             return False

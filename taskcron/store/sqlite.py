@@ -195,8 +195,7 @@ QUICK_CHECK = "PRAGMA quick_check"
 # Transactions.
 #: Every statement of a read transaction sees the same snapshot.
 BEGIN_READ = "BEGIN"
-#: A write transaction takes the write lock first, so that what it reads stays true.
-BEGIN_WRITE = "BEGIN IMMEDIATE"
+BEGIN_WRITE = line.BEGIN_WRITE
 COMMIT = "COMMIT"
 ROLLBACK = "ROLLBACK"
 

@@ -9,8 +9,10 @@ behaves as it always has. `python -X importtime` shows which way a run went.
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -154,6 +156,17 @@ def test_a_config_the_idle_tick_cannot_vouch_for_goes_to_the_cli(project: Path) 
         check=True,
     ).stdout
     assert "tick.idle" in {json.loads(line)["event"] for line in records.splitlines()}
+
+
+def test_a_store_held_by_a_writer_is_left_to_the_claim(project: Path) -> None:
+    """The claim waits for the writer (and would see what it commits); held past the busy
+    timeout, the tick says so and fails, as it did before idle ticks were answered early."""
+    with closing(sqlite3.connect(project / ".taskcron" / "tasks.db")) as writer:
+        writer.execute("BEGIN IMMEDIATE")
+        done, modules = run(project, "tick")
+    assert full_cli(modules)
+    assert done.returncode == 1
+    assert done.stderr.startswith("taskcron: error: store ") and "is busy" in done.stderr
 
 
 def test_a_home_still_to_create_is_created_by_the_full_tick(tmp_path: Path) -> None:

@@ -93,3 +93,16 @@ def test_the_store_is_asked_at_the_wall_clock(tmp_path: Path) -> None:
     assert not line.idle_store(path, (), ("billing",))
     assert line.idle_store(path, (), ("mail",))
     store.close()
+
+
+def test_a_store_another_process_writes_is_left_to_the_claim(tmp_path: Path) -> None:
+    """A claim waits for the write lock and reads what the writer left (a task it made
+    due, or one it began to run), or says the store is busy: the question does not
+    answer from the snapshot before it, and it does not wait."""
+    path = tmp_path / "tasks.db"
+    SqliteStore(path).close()
+    with closing(sqlite3.connect(path, isolation_level=None)) as writer:
+        writer.execute("BEGIN IMMEDIATE")
+        assert not line.idle_store(path, (), ())
+        writer.execute("ROLLBACK")
+        assert line.idle_store(path, (), ())

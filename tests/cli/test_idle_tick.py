@@ -20,12 +20,13 @@ import pytest
 from tests.conftest import clean_env, script
 
 
-def run(cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-    """Run the installed script in `cwd`; the run, with the modules it imported."""
+def run(cwd: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run the installed script in `cwd`, with `env` added; the run, with the modules it
+    imported."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", script(), *args],
         cwd=cwd,
-        env=clean_env(),
+        env=clean_env(**env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -124,6 +125,20 @@ def test_every_other_tick_goes_to_the_cli(
     assert full_cli(modules)
     assert done.returncode == code
     assert done.stdout == out
+    assert err in done.stderr and len(done.stderr.splitlines()) == (1 if err else 0)
+
+
+@pytest.mark.parametrize(
+    ("value", "code", "err"),
+    [("maybe", 2, "Invalid value for '--debug': 'maybe' is not a valid boolean"), ("1", 0, "")],
+)
+def test_a_debug_environment_goes_to_the_cli(
+    project: Path, value: str, code: int, err: str
+) -> None:
+    """click reads TASKCRON_DEBUG as --debug, and refuses what is not a boolean."""
+    done, modules = run(project, "tick", TASKCRON_DEBUG=value)
+    assert full_cli(modules)
+    assert (done.returncode, done.stdout) == (code, "")
     assert err in done.stderr and len(done.stderr.splitlines()) == (1 if err else 0)
 
 

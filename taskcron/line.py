@@ -142,6 +142,8 @@ def idle_store(path: Path, modules: Sequence[str], excepts: Sequence[str]) -> bo
     """
     import sqlite3
 
+    if not path.is_file():
+        return False  # SQLite would fold a missing "x/.." away: the claim makes x first
     try:
         db = sqlite3.connect(f"{path.as_uri()}?mode=rw", uri=True, isolation_level=None, timeout=0)
     except (sqlite3.Error, ValueError):

@@ -184,6 +184,19 @@ def test_a_store_held_by_a_writer_is_left_to_the_claim(project: Path) -> None:
     assert done.stderr.startswith("taskcron: error: store ") and "is busy" in done.stderr
 
 
+def test_a_store_path_through_a_directory_still_to_create_goes_the_full_way(
+    project: Path,
+) -> None:
+    """The claim makes the store's directory as the system reads the path: x, here
+    (SQLite alone would read "x/.." as nothing)."""
+    url = f"sqlite:///{project}/x/../.taskcron/tasks.db"
+    done, modules = run(project, "--store", url, "tick")
+    assert full_cli(modules) and (done.returncode, done.stderr) == (0, "")
+    assert (project / "x").is_dir()
+    done, modules = run(project, "--store", url, "tick")
+    assert done.returncode == 0 and "click" not in modules
+
+
 def test_a_home_still_to_create_is_created_by_the_full_tick(tmp_path: Path) -> None:
     done, modules = run(tmp_path, "--home", str(tmp_path / "new"), "tick")
     assert full_cli(modules) and done.returncode == 0

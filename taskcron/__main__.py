@@ -43,12 +43,10 @@ def idle_tick(argv: Sequence[str]) -> bool:
     parsed = _parse(argv)
     if parsed is None:
         return False
-    from taskcron import errors
-
     try:
         return _idle(parsed)
-    except (errors.TaskcronError, OSError, ValueError):
-        return False  # the CLI says what is wrong
+    except Exception:
+        return False  # the CLI says what is wrong, in its words (a traceback only with --debug)
 
 
 def _parse(argv: Sequence[str]) -> dict[str, list[str]] | None:

@@ -197,6 +197,16 @@ def test_a_store_path_through_a_directory_still_to_create_goes_the_full_way(
     assert done.returncode == 0 and "click" not in modules
 
 
+def test_what_breaks_while_reading_the_settings_is_said_by_the_cli(project: Path) -> None:
+    """Not a traceback from the early answer: the CLI's one line."""
+    (project / "taskcron.toml").write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    done, modules = run(project, "tick")
+    assert full_cli(modules)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith("taskcron: error: unexpected RecursionError")
+    assert len(done.stderr.splitlines()) == 1
+
+
 def test_a_home_still_to_create_is_created_by_the_full_tick(tmp_path: Path) -> None:
     done, modules = run(tmp_path, "--home", str(tmp_path / "new"), "tick")
     assert full_cli(modules) and done.returncode == 0

@@ -11,6 +11,7 @@ imports nothing heavy for that reason (sqlite3 only when a store is opened).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -135,15 +136,22 @@ def nothing_to_do(db: Any, modules: Sequence[str], excepts: Sequence[str], now: 
 def idle_store(path: Path, modules: Sequence[str], excepts: Sequence[str]) -> bool:
     """True when the SQLite store at `path` is certainly idle in scope right now; False
     when it is not, or when opening it would be more than a read (it is missing, new,
-    older, not ours, not in WAL mode), or when another process holds its write lock (a
-    claim would wait for it, and see what it writes): then a claim must look.
+    older, not ours, not in WAL mode), or when the store would not open (this process
+    may not write it), or when another process holds its write lock (a claim would
+    wait for it, and see what it writes): then a claim must look.
 
     It reads as a claim does, under the write lock, and writes nothing.
     """
     import sqlite3
 
+    # As the store opens it: the system reads the path (SQLite alone would fold a missing
+    # "x/.." away) and lets this process write the file (SQLite alone would read it).
     if not path.is_file():
-        return False  # SQLite would fold a missing "x/.." away: the claim makes x first
+        return False
+    try:
+        os.close(os.open(path, os.O_RDWR))
+    except OSError:
+        return False
     try:
         db = sqlite3.connect(f"{path.as_uri()}?mode=rw", uri=True, isolation_level=None, timeout=0)
     except (sqlite3.Error, ValueError):

@@ -9,6 +9,7 @@ behaves as it always has. `python -X importtime` shows which way a run went.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -205,6 +206,26 @@ def test_what_breaks_while_reading_the_settings_is_said_by_the_cli(project: Path
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr.startswith("taskcron: error: unexpected RecursionError")
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_a_store_this_process_may_not_write_goes_the_full_way(project: Path) -> None:
+    """The store opens its file for writing first: an immutable one is refused (SQLite
+    alone would read it, and write beside it)."""
+    store = project / ".taskcron" / "tasks.db"
+    if (
+        shutil.which("chattr") is None
+        or subprocess.run(["chattr", "+i", str(store)], capture_output=True, check=False).returncode
+    ):
+        pytest.skip("needs chattr +i: root, on a filesystem with immutable files")
+    try:
+        done, modules = run(project, "tick")
+    finally:
+        subprocess.run(["chattr", "-i", str(store)], check=True)
+    assert full_cli(modules)
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"taskcron: error: cannot open store {store}: Operation not permitted\n",
+    )
 
 
 def test_a_home_still_to_create_is_created_by_the_full_tick(tmp_path: Path) -> None:

@@ -133,6 +133,14 @@ def nothing_to_do(db: Any, modules: Sequence[str], excepts: Sequence[str], now: 
     return all(due > now for _, due, _ in heads(db, modules, excepts))
 
 
+def open_file(path: Path, *, create: bool) -> None:
+    """Open a store's file for writing and close it, creating it (mode 0600) if `create`;
+    `OSError` when the system will not. SQLite then opens it by the same path: this
+    reads the path as the system does (SQLite alone folds "x/.." away, though x be
+    missing) and refuses a file this process may not write (SQLite alone reads it)."""
+    os.close(os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600))
+
+
 def idle_store(path: Path, modules: Sequence[str], excepts: Sequence[str]) -> bool:
     """True when the SQLite store at `path` is certainly idle in scope right now; False
     when it is not, or when opening it would be more than a read (it is missing, new,
@@ -144,12 +152,10 @@ def idle_store(path: Path, modules: Sequence[str], excepts: Sequence[str]) -> bo
     """
     import sqlite3
 
-    # As the store opens it: the system reads the path (SQLite alone would fold a missing
-    # "x/.." away) and lets this process write the file (SQLite alone would read it).
     if not path.is_file():
         return False
     try:
-        os.close(os.open(path, os.O_RDWR))
+        open_file(path, create=False)
     except OSError:
         return False
     try:

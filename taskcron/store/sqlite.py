@@ -530,12 +530,11 @@ class SqliteStore(SqlStore):
 
     def _open(self, create: bool) -> sqlite3.Connection:
         try:
-            fd = os.open(self.path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
+            line.open_file(self.path, create=create)
         except OSError as exc:
             if isinstance(exc, FileNotFoundError) and not create:
                 raise errors.StoreMissingError(str(self.path)) from exc
             raise errors.StoreError(f"cannot open store {self.path}: {exc.strerror}") from exc
-        os.close(fd)
         # Without "c" in its mode SQLite cannot create the file either, should it
         # vanish after the check above.
         mode = "rwc" if create else "rw"

@@ -198,13 +198,22 @@ def test_a_store_path_through_a_directory_still_to_create_goes_the_full_way(
     assert done.returncode == 0 and "click" not in modules
 
 
-def test_what_breaks_while_reading_the_settings_is_said_by_the_cli(project: Path) -> None:
+@pytest.mark.parametrize(
+    ("config", "args", "error"),
+    [
+        ("x = " + "[" * 5000 + "]" * 5000 + "\n", ["tick"], "RecursionError"),
+        ("", ["--home", "~nosuchuser-x/home", "tick"], "RuntimeError"),
+    ],
+)
+def test_what_breaks_while_reading_the_settings_is_said_by_the_cli(
+    project: Path, config: str, args: list[str], error: str
+) -> None:
     """Not a traceback from the early answer: the CLI's one line."""
-    (project / "taskcron.toml").write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
-    done, modules = run(project, "tick")
+    (project / "taskcron.toml").write_text(config)
+    done, modules = run(project, *args)
     assert full_cli(modules)
     assert (done.returncode, done.stdout) == (1, "")
-    assert done.stderr.startswith("taskcron: error: unexpected RecursionError")
+    assert done.stderr.startswith(f"taskcron: error: unexpected {error}")
     assert len(done.stderr.splitlines()) == 1
 
 

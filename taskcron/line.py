@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from taskcron.syntax import covers, in_scope
 
 #: `PRAGMA application_id` of a taskcron store: "tcrn".
 APPLICATION_ID = 0x7463726E
+#: How long a statement waits for another process's lock before the store is "busy".
+BUSY_TIMEOUT = timedelta(seconds=10)
 #: The SQLite store's schema version (`taskcron.store.sqlite` migrates to it).
 SCHEMA_VERSION = 7
 
@@ -145,10 +148,10 @@ def idle_store(path: Path, modules: Sequence[str], excepts: Sequence[str]) -> bo
     """True when the SQLite store at `path` is certainly idle in scope right now; False
     when it is not, or when opening it would be more than a read (it is missing, new,
     older, not ours, not in WAL mode), or when the store would not open (this process
-    may not write it), or when another process holds its write lock (a claim would
-    wait for it, and see what it writes): then a claim must look.
+    may not write it): then a claim must look.
 
-    It reads as a claim does, under the write lock, and writes nothing.
+    It reads as a claim does, under the write lock, waiting for it as long as a claim
+    would (and then sees what the writer committed), and writes nothing.
     """
     import sqlite3
 
@@ -159,12 +162,17 @@ def idle_store(path: Path, modules: Sequence[str], excepts: Sequence[str]) -> bo
     except OSError:
         return False
     try:
-        db = sqlite3.connect(f"{path.as_uri()}?mode=rw", uri=True, isolation_level=None, timeout=0)
+        db = sqlite3.connect(
+            f"{path.as_uri()}?mode=rw",
+            uri=True,
+            isolation_level=None,
+            timeout=BUSY_TIMEOUT.total_seconds(),
+        )
     except (sqlite3.Error, ValueError):
         return False
     try:
         db.row_factory = sqlite3.Row
-        db.execute(BEGIN_WRITE)  # "database is locked" at once: left to the claim, which waits
+        db.execute(BEGIN_WRITE)  # still locked after the wait: the claim says it is busy
         app_id, version, journal = db.execute(READ_STORE).fetchone()
         if (app_id, version, str(journal).lower()) != (APPLICATION_ID, SCHEMA_VERSION, "wal"):
             return False

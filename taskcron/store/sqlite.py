@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 #: "tcrn": marks a SQLite file as a taskcron store.
 APPLICATION_ID = line.APPLICATION_ID
-BUSY_TIMEOUT = timedelta(seconds=10)
+BUSY_TIMEOUT = line.BUSY_TIMEOUT
 #: SQLite's result code for a full disk (`sqlite3.SQLITE_FULL` from Python 3.11 on).
 SQLITE_FULL = 13
 #: SQLite's result code for an I/O error (`sqlite3.SQLITE_IOERR`).

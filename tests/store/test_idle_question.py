@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -95,14 +96,23 @@ def test_the_store_is_asked_at_the_wall_clock(tmp_path: Path) -> None:
     store.close()
 
 
-def test_a_store_another_process_writes_is_left_to_the_claim(tmp_path: Path) -> None:
-    """A claim waits for the write lock and reads what the writer left (a task it made
-    due, or one it began to run), or says the store is busy: the question does not
-    answer from the snapshot before it, and it does not wait."""
+def test_a_store_another_process_writes_is_asked_once_it_has_written(tmp_path: Path) -> None:
+    """A claim waits for the write lock and reads what the writer committed (here, a task
+    made due): so does the question, not the snapshot before it."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import datetime, timedelta, timezone
+
     path = tmp_path / "tasks.db"
-    SqliteStore(path).close()
+    store = SqliteStore(path)
+    now = datetime.now(timezone.utc)
+    store.schedule(new_task("mail", due_at=now + timedelta(hours=1)), now=now)
+    store.close()
+    assert line.idle_store(path, (), ())
     with closing(sqlite3.connect(path, isolation_level=None)) as writer:
         writer.execute("BEGIN IMMEDIATE")
-        assert not line.idle_store(path, (), ())
-        writer.execute("ROLLBACK")
-        assert line.idle_store(path, (), ())
+        writer.execute("UPDATE tasks SET due_at = 0")
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(line.idle_store, path, (), ())
+            time.sleep(0.5)  # not needed to pass: it asks while the writer writes
+            writer.execute("COMMIT")
+            assert answer.result(timeout=60) is False

@@ -12,6 +12,7 @@ to `taskcron.cli`, which handles it as it always does.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,12 +43,10 @@ def idle_tick(argv: Sequence[str]) -> bool:
     parsed = _parse(argv)
     if parsed is None:
         return False
-    from taskcron import errors
-
     try:
         return _idle(parsed)
-    except (errors.TaskcronError, OSError, ValueError):
-        return False  # the CLI says what is wrong
+    except Exception:
+        return False  # the CLI says what is wrong, in its words (a traceback only with --debug)
 
 
 def _parse(argv: Sequence[str]) -> dict[str, list[str]] | None:
@@ -75,6 +74,8 @@ def _idle(parsed: dict[str, list[str]]) -> bool:
 
     if any(len(parsed.get(name, ())) > 1 for name in ("home", "config", "store", "budget")):
         return False
+    if os.environ.get(configfile.ENV_DEBUG):
+        return False  # it is --debug, which click reads (and may refuse)
     modules = syntax.parse_module_list(parsed.get("modules", ()))
     excepts = syntax.parse_module_list(parsed.get("excepts", ()))
     for budget in parsed.get("budget", ()):

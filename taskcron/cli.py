@@ -18,6 +18,7 @@ import click
 
 from taskcron import __version__, errors, render
 from taskcron.api import CronEdit, Status, TaskCron, broken_config_report
+from taskcron.configfile import ENV_DEBUG
 from taskcron.lifecycle import TickResult
 from taskcron.model import Task
 
@@ -123,7 +124,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 @click.option(
     "--debug",
     is_flag=True,
-    envvar="TASKCRON_DEBUG",
+    envvar=ENV_DEBUG,
     help="Show tracebacks on errors (also after the command). [env TASKCRON_DEBUG=1]",
 )
 @click.version_option(__version__, "--version", prog_name="taskcron")

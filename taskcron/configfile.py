@@ -34,6 +34,7 @@ ENV_CONFIG = "TASKCRON_CONFIG"
 ENV_STORE = "TASKCRON_STORE"
 ENV_HOST = "TASKCRON_HOST"
 ENV_WEB_TOKEN = "TASKCRON_WEB_TOKEN"
+ENV_DEBUG = "TASKCRON_DEBUG"  #: The CLI's --debug (click reads it as a boolean).
 DEFAULT_HOME = ".taskcron"
 CONFIG_FILE = "taskcron.toml"
 STORE_FILE = "tasks.db"  #: The default store's file name inside the home.

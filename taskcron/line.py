@@ -11,8 +11,10 @@ imports nothing heavy for that reason (sqlite3 only when a store is opened).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ from taskcron.syntax import covers, in_scope
 
 #: `PRAGMA application_id` of a taskcron store: "tcrn".
 APPLICATION_ID = 0x7463726E
+#: How long a statement waits for another process's lock before the store is "busy".
+BUSY_TIMEOUT = timedelta(seconds=10)
 #: The SQLite store's schema version (`taskcron.store.sqlite` migrates to it).
 SCHEMA_VERSION = 7
 
@@ -51,6 +55,9 @@ NEXT_MODULE_HEAD = (
 )
 # Opening a store to ask it.
 READ_STORE = "SELECT * FROM pragma_application_id, pragma_user_version, pragma_journal_mode"
+#: A write transaction takes the write lock first, so that what it reads stays true: a
+#: claim reads the line in one, and so does the question, to see what the claim would.
+BEGIN_WRITE = "BEGIN IMMEDIATE"
 
 
 def module_ranges(modules: Sequence[str]) -> list[tuple[str, str | None]]:
@@ -129,22 +136,43 @@ def nothing_to_do(db: Any, modules: Sequence[str], excepts: Sequence[str], now: 
     return all(due > now for _, due, _ in heads(db, modules, excepts))
 
 
+def open_file(path: Path, *, create: bool) -> None:
+    """Open a store's file for writing and close it, creating it (mode 0600) if `create`;
+    `OSError` when the system will not. SQLite then opens it by the same path: this
+    reads the path as the system does (SQLite alone folds "x/.." away, though x be
+    missing) and refuses a file this process may not write (SQLite alone reads it)."""
+    os.close(os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600))
+
+
 def idle_store(path: Path, modules: Sequence[str], excepts: Sequence[str]) -> bool:
     """True when the SQLite store at `path` is certainly idle in scope right now; False
     when it is not, or when opening it would be more than a read (it is missing, new,
-    older, not ours, not in WAL mode): then a claim must look.
+    older, not ours, not in WAL mode), or when the store would not open (this process
+    may not write it): then a claim must look.
 
-    It reads in one snapshot and writes nothing.
+    It reads as a claim does, under the write lock, waiting for it as long as a claim
+    would (and then sees what the writer committed), and writes nothing.
     """
     import sqlite3
 
+    if not path.is_file():
+        return False
     try:
-        db = sqlite3.connect(f"{path.as_uri()}?mode=rw", uri=True, isolation_level=None)
+        open_file(path, create=False)
+    except OSError:
+        return False
+    try:
+        db = sqlite3.connect(
+            f"{path.as_uri()}?mode=rw",
+            uri=True,
+            isolation_level=None,
+            timeout=BUSY_TIMEOUT.total_seconds(),
+        )
     except (sqlite3.Error, ValueError):
         return False
     try:
         db.row_factory = sqlite3.Row
-        db.execute("BEGIN")
+        db.execute(BEGIN_WRITE)  # still locked after the wait: the claim says it is busy
         app_id, version, journal = db.execute(READ_STORE).fetchone()
         if (app_id, version, str(journal).lower()) != (APPLICATION_ID, SCHEMA_VERSION, "wal"):
             return False

@@ -72,6 +72,9 @@ def in_scope(module: str, modules: Sequence[str], excepts: Sequence[str]) -> boo
 
 # --- durations -------------------------------------------------------------
 
+#: The longest duration: any longer would carry a time past the calendar's end (a budget's
+#: deadline, a lease's expiry, a retention's cut-off), so it is refused as too large.
+DURATION_MAX = timedelta(days=1000 * 365)
 _NUMBER = r"(?:\d+(?:\.\d+)?|\.\d+)"
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -90,7 +93,7 @@ def parse_duration(value: str | int | float) -> timedelta:
     """Read `90s`, `1h30m`, `1.5s`, `250ms` or a bare number of seconds.
 
     Units: w d h m s ms, largest first, each at most once. Negative
-    durations are refused with `DurationError`.
+    durations, and those longer than `DURATION_MAX`, are refused with `DurationError`.
     """
     if isinstance(value, bool):
         raise errors.DurationError(str(value), "expected a number of seconds or e.g. '90s'")
@@ -102,10 +105,9 @@ def parse_duration(value: str | int | float) -> timedelta:
         raise errors.DurationError(str(value), "must be finite")
     if seconds < 0:
         raise errors.DurationError(str(value), "must not be negative")
-    try:
-        return timedelta(seconds=seconds)
-    except OverflowError:
-        raise errors.DurationError(str(value), "too large") from None
+    if seconds > DURATION_MAX.total_seconds():
+        raise errors.DurationError(str(value), "too large")
+    return timedelta(seconds=seconds)
 
 
 def _seconds(value: str) -> float:

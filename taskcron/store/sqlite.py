@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 #: "tcrn": marks a SQLite file as a taskcron store.
 APPLICATION_ID = line.APPLICATION_ID
-BUSY_TIMEOUT = timedelta(seconds=10)
+BUSY_TIMEOUT = line.BUSY_TIMEOUT
 #: SQLite's result code for a full disk (`sqlite3.SQLITE_FULL` from Python 3.11 on).
 SQLITE_FULL = 13
 #: SQLite's result code for an I/O error (`sqlite3.SQLITE_IOERR`).
@@ -195,8 +195,7 @@ QUICK_CHECK = "PRAGMA quick_check"
 # Transactions.
 #: Every statement of a read transaction sees the same snapshot.
 BEGIN_READ = "BEGIN"
-#: A write transaction takes the write lock first, so that what it reads stays true.
-BEGIN_WRITE = "BEGIN IMMEDIATE"
+BEGIN_WRITE = line.BEGIN_WRITE
 COMMIT = "COMMIT"
 ROLLBACK = "ROLLBACK"
 
@@ -531,12 +530,11 @@ class SqliteStore(SqlStore):
 
     def _open(self, create: bool) -> sqlite3.Connection:
         try:
-            fd = os.open(self.path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
+            line.open_file(self.path, create=create)
         except OSError as exc:
             if isinstance(exc, FileNotFoundError) and not create:
                 raise errors.StoreMissingError(str(self.path)) from exc
             raise errors.StoreError(f"cannot open store {self.path}: {exc.strerror}") from exc
-        os.close(fd)
         # Without "c" in its mode SQLite cannot create the file either, should it
         # vanish after the check above.
         mode = "rwc" if create else "rw"

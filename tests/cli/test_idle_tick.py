@@ -9,8 +9,11 @@ behaves as it always has. `python -X importtime` shows which way a run went.
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing, suppress
 from pathlib import Path
 
 import pytest
@@ -18,12 +21,13 @@ import pytest
 from tests.conftest import clean_env, script
 
 
-def run(cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-    """Run the installed script in `cwd`; the run, with the modules it imported."""
+def run(cwd: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """Run the installed script in `cwd`, with `env` added; the run, with the modules it
+    imported."""
     done = subprocess.run(
         [sys.executable, "-X", "importtime", script(), *args],
         cwd=cwd,
-        env=clean_env(),
+        env=clean_env(**env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -112,6 +116,7 @@ def test_a_tick_with_work_goes_the_full_way(project: Path) -> None:
         (["tick", "--drain", "--module", "mail"], 0, "", ""),
         (["--debug", "tick"], 0, "", ""),
         (["tick", "-mmail"], 0, "", ""),
+        (["tick", "--budget", "99999999d"], 2, "", "invalid duration '99999999d': too large"),
     ],
 )
 def test_every_other_tick_goes_to_the_cli(
@@ -124,6 +129,20 @@ def test_every_other_tick_goes_to_the_cli(
     assert err in done.stderr and len(done.stderr.splitlines()) == (1 if err else 0)
 
 
+@pytest.mark.parametrize(
+    ("value", "code", "err"),
+    [("maybe", 2, "Invalid value for '--debug': 'maybe' is not a valid boolean"), ("1", 0, "")],
+)
+def test_a_debug_environment_goes_to_the_cli(
+    project: Path, value: str, code: int, err: str
+) -> None:
+    """click reads TASKCRON_DEBUG as --debug, and refuses what is not a boolean."""
+    done, modules = run(project, "tick", TASKCRON_DEBUG=value)
+    assert full_cli(modules)
+    assert (done.returncode, done.stdout) == (code, "")
+    assert err in done.stderr and len(done.stderr.splitlines()) == (1 if err else 0)
+
+
 def test_a_config_the_idle_tick_cannot_vouch_for_goes_to_the_cli(project: Path) -> None:
     config = project / "taskcron.toml"  # the home is .taskcron beside it, as before
     for misspelt, key in (("leese = '10s'\n", "leese"), ("[log]\nlevle = 'info'\n", "log.levle")):
@@ -131,6 +150,15 @@ def test_a_config_the_idle_tick_cannot_vouch_for_goes_to_the_cli(project: Path) 
         done, modules = run(project, "tick")
         assert full_cli(modules)
         assert done.returncode == 2 and f"unknown config key {key!r}" in done.stderr
+
+    for key in ("lease", "budget"):  # past the calendar's end from now: refused, not idle
+        config.write_text(f"{key} = '99999999d'\n")
+        done, modules = run(project, "tick")
+        assert full_cli(modules)
+        assert (done.returncode, done.stderr) == (
+            2,
+            f"taskcron: error: config key {key!r}: invalid duration '99999999d': too large\n",
+        )
 
     config.write_text("[log]\nlevel = 'debug'\n")  # an idle tick records itself
     done, modules = run(project, "tick")
@@ -144,6 +172,80 @@ def test_a_config_the_idle_tick_cannot_vouch_for_goes_to_the_cli(project: Path) 
         check=True,
     ).stdout
     assert "tick.idle" in {json.loads(line)["event"] for line in records.splitlines()}
+
+
+def test_a_tick_while_another_process_writes_sees_what_it_wrote(project: Path) -> None:
+    """The claim waits for the write lock and runs what the writer made due: so does an
+    idle tick's question, instead of answering from the snapshot before the write."""
+    with closing(sqlite3.connect(project / ".taskcron" / "tasks.db")) as writer:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE tasks SET due_at = 0 WHERE module = 'mail'")
+        tick = subprocess.Popen([script(), "tick"], cwd=project, env=clean_env())
+        with suppress(subprocess.TimeoutExpired):  # not needed to pass: it asks meanwhile
+            tick.wait(timeout=1)
+        writer.commit()
+    assert tick.wait(timeout=60) == 0
+    listed = subprocess.run(
+        [script(), "list", "--all", "--json", "--module", "mail"],
+        cwd=project,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert [task["state"] for task in json.loads(listed)] == ["done"]
+
+
+def test_a_store_path_through_a_directory_still_to_create_goes_the_full_way(
+    project: Path,
+) -> None:
+    """The claim makes the store's directory as the system reads the path: x, here
+    (SQLite alone would read "x/.." as nothing)."""
+    url = f"sqlite:///{project}/x/../.taskcron/tasks.db"
+    done, modules = run(project, "--store", url, "tick")
+    assert full_cli(modules) and (done.returncode, done.stderr) == (0, "")
+    assert (project / "x").is_dir()
+    done, modules = run(project, "--store", url, "tick")
+    assert done.returncode == 0 and "click" not in modules
+
+
+@pytest.mark.parametrize(
+    ("config", "args", "error"),
+    [
+        ("x = " + "[" * 5000 + "]" * 5000 + "\n", ["tick"], "RecursionError"),
+        ("", ["--home", "~nosuchuser-x/home", "tick"], "RuntimeError"),
+    ],
+)
+def test_what_breaks_while_reading_the_settings_is_said_by_the_cli(
+    project: Path, config: str, args: list[str], error: str
+) -> None:
+    """Not a traceback from the early answer: the CLI's one line."""
+    (project / "taskcron.toml").write_text(config)
+    done, modules = run(project, *args)
+    assert full_cli(modules)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith(f"taskcron: error: unexpected {error}")
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_a_store_this_process_may_not_write_goes_the_full_way(project: Path) -> None:
+    """The store opens its file for writing first: an immutable one is refused (SQLite
+    alone would read it, and write beside it)."""
+    store = project / ".taskcron" / "tasks.db"
+    if (
+        shutil.which("chattr") is None
+        or subprocess.run(["chattr", "+i", str(store)], capture_output=True, check=False).returncode
+    ):
+        pytest.skip("needs chattr +i: root, on a filesystem with immutable files")
+    try:
+        done, modules = run(project, "tick")
+    finally:
+        subprocess.run(["chattr", "-i", str(store)], check=True)
+    assert full_cli(modules)
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"taskcron: error: cannot open store {store}: Operation not permitted\n",
+    )
 
 
 def test_a_home_still_to_create_is_created_by_the_full_tick(tmp_path: Path) -> None:

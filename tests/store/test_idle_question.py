@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -93,3 +94,25 @@ def test_the_store_is_asked_at_the_wall_clock(tmp_path: Path) -> None:
     assert not line.idle_store(path, (), ("billing",))
     assert line.idle_store(path, (), ("mail",))
     store.close()
+
+
+def test_a_store_another_process_writes_is_asked_once_it_has_written(tmp_path: Path) -> None:
+    """A claim waits for the write lock and reads what the writer committed (here, a task
+    made due): so does the question, not the snapshot before it."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import datetime, timedelta, timezone
+
+    path = tmp_path / "tasks.db"
+    store = SqliteStore(path)
+    now = datetime.now(timezone.utc)
+    store.schedule(new_task("mail", due_at=now + timedelta(hours=1)), now=now)
+    store.close()
+    assert line.idle_store(path, (), ())
+    with closing(sqlite3.connect(path, isolation_level=None)) as writer:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE tasks SET due_at = 0")
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(line.idle_store, path, (), ())
+            time.sleep(0.5)  # not needed to pass: it asks while the writer writes
+            writer.execute("COMMIT")
+            assert answer.result(timeout=60) is False

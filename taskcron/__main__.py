@@ -88,9 +88,9 @@ def _idle(parsed: dict[str, list[str]]) -> bool:
         return False  # the CLI prints the warnings; a debug log records idle ticks
     home: Path = values["home"]
     url = values.get("store") or configfile.default_url(home)
-    if not url.startswith(configfile.SQLITE_PREFIX):
+    if not url.startswith(syntax.SQLITE_PREFIX):
         return False
-    return home.is_dir() and line.idle_store(Path(configfile.sqlite_path(url)), modules, excepts)
+    return home.is_dir() and line.idle_store(Path(syntax.sqlite_path(url)), modules, excepts)
 
 
 def _one(parsed: dict[str, list[str]], name: str) -> str | None:

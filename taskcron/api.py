@@ -30,7 +30,7 @@ from taskcron import config as config_module
 from taskcron import configfile, errors, logstore, syntax
 from taskcron import schedule as schedule_module
 from taskcron.config import Config
-from taskcron.configfile import default_url, sqlite_path
+from taskcron.configfile import default_url
 from taskcron.lifecycle import (
     ACTION_EVENTS,
     Event,
@@ -55,7 +55,7 @@ from taskcron.store import (
     open_store,
     redact,
 )
-from taskcron.syntax import LOG_LEVELS, parse_duration, parse_module_id
+from taskcron.syntax import LOG_LEVELS, parse_duration, parse_module_id, sqlite_path
 
 if TYPE_CHECKING:
     from taskcron.pool import Pool, PoolSettings

@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from taskcron import errors
-from taskcron.syntax import LOG_LEVELS, parse_duration, parse_module_id, zone
+from taskcron.syntax import (
+    LOG_LEVELS,
+    SQLITE_PREFIX,
+    parse_duration,
+    parse_module_id,
+    sqlite_url,
+    zone,
+)
 
 ENV_HOME = "TASKCRON_HOME"
 ENV_CONFIG = "TASKCRON_CONFIG"
@@ -38,7 +45,6 @@ ENV_DEBUG = "TASKCRON_DEBUG"  #: The CLI's --debug (click reads it as a boolean)
 DEFAULT_HOME = ".taskcron"
 CONFIG_FILE = "taskcron.toml"
 STORE_FILE = "tasks.db"  #: The default store's file name inside the home.
-SQLITE_PREFIX = "sqlite:///"
 #: The keys a config file may hold (`taskcron.config` reads them all)...
 KEYS = frozenset(
     {
@@ -206,34 +212,6 @@ def store_choice(found: Found | None, store: str | None) -> StoreChoice | None:
     if found is not None and "store" in found.values:
         return StoreChoice(string_value(found.values, "store"), found.path.parent, FROM_FILE)
     return None
-
-
-def sqlite_path(url: str) -> str:
-    """The file path of a `sqlite:///` URL, as written (relative or absolute).
-
-    Everything after `sqlite:///` is the path, taken literally: a home may hold
-    `%`, `#` or `?`, which a general URL parser would read as escapes, a
-    fragment or a query.
-    """
-    if not url.startswith(SQLITE_PREFIX):
-        raise errors.StoreURLError(
-            f"invalid store URL {url!r}: expected sqlite:///relative/path or "
-            "sqlite:////absolute/path"
-        )
-    path = url[len(SQLITE_PREFIX) :]
-    if not path or path.endswith("/"):
-        raise errors.StoreURLError(f"invalid store URL {url!r}: it names no file")
-    if path == ":memory:":
-        raise errors.StoreURLError(
-            f"invalid store URL {url!r}: an in-memory store would vanish with each command"
-        )
-    return path
-
-
-def sqlite_url(url: str, base: Path) -> str:
-    """A `sqlite:///` URL with its path made absolute against `base`."""
-    path = Path(sqlite_path(url)).expanduser()
-    return SQLITE_PREFIX + str((base / path).absolute())
 
 
 def default_url(home: Path) -> str:

@@ -51,7 +51,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from taskcron import errors
-from taskcron.configfile import sqlite_url
 from taskcron.model import (
     Lanes,
     Next,
@@ -65,6 +64,7 @@ from taskcron.model import (
     Target,
     Task,
 )
+from taskcron.syntax import sqlite_url
 
 #: Where a task goes after a run ended with an outcome at a time.
 Decide = Callable[[Task, Outcome, datetime], "Next | tuple[State, datetime]"]

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taskcron import errors, line
-from taskcron.configfile import sqlite_path
 from taskcron.model import Lanes, Scope
 from taskcron.store import Store, machine_id
 from taskcron.store.sql import RUN_COLUMNS, TASK_COLUMNS, SqlStore
+from taskcron.syntax import sqlite_path
 
 log = logging.getLogger(__name__)
 

@@ -576,21 +576,32 @@ def test_a_killed_command_leaves_the_store_before_or_after_and_no_torn_record(
     before = snapshot(op.template / "tasks.db")
     typical, span = timing(op, tmp_path / "work")
     tally = Tally()
-    for n in range(KILLS):
+
+    def kill(delay: float, *, after_open: bool) -> None:
         home = fresh(op, tmp_path / "work")
-        # Half the kills anywhere in a run, half while the store is open.
-        if n % 2:
-            landed = kill_at(op, home, rng.uniform(0, 1.2 * typical))
-        else:
-            landed = kill_at(op, home, rng.uniform(0, 1.2 * span), after_open=True)
+        landed = kill_at(op, home, delay, after_open=after_open)
         state = check_after(op, home, before, tally)
         if landed == "killed with the store closed":
             landed += " (before it opened)" if state == "before" else " (after it closed)"
         tally.landed[landed] += 1
+
+    for n in range(KILLS):
+        # Half the kills anywhere in a run, half while the store is open.
+        if n % 2:
+            kill(rng.uniform(0, 1.2 * typical), after_open=False)
+        else:
+            kill(rng.uniform(0, 1.2 * span), after_open=True)
+    # On a loaded machine the store's few milliseconds can slip past every aimed kill:
+    # aim again, at once, until one lands there (bounded), so that the case is tried.
+    extra = 0
+    while not tally.landed["killed with the store open"] and extra < KILLS:
+        extra += 1
+        kill(0.0, after_open=True)
     print_figures(
-        f"SIGKILL {1.2 * typical:.3f} s at most into a run or {1.2 * span:.3f} s into the store",
+        f"SIGKILL {1.2 * typical:.3f} s at most into a run or {1.2 * span:.3f} s into the store"
+        + (f", {extra} more aimed at once" if extra else ""),
         op,
-        KILLS,
+        KILLS + extra,
         tally,
     )
     assert tally.torn == 0

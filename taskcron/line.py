@@ -155,10 +155,8 @@ def idle_store(path: Path, modules: Sequence[str], excepts: Sequence[str]) -> bo
     """
     import sqlite3
 
-    if not path.is_file():
-        return False
     try:
-        open_file(path, create=False)
+        open_file(path, create=False)  # missing, a directory, not writable: OSError
     except OSError:
         return False
     try:

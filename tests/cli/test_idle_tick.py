@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import clean_env, script
+from tests.conftest import clean_env, script, taskcron_in
 
 
 def run(cwd: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
@@ -48,16 +48,17 @@ def full_cli(modules: set[str]) -> bool:
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A project with a config file, a home and three tasks due in an hour."""
-    subprocess.run([script(), "init"], cwd=tmp_path, env=clean_env(), check=True)
+    ok(tmp_path, "init")
     for module in ("billing", "billing.eu", "mail"):
-        subprocess.run(
-            [script(), "schedule", module, "--in", "1h", "--", "true"],
-            cwd=tmp_path,
-            env=clean_env(),
-            check=True,
-            capture_output=True,
-        )
+        ok(tmp_path, "schedule", module, "--in", "1h", "--", "true")
     return tmp_path
+
+
+def ok(cwd: Path, *args: str) -> str:
+    """What the installed script printed, run in `cwd`; it must succeed."""
+    done = taskcron_in(cwd, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 @pytest.mark.parametrize(
@@ -77,14 +78,7 @@ def test_an_idle_tick_loads_neither_click_nor_the_api(project: Path, args: list[
 
 
 def test_the_generated_crontab_line_is_answered_early(project: Path) -> None:
-    printed = subprocess.run(
-        [script(), "generate-cron", "--every", "1m", "--module", "billing"],
-        cwd=project,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    printed = ok(project, "generate-cron", "--every", "1m", "--module", "billing")
     line = next(text for text in printed.splitlines() if not text.startswith("#"))
     argv = line.split(" >> ")[0].split()[5:]  # after the five time fields
     assert argv[0].endswith("taskcron") and "tick" in argv
@@ -94,9 +88,7 @@ def test_the_generated_crontab_line_is_answered_early(project: Path) -> None:
 
 
 def test_a_tick_with_work_goes_the_full_way(project: Path) -> None:
-    subprocess.run(
-        [script(), "schedule", "mail", "--", "true"], cwd=project, env=clean_env(), check=True
-    )
+    ok(project, "schedule", "mail", "--", "true")
     done, modules = run(project, "tick", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["outcome"] == "ran"
@@ -163,14 +155,7 @@ def test_a_config_the_idle_tick_cannot_vouch_for_goes_to_the_cli(project: Path) 
     config.write_text("[log]\nlevel = 'debug'\n")  # an idle tick records itself
     done, modules = run(project, "tick")
     assert full_cli(modules) and done.returncode == 0
-    records = subprocess.run(
-        [script(), "log", "--json", "--level", "debug"],
-        cwd=project,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    records = ok(project, "log", "--json", "--level", "debug")
     assert "tick.idle" in {json.loads(line)["event"] for line in records.splitlines()}
 
 
@@ -185,14 +170,7 @@ def test_a_tick_while_another_process_writes_sees_what_it_wrote(project: Path) -
             tick.wait(timeout=1)
         writer.commit()
     assert tick.wait(timeout=60) == 0
-    listed = subprocess.run(
-        [script(), "list", "--all", "--json", "--module", "mail"],
-        cwd=project,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    listed = ok(project, "list", "--all", "--json", "--module", "mail")
     assert [task["state"] for task in json.loads(listed)] == ["done"]
 
 

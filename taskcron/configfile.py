@@ -180,7 +180,7 @@ def home_of(found: Found | None, home: str | os.PathLike[str] | None) -> Path:
     """The home: `home` (the command line), else `TASKCRON_HOME`, else the file's `home`
     key (relative to the file), else `.taskcron` beside the file or in the current
     directory."""
-    chosen = home if home is not None else os.environ.get(ENV_HOME) or None
+    chosen = _named_home(home)
     if chosen is not None:
         return Path(chosen).expanduser().absolute()
     if found is None:
@@ -189,6 +189,11 @@ def home_of(found: Found | None, home: str | os.PathLike[str] | None) -> Path:
         written = Path(string_value(found.values, "home")).expanduser()
         return (found.path.parent / written).absolute()
     return found.path.parent / DEFAULT_HOME
+
+
+def _named_home(home: str | os.PathLike[str] | None) -> str | os.PathLike[str] | None:
+    """The home named by the command line, else by `TASKCRON_HOME`; None when neither did."""
+    return home if home is not None else os.environ.get(ENV_HOME) or None
 
 
 #: Where a store URL came from when the config file's `store` key chose it.
@@ -244,6 +249,8 @@ def read(
     path = None if found is None else found.path
     values = _check({} if found is None else found.values, path)
     values["home"] = home_of(found, home)
+    if found is None and _named_home(home) is None:
+        values["home_by_default"] = True  # nothing named it: `./.taskcron`, the last fallback
     chosen = store_choice(found, store)
     if chosen is not None and chosen.origin != FROM_FILE:  # the file's was checked above
         url = resolve_store(chosen.url, chosen.base, chosen.origin)

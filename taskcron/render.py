@@ -196,17 +196,15 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def task_table(tasks: Sequence[Task], *, out: Console | None = None) -> None:
+def task_table(tasks: Sequence[Task], *, out: Console | None = None, more: int = 0) -> None:
     """The `list` table: id, module, title, state, priority, due, attempts.
 
     When any task listed recurs, two more columns: its schedule and how its
     last run ended (the last one too when a step of a long job asked to
     continue); when any has an owner, an owner column; when any reported
-    progress, a progress column.
+    progress, a progress column. `more` tasks left out of the page are named
+    on a last line, with how to see them all.
     """
-    from rich.table import Table
-    from rich.text import Text
-
     recurring = any(task.recurrence is not None for task in tasks)
     columns = [
         ("id", "right"),
@@ -228,29 +226,93 @@ def task_table(tasks: Sequence[Task], *, out: Console | None = None) -> None:
     progressing = any(task.progress is not None for task in tasks)
     if progressing:
         columns.append(("progress", "left"))
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for name, justify in columns:
-        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    rows: list[list[Cell]] = []
     for task in tasks:
-        cells = [
-            Text(str(task.id)),
-            Text(task.module),
-            Text(one_line(task.title)),
-            Text(task.state.value, style=_STATE_STYLES.get(task.state.value, "")),
-            Text(str(task.priority)),
-            Text(_when(task.due_at)),
-            Text(f"{task.attempts}/{task.max_attempts}"),
+        cells: list[Cell] = [
+            (str(task.id), ""),
+            (task.module, ""),
+            (one_line(task.title), ""),
+            (task.state.value, _STATE_STYLES.get(task.state.value, "")),
+            (str(task.priority), ""),
+            (_when(task.due_at), ""),
+            (f"{task.attempts}/{task.max_attempts}", ""),
         ]
         if recurring:
-            cells.append(Text("-" if task.recurrence is None else one_line(str(task.recurrence))))
+            cells.append(("-" if task.recurrence is None else one_line(str(task.recurrence)), ""))
         if last:
             cells.append(_outcome(task))
         if owned:
-            cells.append(Text("-" if task.owner is None else one_line(task.owner)))
+            cells.append(("-" if task.owner is None else one_line(task.owner), ""))
         if progressing:
-            cells.append(Text(progress_text(task.progress)))
-        table.add_row(*cells)
-    _print(out or console(), table)
+            cells.append((progress_text(task.progress), ""))
+        rows.append(cells)
+    con = out or console()
+    grid(con, columns, rows)
+    if more:
+        line(f"\u2026 and {more} more: --limit 0 for all", file=con.file)
+
+
+#: A table cell: its text (one line) and its rich style ("" for none).
+Cell = tuple[str, str]
+
+
+def grid(con: Console, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Cell]]) -> None:
+    """A table without borders, as rich draws one (`box=None`, bold headers, two spaces
+    between columns), each row on one line.
+
+    rich lays a table out cell by cell, seconds for thousands of rows; a table
+    that fits the console's width needs none of that: its lines are joined here,
+    each styled cell drawn by rich once per value. One that does not fit is
+    left to rich, which folds its cells.
+    """
+    header = [(name, "bold") for name, _ in columns]
+    widths = [max(_width(row[i][0]) for row in (header, *rows)) for i in range(len(columns))]
+    if sum(widths) + 2 * (len(widths) - 1) > con.width:
+        _print(con, _rich_grid(columns, rows))
+        return
+    styled: dict[Cell, str] = {}
+    right = [justify == "right" for _, justify in columns]
+    lines = []
+    for row in (header, *rows):
+        parts = []
+        for (value, style), width, on_right in zip(row, widths, right, strict=True):
+            pad = " " * (width - _width(value))
+            if style:
+                if (value, style) not in styled:
+                    styled[value, style] = _styled(con, value, style)
+                value = styled[value, style]
+            parts.append(pad + value if on_right else value + pad)
+        lines.append("  ".join(parts).rstrip(" "))
+    con.file.write("\n".join(lines) + "\n")
+    con.file.flush()
+
+
+def _width(text: str) -> int:
+    """How many columns `text` takes at a terminal."""
+    from rich.cells import cell_len
+
+    return len(text) if text.isascii() else cell_len(text)
+
+
+def _styled(con: Console, text: str, style: str) -> str:
+    """`text` in `style` as `con` writes it (plain where it writes no styles)."""
+    from rich.text import Text
+
+    with con.capture() as captured:
+        con.print(Text(text, style=style), end="", soft_wrap=True)
+    return captured.get()
+
+
+def _rich_grid(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Cell]]) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name, justify in columns:
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(*(Text(value, style=style) for value, style in row))
+    return table
 
 
 def progress_text(progress: Progress | None, *, long: bool = False) -> str:
@@ -273,13 +335,11 @@ def progress_text(progress: Progress | None, *, long: bool = False) -> str:
     return text
 
 
-def _outcome(task: Task) -> Any:
-    from rich.text import Text
-
+def _outcome(task: Task) -> Cell:
     if task.last_outcome is None:
-        return Text("-")
+        return ("-", "")
     value = task.last_outcome.value
-    return Text(value, style=_STATE_STYLES.get(value, ""))
+    return (value, _STATE_STYLES.get(value, ""))
 
 
 def upcoming_table(
@@ -541,5 +601,5 @@ def _failures_table(tasks: Sequence[Task]) -> Table:
     table = _status_table("when", "id>", "module", "title", "state", "last run")
     for task in tasks:
         state = Text(task.state.value, style=_STATE_STYLES.get(task.state.value, ""))
-        table.add_row(Text(_when(task.updated_at)), *_named(task), state, _outcome(task))
+        table.add_row(Text(_when(task.updated_at)), *_named(task), state, Text(*_outcome(task)))
     return table

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from taskcron import TaskCron
 from tests.conftest import clean_env, script, taskcron_in
 
 ERROR = "taskcron: error: "
@@ -479,3 +480,54 @@ def test_init_says_it_keeps_an_existing_config(tmp_path: Path) -> None:
     assert result.stdout.splitlines()[0] == f"kept {config}"
     assert config.read_text() == "# mine\n"
 
+
+# --- list on many tasks ----------------------------------------------------------------
+
+
+@pytest.fixture
+def crowded(tmp_path: Path) -> Path:
+    """A home of 105 queued tasks, scheduled through the API (the CLI reads it)."""
+    home = tmp_path / "home"
+    with TaskCron(home) as app:
+        for number in range(105):
+            app.schedule(f"m{number:03d}", command=["true"], delay="1h")
+    return home
+
+
+def test_list_shows_a_page_by_default_and_says_how_many_more(crowded: Path, tmp_path: Path) -> None:
+    result = taskcron("list", cwd=tmp_path, env={"TASKCRON_HOME": str(crowded)})
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 + 100 + 1
+    assert lines[0].split() == ["id", "module", "title", "state", "priority", "due", "attempts"]
+    assert [line.split()[1] for line in lines[1:101]] == [f"m{n:03d}" for n in range(100)]
+    assert lines[-1] == "\u2026 and 5 more: --limit 0 for all"
+
+
+@pytest.mark.parametrize(("limit", "rows", "last"), [("0", 105, "m104"), ("3", 3, "m002")])
+def test_list_limit_sets_the_page_and_zero_shows_every_task(
+    crowded: Path, tmp_path: Path, limit: str, rows: int, last: str
+) -> None:
+    env = {"TASKCRON_HOME": str(crowded)}
+    lines = taskcron("list", "--limit", limit, cwd=tmp_path, env=env).stdout.splitlines()
+    assert len(lines) == 1 + rows + (rows < 105)
+    assert lines[rows].split()[1] == last
+    if rows < 105:
+        assert lines[-1] == f"\u2026 and {105 - rows} more: --limit 0 for all"
+
+
+def test_list_json_prints_every_task_unless_a_limit_is_given(crowded: Path, tmp_path: Path) -> None:
+    env = {"TASKCRON_HOME": str(crowded)}
+    every = json.loads(taskcron("list", "--json", cwd=tmp_path, env=env).stdout)
+    assert [t["module"] for t in every] == [f"m{n:03d}" for n in range(105)]
+    page = json.loads(taskcron("list", "--json", "--limit", "2", cwd=tmp_path, env=env).stdout)
+    assert [t["module"] for t in page] == ["m000", "m001"]
+    zero = json.loads(taskcron("list", "--json", "--limit", "0", cwd=tmp_path, env=env).stdout)
+    assert len(zero) == 105
+
+
+def test_a_list_that_fits_on_one_page_has_no_last_line(tmp_path: Path) -> None:
+    env = {"TASKCRON_HOME": str(tmp_path / "home")}
+    taskcron("schedule", "app", "--", "true", cwd=tmp_path, env=env)
+    lines = taskcron("list", cwd=tmp_path, env=env).stdout.splitlines()
+    assert len(lines) == 2 and lines[1].split()[:2] == ["1", "app"]

@@ -356,9 +356,10 @@ class TaskCron:
         return self._store
 
     def _make_home(self, *, asked: bool = False) -> None:
-        """Create the home if missing. One nothing named (the last fallback, `./.taskcron`)
-        is created with a warning, unless `asked` (by `init`): a cron line that lacks its
-        `--config` would otherwise make a new home in the wrong place and succeed forever."""
+        """Create the home if missing. One nothing named (the last fallback, `./.taskcron`,
+        holding the store) is created with a warning, unless `asked` (by `init`): a cron
+        line that lacks its `--config` would otherwise make a new, empty store in the wrong
+        place and succeed there forever."""
         if ensure_home(self.home) and self.config.home_by_default and not asked:
             log.warning("created a new home at %s", self.home)
 

@@ -56,7 +56,8 @@ class Config:
     path: Path | None = None  #: The config file read, if any.
     home: Path = field(default_factory=lambda: Path(DEFAULT_HOME).absolute())
     #: True when nothing named the home (no --home, TASKCRON_HOME, --config or config
-    #: file found): it is `./.taskcron` in the current directory, the last fallback.
+    #: file found) nor a store elsewhere: `./.taskcron` here, the last fallback, holds the
+    #: tasks.
     home_by_default: bool = False
     #: The store URL (`sqlite:///...`, resolved to an absolute path); None: `<home>/tasks.db`.
     store: str | None = None

@@ -249,9 +249,10 @@ def read(
     path = None if found is None else found.path
     values = _check({} if found is None else found.values, path)
     values["home"] = home_of(found, home)
-    if found is None and _named_home(home) is None:
-        values["home_by_default"] = True  # nothing named it: `./.taskcron`, the last fallback
     chosen = store_choice(found, store)
+    if found is None and _named_home(home) is None and chosen is None:
+        # Nothing named the home, nor a store elsewhere: `./.taskcron` holds the tasks.
+        values["home_by_default"] = True
     if chosen is not None and chosen.origin != FROM_FILE:  # the file's was checked above
         url = resolve_store(chosen.url, chosen.base, chosen.origin)
         if url != values.get("store"):

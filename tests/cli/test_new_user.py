@@ -168,6 +168,13 @@ def test_a_home_named_anywhere_is_created_silently(tmp_path: Path, how: str) -> 
     assert not (tmp_path / ".taskcron").exists()
 
 
+def test_a_home_beside_a_store_named_elsewhere_is_created_silently(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'db' / 'tasks.db'}"
+    result = taskcron("--store", store, "schedule", "app", "--", "true", cwd=tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "1\n", "")
+    assert (tmp_path / "db" / "tasks.db").is_file()
+
+
 def test_init_never_warns_of_the_home_it_creates(tmp_path: Path) -> None:
     result = taskcron("init", cwd=tmp_path)
     assert (result.returncode, result.stderr) == (0, "")

@@ -113,6 +113,18 @@ def _duration(value: timedelta | str | float | None) -> timedelta | None:
     return parse_duration(value)
 
 
+def _target(call: str | None, task: str | None, command: Sequence[str] | None) -> Target:
+    """The one target given, read (its form only)."""
+    if sum(t is not None for t in (call, task, command)) != 1:
+        raise errors.TargetError("give exactly one target: call, task or command")
+    if call is not None:
+        return Target.call(call)
+    if task is not None:
+        return Target.task(task)
+    assert command is not None
+    return Target.command(command)
+
+
 def _utf8(name: str, value: str | None) -> None:
     """Refuse text that cannot be stored: a byte of argv that was not UTF-8 arrives as a
     lone surrogate."""
@@ -220,6 +232,48 @@ class Pruned(NamedTuple):
     tasks: int
     files: int  #: Rotated log files of this host.
     records: int | None = None  #: Records of the shared log; None when the store keeps none.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scheduled:
+    """What `schedule_or_find` did: the task, and whether a keyed one was there already."""
+
+    task: Task
+    existing: bool = False  #: A task of the same module id and key was returned, unchanged.
+    #: The fields (of `KEPT_FIELDS`) in which that task differs from the request.
+    differs: tuple[str, ...] = ()
+
+
+#: The fields a keyed request is compared on with the task it finds, in the order they
+#: are named. The due time is not: a request's `at`/`delay` is read from its own now.
+KEPT_FIELDS = (
+    "target",
+    "schedule",
+    "data",
+    "priority",
+    "title",
+    "max_attempts",
+    "timeout",
+    "max_lateness",
+    "owner",
+)
+
+
+def _differences(found: Task, new: NewTask, *, title_given: bool) -> tuple[str, ...]:
+    """The `KEPT_FIELDS` in which the task `found` differs from the request `new`; the
+    title only when the request gave one (else it is the target's, already compared)."""
+    seen = {
+        "target": found.target != new.target,
+        "schedule": found.recurrence != new.recurrence,
+        "data": json.loads(found.data_json) != json.loads(new.data_json),
+        "priority": found.priority != new.priority,
+        "title": title_given and found.title != new.title,
+        "max_attempts": found.max_attempts != new.max_attempts,
+        "timeout": found.timeout != new.timeout,
+        "max_lateness": found.max_lateness != new.max_lateness,
+        "owner": found.owner != new.owner,
+    }
+    return tuple(name for name in KEPT_FIELDS if seen[name])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -453,14 +507,19 @@ class TaskCron:
         key: str | None = None,
         owner: str | None = None,
         check: bool = False,
+        check_task: bool = True,
     ) -> Task:
         """Add a task to the queue and return it.
 
         Exactly one of `call` (`package.module:function`), `task` (a registered
-        name) or `command` (an argv) says what it runs; with `check`, it must
-        resolve here and now (a `TargetError` if it does not). `data` is any
-        JSON-serialisable value (`{}` when neither it nor `data_json` is given);
-        `data_json` passes JSON text as it is.
+        name) or `command` (an argv) says what it runs. A `task` name must be
+        registered by the config's `modules` or an entry point (a `TargetError`
+        saying which name it probably meant if not; a warning, and the task is
+        added, when a module cannot be imported); `check_task=False` skips
+        that. With `check`, any target must resolve here and now (a
+        `TargetError` if it does not). `data` is any JSON-serialisable value
+        (`{}` when neither it nor `data_json` is given); `data_json` passes
+        JSON text as it is.
 
         A one-off task is due now, or at `at`, or after `delay`. With `cron`
         (read in `tz`: default the config's `timezone`, else the system's) or
@@ -468,20 +527,61 @@ class TaskCron:
         (`every`: now + the period) unless `at`/`delay` says otherwise, then
         again after each run ends. `max_lateness` skips a run that is later
         than that. With `key`, a task of the same module id and key that is
-        queued or running is returned instead of adding another. `owner` binds
-        the task to whoever created it (a web session, a user, a tenant).
+        queued, running or paused is returned, unchanged, instead of adding
+        another; a warning names the fields (`KEPT_FIELDS`) in which it differs
+        from this request. `owner` binds the task to whoever created it (a web
+        session, a user, a tenant).
         """
+        return self.schedule_or_find(
+            module,
+            call=call,
+            task=task,
+            command=command,
+            data=data,
+            data_json=data_json,
+            priority=priority,
+            title=title,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            cron=cron,
+            every=every,
+            tz=tz,
+            at=at,
+            delay=delay,
+            max_lateness=max_lateness,
+            key=key,
+            owner=owner,
+            check=check,
+            check_task=check_task,
+        ).task
+
+    def schedule_or_find(
+        self,
+        module: str,
+        *,
+        call: str | None = None,
+        task: str | None = None,
+        command: Sequence[str] | None = None,
+        data: Any = None,
+        data_json: str | None = None,
+        priority: int = 0,
+        title: str | None = None,
+        max_attempts: int = 1,
+        timeout: timedelta | str | float | None = None,
+        cron: str | None = None,
+        every: timedelta | str | float | None = None,
+        tz: str | None = None,
+        at: datetime | str | None = None,
+        delay: timedelta | str | float | None = None,
+        max_lateness: timedelta | str | float | None = None,
+        key: str | None = None,
+        owner: str | None = None,
+        check: bool = False,
+        check_task: bool = True,
+    ) -> Scheduled:
+        """`schedule`, saying whether a keyed task was there already and how it differs."""
         module = parse_module_id(module)
-        chosen = [t for t in (call, task, command) if t is not None]
-        if len(chosen) != 1:
-            raise errors.TargetError("give exactly one target: call, task or command")
-        if call is not None:
-            target = Target.call(call)
-        elif task is not None:
-            target = Target.task(task)
-        else:
-            assert command is not None
-            target = Target.command(command)
+        target = _target(call, task, command)
         if data_json is not None:
             if data is not None:
                 raise errors.DataError("give data or data_json, not both")
@@ -514,6 +614,8 @@ class TaskCron:
         _owner(owner)
         if check:
             self._resolve(target)
+        elif check_task and task is not None:
+            self._check_task(task)
         now = self.clock()
         due_at = self._first_due(now, recurrence, at, delay, tz)
         new = NewTask(
@@ -530,21 +632,48 @@ class TaskCron:
             key=key,
             owner=owner,
         )
-        created = self.store.schedule(new, now=now)
-        if created.created_at == now:
-            self.recorder.emit(
-                Event.TASK_SCHEDULED,
-                task=created,
-                message=f"scheduled {created.title}",
-                title=created.title,
-                target=created.target.to_json(),
-                priority=created.priority,
-                due_at=iso(created.due_at),
-                schedule=None if recurrence is None else recurrence.to_json(),
-                key=key,
-                owner=owner,
+        created, existing = self.store.schedule_or_find(new, now=now)
+        if existing:
+            differs = _differences(created, new, title_given=title is not None)
+            if differs:
+                log.warning(
+                    "task %s (key %s) exists and differs in %s: kept as it was",
+                    created.id,
+                    key,
+                    ", ".join(differs),
+                )
+            return Scheduled(task=created, existing=True, differs=differs)
+        self.recorder.emit(
+            Event.TASK_SCHEDULED,
+            task=created,
+            message=f"scheduled {created.title}",
+            title=created.title,
+            target=created.target.to_json(),
+            priority=created.priority,
+            due_at=iso(created.due_at),
+            schedule=None if recurrence is None else recurrence.to_json(),
+            key=key,
+            owner=owner,
+        )
+        return Scheduled(task=created)
+
+    def _check_task(self, name: str) -> None:
+        """Refuse a task name that no configured module or entry point registers; warn
+        when a module cannot be imported, as the name may be one of its own."""
+        from taskcron import handlers
+
+        handlers.add_import_paths(self.config.import_paths)
+        try:
+            found, unimportable = handlers.check_name(name, self.config.modules)
+        except errors.HandlerError as exc:
+            raise errors.TargetError(str(exc)) from exc
+        for problem in unimportable:
+            log.warning(
+                "%s; task %r %s",
+                problem,
+                name,
+                "is registered by another module" if found else "could not be checked",
             )
-        return created
 
     def _resolve(self, target: Target) -> None:
         from taskcron import handlers

@@ -196,7 +196,10 @@ def _read_data(value: str) -> str:
 @click.option("--at", metavar="TIME", help="First due at TIME (ISO 8601).")
 @click.option("--max-lateness", metavar="DUR", help="Skip a run that is later than DUR.")
 @click.option(
-    "--key", metavar="KEY", help="Return the waiting task of this module and key, if any."
+    "--key",
+    metavar="KEY",
+    help="Keep the queued, running or paused task of this module and key, if any, as it is "
+    "(a warning says where it differs), and print its id.",
 )
 @click.option("--owner", metavar="ID", help="Who the task belongs to: a session, user or tenant.")
 @click.option(
@@ -204,6 +207,12 @@ def _read_data(value: str) -> str:
     "check_target",
     is_flag=True,
     help="Refuse a target that does not resolve now (import, registered name, program).",
+)
+@click.option(
+    "--no-check",
+    "skip_check",
+    is_flag=True,
+    help="Do not check that a --task NAME is registered by the configured modules.",
 )
 @json_option
 @click.pass_context
@@ -227,9 +236,16 @@ def schedule(
     key: str | None,
     owner: str | None,
     check_target: bool,
+    skip_check: bool,
     as_json: bool,
 ) -> None:
     """Add a task for MODULE (a dotted module id) and print its id.
+
+    A --task NAME must be registered by the config's modules or an entry
+    point (--no-check skips this); a --call path is checked for its form only,
+    unless --check imports it. With --key, a task of MODULE and KEY that is
+    queued, running or paused is kept as it is and its id printed; a warning
+    names the fields in which it differs from this request.
 
     \b
     Examples:
@@ -243,8 +259,10 @@ def schedule(
     parse_module_id(module)
     if sum(x is not None for x in (call, task_name)) + bool(command) != 1:
         raise click.UsageError("give exactly one of --call PATH, --task NAME or -- CMD [ARGS]...")
+    if check_target and skip_check:
+        raise click.UsageError("give --check or --no-check, not both")
     text = None if data is None else _read_data(data)
-    created = _app(ctx).schedule(
+    scheduled = _app(ctx).schedule_or_find(
         module,
         call=call,
         task=task_name,
@@ -263,11 +281,12 @@ def schedule(
         key=key,
         owner=owner,
         check=check_target,
+        check_task=not skip_check,
     )
     if as_json:
-        render.json_out(created.to_json())
+        render.json_out({**scheduled.task.to_json(), "existing": scheduled.existing})
     else:
-        render.line(str(created.id))
+        render.line(str(scheduled.task.id))
 
 
 @cli.command(short_help="Run at most one due task in scope. This is what cron runs.")

@@ -8,6 +8,7 @@ directly by an import path `package.module:function`.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -146,6 +147,38 @@ def registered(modules: Sequence[str]) -> list[str]:
     from importlib.metadata import entry_points
 
     return sorted({*_registry, *(e.name for e in entry_points(group=ENTRY_POINT_GROUP))})
+
+
+def check_name(name: str, modules: Sequence[str]) -> tuple[bool, list[str]]:
+    """Whether `name` is a handler the config's `modules` or the entry points register,
+    and why each module that cannot be imported (whatever its import raised) cannot.
+
+    A name that is not registered while every module imports is a `HandlerError`
+    that says which registered name it is probably a misspelling of. Entry points
+    are read only for a name no module registers, as `find` does.
+    """
+    unimportable = []
+    for module in modules:
+        try:
+            _guarded(functools.partial(load_modules, [module]), module)
+        except errors.HandlerError as exc:
+            unimportable.append(str(exc))
+    if name in _registry:
+        return True, unimportable
+    from importlib.metadata import entry_points
+
+    names = {*_registry, *(e.name for e in entry_points(group=ENTRY_POINT_GROUP))}
+    if name in names or unimportable:
+        return name in names, unimportable
+    import difflib
+
+    where = f"modules {', '.join(modules)}" if modules else "no modules (config 'modules')"
+    close = difflib.get_close_matches(name, sorted(names), n=3)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise errors.HandlerError(
+        f"no task handler named {name!r} (searched {where} and entry points "
+        f"{ENTRY_POINT_GROUP!r}){hint}"
+    )
 
 
 def resolve(target: Target, *, modules: Sequence[str], cwd: Path | None) -> None:

@@ -86,7 +86,7 @@ class NewTask:
     timeout: timedelta | None = None
     recurrence: Recurrence | None = None
     max_lateness: timedelta | None = None
-    key: str | None = None  #: Return the queued or running task of this module and key, if any.
+    key: str | None = None  #: Return the queued, running or paused task of this module and key.
     owner: str | None = None  #: Who the task belongs to (a web session, a user, a tenant).
 
 
@@ -167,6 +167,12 @@ class Store(Protocol):
 
     def schedule(self, new: NewTask, *, now: datetime) -> Task:
         """Add a queued task and return it; with a key, the one already waiting if any."""
+        ...
+
+    def schedule_or_find(self, new: NewTask, *, now: datetime) -> tuple[Task, bool]:
+        """`schedule`, saying whether the task returned was there already (True) rather
+        than added: with a key, a queued, running or paused task of the same module id
+        and key is returned unchanged."""
         ...
 
     def get(self, task_id: int) -> Task:

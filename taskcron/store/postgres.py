@@ -260,9 +260,14 @@ class SQL:
     SELECT_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ({{ids}})"
 
     # Writing.
+    #: The queued, running or paused task of a module with a key, if any; parameters:
+    #: module, key, module, key. tasks_key holds queued and running tasks only; a
+    #: module's paused tasks are few, and read apart so that the planner can use it.
     SELECT_KEYED_TASK = (
-        "SELECT id FROM tasks WHERE module = %s AND key = %s"
-        " AND key IS NOT NULL AND state IN ('queued', 'running') LIMIT 1"
+        "(SELECT id FROM tasks WHERE module = %s AND key = %s"
+        " AND key IS NOT NULL AND state IN ('queued', 'running') LIMIT 1)"
+        " UNION ALL (SELECT id FROM tasks WHERE module = %s AND state = 'paused'"
+        " AND key = %s LIMIT 1) LIMIT 1"
     )
     INSERT_TASK = (
         "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"

@@ -438,12 +438,19 @@ class SqlStore:
 
     def schedule(self, new: NewTask, *, now: datetime) -> Task:
         """Add a queued task and return it; with a key, the one already waiting if any."""
+        return self.schedule_or_find(new, now=now)[0]
+
+    def schedule_or_find(self, new: NewTask, *, now: datetime) -> tuple[Task, bool]:
+        """`schedule`, saying whether the task returned was there already (True) rather
+        than added: with a key, a queued, running or paused task of the same module id
+        and key is returned unchanged."""
         enc = self._encode_time
         with self._transaction(now=now, lock=new.key is not None) as db:
             if new.key is not None:
-                row = db.execute(self.sql.SELECT_KEYED_TASK, (new.module, new.key)).fetchone()
+                keyed = (new.module, new.key, new.module, new.key)
+                row = db.execute(self.sql.SELECT_KEYED_TASK, keyed).fetchone()
                 if row is not None:
-                    return self._load(db, row["id"])
+                    return self._load(db, row["id"]), True
             task_id = self._insert(
                 db,
                 self.sql.INSERT_TASK,
@@ -464,7 +471,7 @@ class SqlStore:
                     new.owner,
                 ),
             )
-            return self._load(db, task_id)
+            return self._load(db, task_id), False
 
     def transition(
         self,

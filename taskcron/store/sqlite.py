@@ -243,10 +243,14 @@ class SQL:
     SELECT_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ({{ids}})"
 
     # Writing.
-    #: The queued or running task of a module with a key, if any.
+    #: The queued, running or paused task of a module with a key, if any; parameters:
+    #: module, key, module, key. tasks_key holds queued and running tasks only; a
+    #: module's paused tasks are few, and read by their own index.
     SELECT_KEYED_TASK = (
         "SELECT id FROM tasks INDEXED BY tasks_key WHERE module = ? AND key = ?"
-        " AND key IS NOT NULL AND state IN ('queued', 'running') LIMIT 1"
+        " AND key IS NOT NULL AND state IN ('queued', 'running')"
+        " UNION ALL SELECT id FROM tasks INDEXED BY tasks_module_state"
+        " WHERE module = ? AND state = 'paused' AND key = ? LIMIT 1"
     )
     INSERT_TASK = (
         "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"

@@ -227,11 +227,12 @@ class CronEdit:
 
 
 class Pruned(NamedTuple):
-    """What `prune` removed."""
+    """What `prune` removed (or, on a dry run, would remove)."""
 
     tasks: int
     files: int  #: Rotated log files of this host.
     records: int | None = None  #: Records of the shared log; None when the store keeps none.
+    runs: int = 0  #: The runs of the tasks.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1169,29 +1170,41 @@ class TaskCron:
             ) from None
         return moment if moment.tzinfo is not None else moment.astimezone()
 
-    def prune(self, older_than: timedelta | str | None = None) -> Pruned:
-        """Remove finished one-off tasks, rotated logs and shared log records older than
-        `older_than`.
+    def prune(self, older_than: timedelta | str | None = None, *, dry_run: bool = False) -> Pruned:
+        """Remove finished one-off tasks (with their runs), rotated logs and shared log
+        records older than `older_than`; with `dry_run`, only count them.
 
-        The default is the config's `log.retention`. Queued, running and paused
-        tasks are never touched.
+        The default is the config's `log.retention`. A bare number (`"30"`) is
+        refused as a `DurationError`: 30 what? Queued, running and paused tasks
+        are never touched.
         """
-        age = _duration(older_than) if older_than is not None else self.config.log.retention
-        assert age is not None
+        if older_than is None:
+            age = self.config.log.retention
+        elif isinstance(older_than, timedelta):
+            age = older_than
+        else:
+            age = syntax.parse_age(older_than)
         before = self.clock() - age
-        tasks = self.store.prune(before=before)
-        files = logstore.prune_rotated(self.logstore, before)
+        tasks, runs = self.store.prune(before=before, dry_run=dry_run)
+        files = logstore.prune_rotated(self.logstore, before, dry_run=dry_run)
         shared = self.shared_log
-        records = None if shared is None else shared.prune(before=before)
-        counts: dict[str, Any] = {"tasks": tasks, "files": files}
-        removed = f"{tasks} tasks and {files} log files"
-        if records is not None:
-            counts["records"] = records
-            removed = f"{tasks} tasks, {files} log files and {records} log records"
+        records = None if shared is None else shared.prune(before=before, dry_run=dry_run)
+        pruned = Pruned(tasks=tasks, files=files, records=records, runs=runs)
+        if not dry_run:
+            self._record_pruned(pruned, before)
+        return pruned
+
+    def _record_pruned(self, pruned: Pruned, before: datetime) -> None:
+        counts: dict[str, Any] = {"tasks": pruned.tasks, "runs": pruned.runs, "files": pruned.files}
+        removed = f"{pruned.tasks} tasks and {pruned.files} log files"
+        if pruned.records is not None:
+            counts["records"] = pruned.records
+            removed = (
+                f"{pruned.tasks} tasks, {pruned.files} log files and {pruned.records} log records"
+            )
         self.recorder.emit(
             Event.STORE_PRUNED, message=f"removed {removed} older than {iso(before)}", **counts
         )
-        return Pruned(tasks=tasks, files=files, records=records)
 
     def log_feed(self, keep: LogFilter | None = None) -> LogFeed:
         """The log records written from now on that `keep` lets through, as they come:

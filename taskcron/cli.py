@@ -656,19 +656,34 @@ def log(
 
 
 @cli.command(short_help="Remove old finished tasks and rotated log files.")
-@click.option("--older-than", metavar="DUR", help="Age to remove. [default: log.retention, 30d]")
+@click.option(
+    "--older-than",
+    metavar="DUR",
+    help="Age to remove, with its unit (30d, 12h). [default: log.retention, 30d]",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@json_option
 @click.pass_context
-def prune(ctx: click.Context, older_than: str | None) -> None:
-    """Remove finished one-off tasks and rotated log files older than DUR; with a
-    PostgreSQL store, the records of its log table older than DUR too.
+def prune(ctx: click.Context, older_than: str | None, dry_run: bool, as_json: bool) -> None:
+    """Remove finished one-off tasks (and their runs) and rotated log files older than
+    DUR; with a PostgreSQL store, the records of its log table older than DUR too.
 
-    Never touches queued, running or paused tasks.
+    DUR needs a unit: a bare number is refused (30 what? e.g. 30d). Never
+    touches queued, running or paused tasks. --json prints {"tasks", "runs",
+    "log_files", "log_records"} (log_records: null without a log table).
     """
-    tasks, files, records = _app(ctx).prune(older_than)
-    removed = [f"{tasks} task{'s' * (tasks != 1)}", f"{files} log file{'s' * (files != 1)}"]
-    if records is not None:
-        removed.append(f"{records} log record{'s' * (records != 1)}")
-    render.line(f"removed {', '.join(removed[:-1])} and {removed[-1]}")
+    pruned = _app(ctx).prune(older_than, dry_run=dry_run)
+    if as_json:
+        render.json_out(
+            {
+                "tasks": pruned.tasks,
+                "runs": pruned.runs,
+                "log_files": pruned.files,
+                "log_records": pruned.records,
+            }
+        )
+    else:
+        render.line(render.pruned(pruned.tasks, pruned.files, pruned.records, dry_run=dry_run))
 
 
 @cli.command(short_help="Check the config, code, store, log and crontab.")

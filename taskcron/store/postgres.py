@@ -284,6 +284,12 @@ class SQL:
     FINISHED_BEFORE = "state IN ('done', 'failed', 'cancelled') AND updated_at < %s"
     PRUNE_RUNS = f"DELETE FROM runs WHERE task_id IN (SELECT id FROM tasks WHERE {FINISHED_BEFORE})"
     PRUNE_TASKS = f"DELETE FROM tasks WHERE {FINISHED_BEFORE}"
+    #: What `prune --dry-run` counts: the same tasks and runs.
+    COUNT_PRUNE_RUNS = (
+        f"SELECT count(*) AS n FROM runs WHERE task_id IN (SELECT id FROM tasks WHERE"
+        f" {FINISHED_BEFORE})"
+    )
+    COUNT_PRUNE_TASKS = f"SELECT count(*) AS n FROM tasks WHERE {FINISHED_BEFORE}"
     OWNED_WAITING = "owner = %s AND state IN ('queued', 'paused')"
     SELECT_OWNED_WAITING = f"SELECT id FROM tasks WHERE {OWNED_WAITING} FOR UPDATE"
     CANCEL_OWNED = f"UPDATE tasks SET state = 'cancelled', updated_at = %s WHERE {OWNED_WAITING}"

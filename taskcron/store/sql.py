@@ -54,6 +54,7 @@ from taskcron.store import (
     Lease,
     NewTask,
     PoolLease,
+    PruneCount,
     Recovered,
     Skip,
     Tasks,
@@ -130,6 +131,8 @@ class Statements(Protocol):
     DELETE_TASK: str
     PRUNE_RUNS: str
     PRUNE_TASKS: str
+    COUNT_PRUNE_RUNS: str
+    COUNT_PRUNE_TASKS: str
     SELECT_OWNED_WAITING: str
     CANCEL_OWNED: str
     SELECT_RUNNING: str
@@ -522,12 +525,21 @@ class SqlStore:
             db.execute(self.sql.DELETE_TASK, (task_id,))
             return task
 
-    def prune(self, *, before: datetime) -> int:
-        """Delete finished (done, failed, cancelled) tasks last updated before `before`."""
+    def prune(self, *, before: datetime, dry_run: bool = False) -> PruneCount:
+        """Delete finished (done, failed, cancelled) tasks last updated before `before`,
+        with their runs, and count them; with `dry_run`, only count them."""
+        cutoff = (self._encode_time(before),)
+        if dry_run:
+            with self._read() as db:
+                return PruneCount(
+                    tasks=int(db.execute(self.sql.COUNT_PRUNE_TASKS, cutoff).fetchone()["n"]),
+                    runs=int(db.execute(self.sql.COUNT_PRUNE_RUNS, cutoff).fetchone()["n"]),
+                )
         with self._transaction(lock=True) as db:
-            cutoff = (self._encode_time(before),)
-            db.execute(self.sql.PRUNE_RUNS, cutoff)
-            return int(db.execute(self.sql.PRUNE_TASKS, cutoff).rowcount)
+            runs = int(db.execute(self.sql.PRUNE_RUNS, cutoff).rowcount)
+            return PruneCount(
+                tasks=int(db.execute(self.sql.PRUNE_TASKS, cutoff).rowcount), runs=runs
+            )
 
     # --- claiming ------------------------------------------------------------
 

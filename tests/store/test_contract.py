@@ -1049,7 +1049,10 @@ def test_prune_deletes_only_finished_tasks_last_updated_before_the_cutoff(store:
     paused = store.schedule(new_task("p"), now=T0)
     store.transition(paused.id, action="pause", allowed=(State.QUEUED,), to=State.PAUSED, now=T0)
 
-    assert store.prune(before=at(10)) == 2
+    assert store.prune(before=at(10), dry_run=True) == (2, 1)
+    assert len(store.list(scope=EVERYTHING, states=ALL_STATES)) == 5
+    assert store.get(done.id).runs != ()
+    assert store.prune(before=at(10)) == (2, 1)
 
     left = {t.id for t in store.list(scope=EVERYTHING, states=ALL_STATES)}
     assert left == {recent.id, queued.id, paused.id}

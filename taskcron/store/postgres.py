@@ -183,8 +183,15 @@ CREATE INDEX log_module ON log (module, id) WHERE module IS NOT NULL;
 CREATE INDEX log_problems ON log (id) WHERE level IN ('warning', 'error');
 """
 
+#: A key also finds a paused task (`SELECT_KEYED_TASK`): its own small index, as
+#: tasks_key holds queued and running tasks only.
+_KEY_PAUSED = """
+CREATE INDEX tasks_key_paused ON tasks (module, key) WHERE key IS NOT NULL
+    AND state = 'paused'
+"""
+
 #: MIGRATIONS[n] takes a schema from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_V1, _LOG_TABLE)
+MIGRATIONS: tuple[str, ...] = (_V1, _LOG_TABLE, _KEY_PAUSED)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # --- SQL ----------------------------------------------------------------------
@@ -261,13 +268,13 @@ class SQL:
 
     # Writing.
     #: The queued, running or paused task of a module with a key, if any; parameters:
-    #: module, key, module, key. tasks_key holds queued and running tasks only; a
-    #: module's paused tasks are few, and read apart so that the planner can use it.
+    #: module, key, module, key. Through tasks_key (queued and running tasks), then
+    #: tasks_key_paused.
     SELECT_KEYED_TASK = (
         "(SELECT id FROM tasks WHERE module = %s AND key = %s"
         " AND key IS NOT NULL AND state IN ('queued', 'running') LIMIT 1)"
-        " UNION ALL (SELECT id FROM tasks WHERE module = %s AND state = 'paused'"
-        " AND key = %s LIMIT 1) LIMIT 1"
+        " UNION ALL (SELECT id FROM tasks WHERE module = %s AND key = %s"
+        " AND key IS NOT NULL AND state = 'paused' LIMIT 1) LIMIT 1"
     )
     INSERT_TASK = (
         "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"

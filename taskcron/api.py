@@ -275,12 +275,11 @@ class LogFeed:
 
 
 def owner_signature(token: str, owner: str) -> str:
-    """The signature of an owner link: HMAC-SHA256 of the owner id, keyed by the token, in hex."""
-    import hashlib
-    import hmac
+    """The `sig` of the owner link of `owner`, made with the dashboard's token (see
+    `taskcron.web.auth`: a key derived from the token for owner links only)."""
+    from taskcron.web.auth import owner_signature as signature  # standard library only
 
-    key, text = token.encode(), owner.encode("utf-8", "surrogatepass")
-    return hmac.new(key, text, hashlib.sha256).hexdigest()
+    return signature(token, owner)
 
 
 class TaskCron:
@@ -1073,8 +1072,9 @@ class TaskCron:
     def owner_link(self, owner: str) -> str:
         """The dashboard's read-only page of `owner`'s tasks: `/owner/OWNER?sig=SIGNATURE`.
 
-        Signed with the dashboard's token (HMAC-SHA256), so it stays valid while
-        the token does; a `ConfigError` when no token is configured.
+        Signed (HMAC-SHA256) with a key derived from the dashboard's token for owner
+        links only, so it stays valid while the token does and opens nothing else;
+        a `ConfigError` when no token is configured.
         """
         _owner(owner)
         token = self.config.web.token

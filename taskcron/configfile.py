@@ -70,7 +70,18 @@ KEYS = frozenset(
 TABLE_KEYS = {
     "retry": frozenset({"backoff", "max_backoff"}),
     "log": frozenset({"level", "max_bytes", "backups", "retention", "output_tail"}),
-    "web": frozenset({"host", "port", "token", "read_token", "stylesheet", "script"}),
+    "web": frozenset(
+        {
+            "host",
+            "port",
+            "token",
+            "read_token",
+            "stylesheet",
+            "script",
+            "session_ttl",
+            "max_streams",
+        }
+    ),
 }
 
 
@@ -347,6 +358,12 @@ def _web(table: Mapping[str, Any], base: Path) -> dict[str, Any]:
     for key in ("stylesheet", "script"):
         if key in table:
             web[key] = (base / Path(string_value(table, key, "web.")).expanduser()).absolute()
+    if "session_ttl" in table:
+        web["session_ttl"] = _duration(table, "session_ttl", "web.")
+        if web["session_ttl"] < timedelta(seconds=1):
+            raise errors.ConfigError("config key 'web.session_ttl' must be at least 1s")
+    if "max_streams" in table:
+        web["max_streams"] = _positive_int(table, "max_streams", "web.")
     return web
 
 

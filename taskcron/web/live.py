@@ -29,7 +29,7 @@ import anyio.to_thread
 
 from taskcron import errors
 from taskcron.api import LogFeed, TaskCron
-from taskcron.model import Scope, State, Task, iso
+from taskcron.model import Scope, State, TargetKind, Task, iso
 
 T = TypeVar("T")
 QUEUE = 1000  #: Events waiting for one page; a page that falls this far behind is dropped.
@@ -45,13 +45,21 @@ def task_json(task: Task) -> dict[str, Any]:
     return {**task.to_json(runs=False), "run": None if run is None else run.to_json()}
 
 
+def owner_title(task: Task) -> str:
+    """A task's title as an owner link shows it: a command's title that is its command
+    line (the default) would show its arguments, so the module id stands for it."""
+    if task.target.kind is TargetKind.COMMAND and task.title == str(task.target):
+        return task.module
+    return task.title
+
+
 def owner_json(task: Task) -> dict[str, Any]:
     """A task as an owner link's stream carries it: `OWNER_KEYS`, its newest run's start
     and end (null when none was loaded); never its command, data, result, host or pid."""
     run = task.last_run
     return {
         "id": task.id,
-        "title": task.title,
+        "title": owner_title(task),
         "module": task.module,
         "state": task.state.value,
         "progress": None if task.progress is None else task.progress.to_json(),

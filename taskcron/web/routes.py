@@ -16,6 +16,7 @@ refusal says why in one line, as JSON under /api and /events.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -49,7 +50,7 @@ from taskcron.api import TaskCron
 from taskcron.model import Scope, State, Task, format_duration
 from taskcron.web import Settings
 from taskcron.web.auth import COOKIE, CSRF_FIELD, CSRF_HEADER, Keys, Who, bearer
-from taskcron.web.live import Calls, Hub, Listener, Quota, task_event
+from taskcron.web.live import Calls, Hub, Listener, Quota, owner_title, task_event
 
 HERE = Path(__file__).parent
 PAGE = 50  #: Tasks a page by default.
@@ -311,7 +312,7 @@ class Dashboard:
             "owner.html",
             None,
             owner=owner,
-            tasks=found[:limit],
+            tasks=[dataclasses.replace(t, title=owner_title(t)) for t in found[:limit]],
             previous=link + urlencode({"sig": signature or "", "offset": offset - limit})
             if offset
             else None,

@@ -18,10 +18,11 @@ from taskcron import TaskCron
 from taskcron.api import owner_signature
 from taskcron.config import WebConfig
 from taskcron.model import State
-from taskcron.web.live import OWNER_KEYS, task_event
+from taskcron.web.live import task_event
 from taskcron.web.routes import Dashboard, build
 from tests.conftest import FakeClock
 from tests.web.conftest import (
+    OWNER_VIEW,
     READ_TOKEN,
     SCRIPT_TITLE,
     TOKEN,
@@ -683,7 +684,7 @@ def test_an_owner_links_stream_carries_only_what_its_page_shows(stocked: Home) -
         return data
 
     data = asyncio.run(heard())
-    assert sorted(data) == sorted(OWNER_KEYS)
+    assert sorted(data) == sorted(OWNER_VIEW)
     run = task.runs[-1]
     assert data == {
         "id": task.id,

@@ -52,6 +52,8 @@ CONFIGS = {
     "budget.toml": 'budget = "5x"\n',
     "poll.toml": 'poll = "5x"\n',
     "kill-grace.toml": "kill_grace = -1\n",
+    "lease-zero.toml": 'lease = "0s"\n',
+    "lease-short.toml": "lease = 0.5\n",
     "store-scheme.toml": 'store = "bogus://x"\n',
     "store-schema.toml": 'store = "postgresql://u@h/d?schema=Bad"\n',
 }
@@ -177,6 +179,8 @@ BAD_INPUT = [
     row("--config", "budget.toml", "tick", says="config key 'budget'"),
     row("--config", "poll.toml", "list", says="config key 'poll'"),
     row("--config", "kill-grace.toml", "list", says="config key 'kill_grace'"),
+    row("--config", "lease-zero.toml", "tick", says="'lease' must be at least 1s, not '0s'"),
+    row("--config", "lease-short.toml", "list", says="'lease' must be at least 1s, not 0.5"),
     row("--config", "store-scheme.toml", "list", says="scheme 'bogus'"),
     row("--config", "store-schema.toml", "list", says="schema 'Bad'"),
     # generate-cron, always into a file of the test's own

@@ -444,7 +444,7 @@ def list_(
     type=click.IntRange(min=0),
     default=10,
     show_default=True,
-    help="How many due times to list.",
+    help="How many due times to list, at most 10000.",
 )
 @json_option
 @click.pass_context

@@ -655,6 +655,8 @@ class TaskCron:
             raise errors.InputError(f"invalid limit {limit}: must be at least 1")
         if _int64("offset", offset) < 0:
             raise errors.InputError(f"invalid offset {offset}: must be 0 or more")
+        if limit is not None and offset > INT64[1] - limit:  # a page's end no store can count to
+            raise errors.InputError(f"invalid offset {offset}: out of range")
         _owner(owner)
         store = self._existing_store()
         if store is None:

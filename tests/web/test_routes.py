@@ -197,6 +197,10 @@ def test_the_tasks_page_links_its_neighbours(client: TestClient) -> None:
         ("?limit=0", "invalid limit 0: expected 1 to 500"),
         ("?limit=x", "invalid limit 'x': expected an integer"),
         ("?offset=-1", "invalid offset -1: must be 0 or more"),
+        ("?offset=9223372036854775807", "invalid offset 9223372036854775807: out of range"),
+        pytest.param(
+            "?offset=" + "9" * 5000, f"invalid offset {'9' * 5000}: out of range", id="5000-digits"
+        ),
         ("?state=sleeping", "invalid state 'sleeping': expected one of queued, running, done,"),
         ("?module=a..b", "invalid module id 'a..b': empty segment"),
     ],
@@ -207,6 +211,7 @@ def test_bad_queries_are_400_with_the_clis_message(
     response = client.get("/api/tasks" + query, headers=bearer())
     assert response.status_code == 400
     assert response.json()["error"].startswith(message)
+    assert "\n" not in response.json()["error"]
 
 
 @pytest.mark.parametrize(
@@ -215,6 +220,12 @@ def test_bad_queries_are_400_with_the_clis_message(
         ("/api/tasks/abc", 400, "invalid task id 'abc': expected an integer"),
         ("/api/tasks/%C2%B2", 400, "invalid task id '\u00b2': expected an integer"),
         ("/api/tasks/99999999999999999999", 400, "invalid task id 99999999999999999999: out"),
+        pytest.param(
+            "/api/tasks/" + "9" * 5000,
+            400,
+            f"invalid task id {'9' * 5000}: out of range",
+            id="/api/tasks/<5000 digits>",
+        ),
         ("/api/nowhere", 404, "no page at this address"),
         ("/api/tasks/1/retry", 405, "method not allowed here"),
     ],
@@ -225,6 +236,7 @@ def test_a_bad_task_id_or_address_is_refused_with_a_message(
     response = client.get(path, headers=bearer())
     assert response.status_code == status
     assert response.json()["error"].startswith(message)
+    assert "\n" not in response.json()["error"]
     log_in(client)
     page = client.get(path.removeprefix("/api"))
     assert page.status_code == status and "Traceback" not in page.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from urllib.parse import quote
 
@@ -138,6 +139,16 @@ def test_api_status_is_status_json(client: TestClient, stocked: Home) -> None:
     response = client.get("/api/status?module=mail", headers=bearer())
     assert response.json() == stocked.app.status(modules=["mail"]).to_json()
     assert set(response.json()["modules"]) == {"mail.welcome", "mail.digest"}
+
+
+def test_api_status_lists_module_ids_in_order(client: TestClient, stocked: Home) -> None:
+    modules = [f"m{n:02d}.{kind}" for n in range(30) for kind in ("b", "a")]
+    random.Random(7).shuffle(modules)
+    for module in modules:
+        stocked.app.schedule(module, command=["true"])
+    every = {task.module for task in stocked.app.list(all=True)}
+    response = client.get("/api/status", headers=bearer())
+    assert list(response.json()["modules"]) == sorted(every)
 
 
 def test_api_log_is_log_json(client: TestClient, stocked: Home) -> None:

@@ -166,7 +166,8 @@ STARTER = """\
 # Under `taskcron work`, each task's deadline is its start plus this.
 # budget = "50s"
 
-# How long a running task's lease lasts before another tick may recover it.
+# How long a running task's lease lasts before another tick may recover it
+# (at least 1s).
 # lease = "30s"
 
 # How long a task gets after SIGTERM before SIGKILL, when it timed out or its

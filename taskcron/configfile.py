@@ -45,6 +45,9 @@ ENV_DEBUG = "TASKCRON_DEBUG"  #: The CLI's --debug (click reads it as a boolean)
 DEFAULT_HOME = ".taskcron"
 CONFIG_FILE = "taskcron.toml"
 STORE_FILE = "tasks.db"  #: The default store's file name inside the home.
+#: The shortest `lease`: a shorter one expires between its renewals, and another
+#: tick would take the live task for dead.
+MIN_LEASE = timedelta(seconds=1)
 #: The keys a config file may hold (`taskcron.config` reads them all)...
 KEYS = frozenset(
     {
@@ -302,6 +305,11 @@ def _check(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
     for key in ("budget", "lease", "kill_grace"):
         if key in values:
             out[key] = _duration(values, key)
+    if "lease" in values and out["lease"] < MIN_LEASE:
+        raise errors.ConfigError(
+            f"config key 'lease' must be at least {MIN_LEASE.total_seconds():g}s,"
+            f" not {values['lease']!r}"
+        )
     if "max_steps" in values:
         out["max_steps"] = _positive_int(values, "max_steps")
     if "workers" in values:

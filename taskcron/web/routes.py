@@ -518,10 +518,7 @@ def _number(query: QueryParams, name: str, default: int) -> int:
     text = query.get(name)
     if text is None or text == "":
         return default
-    try:
-        return int(text)
-    except ValueError:
-        raise errors.InputError(f"invalid {name} {text!r}: expected an integer") from None
+    return _integer(name, text)
 
 
 def _task_id(request: Request) -> int:
@@ -529,7 +526,20 @@ def _task_id(request: Request) -> int:
     text: str = request.path_params["task_id"]
     if not text.isascii() or not text.isdigit():
         raise errors.InputError(f"invalid task id {text!r}: expected an integer")
-    return int(text)
+    return _integer("task id", text)
+
+
+def _integer(name: str, text: str) -> int:
+    """`text` as an integer; an `InputError` naming it when it is not one, or when it has
+    more digits than Python converts (4,300: far out of any store's range)."""
+    try:
+        return int(text)
+    except ValueError:
+        digits = text.strip()
+        digits = digits[1:] if digits[:1] in ("-", "+") else digits
+        if digits.isascii() and digits.isdigit():
+            raise errors.InputError(f"invalid {name} {text.strip()}: out of range") from None
+        raise errors.InputError(f"invalid {name} {text!r}: expected an integer") from None
 
 
 def _page(query: QueryParams) -> tuple[int, int]:

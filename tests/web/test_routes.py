@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import gc
 import json
+import random
 import re
 import tracemalloc
 from datetime import timedelta
@@ -199,6 +200,16 @@ def test_api_status_is_status_json(client: TestClient, stocked: Home) -> None:
     assert set(response.json()["modules"]) == {"mail.welcome", "mail.digest"}
 
 
+def test_api_status_lists_module_ids_in_order(client: TestClient, stocked: Home) -> None:
+    modules = [f"m{n:02d}.{kind}" for n in range(30) for kind in ("b", "a")]
+    random.Random(7).shuffle(modules)
+    for module in modules:
+        stocked.app.schedule(module, command=["true"])
+    every = {task.module for task in stocked.app.list(all=True)}
+    response = client.get("/api/status", headers=bearer())
+    assert list(response.json()["modules"]) == sorted(every)
+
+
 def test_api_log_is_log_json(client: TestClient, stocked: Home) -> None:
     task_id = stocked.ids["failed"]
     response = client.get(f"/api/log?task={task_id}&level=error", headers=bearer())
@@ -256,6 +267,10 @@ def test_the_tasks_page_links_its_neighbours(client: TestClient) -> None:
         ("?limit=0", "invalid limit 0: expected 1 to 500"),
         ("?limit=x", "invalid limit 'x': expected an integer"),
         ("?offset=-1", "invalid offset -1: must be 0 or more"),
+        ("?offset=9223372036854775807", "invalid offset 9223372036854775807: out of range"),
+        pytest.param(
+            "?offset=" + "9" * 5000, f"invalid offset {'9' * 5000}: out of range", id="5000-digits"
+        ),
         ("?state=sleeping", "invalid state 'sleeping': expected one of queued, running, done,"),
         ("?module=a..b", "invalid module id 'a..b': empty segment"),
     ],
@@ -266,6 +281,7 @@ def test_bad_queries_are_400_with_the_clis_message(
     response = client.get("/api/tasks" + query, headers=bearer())
     assert response.status_code == 400
     assert response.json()["error"].startswith(message)
+    assert "\n" not in response.json()["error"]
 
 
 @pytest.mark.parametrize(
@@ -274,6 +290,12 @@ def test_bad_queries_are_400_with_the_clis_message(
         ("/api/tasks/abc", 400, "invalid task id 'abc': expected an integer"),
         ("/api/tasks/%C2%B2", 400, "invalid task id '\u00b2': expected an integer"),
         ("/api/tasks/99999999999999999999", 400, "invalid task id 99999999999999999999: out"),
+        pytest.param(
+            "/api/tasks/" + "9" * 5000,
+            400,
+            f"invalid task id {'9' * 5000}: out of range",
+            id="/api/tasks/<5000 digits>",
+        ),
         ("/api/nowhere", 404, "no page at this address"),
         ("/api/tasks/1/retry", 405, "method not allowed here"),
     ],
@@ -284,6 +306,7 @@ def test_a_bad_task_id_or_address_is_refused_with_a_message(
     response = client.get(path, headers=bearer())
     assert response.status_code == status
     assert response.json()["error"].startswith(message)
+    assert "\n" not in response.json()["error"]
     log_in(client)
     page = client.get(path.removeprefix("/api"))
     assert page.status_code == status and "Traceback" not in page.text

@@ -71,6 +71,7 @@ INT64 = (-(2**63), 2**63 - 1)
 _KEY = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
 CRONTAB_LOCK = "crontab.lock"  #: In the home: held while a crontab is read and rewritten.
 STATUS_COUNT = 5  #: How many next due tasks, and how many failures, `status` shows.
+MAX_UPCOMING = 10_000  #: The most due times `upcoming` (`next -n`) lists: each is held in memory.
 
 
 def utc_now() -> datetime:
@@ -330,12 +331,11 @@ class LogFeed:
 
 
 def owner_signature(token: str, owner: str) -> str:
-    """The signature of an owner link: HMAC-SHA256 of the owner id, keyed by the token, in hex."""
-    import hashlib
-    import hmac
+    """The `sig` of the owner link of `owner`, made with the dashboard's token (see
+    `taskcron.web.auth`: a key derived from the token for owner links only)."""
+    from taskcron.web.auth import owner_signature as signature  # standard library only
 
-    key, text = token.encode(), owner.encode("utf-8", "surrogatepass")
-    return hmac.new(key, text, hashlib.sha256).hexdigest()
+    return signature(token, owner)
 
 
 class TaskCron:
@@ -608,6 +608,7 @@ class TaskCron:
         lateness = _duration(max_lateness)
         if lateness is not None and lateness <= timedelta(0):
             raise errors.DurationError(str(max_lateness), "a max lateness must be more than zero")
+        _utf8("key", key)
         if key is not None and not _KEY.fullmatch(key):
             raise errors.InputError(
                 f"invalid key {key!r}: expected 1 to 255 characters, no control"
@@ -745,7 +746,13 @@ class TaskCron:
             moment = value
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=syntax.zone(tz or self.timezone))
-        return moment.astimezone(timezone.utc)
+        try:
+            return moment.astimezone(timezone.utc)
+        except OverflowError:  # in UTC it falls before year 1 or after year 9999
+            raise errors.InputError(
+                f"invalid time {str(value)!r}: out of range, in UTC it falls outside the years"
+                " 1 to 9999"
+            ) from None
 
     def get(self, task_id: int) -> Task:
         """The task with its runs; `TaskNotFoundError` if there is none."""
@@ -777,6 +784,8 @@ class TaskCron:
             raise errors.InputError(f"invalid limit {limit}: must be at least 1")
         if _int64("offset", offset) < 0:
             raise errors.InputError(f"invalid offset {offset}: must be 0 or more")
+        if limit is not None and offset > INT64[1] - limit:  # a page's end no store can count to
+            raise errors.InputError(f"invalid offset {offset}: out of range")
         _owner(owner)
         store = self._existing_store()
         if store is None:
@@ -788,13 +797,14 @@ class TaskCron:
     def upcoming(
         self, *, modules: Iterable[str] = (), excepts: Iterable[str] = (), count: int = 10
     ) -> Upcoming:
-        """The next `count` due times of queued tasks in scope, soonest first.
+        """The next `count` (at most `MAX_UPCOMING`) due times of queued tasks in scope,
+        soonest first.
 
         A recurring task appears at each of its fire times, as if every run
         ended the moment it started.
         """
-        if _int64("count", count) < 0:
-            raise errors.InputError(f"invalid count {count}: must be 0 or more")
+        if not 0 <= _int64("count", count) <= MAX_UPCOMING:
+            raise errors.InputError(f"invalid count {count}: expected 0 to {MAX_UPCOMING}")
         queued = self.list(modules=modules, excepts=excepts, state=State.QUEUED)
         heap = [(task.due_at, task.id, task) for task in queued]
         heapq.heapify(heap)
@@ -1215,8 +1225,9 @@ class TaskCron:
     def owner_link(self, owner: str) -> str:
         """The dashboard's read-only page of `owner`'s tasks: `/owner/OWNER?sig=SIGNATURE`.
 
-        Signed with the dashboard's token (HMAC-SHA256), so it stays valid while
-        the token does; a `ConfigError` when no token is configured.
+        Signed (HMAC-SHA256) with a key derived from the dashboard's token for owner
+        links only, so it stays valid while the token does and opens nothing else;
+        a `ConfigError` when no token is configured.
         """
         _owner(owner)
         token = self.config.web.token
@@ -1544,6 +1555,7 @@ class TaskCron:
 
 
 def _owner(owner: str | None) -> None:
+    _utf8("owner", owner)
     if owner is not None and not _KEY.fullmatch(owner):
         raise errors.InputError(
             f"invalid owner {owner!r}: expected 1 to 255 characters, no control characters"

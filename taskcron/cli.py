@@ -418,9 +418,11 @@ def _tick_summary(result: TickResult) -> str:
     task = result.task
     if result.outcome == "idle":
         return "idle: nothing due"
-    assert task is not None
     if result.outcome == "busy":
+        if task is None:  # a drain's or a pool's: it names no task
+            return "busy: another tick or pool serves this scope"
         return f"busy: task {task.id} ({task.module}) is running"
+    assert task is not None, "a run names its task"
     run = task.last_run
     elapsed = "" if run is None or run.elapsed is None else f" in {run.elapsed:.3f}s"
     outcome = "?" if run is None or run.outcome is None else run.outcome.value
@@ -461,7 +463,7 @@ def list_(
     type=click.IntRange(min=0),
     default=10,
     show_default=True,
-    help="How many due times to list.",
+    help="How many due times to list, at most 10000.",
 )
 @json_option
 @click.pass_context

@@ -46,6 +46,9 @@ ENV_DEBUG = "TASKCRON_DEBUG"  #: The CLI's --debug (click reads it as a boolean)
 DEFAULT_HOME = ".taskcron"
 CONFIG_FILE = "taskcron.toml"
 STORE_FILE = "tasks.db"  #: The default store's file name inside the home.
+#: The shortest `lease`: a shorter one expires between its renewals, and another
+#: tick would take the live task for dead.
+MIN_LEASE = timedelta(seconds=1)
 #: The keys a config file may hold (`taskcron.config` reads them all)...
 KEYS = frozenset(
     {
@@ -71,7 +74,18 @@ KEYS = frozenset(
 TABLE_KEYS = {
     "retry": frozenset({"backoff", "max_backoff"}),
     "log": frozenset({"level", "max_bytes", "backups", "retention", "output_tail"}),
-    "web": frozenset({"host", "port", "token", "read_token", "stylesheet", "script"}),
+    "web": frozenset(
+        {
+            "host",
+            "port",
+            "token",
+            "read_token",
+            "stylesheet",
+            "script",
+            "session_ttl",
+            "max_streams",
+        }
+    ),
 }
 
 
@@ -292,6 +306,11 @@ def _check(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
     for key in ("budget", "lease", "kill_grace"):
         if key in values:
             out[key] = _duration(values, key)
+    if "lease" in values and out["lease"] < MIN_LEASE:
+        raise errors.ConfigError(
+            f"config key 'lease' must be at least {MIN_LEASE.total_seconds():g}s,"
+            f" not {values['lease']!r}"
+        )
     if "max_steps" in values:
         out["max_steps"] = _positive_int(values, "max_steps")
     if "workers" in values:
@@ -348,6 +367,12 @@ def _web(table: Mapping[str, Any], base: Path) -> dict[str, Any]:
     for key in ("stylesheet", "script"):
         if key in table:
             web[key] = (base / Path(string_value(table, key, "web.")).expanduser()).absolute()
+    if "session_ttl" in table:
+        web["session_ttl"] = _duration(table, "session_ttl", "web.")
+        if web["session_ttl"] < timedelta(seconds=1):
+            raise errors.ConfigError("config key 'web.session_ttl' must be at least 1s")
+    if "max_streams" in table:
+        web["max_streams"] = _positive_int(table, "max_streams", "web.")
     return web
 
 

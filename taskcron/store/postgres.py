@@ -361,8 +361,10 @@ class SQL:
     )
 
     # Status.
+    #: In module id order (byte order: `module` is COLLATE "C"), as SQLite's counts table.
     COUNT_TASKS = (
-        "SELECT module, state, count(*) AS tasks FROM tasks WHERE {range} GROUP BY module, state"
+        "SELECT module, state, count(*) AS tasks FROM tasks WHERE {range}"
+        " GROUP BY module, state ORDER BY module, state"
     )
     MODULE_RANGE = "module >= %s AND module < %s"
     MODULE_FROM = "module >= %s"

@@ -273,7 +273,7 @@ class _Seen:
     def add(self, told: Sequence[int], read: Sequence[int]) -> None:
         """The ids told of, and those of the rows then read."""
         self.recent.update(told, read)
-        self.last = max(self.last, *told, *read)
+        self.last = max([self.last, *told, *read])  # both may be empty: a quiet wait
         if len(self.recent) > REMEMBER:
             self.recent = {n for n in self.recent if n > self.last - REMEMBER}
 

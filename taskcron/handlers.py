@@ -122,7 +122,8 @@ def find(name: str, modules: Sequence[str]) -> Handler:
         return found
     from importlib.metadata import entry_points
 
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
+    entries = entry_points(group=ENTRY_POINT_GROUP)
+    for entry in entries:
         if entry.name != name:
             continue
         fn = import_path(entry.value.replace(" ", ""))
@@ -133,12 +134,22 @@ def find(name: str, modules: Sequence[str]) -> Handler:
             )
         found = fn
     if found is None:
-        where = f"modules {', '.join(modules)}" if modules else "no modules (config 'modules')"
-        raise errors.HandlerError(
-            f"no task handler named {name!r} (searched {where} and entry points "
-            f"{ENTRY_POINT_GROUP!r})"
-        )
+        raise _unknown(name, modules, {*_registry, *(entry.name for entry in entries)})
     return found
+
+
+def _unknown(name: str, modules: Sequence[str], names: Iterable[str]) -> errors.HandlerError:
+    """No handler is registered as `name`: where that was looked for, and the registered
+    `names` it is probably a misspelling of."""
+    import difflib
+
+    where = f"modules {', '.join(modules)}" if modules else "no modules (config 'modules')"
+    close = difflib.get_close_matches(name, sorted(names), n=3)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return errors.HandlerError(
+        f"no task handler named {name!r} (searched {where} and entry points "
+        f"{ENTRY_POINT_GROUP!r}){hint}"
+    )
 
 
 def registered(modules: Sequence[str]) -> list[str]:
@@ -170,15 +181,7 @@ def check_name(name: str, modules: Sequence[str]) -> tuple[bool, list[str]]:
     names = {*_registry, *(e.name for e in entry_points(group=ENTRY_POINT_GROUP))}
     if name in names or unimportable:
         return name in names, unimportable
-    import difflib
-
-    where = f"modules {', '.join(modules)}" if modules else "no modules (config 'modules')"
-    close = difflib.get_close_matches(name, sorted(names), n=3)
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    raise errors.HandlerError(
-        f"no task handler named {name!r} (searched {where} and entry points "
-        f"{ENTRY_POINT_GROUP!r}){hint}"
-    )
+    raise _unknown(name, modules, names)
 
 
 def resolve(target: Target, *, modules: Sequence[str], cwd: Path | None) -> None:

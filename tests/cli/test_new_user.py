@@ -262,6 +262,19 @@ def test_schedule_refuses_a_misspelt_task_name_and_says_which_one_it_meant(
 def test_schedule_no_check_adds_a_task_name_that_no_module_registers(greeter: Path) -> None:
     result = taskcron("schedule", "mail", "--task", "helo", "--no-check", cwd=greeter)
     assert (result.returncode, result.stdout, result.stderr) == (0, "1\n", "")
+    tick = taskcron("tick", cwd=greeter)
+    assert tick.returncode == 1
+    assert tick.stderr.startswith(f"{ERROR}task 1 (mail) failed: ")
+    assert tick.stderr.endswith("did you mean 'hello'?\n")
+
+
+def test_schedule_check_of_a_misspelt_task_name_says_which_one_it_meant(greeter: Path) -> None:
+    result = taskcron("schedule", "mail", "--task", "helo", "--check", cwd=greeter)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"{ERROR}target 'helo' does not resolve: no task handler named 'helo' (searched "
+        "modules app and entry points 'taskcron.tasks'); did you mean 'hello'?\n"
+    )
 
 
 def test_schedule_warns_and_adds_the_task_when_a_task_module_cannot_be_imported(

@@ -1186,7 +1186,8 @@ class TaskCron:
 
         The default is the config's `log.retention`. A bare number (`"30"`) is
         refused as a `DurationError`: 30 what? Queued, running and paused tasks
-        are never touched.
+        are never touched. A dry run creates nothing: with no home it is a
+        `HomeMissingError`, as for `list`.
         """
         if older_than is None:
             age = self.config.log.retention
@@ -1195,7 +1196,8 @@ class TaskCron:
         else:
             age = syntax.parse_age(older_than)
         before = self.clock() - age
-        tasks, runs = self.store.prune(before=before, dry_run=dry_run)
+        store = self._existing_store() if dry_run else self.store
+        tasks, runs = (0, 0) if store is None else store.prune(before=before, dry_run=dry_run)
         files = logstore.prune_rotated(self.logstore, before, dry_run=dry_run)
         shared = self.shared_log
         records = None if shared is None else shared.prune(before=before, dry_run=dry_run)

@@ -223,6 +223,13 @@ def test_prune_dry_run_says_what_would_go_and_changes_nothing(run_cli: Run, home
     assert not rotated.exists()
 
 
+def test_prune_dry_run_without_a_home_creates_nothing(run_cli: Run, home: Path) -> None:
+    dry = run_cli("prune", "--dry-run")
+    assert (dry.returncode, dry.stdout) == (1, "")
+    assert dry.stderr.startswith(f"taskcron: error: no taskcron home at {home} ")
+    assert not home.exists()
+
+
 def test_prune_json_counts_tasks_runs_log_files_and_log_records(run_cli: Run, home: Path) -> None:
     finished_task_and_old_rotated_log(run_cli, home)
     result = run_cli("prune", "--older-than", "0s", "--json")

@@ -71,6 +71,7 @@ INT64 = (-(2**63), 2**63 - 1)
 _KEY = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
 CRONTAB_LOCK = "crontab.lock"  #: In the home: held while a crontab is read and rewritten.
 STATUS_COUNT = 5  #: How many next due tasks, and how many failures, `status` shows.
+MAX_UPCOMING = 10_000  #: The most due times `upcoming` (`next -n`) lists: each is held in memory.
 
 
 def utc_now() -> datetime:
@@ -115,6 +116,18 @@ def _duration(value: timedelta | str | float | None) -> timedelta | None:
     if value is None or isinstance(value, timedelta):
         return value
     return parse_duration(value)
+
+
+def _target(call: str | None, task: str | None, command: Sequence[str] | None) -> Target:
+    """The one target given, read (its form only)."""
+    if sum(t is not None for t in (call, task, command)) != 1:
+        raise errors.TargetError("give exactly one target: call, task or command")
+    if call is not None:
+        return Target.call(call)
+    if task is not None:
+        return Target.task(task)
+    assert command is not None
+    return Target.command(command)
 
 
 def _utf8(name: str, value: str | None) -> None:
@@ -219,11 +232,54 @@ class CronEdit:
 
 
 class Pruned(NamedTuple):
-    """What `prune` removed."""
+    """What `prune` removed (or, on a dry run, would remove)."""
 
     tasks: int
     files: int  #: Rotated log files of this host.
     records: int | None = None  #: Records of the shared log; None when the store keeps none.
+    runs: int = 0  #: The runs of the tasks.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scheduled:
+    """What `schedule_or_find` did: the task, and whether a keyed one was there already."""
+
+    task: Task
+    existing: bool = False  #: A task of the same module id and key was returned, unchanged.
+    #: The fields (of `KEPT_FIELDS`) in which that task differs from the request.
+    differs: tuple[str, ...] = ()
+
+
+#: The fields a keyed request is compared on with the task it finds, in the order they
+#: are named. The due time is not: a request's `at`/`delay` is read from its own now.
+KEPT_FIELDS = (
+    "target",
+    "schedule",
+    "data",
+    "priority",
+    "title",
+    "max_attempts",
+    "timeout",
+    "max_lateness",
+    "owner",
+)
+
+
+def _differences(found: Task, new: NewTask, *, title_given: bool) -> tuple[str, ...]:
+    """The `KEPT_FIELDS` in which the task `found` differs from the request `new`; the
+    title only when the request gave one (else it is the target's, already compared)."""
+    seen = {
+        "target": found.target != new.target,
+        "schedule": found.recurrence != new.recurrence,
+        "data": json.loads(found.data_json) != json.loads(new.data_json),
+        "priority": found.priority != new.priority,
+        "title": title_given and found.title != new.title,
+        "max_attempts": found.max_attempts != new.max_attempts,
+        "timeout": found.timeout != new.timeout,
+        "max_lateness": found.max_lateness != new.max_lateness,
+        "owner": found.owner != new.owner,
+    }
+    return tuple(name for name in KEPT_FIELDS if seen[name])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -279,12 +335,11 @@ class LogFeed:
 
 
 def owner_signature(token: str, owner: str) -> str:
-    """The signature of an owner link: HMAC-SHA256 of the owner id, keyed by the token, in hex."""
-    import hashlib
-    import hmac
+    """The `sig` of the owner link of `owner`, made with the dashboard's token (see
+    `taskcron.web.auth`: a key derived from the token for owner links only)."""
+    from taskcron.web.auth import owner_signature as signature  # standard library only
 
-    key, text = token.encode(), owner.encode("utf-8", "surrogatepass")
-    return hmac.new(key, text, hashlib.sha256).hexdigest()
+    return signature(token, owner)
 
 
 class TaskCron:
@@ -467,14 +522,19 @@ class TaskCron:
         key: str | None = None,
         owner: str | None = None,
         check: bool = False,
+        check_task: bool = True,
     ) -> Task:
         """Add a task to the queue and return it.
 
         Exactly one of `call` (`package.module:function`), `task` (a registered
-        name) or `command` (an argv) says what it runs; with `check`, it must
-        resolve here and now (a `TargetError` if it does not). `data` is any
-        JSON-serialisable value (`{}` when neither it nor `data_json` is given);
-        `data_json` passes JSON text as it is.
+        name) or `command` (an argv) says what it runs. A `task` name must be
+        registered by the config's `modules` or an entry point (a `TargetError`
+        saying which name it probably meant if not; a warning, and the task is
+        added, when a module cannot be imported); `check_task=False` skips
+        that. With `check`, any target must resolve here and now (a
+        `TargetError` if it does not). `data` is any JSON-serialisable value
+        (`{}` when neither it nor `data_json` is given); `data_json` passes
+        JSON text as it is.
 
         A one-off task is due now, or at `at`, or after `delay`. With `cron`
         (read in `tz`: default the config's `timezone`, else the system's) or
@@ -482,20 +542,61 @@ class TaskCron:
         (`every`: now + the period) unless `at`/`delay` says otherwise, then
         again after each run ends. `max_lateness` skips a run that is later
         than that. With `key`, a task of the same module id and key that is
-        queued or running is returned instead of adding another. `owner` binds
-        the task to whoever created it (a web session, a user, a tenant).
+        queued, running or paused is returned, unchanged, instead of adding
+        another; a warning names the fields (`KEPT_FIELDS`) in which it differs
+        from this request. `owner` binds the task to whoever created it (a web
+        session, a user, a tenant).
         """
+        return self.schedule_or_find(
+            module,
+            call=call,
+            task=task,
+            command=command,
+            data=data,
+            data_json=data_json,
+            priority=priority,
+            title=title,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            cron=cron,
+            every=every,
+            tz=tz,
+            at=at,
+            delay=delay,
+            max_lateness=max_lateness,
+            key=key,
+            owner=owner,
+            check=check,
+            check_task=check_task,
+        ).task
+
+    def schedule_or_find(
+        self,
+        module: str,
+        *,
+        call: str | None = None,
+        task: str | None = None,
+        command: Sequence[str] | None = None,
+        data: Any = None,
+        data_json: str | None = None,
+        priority: int = 0,
+        title: str | None = None,
+        max_attempts: int = 1,
+        timeout: timedelta | str | float | None = None,
+        cron: str | None = None,
+        every: timedelta | str | float | None = None,
+        tz: str | None = None,
+        at: datetime | str | None = None,
+        delay: timedelta | str | float | None = None,
+        max_lateness: timedelta | str | float | None = None,
+        key: str | None = None,
+        owner: str | None = None,
+        check: bool = False,
+        check_task: bool = True,
+    ) -> Scheduled:
+        """`schedule`, saying whether a keyed task was there already and how it differs."""
         module = parse_module_id(module)
-        chosen = [t for t in (call, task, command) if t is not None]
-        if len(chosen) != 1:
-            raise errors.TargetError("give exactly one target: call, task or command")
-        if call is not None:
-            target = Target.call(call)
-        elif task is not None:
-            target = Target.task(task)
-        else:
-            assert command is not None
-            target = Target.command(command)
+        target = _target(call, task, command)
         if data_json is not None:
             if data is not None:
                 raise errors.DataError("give data or data_json, not both")
@@ -521,6 +622,7 @@ class TaskCron:
         lateness = _duration(max_lateness)
         if lateness is not None and lateness <= timedelta(0):
             raise errors.DurationError(str(max_lateness), "a max lateness must be more than zero")
+        _utf8("key", key)
         if key is not None and not _KEY.fullmatch(key):
             raise errors.InputError(
                 f"invalid key {key!r}: expected 1 to 255 characters, no control"
@@ -528,6 +630,8 @@ class TaskCron:
         _owner(owner)
         if check:
             self._resolve(target)
+        elif check_task and task is not None:
+            self._check_task(task)
         now = self.clock()
         due_at = self._first_due(now, recurrence, at, delay, tz)
         new = NewTask(
@@ -544,21 +648,48 @@ class TaskCron:
             key=key,
             owner=owner,
         )
-        created = self.store.schedule(new, now=now)
-        if created.created_at == now:
-            self.recorder.emit(
-                Event.TASK_SCHEDULED,
-                task=created,
-                message=f"scheduled {created.title}",
-                title=created.title,
-                target=created.target.to_json(),
-                priority=created.priority,
-                due_at=iso(created.due_at),
-                schedule=None if recurrence is None else recurrence.to_json(),
-                key=key,
-                owner=owner,
+        created, existing = self.store.schedule_or_find(new, now=now)
+        if existing:
+            differs = _differences(created, new, title_given=title is not None)
+            if differs:
+                log.warning(
+                    "task %s (key %s) exists and differs in %s: kept as it was",
+                    created.id,
+                    key,
+                    ", ".join(differs),
+                )
+            return Scheduled(task=created, existing=True, differs=differs)
+        self.recorder.emit(
+            Event.TASK_SCHEDULED,
+            task=created,
+            message=f"scheduled {created.title}",
+            title=created.title,
+            target=created.target.to_json(),
+            priority=created.priority,
+            due_at=iso(created.due_at),
+            schedule=None if recurrence is None else recurrence.to_json(),
+            key=key,
+            owner=owner,
+        )
+        return Scheduled(task=created)
+
+    def _check_task(self, name: str) -> None:
+        """Refuse a task name that no configured module or entry point registers; warn
+        when a module cannot be imported, as the name may be one of its own."""
+        from taskcron import handlers
+
+        handlers.add_import_paths(self.config.import_paths)
+        try:
+            found, unimportable = handlers.check_name(name, self.config.modules)
+        except errors.HandlerError as exc:
+            raise errors.TargetError(str(exc)) from exc
+        for problem in unimportable:
+            log.warning(
+                "%s; task %r %s",
+                problem,
+                name,
+                "is registered by another module" if found else "could not be checked",
             )
-        return created
 
     def _resolve(self, target: Target) -> None:
         from taskcron import handlers
@@ -629,7 +760,13 @@ class TaskCron:
             moment = value
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=syntax.zone(tz or self.timezone))
-        return moment.astimezone(timezone.utc)
+        try:
+            return moment.astimezone(timezone.utc)
+        except OverflowError:  # in UTC it falls before year 1 or after year 9999
+            raise errors.InputError(
+                f"invalid time {str(value)!r}: out of range, in UTC it falls outside the years"
+                " 1 to 9999"
+            ) from None
 
     def get(self, task_id: int) -> Task:
         """The task with its runs; `TaskNotFoundError` if there is none."""
@@ -661,6 +798,8 @@ class TaskCron:
             raise errors.InputError(f"invalid limit {limit}: must be at least 1")
         if _int64("offset", offset) < 0:
             raise errors.InputError(f"invalid offset {offset}: must be 0 or more")
+        if limit is not None and offset > INT64[1] - limit:  # a page's end no store can count to
+            raise errors.InputError(f"invalid offset {offset}: out of range")
         _owner(owner)
         store = self._existing_store()
         if store is None:
@@ -672,13 +811,14 @@ class TaskCron:
     def upcoming(
         self, *, modules: Iterable[str] = (), excepts: Iterable[str] = (), count: int = 10
     ) -> Upcoming:
-        """The next `count` due times of queued tasks in scope, soonest first.
+        """The next `count` (at most `MAX_UPCOMING`) due times of queued tasks in scope,
+        soonest first.
 
         A recurring task appears at each of its fire times, as if every run
         ended the moment it started.
         """
-        if _int64("count", count) < 0:
-            raise errors.InputError(f"invalid count {count}: must be 0 or more")
+        if not 0 <= _int64("count", count) <= MAX_UPCOMING:
+            raise errors.InputError(f"invalid count {count}: expected 0 to {MAX_UPCOMING}")
         queued = self.list(modules=modules, excepts=excepts, state=State.QUEUED)
         heap = [(task.due_at, task.id, task) for task in queued]
         heapq.heapify(heap)
@@ -1054,29 +1194,43 @@ class TaskCron:
             ) from None
         return moment if moment.tzinfo is not None else moment.astimezone()
 
-    def prune(self, older_than: timedelta | str | None = None) -> Pruned:
-        """Remove finished one-off tasks, rotated logs and shared log records older than
-        `older_than`.
+    def prune(self, older_than: timedelta | str | None = None, *, dry_run: bool = False) -> Pruned:
+        """Remove finished one-off tasks (with their runs), rotated logs and shared log
+        records older than `older_than`; with `dry_run`, only count them.
 
-        The default is the config's `log.retention`. Queued, running and paused
-        tasks are never touched.
+        The default is the config's `log.retention`. A bare number (`"30"`) is
+        refused as a `DurationError`: 30 what? Queued, running and paused tasks
+        are never touched. A dry run creates nothing: with no home it is a
+        `HomeMissingError`, as for `list`.
         """
-        age = _duration(older_than) if older_than is not None else self.config.log.retention
-        assert age is not None
+        if older_than is None:
+            age = self.config.log.retention
+        elif isinstance(older_than, timedelta):
+            age = older_than
+        else:
+            age = syntax.parse_age(older_than)
         before = self.clock() - age
-        tasks = self.store.prune(before=before)
-        files = logstore.prune_rotated(self.logstore, before)
+        store = self._existing_store() if dry_run else self.store
+        tasks, runs = (0, 0) if store is None else store.prune(before=before, dry_run=dry_run)
+        files = logstore.prune_rotated(self.logstore, before, dry_run=dry_run)
         shared = self.shared_log
-        records = None if shared is None else shared.prune(before=before)
-        counts: dict[str, Any] = {"tasks": tasks, "files": files}
-        removed = f"{tasks} tasks and {files} log files"
-        if records is not None:
-            counts["records"] = records
-            removed = f"{tasks} tasks, {files} log files and {records} log records"
+        records = None if shared is None else shared.prune(before=before, dry_run=dry_run)
+        pruned = Pruned(tasks=tasks, files=files, records=records, runs=runs)
+        if not dry_run:
+            self._record_pruned(pruned, before)
+        return pruned
+
+    def _record_pruned(self, pruned: Pruned, before: datetime) -> None:
+        counts: dict[str, Any] = {"tasks": pruned.tasks, "runs": pruned.runs, "files": pruned.files}
+        removed = f"{pruned.tasks} tasks and {pruned.files} log files"
+        if pruned.records is not None:
+            counts["records"] = pruned.records
+            removed = (
+                f"{pruned.tasks} tasks, {pruned.files} log files and {pruned.records} log records"
+            )
         self.recorder.emit(
             Event.STORE_PRUNED, message=f"removed {removed} older than {iso(before)}", **counts
         )
-        return Pruned(tasks=tasks, files=files, records=records)
 
     def log_feed(self, keep: LogFilter | None = None) -> LogFeed:
         """The log records written from now on that `keep` lets through, as they come:
@@ -1087,8 +1241,9 @@ class TaskCron:
     def owner_link(self, owner: str) -> str:
         """The dashboard's read-only page of `owner`'s tasks: `/owner/OWNER?sig=SIGNATURE`.
 
-        Signed with the dashboard's token (HMAC-SHA256), so it stays valid while
-        the token does; a `ConfigError` when no token is configured.
+        Signed (HMAC-SHA256) with a key derived from the dashboard's token for owner
+        links only, so it stays valid while the token does and opens nothing else;
+        a `ConfigError` when no token is configured.
         """
         _owner(owner)
         token = self.config.web.token
@@ -1415,6 +1570,7 @@ class TaskCron:
 
 
 def _owner(owner: str | None) -> None:
+    _utf8("owner", owner)
     if owner is not None and not _KEY.fullmatch(owner):
         raise errors.InputError(
             f"invalid owner {owner!r}: expected 1 to 255 characters, no control characters"

@@ -47,6 +47,8 @@ class WebConfig:
     read_token: str | None = None  #: Lets a request see only.
     stylesheet: Path | None = None  #: A CSS file served after the built-in one.
     script: Path | None = None  #: A JavaScript file served after the built-in one.
+    session_ttl: timedelta = timedelta(hours=12)  #: How long a login lasts.
+    max_streams: int = 16  #: Event streams open at once per session, token or owner link.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,7 +170,8 @@ STARTER = """\
 # Under `taskcron work`, each task's deadline is its start plus this.
 # budget = "50s"
 
-# How long a running task's lease lasts before another tick may recover it.
+# How long a running task's lease lasts before another tick may recover it
+# (at least 1s).
 # lease = "30s"
 
 # How long a task gets after SIGTERM before SIGKILL, when it timed out or its
@@ -206,6 +209,8 @@ STARTER = """\
 # read_token = "another long random string"
 # stylesheet = "dashboard.css"   # served after the built-in styles
 # script = "dashboard.js"        # served after the built-in script
+# session_ttl = "12h"            # how long a login lasts
+# max_streams = 16               # live streams open at once per session, token or owner link
 
 [log]
 # level = "info"          # debug, info, warning or error

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Mapping, Set
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,6 +30,7 @@ from taskcron import errors
 from taskcron.syntax import (
     LOG_LEVELS,
     SQLITE_PREFIX,
+    parse_age,
     parse_duration,
     parse_module_id,
     sqlite_url,
@@ -45,6 +46,9 @@ ENV_DEBUG = "TASKCRON_DEBUG"  #: The CLI's --debug (click reads it as a boolean)
 DEFAULT_HOME = ".taskcron"
 CONFIG_FILE = "taskcron.toml"
 STORE_FILE = "tasks.db"  #: The default store's file name inside the home.
+#: The shortest `lease`: a shorter one expires between its renewals, and another
+#: tick would take the live task for dead.
+MIN_LEASE = timedelta(seconds=1)
 #: The keys a config file may hold (`taskcron.config` reads them all)...
 KEYS = frozenset(
     {
@@ -70,7 +74,18 @@ KEYS = frozenset(
 TABLE_KEYS = {
     "retry": frozenset({"backoff", "max_backoff"}),
     "log": frozenset({"level", "max_bytes", "backups", "retention", "output_tail"}),
-    "web": frozenset({"host", "port", "token", "read_token", "stylesheet", "script"}),
+    "web": frozenset(
+        {
+            "host",
+            "port",
+            "token",
+            "read_token",
+            "stylesheet",
+            "script",
+            "session_ttl",
+            "max_streams",
+        }
+    ),
 }
 
 
@@ -299,6 +314,11 @@ def _check(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
     for key in ("budget", "lease", "kill_grace"):
         if key in values:
             out[key] = _duration(values, key)
+    if "lease" in values and out["lease"] < MIN_LEASE:
+        raise errors.ConfigError(
+            f"config key 'lease' must be at least {MIN_LEASE.total_seconds():g}s,"
+            f" not {values['lease']!r}"
+        )
     if "max_steps" in values:
         out["max_steps"] = _positive_int(values, "max_steps")
     if "workers" in values:
@@ -330,7 +350,7 @@ def _check(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
             if key in table:
                 log[key] = _non_negative_int(table, key, "log.")
         if "retention" in table:
-            log["retention"] = _duration(table, "retention", "log.")
+            log["retention"] = _duration(table, "retention", "log.", read=parse_age)
         out["log"] = log
     if "web" in values:
         out["web"] = _web(check_table(values["web"], "web"), base)
@@ -355,6 +375,12 @@ def _web(table: Mapping[str, Any], base: Path) -> dict[str, Any]:
     for key in ("stylesheet", "script"):
         if key in table:
             web[key] = (base / Path(string_value(table, key, "web.")).expanduser()).absolute()
+    if "session_ttl" in table:
+        web["session_ttl"] = _duration(table, "session_ttl", "web.")
+        if web["session_ttl"] < timedelta(seconds=1):
+            raise errors.ConfigError("config key 'web.session_ttl' must be at least 1s")
+    if "max_streams" in table:
+        web["max_streams"] = _positive_int(table, "max_streams", "web.")
     return web
 
 
@@ -421,14 +447,19 @@ def _non_negative_int(values: Mapping[str, Any], key: str, prefix: str = "") -> 
     return value
 
 
-def _duration(values: Mapping[str, Any], key: str, prefix: str = "") -> timedelta:
+def _duration(
+    values: Mapping[str, Any],
+    key: str,
+    prefix: str = "",
+    read: Callable[[str | int | float], timedelta] = parse_duration,
+) -> timedelta:
     value = values[key]
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise errors.ConfigError(
             f'config key {prefix + key!r} must be a duration such as "90s" or a number'
         )
     try:
-        return parse_duration(value)
+        return read(value)
     except errors.DurationError as exc:
         raise errors.ConfigError(f"config key {prefix + key!r}: {exc}") from None
 

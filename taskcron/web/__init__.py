@@ -26,6 +26,7 @@ import ipaddress
 import secrets
 import socket
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from taskcron import errors
@@ -46,6 +47,8 @@ class Settings:
     generated: bool = False  #: The token was made at start (none was configured).
     stylesheet: Path | None = None
     script: Path | None = None
+    session_ttl: timedelta = timedelta(hours=12)  #: How long a login lasts.
+    max_streams: int = 16  #: Event streams open at once per session, token or owner link.
 
     @property
     def url(self) -> str:
@@ -99,6 +102,8 @@ def settings(app: TaskCron, *, host: str | None = None, port: int | None = None)
         generated=web.token is None,
         stylesheet=web.stylesheet,
         script=web.script,
+        session_ttl=web.session_ttl,
+        max_streams=web.max_streams,
     )
 
 

@@ -2,11 +2,20 @@
 
 - A request carries `Authorization: Bearer TOKEN`, or the cookie `/login` set.
 - The token (`web.token`) sees and acts; the read token (`web.read_token`) only sees.
-- The cookie holds no token: it is `ROLE.NONCE.MAC`, the MAC keyed by that
-  role's token, so changing a token ends its sessions.
+- Nothing is signed with a token itself. Each purpose has its own key, derived
+  from the token with a label (`derive`): owner links, and for each role its
+  sessions and its CSRF tokens. A signed message is `PURPOSE NUL FIELD NUL ...`
+  (`sign`): no signature of one kind verifies as another, whatever an owner id
+  holds, and changing a token ends everything signed with it.
+- The cookie holds no token: it is `ROLE.NONCE.EXPIRES.MAC`, the MAC covering
+  the role, the nonce and the expiry (Unix seconds); an expired, tampered or
+  foreign cookie is no session.
 - A form sent with the cookie carries the session's CSRF token (a MAC of its
-  nonce); a Bearer request needs none, as no browser adds that header by itself.
-- An owner link is signed with the token (see `taskcron.api.owner_signature`).
+  role and nonce); a Bearer request needs none, as no browser adds that header
+  by itself.
+- An owner link's `sig` signs its owner id (`owner_signature`).
+
+Only the standard library: `TaskCron.owner_link` signs with it without the web extra.
 """
 
 from __future__ import annotations
@@ -16,12 +25,16 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-
-from taskcron.api import owner_signature
+from datetime import datetime, timedelta
 
 COOKIE = "taskcron_session"  #: The login cookie's name.
 CSRF_FIELD = "csrf"  #: A form's CSRF token field.
 CSRF_HEADER = "x-csrf-token"  #: ... or its header, for scripts that send the cookie.
+SESSION_TTL = timedelta(hours=12)  #: How long a session lasts by default (`web.session_ttl`).
+
+OWNER_LINK = "owner-link"  #: The purpose of an owner link's signature.
+SESSION = "session"  #: ... of a login cookie's MAC.
+CSRF = "csrf"  #: ... of a CSRF token.
 
 
 class Role(str, enum.Enum):
@@ -29,6 +42,24 @@ class Role(str, enum.Enum):
 
     READ = "read"  #: See every page and JSON.
     ACT = "act"  #: See, and retry, cancel, pause, resume, remove, run now.
+
+
+def derive(token: str, purpose: str, role: Role | None = None) -> bytes:
+    """The key of one purpose (and role), derived from a token: HMAC-SHA256 keyed by the
+    token of the label `taskcron PURPOSE [ROLE] v1`. The only use of a token as a key."""
+    label = " ".join(["taskcron", purpose, *([role.value] if role else []), "v1"])
+    return hmac.new(token.encode(), label.encode(), hashlib.sha256).digest()
+
+
+def sign(key: bytes, purpose: str, *fields: str) -> str:
+    """HMAC-SHA256 of `purpose NUL field NUL ...` keyed by `key`, in hex."""
+    message = "\0".join((purpose, *fields)).encode("utf-8", "surrogatepass")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def owner_signature(token: str, owner: str) -> str:
+    """The `sig` of the owner link of `owner`, made with the dashboard's token."""
+    return sign(derive(token, OWNER_LINK), OWNER_LINK, owner)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,62 +74,79 @@ class Who:
         """Whether it may change tasks."""
         return self.role is Role.ACT
 
+    @property
+    def principal(self) -> str:
+        """Whom the request's open streams are counted against: its session, else its token."""
+        return f"bearer:{self.role.value}" if self.nonce is None else f"session:{self.nonce}"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Keys:
-    """The dashboard's tokens."""
+    """The dashboard's tokens, and how long a session lasts."""
 
     token: str
     read_token: str | None = None
+    session_ttl: timedelta = SESSION_TTL
 
-    def _key(self, role: Role) -> str | None:
+    def _token(self, role: Role) -> str | None:
         return self.token if role is Role.ACT else self.read_token
 
     def role_of(self, token: str) -> Role | None:
         """The role a token gives, or None when it is neither token."""
         for role in Role:
-            key = self._key(role)
+            key = self._token(role)
             if key is not None and _same(token, key):
                 return role
         return None
 
-    def _mac(self, role: Role, purpose: str, nonce: str) -> str:
-        key = self._key(role)
-        assert key is not None
-        text = f"{purpose}:{role.value}:{nonce}".encode()
-        return hmac.new(key.encode(), text, hashlib.sha256).hexdigest()
+    def _mac(self, role: Role, purpose: str, *fields: str) -> str | None:
+        token = self._token(role)
+        if token is None:
+            return None
+        return sign(derive(token, purpose, role), purpose, role.value, *fields)
 
-    def new_session(self, role: Role) -> str:
-        """A fresh cookie value for `role`."""
+    def new_session(self, role: Role, now: datetime) -> str:
+        """A fresh cookie value for `role`, valid for `session_ttl` from `now`."""
         nonce = secrets.token_urlsafe(18)
-        return f"{role.value}.{nonce}.{self._mac(role, 'session', nonce)}"
+        expires = str(int((now + self.session_ttl).timestamp()))
+        return f"{role.value}.{nonce}.{expires}.{self._mac(role, SESSION, nonce, expires)}"
 
-    def session(self, value: str) -> Who | None:
-        """Who a cookie value stands for, or None when it is not a valid one."""
-        role_name, _, rest = value.partition(".")
-        nonce, _, mac = rest.partition(".")
+    def session(self, value: str, now: datetime) -> Who | None:
+        """Who a cookie value stands for at `now`, or None when it is not a valid session
+        (malformed, signed with another key, expired, or outliving `session_ttl`)."""
+        parts = value.split(".")
+        if len(parts) != 4:
+            return None
+        role_name, nonce, expires, mac = parts
         try:
             role = Role(role_name)
         except ValueError:
             return None
-        if not nonce or self._key(role) is None:
+        expected = self._mac(role, SESSION, nonce, expires)
+        if not nonce or expected is None or not _same(mac, expected):
             return None
-        if not _same(mac, self._mac(role, "session", nonce)):
+        if not expires.isascii() or not expires.isdigit():
+            return None
+        left = int(expires) - now.timestamp()
+        if not 0 < left <= self.session_ttl.total_seconds():
             return None
         return Who(role=role, nonce=nonce)
 
     def csrf(self, who: Who) -> str:
         """The CSRF token of a cookie session ("" for a Bearer request, which needs none)."""
-        return "" if who.nonce is None else self._mac(who.role, "csrf", who.nonce)
+        if who.nonce is None:
+            return ""
+        return self._mac(who.role, CSRF, who.nonce) or ""
 
     def csrf_ok(self, who: Who, sent: str | None) -> bool:
         """Whether a request may act without a forged form: Bearer, or the right CSRF token."""
         if who.nonce is None:
             return True
-        return sent is not None and _same(sent, self.csrf(who))
+        expected = self.csrf(who)
+        return bool(expected) and sent is not None and _same(sent, expected)
 
     def owner_ok(self, owner: str, signature: str | None) -> bool:
-        """Whether `signature` signs an owner link for `owner` with the token."""
+        """Whether `signature` is the `sig` of the owner link of `owner`."""
         if not signature:
             return False
         return _same(signature, owner_signature(self.token, owner))

@@ -9,6 +9,11 @@ for each record. Pages then update themselves: the browser never polls.
 
 A `task` event's data is the task's JSON as `show --json` prints it, without
 its runs, plus `run`: its current run while it runs (start, host), else null.
+An owner link hears only `OWNER_KEYS` of its owner's tasks (`owner_json`):
+what its page shows, nothing of what the task runs or holds.
+
+Streams are counted per principal (a session, a token, an owner link) by a
+`Quota`, so that no one holds more than `web.max_streams` open at once.
 """
 
 from __future__ import annotations
@@ -17,23 +22,56 @@ import asyncio
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio.to_thread
 
 from taskcron import errors
 from taskcron.api import LogFeed, TaskCron
-from taskcron.model import Scope, State, Task
+from taskcron.model import Scope, State, TargetKind, Task, iso
 
 T = TypeVar("T")
 QUEUE = 1000  #: Events waiting for one page; a page that falls this far behind is dropped.
+
+
+#: What an owner link shows of a task, in its page, and in its stream: nothing else.
+OWNER_KEYS = ("id", "title", "module", "state", "progress", "due_at", "started_at", "ended_at")
 
 
 def task_json(task: Task) -> dict[str, Any]:
     """A task as a `task` event carries it (see the module's docstring)."""
     run = task.runs[-1] if task.state is State.RUNNING and task.runs else None
     return {**task.to_json(runs=False), "run": None if run is None else run.to_json()}
+
+
+def owner_title(task: Task) -> str:
+    """A task's title as an owner link shows it: a command's title that is its command
+    line (the default) would show its arguments, so the module id stands for it."""
+    if task.target.kind is TargetKind.COMMAND and task.title == str(task.target):
+        return task.module
+    return task.title
+
+
+def owner_json(task: Task) -> dict[str, Any]:
+    """A task as an owner link's stream carries it: `OWNER_KEYS`, its newest run's start
+    and end (null when none was loaded); never its command, data, result, host or pid."""
+    run = task.last_run
+    return {
+        "id": task.id,
+        "title": owner_title(task),
+        "module": task.module,
+        "state": task.state.value,
+        "progress": None if task.progress is None else task.progress.to_json(),
+        "due_at": iso(task.due_at),
+        "started_at": None if run is None else iso(run.started_at),
+        "ended_at": None if run is None else iso(run.ended_at),
+    }
+
+
+def task_event(task: Task) -> Event:
+    """The `task` event of `task`."""
+    return Event("task", task_json(task), task)
 
 
 class Calls:
@@ -59,10 +97,11 @@ class Calls:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One Server-Sent Event: `task` or `log`, and its JSON data."""
+    """One Server-Sent Event: `task` or `log`, its JSON data, and a `task` event's task."""
 
     name: str
     data: dict[str, Any]
+    task: Task | None = field(default=None, compare=False, repr=False)
 
     def encode(self) -> str:
         """The event as the stream carries it (the JSON on one line)."""
@@ -72,8 +111,9 @@ class Event:
 class Listener:
     """One open page: what it wants to hear, and the events waiting for it.
 
-    `owner` (an owner link) hears only that owner's tasks and no log records;
-    otherwise `scope` limits tasks and `keep` (a log filter) the records.
+    `owner` hears only that owner's tasks and no log records; otherwise `scope`
+    limits tasks and `keep` (a log filter) the records. An owner link's listener
+    (`linked`) hears each task as `owner_json` shows it.
     """
 
     def __init__(
@@ -82,10 +122,12 @@ class Listener:
         scope: Scope | None = None,
         owner: str | None = None,
         keep: Callable[[dict[str, Any]], bool] | None = None,
+        linked: bool = False,
     ) -> None:
         self.scope = scope or Scope()
         self.owner = owner
         self.keep = keep
+        self.linked = linked
         self.queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=QUEUE)
 
     def wants(self, event: Event) -> bool:
@@ -100,6 +142,10 @@ class Listener:
         """Queue `event` if wanted; False when the page fell too far behind (drop it)."""
         if not self.wants(event):
             return True
+        if self.linked:
+            if event.task is None:
+                return True
+            event = Event(event.name, owner_json(event.task))
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
@@ -163,7 +209,7 @@ class Hub:
         running: dict[int, str] = {}
         last: dict[int, Event] = {}
         for task in app.running():
-            event = Event("task", task_json(task))
+            event = task_event(task)
             running[task.id] = text = json.dumps(event.data, sort_keys=True)
             last[task.id] = event
             if self._running.get(task.id) != text:
@@ -171,7 +217,7 @@ class Hub:
         named = {r["task"] for r in records if isinstance(r.get("task"), int)}
         for task_id in sorted((named | set(self._running)) - set(running)):
             try:
-                events.append(Event("task", task_json(app.get(task_id))))
+                events.append(task_event(app.get(task_id)))
             except errors.TaskNotFoundError:
                 continue  # removed
         self._running, self._last = running, last
@@ -185,3 +231,27 @@ class Hub:
                 return []  # no home yet: nothing is logged
             return []
         return self._feed.poll()
+
+
+class Quota:
+    """How many event streams each principal holds open, at most `most` each."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.open: dict[str, int] = {}  #: Principal -> streams open; none once all closed.
+
+    def take(self, principal: str) -> bool:
+        """Count one more stream of `principal`; False (nothing counted) at the limit."""
+        held = self.open.get(principal, 0)
+        if held >= self.most:
+            return False
+        self.open[principal] = held + 1
+        return True
+
+    def give_back(self, principal: str) -> None:
+        """Count one stream of `principal` fewer."""
+        held = self.open.get(principal, 0) - 1
+        if held > 0:
+            self.open[principal] = held
+        else:
+            self.open.pop(principal, None)

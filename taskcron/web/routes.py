@@ -9,14 +9,16 @@ Status codes: 401 without a valid token, 403 for the read token acting or a
 cookie request without its CSRF token, 404 for an unknown task or address, 405
 for a method an address does not take, 409 (with the CLI's message) for an
 action the task's state does not allow, 400 for bad input (a task id that is
-not an integer too). Every refusal says why in one line, as JSON under /api.
+not an integer too), 429 for an event stream beyond `web.max_streams`. Every
+refusal says why in one line, as JSON under /api and /events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -48,14 +50,13 @@ from taskcron.api import TaskCron
 from taskcron.model import Scope, State, Task, format_duration
 from taskcron.web import Settings
 from taskcron.web.auth import COOKIE, CSRF_FIELD, CSRF_HEADER, Keys, Who, bearer
-from taskcron.web.live import Calls, Event, Hub, Listener, task_json
+from taskcron.web.live import Calls, Hub, Listener, Quota, owner_title, task_event
 
 HERE = Path(__file__).parent
 PAGE = 50  #: Tasks a page by default.
 MAX_PAGE = 500  #: The most tasks a page may ask for.
 MAX_FORM = 65536  #: The largest form body read, in bytes.
 KEEPALIVE = 15.0  #: Seconds between comments on a quiet event stream.
-SESSION_AGE = 7 * 86400  #: How long the login cookie lasts, in seconds.
 #: The actions, by the name in their URL: the API method each calls.
 ACTIONS = {
     "retry": "retry",
@@ -112,8 +113,13 @@ class Dashboard:
         self.calls = Calls(app)
         self.app = app
         self.settings = settings
-        self.keys = Keys(token=settings.token, read_token=settings.read_token)
+        self.keys = Keys(
+            token=settings.token,
+            read_token=settings.read_token,
+            session_ttl=settings.session_ttl,
+        )
         self.hub = Hub(self.calls, interval=interval)
+        self.quota = Quota(settings.max_streams)
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -171,20 +177,28 @@ class Dashboard:
             if role is None:
                 raise Refused(401, "invalid token")
             return Who(role=role)
-        session = self.keys.session(request.cookies.get(COOKIE, ""))
+        session = self.session(request)
         if session is None:
             raise Refused(401, "log in first: send Authorization: Bearer TOKEN, or open /login")
         return session
+
+    def session(self, request: Request) -> Who | None:
+        """The request's login session, if its cookie holds a valid one now."""
+        return self.keys.session(request.cookies.get(COOKIE, ""), self.app.clock())
 
     def acting(self, request: Request, form: Mapping[str, Any]) -> Who:
         """The request's role if it may act: the token, and a CSRF token with a cookie."""
         who = self.who(request)
         if not who.may_act:
             raise Refused(403, "the read token can see but not act")
+        self.check_csrf(request, form, who)
+        return who
+
+    def check_csrf(self, request: Request, form: Mapping[str, Any], who: Who) -> None:
+        """Refuse (403) a cookie request without its session's CSRF token."""
         sent = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER)
         if not self.keys.csrf_ok(who, sent if isinstance(sent, str) else None):
             raise Refused(403, "missing or wrong CSRF token: reload the page and try again")
-        return who
 
     # --- rendering -------------------------------------------------------------
 
@@ -298,7 +312,7 @@ class Dashboard:
             "owner.html",
             None,
             owner=owner,
-            tasks=found[:limit],
+            tasks=[dataclasses.replace(t, title=owner_title(t)) for t in found[:limit]],
             previous=link + urlencode({"sig": signature or "", "offset": offset - limit})
             if offset
             else None,
@@ -323,8 +337,8 @@ class Dashboard:
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(
             COOKIE,
-            self.keys.new_session(role),
-            max_age=SESSION_AGE,
+            self.keys.new_session(role, self.app.clock()),
+            max_age=int(self.settings.session_ttl.total_seconds()),
             httponly=True,
             samesite="strict",
             secure=request.url.scheme == "https",
@@ -332,6 +346,11 @@ class Dashboard:
         return response
 
     async def logout(self, request: Request) -> Response:
+        """End the cookie's session, with its CSRF token as every other POST needs; a
+        request with no valid session has nothing to end and goes to /login."""
+        session = self.session(request)
+        if session is not None:
+            self.check_csrf(request, await _form(request), session)
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE, httponly=True, samesite="strict")
         return response
@@ -345,7 +364,7 @@ class Dashboard:
             raise Refused(404, f"no action {action!r}: expected one of {', '.join(ACTIONS)}")
         task: Task = await self.calls(getattr(self.app, method), task_id)
         if action != "remove":
-            self.hub.publish([Event("task", task_json(task))])
+            self.hub.publish([task_event(task)])
         return task
 
     async def form_action(self, request: Request) -> Response:
@@ -388,33 +407,42 @@ class Dashboard:
     # --- live ------------------------------------------------------------------
 
     async def events(self, request: Request) -> Response:
+        principal, listener = self.listener(request)
+        if not self.quota.take(principal):
+            most = self.quota.most
+            raise Refused(429, f"too many open event streams: at most {most} (web.max_streams)")
+        self.hub.add(listener)
+
+        def release() -> None:
+            self.hub.remove(listener)
+            self.quota.give_back(principal)
+
+        async def stream() -> AsyncIterator[str]:
+            yield "retry: 3000\n\n"
+            while True:
+                try:
+                    event = await asyncio.wait_for(listener.queue.get(), KEEPALIVE)
+                except asyncio.TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if event is None:
+                    return  # it fell behind: the browser reconnects and starts afresh
+                yield event.encode()
+
+        headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
+        return EventStream(stream(), release, headers=headers)
+
+    def listener(self, request: Request) -> tuple[str, Listener]:
+        """Whom a stream counts against, and what it hears: an owner link its owner's tasks
+        as their page shows them; a token or session what its query asks for (else 401)."""
         query = request.query_params
         owner = query.get("owner")
         if owner is not None and self.keys.owner_ok(owner, query.get("sig")):
-            listener = Listener(owner=owner)
-        else:
-            self.who(request)
-            keep = self.app.log_filter(**_log_filter(query))
-            listener = Listener(scope=Scope.parse(**_scope(query)), owner=owner, keep=keep)
-        self.hub.add(listener)
-
-        async def stream() -> AsyncIterator[str]:
-            try:
-                yield "retry: 3000\n\n"
-                while True:
-                    try:
-                        event = await asyncio.wait_for(listener.queue.get(), KEEPALIVE)
-                    except asyncio.TimeoutError:
-                        yield ": keep-alive\n\n"
-                        continue
-                    if event is None:
-                        return  # it fell behind: the browser reconnects and starts afresh
-                    yield event.encode()
-            finally:
-                self.hub.remove(listener)
-
-        headers = {"cache-control": "no-store", "x-accel-buffering": "no"}
-        return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+            return f"owner:{owner}", Listener(owner=owner, linked=True)
+        who = self.who(request)
+        keep = self.app.log_filter(**_log_filter(query))
+        scope = Scope.parse(**_scope(query))
+        return who.principal, Listener(scope=scope, owner=owner, keep=keep)
 
     # --- restyling -------------------------------------------------------------
 
@@ -428,6 +456,23 @@ class Dashboard:
         if path is None or not path.is_file():
             return Response("not found\n", status_code=404, media_type="text/plain")
         return FileResponse(path, media_type=media_type)
+
+
+class EventStream(StreamingResponse):
+    """A Server-Sent Events response that calls `release` once it ends, however it ends:
+    the stream ran out, the client went away, or the response never started."""
+
+    def __init__(
+        self, content: AsyncIterator[str], release: Callable[[], None], headers: dict[str, str]
+    ) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=headers)
+        self.release = release
+
+    async def __call__(self, scope: Connection, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.release()
 
 
 class SecurityHeaders:
@@ -473,10 +518,7 @@ def _number(query: QueryParams, name: str, default: int) -> int:
     text = query.get(name)
     if text is None or text == "":
         return default
-    try:
-        return int(text)
-    except ValueError:
-        raise errors.InputError(f"invalid {name} {text!r}: expected an integer") from None
+    return _integer(name, text)
 
 
 def _task_id(request: Request) -> int:
@@ -484,7 +526,20 @@ def _task_id(request: Request) -> int:
     text: str = request.path_params["task_id"]
     if not text.isascii() or not text.isdigit():
         raise errors.InputError(f"invalid task id {text!r}: expected an integer")
-    return int(text)
+    return _integer("task id", text)
+
+
+def _integer(name: str, text: str) -> int:
+    """`text` as an integer; an `InputError` naming it when it is not one, or when it has
+    more digits than Python converts (4,300: far out of any store's range)."""
+    try:
+        return int(text)
+    except ValueError:
+        digits = text.strip()
+        digits = digits[1:] if digits[:1] in ("-", "+") else digits
+        if digits.isascii() and digits.isdigit():
+            raise errors.InputError(f"invalid {name} {text.strip()}: out of range") from None
+        raise errors.InputError(f"invalid {name} {text!r}: expected an integer") from None
 
 
 def _page(query: QueryParams) -> tuple[int, int]:

@@ -52,6 +52,8 @@ CONFIGS = {
     "budget.toml": 'budget = "5x"\n',
     "poll.toml": 'poll = "5x"\n',
     "kill-grace.toml": "kill_grace = -1\n",
+    "lease-zero.toml": 'lease = "0s"\n',
+    "lease-short.toml": "lease = 0.5\n",
     "store-scheme.toml": 'store = "bogus://x"\n',
     "store-schema.toml": 'store = "postgresql://u@h/d?schema=Bad"\n',
 }
@@ -107,6 +109,11 @@ BAD_INPUT = [
     row("cancel", "1", "--owner", "x", says="give a task ID or --owner OWNER, not both"),
     row("cancel", says="give a task ID or --owner OWNER, one of them"),
     row("cancel", "--owner"),
+    # bytes that are not UTF-8 (argv's lone surrogates)
+    row("schedule", "m", "--owner", "caf\udce9", "--", "true", says="invalid owner: byte b'\\xe9'"),
+    row("list", "--owner", "\udcff", says="invalid owner: byte b'\\xff' at 0 is not UTF-8 text"),
+    row("cancel", "--owner", "\udcff", says="invalid owner: byte b'\\xff'"),
+    row("schedule", "m", "--key", "k\udcff", "--", "true", says="invalid key: byte b'\\xff'"),
     # task ids no store can hold
     *(
         row(action, BIG, says=f"invalid task id {BIG}: out of range")
@@ -122,6 +129,10 @@ BAD_INPUT = [
     row("schedule", "m", "--cron", "* *", "--", "true", says="invalid cron expression"),
     row("schedule", "m", "--cron", "* * * * *", "--every", "1m", "--", "true", says="--cron"),
     row("schedule", "m", "--at", "garbage", "--", "true", says="invalid time 'garbage'"),
+    *(
+        row("schedule", "m", "--at", at, "--", "true", says=f"invalid time '{at}': out of range")
+        for at in ("9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00")
+    ),
     row("schedule", "m", "--in", "-5m", "--", "true", says="invalid duration '-5m'"),
     row("schedule", "m", "--tz", "Mars/Olympus", "--cron", "@daily", "--", "true", says="Mars"),
     row("schedule", "m", "--key", "", "--", "true", says="invalid key ''"),
@@ -134,6 +145,8 @@ BAD_INPUT = [
     row("status", "--no-such-option"),
     row("next", "-n", "-1"),
     row("next", "--count", BIG),
+    row("next", "-n", "1000000000", says="invalid count 1000000000: expected 0 to 10000"),
+    row("next", "--count", "10001", says="invalid count 10001: expected 0 to 10000"),
     row("next", "--module", "..", says="invalid module id '..'"),
     # log and prune
     row("log", "--level", "bogus", says="invalid level 'bogus'"),
@@ -177,6 +190,8 @@ BAD_INPUT = [
     row("--config", "budget.toml", "tick", says="config key 'budget'"),
     row("--config", "poll.toml", "list", says="config key 'poll'"),
     row("--config", "kill-grace.toml", "list", says="config key 'kill_grace'"),
+    row("--config", "lease-zero.toml", "tick", says="'lease' must be at least 1s, not '0s'"),
+    row("--config", "lease-short.toml", "list", says="'lease' must be at least 1s, not 0.5"),
     row("--config", "store-scheme.toml", "list", says="scheme 'bogus'"),
     row("--config", "store-schema.toml", "list", says="schema 'Bad'"),
     # generate-cron, always into a file of the test's own

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from taskcron.logstore import record
-from taskcron.store.postgres_log import PostgresLog, unbatched
+from taskcron.store.postgres_log import WAIT, PostgresLog, unbatched
 from tests.conftest import clean_env, script, taskcron_in, wait_for
 
 PRINT_THREE = "printf 'one\\ntwo\\nthree\\n'"
@@ -267,6 +268,42 @@ def test_log_follow_on_one_host_shows_what_another_host_writes(hosts: tuple[Host
         ("worker-2", "task.started", "started echo 'from b'"),
         ("worker-2", "task.output", "from b"),
         ("worker-2", "task.done", seen[-1]["message"]),
+    ]
+
+
+def test_log_follow_goes_on_following_after_a_quiet_wait(hosts: tuple[Host, Host]) -> None:
+    a, b = hosts
+    a.ok("schedule", "a.job", "--", "true")
+    follower = subprocess.Popen(
+        [script(), "log", "-f", "--json", "-n", "1"],
+        cwd=a.home.parent,
+        env=clean_env(**a.env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen: list[dict[str, Any]] = []
+
+    def read() -> None:
+        assert follower.stdout is not None
+        for line in follower.stdout:
+            seen.append(json.loads(line))
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        wait_for(lambda: seen)  # the last record: it listens now
+        listening = time.monotonic()
+        # Past its first wait of WAIT seconds without a record (it used to die there).
+        wait_for(lambda: follower.poll() is not None or time.monotonic() - listening > 3 * WAIT)
+        b.ok("schedule", "b.job", "--", "true")
+        wait_for(lambda: follower.poll() is not None or len(seen) > 1)
+    finally:
+        follower.send_signal(signal.SIGINT)
+        _, err = follower.communicate(timeout=20)
+    assert (follower.returncode, err) == (0, "")
+    assert [(r["host"], r["event"]) for r in seen] == [
+        ("web-1", "task.scheduled"),
+        ("worker-2", "task.scheduled"),
     ]
 
 

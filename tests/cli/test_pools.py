@@ -210,6 +210,27 @@ def test_a_second_pool_of_an_overlapping_scope_on_this_host_exits_busy(
     assert first.wait(timeout=30) == 0
 
 
+def test_a_verbose_drain_or_pool_of_a_served_scope_says_busy_and_exits_0(
+    project: Path, held: tuple[Path, Path]
+) -> None:
+    started, release = held
+    with app(project) as tc:
+        tc.schedule("a", call="jobs:hold", data={"started": str(started), "release": str(release)})
+    first = start(project, "tick", "--workers", "2")
+    wait_for(started.exists)
+    for how in (["--drain"], ["--workers", "2"]):
+        quiet = taskcron_in(project, "tick", *how)
+        assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+        told = taskcron_in(project, "tick", *how, "-v")
+        assert (told.returncode, told.stdout, told.stderr) == (
+            0,
+            "busy: another tick or pool serves this scope\n",
+            "",
+        )
+    release.touch()
+    assert first.wait(timeout=30) == 0
+
+
 def test_a_second_work_names_the_pid_that_serves_the_scope(
     project: Path, held: tuple[Path, Path]
 ) -> None:

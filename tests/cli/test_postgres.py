@@ -4,6 +4,7 @@ a URL can be wrong. The server is the tests' private one (tests/pgserver.py)."""
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -11,6 +12,8 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
+from taskcron import TaskCron
+from taskcron.config import Config
 from tests.conftest import script, taskcron_in
 from tests.pgserver import PostgresServer
 
@@ -53,6 +56,17 @@ def test_read_only_commands_on_a_database_without_the_schema_name_it_and_create_
     assert error == f"{ERROR}no store at {postgres_url}: run 'taskcron init' to create one"
     assert schemas(postgres_url) == set()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_status_lists_module_ids_in_order_as_on_sqlite(tmp_path: Path, postgres_url: str) -> None:
+    modules = [f"m{n:02d}.{kind}" for n in range(30) for kind in ("b", "a")]
+    random.Random(7).shuffle(modules)
+    with TaskCron(config=Config(home=tmp_path / "home", store=postgres_url)) as app:
+        for module in modules:
+            app.schedule(module, command=["true"])
+    result = taskcron("status", "--json", cwd=tmp_path, store=postgres_url)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert list(json.loads(result.stdout)["modules"]) == sorted(modules)
 
 
 def test_init_creates_the_schema_and_the_store_then_runs_tasks(
@@ -205,7 +219,7 @@ def test_check_reports_the_server_the_schema_and_the_round_trip(
     assert store["ok"] is True
     assert store["detail"].startswith(f"{postgres_url}: PostgreSQL ")
     assert ", round trip " in store["detail"]
-    assert store["detail"].endswith(", schema 2, integrity ok")
+    assert store["detail"].endswith(", schema 3, integrity ok")
 
 
 def test_generate_cron_refuses_a_store_url_with_a_password_from_the_environment(

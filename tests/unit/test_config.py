@@ -409,6 +409,16 @@ def test_the_web_table_is_read_with_paths_relative_to_the_config(cwd: Path) -> N
     assert (web.stylesheet, web.script) == (cwd / "look.css", cwd / "js" / "hook.js")
 
 
+def test_the_web_session_ttl_and_max_streams_are_read(cwd: Path) -> None:
+    write(cwd / "taskcron.toml", '[web]\nsession_ttl = "30m"\nmax_streams = 4\n')
+    web = config.load().web
+    assert (web.session_ttl, web.max_streams) == (timedelta(minutes=30), 4)
+    assert (config.WebConfig().session_ttl, config.WebConfig().max_streams) == (
+        timedelta(hours=12),
+        16,
+    )
+
+
 def test_the_web_defaults_are_the_loopback_and_no_token(cwd: Path) -> None:
     assert config.load().web == config.WebConfig(host="127.0.0.1", port=8765)
 
@@ -427,6 +437,11 @@ def test_the_web_token_from_the_environment_wins(
         ('token = "short"', "invalid token (config key 'web.token')"),
         ('token = "has a space in it ok"', "invalid token (config key 'web.token')"),
         ("port = 70000", "config key 'web.port' must be a port number"),
+        ('session_ttl = "0s"', "config key 'web.session_ttl' must be at least 1s"),
+        ('session_ttl = "soon"', "config key 'web.session_ttl': invalid duration"),
+        ("session_ttl = true", "config key 'web.session_ttl' must be a duration"),
+        ("max_streams = 0", "config key 'web.max_streams' must be a positive integer"),
+        ('max_streams = "16"', "config key 'web.max_streams' must be a positive integer"),
         ('tokn = "x"', "unknown config key 'web.tokn': did you mean 'web.token'?"),
         (
             'token = "same-same-same-same"\nread_token = "same-same-same-same"',

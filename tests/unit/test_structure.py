@@ -128,15 +128,29 @@ def test_only_the_web_package_imports_the_web_framework() -> None:
         assert not {n for n in found if n.split(".")[0] in WEB_FRAMEWORK}, name
 
 
+#: What the API may import of the web package, inside the function that needs it: the
+#: signing of owner links (standard library only), kept in one place with the web's own.
+API_FROM_WEB = {"taskcron.web.auth", "taskcron.web.auth.owner_signature"}
+
+
 def test_only_the_cli_imports_the_web_package_and_only_in_its_command() -> None:
     for name, tree in modules().items():
         if name.startswith("taskcron.web"):
             continue
         found = {n for n in imports(tree) if n.startswith("taskcron.web")}
-        if name == "taskcron.cli":
+        if name in ("taskcron.cli", "taskcron.api"):
             assert not {n for n in top_level_imports(tree) if n.startswith("taskcron.web")}
-        else:
+        if name == "taskcron.api":
+            assert found <= API_FROM_WEB, found
+        elif name != "taskcron.cli":
             assert not found, name
+
+
+def test_the_web_signing_needs_only_the_standard_library() -> None:
+    import sys
+
+    found = top_level_imports(modules()["taskcron.web.auth"])
+    assert {n.split(".")[0] for n in found} <= {"__future__", *sys.stdlib_module_names}, found
 
 
 def test_a_tick_imports_nothing_of_the_web(tmp_path: Path) -> None:

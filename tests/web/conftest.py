@@ -30,6 +30,8 @@ TOKEN = "the-token-of-this-test-1"
 READ_TOKEN = "the-read-token-of-this-test"
 SCRIPT_TITLE = "<script>alert(1)</script>"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+#: Every key an owner link shows of a task, and nothing else.
+OWNER_VIEW = ("id", "title", "module", "state", "progress", "due_at", "started_at", "ended_at")
 
 
 @dataclass

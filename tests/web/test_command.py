@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import socket
@@ -11,13 +12,14 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 
 from taskcron.api import owner_signature
 from tests.conftest import clean_env, script, wait_for
-from tests.web.conftest import TOKEN, Server, run_tc, stop
+from tests.web.conftest import OWNER_VIEW, TOKEN, Server, run_tc, stop
 
 ERROR = "taskcron: error: "
 
@@ -131,10 +133,12 @@ class Events:
 
     def __init__(self, response: httpx.Response) -> None:
         self.lines = response.iter_lines()
+        self.seen: list[str] = []  #: Every line read so far.
 
     def next_event(self) -> tuple[str, dict[str, Any]]:
         name = None
         for line in self.lines:
+            self.seen.append(line)
             if line.startswith("event: "):
                 name = line[len("event: ") :]
             elif line.startswith("data: ") and name is not None:
@@ -230,7 +234,7 @@ def test_an_owner_link_stream_hears_only_that_owners_tasks_and_no_log(
     run_tc(server.config, "pause", str(ann))
 
     name, data = events.next_event()
-    assert (name, data["id"], data["owner"]) == ("task", ann, "ann")
+    assert (name, data["id"]) == ("task", ann)
 
 
 def test_a_stream_without_a_token_or_signature_is_401(server: Server) -> None:
@@ -277,3 +281,160 @@ def start_import(
     )
     wait_for(lambda: "running" in run_tc(config, "list", "--module", "catalog", env=env).stdout)
     return tick
+
+
+# --- security, against a real process ----------------------------------------------------
+
+
+def link_of(server: Server, owner: str) -> str:
+    """The path of `owner`'s link, as `taskcron web --owner-link` prints it."""
+    env = {**server.env, "TASKCRON_WEB_TOKEN": server.token}
+    printed = run_tc(server.config, "web", "--owner-link", owner, env=env).stdout.strip()
+    return "/" + printed.split("/", 3)[3]
+
+
+def sig_of(server: Server, owner: str) -> str:
+    return link_of(server, owner).rpartition("sig=")[2]
+
+
+def logged_in(server: Server) -> tuple[httpx.Client, str]:
+    """A client logged in through the printed /login URL, and its session's CSRF token."""
+    client = httpx.Client(base_url=server.base, timeout=30)
+    assert client.get(f"/login?token={server.token}").status_code == 303
+    page = client.get("/").text
+    start = page.index('data-csrf="') + len('data-csrf="')
+    return client, page[start : page.index('"', start)]
+
+
+def test_a_real_dashboard_takes_no_owner_link_for_a_session_or_a_csrf_token(
+    server: Server,
+) -> None:
+    task_id = int(run_tc(server.config, "schedule", "mail.x", "--in", "1h", "--", "true").stdout)
+    assert httpx.get(server.base + link_of(server, "session:act:abc"), timeout=30).is_success
+    forged_csrf = sig_of(server, "csrf:act:abc")
+    for value in (
+        f"act.abc.{sig_of(server, 'session:act:abc')}",
+        f"act.abc.9999999999.{sig_of(server, 'session:act:abc:9999999999')}",
+    ):
+        headers = {"cookie": f"taskcron_session={value}", "x-csrf-token": forged_csrf}
+        assert httpx.get(server.base + "/api/status", headers=headers).status_code == 401
+        cancel = httpx.post(server.base + f"/api/tasks/{task_id}/cancel", headers=headers)
+        assert cancel.status_code == 401
+    client, csrf = logged_in(server)
+    with contextlib.closing(client):
+        _, nonce, _, mac = client.cookies["taskcron_session"].split(".")
+        cancel = client.post(f"/api/tasks/{task_id}/cancel", headers={"x-csrf-token": mac})
+        assert cancel.status_code == 403
+    for owner in (nonce, f"csrf:act:{nonce}"):  # without the cookie: nothing but the sig
+        page = httpx.get(f"{server.base}/owner/{owner}", params={"sig": csrf}, timeout=30)
+        assert page.status_code == 401
+    assert '"state": "queued"' in run_tc(server.config, "show", str(task_id), "--json").stdout
+
+
+def test_a_real_owner_link_shows_no_byte_of_a_tasks_command_or_data(
+    server: Server, stream: Any
+) -> None:
+    secret = "s3cret-0f-the-task"
+    schedule = ("schedule", "m.secret", "--owner", "ann", "--data", json.dumps({"k": secret}))
+    task_id = int(run_tc(server.config, *schedule, "--in", "1h", "--", "echo", secret).stdout)
+    link = link_of(server, "ann")
+    page = httpx.get(server.base + link, timeout=30)
+    assert page.status_code == 200 and f'data-task-id="{task_id}"' in page.text
+    events = stream("/events?" + urlencode({"owner": "ann", "sig": link.rpartition("sig=")[2]}))
+    run_tc(server.config, "pause", str(task_id))
+
+    heard = events.until(lambda n, d: n == "task" and d["id"] == task_id and d["state"] == "paused")
+    assert sorted(heard) == sorted(OWNER_VIEW)
+    assert heard["title"] == "m.secret"  # its default title was its command line
+    assert secret not in page.text and secret not in json.dumps(heard)
+    assert secret not in "\n".join(events.seen)
+    sig = {"owner": "ann", "sig": link.rpartition("sig=")[2]}
+    for path in ("/api/tasks", f"/api/tasks/{task_id}", "/api/log", "/api/status"):
+        assert httpx.get(server.base + path, params=sig, timeout=30).status_code == 401
+
+
+def test_a_real_cross_site_logout_without_the_csrf_token_keeps_the_session(
+    server: Server,
+) -> None:
+    client, csrf = logged_in(server)
+    with contextlib.closing(client):
+        forged = client.post("/logout", headers={"origin": "https://elsewhere.example"})
+        assert forged.status_code == 403 and "set-cookie" not in forged.headers
+        assert client.get("/api/status").status_code == 200
+
+        response = client.post("/logout", data={"csrf": csrf})
+        assert (response.status_code, response.headers["location"]) == (303, "/login")
+        assert "taskcron_session" not in client.cookies
+        assert client.get("/api/status").status_code == 401
+
+
+def open_raw(server: Server, path: str, **headers: str) -> tuple[socket.socket, int, bytes]:
+    """A GET of `path` on a raw socket: the socket, the status, and what came first (a
+    stream's `retry:` line, or a refusal's whole body)."""
+    host, _, port = server.base.removeprefix("http://").rpartition(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    received = b""
+    while b"\r\n\r\n" not in received or not received.rstrip().endswith((b"}", b"3000")):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    return sock, int(head.split()[1]), body
+
+
+def test_a_real_dashboard_bounds_each_principals_streams_and_frees_those_hung_up(
+    server: Server,
+) -> None:
+    token = {"Authorization": f"Bearer {server.token}"}
+    held = [open_raw(server, "/events", **token) for _ in range(16)]  # web.max_streams
+    link = link_of(server, "ann").replace("/owner/ann?", "/events?owner=ann&")
+    other = open_raw(server, link)
+    refused = open_raw(server, "/events", **token)
+    try:
+        assert [status for _, status, _ in held] == [200] * 16
+        assert other[1] == 200  # an owner link counts apart
+        assert refused[1:] == (
+            429,
+            b'{"error":"too many open event streams: at most 16 (web.max_streams)"}',
+        )
+        for sock, _, _ in held:
+            sock.close()  # hang up, without a word
+
+        def accepted() -> socket.socket | None:
+            sock, status, _ = open_raw(server, "/events", **token)
+            if status == 200:
+                return sock
+            sock.close()
+            return None
+
+        held = [(wait_for(accepted), 200, b"") for _ in range(16)]
+        assert open_raw(server, "/events", **token)[1] == 429
+    finally:
+        for sock, _, _ in [*held, other, refused]:
+            sock.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("max_streams = 0", "config key 'web.max_streams' must be a positive integer"),
+        ('session_ttl = "0s"', "config key 'web.session_ttl' must be at least 1s"),
+    ],
+)
+def test_a_bad_session_ttl_or_max_streams_is_one_line_and_exit_2(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    config = tmp_path / "taskcron.toml"
+    config.write_text(f"[web]\n{text}\n")
+    result = subprocess.run(
+        [script(), "--config", str(config), "web"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+    )
+    assert one_error(result, 2) == message

@@ -50,6 +50,7 @@ from taskcron.web import routes
 from taskcron.web.auth import Keys, Role, Who, bearer
 from taskcron.web.live import Event, task_json
 from taskcron.web.routes import build, shown
+from tests.conftest import T0
 from tests.hostile import hostile, schedule_hostile
 from tests.web.conftest import READ_TOKEN, TOKEN, log_in, settings
 from tests.web.conftest import bearer as auth
@@ -464,8 +465,9 @@ def test_the_token_checks_take_any_text(record_property: Any) -> None:
     who = Who(role=Role.ACT, nonce="a-nonce")
     for text in hostile(TOKENS, seed=25):
         assert keys.role_of(text) is None
-        assert keys.session(text) is None
-        assert keys.session(f"act.{text}.{text}") is None
+        assert keys.session(text, T0) is None
+        assert keys.session(f"act.{text}.{text}", T0) is None
+        assert keys.session(f"act.{text}.{text}.{text}", T0) is None
         assert not keys.csrf_ok(who, text)
         assert not keys.owner_ok("ann", text)
         assert not keys.owner_ok(text, text)

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import gc
+import json
+import random
 import re
+import tracemalloc
+from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
 from starlette.testclient import TestClient
 
+from taskcron import TaskCron
 from taskcron.api import owner_signature
+from taskcron.config import WebConfig
 from taskcron.model import State
-from taskcron.web.routes import build
+from taskcron.web.live import task_event
+from taskcron.web.routes import Dashboard, build
+from tests.conftest import FakeClock
 from tests.web.conftest import (
+    OWNER_VIEW,
     READ_TOKEN,
     SCRIPT_TITLE,
     TOKEN,
@@ -21,6 +33,12 @@ from tests.web.conftest import (
     settings,
     tasks_json,
 )
+
+
+def cookie(value: str) -> dict[str, str]:
+    """The headers of a request that sends `value` as its login cookie."""
+    return {"cookie": f"taskcron_session={value}"}
+
 
 PAGES = ["/", "/tasks", "/tasks/1", "/log", "/tasks?state=all&limit=2"]
 JSON = ["/api/status", "/api/tasks", "/api/tasks/1", "/api/log"]
@@ -87,6 +105,30 @@ def test_a_forged_or_stale_cookie_is_401(client: TestClient) -> None:
     assert client.get("/").status_code == 401
 
 
+def test_a_session_lasts_web_session_ttl(stocked: Home, clock: FakeClock) -> None:
+    chosen = settings(session_ttl=timedelta(hours=1))
+    with TestClient(build(stocked.app, chosen), follow_redirects=False) as client:
+        response = client.post("/login", data={"token": TOKEN})
+        assert "Max-Age=3600" in response.headers["set-cookie"]
+        clock.advance(timedelta(minutes=59))
+        assert client.get("/").status_code == 200
+        clock.advance(timedelta(minutes=2))
+        assert client.get("/").status_code == 401
+
+
+def test_a_cookie_with_its_expiry_moved_or_outliving_the_ttl_is_401(
+    stocked: Home, clock: FakeClock
+) -> None:
+    with TestClient(build(stocked.app, settings()), follow_redirects=False) as client:
+        log_in(client)
+        role, nonce, expires, mac = client.cookies["taskcron_session"].split(".")
+    later = str(int(expires) + 3600)
+    shorter = settings(session_ttl=timedelta(hours=1))
+    with TestClient(build(stocked.app, shorter), follow_redirects=False) as other:
+        assert other.get("/", headers=cookie(f"{role}.{nonce}.{later}.{mac}")).status_code == 401
+        assert other.get("/", headers=cookie(f"{role}.{nonce}.{expires}.{mac}")).status_code == 401
+
+
 def test_a_session_ends_when_its_token_changes(stocked: Home) -> None:
     with TestClient(build(stocked.app, settings()), follow_redirects=False) as first:
         log_in(first)
@@ -98,10 +140,28 @@ def test_a_session_ends_when_its_token_changes(stocked: Home) -> None:
 
 
 def test_logging_out_forgets_the_cookie(client: TestClient) -> None:
-    log_in(client)
-    response = client.post("/logout")
+    csrf = log_in(client)
+    response = client.post("/logout", data={"csrf": csrf})
     assert (response.status_code, response.headers["location"]) == (303, "/login")
     assert client.get("/").status_code == 401
+
+
+def test_logging_out_without_the_csrf_token_is_403_and_keeps_the_session(
+    client: TestClient,
+) -> None:
+    csrf = log_in(client)
+    forged = {"origin": "https://elsewhere.example", "referer": "https://elsewhere.example/"}
+    for data in ({}, {"csrf": ""}, {"csrf": csrf[:-1] + "0"}):
+        response = client.post("/logout", data=data, headers=forged)
+        assert response.status_code == 403, response.text
+        assert "set-cookie" not in response.headers
+    assert client.get("/").status_code == 200
+
+
+def test_the_pages_log_out_form_carries_the_csrf_token(client: TestClient) -> None:
+    csrf = log_in(client)
+    form = re.search(r'<form method="post" action="/logout".*?</form>', client.get("/").text)
+    assert form is not None and f'name="csrf" value="{csrf}"' in form.group(0)
 
 
 def test_the_login_page_and_the_assets_need_no_token(client: TestClient) -> None:
@@ -138,6 +198,16 @@ def test_api_status_is_status_json(client: TestClient, stocked: Home) -> None:
     response = client.get("/api/status?module=mail", headers=bearer())
     assert response.json() == stocked.app.status(modules=["mail"]).to_json()
     assert set(response.json()["modules"]) == {"mail.welcome", "mail.digest"}
+
+
+def test_api_status_lists_module_ids_in_order(client: TestClient, stocked: Home) -> None:
+    modules = [f"m{n:02d}.{kind}" for n in range(30) for kind in ("b", "a")]
+    random.Random(7).shuffle(modules)
+    for module in modules:
+        stocked.app.schedule(module, command=["true"])
+    every = {task.module for task in stocked.app.list(all=True)}
+    response = client.get("/api/status", headers=bearer())
+    assert list(response.json()["modules"]) == sorted(every)
 
 
 def test_api_log_is_log_json(client: TestClient, stocked: Home) -> None:
@@ -197,6 +267,10 @@ def test_the_tasks_page_links_its_neighbours(client: TestClient) -> None:
         ("?limit=0", "invalid limit 0: expected 1 to 500"),
         ("?limit=x", "invalid limit 'x': expected an integer"),
         ("?offset=-1", "invalid offset -1: must be 0 or more"),
+        ("?offset=9223372036854775807", "invalid offset 9223372036854775807: out of range"),
+        pytest.param(
+            "?offset=" + "9" * 5000, f"invalid offset {'9' * 5000}: out of range", id="5000-digits"
+        ),
         ("?state=sleeping", "invalid state 'sleeping': expected one of queued, running, done,"),
         ("?module=a..b", "invalid module id 'a..b': empty segment"),
     ],
@@ -207,6 +281,7 @@ def test_bad_queries_are_400_with_the_clis_message(
     response = client.get("/api/tasks" + query, headers=bearer())
     assert response.status_code == 400
     assert response.json()["error"].startswith(message)
+    assert "\n" not in response.json()["error"]
 
 
 @pytest.mark.parametrize(
@@ -215,6 +290,12 @@ def test_bad_queries_are_400_with_the_clis_message(
         ("/api/tasks/abc", 400, "invalid task id 'abc': expected an integer"),
         ("/api/tasks/%C2%B2", 400, "invalid task id '\u00b2': expected an integer"),
         ("/api/tasks/99999999999999999999", 400, "invalid task id 99999999999999999999: out"),
+        pytest.param(
+            "/api/tasks/" + "9" * 5000,
+            400,
+            f"invalid task id {'9' * 5000}: out of range",
+            id="/api/tasks/<5000 digits>",
+        ),
         ("/api/nowhere", 404, "no page at this address"),
         ("/api/tasks/1/retry", 405, "method not allowed here"),
     ],
@@ -225,6 +306,7 @@ def test_a_bad_task_id_or_address_is_refused_with_a_message(
     response = client.get(path, headers=bearer())
     assert response.status_code == status
     assert response.json()["error"].startswith(message)
+    assert "\n" not in response.json()["error"]
     log_in(client)
     page = client.get(path.removeprefix("/api"))
     assert page.status_code == status and "Traceback" not in page.text
@@ -461,6 +543,242 @@ def test_the_owner_link_of_an_owner_with_a_slash_works(client: TestClient, stock
     response = client.get(owner_path("tenant/7"))
     assert response.status_code == 200
     assert "tenant/7" in response.text
+
+
+def test_the_owner_link_of_a_session_like_owner_id_is_no_session(stocked: Home) -> None:
+    """The exploit: an owner link for the owner id `session:act:abc` was the MAC of the
+    cookie `act.abc.MAC`, and the link for `csrf:act:abc` that session's CSRF token."""
+    task_id = stocked.ids["paused"]
+    with TestClient(build(stocked.app, settings()), follow_redirects=False) as client:
+        for value in (
+            f"act.abc.{owner_signature(TOKEN, 'session:act:abc')}",
+            f"act.abc.9999999999.{owner_signature(TOKEN, 'session:act:abc:9999999999')}",
+        ):
+            forged = {**cookie(value), "x-csrf-token": owner_signature(TOKEN, "csrf:act:abc")}
+            assert client.get("/api/status", headers=forged).status_code == 401
+            response = client.post(f"/api/tasks/{task_id}/resume", headers=forged)
+            assert response.status_code == 401
+    assert stocked.app.get(task_id).state is State.PAUSED
+
+
+#: Owner ids whose link could pass for another kind of signature, given a session's parts.
+CROSS_OWNERS = (
+    "{nonce}",
+    "session:{role}:{nonce}",
+    "csrf:{role}:{nonce}",
+    "session:{role}:{nonce}:{expires}",
+    "{role}.{nonce}.{expires}",
+    "session",
+    "csrf",
+    "owner-link",
+    "taskcron session {role} v1",
+    "taskcron csrf {role} v1",
+    "taskcron owner-link v1",
+)
+
+
+@pytest.mark.parametrize("token", [TOKEN, READ_TOKEN])
+def test_no_link_cookie_or_csrf_token_passes_for_another_kind(stocked: Home, token: str) -> None:
+    task_id = stocked.ids["paused"]
+    with TestClient(build(stocked.app, settings()), follow_redirects=False) as client:
+        csrf = log_in(client, token)
+        session = client.cookies["taskcron_session"]
+        role, nonce, expires, mac = session.split(".")
+        client.cookies.clear()
+        parts = {"role": role, "nonce": nonce, "expires": expires}
+        links = [owner_signature(TOKEN, o.format(**parts)) for o in CROSS_OWNERS]
+        owners = [o.format(**parts) for o in CROSS_OWNERS]
+
+        def shows_owner(owner: str, sig: str) -> bool:
+            return client.get(f"/owner/{quote(owner, safe='')}", params={"sig": sig}).is_success
+
+        def is_session(value: str) -> bool:
+            return client.get("/api/status", headers=cookie(value)).is_success
+
+        def acts(csrf_token: str) -> bool:
+            headers = {**cookie(session), "x-csrf-token": csrf_token}
+            return client.post(f"/api/tasks/{task_id}/pause", headers=headers).status_code != 403
+
+        assert is_session(session) and not acts("")  # the session is good, and needs its token
+        # an owner link as a cookie or a CSRF token
+        assert not any(is_session(f"{role}.{nonce}.{expires}.{sig}") for sig in links)
+        assert not any(is_session(f"{role}.{nonce}.{sig}") for sig in links)
+        assert not any(acts(sig) for sig in links)
+        # a CSRF token as a cookie or an owner link
+        assert not is_session(f"{role}.{nonce}.{expires}.{csrf}")
+        assert not any(shows_owner(owner, csrf) for owner in owners)
+        # a cookie's MAC as a CSRF token or an owner link
+        assert not acts(mac)
+        assert not any(shows_owner(owner, mac) for owner in owners)
+        # one role's signatures for the other's
+        other = "read" if role == "act" else "act"
+        assert not is_session(f"{other}.{nonce}.{expires}.{mac}")
+    assert stocked.app.get(task_id).state is State.PAUSED
+
+
+def test_an_owner_link_made_by_the_api_opens_its_page(stocked: Home) -> None:
+    web = WebConfig(token=TOKEN)
+    app = TaskCron(config=dataclasses.replace(stocked.app.config, web=web))
+    link = app.owner_link("ann")
+    with TestClient(build(stocked.app, settings()), follow_redirects=False) as client:
+        assert client.get(link).status_code == 200
+        assert client.get(link.replace("/owner/ann", "/owner/bob")).status_code == 401
+
+
+# --- event streams ----------------------------------------------------------------------
+
+
+class Streams:
+    """`/events` streams opened straight on the ASGI application, each until closed."""
+
+    def __init__(self, dashboard: Dashboard) -> None:
+        self.asgi = dashboard.asgi()
+
+    async def open(self, path: str, **headers: str) -> Stream:
+        stream = Stream()
+        target, _, query = path.partition("?")
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": target,
+            "raw_path": target.encode(),
+            "query_string": query.encode(),
+            "root_path": "",
+            "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+        }
+        stream.task = asyncio.create_task(self.asgi(scope, stream.receive, stream.send))
+        await asyncio.wait_for(stream.started.wait(), 10)
+        return stream
+
+
+class Stream:
+    """One response read as it comes; `close()` is the client going away."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.body = b""
+        self.started = asyncio.Event()
+        self.chunk = asyncio.Event()
+        self.gone = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def receive(self) -> dict[str, object]:
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, object]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])  # type: ignore[call-overload]
+        elif message["type"] == "http.response.body":
+            self.body += bytes(message.get("body", b""))  # type: ignore[arg-type]
+            self.started.set()
+            self.chunk.set()
+
+    async def until(self, text: bytes) -> bytes:
+        while text not in self.body:
+            self.chunk.clear()
+            await asyncio.wait_for(self.chunk.wait(), 10)
+        return self.body
+
+    async def close(self) -> None:
+        self.gone.set()
+        assert self.task is not None
+        await asyncio.wait_for(self.task, 10)
+
+
+def test_an_owner_links_stream_carries_only_what_its_page_shows(stocked: Home) -> None:
+    app = stocked.app
+    task = app.get(stocked.ids["failed"])  # ann's, with a command, data and a run
+    dashboard = Dashboard(app, settings(), interval=1.0)
+    streams = Streams(dashboard)
+
+    async def heard() -> dict[str, object]:
+        stream = await streams.open(f"/events?owner=ann&sig={owner_signature(TOKEN, 'ann')}")
+        dashboard.hub.publish([task_event(task)])
+        body = await stream.until(b"\n\nevent: task")
+        body = await stream.until(b"}\n\n")
+        await stream.close()
+        data: dict[str, object] = json.loads(body.split(b"data: ")[1].split(b"\n")[0])
+        return data
+
+    data = asyncio.run(heard())
+    assert sorted(data) == sorted(OWNER_VIEW)
+    run = task.runs[-1]
+    assert data == {
+        "id": task.id,
+        "title": task.title,
+        "module": task.module,
+        "state": "failed",
+        "progress": None,
+        "due_at": task.to_json()["due_at"],
+        "started_at": run.to_json()["started_at"],
+        "ended_at": run.to_json()["ended_at"],
+    }
+
+
+def test_event_streams_beyond_web_max_streams_are_429_per_session_token_and_link(
+    stocked: Home,
+) -> None:
+    dashboard = Dashboard(stocked.app, settings(max_streams=2), interval=1.0)
+    streams = Streams(dashboard)
+    with TestClient(build(stocked.app, settings()), follow_redirects=False) as client:
+        log_in(client)
+        session = client.cookies["taskcron_session"]
+    principals = [
+        ("/events", bearer()),
+        ("/events", bearer(READ_TOKEN)),
+        ("/events", cookie(session)),
+        (f"/events?owner=ann&sig={owner_signature(TOKEN, 'ann')}", {}),
+        (f"/events?owner=bob&sig={owner_signature(TOKEN, 'bob')}", {}),
+    ]
+
+    async def probe() -> list[tuple[int, int, int, bytes]]:
+        seen = []
+        for path, headers in principals:
+            first, second = await streams.open(path, **headers), await streams.open(path, **headers)
+            third = await streams.open(path, **headers)
+            await third.close()
+            seen.append((first.status, second.status, third.status, third.body))
+        return seen
+
+    refused = b'{"error":"too many open event streams: at most 2 (web.max_streams)"}'
+    assert asyncio.run(probe()) == [(200, 200, 429, refused)] * len(principals)
+
+
+def test_a_thousand_streams_opened_and_closed_leave_nothing_behind(stocked: Home) -> None:
+    dashboard = Dashboard(stocked.app, settings(), interval=1.0)
+    streams = Streams(dashboard)
+    rounds = [16] * 62 + [8]  # 1,000 streams, 16 at a time: web.max_streams
+
+    async def cycle(count: int) -> tuple[list[int], int]:
+        opened = [await streams.open("/events", **bearer()) for _ in range(count)]
+        beyond = await streams.open("/events", **bearer())
+        await beyond.close()
+        for stream in opened:
+            await stream.close()
+        return [s.status for s in opened], beyond.status
+
+    async def run_all() -> tuple[int, int]:
+        await cycle(16)  # warm up: first imports and caches are no leak
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for count in rounds:
+            assert await cycle(count) == ([200] * count, 200 if count < 16 else 429)
+        gc.collect()
+        retained = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        return sum(rounds), retained
+
+    opened, retained = asyncio.run(run_all())
+    print(f"\n{opened} streams opened and closed: {retained} bytes retained")
+    assert (opened, len(dashboard.hub.listeners), dashboard.quota.open) == (1000, 0, {})
+    assert retained < 1_000_000
 
 
 # --- restyling ------------------------------------------------------------------------

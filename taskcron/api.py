@@ -193,10 +193,14 @@ class Status:
 
     def to_json(self) -> dict[str, Any]:
         """`{"modules": {MODULE: {STATE: COUNT}}, "running", "next", "failures": [TASK]}`,
-        each task as `show --json` prints it, without its runs."""
+        each task as `show --json` prints it, without its runs; a running task with its
+        `step_elapsed` and `job_elapsed` at `read_at` too (see `Task.elapsed`)."""
         return {
             "modules": {module: dict(counts) for module, counts in self.modules.items()},
-            "running": [task.to_json(runs=False) for task in self.running],
+            "running": [
+                {**task.to_json(runs=False), **task.elapsed_json(self.read_at)}
+                for task in self.running
+            ],
             "next": [task.to_json(runs=False) for task in self.next],
             "failures": [task.to_json(runs=False) for task in self.failures],
         }

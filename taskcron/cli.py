@@ -482,7 +482,8 @@ def status(
     as_json: bool,
 ) -> None:
     """Show the tasks in scope at a glance: how many each module id has in each state, the
-    running tasks (progress, elapsed time, host), the next due tasks and the last failures.
+    running tasks (progress; `step`, the current run's elapsed time, and `job`, the wall time
+    since the job's first step started; host), the next due tasks and the last failures.
 
     At a terminal it draws panels; piped or with NO_COLOR, plain text. --watch redraws
     it in place until Ctrl-C (it needs a terminal). Creates nothing.

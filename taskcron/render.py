@@ -473,13 +473,14 @@ def _counts_table(status: Status) -> Table:
 def _running_table(status: Status, *, bars: bool) -> Table:
     from rich.text import Text
 
-    table = _status_table("id>", "module", "title", "progress", "elapsed>", "host")
+    table = _status_table("id>", "module", "title", "progress", "step>", "job>", "host")
     for task in status.running:
-        run = task.last_run
+        run, times = task.last_run, task.elapsed(status.read_at)
         table.add_row(
             *_named(task),
             _progress_cell(task.progress, bars=bars),
-            Text("-" if run is None else _elapsed(status.read_at - run.started_at)),
+            *(Text("-") for _ in range(2) if times is None),
+            *(Text(_elapsed(delta)) for delta in times or ()),
             Text("-" if run is None else one_line(run.host)),
         )
     return table

@@ -345,7 +345,7 @@ class Dashboard:
             raise Refused(404, f"no action {action!r}: expected one of {', '.join(ACTIONS)}")
         task: Task = await self.calls(getattr(self.app, method), task_id)
         if action != "remove":
-            self.hub.publish([Event("task", task_json(task))])
+            self.hub.publish([Event("task", task_json(task, self.app.clock()))])
         return task
 
     async def form_action(self, request: Request) -> Response:

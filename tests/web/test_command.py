@@ -204,6 +204,18 @@ def test_an_action_through_the_dashboard_arrives_at_once(server: Server, stream:
     events.until(lambda n, d: n == "task" and d["id"] == task_id and d["state"] == "cancelled")
 
 
+def test_the_counts_by_module_and_state_arrive_when_a_task_moves(
+    server: Server, stream: Any
+) -> None:
+    events = stream("/events?module=mail", authorization=f"Bearer {server.token}")
+    run_tc(server.config, "schedule", "billing.y", "--in", "1h", "--", "true")
+    task_id = int(run_tc(server.config, "schedule", "mail.x", "--in", "1h", "--", "true").stdout)
+    run_tc(server.config, "pause", str(task_id))
+
+    counts = events.until(lambda n, d: n == "counts" and "paused" in d["modules"].get("mail.x", {}))
+    assert counts == {"modules": {"mail.x": {"paused": 1}}}
+
+
 def test_a_stream_with_a_scope_hears_only_its_modules(server: Server, stream: Any) -> None:
     events = stream("/events?module=billing", authorization=f"Bearer {server.token}")
     other = int(run_tc(server.config, "schedule", "mail.x", "--in", "1h", "--", "true").stdout)
@@ -250,6 +262,7 @@ def test_a_running_tasks_progress_arrives_as_it_advances(server_on: Server, stre
 
         first = events.until(progress)
         assert first["run"]["host"] and first["run"]["started_at"]
+        assert 0 <= first["step_elapsed"] <= first["job_elapsed"]
         later = events.until(
             lambda n, d: progress(n, d) and d["progress"]["done"] > first["progress"]["done"]
         )

@@ -132,9 +132,13 @@ class Events:
     def __init__(self, response: httpx.Response) -> None:
         self.lines = response.iter_lines()
 
-    def next_event(self) -> tuple[str, dict[str, Any]]:
+    def next_event(self, deadline: float | None = None) -> tuple[str, dict[str, Any]]:
+        """The next event; past `deadline` (a `time.monotonic()`), a keep-alive comment
+        ends the wait with an AssertionError instead of being skipped."""
         name = None
         for line in self.lines:
+            if line.startswith(":") and deadline is not None and time.monotonic() > deadline:
+                raise AssertionError("no such event before the deadline")
             if line.startswith("event: "):
                 name = line[len("event: ") :]
             elif line.startswith("data: ") and name is not None:
@@ -144,7 +148,7 @@ class Events:
     def until(self, wanted: Any, timeout: float = 20) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            name, data = self.next_event()
+            name, data = self.next_event(deadline)
             if wanted(name, data):
                 return data
         raise AssertionError(f"no such event within {timeout}s")

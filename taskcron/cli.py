@@ -20,7 +20,7 @@ from taskcron import __version__, errors, render
 from taskcron.api import CronEdit, Status, TaskCron, broken_config_report
 from taskcron.configfile import ENV_DEBUG
 from taskcron.lifecycle import TickResult
-from taskcron.model import Task
+from taskcron.model import State, Task
 
 EXIT_CODES = ((errors.InputError, 2), (errors.TaskcronError, 1))
 
@@ -118,7 +118,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 @click.option(
     "--store",
     metavar="URL",
-    help="Where the tasks live: sqlite:////abs/path.db or sqlite:///relative.db. "
+    help="Where the tasks live: sqlite:////abs/path.db, sqlite:///relative.db or "
+    "postgresql://user@host/db (the postgres extra). "
     "[env TASKCRON_STORE; default: from the config, else <home>/tasks.db]",
 )
 @click.option(
@@ -353,6 +354,8 @@ def _report_runs(results: Iterable[TickResult], *, as_json: bool, verbose: bool)
             for item in result.recovered:
                 task = item.task
                 render.line(f"recovered task {task.id} ({task.module}): {item.run.error}")
+            for task in result.skipped:
+                render.line(_skipped(task))
             render.line(_tick_summary(result))
         failure = result.failure()
         if failure is not None:
@@ -393,6 +396,14 @@ def _die_of(number: int) -> None:
     sys.stderr.flush()
     signal.signal(number, signal.SIG_DFL)
     os.kill(os.getpid(), number)
+
+
+def _skipped(task: Task) -> str:
+    """`tick -v`'s line for a task it passed over, being later than its max lateness."""
+    then = f"next due {task.due_at:%Y-%m-%d %H:%M:%S} UTC" if task.state is State.QUEUED else ""
+    return f"skipped task {task.id} ({task.module}): later than its max lateness; " + (
+        then or f"now {task.state.value}"
+    )
 
 
 def _tick_summary(result: TickResult) -> str:

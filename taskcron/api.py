@@ -511,7 +511,7 @@ class TaskCron:
             except (TypeError, ValueError) as exc:
                 raise errors.DataError(f"task data is not JSON-serialisable: {exc}") from None
         _utf8("title", title)
-        if title is not None and not title.strip():
+        if title == "":
             raise errors.InputError(
                 f"invalid title {title!r}: empty; leave the title out to use the target"
             )

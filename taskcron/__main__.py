@@ -3,7 +3,7 @@
 cron runs `taskcron tick` every minute, and most minutes nothing is due: such
 a tick is answered here, from the store, before click and the rest of
 taskcron load. `idle_tick` reads the command line, the settings and the store
-with the same code the full command uses (`taskcron.syntax`,
+with the same code the full command uses (`taskcron.inputs`,
 `taskcron.configfile`, `taskcron.line`), and answers only a plain tick of a
 SQLite store that is certainly idle, once every setting has been read and
 checked as the full command checks it. Anything else, including every mistake, goes
@@ -70,16 +70,16 @@ def _parse(argv: Sequence[str]) -> dict[str, list[str]] | None:
 
 
 def _idle(parsed: dict[str, list[str]]) -> bool:
-    from taskcron import configfile, line, syntax
+    from taskcron import configfile, inputs, line, syntax
 
     if any(len(parsed.get(name, ())) > 1 for name in ("home", "config", "store", "budget")):
         return False
     if os.environ.get(configfile.ENV_DEBUG):
         return False  # it is --debug, which click reads (and may refuse)
-    modules = syntax.parse_module_list(parsed.get("modules", ()))
-    excepts = syntax.parse_module_list(parsed.get("excepts", ()))
+    modules = inputs.parse_module_list(parsed.get("modules", ()))
+    excepts = inputs.parse_module_list(parsed.get("excepts", ()))
     for budget in parsed.get("budget", ()):
-        syntax.parse_duration(budget)
+        inputs.parse_duration(budget)
     found = configfile.read(
         _one(parsed, "config"), home=_one(parsed, "home"), store=_one(parsed, "store")
     )

@@ -18,32 +18,38 @@ import heapq
 import json
 import logging
 import os
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from taskcron import config as config_module
-from taskcron import configfile, errors, logstore, syntax
+from taskcron import configfile, doctor, errors, inputs, logstore, ticking
 from taskcron import schedule as schedule_module
 from taskcron.config import Config
-from taskcron.configfile import default_url
+from taskcron.configfile import ENV_DEBUG
+from taskcron.doctor import Check, CheckReport, broken_config_report
+from taskcron.home import Clock, Home, load_config, utc_now
+from taskcron.inputs import (
+    INT64,
+    check_owner,
+    check_utf8,
+    int64,
+    optional_duration,
+    parse_data,
+    parse_module_id,
+)
 from taskcron.lifecycle import (
     ACTION_EVENTS,
     Event,
-    Recorder,
-    RunLife,
     TickResult,
     Watcher,
-    after_claim,
 )
 from taskcron.logstore import LogFilter, LogStore
 from taskcron.model import (
     ACTIVE_STATES,
-    Lanes,
     Recurrence,
     Scope,
     State,
@@ -52,81 +58,51 @@ from taskcron.model import (
     format_duration,
     iso,
 )
-from taskcron.schedule import RetryPolicy
 from taskcron.store import (
-    Claim,
-    ClaimOutcome,
-    Lease,
     NewTask,
     SharedLog,
     Store,
     Tasks,
-    open_shared_log,
     open_store,
     redact,
 )
-from taskcron.syntax import LEVEL_ALIASES, LOG_LEVELS, parse_duration, parse_module_id, sqlite_path
+from taskcron.syntax import sqlite_path
 
 if TYPE_CHECKING:
-    from taskcron.pool import Pool, PoolSettings
-    from taskcron.runner import RunSettings
+    from taskcron.pool import Pool
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 Records = list[dict[str, Any]]
 Upcoming = list[tuple[datetime, Task]]
 Checks = list["Check"]
-INT64 = (-(2**63), 2**63 - 1)
-_KEY = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
+#: What others import from here; the CLI imports only the API, render and errors, so
+#: the few names it needs of lower modules are passed on here.
+__all__ = [
+    "ENV_DEBUG",
+    "Check",
+    "CheckReport",
+    "CronEdit",
+    "InitResult",
+    "LogFeed",
+    "MigrateResult",
+    "Pruned",
+    "Scheduled",
+    "State",
+    "Status",
+    "Task",
+    "TaskCron",
+    "TickResult",
+    "broken_config_report",
+    "owner_signature",
+    "parse_module_id",
+    "utc_now",
+]
+
 CRONTAB_LOCK = "crontab.lock"  #: In the home: held while a crontab is read and rewritten.
 STATUS_COUNT = 5  #: How many next due tasks, and how many failures, `status` shows.
 MAX_UPCOMING = 10_000  #: The most due times `upcoming` (`next -n`) lists: each is held in memory.
 PAST_AT = timedelta(seconds=60)  #: An `at` further in the past than this gets a warning.
-
-
-def utc_now() -> datetime:
-    """The wall clock, timezone-aware UTC: `TaskCron`'s default clock."""
-    return datetime.now(timezone.utc)
-
-
-def ensure_home(path: Path) -> bool:
-    """Create the home (mode 0700) if it does not exist; safe when racing other processes.
-
-    True when this call created it.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        path.mkdir(mode=0o700)
-    except FileExistsError:
-        if not path.is_dir():
-            raise errors.StoreError(f"home {path} exists and is not a directory") from None
-        return False
-    except OSError as exc:
-        raise errors.StoreError(f"cannot create home {path}: {exc.strerror}") from exc
-    path.chmod(0o700)  # mkdir's mode is filtered by the umask
-    return True
-
-
-def parse_data(text: str) -> str:
-    """Check that `text` is strict JSON (no NaN or Infinity) and return it unchanged."""
-
-    def refuse(constant: str) -> Any:
-        raise ValueError(f"{constant} is not valid JSON")
-
-    try:
-        json.loads(text, parse_constant=refuse)
-    except RecursionError:
-        raise errors.DataError("invalid JSON data: nested too deeply") from None
-    except ValueError as exc:
-        raise errors.DataError(f"invalid JSON data: {exc}") from None
-    return text
-
-
-def _duration(value: timedelta | str | float | None) -> timedelta | None:
-    if value is None or isinstance(value, timedelta):
-        return value
-    return parse_duration(value)
 
 
 def _target(call: str | None, task: str | None, command: Sequence[str] | None) -> Target:
@@ -139,66 +115,6 @@ def _target(call: str | None, task: str | None, command: Sequence[str] | None) -
         return Target.task(task)
     assert command is not None
     return Target.command(command)
-
-
-def _utf8(name: str, value: str | None) -> None:
-    """Refuse text that cannot be stored: a byte of argv that was not UTF-8 arrives as a
-    lone surrogate."""
-    if value is None:
-        return
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        bad = value[exc.start : exc.end].encode("utf-8", "surrogateescape")
-        raise errors.InputError(
-            f"invalid {name}: byte {bad!r} at {exc.start} is not UTF-8 text"
-        ) from None
-
-
-def _int64(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise errors.InputError(f"invalid {name} {value!r}: expected an integer")
-    if not INT64[0] <= value <= INT64[1]:
-        raise errors.InputError(f"invalid {name} {value}: out of range")
-    return value
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Check:
-    """One item of `taskcron check`."""
-
-    name: str
-    ok: bool
-    detail: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CheckReport:
-    """What `taskcron check` found."""
-
-    config: Path | None
-    home: Path
-    checks: tuple[Check, ...]
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing is broken."""
-        return all(c.ok for c in self.checks)
-
-    def to_json(self) -> dict[str, Any]:
-        """`{"ok", "config", "home", "checks": [{"name", "ok", "detail"}]}`."""
-        return {
-            "ok": self.ok,
-            "config": None if self.config is None else str(self.config),
-            "home": str(self.home),
-            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
-        }
-
-
-def broken_config_report(error: errors.TaskcronError) -> CheckReport:
-    """What `taskcron check` reports when the config itself cannot be read."""
-    check = Check(name="config", ok=False, detail=str(error))
-    return CheckReport(config=None, home=Path(configfile.DEFAULT_HOME).absolute(), checks=(check,))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -377,137 +293,41 @@ class TaskCron:
         store: str | None = None,
         clock: Clock = utc_now,
     ) -> None:
-        if isinstance(config, Config):
-            self.config = config
-            if home is not None:
-                self.config = dataclasses.replace(
-                    config, home=Path(home).expanduser().absolute(), home_by_default=False
-                )
-            if store is not None and store != config.store:
-                url = configfile.resolve_store(store, Path.cwd(), "--store")
-                self.config = dataclasses.replace(self.config, store=url, store_origin="--store")
-        else:
-            self.config = config_module.load(config, home=home, store=store)
-        if "\0" in str(self.config.home):
-            raise errors.InputError(
-                f"invalid home {str(self.config.home)!r}: it contains a NUL byte"
-            )
+        self._home = Home(load_config(home, config, store), clock)
+        self.config = self._home.config
         self.clock = clock
-        self.policy = RetryPolicy(
-            first=self.config.retry.backoff, cap=self.config.retry.max_backoff
-        )
-        self.recorder = Recorder(
-            lambda: self.logstore,
-            clock,
-            host=self.config.host or os.uname().nodename,
-            shared=lambda: self.shared_log,
-        )
-        self._store: Store | None = None
-        self._logstore: LogStore | None = None
-        self._shared_log: SharedLog | None = None
-        self._shared_log_opened = False
+        self.policy = self._home.policy
+        self.recorder = self._home.recorder
 
     @property
     def home(self) -> Path:
         """The directory that holds the config's log store, lock files and default store."""
-        return self.config.home
+        return self._home.path
 
     @property
     def store_url(self) -> str:
         """Where the tasks live: the configured URL, else `tasks.db` in the home."""
-        return self.config.store or default_url(self.home)
+        return self._home.store_url
 
     @property
     def store(self) -> Store:
         """The task store, opened (and the home and store created) on first use."""
-        if self._store is None:
-            self._make_home()
-            self._store = self._open(create=True)
-        return self._store
-
-    def _make_home(self, *, asked: bool = False) -> None:
-        """Create the home if missing. One nothing named (the last fallback, `./.taskcron`,
-        holding the store) is created with a warning, unless `asked` (by `init`): a cron
-        line that lacks its `--config` would otherwise make a new, empty store in the wrong
-        place and succeed there forever."""
-        if ensure_home(self.home) and self.config.home_by_default and not asked:
-            log.warning("created a new home at %s", self.home)
-
-    def _open(self, *, create: bool) -> Store:
-        store = open_store(self.store_url, create=create, host=self.config.host)
-        if store.migrated_from is not None:
-            self.recorder.emit(
-                Event.STORE_MIGRATED,
-                message=f"store migrated from schema {store.migrated_from} to "
-                f"{store.schema_version}",
-                from_version=store.migrated_from,
-                to_version=store.schema_version,
-            )
-        return store
-
-    def _existing_store(self) -> Store | None:
-        """The store, for reading: never created. None when the home has no store yet.
-
-        With no home at all (or no store at a configured URL) it is a
-        `StoreMissingError`: a command run from the wrong directory says so.
-        """
-        if self._store is not None:
-            return self._store
-        if self.config.store is None:
-            self._require_home()  # a configured store says for itself that it is missing
-        try:
-            self._store = self._open(create=False)
-        except errors.StoreMissingError:
-            if self.config.store is not None:
-                raise
-            return None  # a home without tasks.db yet: nothing scheduled
-        return self._store
-
-    def _stored(self, task_id: int) -> Store:
-        """The store, for reading or acting on task `task_id`: never created."""
-        _int64("task id", task_id)  # no store can hold a larger one, and SQLite refuses it
-        store = self._existing_store()
-        if store is None:
-            raise errors.TaskNotFoundError(task_id)
-        return store
-
-    def _require_home(self) -> None:
-        if self.home.exists() and not self.home.is_dir():
-            raise errors.StoreError(f"home {self.home} exists and is not a directory")
-        if not self.home.is_dir():
-            path = self.config.path
-            why = f"no config file in {Path.cwd()} or its parents" if path is None else str(path)
-            raise errors.HomeMissingError(str(self.home), why)
+        return self._home.store
 
     @property
     def logstore(self) -> LogStore:
         """The log store in `<home>/log/`."""
-        if self._logstore is None:
-            settings = self.config.log
-            self._logstore = LogStore(
-                self.home / "log",
-                level=settings.level,
-                max_bytes=settings.max_bytes,
-                backups=settings.backups,
-            )
-        return self._logstore
+        return self._home.logstore
 
     @property
     def shared_log(self) -> SharedLog | None:
         """The log of every host sharing the store (a PostgreSQL store's `log` table); None
         for a store that keeps none (SQLite). Every record goes there too."""
-        if not self._shared_log_opened:
-            self._shared_log = open_shared_log(self.store_url, host=self.recorder.host)
-            self._shared_log_opened = True
-        return self._shared_log
+        return self._home.shared_log
 
     def close(self) -> None:
         """Close the store and the shared log."""
-        if self._store is not None:
-            self._store.close()
-            self._store = None
-        if self._shared_log is not None:
-            self._shared_log.close()
+        self._home.close()
 
     def __enter__(self) -> TaskCron:
         return self
@@ -625,30 +445,30 @@ class TaskCron:
                 text = json.dumps(data, allow_nan=False)
             except (TypeError, ValueError) as exc:
                 raise errors.DataError(f"task data is not JSON-serialisable: {exc}") from None
-        _utf8("title", title)
+        check_utf8("title", title)
         if title == "":
             raise errors.InputError(
                 f"invalid title {title!r}: empty; leave the title out to use the target"
             )
-        _utf8("task data", text)
+        check_utf8("task data", text)
         for part in (target.value,) if isinstance(target.value, str) else target.value:
-            _utf8("target", part)
-        _int64("priority", priority)
-        if _int64("max attempts", max_attempts) < 1:
+            check_utf8("target", part)
+        int64("priority", priority)
+        if int64("max attempts", max_attempts) < 1:
             raise errors.InputError(f"invalid max attempts {max_attempts}: must be at least 1")
-        limit = _duration(timeout)
+        limit = optional_duration(timeout)
         if limit is not None and limit <= timedelta(0):
             raise errors.DurationError(str(timeout), "a timeout must be more than zero")
         recurrence = self._recurrence(cron, every, tz)
-        lateness = _duration(max_lateness)
+        lateness = optional_duration(max_lateness)
         if lateness is not None and lateness <= timedelta(0):
             raise errors.DurationError(str(max_lateness), "a max lateness must be more than zero")
-        _utf8("key", key)
-        if key is not None and not _KEY.fullmatch(key):
+        check_utf8("key", key)
+        if key is not None and not inputs.is_key(key):
             raise errors.InputError(
                 f"invalid key {key!r}: expected 1 to 255 characters, no control"
             )
-        _owner(owner)
+        check_owner(owner)
         if check:
             self._resolve(target)
         elif check_task and task is not None:
@@ -727,12 +547,12 @@ class TaskCron:
         if cron is not None and every is not None:
             raise errors.InputError("give --cron or --every, not both")
         if tz is not None:
-            syntax.zone(tz)
+            inputs.zone(tz)
         if cron is not None:
             schedule_module.validate_cron(cron)
             return Recurrence(cron=cron.strip(), tz=tz or self.timezone)
         if every is not None:
-            period = _duration(every)
+            period = optional_duration(every)
             assert period is not None
             if period <= timedelta(0):
                 raise errors.DurationError(str(every), "a period must be more than zero")
@@ -755,11 +575,11 @@ class TaskCron:
         if at is not None and delay is not None:
             raise errors.InputError("give --at or --in, not both")
         if delay is not None:
-            wait = _duration(delay)
+            wait = optional_duration(delay)
             assert wait is not None
             return now + wait
         if at is not None:
-            due = self._parse_time(at, tz)
+            due = inputs.parse_time(at, tz or self.timezone)
             if now - due > PAST_AT:
                 late = format_duration(timedelta(seconds=round((now - due).total_seconds())))
                 log.warning("--at %s is %s in the past: the task is due at once", at, late)
@@ -768,34 +588,9 @@ class TaskCron:
             return schedule_module.next_due(recurrence, now)
         return now
 
-    def _parse_time(self, value: datetime | str, tz: str | None) -> datetime:
-        """An ISO 8601 time; one without an offset is read in `tz` (or the default zone)."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.endswith(("Z", "z")):
-                text = text[:-1] + "+00:00"
-            try:
-                moment = datetime.fromisoformat(text)
-            except ValueError:
-                raise errors.InputError(
-                    f"invalid time {value!r}: expected ISO 8601, e.g. 2026-12-24T18:00 or "
-                    "2026-12-24T18:00:00+01:00"
-                ) from None
-        else:
-            moment = value
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=syntax.zone(tz or self.timezone))
-        try:
-            return moment.astimezone(timezone.utc)
-        except OverflowError:  # in UTC it falls before year 1 or after year 9999
-            raise errors.InputError(
-                f"invalid time {str(value)!r}: out of range, in UTC it falls outside the years"
-                " 1 to 9999"
-            ) from None
-
     def get(self, task_id: int) -> Task:
         """The task with its runs; `TaskNotFoundError` if there is none."""
-        return self._stored(task_id).get(task_id)
+        return self._home.stored(task_id).get(task_id)
 
     def list(
         self,
@@ -819,14 +614,14 @@ class TaskCron:
             states: Iterable[State] = (State.parse(state) if isinstance(state, str) else state,)
         else:
             states = tuple(State) if all else ACTIVE_STATES
-        if limit is not None and _int64("limit", limit) < 1:
+        if limit is not None and int64("limit", limit) < 1:
             raise errors.InputError(f"invalid limit {limit}: must be at least 1")
-        if _int64("offset", offset) < 0:
+        if int64("offset", offset) < 0:
             raise errors.InputError(f"invalid offset {offset}: must be 0 or more")
         if limit is not None and offset > INT64[1] - limit:  # a page's end no store can count to
             raise errors.InputError(f"invalid offset {offset}: out of range")
-        _owner(owner)
-        store = self._existing_store()
+        check_owner(owner)
+        store = self._home.existing_store()
         if store is None:
             return []
         if limit is None:
@@ -842,7 +637,7 @@ class TaskCron:
         A recurring task appears at each of its fire times, as if every run
         ended the moment it started.
         """
-        if not 0 <= _int64("count", count) <= MAX_UPCOMING:
+        if not 0 <= int64("count", count) <= MAX_UPCOMING:
             raise errors.InputError(f"invalid count {count}: expected 0 to {MAX_UPCOMING}")
         queued = self.list(modules=modules, excepts=excepts, state=State.QUEUED)
         heap = [(task.due_at, task.id, task) for task in queued]
@@ -871,9 +666,9 @@ class TaskCron:
         every task. Reads only: never creates a home or a store.
         """
         scope = Scope.parse(modules, excepts)
-        if _int64("count", count) < 0:
+        if int64("count", count) < 0:
             raise errors.InputError(f"invalid count {count}: must be 0 or more")
-        store = self._existing_store()
+        store = self._home.existing_store()
         now = self.clock()
         if store is None:
             return Status(read_at=now, modules={})
@@ -889,7 +684,7 @@ class TaskCron:
         """The running tasks in scope, each with its current run as its only run (its start,
         host and progress so far), the oldest run first. One indexed read; creates nothing."""
         scope = Scope.parse(modules, excepts)
-        store = self._existing_store()
+        store = self._home.existing_store()
         return [] if store is None else store.running(scope)
 
     def cancel(self, task_id: int) -> Task:
@@ -898,8 +693,8 @@ class TaskCron:
 
     def cancel_owned(self, owner: str) -> Tasks:
         """Withdraw every queued or paused task of `owner`; return them."""
-        _owner(owner)
-        store = self._existing_store()
+        check_owner(owner)
+        store = self._home.existing_store()
         if store is None:
             return []
         cancelled = store.cancel_owned(owner, now=self.clock())
@@ -933,7 +728,7 @@ class TaskCron:
 
     def remove(self, task_id: int) -> Task:
         """Delete a task that is not running, and its runs; return it as it was."""
-        task = self._stored(task_id).remove(task_id)
+        task = self._home.stored(task_id).remove(task_id)
         self.recorder.emit(Event.TASK_REMOVED, task=task, message=f"removed ({task.state.value})")
         return task
 
@@ -949,7 +744,7 @@ class TaskCron:
         sooner: bool = False,
     ) -> Task:
         now = self.clock()
-        task = self._stored(task_id).transition(
+        task = self._home.stored(task_id).transition(
             task_id,
             action=action,
             allowed=allowed,
@@ -980,18 +775,7 @@ class TaskCron:
         never kills. A scope with a task running is `busy`; nothing due is
         `idle`. A `watcher` hears of the run's start and output as they come.
         """
-        scope = Scope.parse(modules, excepts)
-        deadline = self._deadline(budget)
-        claim = self._claim(scope, None)
-        if claim.outcome is not ClaimOutcome.CLAIMED:
-            return TickResult(
-                outcome=claim.outcome.value,
-                task=claim.task,
-                recovered=claim.recovered,
-                skipped=claim.skipped,
-            )
-        life, settings = self._begin(claim, deadline, watcher)
-        return life.result(life.execute(settings))
+        return ticking.tick(self._home, Scope.parse(modules, excepts), budget, watcher)
 
     def drain(
         self,
@@ -1011,19 +795,8 @@ class TaskCron:
         (one `idle` or `busy` result when it ran nothing); its `signal` then
         says whether a signal stopped it.
         """
-        from taskcron.pool import PoolSettings
-
-        size = self._pool_size(workers)
-        if _int64("max tasks", max_tasks) < 0:
-            raise errors.InputError(f"invalid max tasks {max_tasks}: must be 0 or more")
-        settings = PoolSettings(
-            workers=size,
-            lanes=self.config.lanes,
-            deadline=self._deadline(budget),
-            max_tasks=max_tasks,
-            lease=self.config.lease,
-        )
-        return self._pool(Scope.parse(modules, excepts), settings, watcher)
+        settings = ticking.drain_settings(self._home, budget, workers, max_tasks)
+        return ticking.make_pool(self._home, Scope.parse(modules, excepts), settings, watcher)
 
     def work(
         self,
@@ -1043,119 +816,8 @@ class TaskCron:
         Iterating raises `PoolBusyError` when another pool serves an
         overlapping scope on this host.
         """
-        from taskcron.pool import PoolSettings
-
-        settings = PoolSettings(
-            workers=self._pool_size(workers),
-            lanes=self.config.lanes,
-            forever=True,
-            poll=self.config.poll,
-            grace=self.config.kill_grace,
-            lease=self.config.lease,
-            task_budget=_duration(budget) if budget is not None else self.config.budget,
-        )
-        return self._pool(Scope.parse(modules, excepts), settings, watcher)
-
-    def _pool_size(self, workers: int | None) -> int:
-        size = self.config.workers if workers is None else workers
-        if _int64("workers", size) < 1:
-            raise errors.InputError(f"invalid workers {size}: must be at least 1")
-        return size
-
-    def _pool(self, scope: Scope, settings: PoolSettings, watcher: Watcher | None) -> Pool:
-        from taskcron.pool import Pool
-
-        def begin(claim: Claim) -> tuple[RunLife, RunSettings]:
-            budget = settings.task_budget
-            deadline = settings.deadline if budget is None else self.clock() + budget
-            runner = "taskcron work" if settings.forever else "the tick"
-            return self._begin(claim, deadline, watcher, pooled=True, runner=runner)
-
-        return Pool(
-            store=self.store,
-            scope=scope,
-            settings=settings,
-            clock=self.clock,
-            claim=lambda lanes: self._claim(scope, lanes),
-            begin=begin,
-        )
-
-    def _deadline(self, budget: timedelta | str | float | None) -> datetime | None:
-        allowance = _duration(budget) if budget is not None else self.config.budget
-        return None if allowance is None else self.clock() + allowance
-
-    def _claim(self, scope: Scope, lanes: Lanes | None) -> Claim:
-        """Recover, then claim the next due task (in lanes, for a pool) and record what it did."""
-        now = self.clock()
-        claim = self.store.claim_next(
-            scope=scope,
-            now=now,
-            lease=self._lease(now),
-            decide=self.policy.after_run,
-            skip=self.policy.after_skip,
-            lanes=lanes,
-        )
-        after_claim(self.recorder, claim, self.store)
-        if claim.outcome is not ClaimOutcome.CLAIMED:
-            self._record_no_run(claim, scope)
-        return claim
-
-    def _begin(
-        self,
-        claim: Claim,
-        deadline: datetime | None,
-        watcher: Watcher | None,
-        *,
-        pooled: bool = False,
-        runner: str = "the tick",
-    ) -> tuple[RunLife, RunSettings]:
-        """The life of a claimed run and the settings to run it with.
-
-        A pool's run is begun here (the pool starts its child itself), and its
-        handler is imported in this process first, so that later forks start warm.
-        """
-        assert claim.run is not None
-        life = RunLife(
-            max_steps=self.config.max_steps,
-            store=self.store,
-            claim=claim,
-            recorder=self.recorder,
-            lease=lambda: self._lease(self.clock()),
-            decide=self.policy.after_run,
-            deadline=deadline,
-            watcher=watcher,
-        )
-        if pooled:
-            life.begin()
-        chosen = self._run_settings(claim.run.id, deadline, preload=pooled)
-        return life, dataclasses.replace(chosen, runner=runner)
-
-    def _record_no_run(self, claim: Claim, scope: Scope) -> None:
-        if claim.outcome is ClaimOutcome.IDLE:
-            event, message = Event.TICK_IDLE, "nothing due"
-        else:
-            event, message = Event.TICK_BUSY, "a task in scope is running"
-        self.recorder.emit(
-            event, level="debug", task=claim.task, message=message, scope=scope.to_json()
-        )
-
-    def _run_settings(
-        self, run_id: int, deadline: datetime | None, *, preload: bool = False
-    ) -> RunSettings:
-        from taskcron.runner import RunSettings
-
-        return RunSettings(
-            preload=preload,
-            run_id=run_id,
-            import_paths=self.config.import_paths,
-            modules=self.config.modules,
-            cwd=self.config.directory,
-            deadline=deadline,
-            kill_grace=self.config.kill_grace,
-            renew_every=self.config.lease / 3,
-            output_tail=self.config.log.output_tail,
-            log_level=self.config.log.level,
-        )
+        settings = ticking.work_settings(self._home, budget, workers)
+        return ticking.make_pool(self._home, Scope.parse(modules, excepts), settings, watcher)
 
     # --- the log and housekeeping --------------------------------------------
 
@@ -1177,7 +839,7 @@ class TaskCron:
         wanted = self.log_filter(
             task=task, modules=modules, excepts=excepts, level=level, since=since
         )
-        self._require_home()
+        self._home.require()
         shared = self._readable_shared_log()
         if shared is not None:
             return shared.tail(count, keep=wanted)
@@ -1186,7 +848,7 @@ class TaskCron:
     def _readable_shared_log(self) -> SharedLog | None:
         """The shared log, once its store is known to exist (and opened, so migrated)."""
         if self.shared_log is not None:
-            self._existing_store()
+            self._home.existing_store()
         return self.shared_log
 
     def log_filter(
@@ -1201,30 +863,9 @@ class TaskCron:
         """The filter `log` applies, validated: module ids, level name, `since` time."""
         scope = Scope.parse(modules, excepts)
         if task is not None:
-            _int64("task id", task)
-        level = LEVEL_ALIASES.get(level, level) if level is not None else None
-        if level is not None and level not in LOG_LEVELS:
-            raise errors.InputError(
-                f"invalid level {level!r}: expected one of {', '.join(LOG_LEVELS)}"
-            )
-        return LogFilter(task=task, scope=scope, level=level, since=self._since(since))
-
-    def _since(self, since: datetime | timedelta | str | None) -> datetime | None:
-        if since is None or isinstance(since, datetime):
-            return since
-        if isinstance(since, timedelta):
-            return self.clock() - since
-        try:
-            return self.clock() - parse_duration(since)
-        except errors.DurationError:
-            pass
-        try:
-            moment = datetime.fromisoformat(since)
-        except ValueError:
-            raise errors.InputError(
-                f"invalid time {since!r}: expected a duration such as '1h' or an ISO 8601 time"
-            ) from None
-        return moment if moment.tzinfo is not None else moment.astimezone()
+            int64("task id", task)
+        since_at = inputs.parse_since(since, self.clock())
+        return LogFilter(task=task, scope=scope, level=inputs.parse_level(level), since=since_at)
 
     def prune(self, older_than: timedelta | str | None = None, *, dry_run: bool = False) -> Pruned:
         """Remove finished one-off tasks (with their runs), rotated logs and shared log
@@ -1240,9 +881,9 @@ class TaskCron:
         elif isinstance(older_than, timedelta):
             age = older_than
         else:
-            age = syntax.parse_age(older_than)
+            age = inputs.parse_age(older_than)
         before = self.clock() - age
-        store = self._existing_store() if dry_run else self.store
+        store = self._home.existing_store() if dry_run else self.store
         tasks, runs = (0, 0) if store is None else store.prune(before=before, dry_run=dry_run)
         files = logstore.prune_rotated(self.logstore, before, dry_run=dry_run)
         shared = self.shared_log
@@ -1267,7 +908,7 @@ class TaskCron:
     def log_feed(self, keep: LogFilter | None = None) -> LogFeed:
         """The log records written from now on that `keep` lets through, as they come:
         each `poll()` of the returned feed gives the new ones without waiting."""
-        self._require_home()
+        self._home.require()
         return LogFeed(logstore.Follower(self.logstore), keep or self.log_filter())
 
     def owner_link(self, owner: str) -> str:
@@ -1277,7 +918,7 @@ class TaskCron:
         links only, so it stays valid while the token does and opens nothing else;
         a `ConfigError` when no token is configured.
         """
-        _owner(owner)
+        check_owner(owner)
         token = self.config.web.token
         configfile.check_tokens(token, None)
         if token is None:
@@ -1301,7 +942,7 @@ class TaskCron:
         iterating.
         """
         wanted = keep or self.log_filter()
-        self._require_home()
+        self._home.require()
         shared = self._readable_shared_log()
         if shared is not None:
             yield from (batch for batch in shared.follow(count, keep=wanted) if batch)
@@ -1336,7 +977,7 @@ class TaskCron:
                 raise errors.StoreError(f"cannot write {target}: {exc.strerror}") from exc
             else:
                 written = target
-        self._make_home(asked=True)
+        self._home.make(asked=True)
         self.store  # noqa: B018 - opening the store creates the store
         return InitResult(
             home=self.home, store=redact(self.store_url), config=self.config.path, written=written
@@ -1353,7 +994,7 @@ class TaskCron:
         (`StoreNotEmptyError`). Pools are not copied: they register again.
         """
         url = configfile.resolve_store(to, Path.cwd(), "--to")
-        source = self._existing_store()
+        source = self._home.existing_store()
         if source is None:
             raise errors.StoreMissingError(redact(self.store_url))
         if _same_store(url, source.url):
@@ -1388,102 +1029,9 @@ class TaskCron:
     def check(self) -> CheckReport:
         """Check that this home can work, and say what is broken; never creates anything.
 
-        It imports the configured modules (listing the task names they
-        register), resolves the target of every queued, paused or recurring
-        task, runs the store's integrity check, checks that the log directory
-        is writable, and reports whether a crontab line for this home is
-        installed (not required: ticks run another way need none).
+        See `taskcron.doctor.check`.
         """
-        checks = [_check_config(self.config), _check_home(self.config)]
-        home = self.home.is_dir()
-        checks += self._check_code()
-        if home or self.config.store is not None:
-            store_check, store = self._check_store()
-            checks.append(store_check)
-            if store is not None:
-                checks += self._check_targets(store)
-        checks.append(_check_writable("log", self.home / "log"))
-        checks.append(self._check_crontab())
-        return CheckReport(config=self.config.path, home=self.home, checks=tuple(checks))
-
-    def _check_code(self) -> Checks:
-        from taskcron import handlers
-
-        handlers.add_import_paths(self.config.import_paths)
-        try:
-            names = handlers.registered(self.config.modules)
-        except errors.HandlerError as exc:
-            return [Check(name="modules", ok=False, detail=str(exc))]
-        except Exception as exc:
-            detail = f"importing the configured modules failed: {type(exc).__name__}: {exc}"
-            return [Check(name="modules", ok=False, detail=detail)]
-        imported = (
-            "imported " + ", ".join(self.config.modules)
-            if self.config.modules
-            else "no modules configured"
-        )
-        listed = ", ".join(names) or "none"
-        return [Check(name="modules", ok=True, detail=f"{imported}; tasks: {listed}")]
-
-    def _check_store(self) -> tuple[Check, Store | None]:
-        where = redact(self.store_url)
-        try:
-            store = self._existing_store()
-        except errors.TaskcronError as exc:
-            return Check(name="store", ok=False, detail=str(exc)), None
-        if store is None:
-            return Check(name="store", ok=True, detail=f"{where}: not created yet (no tasks)"), None
-        problems = store.integrity()
-        if problems:
-            return Check(name="store", ok=False, detail=f"{where}: {'; '.join(problems)}"), store
-        detail = f"{where}: {store.about()}, schema {store.schema_version}, integrity ok"
-        return Check(name="store", ok=True, detail=detail), store
-
-    def _check_targets(self, store: Store) -> Checks:
-        from taskcron import handlers
-
-        listed = store.list(scope=Scope(), states=(State.QUEUED, State.PAUSED, State.RUNNING))
-        waiting = [t for t in listed if t.state is not State.RUNNING or t.recurrence is not None]
-        broken = []
-        for task in waiting:
-            try:
-                handlers.resolve(
-                    task.target, modules=self.config.modules, cwd=self.config.directory
-                )
-            except errors.HandlerError as exc:
-                broken.append(
-                    Check(name=f"task {task.id}", ok=False, detail=f"{task.module}: {exc}")
-                )
-        count = len(waiting)
-        summary = (
-            f"{count - len(broken)} of {count} waiting tasks resolve"
-            if count
-            else "no waiting tasks"
-        )
-        return [Check(name="targets", ok=not broken, detail=summary), *broken]
-
-    def _check_crontab(self) -> Check:
-        """Whether a crontab job ticks this home, and whether the program it runs exists."""
-        from taskcron import crontab
-
-        try:
-            jobs = crontab.jobs_for_home(crontab.open_crontab().read(), self.home)
-        except errors.TaskcronError as exc:
-            return Check(name="crontab", ok=True, detail=f"cannot read the crontab: {exc}")
-        if not jobs:
-            return Check(
-                name="crontab",
-                ok=True,
-                detail="no crontab job ticks this home (none is needed when tasks run by "
-                "`taskcron work`, a systemd timer or by hand)",
-            )
-        found = []
-        for _, words in jobs:
-            program = Path(words[0]) if words else Path()
-            runnable = program.is_file() and os.access(program, os.X_OK)
-            found.append(f"{program} ({'exists' if runnable else 'MISSING'})")
-        missing = any(text.endswith("(MISSING)") for text in found)
-        return Check(name="crontab", ok=not missing, detail="installed: " + ", ".join(found))
+        return doctor.check(self._home)
 
     def generate_cron(
         self,
@@ -1527,13 +1075,13 @@ class TaskCron:
             mail=mail,
             user=user if crontab_file is not None else None,
             now=self.clock(),
-            tz=syntax.zone(config_module.system_timezone()),
+            tz=inputs.zone(config_module.system_timezone()),
         )
         edit = CronEdit(where=tab.describe(), scope=cronline.describe_scope(scope), job=job.block)
         if dry_run:
             change = crontab.install(job, tab, lock=None, dry_run=True)
             return dataclasses.replace(edit, text=change.text, removed=change.removed)
-        self._make_home()  # the job appends to <home>/cron.log: the directory must exist
+        self._home.make()  # the job appends to <home>/cron.log: the directory must exist
         if not install:
             return edit
         change = crontab.install(job, tab, lock=self.home / CRONTAB_LOCK)
@@ -1559,7 +1107,7 @@ class TaskCron:
         cronline.check_text("home", str(self.home))
         tab = crontab.open_crontab(file=crontab_file, user=user)
         if not dry_run:
-            self._make_home()
+            self._home.make()
         lock = self.home / CRONTAB_LOCK
         change = crontab.uninstall(self.home, scope, tab, lock=lock, dry_run=dry_run)
         return CronEdit(
@@ -1592,60 +1140,9 @@ class TaskCron:
             f" the config file: put store = {json.dumps(url)} in {where}"
         )
 
-    def _lease(self, now: datetime) -> Lease:
-        store = self.store
-        return Lease(
-            host=store.host,
-            machine=store.machine,
-            pid=os.getpid(),
-            expires_at=now + self.config.lease,
-        )
-
-
-def _owner(owner: str | None) -> None:
-    _utf8("owner", owner)
-    if owner is not None and not _KEY.fullmatch(owner):
-        raise errors.InputError(
-            f"invalid owner {owner!r}: expected 1 to 255 characters, no control characters"
-        )
-
 
 def _same_store(url: str, other: str) -> bool:
     """Whether two store URLs name the same store: the same SQLite file, or the same URL."""
     if url.startswith("sqlite:") and other.startswith("sqlite:"):
         return Path(sqlite_path(url)).resolve() == Path(sqlite_path(other)).resolve()
     return redact(url) == redact(other)
-
-
-def _check_config(config: Config) -> Check:
-    """The config file in use; broken when one was ignored as unsafe (its settings, and the
-    home it names, are not in effect)."""
-    found = "none found: defaults" if config.path is None else str(config.path)
-    detail = "; ".join([found, *config.warnings])
-    return Check(name="config", ok=not config.warnings, detail=detail)
-
-
-def _check_home(config: Config) -> Check:
-    """Whether the home exists, and, when nothing named it, that it is the last fallback."""
-    home = config.home
-    exists = home.is_dir()
-    detail = f"{home} {'exists' if exists else 'does not exist'}"
-    if config.home_by_default:
-        detail += (
-            " (no config names a home: no --home, TASKCRON_HOME, --config or config file"
-            " found, so it is ./.taskcron here)"
-        )
-    if not exists:
-        detail += ": run 'taskcron init' to create it"
-    return Check(name="home", ok=exists, detail=detail)
-
-
-def _check_writable(name: str, directory: Path) -> Check:
-    """Whether files can be written in `directory`, or in its nearest existing parent."""
-    existing = directory
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
-        how = "is writable" if existing == directory else f"can be created in {existing}"
-        return Check(name=name, ok=True, detail=f"{directory} {how}")
-    return Check(name=name, ok=False, detail=f"cannot write to {existing}")

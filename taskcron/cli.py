@@ -17,10 +17,17 @@ from typing import Any
 import click
 
 from taskcron import __version__, errors, render
-from taskcron.api import CronEdit, Status, TaskCron, broken_config_report
-from taskcron.configfile import ENV_DEBUG
-from taskcron.lifecycle import TickResult
-from taskcron.model import State, Task
+from taskcron.api import (
+    ENV_DEBUG,
+    CronEdit,
+    State,
+    Status,
+    Task,
+    TaskCron,
+    TickResult,
+    broken_config_report,
+    parse_module_id,
+)
 
 EXIT_CODES = ((errors.InputError, 2), (errors.TaskcronError, 1))
 
@@ -257,8 +264,6 @@ def schedule(
       taskcron schedule backups --every 1d -- /usr/local/bin/backup --full
       taskcron schedule mail --in 10m --key welcome-42 --task send_welcome
     """
-    from taskcron.syntax import parse_module_id
-
     parse_module_id(module)
     if sum(x is not None for x in (call, task_name)) + bool(command) != 1:
         raise click.UsageError("give exactly one of --call PATH, --task NAME or -- CMD [ARGS]...")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from taskcron import configfile, errors
 from taskcron.configfile import DEFAULT_HOME
+from taskcron.inputs import zone
 from taskcron.model import Lanes
-from taskcron.syntax import zone
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,7 +11,7 @@ home is `.taskcron` beside it. A file found by that walk which is owned by
 neither this user nor root, or that others can write, is skipped with a
 warning: its `modules` would be imported and run.
 
-It imports nothing of taskcron but its errors and `taskcron.syntax`, so that
+It imports nothing of taskcron but its errors, `inputs` and `syntax`, so that
 an idle tick can read and check its settings before the rest of taskcron loads
 (see `taskcron.__main__`); `taskcron.config` types them (`Config`).
 """
@@ -27,15 +27,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from taskcron import errors
-from taskcron.syntax import (
-    LOG_LEVELS,
-    SQLITE_PREFIX,
-    parse_age,
-    parse_duration,
-    parse_module_id,
-    sqlite_url,
-    zone,
-)
+from taskcron.inputs import LOG_LEVELS, parse_age, parse_duration, parse_module_id, zone
+from taskcron.syntax import SQLITE_PREFIX, sqlite_url
 
 ENV_HOME = "TASKCRON_HOME"
 ENV_CONFIG = "TASKCRON_CONFIG"

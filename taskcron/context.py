@@ -34,7 +34,7 @@ class Continue(Exception):
             return 0.0
         if isinstance(self.delay, timedelta):
             return max(self.delay.total_seconds(), 0.0)
-        from taskcron.syntax import parse_duration
+        from taskcron.inputs import parse_duration
 
         return parse_duration(self.delay).total_seconds()
 

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from taskcron import errors
+from taskcron.inputs import parse_duration
 from taskcron.model import Scope, format_duration
 from taskcron.schedule import AT_WORDS, CronExpr, validate_cron
-from taskcron.syntax import parse_duration
 
 #: Every marker comment starts with this; a JSON object with the home and scope follows.
 MARKER = "# taskcron generate-cron "

@@ -16,6 +16,7 @@ The tree::
     ├── StateError                   the task's state does not allow the action
     ├── TasksRunningError            tasks are running, and the store cannot be moved now
     ├── HandlerError                 a task handler cannot be found, imported or registered
+    ├── PoolBusyError                another pool serves an overlapping scope on this host
     ├── ExtraMissingError            a feature's optional packages are not installed
     └── StoreError                   the store cannot be opened, read or written
         ├── StoreVersionError        the store was written by a newer taskcron
@@ -29,6 +30,8 @@ exit codes. Each class's docstring is its default message.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class TaskcronError(Exception):
@@ -133,6 +136,18 @@ class TasksRunningError(TaskcronError):
 
 class HandlerError(TaskcronError):
     """The task handler cannot be found or imported."""
+
+
+class PoolBusyError(TaskcronError):
+    """Another pool serves this scope on this host."""
+
+    def __init__(self, pid: int, modules: Sequence[str], excepts: Sequence[str]) -> None:
+        served = ", ".join(modules) or "every module id"
+        but = f" except {', '.join(excepts)}" if excepts else ""
+        super().__init__(f"another pool (pid {pid}) already serves {served}{but} on this host")
+        self.pid = pid
+        self.modules = tuple(modules)
+        self.excepts = tuple(excepts)
 
 
 class StoreError(TaskcronError):

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from taskcron.config import LogConfig
+from taskcron.inputs import LOG_LEVELS
 from taskcron.model import Scope
-from taskcron.syntax import LOG_LEVELS
 
 ACTIVE = "taskcron.jsonl"
 _BLOCK = 65536

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 from taskcron import errors
-from taskcron.syntax import (
+from taskcron.inputs import (
     covers,
     in_scope,
     parse_module_list,

@@ -65,16 +65,6 @@ class PoolSettings:
         return self.forever or self.workers > 1
 
 
-class PoolBusyError(errors.TaskcronError):
-    """Another pool serves this scope on this host."""
-
-    def __init__(self, pid: int, scope: Scope) -> None:
-        modules = ", ".join(scope.modules) or "every module id"
-        excepts = f" except {', '.join(scope.excepts)}" if scope.excepts else ""
-        super().__init__(f"another pool (pid {pid}) already serves {modules}{excepts} on this host")
-        self.pid = pid
-
-
 class Pool:
     """Claims and runs tasks of one scope until it is told, or finds no reason, to stop."""
 
@@ -114,8 +104,8 @@ class Pool:
                 assert self._registration is not None
                 holder = self.store.serving_pool(self._registration, now=self.clock())
                 if holder is None:  # it ended meanwhile: the next start will serve
-                    raise PoolBusyError(0, self.scope)
-                raise PoolBusyError(holder.pid, holder.scope)
+                    raise errors.PoolBusyError(0, self.scope.modules, self.scope.excepts)
+                raise errors.PoolBusyError(holder.pid, holder.scope.modules, holder.scope.excepts)
             yield TickResult(outcome=ClaimOutcome.BUSY.value)
             return
         try:

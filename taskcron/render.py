@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.table import Table
 
-    from taskcron.api import Check, Status
+    from taskcron.api import Status
+    from taskcron.doctor import Check
 
 PROG = "taskcron"
 DATA_PREVIEW = 2000  #: Characters of a task's data that `show` prints.

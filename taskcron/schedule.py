@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from taskcron import errors
+from taskcron.inputs import zone
 from taskcron.model import Next, Outcome, Recurrence, State, Task
-from taskcron.syntax import zone
 
 JITTER = 0.2
 

@@ -1,171 +1,17 @@
-"""What people type: module ids, lists of them, durations, time zones and SQLite store
-URLs, read and checked.
+"""SQLite store URLs, read and checked; light, as it is on the idle path.
 
-Pure and light: it imports nothing of taskcron but its errors, and compiles its
-regular expressions on first use, so that an idle tick can read its command
-line with it before the rest of taskcron loads (see `taskcron.__main__`).
+The module's other readers moved to `taskcron.inputs`; it re-exports the few names
+`taskcron.line` and `taskcron.store` still import from here.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable, Sequence
-from datetime import timedelta, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from taskcron import errors
+from taskcron.inputs import LOG_LEVELS, covers, in_scope
 
-if TYPE_CHECKING:
-    import re
-
-MODULE_ID_MAX = 255
-#: Log levels, least severe first: the log store, the config and `log --level` use these.
-LOG_LEVELS = ("debug", "info", "warning", "error")
-#: Other names of a level, as Python's logging knows them.
-LEVEL_ALIASES = {"warn": "warning"}
-
-# --- module ids ------------------------------------------------------------
-
-#: What a segment of a module id may hold: ASCII letters, digits, `_` and `-`.
-_SEGMENT_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-
-
-def parse_module_id(value: str) -> str:
-    """Return `value` if it is a valid module id, else raise `ModuleIdError`.
-
-    A module id is one or more segments of ASCII letters, digits, `_` or `-`
-    joined by single dots, at most 255 characters.
-    """
-    if not value:
-        raise errors.ModuleIdError(value, "must not be empty")
-    if len(value) > MODULE_ID_MAX:
-        raise errors.ModuleIdError(value, f"longer than {MODULE_ID_MAX} characters")
-    for segment in value.split("."):
-        if not segment:
-            raise errors.ModuleIdError(value, "empty segment")
-        bad = next((c for c in segment if c not in _SEGMENT_CHARS), None)
-        if bad is not None:
-            raise errors.ModuleIdError(
-                value, f"invalid character {bad!r} (allowed: letters, digits, '_', '-', '.')"
-            )
-    return value
-
-
-def parse_module_list(values: Iterable[str]) -> tuple[str, ...]:
-    """Split comma-separated values, validate each as a module id, drop duplicates, sort."""
-    found: set[str] = set()
-    for value in values:
-        for item in value.split(","):
-            found.add(parse_module_id(item.strip()))
-    return tuple(sorted(found))
-
-
-def covers(prefix: str, module: str) -> bool:
-    """True when the filter `prefix` covers `module`: itself or anything under `prefix.`."""
-    return module == prefix or module.startswith(prefix + ".")
-
-
-def in_scope(module: str, modules: Sequence[str], excepts: Sequence[str]) -> bool:
-    """True when `module` is under one of `modules` (or `modules` is empty) and under
-    none of `excepts`: what a scope serves."""
-    if modules and not any(covers(m, module) for m in modules):
-        return False
-    return not any(covers(e, module) for e in excepts)
-
-
-# --- durations -------------------------------------------------------------
-
-#: The longest duration: any longer would carry a time past the calendar's end (a budget's
-#: deadline, a lease's expiry, a retention's cut-off), so it is refused as too large.
-DURATION_MAX = timedelta(days=1000 * 365)
-_NUMBER = r"(?:\d+(?:\.\d+)?|\.\d+)"
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-@functools.cache
-def _duration_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
-    """A bare number, and units from the largest down, each at most once ("1h30m", not
-    "30m1h" or "1h1h"): compiled when a duration is first read."""
-    import re
-
-    units = "".join(f"(?:(?P<{u}>{_NUMBER}){u})?" for u in ("w", "d", "h", "m", "s", "ms"))
-    return re.compile(_NUMBER, re.ASCII), re.compile(units, re.ASCII)
-
-
-def parse_duration(value: str | int | float) -> timedelta:
-    """Read `90s`, `1h30m`, `1.5s`, `250ms` or a bare number of seconds.
-
-    Units: w d h m s ms, largest first, each at most once. Negative
-    durations, and those longer than `DURATION_MAX`, are refused with `DurationError`.
-    """
-    if isinstance(value, bool):
-        raise errors.DurationError(str(value), "expected a number of seconds or e.g. '90s'")
-    try:
-        seconds = float(value) if isinstance(value, int | float) else _seconds(value)
-    except OverflowError:
-        raise errors.DurationError(str(value), "too large") from None
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):
-        raise errors.DurationError(str(value), "must be finite")
-    if seconds < 0:
-        raise errors.DurationError(str(value), "must not be negative")
-    if seconds > DURATION_MAX.total_seconds():
-        raise errors.DurationError(str(value), "too large")
-    return timedelta(seconds=seconds)
-
-
-def parse_age(value: str | int | float) -> timedelta:
-    """`parse_duration` without the bare number of seconds: an age (`prune
-    --older-than`, `log.retention`) of "30" is refused as `DurationError`, being
-    30 days more often than 30 seconds in the mind of whoever typed it."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        text = str(value)
-    elif isinstance(value, str) and _duration_patterns()[0].fullmatch(value.strip()):
-        text = value.strip()
-    else:
-        return parse_duration(value)
-    raise errors.DurationError(str(value), f"{text} what? e.g. {text}d")
-
-
-def _seconds(value: str) -> float:
-    if not value.isprintable():
-        raise errors.DurationError(value, "contains a control character")
-    text = value.strip()
-    if text.startswith("-"):
-        raise errors.DurationError(value, "must not be negative")
-    bare, units = _duration_patterns()
-    if bare.fullmatch(text):
-        return float(text)
-    match = units.fullmatch(text)
-    if not text or match is None:
-        raise errors.DurationError(
-            value, "expected e.g. '90s', '1h30m', '1.5s' or a number of seconds"
-        )
-    return sum(float(n) * _UNITS[unit] for unit, n in match.groupdict().items() if n)
-
-
-# --- time zones ------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=64)
-def zone(name: str) -> tzinfo:
-    """The IANA time zone `name`, or `InputError`."""
-    import zoneinfo
-
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        import difflib  # only for a mistake: the tick need not load it
-
-        zones = sorted(zoneinfo.available_timezones())
-        close = difflib.get_close_matches(name, zones, n=1, cutoff=0.8)  # not "America/Adak"
-        if close:
-            message = f"unknown time zone {name!r}: did you mean {close[0]!r}?"
-            raise errors.InputError(message) from None
-        raise errors.InputError(
-            f"unknown time zone {name!r} (expected an IANA name such as Europe/Berlin)"
-        ) from None
-
+__all__ = ["LOG_LEVELS", "SQLITE_PREFIX", "covers", "in_scope", "sqlite_path", "sqlite_url"]
 
 # --- SQLite store URLs -------------------------------------------------------
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
+from taskcron.inputs import parse_duration
 from taskcron.model import Outcome, Progress, Recurrence, RunEnd, Scope, State
 from taskcron.store.sqlite import SqliteStore
-from taskcron.syntax import parse_duration
 from tests.conftest import clean_env, script, taskcron_in
 from tests.store.conftest import T0, at, decide, lease, new_task
 

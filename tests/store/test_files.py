@@ -390,7 +390,7 @@ CHILD = textwrap.dedent(
     import sys
     from pathlib import Path
     from datetime import datetime, timezone
-    from taskcron.api import ensure_home
+    from taskcron.home import ensure_home
     from taskcron.model import Target
     from taskcron.store import NewTask
     from taskcron.store.sqlite import SqliteStore

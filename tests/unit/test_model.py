@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from taskcron import errors
+from taskcron.inputs import parse_duration, parse_module_id, parse_module_list
 from taskcron.model import Outcome, Run, Scope, State, Target, TargetKind, Task
-from taskcron.syntax import parse_duration, parse_module_id, parse_module_list
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 CET = timezone(timedelta(hours=1))

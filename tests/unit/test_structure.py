@@ -65,6 +65,25 @@ def test_only_the_cli_imports_render_and_click() -> None:
             assert "click" not in found, name
 
 
+#: What the CLI may import of taskcron: the API, render, errors and the package itself
+#: (and the web package, inside its command).
+CLI_IMPORTS = {"taskcron", "taskcron.api", "taskcron.render", "taskcron.errors"}
+
+
+def test_the_cli_imports_only_the_api_render_errors_and_the_package() -> None:
+    package = modules()
+    tree = package["taskcron.cli"]
+    ours = {n for n in imports(tree) if n in package} - {"taskcron.web"}
+    assert ours <= CLI_IMPORTS, ours - CLI_IMPORTS
+
+
+@pytest.mark.parametrize("name", ["taskcron.home", "taskcron.ticking", "taskcron.doctor"])
+def test_the_parts_the_api_composes_import_nothing_above_them(name: str) -> None:
+    package = modules()
+    above = {"taskcron.api", "taskcron.cli", "taskcron.render", "taskcron.web"}
+    assert not {n for n in imports(package[name]) if n in package} & above
+
+
 def functions(tree: ast.Module) -> dict[str, int]:
     """Each function's name and the length of its body in lines, without its docstring.
 
@@ -178,7 +197,13 @@ def test_a_tick_imports_nothing_of_the_web(tmp_path: Path) -> None:
 
 
 #: What an idle tick imports (see taskcron.__main__) before it knows the scope is idle.
-IDLE_PATH = {"taskcron.errors", "taskcron.syntax", "taskcron.configfile", "taskcron.line"}
+IDLE_PATH = {
+    "taskcron.errors",
+    "taskcron.inputs",
+    "taskcron.syntax",
+    "taskcron.configfile",
+    "taskcron.line",
+}
 
 
 @pytest.mark.parametrize("name", sorted(IDLE_PATH | {"taskcron.__main__"}))

@@ -1,0 +1,196 @@
+"""Composing a tick, a drain and a pool from a home: claiming, beginning a run, and the
+settings it runs with.
+
+A run's deadline is computed here alone (`deadline_after`, or a pool's per-task
+budget) and handed to both its life and its execution.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from taskcron import errors
+from taskcron.home import Home
+from taskcron.inputs import int64, optional_duration
+from taskcron.lifecycle import Event, RunLife, TickResult, Watcher, after_claim
+from taskcron.model import Lanes, Scope
+from taskcron.store import Claim, ClaimOutcome, Lease
+
+if TYPE_CHECKING:
+    from taskcron.pool import Pool, PoolSettings
+    from taskcron.runner import RunSettings
+
+Budget = timedelta | str | float | None
+
+
+def tick(home: Home, scope: Scope, budget: Budget, watcher: Watcher | None) -> TickResult:
+    """Run at most one due task in `scope` (see `TaskCron.tick`)."""
+    deadline = deadline_after(home, budget)
+    claim = claim_next(home, scope, None)
+    if claim.outcome is not ClaimOutcome.CLAIMED:
+        return TickResult(
+            outcome=claim.outcome.value,
+            task=claim.task,
+            recovered=claim.recovered,
+            skipped=claim.skipped,
+        )
+    life, settings = begin_run(home, claim, deadline, watcher)
+    return life.result(life.execute(settings))
+
+
+def drain_settings(home: Home, budget: Budget, workers: int | None, max_tasks: int) -> PoolSettings:
+    """A draining tick's pool: until nothing is due, the budget or `max_tasks` is spent."""
+    from taskcron.pool import PoolSettings
+
+    size = pool_size(home, workers)
+    if int64("max tasks", max_tasks) < 0:
+        raise errors.InputError(f"invalid max tasks {max_tasks}: must be 0 or more")
+    return PoolSettings(
+        workers=size,
+        lanes=home.config.lanes,
+        deadline=deadline_after(home, budget),
+        max_tasks=max_tasks,
+        lease=home.config.lease,
+    )
+
+
+def work_settings(home: Home, budget: Budget, workers: int | None) -> PoolSettings:
+    """`taskcron work`'s pool: forever, each task with a deadline of its start plus `budget`."""
+    from taskcron.pool import PoolSettings
+
+    return PoolSettings(
+        workers=pool_size(home, workers),
+        lanes=home.config.lanes,
+        forever=True,
+        poll=home.config.poll,
+        grace=home.config.kill_grace,
+        lease=home.config.lease,
+        task_budget=optional_duration(budget) if budget is not None else home.config.budget,
+    )
+
+
+def pool_size(home: Home, workers: int | None) -> int:
+    """`workers`, else the config's; at least 1."""
+    size = home.config.workers if workers is None else workers
+    if int64("workers", size) < 1:
+        raise errors.InputError(f"invalid workers {size}: must be at least 1")
+    return size
+
+
+def make_pool(home: Home, scope: Scope, settings: PoolSettings, watcher: Watcher | None) -> Pool:
+    """A pool over `scope` that claims and begins its runs through this module."""
+    from taskcron.pool import Pool
+
+    def begin(claim: Claim) -> tuple[RunLife, RunSettings]:
+        budget = settings.task_budget
+        deadline = settings.deadline if budget is None else home.clock() + budget
+        runner = "taskcron work" if settings.forever else "the tick"
+        return begin_run(home, claim, deadline, watcher, pooled=True, runner=runner)
+
+    return Pool(
+        store=home.store,
+        scope=scope,
+        settings=settings,
+        clock=home.clock,
+        claim=lambda lanes: claim_next(home, scope, lanes),
+        begin=begin,
+    )
+
+
+def deadline_after(home: Home, budget: Budget) -> datetime | None:
+    """Now plus `budget` (default: the config's); None without a budget."""
+    allowance = optional_duration(budget) if budget is not None else home.config.budget
+    return None if allowance is None else home.clock() + allowance
+
+
+def claim_next(home: Home, scope: Scope, lanes: Lanes | None) -> Claim:
+    """Recover, then claim the next due task (in lanes, for a pool) and record what it did."""
+    now = home.clock()
+    claim = home.store.claim_next(
+        scope=scope,
+        now=now,
+        lease=lease(home, now),
+        decide=home.policy.after_run,
+        skip=home.policy.after_skip,
+        lanes=lanes,
+    )
+    after_claim(home.recorder, claim, home.store)
+    if claim.outcome is not ClaimOutcome.CLAIMED:
+        _record_no_run(home, claim, scope)
+    return claim
+
+
+def begin_run(
+    home: Home,
+    claim: Claim,
+    deadline: datetime | None,
+    watcher: Watcher | None,
+    *,
+    pooled: bool = False,
+    runner: str = "the tick",
+) -> tuple[RunLife, RunSettings]:
+    """The life of a claimed run and the settings to run it with.
+
+    A pool's run is begun here (the pool starts its child itself), and its
+    handler is imported in this process first, so that later forks start warm.
+    """
+    assert claim.run is not None
+    life = RunLife(
+        max_steps=home.config.max_steps,
+        store=home.store,
+        claim=claim,
+        recorder=home.recorder,
+        lease=lambda: lease(home, home.clock()),
+        decide=home.policy.after_run,
+        deadline=deadline,
+        watcher=watcher,
+    )
+    if pooled:
+        life.begin()
+    chosen = run_settings(home, claim.run.id, deadline, preload=pooled)
+    return life, dataclasses.replace(chosen, runner=runner)
+
+
+def _record_no_run(home: Home, claim: Claim, scope: Scope) -> None:
+    if claim.outcome is ClaimOutcome.IDLE:
+        event, message = Event.TICK_IDLE, "nothing due"
+    else:
+        event, message = Event.TICK_BUSY, "a task in scope is running"
+    home.recorder.emit(
+        event, level="debug", task=claim.task, message=message, scope=scope.to_json()
+    )
+
+
+def run_settings(
+    home: Home, run_id: int, deadline: datetime | None, *, preload: bool = False
+) -> RunSettings:
+    """How the runner runs `run_id`: the home's settings and the run's deadline."""
+    from taskcron.runner import RunSettings
+
+    config = home.config
+    return RunSettings(
+        preload=preload,
+        run_id=run_id,
+        import_paths=config.import_paths,
+        modules=config.modules,
+        cwd=config.directory,
+        deadline=deadline,
+        kill_grace=config.kill_grace,
+        renew_every=config.lease / 3,
+        output_tail=config.log.output_tail,
+        log_level=config.log.level,
+    )
+
+
+def lease(home: Home, now: datetime) -> Lease:
+    """A lease held by this process on this host, from `now` for the configured time."""
+    store = home.store
+    return Lease(
+        host=store.host,
+        machine=store.machine,
+        pid=os.getpid(),
+        expires_at=now + home.config.lease,
+    )

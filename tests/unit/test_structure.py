@@ -53,8 +53,36 @@ def test_the_api_imports_no_concrete_store() -> None:
     assert not imports(modules()["taskcron.api"]) & CONCRETE_STORES
 
 
-def test_the_runner_imports_no_store() -> None:
-    assert not {n for n in imports(modules()["taskcron.runner"]) if n.startswith("taskcron.store")}
+#: The runner's modules, each importing only those before it: the kinds of child beneath the
+#: execution that drives them, the loop above it, the package's face on top.
+RUNNER = (
+    "taskcron.runner.child",
+    "taskcron.runner.process",
+    "taskcron.runner.command",
+    "taskcron.runner.forked",
+    "taskcron.runner.execution",
+    "taskcron.runner.supervisor",
+    "taskcron.runner.__init__",
+)
+#: What the runner may import of taskcron outside itself: nothing that knows of a store or a tick.
+BELOW_THE_RUNNER = {"taskcron.errors", "taskcron.handlers", "taskcron.context", "taskcron.model"}
+
+
+def test_the_runner_package_is_listed_in_its_order() -> None:
+    assert sorted(n for n in modules() if n.startswith("taskcron.runner.")) == sorted(RUNNER)
+
+
+@pytest.mark.parametrize("name", RUNNER)
+def test_the_runner_imports_no_store(name: str) -> None:
+    assert not {n for n in imports(modules()[name]) if n.startswith("taskcron.store")}
+
+
+@pytest.mark.parametrize("name", RUNNER)
+def test_a_runner_module_imports_only_what_is_below_it(name: str) -> None:
+    package = modules()
+    found = {f"{n}.__init__" if f"{n}.__init__" in package else n for n in imports(package[name])}
+    ours = {n for n in found if n in package} - {"taskcron.__init__"}  # `from taskcron import`
+    assert ours <= BELOW_THE_RUNNER | set(RUNNER[: RUNNER.index(name)]), name
 
 
 def test_only_the_cli_imports_render_and_click() -> None:

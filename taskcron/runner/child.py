@@ -97,31 +97,32 @@ class Finish(Protocol):
     def __call__(self, outcome: Outcome, **fields: Any) -> RunEnd: ...
 
 
-class Child(Protocol):
-    """One kind of child process, as the execution that watches it sees it."""
+class Child:
+    """One kind of child process, as the execution that watches it sees it.
+
+    A kind says how it starts and how its end reads; the rest it may leave as is.
+    """
 
     #: The stream whose lines the kind reads before they are output (None: no such stream).
-    parsed: str | None
+    parsed: str | None = None
 
     def start(self, loop_fds: list[int]) -> Started:
         """Start the process (`NotStarted` when it cannot); it closes `loop_fds` if it forks."""
-        ...
+        raise NotImplementedError
 
     def take_line(self, line: bytes) -> bool:
         """Read a line of the `parsed` stream; True when the kind took it (it is not output)."""
-        ...
+        return False
 
     def channel(self, chunk: bytes) -> None:
         """Bytes read from the "channel" stream; an empty chunk is its end."""
-        ...
 
     def exited(self, code: int) -> None:
         """The process was reaped with this exit code (negative: killed by that signal)."""
-        ...
 
     def end(self, code: int, finish: Finish) -> RunEnd:
         """How a child that ended by itself with exit `code` ended."""
-        ...
+        raise NotImplementedError
 
 
 def signal_name(number: int) -> str:

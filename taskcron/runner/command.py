@@ -16,6 +16,7 @@ from typing import Any
 
 from taskcron.model import Outcome, RunEnd, Task
 from taskcron.runner.child import (
+    Child,
     Finish,
     NotStarted,
     RunHooks,
@@ -61,10 +62,10 @@ def command_input(task: Task) -> bytes:
     return ('{"data": ' + task.data_json + ', "state": ' + state + "}").encode()
 
 
-class Command:
-    """An exec'd command, as its execution sees it (a `Child`)."""
+class Command(Child):
+    """An exec'd command, as its execution sees it."""
 
-    parsed: str | None = "stdout"
+    parsed = "stdout"
 
     def __init__(self, spec: Exec, hooks: RunHooks, *, state_json: str | None) -> None:
         self.spec = spec
@@ -130,9 +131,6 @@ class Command:
             {"event": "progress", "done": done, "total": total, "message": message.strip()}
         )
         return True
-
-    def channel(self, chunk: bytes) -> None:
-        """A command has no channel."""
 
     def exited(self, code: int) -> None:
         """Tell the `Popen` that its process was reaped, so that it never waits for the pid."""

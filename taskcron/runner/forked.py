@@ -28,6 +28,7 @@ from taskcron.context import Context, Continue
 from taskcron.model import Outcome, RunEnd, TargetKind, Task
 from taskcron.runner.child import (
     STOP_SIGNALS,
+    Child,
     Clock,
     Finish,
     Handler,
@@ -70,10 +71,8 @@ class Call:
     clock: Clock
 
 
-class ForkedCallable:
-    """A forked callable, as its execution sees it (a `Child`)."""
-
-    parsed: str | None = None
+class ForkedCallable(Child):
+    """A forked callable, as its execution sees it."""
 
     def __init__(self, call: Call, hooks: RunHooks, handler: Handler | None = None) -> None:
         self.call = call
@@ -106,10 +105,6 @@ class ForkedCallable:
             os.close(fd)
         return Started(pid=pid, streams={out_r: "stdout", err_r: "stderr", event_r: "channel"})
 
-    def take_line(self, line: bytes) -> bool:
-        """A callable's output holds no directives."""
-        return False
-
     def channel(self, chunk: bytes) -> None:
         """Read the child's events: `result`, `continue` and `error` kept, the rest passed on."""
         self.events += chunk
@@ -132,9 +127,6 @@ class ForkedCallable:
             self.reply = event
         else:
             self.hooks.event(event)
-
-    def exited(self, code: int) -> None:
-        """Nothing to do: the execution reaped the fork."""
 
     def end(self, code: int, finish: Finish) -> RunEnd:
         """How the child's reply (and its exit code) says the call ended."""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from taskcron.model import Outcome, RunEnd, Task
 
@@ -78,12 +78,12 @@ class NotStarted(Exception):
     """The child could not start; the message says why, and the run fails with it."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Started:
+class Started(NamedTuple):
     """A started child: its pid, its pipes by stream name, and the bytes its stdin is owed.
 
     Streams are "stdin", "stdout" and "stderr", which the execution serves,
-    and "channel", whose bytes go to `Child.channel`.
+    and "channel", whose bytes go to `Child.channel`. A named tuple: cheaper than a
+    dataclass to define, on the path of every tick that runs a task.
     """
 
     pid: int

@@ -3,6 +3,8 @@
 A run is given `RunSettings` and `RunHooks`; its child is one `Child` (a forked
 callable, an exec'd command, later others), so that the execution around it
 (pipes, limits, renewal, kill escalation) never asks which kind it runs.
+The values a child is given are named tuples: frozen and typed, and cheaper
+than dataclasses to define on the path of every tick that runs a task.
 """
 
 from __future__ import annotations
@@ -82,8 +84,7 @@ class Started(NamedTuple):
     """A started child: its pid, its pipes by stream name, and the bytes its stdin is owed.
 
     Streams are "stdin", "stdout" and "stderr", which the execution serves,
-    and "channel", whose bytes go to `Child.channel`. A named tuple: cheaper than a
-    dataclass to define, on the path of every tick that runs a task.
+    and "channel", whose bytes go to `Child.channel`.
     """
 
     pid: int

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from taskcron.model import Outcome, RunEnd, Task
 from taskcron.runner.child import (
@@ -32,8 +31,7 @@ EXIT_CONTINUE = 75
 PROGRESS_LINE, STATE_LINE = b"::progress ", b"::state "
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Exec:
+class Exec(NamedTuple):
     """What a command's child is given: its argv, environment, directory and input."""
 
     argv: tuple[str, ...]

@@ -19,9 +19,8 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from taskcron import errors, handlers
 from taskcron.context import Context, Continue
@@ -62,8 +61,7 @@ def resolve(task: Task, settings: RunSettings) -> Handler:
         ) from exc
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Call:
+class Call(NamedTuple):
     """What a forked child is given: the task, where its code is and its limits, the clock."""
 
     task: Task

@@ -40,6 +40,8 @@ class RunSettings:
     log_level: str
     #: Import a callable's code in the tick before forking, so that later forks start warm.
     preload: bool = False
+    #: What runs it, as a run stopped by a signal names it: the tick, or `taskcron work`.
+    runner: str = "the tick"
 
 
 class RunHooks(Protocol):

@@ -300,7 +300,7 @@ class Execution:
             return self._end(
                 Outcome.INTERRUPTED,
                 exit_code=code,
-                error=f"the tick received {signal_name(self.stopped_by)}",
+                error=f"{self.settings.runner} received {signal_name(self.stopped_by)}",
                 signal=self.stopped_by,
             )
         if self.lease_lost:

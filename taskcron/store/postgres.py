@@ -18,20 +18,11 @@ one, so a recovery and a finish of the same run are ordered by the row lock and
 the loser changes nothing (the fenced finish).
 
 Why a lock and not `FOR UPDATE SKIP LOCKED` or SERIALIZABLE: the promises are
-about sets of rows, not one row. "Nothing in scope is running" (a plain tick's
-busy rule) and "this lane runs fewer than its width" are predicates over
-*other* tasks' rows; SKIP LOCKED lets two claims take two different rows and
-break both. SERIALIZABLE keeps them (its conflict detection catches the write
-skew), but turns every overlap into an aborted transaction to retry, and a
-claim reads a lot (recovery, the heads of the line), so concurrent claims
-overlap nearly always. Measured on one 2-core machine (claim and finish of
-no-op tasks over 64 module ids, local socket): alone, SERIALIZABLE did 1.2x
-the claims of the lock (one statement fewer); with 4 processes the lock did
-1.5x SERIALIZABLE's, with 8 processes 8x, SERIALIZABLE aborting about ten
-transactions a claim. The lock is held for one claim, about a millisecond on a
-local socket (a dozen statements, each a round trip; SQLite holds its write
-lock a few times shorter); finishes and lease renewals run beside it under row
-locks. The benchmark's `pg-claims` row gives the rates beside SQLite's.
+about sets of rows, not one row. "Nothing in scope is running" and "this lane
+runs fewer than its width" are predicates over *other* tasks' rows; SKIP LOCKED
+lets two claims take two different rows and break both. SERIALIZABLE keeps
+them, but turns nearly every overlap of concurrent claims into an aborted
+transaction to retry. The benchmark's `pg-claims` row measures the lock.
 
 **Time.** Due times and lease expiry are compared with the database server's
 clock, read inside the transaction (`clock_timestamp()`, with the line's

@@ -89,10 +89,7 @@ def _idle(parsed: dict[str, list[str]]) -> bool:
         return False  # the CLI prints the warnings; a debug log records idle ticks
     home: Path = values["home"]
     url = values.get("store") or configfile.default_url(home)
-    if not url.startswith(sqlite_line.SQLITE_PREFIX):
-        return False
-    path = Path(sqlite_line.sqlite_path(url))
-    return home.is_dir() and sqlite_line.idle_store(path, modules, excepts)
+    return home.is_dir() and sqlite_line.idle_url(url, modules, excepts)
 
 
 def _one(parsed: dict[str, list[str]], name: str) -> str | None:

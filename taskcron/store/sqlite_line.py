@@ -102,6 +102,11 @@ def open_file(path: Path, *, create: bool) -> None:
     os.close(os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600))
 
 
+def idle_url(url: str, modules: Sequence[str], excepts: Sequence[str]) -> bool:
+    """`idle_store` of the store at `url`; False for a URL that names no SQLite store."""
+    return url.startswith(SQLITE_PREFIX) and idle_store(Path(sqlite_path(url)), modules, excepts)
+
+
 def idle_store(path: Path, modules: Sequence[str], excepts: Sequence[str]) -> bool:
     """True when the SQLite store at `path` is certainly idle in scope right now; False
     when it is not, or when opening it would be more than a read (it is missing, new,

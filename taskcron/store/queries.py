@@ -13,11 +13,12 @@ what the rendering states here:
 A statement the dialects say differently is a `Pair`: SQLite's and
 PostgreSQL's texts beside each other. `{scope}`, `{states}`, `{ids}`,
 `{owner}` and `{range}` are filled when the statement runs (see
-`taskcron.store.scopes` and `taskcron.store.sql`). The module imports nothing:
-the idle question reads `SELECT_RUNNING` from it.
+`taskcron.store.scopes` and `taskcron.store.sql`).
 """
 
 from __future__ import annotations
+
+from taskcron.store.scopes import SELECT_RUNNING
 
 SQLITE = "sqlite"
 POSTGRES = "postgres"
@@ -59,11 +60,6 @@ RESTORE_TASK_COLUMNS = (
 def _values(columns: str) -> str:
     """`(:a, :b, ...)` for the columns "a, b, ...": each value named as its column."""
     return "(" + ", ".join(":" + name.strip() for name in columns.split(",")) + ")"
-
-
-# Scopes: `taskcron.store.scopes` joins these into `{scope}`.
-#: A task running in scope, if any: a scope runs one task at a time.
-SELECT_RUNNING = "SELECT id FROM tasks WHERE state = 'running' AND {scope} LIMIT 1"
 
 
 class Statements:
@@ -154,6 +150,7 @@ class Statements:
     )
 
     # Claiming.
+    #: A task running in scope, if any (the idle question asks it too).
     SELECT_RUNNING = SELECT_RUNNING
     #: The leases of the tasks running in scope, to find the dead ones.
     SELECT_RUNNING_LEASES = (

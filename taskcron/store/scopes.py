@@ -2,13 +2,18 @@
 of `module` it covers.
 
 Both SQL stores and the idle question read the line through these, so that a
-scope means the same rows everywhere. The module imports nothing.
+scope means the same rows everywhere. The module imports nothing (it is on the
+idle path).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
+
+#: A task running in scope, if any: a scope runs one task at a time. Its parameters are
+#: the scope's.
+SELECT_RUNNING = "SELECT id FROM tasks WHERE state = 'running' AND {scope} LIMIT 1"
 
 
 def module_ranges(modules: Sequence[str]) -> list[tuple[str, str | None]]:

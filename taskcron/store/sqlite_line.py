@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from taskcron import errors
-from taskcron.store.queries import SELECT_RUNNING
-from taskcron.store.scopes import module_ranges, scope_where
+from taskcron.store.scopes import SELECT_RUNNING, module_ranges, scope_where
 from taskcron.store.sqlite_schema import APPLICATION_ID, SCHEMA_VERSION
 from taskcron.syntax import covers, in_scope
 

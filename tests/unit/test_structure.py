@@ -186,7 +186,6 @@ IDLE_PATH = {
     "taskcron.configfile",
     "taskcron.store",
     "taskcron.store.sqlite_line",
-    "taskcron.store.queries",
     "taskcron.store.scopes",
     "taskcron.store.sqlite_schema",
 }

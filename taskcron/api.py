@@ -81,18 +81,22 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def ensure_home(path: Path) -> None:
-    """Create the home (mode 0700) if it does not exist; safe when racing other processes."""
+def ensure_home(path: Path) -> bool:
+    """Create the home (mode 0700) if it does not exist; safe when racing other processes.
+
+    True when this call created it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         path.mkdir(mode=0o700)
     except FileExistsError:
         if not path.is_dir():
             raise errors.StoreError(f"home {path} exists and is not a directory") from None
-        return
+        return False
     except OSError as exc:
         raise errors.StoreError(f"cannot create home {path}: {exc.strerror}") from exc
     path.chmod(0o700)  # mkdir's mode is filtered by the umask
+    return True
 
 
 def parse_data(text: str) -> str:
@@ -363,7 +367,9 @@ class TaskCron:
         if isinstance(config, Config):
             self.config = config
             if home is not None:
-                self.config = dataclasses.replace(config, home=Path(home).expanduser().absolute())
+                self.config = dataclasses.replace(
+                    config, home=Path(home).expanduser().absolute(), home_by_default=False
+                )
             if store is not None and store != config.store:
                 url = resolve_url(store, base=Path.cwd(), where="--store")
                 self.config = dataclasses.replace(self.config, store=url, store_origin="--store")
@@ -402,9 +408,17 @@ class TaskCron:
     def store(self) -> Store:
         """The task store, opened (and the home and store created) on first use."""
         if self._store is None:
-            ensure_home(self.home)
+            self._make_home()
             self._store = self._open(create=True)
         return self._store
+
+    def _make_home(self, *, asked: bool = False) -> None:
+        """Create the home if missing. One nothing named (the last fallback, `./.taskcron`,
+        holding the store) is created with a warning, unless `asked` (by `init`): a cron
+        line that lacks its `--config` would otherwise make a new, empty store in the wrong
+        place and succeed there forever."""
+        if ensure_home(self.home) and self.config.home_by_default and not asked:
+            log.warning("created a new home at %s", self.home)
 
     def _open(self, *, create: bool) -> Store:
         store = open_store(self.store_url, create=create, host=self.config.host)
@@ -1291,7 +1305,8 @@ class TaskCron:
                 raise errors.StoreError(f"cannot write {target}: {exc.strerror}") from exc
             else:
                 written = target
-        self.store  # noqa: B018 - opening the store creates the home and the store
+        self._make_home(asked=True)
+        self.store  # noqa: B018 - opening the store creates the store
         return InitResult(
             home=self.home, store=redact(self.store_url), config=self.config.path, written=written
         )
@@ -1348,10 +1363,8 @@ class TaskCron:
         is writable, and reports whether a crontab line for this home is
         installed (not required: ticks run another way need none).
         """
-        checks = [Check(name="config", ok=True, detail=_config_detail(self.config))]
+        checks = [_check_config(self.config), _check_home(self.config)]
         home = self.home.is_dir()
-        created = "exists" if home else "does not exist: run 'taskcron init' to create it"
-        checks.append(Check(name="home", ok=home, detail=f"{self.home} {created}"))
         checks += self._check_code()
         if home or self.config.store is not None:
             store_check, store = self._check_store()
@@ -1489,7 +1502,7 @@ class TaskCron:
         if dry_run:
             change = crontab.install(job, tab, lock=None, dry_run=True)
             return dataclasses.replace(edit, text=change.text, removed=change.removed)
-        ensure_home(self.home)  # the job appends to <home>/cron.log: the directory must exist
+        self._make_home()  # the job appends to <home>/cron.log: the directory must exist
         if not install:
             return edit
         change = crontab.install(job, tab, lock=self.home / CRONTAB_LOCK)
@@ -1515,7 +1528,7 @@ class TaskCron:
         cronline.check_text("home", str(self.home))
         tab = crontab.open_crontab(file=crontab_file, user=user)
         if not dry_run:
-            ensure_home(self.home)
+            self._make_home()
         lock = self.home / CRONTAB_LOCK
         change = crontab.uninstall(self.home, scope, tab, lock=lock, dry_run=dry_run)
         return CronEdit(
@@ -1566,9 +1579,27 @@ def _owner(owner: str | None) -> None:
         )
 
 
-def _config_detail(config: Config) -> str:
+def _check_config(config: Config) -> Check:
+    """The config file in use; broken when one was ignored as unsafe (its settings, and the
+    home it names, are not in effect)."""
     found = "none found: defaults" if config.path is None else str(config.path)
-    return "; ".join([found, *config.warnings])
+    detail = "; ".join([found, *config.warnings])
+    return Check(name="config", ok=not config.warnings, detail=detail)
+
+
+def _check_home(config: Config) -> Check:
+    """Whether the home exists, and, when nothing named it, that it is the last fallback."""
+    home = config.home
+    exists = home.is_dir()
+    detail = f"{home} {'exists' if exists else 'does not exist'}"
+    if config.home_by_default:
+        detail += (
+            " (no config names a home: no --home, TASKCRON_HOME, --config or config file"
+            " found, so it is ./.taskcron here)"
+        )
+    if not exists:
+        detail += ": run 'taskcron init' to create it"
+    return Check(name="home", ok=exists, detail=detail)
 
 
 def _check_writable(name: str, directory: Path) -> Check:

@@ -24,6 +24,8 @@ from taskcron.model import Task
 
 EXIT_CODES = ((errors.InputError, 2), (errors.TaskcronError, 1))
 
+LIST_PAGE = 100  #: How many tasks `list` shows in its table unless --limit says.
+
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -435,6 +437,12 @@ def _tick_summary(result: TickResult) -> str:
 @click.option("--state", metavar="S", help="Only tasks in state S (queued, running, done, ...).")
 @click.option("--all", "show_all", is_flag=True, help="Include done and cancelled tasks.")
 @click.option("--owner", metavar="ID", help="Only the tasks of owner ID.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help=f"Show the first N tasks; 0 for all. [default: {LIST_PAGE} in the table, all with --json]",
+)
 @json_option
 @click.pass_context
 def list_(
@@ -444,14 +452,25 @@ def list_(
     state: str | None,
     show_all: bool,
     owner: str | None,
+    limit: int | None,
     as_json: bool,
 ) -> None:
-    """List tasks in line order: queued, running, paused and failed ones by default."""
-    tasks = _app(ctx).list(modules=modules, excepts=excepts, state=state, all=show_all, owner=owner)
+    """List tasks in line order: queued, running, paused and failed ones by default.
+
+    The table shows a page, and says how many more there are; --json prints
+    every task unless --limit is given.
+    """
+    app = _app(ctx)
     if as_json:
+        page = None if limit == 0 else limit
+        tasks = app.list(
+            modules=modules, excepts=excepts, state=state, all=show_all, owner=owner, limit=page
+        )
         render.json_out([t.to_json(runs=False) for t in tasks])
-    else:
-        render.task_table(tasks)
+        return
+    tasks = app.list(modules=modules, excepts=excepts, state=state, all=show_all, owner=owner)
+    shown = LIST_PAGE if limit is None else limit or len(tasks)
+    render.task_table(tasks[:shown], more=max(len(tasks) - shown, 0))
 
 
 @cli.command(name="next", short_help="List the upcoming due times of queued tasks.")

@@ -195,7 +195,7 @@ def home_of(found: Found | None, home: str | os.PathLike[str] | None) -> Path:
     """The home: `home` (the command line), else `TASKCRON_HOME`, else the file's `home`
     key (relative to the file), else `.taskcron` beside the file or in the current
     directory."""
-    chosen = home if home is not None else os.environ.get(ENV_HOME) or None
+    chosen = _named_home(home)
     if chosen is not None:
         return Path(chosen).expanduser().absolute()
     if found is None:
@@ -204,6 +204,11 @@ def home_of(found: Found | None, home: str | os.PathLike[str] | None) -> Path:
         written = Path(string_value(found.values, "home")).expanduser()
         return (found.path.parent / written).absolute()
     return found.path.parent / DEFAULT_HOME
+
+
+def _named_home(home: str | os.PathLike[str] | None) -> str | os.PathLike[str] | None:
+    """The home named by the command line, else by `TASKCRON_HOME`; None when neither did."""
+    return home if home is not None else os.environ.get(ENV_HOME) or None
 
 
 #: Where a store URL came from when the config file's `store` key chose it.
@@ -260,6 +265,9 @@ def read(
     values = _check({} if found is None else found.values, path)
     values["home"] = home_of(found, home)
     chosen = store_choice(found, store)
+    if found is None and _named_home(home) is None and chosen is None:
+        # Nothing named the home, nor a store elsewhere: `./.taskcron` holds the tasks.
+        values["home_by_default"] = True
     if chosen is not None and chosen.origin != FROM_FILE:  # the file's was checked above
         url = resolve_url(chosen.url, base=chosen.base, where=chosen.origin)
         if url != values.get("store"):

@@ -220,11 +220,15 @@ class Terminal:
         self.seen = b""
 
     def read_until(self, wanted: bytes, timeout: float = 30) -> None:
-        """Read what it draws until `wanted` appears (after what was read before)."""
+        """Read what it draws until `wanted` appears (after what was read before), within
+        `timeout` seconds, however much else it draws meanwhile."""
         start = len(self.seen)
+        deadline = time.monotonic() + timeout
         while wanted not in self.seen[start:]:
-            ready, _, _ = select.select([self.primary], [], [], timeout)
-            assert ready, f"{wanted!r} not drawn within {timeout}s: {self.seen[start:]!r}"
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.primary], [], [], max(left, 0))
+            drawn = self.seen[start:][-2000:]
+            assert ready and left > 0, f"{wanted!r} not drawn in {timeout}s: ...{drawn!r}"
             self.seen += os.read(self.primary, 65536)
 
     def read_to_end(self, timeout: float = 30) -> None:
@@ -285,3 +289,28 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(home: Path) -> None:
     stderr = child.stderr.read()
     assert child.wait(timeout=60) == 128 + signal.SIGPIPE
     assert stderr == b""
+
+
+def test_status_watch_at_80x24_with_22_module_ids_shows_the_running_tasks(
+    home: Path, tmp_path: Path
+) -> None:
+    with open_store(home) as store:
+        for number in range(22):
+            store.schedule(new_task(f"app.module{number:02d}", due_at=at(3600)), now=T0)
+        store.schedule(new_task("shop.sync", title="sync catalogue"), now=T0)
+        run_to(store, "shop.sync", None, 0)
+    env = clean_env(TASKCRON_HOME=str(home), COLUMNS="80", LINES="24", TERM="xterm")
+    terminal = Terminal([script(), "status", "--watch"], env)
+    try:
+        terminal.read_until(b"more module ids")
+        terminal.proc.send_signal(signal.SIGINT)
+        terminal.read_to_end()
+    finally:
+        os.close(terminal.primary)
+        code = terminal.proc.wait(timeout=30)
+    assert terminal.proc.stderr is not None
+    terminal.proc.stderr.close()
+    assert code == 0
+    frame = terminal.seen.decode(errors="replace").replace("\r\n", "\n").split("\r")[0]
+    assert frame.index("running") < frame.index("sync catalogue") < frame.index("tasks by module")
+    assert "\u2026 and 7 more module ids" in frame  # 23 module ids, 16 shown

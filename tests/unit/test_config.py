@@ -162,7 +162,7 @@ def test_pyproject_without_a_tool_taskcron_table_is_no_config(cwd: Path) -> None
     cfg = config.load()
     assert cfg.path is None
     assert cfg.import_paths == ()
-    assert cfg == Config(home=cwd / ".taskcron")
+    assert cfg == Config(home=cwd / ".taskcron", home_by_default=True)
 
 
 def test_pyproject_whose_tool_is_not_a_table_is_not_a_crash(cwd: Path) -> None:

@@ -130,9 +130,9 @@ def resolve_url(url: str, *, base: Path, where: str = "store") -> str:
 
 def file_url(path: Path) -> str:
     """The URL of the SQLite store in the file at `path` (made absolute)."""
-    from taskcron.store.sqlite_line import SQLITE_PREFIX
+    from taskcron.store.sqlite_line import file_url
 
-    return SQLITE_PREFIX + str(path.absolute())
+    return file_url(path)
 
 
 def same_store(url: str, other: str) -> bool:

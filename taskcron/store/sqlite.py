@@ -28,7 +28,7 @@ from taskcron.store import sqlite_line
 from taskcron.store.protocol import Store, machine_id
 from taskcron.store.queries import SQLITE, Statements
 from taskcron.store.sql import SqlStore
-from taskcron.store.sqlite_line import BUSY_TIMEOUT, sqlite_path
+from taskcron.store.sqlite_line import BUSY_TIMEOUT, file_url, sqlite_path
 from taskcron.store.sqlite_schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ class SqliteStore(SqlStore):
         """
         self.path = Path(path)
         #: Where the store is: "sqlite:///" and the file's absolute path.
-        self.url = f"sqlite:///{self.path.absolute()}"
+        self.url = file_url(self.path)
         self.host = host or os.uname().nodename
         self.machine = machine_id() if machine is None else machine
         self.migrated_from: int | None = None  #: The version found, when open() migrated.

@@ -171,6 +171,11 @@ def sqlite_url(url: str, base: Path) -> str:
     return SQLITE_PREFIX + str((base / path).absolute())
 
 
+def file_url(path: Path) -> str:
+    """The URL of the SQLite store in the file at `path` (made absolute)."""
+    return SQLITE_PREFIX + str(path.absolute())
+
+
 def resolve_url(url: str, base: Path) -> str:
     """A `sqlite:///` URL checked, its path made absolute against `base` (see
     `taskcron.store.resolve_url`)."""

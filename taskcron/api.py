@@ -41,7 +41,17 @@ from taskcron.lifecycle import (
     after_claim,
 )
 from taskcron.logstore import LogFilter, LogStore
-from taskcron.model import ACTIVE_STATES, Lanes, Recurrence, Scope, State, Target, Task, iso
+from taskcron.model import (
+    ACTIVE_STATES,
+    Lanes,
+    Recurrence,
+    Scope,
+    State,
+    Target,
+    Task,
+    format_duration,
+    iso,
+)
 from taskcron.schedule import RetryPolicy
 from taskcron.store import (
     Claim,
@@ -57,7 +67,7 @@ from taskcron.store import (
     resolve_url,
     same_store,
 )
-from taskcron.syntax import LOG_LEVELS, parse_duration, parse_module_id
+from taskcron.syntax import LEVEL_ALIASES, LOG_LEVELS, parse_duration, parse_module_id
 
 if TYPE_CHECKING:
     from taskcron.pool import Pool, PoolSettings
@@ -74,6 +84,7 @@ _KEY = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
 CRONTAB_LOCK = "crontab.lock"  #: In the home: held while a crontab is read and rewritten.
 STATUS_COUNT = 5  #: How many next due tasks, and how many failures, `status` shows.
 MAX_UPCOMING = 10_000  #: The most due times `upcoming` (`next -n`) lists: each is held in memory.
+PAST_AT = timedelta(seconds=60)  #: An `at` further in the past than this gets a warning.
 
 
 def utc_now() -> datetime:
@@ -212,10 +223,14 @@ class Status:
 
     def to_json(self) -> dict[str, Any]:
         """`{"modules": {MODULE: {STATE: COUNT}}, "running", "next", "failures": [TASK]}`,
-        each task as `show --json` prints it, without its runs."""
+        each task as `show --json` prints it, without its runs; a running task with its
+        `step_elapsed` and `job_elapsed` at `read_at` too (see `Task.elapsed`)."""
         return {
             "modules": {module: dict(counts) for module, counts in self.modules.items()},
-            "running": [task.to_json(runs=False) for task in self.running],
+            "running": [
+                {**task.to_json(runs=False), **task.elapsed_json(self.read_at)}
+                for task in self.running
+            ],
             "next": [task.to_json(runs=False) for task in self.next],
             "failures": [task.to_json(runs=False) for task in self.failures],
         }
@@ -459,6 +474,8 @@ class TaskCron:
         return store
 
     def _require_home(self) -> None:
+        if self.home.exists() and not self.home.is_dir():
+            raise errors.StoreError(f"home {self.home} exists and is not a directory")
         if not self.home.is_dir():
             path = self.config.path
             why = f"no config file in {Path.cwd()} or its parents" if path is None else str(path)
@@ -611,6 +628,10 @@ class TaskCron:
             except (TypeError, ValueError) as exc:
                 raise errors.DataError(f"task data is not JSON-serialisable: {exc}") from None
         _utf8("title", title)
+        if title == "":
+            raise errors.InputError(
+                f"invalid title {title!r}: empty; leave the title out to use the target"
+            )
         _utf8("task data", text)
         for part in (target.value,) if isinstance(target.value, str) else target.value:
             _utf8("target", part)
@@ -740,7 +761,11 @@ class TaskCron:
             assert wait is not None
             return now + wait
         if at is not None:
-            return self._parse_time(at, tz)
+            due = self._parse_time(at, tz)
+            if now - due > PAST_AT:
+                late = format_duration(timedelta(seconds=round((now - due).total_seconds())))
+                log.warning("--at %s is %s in the past: the task is due at once", at, late)
+            return due
         if recurrence is not None:
             return schedule_module.next_due(recurrence, now)
         return now
@@ -962,7 +987,10 @@ class TaskCron:
         claim = self._claim(scope, None)
         if claim.outcome is not ClaimOutcome.CLAIMED:
             return TickResult(
-                outcome=claim.outcome.value, task=claim.task, recovered=claim.recovered
+                outcome=claim.outcome.value,
+                task=claim.task,
+                recovered=claim.recovered,
+                skipped=claim.skipped,
             )
         life, settings = self._begin(claim, deadline, watcher)
         return life.result(life.execute(settings))
@@ -1042,7 +1070,8 @@ class TaskCron:
         def begin(claim: Claim) -> tuple[RunLife, RunSettings]:
             budget = settings.task_budget
             deadline = settings.deadline if budget is None else self.clock() + budget
-            return self._begin(claim, deadline, watcher, pooled=True)
+            runner = "taskcron work" if settings.forever else "the tick"
+            return self._begin(claim, deadline, watcher, pooled=True, runner=runner)
 
         return Pool(
             store=self.store,
@@ -1080,6 +1109,7 @@ class TaskCron:
         watcher: Watcher | None,
         *,
         pooled: bool = False,
+        runner: str = "the tick",
     ) -> tuple[RunLife, RunSettings]:
         """The life of a claimed run and the settings to run it with.
 
@@ -1099,7 +1129,8 @@ class TaskCron:
         )
         if pooled:
             life.begin()
-        return life, self._run_settings(claim.run.id, deadline, preload=pooled)
+        chosen = self._run_settings(claim.run.id, deadline, preload=pooled)
+        return life, dataclasses.replace(chosen, runner=runner)
 
     def _record_no_run(self, claim: Claim, scope: Scope) -> None:
         if claim.outcome is ClaimOutcome.IDLE:
@@ -1173,6 +1204,7 @@ class TaskCron:
         scope = Scope.parse(modules, excepts)
         if task is not None:
             _int64("task id", task)
+        level = LEVEL_ALIASES.get(level, level) if level is not None else None
         if level is not None and level not in LOG_LEVELS:
             raise errors.InputError(
                 f"invalid level {level!r}: expected one of {', '.join(LOG_LEVELS)}"
@@ -1249,6 +1281,7 @@ class TaskCron:
         """
         _owner(owner)
         token = self.config.web.token
+        configfile.check_tokens(token, None)
         if token is None:
             raise errors.ConfigError(
                 "an owner link is signed with the dashboard's token, and none is configured:"

@@ -20,7 +20,7 @@ from taskcron import __version__, errors, render
 from taskcron.api import CronEdit, Status, TaskCron, broken_config_report
 from taskcron.configfile import ENV_DEBUG
 from taskcron.lifecycle import TickResult
-from taskcron.model import Task
+from taskcron.model import State, Task
 
 EXIT_CODES = ((errors.InputError, 2), (errors.TaskcronError, 1))
 
@@ -120,7 +120,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 @click.option(
     "--store",
     metavar="URL",
-    help="Where the tasks live: sqlite:////abs/path.db or sqlite:///relative.db. "
+    help="Where the tasks live: sqlite:////abs/path.db, sqlite:///relative.db or "
+    "postgresql://user@host/db (the postgres extra). "
     "[env TASKCRON_STORE; default: from the config, else <home>/tasks.db]",
 )
 @click.option(
@@ -374,6 +375,8 @@ def _report_runs(results: Iterable[TickResult], *, as_json: bool, verbose: bool)
             for item in result.recovered:
                 task = item.task
                 render.line(f"recovered task {task.id} ({task.module}): {item.run.error}")
+            for task in result.skipped:
+                render.line(_skipped(task))
             render.line(_tick_summary(result))
         failure = result.failure()
         if failure is not None:
@@ -414,6 +417,14 @@ def _die_of(number: int) -> None:
     sys.stderr.flush()
     signal.signal(number, signal.SIG_DFL)
     os.kill(os.getpid(), number)
+
+
+def _skipped(task: Task) -> str:
+    """`tick -v`'s line for a task it passed over, being later than its max lateness."""
+    then = f"next due {task.due_at:%Y-%m-%d %H:%M:%S} UTC" if task.state is State.QUEUED else ""
+    return f"skipped task {task.id} ({task.module}): later than its max lateness; " + (
+        then or f"now {task.state.value}"
+    )
 
 
 def _tick_summary(result: TickResult) -> str:
@@ -522,7 +533,8 @@ def status(
     as_json: bool,
 ) -> None:
     """Show the tasks in scope at a glance: how many each module id has in each state, the
-    running tasks (progress, elapsed time, host), the next due tasks and the last failures.
+    running tasks (progress; `step`, the current run's elapsed time, and `job`, the wall time
+    since the job's first step started; host), the next due tasks and the last failures.
 
     At a terminal it draws panels; piped or with NO_COLOR, plain text. --watch redraws
     it in place until Ctrl-C (it needs a terminal). Creates nothing.

@@ -112,6 +112,10 @@ def find_config_file(
     chosen = explicit if explicit is not None else os.environ.get(ENV_CONFIG) or None
     if chosen is not None:
         path = Path(chosen).expanduser().absolute()
+        if path.is_dir():
+            raise errors.ConfigError(
+                f"config file {str(path)!r} is a directory: give the config file's path"
+            )
         if not path.is_file():
             raise errors.ConfigError(f"config file {str(path)!r} does not exist")
         document = read_toml(path)
@@ -278,7 +282,7 @@ def read(
         values["host"] = _host(chosen_host, ENV_HOST)
     chosen_token = os.environ.get(ENV_WEB_TOKEN) or None
     if chosen_token is not None:
-        values["web"] = {**values.get("web", {}), "token": _token(chosen_token, ENV_WEB_TOKEN)}
+        values["web"] = {**values.get("web", {}), "token": chosen_token}
     return Settings(path, values, tuple(warnings))
 
 
@@ -358,8 +362,8 @@ def _web(table: Mapping[str, Any], base: Path) -> dict[str, Any]:
             raise errors.ConfigError("config key 'web.port' must be a port number, 1 to 65535")
         web["port"] = port
     for key in ("token", "read_token"):
-        if key in table:
-            web[key] = _token(string_value(table, key, "web."), f"config key 'web.{key}'")
+        if key in table:  # checked by `taskcron web` alone: see `check_tokens`
+            web[key] = string_value(table, key, "web.")
     if web.get("token") is not None and web.get("token") == web.get("read_token"):
         raise errors.ConfigError("config keys 'web.token' and 'web.read_token' must differ")
     for key in ("stylesheet", "script"):
@@ -372,6 +376,17 @@ def _web(table: Mapping[str, Any], base: Path) -> dict[str, Any]:
     if "max_streams" in table:
         web["max_streams"] = _positive_int(table, "max_streams", "web.")
     return web
+
+
+def check_tokens(token: str | None, read_token: str | None) -> None:
+    """A `ConfigError` unless each dashboard token given is at least 16 printable ASCII
+    characters, no spaces. Only the dashboard checks them: a short token stops `taskcron
+    web`, not the tick or any other command."""
+    if token is not None:
+        from_env = (os.environ.get(ENV_WEB_TOKEN) or None) == token
+        _token(token, ENV_WEB_TOKEN if from_env else "config key 'web.token'")
+    if read_token is not None:
+        _token(read_token, "config key 'web.read_token'")
 
 
 def _token(value: str, where: str) -> str:

@@ -653,13 +653,14 @@ def _running_table(
     from rich.text import Text
 
     fit = rows is not None
-    table = _status_table("id>", "module", "title", "progress", "elapsed>", "host", fit=fit)
+    table = _status_table("id>", "module", "title", "progress", "step>", "job>", "host", fit=fit)
     for task in status.running if rows is None else rows:
-        run = task.last_run
+        run, times = task.last_run, task.elapsed(status.read_at)
         table.add_row(
             *_named(task),
             _progress_cell(task.progress, bars=BAR_WIDTH if bars is True else int(bars), fit=fit),
-            Text("-" if run is None else _elapsed(status.read_at - run.started_at)),
+            *(Text("-") for _ in range(2) if times is None),
+            *(Text(_elapsed(delta)) for delta in times or ()),
             Text("-" if run is None else one_line(run.host)),
         )
     return table

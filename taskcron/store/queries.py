@@ -72,6 +72,11 @@ class Statements:
     SELECT_TASK_FOR_UPDATE = f"{SELECT_TASK} FOR UPDATE OF tasks"
     SELECT_TASK_RUNS = f"SELECT {RUN_COLUMNS} FROM runs WHERE task_id = :task_id ORDER BY id"
     SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE id = :id"
+    #: A running job's first step: the (offset + 1)-th `continued` run before its current run.
+    SELECT_JOB_START = (
+        "SELECT started_at FROM runs WHERE task_id = :task_id AND id < :run_id"
+        " AND outcome = 'continued' ORDER BY id DESC LIMIT 1 OFFSET :offset"
+    )
     #: Tasks in scope and in some states, in line order; `{states}`: one parameter a
     #: state, `{owner}`: OWNER_IS or ANY_OWNER.
     LIST_TASKS = (

@@ -604,3 +604,66 @@ def test_a_list_that_fits_on_one_page_has_no_last_line(tmp_path: Path) -> None:
     taskcron("schedule", "app", "--", "true", cwd=tmp_path, env=env)
     lines = taskcron("list", cwd=tmp_path, env=env).stdout.splitlines()
     assert len(lines) == 2 and lines[1].split()[:2] == ["1", "app"]
+
+
+# --- small things a new user tripped over --------------------------------------------
+
+
+def test_tick_verbose_says_which_tasks_it_skipped_for_being_too_late(tmp_path: Path) -> None:
+    taskcron("init", cwd=tmp_path)
+    late = ("--max-lateness", "1s", "--at", "2020-01-01T00:00:00Z", "--", "true")
+    taskcron("schedule", "reports", *late, cwd=tmp_path)
+
+    result = taskcron("tick", "-v", cwd=tmp_path)
+
+    assert (result.returncode, result.stdout) == (
+        0,
+        (
+            "skipped task 1 (reports): later than its max lateness; now cancelled\n"
+            "idle: nothing due\n"
+        ),
+    )
+
+
+def test_log_takes_warn_for_warning(tmp_path: Path) -> None:
+    taskcron("init", cwd=tmp_path)
+
+    result = taskcron("log", "--level", "warn", cwd=tmp_path)
+
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_an_at_more_than_a_minute_in_the_past_gets_one_warning_line(tmp_path: Path) -> None:
+    taskcron("init", cwd=tmp_path)
+
+    past = taskcron("schedule", "m", "--at", "2020-01-01T00:00:00Z", "--", "true", cwd=tmp_path)
+    future = taskcron("schedule", "m", "--at", "2999-01-01T00:00:00Z", "--", "true", cwd=tmp_path)
+
+    assert (past.returncode, past.stdout) == (0, "1\n")
+    (line,) = past.stderr.splitlines()
+    assert line.startswith("taskcron: warning: --at 2020-01-01T00:00:00Z is ")
+    assert line.endswith(" in the past: the task is due at once")
+    assert (future.returncode, future.stdout, future.stderr) == (0, "2\n", "")
+
+
+def test_the_store_option_names_postgresql_urls_too(tmp_path: Path) -> None:
+    result = taskcron("--help", cwd=tmp_path)
+
+    assert "postgresql://user@host/db" in " ".join(result.stdout.split())
+
+
+def test_a_short_web_token_stops_only_the_dashboard(tmp_path: Path) -> None:
+    write(tmp_path / "taskcron.toml", '[web]\ntoken = "short"\n')
+    taskcron("init", cwd=tmp_path)
+    assert taskcron("schedule", "m", "--", "true", cwd=tmp_path).returncode == 0
+
+    for args in (("tick",), ("list",), ("status",), ("check",)):
+        result = taskcron(*args, cwd=tmp_path)
+        assert (args, result.returncode) == (args, 0), result.stderr
+    web = taskcron("web", "--port", "0", cwd=tmp_path)
+
+    assert (web.returncode, web.stdout) == (2, "")
+    assert web.stderr == (
+        "taskcron: error: invalid token (config key 'web.token'): expected at least 16"
+        " printable ASCII characters, no spaces\n"
+    )

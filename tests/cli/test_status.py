@@ -23,6 +23,7 @@ import pytest
 
 from taskcron.model import Outcome, Progress, Recurrence, RunEnd, Scope, State
 from taskcron.store.sqlite import SqliteStore
+from taskcron.syntax import parse_duration
 from tests.conftest import clean_env, script, taskcron_in
 from tests.store.conftest import T0, at, decide, lease, new_task
 
@@ -158,10 +159,34 @@ def test_status_json_has_counts_by_module_and_state_and_tasks_as_show_prints_the
         (7, "timeout"),
         (4, "failed"),
     ]
+    for task in status["running"]:
+        assert task.pop("step_elapsed") == task.pop("job_elapsed") > 0
     for task in (*status["running"], *status["next"], *status["failures"]):
         shown = json.loads(run_cli("show", str(task["id"]), "--json").stdout)
         del shown["runs"]
         assert task == shown
+
+
+def test_a_running_jobs_step_and_whole_job_elapsed_times_are_in_status_and_its_json(
+    run_cli: Run, home: Path
+) -> None:
+    """`step` runs from the current run's start, `job` from the job's first step's: here
+    the second step started 30 s after the first."""
+    with open_store(home) as store:
+        store.schedule(new_task("shop.import", title="import"), now=T0)
+        first = run_to(store, "shop.import", None, 60)
+        end = RunEnd(outcome=Outcome.CONTINUED, ended_at=at(80), elapsed=20.0, state_json="{}")
+        store.finish_run(first, end, decide=decide)
+        run_to(store, "shop.import", None, 90)
+
+    (running,) = json.loads(run_cli("status", "--json").stdout)["running"]
+    text = run_cli("status", env=UTC).stdout
+
+    assert running["job_elapsed"] - running["step_elapsed"] == pytest.approx(30, abs=0.002)
+    header, row = text.split("\nrunning\n")[1].splitlines()[:2]
+    assert header.split() == ["id", "module", "title", "progress", "step", "job", "host"]
+    step, job = (parse_duration(cell) for cell in row.split()[4:6])
+    assert abs(job - step - timedelta(seconds=30)) <= timedelta(seconds=1)
 
 
 def test_status_json_of_a_home_without_a_store_yet_is_empty(run_cli: Run, home: Path) -> None:

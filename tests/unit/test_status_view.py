@@ -38,9 +38,13 @@ def task(task_id: int, module: str, title: str, **fields: Any) -> Task:
     )
 
 
-def running(task_id: int, module: str, title: str, progress: Progress | None) -> Task:
+def running(
+    task_id: int, module: str, title: str, progress: Progress | None, **fields: Any
+) -> Task:
     run = Run(id=task_id, task_id=task_id, attempt=1, started_at=T0, host="web-1", pid=4242)
-    return task(task_id, module, title, state=State.RUNNING, progress=progress, runs=(run,))
+    return task(
+        task_id, module, title, state=State.RUNNING, progress=progress, runs=(run,), **fields
+    )
 
 
 STATUS = Status(
@@ -51,7 +55,13 @@ STATUS = Status(
         "shop.mail": {"running": 1, "cancelled": 3},
     },
     running=(
-        running(7, "shop", "sync catalogue", Progress(done=4, total=10, updated_at=T0)),
+        running(
+            7,
+            "shop",
+            "sync catalogue",
+            Progress(done=4, total=10, updated_at=T0),
+            job_started_at=T0 - timedelta(minutes=1),  # its second step runs
+        ),
         running(9, "shop.mail", "newsletter", Progress(done=250, message="sent", updated_at=T0)),
     ),
     next=(
@@ -78,9 +88,9 @@ TERMINAL = """\
 │ shop.mail        0        1     0       0          3       0                                     │
 ╰──────────────────────────────────────────────────────────────────────────────────────────────────╯
 ╭─ running ────────────────────────────────────────────────────────────────────────────────────────╮
-│ id  module     title           progress                       elapsed  host                      │
-│  7  shop       sync catalogue  ━━━━━━━━╺━━━━━━━━━━━ 40% 4/10     2m5s  web-1                     │
-│  9  shop.mail  newsletter      250 done sent                     2m5s  web-1                     │
+│ id  module     title           progress                       step   job  host                   │
+│  7  shop       sync catalogue  ━━━━━━━━╺━━━━━━━━━━━ 40% 4/10  2m5s  3m5s  web-1                  │
+│  9  shop.mail  newsletter      250 done sent                  2m5s  2m5s  web-1                  │
 ╰──────────────────────────────────────────────────────────────────────────────────────────────────╯
 ╭─ next due ───────────────────────────────────────────────────────────────────────────────────────╮
 │ due                  id  module      title                                                       │
@@ -101,9 +111,9 @@ shop             2        1    12       0          0       1
 shop.mail        0        1     0       0          3       0
 
 running
-id  module     title           progress       elapsed  host
- 7  shop       sync catalogue  40% 4/10          2m5s  web-1
- 9  shop.mail  newsletter      250 done sent     2m5s  web-1
+id  module     title           progress       step   job  host
+ 7  shop       sync catalogue  40% 4/10       2m5s  3m5s  web-1
+ 9  shop.mail  newsletter      250 done sent  2m5s  2m5s  web-1
 
 next due
 due                  id  module      title
@@ -138,7 +148,7 @@ def test_the_bar_follows_the_progress() -> None:
 
     drawn = render.capture(render.status_view(status), width=100).splitlines()[5]
 
-    assert "│  7  shop    sync   ━━━━━━━━━━╺━━━━━━━━━ 50% 5/10       0s  web-1 " in drawn
+    assert "│  7  shop    sync   ━━━━━━━━━━╺━━━━━━━━━ 50% 5/10    0s   0s  web-1 " in drawn
 
 
 def test_the_view_keeps_to_the_width_it_is_given() -> None:
@@ -189,7 +199,14 @@ def test_status_json_has_the_counts_and_each_task_without_its_runs() -> None:
 
     assert list(obj) == ["modules", "running", "next", "failures"]
     assert obj["modules"] == STATUS.modules
-    assert obj["running"] == [t.to_json(runs=False) for t in STATUS.running]
+    times = [
+        {"step_elapsed": 125.0, "job_elapsed": 185.0},
+        {"step_elapsed": 125.0, "job_elapsed": 125.0},
+    ]
+    assert obj["running"] == [
+        {**t.to_json(runs=False), **elapsed}
+        for t, elapsed in zip(STATUS.running, times, strict=True)
+    ]
     assert obj["running"][0]["progress"]["percent"] == 40.0
     assert [t["id"] for t in obj["next"]] == [3, 4]
     assert [t["id"] for t in obj["failures"]] == [5]
@@ -265,7 +282,17 @@ def test_no_cell_of_the_watch_view_wraps_at_60x15() -> None:
     lines = watched(dataclasses.replace(CROWDED, running=(*CROWDED.running, long)), 60, 15)
 
     inside = [line for line in lines if line.startswith("│")]
-    assert inside[0].split() == ["│", "id", "module", "title", "progress", "elapsed", "host", "│"]
+    assert inside[0].split() == [
+        "│",
+        "id",
+        "module",
+        "title",
+        "progress",
+        "step",
+        "job",
+        "host",
+        "│",
+    ]
     assert [line.split()[1] for line in inside[1:4]] == ["7", "9", "8"]
     assert inside[4].split()[1:4] == ["module", "queued", "done"]
     rows = inside[5:-1]

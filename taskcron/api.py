@@ -65,8 +65,9 @@ from taskcron.store import (
     Tasks,
     open_store,
     redact,
+    resolve_url,
+    same_store,
 )
-from taskcron.syntax import sqlite_path
 
 if TYPE_CHECKING:
     from taskcron.pool import Pool
@@ -993,11 +994,11 @@ class TaskCron:
         (`TasksRunningError`: stop the ticks first) or the target holds tasks
         (`StoreNotEmptyError`). Pools are not copied: they register again.
         """
-        url = configfile.resolve_store(to, Path.cwd(), "--to")
+        url = resolve_url(to, base=Path.cwd(), where="--to")
         source = self._home.existing_store()
         if source is None:
             raise errors.StoreMissingError(redact(self.store_url))
-        if _same_store(url, source.url):
+        if same_store(url, source.url):
             raise errors.StoreURLError(
                 f"invalid --to {redact(url)!r}: it is the current store; name another one"
             )
@@ -1139,10 +1140,3 @@ class TaskCron:
             f"the store from {origin} is not the config file's, and a crontab line names only"
             f" the config file: put store = {json.dumps(url)} in {where}"
         )
-
-
-def _same_store(url: str, other: str) -> bool:
-    """Whether two store URLs name the same store: the same SQLite file, or the same URL."""
-    if url.startswith("sqlite:") and other.startswith("sqlite:"):
-        return Path(sqlite_path(url)).resolve() == Path(sqlite_path(other)).resolve()
-    return redact(url) == redact(other)

@@ -11,8 +11,9 @@ home is `.taskcron` beside it. A file found by that walk which is owned by
 neither this user nor root, or that others can write, is skipped with a
 warning: its `modules` would be imported and run.
 
-It imports nothing of taskcron but its errors, `inputs` and `syntax`, so that
-an idle tick can read and check its settings before the rest of taskcron loads
+It imports nothing of taskcron but its errors, `taskcron.inputs` and the store's
+light face (store URLs), so that an idle tick can read and check its settings
+before the rest of taskcron loads
 (see `taskcron.__main__`); `taskcron.config` types them (`Config`).
 """
 
@@ -28,7 +29,7 @@ from typing import Any, NamedTuple
 
 from taskcron import errors
 from taskcron.inputs import LOG_LEVELS, parse_age, parse_duration, parse_module_id, zone
-from taskcron.syntax import SQLITE_PREFIX, sqlite_url
+from taskcron.store import file_url, resolve_url
 
 ENV_HOME = "TASKCRON_HOME"
 ENV_CONFIG = "TASKCRON_CONFIG"
@@ -233,7 +234,7 @@ def store_choice(found: Found | None, store: str | None) -> StoreChoice | None:
 
 def default_url(home: Path) -> str:
     """The store URL used when none is set: `tasks.db` in the home."""
-    return SQLITE_PREFIX + str((home / STORE_FILE).absolute())
+    return file_url(home / STORE_FILE)
 
 
 class Settings(NamedTuple):
@@ -266,7 +267,7 @@ def read(
         # Nothing named the home, nor a store elsewhere: `./.taskcron` holds the tasks.
         values["home_by_default"] = True
     if chosen is not None and chosen.origin != FROM_FILE:  # the file's was checked above
-        url = resolve_store(chosen.url, chosen.base, chosen.origin)
+        url = resolve_url(chosen.url, base=chosen.base, where=chosen.origin)
         if url != values.get("store"):
             values["store_origin"] = chosen.origin
         values["store"] = url
@@ -279,16 +280,6 @@ def read(
     return Settings(path, values, tuple(warnings))
 
 
-def resolve_store(url: str, base: Path, where: str) -> str:
-    """A store URL with a relative SQLite path made absolute against `base`; the URL
-    of another store checked by its backend (`taskcron.store.resolve_url`)."""
-    if url.strip().startswith(SQLITE_PREFIX):
-        return sqlite_url(url.strip(), base)
-    from taskcron.store import resolve_url
-
-    return resolve_url(url, base=base, where=where)
-
-
 def _check(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
     """The file's settings checked, as plain values by `Config` field (its tables as dicts)."""
     base = path.parent if path is not None else Path.cwd()
@@ -297,7 +288,7 @@ def _check(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
     if "home" in values:
         out["home"] = (base / Path(string_value(values, "home")).expanduser()).absolute()
     if "store" in values:
-        out["store"] = resolve_store(string_value(values, "store"), base, FROM_FILE)
+        out["store"] = resolve_url(string_value(values, "store"), base=base, where=FROM_FILE)
     if "host" in values:
         out["host"] = _host(string_value(values, "host"), "config key 'host'")
     if "modules" in values:

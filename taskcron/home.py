@@ -20,7 +20,7 @@ from taskcron.inputs import int64
 from taskcron.lifecycle import Event, Recorder
 from taskcron.logstore import LogStore
 from taskcron.schedule import RetryPolicy
-from taskcron.store import SharedLog, Store, open_shared_log, open_store
+from taskcron.store import SharedLog, Store, open_shared_log, open_store, resolve_url
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def load_config(
                 config, home=Path(home).expanduser().absolute(), home_by_default=False
             )
         if store is not None and store != config.store:
-            url = configfile.resolve_store(store, Path.cwd(), "--store")
+            url = resolve_url(store, base=Path.cwd(), where="--store")
             found = dataclasses.replace(found, store=url, store_origin="--store")
     if "\0" in str(found.home):
         raise errors.InputError(f"invalid home {str(found.home)!r}: it contains a NUL byte")

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from taskcron import config as config_module
 from taskcron import configfile, doctor, errors, inputs, logstore, ticking
 from taskcron import schedule as schedule_module
+from taskcron.actions import ACTIONS, Action, allowed_in
 from taskcron.config import Config
 from taskcron.configfile import ENV_DEBUG
 from taskcron.doctor import Check, CheckReport, broken_config_report
@@ -42,7 +43,6 @@ from taskcron.inputs import (
     parse_module_id,
 )
 from taskcron.lifecycle import (
-    ACTION_EVENTS,
     Event,
     TickResult,
     Watcher,
@@ -80,7 +80,9 @@ Checks = list["Check"]
 #: What others import from here; the CLI imports only the API, render and errors, so
 #: the few names it needs of lower modules are passed on here.
 __all__ = [
+    "ACTIONS",
     "ENV_DEBUG",
+    "Action",
     "Check",
     "CheckReport",
     "CronEdit",
@@ -94,6 +96,7 @@ __all__ = [
     "Task",
     "TaskCron",
     "TickResult",
+    "allowed_in",
     "broken_config_report",
     "owner_signature",
     "parse_module_id",
@@ -690,7 +693,7 @@ class TaskCron:
 
     def cancel(self, task_id: int) -> Task:
         """Withdraw a queued or paused task."""
-        return self._move(task_id, "cancel", (State.QUEUED, State.PAUSED), State.CANCELLED)
+        return self._act(ACTIONS["cancel"], task_id)
 
     def cancel_owned(self, owner: str) -> Tasks:
         """Withdraw every queued or paused task of `owner`; return them."""
@@ -701,23 +704,21 @@ class TaskCron:
         cancelled = store.cancel_owned(owner, now=self.clock())
         for task in cancelled:
             self.recorder.emit(
-                ACTION_EVENTS["cancel"], task=task, message="cancel: now cancelled", owner=owner
+                ACTIONS["cancel"].event, task=task, message="cancel: now cancelled", owner=owner
             )
         return cancelled
 
     def retry(self, task_id: int) -> Task:
         """Put a failed or cancelled task at the back of the line, due now, attempts reset."""
-        return self._move(
-            task_id, "retry", (State.FAILED, State.CANCELLED), State.QUEUED, reset=True, due=True
-        )
+        return self._act(ACTIONS["retry"], task_id)
 
     def pause(self, task_id: int) -> Task:
         """Hold a queued task until `resume`."""
-        return self._move(task_id, "pause", (State.QUEUED,), State.PAUSED)
+        return self._act(ACTIONS["pause"], task_id)
 
     def resume(self, task_id: int) -> Task:
         """Put a paused task back in line."""
-        return self._move(task_id, "resume", (State.PAUSED,), State.QUEUED)
+        return self._act(ACTIONS["resume"], task_id)
 
     def run_now(self, task_id: int) -> Task:
         """Make a queued task due now: it joins the back of the line of due tasks.
@@ -725,39 +726,37 @@ class TaskCron:
         A task that is already due keeps its place (it is never moved back); a
         recurring task runs now, and then again by its schedule.
         """
-        return self._move(task_id, "run now", (State.QUEUED,), State.QUEUED, due=True, sooner=True)
+        return self._act(ACTIONS["run-now"], task_id)
 
     def remove(self, task_id: int) -> Task:
         """Delete a task that is not running, and its runs; return it as it was."""
         task = self._home.stored(task_id).remove(task_id)
-        self.recorder.emit(Event.TASK_REMOVED, task=task, message=f"removed ({task.state.value})")
+        self.recorder.emit(
+            ACTIONS["remove"].event, task=task, message=f"removed ({task.state.value})"
+        )
         return task
 
-    def _move(
-        self,
-        task_id: int,
-        action: str,
-        allowed: tuple[State, ...],
-        to: State,
-        *,
-        reset: bool = False,
-        due: bool = False,
-        sooner: bool = False,
-    ) -> Task:
+    def act(self, name: str, task_id: int) -> Task:
+        """Take the action `name` (a key of `taskcron.actions.ACTIONS`) on task `task_id`."""
+        action = ACTIONS[name]
+        return self.remove(task_id) if action.to is None else self._act(action, task_id)
+
+    def _act(self, action: Action, task_id: int) -> Task:
+        """Move the task as `action` says, if its state allows it, and record it."""
+        assert action.to is not None
         now = self.clock()
         task = self._home.stored(task_id).transition(
             task_id,
-            action=action,
-            allowed=allowed,
-            to=to,
+            action=action.words,
+            allowed=action.allowed,
+            to=action.to,
             now=now,
-            reset_attempts=reset,
-            due_at=now if due else None,
-            sooner_only=sooner,
+            reset_attempts=action.reset,
+            due_at=now if action.due else None,
+            sooner_only=action.sooner,
         )
-        self.recorder.emit(
-            ACTION_EVENTS[action], task=task, message=f"{action}: now {task.state.value}"
-        )
+        message = f"{action.words}: now {task.state.value}"
+        self.recorder.emit(action.event, task=task, message=message)
         return task
 
     # --- ticking -------------------------------------------------------------

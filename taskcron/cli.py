@@ -18,7 +18,9 @@ import click
 
 from taskcron import __version__, errors, render
 from taskcron.api import (
+    ACTIONS,
     ENV_DEBUG,
+    Action,
     CronEdit,
     State,
     Status,
@@ -576,17 +578,19 @@ def show(ctx: click.Context, task_id: int, as_json: bool) -> None:
         render.task_detail(task)
 
 
-def _action(name: str, verb: str, help_text: str) -> None:
-    @cli.command(name=name, help=help_text, short_help=help_text.split(",")[0].rstrip(".") + ".")
+def _action(action: Action) -> None:
+    short = action.help.split(",")[0].rstrip(".") + "."
+
+    @cli.command(name=action.name, help=action.help, short_help=short)
     @click.argument("task_id", metavar="ID", type=int)
     @json_option
     @click.pass_context
     def command(ctx: click.Context, task_id: int, as_json: bool) -> None:
-        task = getattr(_app(ctx), name.replace("-", "_"))(task_id)
+        task = _app(ctx).act(action.name, task_id)
         if as_json:
             render.json_out(task.to_json())
         else:
-            render.line(f"task {task.id} {verb}")
+            render.line(f"task {task.id} {action.done}")
 
 
 @cli.command(short_help="Cancel a queued or paused task, or every one of an owner.")
@@ -605,7 +609,7 @@ def cancel(ctx: click.Context, task_id: int | None, owner: str | None, as_json: 
         if as_json:
             render.json_out(task.to_json())
         else:
-            render.line(f"task {task.id} cancelled")
+            render.line(f"task {task.id} {ACTIONS['cancel'].done}")
         return
     assert owner is not None
     cancelled = app.cancel_owned(owner)
@@ -615,15 +619,8 @@ def cancel(ctx: click.Context, task_id: int | None, owner: str | None, as_json: 
         render.line(f"cancelled {len(cancelled)} task{'s' * (len(cancelled) != 1)} of {owner}")
 
 
-_action("retry", "queued again", "Put a failed or cancelled task back in line, attempts reset.")
-_action("pause", "paused", "Hold a queued task until `resume`.")
-_action("resume", "resumed", "Put a paused task back in line.")
-_action("remove", "removed", "Delete a task that is not running, with its runs.")
-_action(
-    "run-now",
-    "due now",
-    "Make a queued task due now, at the back of the line; a due one keeps its place.",
-)
+for _name in ("retry", "pause", "resume", "remove", "run-now"):  # cancel has --owner too
+    _action(ACTIONS[_name])
 
 
 @cli.command(short_help="Print the last log records; -f keeps following.")

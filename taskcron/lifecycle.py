@@ -58,14 +58,6 @@ class Event:
     LOG_UNSHARED = "log.unshared"
 
 
-#: The record of each task action, by the action's verb.
-ACTION_EVENTS = {
-    "cancel": Event.TASK_CANCELLED,
-    "retry": Event.TASK_RETRIED,
-    "pause": Event.TASK_PAUSED,
-    "resume": Event.TASK_RESUMED,
-    "run now": Event.TASK_RUN_NOW,
-}
 #: The record and level of a run's end, by its outcome; any other outcome failed.
 END_EVENTS = {
     Outcome.DONE: (Event.TASK_DONE, "info"),

@@ -46,7 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as Connection
 
 from taskcron import errors
-from taskcron.api import TaskCron
+from taskcron.api import ACTIONS, TaskCron, allowed_in
 from taskcron.model import Scope, State, Task, format_duration
 from taskcron.web import Settings
 from taskcron.web.auth import COOKIE, CSRF_FIELD, CSRF_HEADER, Keys, Who, bearer
@@ -57,24 +57,8 @@ PAGE = 50  #: Tasks a page by default.
 MAX_PAGE = 500  #: The most tasks a page may ask for.
 MAX_FORM = 65536  #: The largest form body read, in bytes.
 KEEPALIVE = 15.0  #: Seconds between comments on a quiet event stream.
-#: The actions, by the name in their URL: the API method each calls.
-ACTIONS = {
-    "retry": "retry",
-    "cancel": "cancel",
-    "pause": "pause",
-    "resume": "resume",
-    "run-now": "run_now",
-    "remove": "remove",
-}
 #: The actions each state allows: the buttons a page shows (the API decides).
-ALLOWED = {
-    State.QUEUED: ("run-now", "pause", "cancel", "remove"),
-    State.PAUSED: ("resume", "cancel", "remove"),
-    State.FAILED: ("retry", "remove"),
-    State.CANCELLED: ("retry", "remove"),
-    State.DONE: ("remove",),
-    State.RUNNING: (),
-}
+ALLOWED = {state: allowed_in(state) for state in State}
 #: Every response's headers: no inline script or style, no framing, no referrer.
 SECURITY_HEADERS = {
     "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self';"
@@ -375,11 +359,12 @@ class Dashboard:
 
     async def act(self, task_id: int, action: str) -> Task:
         """Do `action` to a task through the API, and tell open pages at once."""
-        method = ACTIONS.get(action)
-        if method is None:
-            raise Refused(404, f"no action {action!r}: expected one of {', '.join(ACTIONS)}")
-        task: Task = await self.calls(getattr(self.app, method), task_id)
-        if action != "remove":
+        found = ACTIONS.get(action)
+        if found is None:
+            names = ", ".join(ACTIONS)
+            raise Refused(404, f"no action {action!r}: expected one of {names}")
+        task: Task = await self.calls(self.app.act, found.name, task_id)
+        if found.to is not None:
             self.hub.publish([task_event(task, self.app.clock())])
         return task
 

@@ -28,7 +28,7 @@ import pytest
 from taskcron import TaskCron, __version__
 from taskcron.cli import cli
 from taskcron.config import Config
-from tests.conftest import clean_env, script, wait_for
+from tests.conftest import SERIAL, clean_env, script, wait_for
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -383,6 +383,7 @@ def test_failed_run_with_attempts_left_requeues_the_task_and_still_exits_1(run_c
     assert assert_iso_with_offset(task["due_at"]) > datetime.now(timezone.utc)
 
 
+@SERIAL
 def test_a_task_past_its_timeout_is_killed_and_the_tick_fails(run_cli: Run) -> None:
     task_id = schedule(run_cli, "m", "--timeout", "300ms", "--", "sleep", "30")
     start = time.monotonic()

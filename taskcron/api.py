@@ -114,6 +114,18 @@ def _duration(value: timedelta | str | float | None) -> timedelta | None:
     return parse_duration(value)
 
 
+def _target(call: str | None, task: str | None, command: Sequence[str] | None) -> Target:
+    """The one target given, read (its form only)."""
+    if sum(t is not None for t in (call, task, command)) != 1:
+        raise errors.TargetError("give exactly one target: call, task or command")
+    if call is not None:
+        return Target.call(call)
+    if task is not None:
+        return Target.task(task)
+    assert command is not None
+    return Target.command(command)
+
+
 def _utf8(name: str, value: str | None) -> None:
     """Refuse text that cannot be stored: a byte of argv that was not UTF-8 arrives as a
     lone surrogate."""
@@ -216,11 +228,54 @@ class CronEdit:
 
 
 class Pruned(NamedTuple):
-    """What `prune` removed."""
+    """What `prune` removed (or, on a dry run, would remove)."""
 
     tasks: int
     files: int  #: Rotated log files of this host.
     records: int | None = None  #: Records of the shared log; None when the store keeps none.
+    runs: int = 0  #: The runs of the tasks.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scheduled:
+    """What `schedule_or_find` did: the task, and whether a keyed one was there already."""
+
+    task: Task
+    existing: bool = False  #: A task of the same module id and key was returned, unchanged.
+    #: The fields (of `KEPT_FIELDS`) in which that task differs from the request.
+    differs: tuple[str, ...] = ()
+
+
+#: The fields a keyed request is compared on with the task it finds, in the order they
+#: are named. The due time is not: a request's `at`/`delay` is read from its own now.
+KEPT_FIELDS = (
+    "target",
+    "schedule",
+    "data",
+    "priority",
+    "title",
+    "max_attempts",
+    "timeout",
+    "max_lateness",
+    "owner",
+)
+
+
+def _differences(found: Task, new: NewTask, *, title_given: bool) -> tuple[str, ...]:
+    """The `KEPT_FIELDS` in which the task `found` differs from the request `new`; the
+    title only when the request gave one (else it is the target's, already compared)."""
+    seen = {
+        "target": found.target != new.target,
+        "schedule": found.recurrence != new.recurrence,
+        "data": json.loads(found.data_json) != json.loads(new.data_json),
+        "priority": found.priority != new.priority,
+        "title": title_given and found.title != new.title,
+        "max_attempts": found.max_attempts != new.max_attempts,
+        "timeout": found.timeout != new.timeout,
+        "max_lateness": found.max_lateness != new.max_lateness,
+        "owner": found.owner != new.owner,
+    }
+    return tuple(name for name in KEPT_FIELDS if seen[name])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -453,14 +508,19 @@ class TaskCron:
         key: str | None = None,
         owner: str | None = None,
         check: bool = False,
+        check_task: bool = True,
     ) -> Task:
         """Add a task to the queue and return it.
 
         Exactly one of `call` (`package.module:function`), `task` (a registered
-        name) or `command` (an argv) says what it runs; with `check`, it must
-        resolve here and now (a `TargetError` if it does not). `data` is any
-        JSON-serialisable value (`{}` when neither it nor `data_json` is given);
-        `data_json` passes JSON text as it is.
+        name) or `command` (an argv) says what it runs. A `task` name must be
+        registered by the config's `modules` or an entry point (a `TargetError`
+        saying which name it probably meant if not; a warning, and the task is
+        added, when a module cannot be imported); `check_task=False` skips
+        that. With `check`, any target must resolve here and now (a
+        `TargetError` if it does not). `data` is any JSON-serialisable value
+        (`{}` when neither it nor `data_json` is given); `data_json` passes
+        JSON text as it is.
 
         A one-off task is due now, or at `at`, or after `delay`. With `cron`
         (read in `tz`: default the config's `timezone`, else the system's) or
@@ -468,20 +528,61 @@ class TaskCron:
         (`every`: now + the period) unless `at`/`delay` says otherwise, then
         again after each run ends. `max_lateness` skips a run that is later
         than that. With `key`, a task of the same module id and key that is
-        queued or running is returned instead of adding another. `owner` binds
-        the task to whoever created it (a web session, a user, a tenant).
+        queued, running or paused is returned, unchanged, instead of adding
+        another; a warning names the fields (`KEPT_FIELDS`) in which it differs
+        from this request. `owner` binds the task to whoever created it (a web
+        session, a user, a tenant).
         """
+        return self.schedule_or_find(
+            module,
+            call=call,
+            task=task,
+            command=command,
+            data=data,
+            data_json=data_json,
+            priority=priority,
+            title=title,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            cron=cron,
+            every=every,
+            tz=tz,
+            at=at,
+            delay=delay,
+            max_lateness=max_lateness,
+            key=key,
+            owner=owner,
+            check=check,
+            check_task=check_task,
+        ).task
+
+    def schedule_or_find(
+        self,
+        module: str,
+        *,
+        call: str | None = None,
+        task: str | None = None,
+        command: Sequence[str] | None = None,
+        data: Any = None,
+        data_json: str | None = None,
+        priority: int = 0,
+        title: str | None = None,
+        max_attempts: int = 1,
+        timeout: timedelta | str | float | None = None,
+        cron: str | None = None,
+        every: timedelta | str | float | None = None,
+        tz: str | None = None,
+        at: datetime | str | None = None,
+        delay: timedelta | str | float | None = None,
+        max_lateness: timedelta | str | float | None = None,
+        key: str | None = None,
+        owner: str | None = None,
+        check: bool = False,
+        check_task: bool = True,
+    ) -> Scheduled:
+        """`schedule`, saying whether a keyed task was there already and how it differs."""
         module = parse_module_id(module)
-        chosen = [t for t in (call, task, command) if t is not None]
-        if len(chosen) != 1:
-            raise errors.TargetError("give exactly one target: call, task or command")
-        if call is not None:
-            target = Target.call(call)
-        elif task is not None:
-            target = Target.task(task)
-        else:
-            assert command is not None
-            target = Target.command(command)
+        target = _target(call, task, command)
         if data_json is not None:
             if data is not None:
                 raise errors.DataError("give data or data_json, not both")
@@ -515,6 +616,8 @@ class TaskCron:
         _owner(owner)
         if check:
             self._resolve(target)
+        elif check_task and task is not None:
+            self._check_task(task)
         now = self.clock()
         due_at = self._first_due(now, recurrence, at, delay, tz)
         new = NewTask(
@@ -531,21 +634,48 @@ class TaskCron:
             key=key,
             owner=owner,
         )
-        created = self.store.schedule(new, now=now)
-        if created.created_at == now:
-            self.recorder.emit(
-                Event.TASK_SCHEDULED,
-                task=created,
-                message=f"scheduled {created.title}",
-                title=created.title,
-                target=created.target.to_json(),
-                priority=created.priority,
-                due_at=iso(created.due_at),
-                schedule=None if recurrence is None else recurrence.to_json(),
-                key=key,
-                owner=owner,
+        created, existing = self.store.schedule_or_find(new, now=now)
+        if existing:
+            differs = _differences(created, new, title_given=title is not None)
+            if differs:
+                log.warning(
+                    "task %s (key %s) exists and differs in %s: kept as it was",
+                    created.id,
+                    key,
+                    ", ".join(differs),
+                )
+            return Scheduled(task=created, existing=True, differs=differs)
+        self.recorder.emit(
+            Event.TASK_SCHEDULED,
+            task=created,
+            message=f"scheduled {created.title}",
+            title=created.title,
+            target=created.target.to_json(),
+            priority=created.priority,
+            due_at=iso(created.due_at),
+            schedule=None if recurrence is None else recurrence.to_json(),
+            key=key,
+            owner=owner,
+        )
+        return Scheduled(task=created)
+
+    def _check_task(self, name: str) -> None:
+        """Refuse a task name that no configured module or entry point registers; warn
+        when a module cannot be imported, as the name may be one of its own."""
+        from taskcron import handlers
+
+        handlers.add_import_paths(self.config.import_paths)
+        try:
+            found, unimportable = handlers.check_name(name, self.config.modules)
+        except errors.HandlerError as exc:
+            raise errors.TargetError(str(exc)) from exc
+        for problem in unimportable:
+            log.warning(
+                "%s; task %r %s",
+                problem,
+                name,
+                "is registered by another module" if found else "could not be checked",
             )
-        return created
 
     def _resolve(self, target: Target) -> None:
         from taskcron import handlers
@@ -1050,29 +1180,43 @@ class TaskCron:
             ) from None
         return moment if moment.tzinfo is not None else moment.astimezone()
 
-    def prune(self, older_than: timedelta | str | None = None) -> Pruned:
-        """Remove finished one-off tasks, rotated logs and shared log records older than
-        `older_than`.
+    def prune(self, older_than: timedelta | str | None = None, *, dry_run: bool = False) -> Pruned:
+        """Remove finished one-off tasks (with their runs), rotated logs and shared log
+        records older than `older_than`; with `dry_run`, only count them.
 
-        The default is the config's `log.retention`. Queued, running and paused
-        tasks are never touched.
+        The default is the config's `log.retention`. A bare number (`"30"`) is
+        refused as a `DurationError`: 30 what? Queued, running and paused tasks
+        are never touched. A dry run creates nothing: with no home it is a
+        `HomeMissingError`, as for `list`.
         """
-        age = _duration(older_than) if older_than is not None else self.config.log.retention
-        assert age is not None
+        if older_than is None:
+            age = self.config.log.retention
+        elif isinstance(older_than, timedelta):
+            age = older_than
+        else:
+            age = syntax.parse_age(older_than)
         before = self.clock() - age
-        tasks = self.store.prune(before=before)
-        files = logstore.prune_rotated(self.logstore, before)
+        store = self._existing_store() if dry_run else self.store
+        tasks, runs = (0, 0) if store is None else store.prune(before=before, dry_run=dry_run)
+        files = logstore.prune_rotated(self.logstore, before, dry_run=dry_run)
         shared = self.shared_log
-        records = None if shared is None else shared.prune(before=before)
-        counts: dict[str, Any] = {"tasks": tasks, "files": files}
-        removed = f"{tasks} tasks and {files} log files"
-        if records is not None:
-            counts["records"] = records
-            removed = f"{tasks} tasks, {files} log files and {records} log records"
+        records = None if shared is None else shared.prune(before=before, dry_run=dry_run)
+        pruned = Pruned(tasks=tasks, files=files, records=records, runs=runs)
+        if not dry_run:
+            self._record_pruned(pruned, before)
+        return pruned
+
+    def _record_pruned(self, pruned: Pruned, before: datetime) -> None:
+        counts: dict[str, Any] = {"tasks": pruned.tasks, "runs": pruned.runs, "files": pruned.files}
+        removed = f"{pruned.tasks} tasks and {pruned.files} log files"
+        if pruned.records is not None:
+            counts["records"] = pruned.records
+            removed = (
+                f"{pruned.tasks} tasks, {pruned.files} log files and {pruned.records} log records"
+            )
         self.recorder.emit(
             Event.STORE_PRUNED, message=f"removed {removed} older than {iso(before)}", **counts
         )
-        return Pruned(tasks=tasks, files=files, records=records)
 
     def log_feed(self, keep: LogFilter | None = None) -> LogFeed:
         """The log records written from now on that `keep` lets through, as they come:

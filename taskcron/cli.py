@@ -196,7 +196,10 @@ def _read_data(value: str) -> str:
 @click.option("--at", metavar="TIME", help="First due at TIME (ISO 8601).")
 @click.option("--max-lateness", metavar="DUR", help="Skip a run that is later than DUR.")
 @click.option(
-    "--key", metavar="KEY", help="Return the waiting task of this module and key, if any."
+    "--key",
+    metavar="KEY",
+    help="Keep the queued, running or paused task of this module and key, if any, as it is "
+    "(a warning says where it differs), and print its id.",
 )
 @click.option("--owner", metavar="ID", help="Who the task belongs to: a session, user or tenant.")
 @click.option(
@@ -204,6 +207,12 @@ def _read_data(value: str) -> str:
     "check_target",
     is_flag=True,
     help="Refuse a target that does not resolve now (import, registered name, program).",
+)
+@click.option(
+    "--no-check",
+    "skip_check",
+    is_flag=True,
+    help="Do not check that a --task NAME is registered by the configured modules.",
 )
 @json_option
 @click.pass_context
@@ -227,9 +236,16 @@ def schedule(
     key: str | None,
     owner: str | None,
     check_target: bool,
+    skip_check: bool,
     as_json: bool,
 ) -> None:
     """Add a task for MODULE (a dotted module id) and print its id.
+
+    A --task NAME must be registered by the config's modules or an entry
+    point (--no-check skips this); a --call path is checked for its form only,
+    unless --check imports it. With --key, a task of MODULE and KEY that is
+    queued, running or paused is kept as it is and its id printed; a warning
+    names the fields in which it differs from this request.
 
     \b
     Examples:
@@ -243,8 +259,10 @@ def schedule(
     parse_module_id(module)
     if sum(x is not None for x in (call, task_name)) + bool(command) != 1:
         raise click.UsageError("give exactly one of --call PATH, --task NAME or -- CMD [ARGS]...")
+    if check_target and skip_check:
+        raise click.UsageError("give --check or --no-check, not both")
     text = None if data is None else _read_data(data)
-    created = _app(ctx).schedule(
+    scheduled = _app(ctx).schedule_or_find(
         module,
         call=call,
         task=task_name,
@@ -263,11 +281,12 @@ def schedule(
         key=key,
         owner=owner,
         check=check_target,
+        check_task=not skip_check,
     )
     if as_json:
-        render.json_out(created.to_json())
+        render.json_out({**scheduled.task.to_json(), "existing": scheduled.existing})
     else:
-        render.line(str(created.id))
+        render.line(str(scheduled.task.id))
 
 
 @cli.command(short_help="Run at most one due task in scope. This is what cron runs.")
@@ -639,19 +658,34 @@ def log(
 
 
 @cli.command(short_help="Remove old finished tasks and rotated log files.")
-@click.option("--older-than", metavar="DUR", help="Age to remove. [default: log.retention, 30d]")
+@click.option(
+    "--older-than",
+    metavar="DUR",
+    help="Age to remove, with its unit (30d, 12h). [default: log.retention, 30d]",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@json_option
 @click.pass_context
-def prune(ctx: click.Context, older_than: str | None) -> None:
-    """Remove finished one-off tasks and rotated log files older than DUR; with a
-    PostgreSQL store, the records of its log table older than DUR too.
+def prune(ctx: click.Context, older_than: str | None, dry_run: bool, as_json: bool) -> None:
+    """Remove finished one-off tasks (and their runs) and rotated log files older than
+    DUR; with a PostgreSQL store, the records of its log table older than DUR too.
 
-    Never touches queued, running or paused tasks.
+    DUR needs a unit: a bare number is refused (30 what? e.g. 30d). Never
+    touches queued, running or paused tasks. --json prints {"tasks", "runs",
+    "log_files", "log_records"} (log_records: null without a log table).
     """
-    tasks, files, records = _app(ctx).prune(older_than)
-    removed = [f"{tasks} task{'s' * (tasks != 1)}", f"{files} log file{'s' * (files != 1)}"]
-    if records is not None:
-        removed.append(f"{records} log record{'s' * (records != 1)}")
-    render.line(f"removed {', '.join(removed[:-1])} and {removed[-1]}")
+    pruned = _app(ctx).prune(older_than, dry_run=dry_run)
+    if as_json:
+        render.json_out(
+            {
+                "tasks": pruned.tasks,
+                "runs": pruned.runs,
+                "log_files": pruned.files,
+                "log_records": pruned.records,
+            }
+        )
+    else:
+        render.line(render.pruned(pruned.tasks, pruned.files, pruned.records, dry_run=dry_run))
 
 
 @cli.command(short_help="Check the config, code, store, log and crontab.")

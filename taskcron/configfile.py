@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Mapping, Set
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,6 +30,7 @@ from taskcron import errors
 from taskcron.syntax import (
     LOG_LEVELS,
     SQLITE_PREFIX,
+    parse_age,
     parse_duration,
     parse_module_id,
     sqlite_url,
@@ -341,7 +342,7 @@ def _check(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
             if key in table:
                 log[key] = _non_negative_int(table, key, "log.")
         if "retention" in table:
-            log["retention"] = _duration(table, "retention", "log.")
+            log["retention"] = _duration(table, "retention", "log.", read=parse_age)
         out["log"] = log
     if "web" in values:
         out["web"] = _web(check_table(values["web"], "web"), base)
@@ -438,14 +439,19 @@ def _non_negative_int(values: Mapping[str, Any], key: str, prefix: str = "") -> 
     return value
 
 
-def _duration(values: Mapping[str, Any], key: str, prefix: str = "") -> timedelta:
+def _duration(
+    values: Mapping[str, Any],
+    key: str,
+    prefix: str = "",
+    read: Callable[[str | int | float], timedelta] = parse_duration,
+) -> timedelta:
     value = values[key]
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise errors.ConfigError(
             f'config key {prefix + key!r} must be a duration such as "90s" or a number'
         )
     try:
-        return parse_duration(value)
+        return read(value)
     except errors.DurationError as exc:
         raise errors.ConfigError(f"config key {prefix + key!r}: {exc}") from None
 

@@ -8,6 +8,7 @@ directly by an import path `package.module:function`.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -121,7 +122,8 @@ def find(name: str, modules: Sequence[str]) -> Handler:
         return found
     from importlib.metadata import entry_points
 
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
+    entries = entry_points(group=ENTRY_POINT_GROUP)
+    for entry in entries:
         if entry.name != name:
             continue
         fn = import_path(entry.value.replace(" ", ""))
@@ -132,12 +134,22 @@ def find(name: str, modules: Sequence[str]) -> Handler:
             )
         found = fn
     if found is None:
-        where = f"modules {', '.join(modules)}" if modules else "no modules (config 'modules')"
-        raise errors.HandlerError(
-            f"no task handler named {name!r} (searched {where} and entry points "
-            f"{ENTRY_POINT_GROUP!r})"
-        )
+        raise _unknown(name, modules, {*_registry, *(entry.name for entry in entries)})
     return found
+
+
+def _unknown(name: str, modules: Sequence[str], names: Iterable[str]) -> errors.HandlerError:
+    """No handler is registered as `name`: where that was looked for, and the registered
+    `names` it is probably a misspelling of."""
+    import difflib
+
+    where = f"modules {', '.join(modules)}" if modules else "no modules (config 'modules')"
+    close = difflib.get_close_matches(name, sorted(names), n=3)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return errors.HandlerError(
+        f"no task handler named {name!r} (searched {where} and entry points "
+        f"{ENTRY_POINT_GROUP!r}){hint}"
+    )
 
 
 def registered(modules: Sequence[str]) -> list[str]:
@@ -146,6 +158,30 @@ def registered(modules: Sequence[str]) -> list[str]:
     from importlib.metadata import entry_points
 
     return sorted({*_registry, *(e.name for e in entry_points(group=ENTRY_POINT_GROUP))})
+
+
+def check_name(name: str, modules: Sequence[str]) -> tuple[bool, list[str]]:
+    """Whether `name` is a handler the config's `modules` or the entry points register,
+    and why each module that cannot be imported (whatever its import raised) cannot.
+
+    A name that is not registered while every module imports is a `HandlerError`
+    that says which registered name it is probably a misspelling of. Entry points
+    are read only for a name no module registers, as `find` does.
+    """
+    unimportable = []
+    for module in modules:
+        try:
+            _guarded(functools.partial(load_modules, [module]), module)
+        except errors.HandlerError as exc:
+            unimportable.append(str(exc))
+    if name in _registry:
+        return True, unimportable
+    from importlib.metadata import entry_points
+
+    names = {*_registry, *(e.name for e in entry_points(group=ENTRY_POINT_GROUP))}
+    if name in names or unimportable:
+        return name in names, unimportable
+    raise _unknown(name, modules, names)
 
 
 def resolve(target: Target, *, modules: Sequence[str], cwd: Path | None) -> None:

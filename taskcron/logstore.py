@@ -351,15 +351,18 @@ class Follower:
             self._handle.close()
 
 
-def prune_rotated(store: LogStore, before: datetime) -> int:
-    """Delete rotated log files last written before `before`; return how many."""
+def prune_rotated(store: LogStore, before: datetime, *, dry_run: bool = False) -> int:
+    """Delete rotated log files last written before `before`; return how many (with
+    `dry_run`, only count them)."""
     removed = 0
     for path in store.rotated():
         try:
             mtime = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
         except FileNotFoundError:
             continue
-        if mtime < before:
+        if mtime < before and dry_run:
+            removed += 1
+        elif mtime < before:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
                 removed += 1

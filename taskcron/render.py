@@ -62,6 +62,20 @@ def error(message: str, *, exc: BaseException | None = None, debug: bool = False
     sys.stderr.flush()
 
 
+def pruned(tasks: int, files: int, records: int | None, *, dry_run: bool) -> str:
+    """`removed 1 task and 2 log files` (`would remove ...` on a dry run), with the log
+    records when the store keeps them."""
+    counts = [_count(tasks, "task"), _count(files, "log file")]
+    if records is not None:
+        counts.append(_count(records, "log record"))
+    verb = "would remove" if dry_run else "removed"
+    return f"{verb} {', '.join(counts[:-1])} and {counts[-1]}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"
+
+
 def warning(message: str) -> None:
     """Print `taskcron: warning: <message>` on stderr."""
     sys.stderr.write(f"{PROG}: warning: {one_line(message)}\n")

@@ -112,6 +112,19 @@ def parse_duration(value: str | int | float) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def parse_age(value: str | int | float) -> timedelta:
+    """`parse_duration` without the bare number of seconds: an age (`prune
+    --older-than`, `log.retention`) of "30" is refused as `DurationError`, being
+    30 days more often than 30 seconds in the mind of whoever typed it."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        text = str(value)
+    elif isinstance(value, str) and _duration_patterns()[0].fullmatch(value.strip()):
+        text = value.strip()
+    else:
+        return parse_duration(value)
+    raise errors.DurationError(str(value), f"{text} what? e.g. {text}d")
+
+
 def _seconds(value: str) -> float:
     if not value.isprintable():
         raise errors.DurationError(value, "contains a control character")

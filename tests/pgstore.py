@@ -152,7 +152,9 @@ def claim_statements(store: PostgresStore) -> dict[str, tuple[str, Sequence[Any]
             where, params = store._scope_sql(scope)
             found[label] = (getattr(sql, name).format(scope=where), params)
     # Task 37 is the first queued one with a key in that module (keys: g % 10 == 7).
-    found["SELECT_KEYED_TASK"] = (sql.SELECT_KEYED_TASK, (module, "k37"))
+    found["SELECT_KEYED_TASK"] = (sql.SELECT_KEYED_TASK, (module, "k37", module, "k37"))
+    # A key no task has: the lookup goes on to the paused tasks.
+    found["SELECT_KEYED_TASK new"] = (sql.SELECT_KEYED_TASK, (module, "new", module, "new"))
     return found
 
 

@@ -48,7 +48,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from taskcron import errors
 from taskcron.model import (
@@ -86,8 +86,15 @@ class NewTask:
     timeout: timedelta | None = None
     recurrence: Recurrence | None = None
     max_lateness: timedelta | None = None
-    key: str | None = None  #: Return the queued or running task of this module and key, if any.
+    key: str | None = None  #: Return the queued, running or paused task of this module and key.
     owner: str | None = None  #: Who the task belongs to (a web session, a user, a tenant).
+
+
+class PruneCount(NamedTuple):
+    """What `Store.prune` deleted (or, on a dry run, would delete)."""
+
+    tasks: int
+    runs: int  #: The runs of those tasks.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,6 +174,12 @@ class Store(Protocol):
 
     def schedule(self, new: NewTask, *, now: datetime) -> Task:
         """Add a queued task and return it; with a key, the one already waiting if any."""
+        ...
+
+    def schedule_or_find(self, new: NewTask, *, now: datetime) -> tuple[Task, bool]:
+        """`schedule`, saying whether the task returned was there already (True) rather
+        than added: with a key, a queued, running or paused task of the same module id
+        and key is returned unchanged."""
         ...
 
     def get(self, task_id: int) -> Task:
@@ -283,8 +296,9 @@ class Store(Protocol):
         """Record how a run ended and move its task; None if the run was recovered meanwhile."""
         ...
 
-    def prune(self, *, before: datetime) -> int:
-        """Delete finished (done, failed, cancelled) tasks last updated before `before`."""
+    def prune(self, *, before: datetime, dry_run: bool = False) -> PruneCount:
+        """Delete finished (done, failed, cancelled) tasks last updated before `before`,
+        with their runs, and count them; with `dry_run`, only count them."""
         ...
 
     def counts(self, scope: Scope) -> dict[str, dict[str, int]]:
@@ -382,8 +396,8 @@ class SharedLog(Protocol):
         """
         ...
 
-    def prune(self, *, before: datetime) -> int:
-        """Delete the records older than `before`; how many."""
+    def prune(self, *, before: datetime, dry_run: bool = False) -> int:
+        """Delete the records older than `before`; how many (with `dry_run`, only count)."""
         ...
 
     def close(self) -> None:

@@ -183,8 +183,15 @@ CREATE INDEX log_module ON log (module, id) WHERE module IS NOT NULL;
 CREATE INDEX log_problems ON log (id) WHERE level IN ('warning', 'error');
 """
 
+#: A key also finds a paused task (`SELECT_KEYED_TASK`): its own small index, as
+#: tasks_key holds queued and running tasks only.
+_KEY_PAUSED = """
+CREATE INDEX tasks_key_paused ON tasks (module, key) WHERE key IS NOT NULL
+    AND state = 'paused'
+"""
+
 #: MIGRATIONS[n] takes a schema from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_V1, _LOG_TABLE)
+MIGRATIONS: tuple[str, ...] = (_V1, _LOG_TABLE, _KEY_PAUSED)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # --- SQL ----------------------------------------------------------------------
@@ -260,9 +267,14 @@ class SQL:
     SELECT_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ({{ids}})"
 
     # Writing.
+    #: The queued, running or paused task of a module with a key, if any; parameters:
+    #: module, key, module, key. Through tasks_key (queued and running tasks), then
+    #: tasks_key_paused.
     SELECT_KEYED_TASK = (
-        "SELECT id FROM tasks WHERE module = %s AND key = %s"
-        " AND key IS NOT NULL AND state IN ('queued', 'running') LIMIT 1"
+        "(SELECT id FROM tasks WHERE module = %s AND key = %s"
+        " AND key IS NOT NULL AND state IN ('queued', 'running') LIMIT 1)"
+        " UNION ALL (SELECT id FROM tasks WHERE module = %s AND key = %s"
+        " AND key IS NOT NULL AND state = 'paused' LIMIT 1) LIMIT 1"
     )
     INSERT_TASK = (
         "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"
@@ -279,6 +291,12 @@ class SQL:
     FINISHED_BEFORE = "state IN ('done', 'failed', 'cancelled') AND updated_at < %s"
     PRUNE_RUNS = f"DELETE FROM runs WHERE task_id IN (SELECT id FROM tasks WHERE {FINISHED_BEFORE})"
     PRUNE_TASKS = f"DELETE FROM tasks WHERE {FINISHED_BEFORE}"
+    #: What `prune --dry-run` counts: the same tasks and runs.
+    COUNT_PRUNE_RUNS = (
+        f"SELECT count(*) AS n FROM runs WHERE task_id IN (SELECT id FROM tasks WHERE"
+        f" {FINISHED_BEFORE})"
+    )
+    COUNT_PRUNE_TASKS = f"SELECT count(*) AS n FROM tasks WHERE {FINISHED_BEFORE}"
     OWNED_WAITING = "owner = %s AND state IN ('queued', 'paused')"
     SELECT_OWNED_WAITING = f"SELECT id FROM tasks WHERE {OWNED_WAITING} FOR UPDATE"
     CANCEL_OWNED = f"UPDATE tasks SET state = 'cancelled', updated_at = %s WHERE {OWNED_WAITING}"

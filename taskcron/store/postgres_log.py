@@ -90,11 +90,14 @@ LAST_ID = "SELECT coalesce(max(id), 0) FROM log"
 #: `{channel}`: the schema's name, a checked identifier.
 LISTEN = 'LISTEN "{channel}"'
 #: Counts records, not rows: a row of output lines holds several.
-PRUNE = (
-    "WITH gone AS (DELETE FROM log WHERE at < %s RETURNING record)"
-    " SELECT coalesce(sum(CASE WHEN json_typeof(record::json -> 'lines') = 'array'"
-    " THEN json_array_length(record::json -> 'lines') ELSE 1 END), 0) FROM gone"
+#: How many records the rows hold: a row's record is one, or a batch under "lines".
+RECORDS = (
+    "coalesce(sum(CASE WHEN json_typeof(record::json -> 'lines') = 'array'"
+    " THEN json_array_length(record::json -> 'lines') ELSE 1 END), 0)"
 )
+PRUNE = f"WITH gone AS (DELETE FROM log WHERE at < %s RETURNING record) SELECT {RECORDS} FROM gone"
+#: What `prune --dry-run` counts: the same records.
+COUNT_PRUNE = f"SELECT {RECORDS} FROM log WHERE at < %s"
 
 
 class PostgresLog:
@@ -211,10 +214,12 @@ class PostgresLog:
         finally:
             db.close()
 
-    def prune(self, *, before: datetime) -> int:
-        """Delete the records older than `before` (by their time); how many."""
+    def prune(self, *, before: datetime, dry_run: bool = False) -> int:
+        """Delete the records older than `before` (by their time); how many (with
+        `dry_run`, only count them)."""
         with self._errors():
-            return int(_one(self._connection().execute(PRUNE, (before,)).fetchone()))
+            query = COUNT_PRUNE if dry_run else PRUNE
+            return int(_one(self._connection().execute(query, (before,)).fetchone()))
 
     @contextmanager
     def _errors(self) -> Iterator[None]:

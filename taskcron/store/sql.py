@@ -54,6 +54,7 @@ from taskcron.store import (
     Lease,
     NewTask,
     PoolLease,
+    PruneCount,
     Recovered,
     Skip,
     Tasks,
@@ -130,6 +131,8 @@ class Statements(Protocol):
     DELETE_TASK: str
     PRUNE_RUNS: str
     PRUNE_TASKS: str
+    COUNT_PRUNE_RUNS: str
+    COUNT_PRUNE_TASKS: str
     SELECT_OWNED_WAITING: str
     CANCEL_OWNED: str
     SELECT_RUNNING: str
@@ -438,12 +441,19 @@ class SqlStore:
 
     def schedule(self, new: NewTask, *, now: datetime) -> Task:
         """Add a queued task and return it; with a key, the one already waiting if any."""
+        return self.schedule_or_find(new, now=now)[0]
+
+    def schedule_or_find(self, new: NewTask, *, now: datetime) -> tuple[Task, bool]:
+        """`schedule`, saying whether the task returned was there already (True) rather
+        than added: with a key, a queued, running or paused task of the same module id
+        and key is returned unchanged."""
         enc = self._encode_time
         with self._transaction(now=now, lock=new.key is not None) as db:
             if new.key is not None:
-                row = db.execute(self.sql.SELECT_KEYED_TASK, (new.module, new.key)).fetchone()
+                keyed = (new.module, new.key, new.module, new.key)
+                row = db.execute(self.sql.SELECT_KEYED_TASK, keyed).fetchone()
                 if row is not None:
-                    return self._load(db, row["id"])
+                    return self._load(db, row["id"]), True
             task_id = self._insert(
                 db,
                 self.sql.INSERT_TASK,
@@ -464,7 +474,7 @@ class SqlStore:
                     new.owner,
                 ),
             )
-            return self._load(db, task_id)
+            return self._load(db, task_id), False
 
     def transition(
         self,
@@ -515,12 +525,21 @@ class SqlStore:
             db.execute(self.sql.DELETE_TASK, (task_id,))
             return task
 
-    def prune(self, *, before: datetime) -> int:
-        """Delete finished (done, failed, cancelled) tasks last updated before `before`."""
+    def prune(self, *, before: datetime, dry_run: bool = False) -> PruneCount:
+        """Delete finished (done, failed, cancelled) tasks last updated before `before`,
+        with their runs, and count them; with `dry_run`, only count them."""
+        cutoff = (self._encode_time(before),)
+        if dry_run:
+            with self._read() as db:
+                return PruneCount(
+                    tasks=int(db.execute(self.sql.COUNT_PRUNE_TASKS, cutoff).fetchone()["n"]),
+                    runs=int(db.execute(self.sql.COUNT_PRUNE_RUNS, cutoff).fetchone()["n"]),
+                )
         with self._transaction(lock=True) as db:
-            cutoff = (self._encode_time(before),)
-            db.execute(self.sql.PRUNE_RUNS, cutoff)
-            return int(db.execute(self.sql.PRUNE_TASKS, cutoff).rowcount)
+            runs = int(db.execute(self.sql.PRUNE_RUNS, cutoff).rowcount)
+            return PruneCount(
+                tasks=int(db.execute(self.sql.PRUNE_TASKS, cutoff).rowcount), runs=runs
+            )
 
     # --- claiming ------------------------------------------------------------
 

@@ -243,10 +243,14 @@ class SQL:
     SELECT_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ({{ids}})"
 
     # Writing.
-    #: The queued or running task of a module with a key, if any.
+    #: The queued, running or paused task of a module with a key, if any; parameters:
+    #: module, key, module, key. tasks_key holds queued and running tasks only; a
+    #: module's paused tasks are few, and read by their own index.
     SELECT_KEYED_TASK = (
         "SELECT id FROM tasks INDEXED BY tasks_key WHERE module = ? AND key = ?"
-        " AND key IS NOT NULL AND state IN ('queued', 'running') LIMIT 1"
+        " AND key IS NOT NULL AND state IN ('queued', 'running')"
+        " UNION ALL SELECT id FROM tasks INDEXED BY tasks_module_state"
+        " WHERE module = ? AND state = 'paused' AND key = ? LIMIT 1"
     )
     INSERT_TASK = (
         "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"
@@ -264,6 +268,12 @@ class SQL:
     FINISHED_BEFORE = "state IN ('done', 'failed', 'cancelled') AND updated_at < ?"
     PRUNE_RUNS = f"DELETE FROM runs WHERE task_id IN (SELECT id FROM tasks WHERE {FINISHED_BEFORE})"
     PRUNE_TASKS = f"DELETE FROM tasks WHERE {FINISHED_BEFORE}"
+    #: What `prune --dry-run` counts: the same tasks and runs.
+    COUNT_PRUNE_RUNS = (
+        f"SELECT count(*) AS n FROM runs WHERE task_id IN (SELECT id FROM tasks WHERE"
+        f" {FINISHED_BEFORE})"
+    )
+    COUNT_PRUNE_TASKS = f"SELECT count(*) AS n FROM tasks WHERE {FINISHED_BEFORE}"
     #: What `cancel_owned` cancels: an owner's queued and paused tasks.
     OWNED_WAITING = "owner = ? AND state IN ('queued', 'paused')"
     SELECT_OWNED_WAITING = f"SELECT id FROM tasks INDEXED BY tasks_owner WHERE {OWNED_WAITING}"

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from taskcron.logstore import LogStore, record
 from tests.conftest import clean_env, script, wait_for
@@ -147,3 +151,89 @@ def test_prune_reports_what_it_removed(run_cli: Run) -> None:
     bad = run_cli("prune", "--older-than", "-1d")
     assert bad.returncode == 2
     assert bad.stderr == "taskcron: error: invalid duration '-1d': must not be negative\n"
+
+
+def finished_task_and_old_rotated_log(run_cli: Run, home: Path) -> Path:
+    """A home with one done task (one run), one queued task and one rotated log file a
+    day old; the rotated file."""
+    run_cli("schedule", "m", "--", "true")
+    assert run_cli("tick").returncode == 0
+    run_cli("schedule", "m", "--in", "1h", "--", "true")
+    rotated = home / "log" / "taskcron.jsonl.1"
+    rotated.write_text('{"event": "old"}\n')
+    stamp = time.time() - 86400
+    os.utime(rotated, (stamp, stamp))
+    return rotated
+
+
+def snapshot(home: Path) -> dict[str, bytes]:
+    """Every file of the home, byte for byte (SQLite's -wal and -shm files aside)."""
+    return {
+        str(path.relative_to(home)): path.read_bytes()
+        for path in sorted(home.rglob("*"))
+        if path.is_file() and not path.name.endswith(("-wal", "-shm"))
+    }
+
+
+@pytest.mark.parametrize("age", ["30", "0", "1.5", " 30 "])
+def test_prune_refuses_a_bare_number_as_older_than(run_cli: Run, age: str) -> None:
+    run_cli("schedule", "m", "--", "true")
+    assert run_cli("tick").returncode == 0
+    bad = run_cli("prune", "--older-than", age)
+    number = age.strip()
+    assert (bad.returncode, bad.stdout, bad.stderr) == (
+        2,
+        "",
+        f"taskcron: error: invalid duration {age!r}: {number} what? e.g. {number}d\n",
+    )
+    assert [t["state"] for t in json.loads(run_cli("list", "--all", "--json").stdout)] == ["done"]
+
+
+@pytest.mark.parametrize("retention", ["30", '"30"'])
+def test_prune_refuses_a_log_retention_without_a_unit(
+    run_cli: Run, tmp_path: Path, retention: str
+) -> None:
+    (tmp_path / "taskcron.toml").write_text(f"[log]\nretention = {retention}\n")
+    bad = run_cli("prune")
+    assert (bad.returncode, bad.stdout, bad.stderr) == (
+        2,
+        "",
+        "taskcron: error: config key 'log.retention': invalid duration '30': 30 what? e.g. 30d\n",
+    )
+    (tmp_path / "taskcron.toml").write_text('[log]\nretention = "30d"\n')
+    assert run_cli("prune").stdout == "removed 0 tasks and 0 log files\n"
+
+
+def test_prune_dry_run_says_what_would_go_and_changes_nothing(run_cli: Run, home: Path) -> None:
+    rotated = finished_task_and_old_rotated_log(run_cli, home)
+    before = snapshot(home)
+    dry = run_cli("prune", "--older-than", "0s", "--dry-run")
+    assert (dry.returncode, dry.stdout, dry.stderr) == (
+        0,
+        "would remove 1 task and 1 log file\n",
+        "",
+    )
+    assert snapshot(home) == before
+    assert json.loads(run_cli("prune", "--older-than", "0s", "--dry-run", "--json").stdout) == {
+        "tasks": 1, "runs": 1, "log_files": 1, "log_records": None,
+    }  # fmt: skip
+    assert snapshot(home) == before
+    done = run_cli("prune", "--older-than", "0s")
+    assert (done.returncode, done.stdout) == (0, "removed 1 task and 1 log file\n")
+    assert not rotated.exists()
+
+
+def test_prune_dry_run_without_a_home_creates_nothing(run_cli: Run, home: Path) -> None:
+    dry = run_cli("prune", "--dry-run")
+    assert (dry.returncode, dry.stdout) == (1, "")
+    assert dry.stderr.startswith(f"taskcron: error: no taskcron home at {home} ")
+    assert not home.exists()
+
+
+def test_prune_json_counts_tasks_runs_log_files_and_log_records(run_cli: Run, home: Path) -> None:
+    finished_task_and_old_rotated_log(run_cli, home)
+    result = run_cli("prune", "--older-than", "0s", "--json")
+    assert result.returncode == 0
+    assert json.loads(result.stdout) == {"tasks": 1, "runs": 1, "log_files": 1, "log_records": None}
+    again = run_cli("prune", "--older-than", "0s", "--json")
+    assert json.loads(again.stdout) == {"tasks": 0, "runs": 0, "log_files": 0, "log_records": None}

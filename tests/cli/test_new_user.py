@@ -165,7 +165,7 @@ def test_check_names_each_task_whose_target_does_not_resolve(tmp_path: Path) -> 
     write(tmp_path / "taskcron.toml", "")
     for target in ("app:ok", "app:nope", "nosuchmodule:run"):
         assert taskcron("schedule", "m", "--call", target, cwd=tmp_path).returncode == 0
-    assert taskcron("schedule", "m", "--task", "ghost", cwd=tmp_path).returncode == 0
+    assert taskcron("schedule", "m", "--task", "ghost", "--no-check", cwd=tmp_path).returncode == 0
     assert taskcron("schedule", "m", "--", "/no/such/program", cwd=tmp_path).returncode == 0
     result = taskcron("check", cwd=tmp_path)
     assert result.returncode == 1
@@ -222,6 +222,72 @@ def test_schedule_check_refuses_a_target_that_does_not_resolve(
     assert len(result.stderr.splitlines()) == 1
     assert taskcron("list", "--json", cwd=tmp_path).stdout == "[]\n"
     assert taskcron("schedule", "m", "--check", "--call", "app:ok", cwd=tmp_path).returncode == 0
+
+
+@pytest.fixture
+def greeter(tmp_path: Path) -> Path:
+    """A project whose config's module `app` registers the handlers `hello` and `help_me`."""
+    write(
+        tmp_path / "app.py",
+        """
+        import taskcron
+
+        @taskcron.task
+        def hello(ctx, data):
+            pass
+
+        @taskcron.task
+        def help_me(ctx, data):
+            pass
+        """,
+    )
+    write(tmp_path / "taskcron.toml", 'modules = ["app"]\n')
+    return tmp_path
+
+
+def test_schedule_refuses_a_misspelt_task_name_and_says_which_one_it_meant(
+    greeter: Path,
+) -> None:
+    result = taskcron("schedule", "mail", "--task", "helo", cwd=greeter)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2,
+        "",
+        f"{ERROR}no task handler named 'helo' (searched modules app and entry points "
+        "'taskcron.tasks'); did you mean 'hello'?\n",
+    )
+    assert not (greeter / ".taskcron").exists()
+    assert taskcron("schedule", "mail", "--task", "hello", cwd=greeter).stdout == "1\n"
+
+
+def test_schedule_no_check_adds_a_task_name_that_no_module_registers(greeter: Path) -> None:
+    result = taskcron("schedule", "mail", "--task", "helo", "--no-check", cwd=greeter)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "1\n", "")
+    tick = taskcron("tick", cwd=greeter)
+    assert tick.returncode == 1
+    assert tick.stderr.startswith(f"{ERROR}task 1 (mail) failed: ")
+    assert tick.stderr.endswith("did you mean 'hello'?\n")
+
+
+def test_schedule_check_of_a_misspelt_task_name_says_which_one_it_meant(greeter: Path) -> None:
+    result = taskcron("schedule", "mail", "--task", "helo", "--check", cwd=greeter)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"{ERROR}target 'helo' does not resolve: no task handler named 'helo' (searched "
+        "modules app and entry points 'taskcron.tasks'); did you mean 'hello'?\n"
+    )
+
+
+def test_schedule_warns_and_adds_the_task_when_a_task_module_cannot_be_imported(
+    greeter: Path,
+) -> None:
+    write(greeter / "taskcron.toml", 'modules = ["app", "gone_zz"]\n')
+    result = taskcron("schedule", "mail", "--task", "helo", cwd=greeter)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        "1\n",
+        "taskcron: warning: cannot import task module 'gone_zz': No module named 'gone_zz'; "
+        "task 'helo' could not be checked\n",
+    )
 
 
 # --- failures with attempts left, tick -v ---------------------------------------------

@@ -51,6 +51,49 @@ def test_a_key_returns_the_same_task_id(run_cli: Run) -> None:
     assert first == again == "1\n"
 
 
+def test_a_key_keeps_the_task_and_warns_in_which_fields_the_request_differs(
+    run_cli: Run,
+) -> None:
+    first = run_cli("schedule", "reports", "--key", "nightly", "--cron", "0 6 * * *",
+                    "--tz", "UTC", "--", "report.sh")  # fmt: skip
+    assert (first.returncode, first.stdout, first.stderr) == (0, "1\n", "")
+    changed = run_cli("schedule", "reports", "--key", "nightly", "--cron", "0 7 * * *",
+                      "--tz", "UTC", "--data", '{"full": true}', "--priority", "5",
+                      "--", "report.sh", "--full")  # fmt: skip
+    assert (changed.returncode, changed.stdout, changed.stderr) == (
+        0,
+        "1\n",
+        "taskcron: warning: task 1 (key nightly) exists and differs in target, schedule, data,"
+        " priority: kept as it was\n",
+    )
+    kept = json.loads(run_cli("show", "1", "--json").stdout)
+    assert (kept["schedule"], kept["data"], kept["priority"]) == (
+        {"cron": "0 6 * * *", "tz": "UTC"}, {}, 0,
+    )  # fmt: skip
+    same = run_cli("schedule", "reports", "--key", "nightly", "--cron", "0 6 * * *",
+                   "--tz", "UTC", "--", "report.sh")  # fmt: skip
+    assert (same.returncode, same.stdout, same.stderr) == (0, "1\n", "")
+    assert len(json.loads(run_cli("list", "--all", "--json").stdout)) == 1
+
+
+def test_schedule_json_says_whether_the_keyed_task_existed(run_cli: Run) -> None:
+    def scheduled(*args: str) -> tuple[int, bool]:
+        task = json.loads(run_cli("schedule", "mail", *args, "--json", "--", "true").stdout)
+        return task["id"], task["existing"]
+
+    assert scheduled("--key", "welcome-42") == (1, False)
+    assert scheduled("--key", "welcome-42") == (1, True)
+    assert scheduled() == (2, False)
+
+
+def test_a_key_matches_a_paused_task_instead_of_adding_another(run_cli: Run) -> None:
+    assert run_cli("schedule", "mail", "--key", "welcome-42", "--", "true").stdout == "1\n"
+    assert run_cli("pause", "1").returncode == 0
+    again = run_cli("schedule", "mail", "--key", "welcome-42", "--", "true")
+    assert (again.returncode, again.stdout, again.stderr) == (0, "1\n", "")
+    assert [t["state"] for t in json.loads(run_cli("list", "--all", "--json").stdout)] == ["paused"]
+
+
 def test_bad_cron_input_is_one_line_and_exit_2(run_cli: Run) -> None:
     assert run_cli("init").returncode == 0
     for args, message in [

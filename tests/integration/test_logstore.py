@@ -225,7 +225,7 @@ def test_prune_removes_old_finished_tasks_and_old_rotated_logs(
     clock.advance(timedelta(days=31))
     recent = tc.schedule("m", command=["false"])
     tc.cancel(recent.id)
-    assert tc.prune() == (2, 1, None)
+    assert tc.prune() == (2, 1, None, 1)
     left = {t.id for t in tc.list(all=True)}
     assert left == {old_queued.id, waiting.id, recent.id}
     assert old_done.id not in left

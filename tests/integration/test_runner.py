@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from taskcron import TaskCron
+from taskcron import TaskCron, errors
 from taskcron.api import utc_now
 from taskcron.config import Config, LogConfig
 from taskcron.model import Outcome, State
@@ -200,7 +200,7 @@ def test_registered_tasks_are_found_by_name(tmp_path: Path, clock: FakeClock) ->
     for name in ("plain", "called", "renamed", "keyword"):
         app.schedule("m", task=name)
         assert run_one(app)[:2] == (State.DONE, name)
-    app.schedule("m", task="positional")
+    app.schedule("m", task="positional", check_task=False)
     state, _, error = run_one(app)
     assert state is State.FAILED
     assert error is not None and error.startswith("no task handler named 'positional'")
@@ -233,6 +233,27 @@ def test_entry_points_register_tasks(tmp_path: Path, clock: FakeClock) -> None:
     app = TaskCron(config=str(config), clock=clock)
     app.schedule("m", task="greet")
     assert run_one(app)[:2] == (State.DONE, "hi")
+
+
+def test_schedule_refuses_a_task_name_neither_modules_nor_entry_points_register(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    site = tmp_path / "site"
+    (site / "plugin_pkg2").mkdir(parents=True)
+    (site / "plugin_pkg2" / "__init__.py").write_text("def hello(ctx, data):\n    pass\n")
+    dist = site / "plugin_pkg2-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: plugin-pkg2\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[taskcron.tasks]\nwelcome_mail = plugin_pkg2:hello\n")
+    config = tmp_path / "taskcron.toml"
+    config.write_text('home = "h"\npythonpath = ["site"]\n')
+    app = TaskCron(config=str(config), clock=clock)
+    with pytest.raises(errors.TargetError, match="did you mean 'welcome_mail'") as caught:
+        app.schedule("m", task="welcome_mial")
+    assert isinstance(caught.value, errors.InputError)
+    assert not (tmp_path / "h").exists()
+    skipped = app.schedule("m", task="welcome_mial", check_task=False)
+    assert app.schedule("m", task="welcome_mail").id == skipped.id + 1
 
 
 def test_command_gets_data_on_stdin_and_its_id_and_deadline_in_env(

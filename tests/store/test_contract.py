@@ -130,6 +130,35 @@ def test_ids_are_never_reused_after_a_remove(store: Store) -> None:
     assert first.id < second.id < third.id
 
 
+def keyed(module: str = "m", key: str = "k") -> NewTask:
+    """A task running `true` with a key."""
+    return NewTask(module=module, title="t", target=Target.command(["true"]), due_at=T0, key=key)
+
+
+def test_a_key_finds_the_queued_running_or_paused_task_of_its_module(store: Store) -> None:
+    first, added = store.schedule_or_find(keyed(), now=T0)
+    assert added is False
+    assert store.schedule_or_find(keyed(), now=at(1)) == (first, True)
+    store.transition(first.id, action="pause", allowed=(State.QUEUED,), to=State.PAUSED, now=T0)
+    paused = store.get(first.id)
+    assert store.schedule_or_find(keyed(), now=at(2)) == (paused, True)
+    assert store.schedule(keyed(), now=at(2)) == paused
+    store.transition(paused.id, action="resume", allowed=(State.PAUSED,), to=State.QUEUED, now=T0)
+    running = claim(store, at(3)).task
+    assert running is not None and running.id == first.id
+    assert store.schedule_or_find(keyed(), now=at(4)) == (store.get(first.id), True)
+    other = store.schedule(keyed("other"), now=at(4))
+    assert other.id != first.id
+
+
+def test_a_key_adds_a_task_once_the_keyed_one_is_finished(store: Store) -> None:
+    first = store.schedule(keyed(), now=T0)
+    store.transition(first.id, action="cancel", allowed=(State.QUEUED,), to=State.CANCELLED, now=T0)
+    again, existing = store.schedule_or_find(keyed(), now=at(1))
+    assert (again.id != first.id, existing) == (True, False)
+    assert again.state is State.QUEUED
+
+
 def test_get_of_a_missing_task_raises_task_not_found(store: Store) -> None:
     store.schedule(new_task(), now=T0)
     with pytest.raises(errors.TaskNotFoundError) as caught:
@@ -1020,7 +1049,10 @@ def test_prune_deletes_only_finished_tasks_last_updated_before_the_cutoff(store:
     paused = store.schedule(new_task("p"), now=T0)
     store.transition(paused.id, action="pause", allowed=(State.QUEUED,), to=State.PAUSED, now=T0)
 
-    assert store.prune(before=at(10)) == 2
+    assert store.prune(before=at(10), dry_run=True) == (2, 1)
+    assert len(store.list(scope=EVERYTHING, states=ALL_STATES)) == 5
+    assert store.get(done.id).runs != ()
+    assert store.prune(before=at(10)) == (2, 1)
 
     left = {t.id for t in store.list(scope=EVERYTHING, states=ALL_STATES)}
     assert left == {recent.id, queued.id, paused.id}

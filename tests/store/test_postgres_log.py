@@ -159,5 +159,7 @@ def test_a_follower_reads_a_row_that_commits_after_a_later_one_once(
 def test_prune_counts_records_not_rows(shared: PostgresLog) -> None:
     shared.append([record("task.output", at=T0, message=m) for m in ("a", "b", "c")])
     shared.append([record("e", at=T0 + timedelta(hours=1))])
+    assert shared.prune(before=T0 + timedelta(minutes=1), dry_run=True) == 3
+    assert len(shared.tail(10, keep=LogFilter())) == 4
     assert shared.prune(before=T0 + timedelta(minutes=1)) == 3
     assert [r["event"] for r in shared.tail(10, keep=LogFilter())] == ["e"]

@@ -30,7 +30,7 @@ NAMES = [
     f"{name} in {pgstore.module_id(1)}" if scoped else name
     for name in pgstore.CLAIM_STATEMENTS
     for scoped in ((False, True) if name.startswith(("SELECT_RUNNING", "HEADS")) else (False,))
-]
+] + ["SELECT_KEYED_TASK new"]
 PLANS = {"custom plan": False, "generic plan": True}
 
 
@@ -63,7 +63,7 @@ def as_text(store: PostgresStore, name: str) -> str:
 
 
 def test_the_statements_explained_are_the_claims() -> None:
-    assert len(NAMES) == len(pgstore.CLAIM_STATEMENTS) + 3
+    assert len(NAMES) == len(pgstore.CLAIM_STATEMENTS) + 4
     for name in pgstore.CLAIM_STATEMENTS:
         assert hasattr(PostgresStore.sql, name)
 

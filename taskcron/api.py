@@ -41,7 +41,17 @@ from taskcron.lifecycle import (
     after_claim,
 )
 from taskcron.logstore import LogFilter, LogStore
-from taskcron.model import ACTIVE_STATES, Lanes, Recurrence, Scope, State, Target, Task, iso
+from taskcron.model import (
+    ACTIVE_STATES,
+    Lanes,
+    Recurrence,
+    Scope,
+    State,
+    Target,
+    Task,
+    format_duration,
+    iso,
+)
 from taskcron.schedule import RetryPolicy
 from taskcron.store import (
     Claim,
@@ -55,7 +65,7 @@ from taskcron.store import (
     open_store,
     redact,
 )
-from taskcron.syntax import LOG_LEVELS, parse_duration, parse_module_id, sqlite_path
+from taskcron.syntax import LEVEL_ALIASES, LOG_LEVELS, parse_duration, parse_module_id, sqlite_path
 
 if TYPE_CHECKING:
     from taskcron.pool import Pool, PoolSettings
@@ -72,6 +82,7 @@ _KEY = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
 CRONTAB_LOCK = "crontab.lock"  #: In the home: held while a crontab is read and rewritten.
 STATUS_COUNT = 5  #: How many next due tasks, and how many failures, `status` shows.
 MAX_UPCOMING = 10_000  #: The most due times `upcoming` (`next -n`) lists: each is held in memory.
+PAST_AT = timedelta(seconds=60)  #: An `at` further in the past than this gets a warning.
 
 
 def utc_now() -> datetime:
@@ -79,18 +90,22 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def ensure_home(path: Path) -> None:
-    """Create the home (mode 0700) if it does not exist; safe when racing other processes."""
+def ensure_home(path: Path) -> bool:
+    """Create the home (mode 0700) if it does not exist; safe when racing other processes.
+
+    True when this call created it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         path.mkdir(mode=0o700)
     except FileExistsError:
         if not path.is_dir():
             raise errors.StoreError(f"home {path} exists and is not a directory") from None
-        return
+        return False
     except OSError as exc:
         raise errors.StoreError(f"cannot create home {path}: {exc.strerror}") from exc
     path.chmod(0o700)  # mkdir's mode is filtered by the umask
+    return True
 
 
 def parse_data(text: str) -> str:
@@ -206,10 +221,14 @@ class Status:
 
     def to_json(self) -> dict[str, Any]:
         """`{"modules": {MODULE: {STATE: COUNT}}, "running", "next", "failures": [TASK]}`,
-        each task as `show --json` prints it, without its runs."""
+        each task as `show --json` prints it, without its runs; a running task with its
+        `step_elapsed` and `job_elapsed` at `read_at` too (see `Task.elapsed`)."""
         return {
             "modules": {module: dict(counts) for module, counts in self.modules.items()},
-            "running": [task.to_json(runs=False) for task in self.running],
+            "running": [
+                {**task.to_json(runs=False), **task.elapsed_json(self.read_at)}
+                for task in self.running
+            ],
             "next": [task.to_json(runs=False) for task in self.next],
             "failures": [task.to_json(runs=False) for task in self.failures],
         }
@@ -361,7 +380,9 @@ class TaskCron:
         if isinstance(config, Config):
             self.config = config
             if home is not None:
-                self.config = dataclasses.replace(config, home=Path(home).expanduser().absolute())
+                self.config = dataclasses.replace(
+                    config, home=Path(home).expanduser().absolute(), home_by_default=False
+                )
             if store is not None and store != config.store:
                 url = configfile.resolve_store(store, Path.cwd(), "--store")
                 self.config = dataclasses.replace(self.config, store=url, store_origin="--store")
@@ -400,9 +421,17 @@ class TaskCron:
     def store(self) -> Store:
         """The task store, opened (and the home and store created) on first use."""
         if self._store is None:
-            ensure_home(self.home)
+            self._make_home()
             self._store = self._open(create=True)
         return self._store
+
+    def _make_home(self, *, asked: bool = False) -> None:
+        """Create the home if missing. One nothing named (the last fallback, `./.taskcron`,
+        holding the store) is created with a warning, unless `asked` (by `init`): a cron
+        line that lacks its `--config` would otherwise make a new, empty store in the wrong
+        place and succeed there forever."""
+        if ensure_home(self.home) and self.config.home_by_default and not asked:
+            log.warning("created a new home at %s", self.home)
 
     def _open(self, *, create: bool) -> Store:
         store = open_store(self.store_url, create=create, host=self.config.host)
@@ -443,6 +472,8 @@ class TaskCron:
         return store
 
     def _require_home(self) -> None:
+        if self.home.exists() and not self.home.is_dir():
+            raise errors.StoreError(f"home {self.home} exists and is not a directory")
         if not self.home.is_dir():
             path = self.config.path
             why = f"no config file in {Path.cwd()} or its parents" if path is None else str(path)
@@ -595,6 +626,10 @@ class TaskCron:
             except (TypeError, ValueError) as exc:
                 raise errors.DataError(f"task data is not JSON-serialisable: {exc}") from None
         _utf8("title", title)
+        if title == "":
+            raise errors.InputError(
+                f"invalid title {title!r}: empty; leave the title out to use the target"
+            )
         _utf8("task data", text)
         for part in (target.value,) if isinstance(target.value, str) else target.value:
             _utf8("target", part)
@@ -724,7 +759,11 @@ class TaskCron:
             assert wait is not None
             return now + wait
         if at is not None:
-            return self._parse_time(at, tz)
+            due = self._parse_time(at, tz)
+            if now - due > PAST_AT:
+                late = format_duration(timedelta(seconds=round((now - due).total_seconds())))
+                log.warning("--at %s is %s in the past: the task is due at once", at, late)
+            return due
         if recurrence is not None:
             return schedule_module.next_due(recurrence, now)
         return now
@@ -946,7 +985,10 @@ class TaskCron:
         claim = self._claim(scope, None)
         if claim.outcome is not ClaimOutcome.CLAIMED:
             return TickResult(
-                outcome=claim.outcome.value, task=claim.task, recovered=claim.recovered
+                outcome=claim.outcome.value,
+                task=claim.task,
+                recovered=claim.recovered,
+                skipped=claim.skipped,
             )
         life, settings = self._begin(claim, deadline, watcher)
         return life.result(life.execute(settings))
@@ -1026,7 +1068,8 @@ class TaskCron:
         def begin(claim: Claim) -> tuple[RunLife, RunSettings]:
             budget = settings.task_budget
             deadline = settings.deadline if budget is None else self.clock() + budget
-            return self._begin(claim, deadline, watcher, pooled=True)
+            runner = "taskcron work" if settings.forever else "the tick"
+            return self._begin(claim, deadline, watcher, pooled=True, runner=runner)
 
         return Pool(
             store=self.store,
@@ -1064,6 +1107,7 @@ class TaskCron:
         watcher: Watcher | None,
         *,
         pooled: bool = False,
+        runner: str = "the tick",
     ) -> tuple[RunLife, RunSettings]:
         """The life of a claimed run and the settings to run it with.
 
@@ -1083,7 +1127,8 @@ class TaskCron:
         )
         if pooled:
             life.begin()
-        return life, self._run_settings(claim.run.id, deadline, preload=pooled)
+        chosen = self._run_settings(claim.run.id, deadline, preload=pooled)
+        return life, dataclasses.replace(chosen, runner=runner)
 
     def _record_no_run(self, claim: Claim, scope: Scope) -> None:
         if claim.outcome is ClaimOutcome.IDLE:
@@ -1157,6 +1202,7 @@ class TaskCron:
         scope = Scope.parse(modules, excepts)
         if task is not None:
             _int64("task id", task)
+        level = LEVEL_ALIASES.get(level, level) if level is not None else None
         if level is not None and level not in LOG_LEVELS:
             raise errors.InputError(
                 f"invalid level {level!r}: expected one of {', '.join(LOG_LEVELS)}"
@@ -1233,6 +1279,7 @@ class TaskCron:
         """
         _owner(owner)
         token = self.config.web.token
+        configfile.check_tokens(token, None)
         if token is None:
             raise errors.ConfigError(
                 "an owner link is signed with the dashboard's token, and none is configured:"
@@ -1289,7 +1336,8 @@ class TaskCron:
                 raise errors.StoreError(f"cannot write {target}: {exc.strerror}") from exc
             else:
                 written = target
-        self.store  # noqa: B018 - opening the store creates the home and the store
+        self._make_home(asked=True)
+        self.store  # noqa: B018 - opening the store creates the store
         return InitResult(
             home=self.home, store=redact(self.store_url), config=self.config.path, written=written
         )
@@ -1346,10 +1394,8 @@ class TaskCron:
         is writable, and reports whether a crontab line for this home is
         installed (not required: ticks run another way need none).
         """
-        checks = [Check(name="config", ok=True, detail=_config_detail(self.config))]
+        checks = [_check_config(self.config), _check_home(self.config)]
         home = self.home.is_dir()
-        created = "exists" if home else "does not exist: run 'taskcron init' to create it"
-        checks.append(Check(name="home", ok=home, detail=f"{self.home} {created}"))
         checks += self._check_code()
         if home or self.config.store is not None:
             store_check, store = self._check_store()
@@ -1487,7 +1533,7 @@ class TaskCron:
         if dry_run:
             change = crontab.install(job, tab, lock=None, dry_run=True)
             return dataclasses.replace(edit, text=change.text, removed=change.removed)
-        ensure_home(self.home)  # the job appends to <home>/cron.log: the directory must exist
+        self._make_home()  # the job appends to <home>/cron.log: the directory must exist
         if not install:
             return edit
         change = crontab.install(job, tab, lock=self.home / CRONTAB_LOCK)
@@ -1513,7 +1559,7 @@ class TaskCron:
         cronline.check_text("home", str(self.home))
         tab = crontab.open_crontab(file=crontab_file, user=user)
         if not dry_run:
-            ensure_home(self.home)
+            self._make_home()
         lock = self.home / CRONTAB_LOCK
         change = crontab.uninstall(self.home, scope, tab, lock=lock, dry_run=dry_run)
         return CronEdit(
@@ -1571,9 +1617,27 @@ def _same_store(url: str, other: str) -> bool:
     return redact(url) == redact(other)
 
 
-def _config_detail(config: Config) -> str:
+def _check_config(config: Config) -> Check:
+    """The config file in use; broken when one was ignored as unsafe (its settings, and the
+    home it names, are not in effect)."""
     found = "none found: defaults" if config.path is None else str(config.path)
-    return "; ".join([found, *config.warnings])
+    detail = "; ".join([found, *config.warnings])
+    return Check(name="config", ok=not config.warnings, detail=detail)
+
+
+def _check_home(config: Config) -> Check:
+    """Whether the home exists, and, when nothing named it, that it is the last fallback."""
+    home = config.home
+    exists = home.is_dir()
+    detail = f"{home} {'exists' if exists else 'does not exist'}"
+    if config.home_by_default:
+        detail += (
+            " (no config names a home: no --home, TASKCRON_HOME, --config or config file"
+            " found, so it is ./.taskcron here)"
+        )
+    if not exists:
+        detail += ": run 'taskcron init' to create it"
+    return Check(name="home", ok=exists, detail=detail)
 
 
 def _check_writable(name: str, directory: Path) -> Check:

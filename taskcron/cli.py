@@ -20,9 +20,11 @@ from taskcron import __version__, errors, render
 from taskcron.api import CronEdit, Status, TaskCron, broken_config_report
 from taskcron.configfile import ENV_DEBUG
 from taskcron.lifecycle import TickResult
-from taskcron.model import Task
+from taskcron.model import State, Task
 
 EXIT_CODES = ((errors.InputError, 2), (errors.TaskcronError, 1))
+
+LIST_PAGE = 100  #: How many tasks `list` shows in its table unless --limit says.
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -118,7 +120,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 @click.option(
     "--store",
     metavar="URL",
-    help="Where the tasks live: sqlite:////abs/path.db or sqlite:///relative.db. "
+    help="Where the tasks live: sqlite:////abs/path.db, sqlite:///relative.db or "
+    "postgresql://user@host/db (the postgres extra). "
     "[env TASKCRON_STORE; default: from the config, else <home>/tasks.db]",
 )
 @click.option(
@@ -372,6 +375,8 @@ def _report_runs(results: Iterable[TickResult], *, as_json: bool, verbose: bool)
             for item in result.recovered:
                 task = item.task
                 render.line(f"recovered task {task.id} ({task.module}): {item.run.error}")
+            for task in result.skipped:
+                render.line(_skipped(task))
             render.line(_tick_summary(result))
         failure = result.failure()
         if failure is not None:
@@ -414,6 +419,14 @@ def _die_of(number: int) -> None:
     os.kill(os.getpid(), number)
 
 
+def _skipped(task: Task) -> str:
+    """`tick -v`'s line for a task it passed over, being later than its max lateness."""
+    then = f"next due {task.due_at:%Y-%m-%d %H:%M:%S} UTC" if task.state is State.QUEUED else ""
+    return f"skipped task {task.id} ({task.module}): later than its max lateness; " + (
+        then or f"now {task.state.value}"
+    )
+
+
 def _tick_summary(result: TickResult) -> str:
     task = result.task
     if result.outcome == "idle":
@@ -435,6 +448,12 @@ def _tick_summary(result: TickResult) -> str:
 @click.option("--state", metavar="S", help="Only tasks in state S (queued, running, done, ...).")
 @click.option("--all", "show_all", is_flag=True, help="Include done and cancelled tasks.")
 @click.option("--owner", metavar="ID", help="Only the tasks of owner ID.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help=f"Show the first N tasks; 0 for all. [default: {LIST_PAGE} in the table, all with --json]",
+)
 @json_option
 @click.pass_context
 def list_(
@@ -444,14 +463,25 @@ def list_(
     state: str | None,
     show_all: bool,
     owner: str | None,
+    limit: int | None,
     as_json: bool,
 ) -> None:
-    """List tasks in line order: queued, running, paused and failed ones by default."""
-    tasks = _app(ctx).list(modules=modules, excepts=excepts, state=state, all=show_all, owner=owner)
+    """List tasks in line order: queued, running, paused and failed ones by default.
+
+    The table shows a page, and says how many more there are; --json prints
+    every task unless --limit is given.
+    """
+    app = _app(ctx)
     if as_json:
+        page = None if limit == 0 else limit
+        tasks = app.list(
+            modules=modules, excepts=excepts, state=state, all=show_all, owner=owner, limit=page
+        )
         render.json_out([t.to_json(runs=False) for t in tasks])
-    else:
-        render.task_table(tasks)
+        return
+    tasks = app.list(modules=modules, excepts=excepts, state=state, all=show_all, owner=owner)
+    shown = LIST_PAGE if limit is None else limit or len(tasks)
+    render.task_table(tasks[:shown], more=max(len(tasks) - shown, 0))
 
 
 @cli.command(name="next", short_help="List the upcoming due times of queued tasks.")
@@ -503,7 +533,8 @@ def status(
     as_json: bool,
 ) -> None:
     """Show the tasks in scope at a glance: how many each module id has in each state, the
-    running tasks (progress, elapsed time, host), the next due tasks and the last failures.
+    running tasks (progress; `step`, the current run's elapsed time, and `job`, the wall time
+    since the job's first step started; host), the next due tasks and the last failures.
 
     At a terminal it draws panels; piped or with NO_COLOR, plain text. --watch redraws
     it in place until Ctrl-C (it needs a terminal). Creates nothing.

@@ -57,6 +57,10 @@ class Config:
 
     path: Path | None = None  #: The config file read, if any.
     home: Path = field(default_factory=lambda: Path(DEFAULT_HOME).absolute())
+    #: True when nothing named the home (no --home, TASKCRON_HOME, --config or config
+    #: file found) nor a store elsewhere: `./.taskcron` here, the last fallback, holds the
+    #: tasks.
+    home_by_default: bool = False
     #: The store URL (`sqlite:///...`, resolved to an absolute path); None: `<home>/tasks.db`.
     store: str | None = None
     #: Where `store` came from when not from the config file ("--store" or

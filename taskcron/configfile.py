@@ -112,6 +112,10 @@ def find_config_file(
     chosen = explicit if explicit is not None else os.environ.get(ENV_CONFIG) or None
     if chosen is not None:
         path = Path(chosen).expanduser().absolute()
+        if path.is_dir():
+            raise errors.ConfigError(
+                f"config file {str(path)!r} is a directory: give the config file's path"
+            )
         if not path.is_file():
             raise errors.ConfigError(f"config file {str(path)!r} does not exist")
         document = read_toml(path)
@@ -195,7 +199,7 @@ def home_of(found: Found | None, home: str | os.PathLike[str] | None) -> Path:
     """The home: `home` (the command line), else `TASKCRON_HOME`, else the file's `home`
     key (relative to the file), else `.taskcron` beside the file or in the current
     directory."""
-    chosen = home if home is not None else os.environ.get(ENV_HOME) or None
+    chosen = _named_home(home)
     if chosen is not None:
         return Path(chosen).expanduser().absolute()
     if found is None:
@@ -204,6 +208,11 @@ def home_of(found: Found | None, home: str | os.PathLike[str] | None) -> Path:
         written = Path(string_value(found.values, "home")).expanduser()
         return (found.path.parent / written).absolute()
     return found.path.parent / DEFAULT_HOME
+
+
+def _named_home(home: str | os.PathLike[str] | None) -> str | os.PathLike[str] | None:
+    """The home named by the command line, else by `TASKCRON_HOME`; None when neither did."""
+    return home if home is not None else os.environ.get(ENV_HOME) or None
 
 
 #: Where a store URL came from when the config file's `store` key chose it.
@@ -260,6 +269,9 @@ def read(
     values = _check({} if found is None else found.values, path)
     values["home"] = home_of(found, home)
     chosen = store_choice(found, store)
+    if found is None and _named_home(home) is None and chosen is None:
+        # Nothing named the home, nor a store elsewhere: `./.taskcron` holds the tasks.
+        values["home_by_default"] = True
     if chosen is not None and chosen.origin != FROM_FILE:  # the file's was checked above
         url = resolve_store(chosen.url, chosen.base, chosen.origin)
         if url != values.get("store"):
@@ -270,7 +282,7 @@ def read(
         values["host"] = _host(chosen_host, ENV_HOST)
     chosen_token = os.environ.get(ENV_WEB_TOKEN) or None
     if chosen_token is not None:
-        values["web"] = {**values.get("web", {}), "token": _token(chosen_token, ENV_WEB_TOKEN)}
+        values["web"] = {**values.get("web", {}), "token": chosen_token}
     return Settings(path, values, tuple(warnings))
 
 
@@ -360,8 +372,8 @@ def _web(table: Mapping[str, Any], base: Path) -> dict[str, Any]:
             raise errors.ConfigError("config key 'web.port' must be a port number, 1 to 65535")
         web["port"] = port
     for key in ("token", "read_token"):
-        if key in table:
-            web[key] = _token(string_value(table, key, "web."), f"config key 'web.{key}'")
+        if key in table:  # checked by `taskcron web` alone: see `check_tokens`
+            web[key] = string_value(table, key, "web.")
     if web.get("token") is not None and web.get("token") == web.get("read_token"):
         raise errors.ConfigError("config keys 'web.token' and 'web.read_token' must differ")
     for key in ("stylesheet", "script"):
@@ -374,6 +386,17 @@ def _web(table: Mapping[str, Any], base: Path) -> dict[str, Any]:
     if "max_streams" in table:
         web["max_streams"] = _positive_int(table, "max_streams", "web.")
     return web
+
+
+def check_tokens(token: str | None, read_token: str | None) -> None:
+    """A `ConfigError` unless each dashboard token given is at least 16 printable ASCII
+    characters, no spaces. Only the dashboard checks them: a short token stops `taskcron
+    web`, not the tick or any other command."""
+    if token is not None:
+        from_env = (os.environ.get(ENV_WEB_TOKEN) or None) == token
+        _token(token, ENV_WEB_TOKEN if from_env else "config key 'web.token'")
+    if read_token is not None:
+        _token(read_token, "config key 'web.read_token'")
 
 
 def _token(value: str, where: str) -> str:

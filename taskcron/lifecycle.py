@@ -260,6 +260,7 @@ class RunLife:
         self.task = claim.task
         self.run = claim.run
         self.recovered = claim.recovered
+        self.skipped = claim.skipped
         self.recorder = recorder
         self.lease = lease
         self.decide = decide
@@ -299,6 +300,7 @@ class RunLife:
             outcome=ClaimOutcome.CLAIMED.value,
             task=self.finish(end),
             recovered=self.recovered,
+            skipped=self.skipped,
             signal=end.signal,
         )
 
@@ -453,6 +455,7 @@ class TickResult:
     outcome: str
     task: Task | None = None  #: The task it ran, with its runs; or the running one when busy.
     recovered: tuple[Recovered, ...] = field(default=())
+    skipped: tuple[Task, ...] = field(default=())  #: Passed over as too late, as left.
     signal: int | None = None  #: The signal that stopped the tick while its task ran.
 
     @property

@@ -398,6 +398,9 @@ class Task:
     step_state_json: str | None = None  #: The state the last of them saved (JSON text).
     last_outcome: Outcome | None = None  #: How its newest run ended (None: never ran).
     runs: tuple[Run, ...] = field(default=())
+    #: When the current job's first step started, for a running task as the store's
+    #: `running` reads it (None elsewhere: the current run's start then).
+    job_started_at: datetime | None = None
 
     def __post_init__(self) -> None:
         for name in ("due_at", "created_at", "updated_at"):
@@ -417,6 +420,25 @@ class Task:
     def last_run(self) -> Run | None:
         """The newest run, if any was loaded."""
         return self.runs[-1] if self.runs else None
+
+    def elapsed(self, now: datetime) -> tuple[timedelta, timedelta] | None:
+        """While it runs, at `now`: the current run's elapsed time (the step) and the wall
+        time since its job's first step started (the job, the step's when it has no
+        earlier steps). None when it is not running or its run was not loaded."""
+        run = self.last_run
+        if self.state is not State.RUNNING or run is None or run.ended_at is not None:
+            return None
+        started = run.started_at if self.job_started_at is None else self.job_started_at
+        return now - run.started_at, now - min(started, run.started_at)
+
+    def elapsed_json(self, now: datetime) -> dict[str, float | None]:
+        """`{"step_elapsed", "job_elapsed"}`: `elapsed(now)` in seconds (null when not
+        running), as `status --json` and the dashboard's events carry them."""
+        times = self.elapsed(now)
+        if times is None:
+            return {"step_elapsed": None, "job_elapsed": None}
+        step, job = (round(max(t.total_seconds(), 0.0), 3) for t in times)
+        return {"step_elapsed": step, "job_elapsed": job}
 
     def to_json(self, *, runs: bool = True) -> dict[str, Any]:
         """The task as the JSON object the CLI prints."""

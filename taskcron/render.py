@@ -210,17 +210,15 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def task_table(tasks: Sequence[Task], *, out: Console | None = None) -> None:
+def task_table(tasks: Sequence[Task], *, out: Console | None = None, more: int = 0) -> None:
     """The `list` table: id, module, title, state, priority, due, attempts.
 
     When any task listed recurs, two more columns: its schedule and how its
     last run ended (the last one too when a step of a long job asked to
     continue); when any has an owner, an owner column; when any reported
-    progress, a progress column.
+    progress, a progress column. `more` tasks left out of the page are named
+    on a last line, with how to see them all.
     """
-    from rich.table import Table
-    from rich.text import Text
-
     recurring = any(task.recurrence is not None for task in tasks)
     columns = [
         ("id", "right"),
@@ -242,29 +240,93 @@ def task_table(tasks: Sequence[Task], *, out: Console | None = None) -> None:
     progressing = any(task.progress is not None for task in tasks)
     if progressing:
         columns.append(("progress", "left"))
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for name, justify in columns:
-        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    rows: list[list[Cell]] = []
     for task in tasks:
-        cells = [
-            Text(str(task.id)),
-            Text(task.module),
-            Text(one_line(task.title)),
-            Text(task.state.value, style=_STATE_STYLES.get(task.state.value, "")),
-            Text(str(task.priority)),
-            Text(_when(task.due_at)),
-            Text(f"{task.attempts}/{task.max_attempts}"),
+        cells: list[Cell] = [
+            (str(task.id), ""),
+            (task.module, ""),
+            (one_line(task.title), ""),
+            (task.state.value, _STATE_STYLES.get(task.state.value, "")),
+            (str(task.priority), ""),
+            (_when(task.due_at), ""),
+            (f"{task.attempts}/{task.max_attempts}", ""),
         ]
         if recurring:
-            cells.append(Text("-" if task.recurrence is None else one_line(str(task.recurrence))))
+            cells.append(("-" if task.recurrence is None else one_line(str(task.recurrence)), ""))
         if last:
             cells.append(_outcome(task))
         if owned:
-            cells.append(Text("-" if task.owner is None else one_line(task.owner)))
+            cells.append(("-" if task.owner is None else one_line(task.owner), ""))
         if progressing:
-            cells.append(Text(progress_text(task.progress)))
-        table.add_row(*cells)
-    _print(out or console(), table)
+            cells.append((progress_text(task.progress), ""))
+        rows.append(cells)
+    con = out or console()
+    grid(con, columns, rows)
+    if more:
+        line(f"\u2026 and {more} more: --limit 0 for all", file=con.file)
+
+
+#: A table cell: its text (one line) and its rich style ("" for none).
+Cell = tuple[str, str]
+
+
+def grid(con: Console, columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Cell]]) -> None:
+    """A table without borders, as rich draws one (`box=None`, bold headers, two spaces
+    between columns), each row on one line.
+
+    rich lays a table out cell by cell, seconds for thousands of rows; a table
+    that fits the console's width needs none of that: its lines are joined here,
+    each styled cell drawn by rich once per value. One that does not fit is
+    left to rich, which folds its cells.
+    """
+    header = [(name, "bold") for name, _ in columns]
+    widths = [max(_width(row[i][0]) for row in (header, *rows)) for i in range(len(columns))]
+    if sum(widths) + 2 * (len(widths) - 1) > con.width:
+        _print(con, _rich_grid(columns, rows))
+        return
+    styled: dict[Cell, str] = {}
+    right = [justify == "right" for _, justify in columns]
+    lines = []
+    for row in (header, *rows):
+        parts = []
+        for (value, style), width, on_right in zip(row, widths, right, strict=True):
+            pad = " " * (width - _width(value))
+            if style:
+                if (value, style) not in styled:
+                    styled[value, style] = _styled(con, value, style)
+                value = styled[value, style]
+            parts.append(pad + value if on_right else value + pad)
+        lines.append("  ".join(parts).rstrip(" "))
+    con.file.write("\n".join(lines) + "\n")
+    con.file.flush()
+
+
+def _width(text: str) -> int:
+    """How many columns `text` takes at a terminal."""
+    from rich.cells import cell_len
+
+    return len(text) if text.isascii() else cell_len(text)
+
+
+def _styled(con: Console, text: str, style: str) -> str:
+    """`text` in `style` as `con` writes it (plain where it writes no styles)."""
+    from rich.text import Text
+
+    with con.capture() as captured:
+        con.print(Text(text, style=style), end="", soft_wrap=True)
+    return captured.get()
+
+
+def _rich_grid(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Cell]]) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name, justify in columns:
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(*(Text(value, style=style) for value, style in row))
+    return table
 
 
 def progress_text(progress: Progress | None, *, long: bool = False) -> str:
@@ -287,13 +349,11 @@ def progress_text(progress: Progress | None, *, long: bool = False) -> str:
     return text
 
 
-def _outcome(task: Task) -> Any:
-    from rich.text import Text
-
+def _outcome(task: Task) -> Cell:
     if task.last_outcome is None:
-        return Text("-")
+        return ("-", "")
     value = task.last_outcome.value
-    return Text(value, style=_STATE_STYLES.get(value, ""))
+    return (value, _STATE_STYLES.get(value, ""))
 
 
 def upcoming_table(
@@ -436,17 +496,87 @@ def status_view(status: Status, *, width: int | None = None) -> RenderableType:
 def watch_status(
     read: Callable[[], Status], *, every: float = WATCH_EVERY, out: Console | None = None
 ) -> None:
-    """Draw `status_view(read())` in place, reading again every `every` seconds, until
-    interrupted: Ctrl-C's KeyboardInterrupt reaches the caller once the last view is left
-    on the screen."""
+    """Draw `watch_view(read())` in place at the terminal's size, reading again every
+    `every` seconds, until interrupted: Ctrl-C's KeyboardInterrupt reaches the caller once
+    the last view is left on the screen."""
     from rich.live import Live
 
     con = out or console()
-    view = status_view(read())
-    with Live(view, console=con, auto_refresh=False) as live:
+
+    def view() -> RenderableType:
+        return watch_view(read(), width=con.size.width, height=con.size.height)
+
+    with Live(view(), console=con, auto_refresh=False) as live:
         while True:
             time.sleep(every)
-            live.update(status_view(read()), refresh=True)
+            live.update(view(), refresh=True)
+
+
+def watch_view(status: Status, *, width: int, height: int) -> RenderableType:
+    """The `status --watch` layout, which fits a terminal `width` by `height`: the running
+    tasks first, then the counts by module id (as many module ids as fit, then how many
+    more), then the next due tasks and the last failures when they fit whole. No cell
+    wraps: a long one is cut with an ellipsis."""
+    from rich.console import Group
+
+    shown, more = _fit(list(status.running), height - _PANEL)
+    running = _running_table(status, bars=_bars(width), rows=shown)
+    parts = [_watch_panel("running", running, more, "running tasks")]
+    left = height - _lines(shown, more)
+    modules, more = _fit(list(status.modules), left - _PANEL)
+    if left >= _lines(modules, more) and (modules or not status.modules):
+        counts = _counts_table(status, rows=modules)
+        parts.append(_watch_panel("tasks by module", counts, more, "module ids"))
+        left -= _lines(modules, more)
+    for title, tasks, table in (
+        ("next due", status.next, _next_table),
+        ("last failures", status.failures, _failures_table),
+    ):
+        if left >= _lines(tasks, 0):
+            parts.append(_watch_panel(title, table(tasks, fit=True)))
+            left -= _lines(tasks, 0)
+    return Group(*parts)
+
+
+#: The lines a panel of the watch view takes besides its rows: two borders and a header.
+_PANEL = 3
+
+
+def _lines(rows: Sequence[Any], more: int) -> int:
+    """The lines a panel of the watch view takes with `rows`, and `more` left out."""
+    if not rows and not more:
+        return _PANEL  # two borders and "none"
+    return _PANEL + len(rows) + (more > 0)
+
+
+def _fit(rows: list[Any], room: int) -> tuple[list[Any], int]:
+    """The first of `rows` that fit in `room` lines, with one line kept to say how many are
+    left out when not all fit; and how many are left out."""
+    if len(rows) <= max(room, 1):
+        return rows, 0
+    kept = max(room - 1, 0)
+    return rows[:kept], len(rows) - kept
+
+
+def _bars(width: int) -> int:
+    """How wide a running task's progress bar is in a view `width` columns wide (0: none)."""
+    return BAR_WIDTH if width >= 100 else 10 if width >= 70 else 0
+
+
+def _watch_panel(title: str, table: Table, more: int = 0, noun: str = "") -> Any:
+    """A part of the watch view: `table` in a panel, its text cells cut to fit (`_cut`),
+    and a line for `more` `noun` left out ("none" when it has no rows)."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.text import Text
+
+    body: Any = _cut(table) if table.row_count or more else Text("none", style="dim")
+    if more:
+        note = Text(
+            f"\u2026 and {more} more {noun}", style="dim", no_wrap=True, overflow="ellipsis"
+        )
+        body = Group(body, note)
+    return Panel(body, title=Text(title, style="bold"), title_align="left")
 
 
 def _status_parts(status: Status, *, bars: bool) -> list[tuple[str, Table | None]]:
@@ -459,24 +589,55 @@ def _status_parts(status: Status, *, bars: bool) -> list[tuple[str, Table | None
     ]
 
 
-def _status_table(*columns: str) -> Table:
-    """A borderless table; a column whose name ends in `>` (dropped) is right-aligned."""
+#: The columns of the status tables that give up width first when a view must fit: names.
+_NAMES = frozenset({"module", "title", "host", "progress"})
+
+
+def _status_table(*columns: str, fit: bool = False) -> Table:
+    """A borderless table; a column whose name ends in `>` (dropped) is right-aligned.
+    Its cells fold where they are too long; to `fit`, see `_cut`."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, pad_edge=False, header_style="bold")
     for name in columns:
         right = name.endswith(">")
-        table.add_column(name.rstrip(">"), justify="right" if right else "left", overflow="fold")
+        header = name.rstrip(">")
+        table.add_column(
+            Text(header, no_wrap=True, overflow="ellipsis") if fit else header,
+            justify="right" if right else "left",
+            overflow="ellipsis" if fit else "fold",
+            # rich narrows the columns that may wrap first: names, not numbers or times
+            no_wrap=fit and header not in _NAMES,
+        )
     return table
 
 
-def _counts_table(status: Status) -> Table:
+def _cut(table: Table) -> Table:
+    """`table` (from `_status_table(fit=True)`) with every text cell kept on one line, cut
+    with an ellipsis where its column is too narrow."""
     from rich.text import Text
 
-    table = _status_table("module", *(f"{state.value}>" for state in State))
-    for module, counts in status.modules.items():
+    for column in table.columns:
+        for cell in column.cells:
+            if isinstance(cell, Text):
+                cell.no_wrap, cell.overflow = True, "ellipsis"
+    return table
+
+
+def _counts_table(status: Status, *, rows: Sequence[str] | None = None) -> Table:
+    """The counts of each module id by state. Given `rows`, only those module ids, and only
+    the states some module id has tasks in, to fit."""
+    from rich.text import Text
+
+    states = list(State)
+    if rows is not None:
+        states = [s for s in State if any(c.get(s.value) for c in status.modules.values())]
+    table = _status_table("module", *(f"{s.value}>" for s in states), fit=rows is not None)
+    for module in status.modules if rows is None else rows:
+        counts = status.modules[module]
         cells = [Text(module)]
-        for state in State:
+        for state in states:
             count = counts.get(state.value, 0)
             style = _STATE_STYLES.get(state.value, "") if count else "dim"
             cells.append(Text(str(count), style=style))
@@ -484,16 +645,22 @@ def _counts_table(status: Status) -> Table:
     return table
 
 
-def _running_table(status: Status, *, bars: bool) -> Table:
+def _running_table(
+    status: Status, *, bars: bool | int, rows: Sequence[Task] | None = None
+) -> Table:
+    """The running tasks, with progress bars `bars` columns wide (True: `BAR_WIDTH`); only
+    `rows`, cut to fit, if given."""
     from rich.text import Text
 
-    table = _status_table("id>", "module", "title", "progress", "elapsed>", "host")
-    for task in status.running:
-        run = task.last_run
+    fit = rows is not None
+    table = _status_table("id>", "module", "title", "progress", "step>", "job>", "host", fit=fit)
+    for task in status.running if rows is None else rows:
+        run, times = task.last_run, task.elapsed(status.read_at)
         table.add_row(
             *_named(task),
-            _progress_cell(task.progress, bars=bars),
-            Text("-" if run is None else _elapsed(status.read_at - run.started_at)),
+            _progress_cell(task.progress, bars=BAR_WIDTH if bars is True else int(bars), fit=fit),
+            *(Text("-") for _ in range(2) if times is None),
+            *(Text(_elapsed(delta)) for delta in times or ()),
             Text("-" if run is None else one_line(run.host)),
         )
     return table
@@ -511,9 +678,9 @@ def _elapsed(delta: timedelta) -> str:
     return format_duration(timedelta(seconds=round(max(delta.total_seconds(), 0.0))))
 
 
-def _progress_cell(progress: Progress | None, *, bars: bool) -> Any:
-    """`40% 4/10 message` (`4 done message` without a total), after a bar when `bars` and
-    the progress has a total."""
+def _progress_cell(progress: Progress | None, *, bars: int, fit: bool = False) -> Any:
+    """`40% 4/10 message` (`4 done message` without a total), after a bar `bars` columns
+    wide when `bars` and the progress has a total; to `fit`, the text is cut, not folded."""
     from rich.progress_bar import ProgressBar
     from rich.table import Table
     from rich.text import Text
@@ -527,11 +694,13 @@ def _progress_cell(progress: Progress | None, *, bars: bool) -> Any:
     words.append(_number(progress.done) + total)
     if progress.message:
         words.append(one_line(progress.message))
-    text = Text(" ".join(words))
+    text = Text(" ".join(words), no_wrap=fit, overflow="ellipsis" if fit else None)
     if not bars or progress.percent is None:
         return text
     cell = Table.grid(padding=(0, 1))
-    cell.add_row(ProgressBar(total=100, completed=progress.percent, width=BAR_WIDTH), text)
+    cell.add_column(no_wrap=True)
+    cell.add_column(no_wrap=fit, overflow="ellipsis" if fit else "fold")
+    cell.add_row(ProgressBar(total=100, completed=progress.percent, width=bars), text)
     return cell
 
 
@@ -540,20 +709,20 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def _next_table(tasks: Sequence[Task]) -> Table:
+def _next_table(tasks: Sequence[Task], *, fit: bool = False) -> Table:
     from rich.text import Text
 
-    table = _status_table("due", "id>", "module", "title")
+    table = _status_table("due", "id>", "module", "title", fit=fit)
     for task in tasks:
         table.add_row(Text(_when(task.due_at)), *_named(task))
     return table
 
 
-def _failures_table(tasks: Sequence[Task]) -> Table:
+def _failures_table(tasks: Sequence[Task], *, fit: bool = False) -> Table:
     from rich.text import Text
 
-    table = _status_table("when", "id>", "module", "title", "state", "last run")
+    table = _status_table("when", "id>", "module", "title", "state", "last run", fit=fit)
     for task in tasks:
         state = Text(task.state.value, style=_STATE_STYLES.get(task.state.value, ""))
-        table.add_row(Text(_when(task.updated_at)), *_named(task), state, _outcome(task))
+        table.add_row(Text(_when(task.updated_at)), *_named(task), state, Text(*_outcome(task)))
     return table

@@ -73,6 +73,8 @@ class RunSettings:
     log_level: str
     #: Import a callable's code in the tick before forking, so that later forks start warm.
     preload: bool = False
+    #: What runs it, as a run stopped by a signal names it: the tick, or `taskcron work`.
+    runner: str = "the tick"
 
 
 class RunHooks(Protocol):
@@ -630,7 +632,7 @@ class Execution:
             return self._end(
                 Outcome.INTERRUPTED,
                 exit_code=code,
-                error=f"the tick received {_signal_name(self.stopped_by)}",
+                error=f"{self.settings.runner} received {_signal_name(self.stopped_by)}",
                 signal=self.stopped_by,
             )
         if self.lease_lost:

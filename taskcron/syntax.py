@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 MODULE_ID_MAX = 255
 #: Log levels, least severe first: the log store, the config and `log --level` use these.
 LOG_LEVELS = ("debug", "info", "warning", "error")
+#: Other names of a level, as Python's logging knows them.
+LEVEL_ALIASES = {"warn": "warning"}
 
 # --- module ids ------------------------------------------------------------
 
@@ -153,6 +155,13 @@ def zone(name: str) -> tzinfo:
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        import difflib  # only for a mistake: the tick need not load it
+
+        zones = sorted(zoneinfo.available_timezones())
+        close = difflib.get_close_matches(name, zones, n=1, cutoff=0.8)  # not "America/Adak"
+        if close:
+            message = f"unknown time zone {name!r}: did you mean {close[0]!r}?"
+            raise errors.InputError(message) from None
         raise errors.InputError(
             f"unknown time zone {name!r} (expected an IANA name such as Europe/Berlin)"
         ) from None

@@ -309,7 +309,8 @@ class Store(Protocol):
         ...
 
     def running(self, scope: Scope) -> Tasks:
-        """The running tasks in scope, each with its current run as its only run.
+        """The running tasks in scope, each with its current run as its only run and its
+        `job_started_at` when the run is not its job's first step.
 
         The oldest run first.
         """

@@ -247,6 +247,11 @@ class SQL:
     SELECT_TASK_FOR_UPDATE = f"{SELECT_TASK} FOR UPDATE OF tasks"
     SELECT_TASK_RUNS = f"SELECT {RUN_COLUMNS} FROM runs WHERE task_id = %s ORDER BY id"
     SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE id = %s"
+    #: A running job's first step: the (OFFSET + 1)-th `continued` run before its current run.
+    SELECT_JOB_START = (
+        "SELECT started_at FROM runs WHERE task_id = %s AND id < %s AND outcome = 'continued'"
+        " ORDER BY id DESC LIMIT 1 OFFSET %s"
+    )
     LIST_TASKS = (
         f"SELECT {TASK_COLUMNS} FROM tasks WHERE state IN ({{states}}) AND {{scope}}"
         " AND {owner} ORDER BY due_at, id"

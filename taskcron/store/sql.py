@@ -25,6 +25,7 @@ which `sqlite3` and psycopg 3 both offer.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -157,6 +158,7 @@ class Statements(Protocol):
     MODULE_RANGE: str
     MODULE_FROM: str
     SELECT_RUNNING_TASKS: str
+    SELECT_JOB_START: str
     MODULE_FIRST_QUEUED: str
     LATEST_FAILED: str
     WAITING_AFTER_FAILURE: str
@@ -812,8 +814,24 @@ class SqlStore:
         where, params = self._scope_sql(scope)
         with self._read() as db:
             rows = db.execute(self.sql.SELECT_RUNNING_TASKS.format(scope=where), params).fetchall()
-            tasks = [self._task(row, (self._load_run(db, row["run_id"]),)) for row in rows]
+            tasks = [
+                dataclasses.replace(
+                    self._task(row, (self._load_run(db, row["run_id"]),)),
+                    job_started_at=self._job_start(db, row),
+                )
+                for row in rows
+            ]
         return sorted(tasks, key=lambda task: (task.runs[0].started_at, task.id))
+
+    def _job_start(self, db: Connection, row: Row) -> datetime | None:
+        """When the job of a running task's row started: its first step's run's start
+        (the `steps`-th `continued` run back); None when the current run is its first step."""
+        if not row["steps"]:
+            return None
+        found = db.execute(
+            self.sql.SELECT_JOB_START, (row["id"], row["run_id"], row["steps"] - 1)
+        ).fetchone()
+        return None if found is None else self._decode_time(found["started_at"])
 
     def next_due(self, scope: Scope, *, count: int) -> Tasks:
         """The first `count` queued tasks in scope by due time, then id (due or not).

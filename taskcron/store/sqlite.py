@@ -220,6 +220,11 @@ class SQL:
     SELECT_TASK_FOR_UPDATE = SELECT_TASK
     SELECT_TASK_RUNS = f"SELECT {RUN_COLUMNS} FROM runs WHERE task_id = ? ORDER BY id"
     SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"
+    #: A running job's first step: the (OFFSET + 1)-th `continued` run before its current run.
+    SELECT_JOB_START = (
+        "SELECT started_at FROM runs WHERE task_id = ? AND id < ? AND outcome = 'continued'"
+        " ORDER BY id DESC LIMIT 1 OFFSET ?"
+    )
     #: Tasks in scope and in some states, in line order; `{states}`: one `?` a state,
     #: `{owner}`: OWNER_IS or ANY_OWNER.
     LIST_TASKS = (

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from taskcron import errors
+from taskcron import configfile, errors
 from taskcron.api import TaskCron
 
 #: The packages of the `web` extra, by import name.
@@ -83,8 +83,9 @@ def settings(app: TaskCron, *, host: str | None = None, port: int | None = None)
     made, and only a loopback address may be bound: anything else is an
     `InputError`. The store is read once, so that a missing home is said at once.
     """
-    app.status(count=0)  # a home that is missing, or a store that cannot be read, says so now
     web = app.config.web
+    configfile.check_tokens(web.token, web.read_token)
+    app.status(count=0)  # a home that is missing, or a store that cannot be read, says so now
     chosen_host = web.host if host is None else host
     chosen_port = web.port if port is None else port
     if not 0 <= chosen_port <= 65535:

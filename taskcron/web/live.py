@@ -4,13 +4,19 @@ Once a `interval` (a second), while any page listens, the hub reads the
 running tasks (one indexed read) and the log records written since its last
 look. It sends a `task` event for each running task whose progress or run
 changed, and for each task that stopped running or that a new log record
-names (an action, a run's end, from any process or host); and a `log` event
-for each record. Pages then update themselves: the browser never polls.
+names (an action, a run's end, from any process or host); a `log` event
+for each record; and, when any of these moved a task (and when a page
+starts listening), a `counts` event with the counts by module id and state,
+if they changed. Pages then update themselves: the browser never polls.
 
 A `task` event's data is the task's JSON as `show --json` prints it, without
-its runs, plus `run`: its current run while it runs (start, host), else null.
+its runs, plus `run`: its current run while it runs (start, host), else null,
+and `step_elapsed` and `job_elapsed`: while it runs, the seconds since its
+current run started and since its job's first step started, else null. A
+`counts` event's data is `{"modules": {MODULE: {STATE: COUNT}}}`, as `status
+--json` prints it, in the page's scope.
 An owner link hears only `OWNER_KEYS` of its owner's tasks (`owner_json`):
-what its page shows, nothing of what the task runs or holds.
+what its page shows, nothing of what the task runs or holds, and no counts.
 
 Streams are counted per principal (a session, a token, an owner link) by a
 `Quota`, so that no one holds more than `web.max_streams` open at once.
@@ -23,6 +29,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -39,10 +46,20 @@ QUEUE = 1000  #: Events waiting for one page; a page that falls this far behind 
 OWNER_KEYS = ("id", "title", "module", "state", "progress", "due_at", "started_at", "ended_at")
 
 
-def task_json(task: Task) -> dict[str, Any]:
-    """A task as a `task` event carries it (see the module's docstring)."""
+def task_json(task: Task, now: datetime) -> dict[str, Any]:
+    """A task as a `task` event carries it at `now` (see the module's docstring)."""
     run = task.runs[-1] if task.state is State.RUNNING and task.runs else None
-    return {**task.to_json(runs=False), "run": None if run is None else run.to_json()}
+    return {
+        **task.to_json(runs=False),
+        "run": None if run is None else run.to_json(),
+        **task.elapsed_json(now),
+    }
+
+
+def _unchanged(data: dict[str, Any]) -> str:
+    """A task event's data without the times that change at every look: what tells
+    whether there is news of it."""
+    return json.dumps({**data, "step_elapsed": None, "job_elapsed": None}, sort_keys=True)
 
 
 def owner_title(task: Task) -> str:
@@ -69,9 +86,9 @@ def owner_json(task: Task) -> dict[str, Any]:
     }
 
 
-def task_event(task: Task) -> Event:
-    """The `task` event of `task`."""
-    return Event("task", task_json(task), task)
+def task_event(task: Task, now: datetime) -> Event:
+    """The `task` event of `task` at `now`."""
+    return Event("task", task_json(task, now), task)
 
 
 class Calls:
@@ -136,6 +153,8 @@ class Listener:
             if self.owner is not None and event.data.get("owner") != self.owner:
                 return False
             return event.data.get("module") in self.scope
+        if event.name == "counts":
+            return self.owner is None
         return self.owner is None and (self.keep is None or self.keep(event.data))
 
     def offer(self, event: Event) -> bool:
@@ -146,6 +165,9 @@ class Listener:
             if event.task is None:
                 return True
             event = Event(event.name, owner_json(event.task))
+        elif event.name == "counts":
+            modules = event.data["modules"].items()
+            event = Event("counts", {"modules": {m: c for m, c in modules if m in self.scope}})
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
@@ -162,11 +184,14 @@ class Hub:
         self.listeners: set[Listener] = set()
         self._running: dict[int, str] = {}  #: Each running task's last event, as sent.
         self._last: dict[int, Event] = {}
+        self._counts: dict[str, dict[str, int]] | None = None  #: The last counts sent.
         self._feed: LogFeed | None = None
 
     def add(self, listener: Listener) -> None:
-        """Start telling `listener`, first of the tasks running now."""
+        """Start telling `listener`, first of the tasks running now; the counts are sent
+        to every page at the next look (they may have moved since its page was drawn)."""
         self.listeners.add(listener)
+        self._counts = None
         for event in self._last.values():
             listener.offer(event)
 
@@ -200,7 +225,7 @@ class Hub:
         """With nobody listening, read past the log's new records and forget the running
         tasks: the next listener hears what happens from then on, and what runs then."""
         self._records(self.calls.app)
-        self._running, self._last = {}, {}
+        self._running, self._last, self._counts = {}, {}, None
 
     def _poll(self) -> list[Event]:
         app = self.calls.app
@@ -208,20 +233,33 @@ class Hub:
         events: list[Event] = []
         running: dict[int, str] = {}
         last: dict[int, Event] = {}
+        now = app.clock()
         for task in app.running():
-            event = task_event(task)
-            running[task.id] = text = json.dumps(event.data, sort_keys=True)
+            event = task_event(task, now)
+            running[task.id] = text = _unchanged(event.data)
             last[task.id] = event
             if self._running.get(task.id) != text:
                 events.append(event)
         named = {r["task"] for r in records if isinstance(r.get("task"), int)}
         for task_id in sorted((named | set(self._running)) - set(running)):
             try:
-                events.append(task_event(app.get(task_id)))
+                events.append(task_event(app.get(task_id), now))
             except errors.TaskNotFoundError:
                 continue  # removed
+        moved = bool(events or named) or self._counts is None
         self._running, self._last = running, last
-        return events + [Event("log", record) for record in records]
+        return events + [Event("log", record) for record in records] + self._recount(moved)
+
+    def _recount(self, moved: bool) -> list[Event]:
+        """A `counts` event when tasks `moved` and the counts are not those last sent."""
+        if not moved:
+            return []
+        status = self.calls.app.status(count=0)
+        counts = {module: dict(states) for module, states in status.modules.items()}
+        if counts == self._counts:
+            return []
+        self._counts = counts
+        return [Event("counts", {"modules": counts})]
 
     def _records(self, app: TaskCron) -> list[dict[str, Any]]:
         if self._feed is None:

@@ -84,6 +84,10 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
     "referrer-policy": "no-referrer",
 }
+#: The error page's heading by status code; "Not done" for any other.
+HEADINGS = {401: "Not allowed", 403: "Not allowed", 404: "Not found", 405: "Not allowed here"}
+#: What a page of an owner link whose signature is wrong says.
+INVALID_LINK = "this link is not valid: ask for a new one, or log in to look"
 #: Errors as status codes, the first that matches.
 STATUS = (
     (errors.TaskNotFoundError, 404),
@@ -144,6 +148,7 @@ class Dashboard:
             Route("/api/tasks/{task_id}/{action}", self.api_action, methods=["POST"]),
             Route("/api/log", self.api_log),
             Route("/events", self.events),
+            Route("/favicon.ico", self.favicon),
             Route("/custom/style.css", self.custom_style),
             Route("/custom/script.js", self.custom_script),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
@@ -240,12 +245,18 @@ class Dashboard:
         status = exc.status_code
         return self.error(request, status, messages.get(status, str(exc.detail).lower()))
 
-    def error(self, request: Request, status: int, message: str) -> Response:
+    def error(
+        self, request: Request, status: int, message: str, *, page: str | None = None
+    ) -> Response:
+        """A refusal: JSON under /api and /events; else the login page for a 401 and the
+        error page, headed by what went wrong (`HEADINGS`), for the rest (or `page`)."""
         if request.url.path.startswith(("/api/", "/events")):
             return JSONResponse({"error": message}, status_code=status)
-        if status == 401:
-            return self.page(request, "login.html", None, status=401, events=None, message=message)
-        return self.page(request, "error.html", None, status=status, events=None, message=message)
+        chosen = page or ("login.html" if status == 401 else "error.html")
+        heading = HEADINGS.get(status, "Not done")
+        return self.page(
+            request, chosen, None, status=status, events=None, message=message, heading=heading
+        )
 
     # --- pages -----------------------------------------------------------------
 
@@ -300,7 +311,12 @@ class Dashboard:
         owner = request.path_params["owner"]
         signature = request.query_params.get("sig")
         if not self.keys.owner_ok(owner, signature):
-            self.who(request)  # someone logged in may look without a signature
+            try:
+                self.who(request)  # someone logged in may look without a signature
+            except Refused:
+                if signature is None:
+                    raise
+                return self.error(request, 401, INVALID_LINK, page="error.html")
         limit, offset = _page(request.query_params)
         found = await self.calls(
             self.app.list, owner=owner, all=True, limit=limit + 1, offset=offset
@@ -364,7 +380,7 @@ class Dashboard:
             raise Refused(404, f"no action {action!r}: expected one of {', '.join(ACTIONS)}")
         task: Task = await self.calls(getattr(self.app, method), task_id)
         if action != "remove":
-            self.hub.publish([task_event(task)])
+            self.hub.publish([task_event(task, self.app.clock())])
         return task
 
     async def form_action(self, request: Request) -> Response:
@@ -446,6 +462,10 @@ class Dashboard:
 
     # --- restyling -------------------------------------------------------------
 
+    async def favicon(self, request: Request) -> Response:
+        """The icon, where a browser looks for it without being told (no token needed)."""
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
+
     async def custom_style(self, request: Request) -> Response:
         return self._custom(self.settings.stylesheet, "text/css")
 
@@ -485,7 +505,8 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        asset = str(scope.get("path", "")).startswith(("/static/", "/custom/"))
+        path = str(scope.get("path", ""))
+        asset = path.startswith(("/static/", "/custom/")) or path == "/favicon.ico"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -206,8 +206,23 @@ BAD_INPUT = [
     row("generate-cron", "--every", "1m", "--cron", "@daily", *DRY, says="exactly one of"),
     row("generate-cron", "--every", "1m", "--install", "--uninstall", *DRY, says="not both"),
     row("generate-cron", "--every", "1m", "--crontab-file", CRONTAB, says="add --install"),
+    # what a new user tripped over
+    row("--config", ".", "list", says="is a directory: give the config file's path"),
+    row("schedule", "m", "--title", "", "--", "true", says="leave the title out to use the target"),
+    row(
+        "schedule",
+        "m",
+        "--cron",
+        "@daily",
+        "--tz",
+        "Europe/Pariss",
+        "--",
+        "true",
+        says="unknown time zone 'Europe/Pariss': did you mean 'Europe/Paris'?",
+    ),
     # other errors: one line, exit 1
     row("--store", "postgresql:///db?host=/no/such/dir", "list", says="cannot connect", code=1),
+    row("--home", "budget.toml", "list", says="exists and is not a directory", code=1),
 ]
 
 

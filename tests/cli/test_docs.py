@@ -12,6 +12,8 @@ import click
 import pytest
 
 from taskcron.cli import cli
+from taskcron.lifecycle import Event
+from taskcron.model import Outcome
 from tests.conftest import clean_env, script
 
 README = (Path(__file__).parents[2] / "README.md").read_text()
@@ -84,3 +86,46 @@ def test_the_steps_example_imports_its_csv_in_several_steps(tmp_path: Path) -> N
     assert [r["outcome"] for r in task["runs"]][-1] == "done"
     assert len(task["runs"]) >= 2
     assert task["progress"]["percent"] == 100.0
+
+
+def test_the_readme_names_every_run_outcome_among_the_outcomes() -> None:
+    section = README.split("### States and outcomes", 1)[1].split("\n### ", 1)[0]
+    said = section.split("Run outcomes:", 1)[1].split(". ", 1)[0]
+
+    assert [o.value for o in Outcome if f"`{o.value}`" not in said] == []
+
+
+def test_the_readme_gives_every_task_event_a_row_of_the_log_table() -> None:
+    rows = [line for line in README.splitlines() if line.startswith("| `task.")]
+    named = {name for row in rows for name in re.findall(r"`(task\.\w+)`", row.split("|")[1])}
+
+    events = [value for name, value in vars(Event).items() if name.startswith("TASK_")]
+    assert sorted(events) == sorted(named)
+
+
+def test_the_readme_says_what_the_test_command_takes_and_what_the_cron_test_needs() -> None:
+    section = README.split("Run the tests:", 1)[1].split("\n## ", 1)[0]
+
+    assert "minutes" in section
+    assert "CI=1" in section and "tests/cli/test_cron_e2e.py" in section
+
+
+def test_the_readme_says_what_a_tick_does_when_postgresql_is_down(tmp_path: Path) -> None:
+    down = "postgresql:///app?host=" + str(tmp_path / "no-server")
+    result = subprocess.run(
+        [script(), "--store", down, "tick"],
+        capture_output=True,
+        text=True,
+        env=clean_env(TASKCRON_HOME=str(tmp_path)),
+        cwd=tmp_path,
+        timeout=60,
+    )
+    section = " ".join(README.split("**When PostgreSQL is down**", 1)[1].split("\n\n")[1].split())
+
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.startswith(f"taskcron: error: cannot connect to store {down}: ")
+    assert "`taskcron: error: cannot connect to store URL: ...`, and exit 1" in section
+
+
+def test_the_readme_says_a_bare_number_is_seconds() -> None:
+    assert "it is a number of seconds, never minutes" in " ".join(README.split())

@@ -232,3 +232,15 @@ def test_a_home_still_to_create_is_created_by_the_full_tick(tmp_path: Path) -> N
     assert (tmp_path / "new" / "tasks.db").is_file()
     done, modules = run(tmp_path, "--home", str(tmp_path / "new"), "tick")
     assert done.returncode == 0 and "click" not in modules
+
+
+def test_a_home_nothing_names_warns_once_from_the_full_tick_then_the_tick_is_idle(
+    tmp_path: Path,
+) -> None:
+    done, modules = run(tmp_path, "tick")
+    assert full_cli(modules)
+    assert (done.returncode, done.stdout) == (0, "")
+    assert done.stderr == f"taskcron: warning: created a new home at {tmp_path / '.taskcron'}\n"
+    done, modules = run(tmp_path, "tick")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert "click" not in modules

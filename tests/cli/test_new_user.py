@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from taskcron import TaskCron
 from tests.conftest import clean_env, script, taskcron_in
 
 ERROR = "taskcron: error: "
@@ -104,8 +105,96 @@ def test_a_config_file_others_can_write_is_skipped_with_a_warning(tmp_path: Path
     assert result.returncode == 0
     assert result.stderr == (
         f"taskcron: warning: ignoring config file {unsafe}: others can write to it\n"
+        f"taskcron: warning: created a new home at {tmp_path / 'work' / '.taskcron'}\n"
     )
     assert (tmp_path / "work" / ".taskcron" / "tasks.db").is_file()
+
+
+def test_check_reports_a_config_it_ignored_as_unsafe_as_broken(tmp_path: Path) -> None:
+    write(tmp_path / "taskcron.toml", 'home = "state"\n').chmod(0o666)
+    (tmp_path / "work").mkdir()
+    result = taskcron("check", "--json", cwd=tmp_path / "work")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    assert report["checks"][0] == {
+        "name": "config",
+        "ok": False,
+        "detail": "none found: defaults; ignoring config file "
+        f"{tmp_path / 'taskcron.toml'}: others can write to it",
+    }
+    table = taskcron("check", cwd=tmp_path / "work").stdout.splitlines()
+    assert table[0].startswith("BROKEN config ")
+
+
+# --- a home made in the wrong place ---------------------------------------------------
+
+
+def created(home: Path) -> str:
+    return f"taskcron: warning: created a new home at {home}\n"
+
+
+@pytest.mark.parametrize("args", [("tick",), ("schedule", "app", "--", "true")], ids=lambda a: a[0])
+def test_a_home_nothing_names_is_created_with_one_warning(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    first = taskcron(*args, cwd=tmp_path)
+    assert (first.returncode, first.stderr) == (0, created(tmp_path / ".taskcron"))
+    assert (tmp_path / ".taskcron" / "tasks.db").is_file()
+    again = taskcron(*args, cwd=tmp_path)
+    assert (again.returncode, again.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("how", ["--home", "TASKCRON_HOME", "--config", "config file"])
+def test_a_home_named_anywhere_is_created_silently(tmp_path: Path, how: str) -> None:
+    config = write(tmp_path / "project" / "taskcron.toml", 'home = "state"\n')
+    args: tuple[str, ...] = ("tick",)
+    env: dict[str, str] = {}
+    cwd = tmp_path
+    if how == "--home":
+        args = ("--home", str(tmp_path / "state"), "tick")
+    elif how == "TASKCRON_HOME":
+        env = {"TASKCRON_HOME": str(tmp_path / "state")}
+    elif how == "--config":
+        args = ("--config", str(config), "tick")
+    else:
+        cwd = config.parent
+    result = taskcron(*args, cwd=cwd, env=env)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    home = (
+        tmp_path / "project" / "state" if how in ("--config", "config file") else tmp_path / "state"
+    )
+    assert (home / "tasks.db").is_file()
+    assert not (tmp_path / ".taskcron").exists()
+
+
+def test_a_home_beside_a_store_named_elsewhere_is_created_silently(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'db' / 'tasks.db'}"
+    result = taskcron("--store", store, "schedule", "app", "--", "true", cwd=tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "1\n", "")
+    assert (tmp_path / "db" / "tasks.db").is_file()
+
+
+def test_init_never_warns_of_the_home_it_creates(tmp_path: Path) -> None:
+    result = taskcron("init", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert (tmp_path / ".taskcron" / "tasks.db").is_file()
+
+
+def test_check_names_a_home_that_no_config_names(tmp_path: Path) -> None:
+    taskcron("tick", cwd=tmp_path)
+    report = json.loads(taskcron("check", "--json", cwd=tmp_path).stdout)
+    home = next(c for c in report["checks"] if c["name"] == "home")
+    assert home == {
+        "name": "home",
+        "ok": True,
+        "detail": f"{tmp_path / '.taskcron'} exists (no config names a home: no --home, "
+        "TASKCRON_HOME, --config or config file found, so it is ./.taskcron here)",
+    }
+    write(tmp_path / "taskcron.toml", "")
+    report = json.loads(taskcron("check", "--json", cwd=tmp_path).stdout)
+    home = next(c for c in report["checks"] if c["name"] == "home")
+    assert home["detail"] == f"{tmp_path / '.taskcron'} exists"
 
 
 # --- data left out, mistakes that show only at tick time -----------------------------
@@ -463,3 +552,118 @@ def test_init_says_it_keeps_an_existing_config(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert result.stdout.splitlines()[0] == f"kept {config}"
     assert config.read_text() == "# mine\n"
+
+
+# --- list on many tasks ----------------------------------------------------------------
+
+
+@pytest.fixture
+def crowded(tmp_path: Path) -> Path:
+    """A home of 105 queued tasks, scheduled through the API (the CLI reads it)."""
+    home = tmp_path / "home"
+    with TaskCron(home) as app:
+        for number in range(105):
+            app.schedule(f"m{number:03d}", command=["true"], delay="1h")
+    return home
+
+
+def test_list_shows_a_page_by_default_and_says_how_many_more(crowded: Path, tmp_path: Path) -> None:
+    result = taskcron("list", cwd=tmp_path, env={"TASKCRON_HOME": str(crowded)})
+    assert (result.returncode, result.stderr) == (0, "")
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 + 100 + 1
+    assert lines[0].split() == ["id", "module", "title", "state", "priority", "due", "attempts"]
+    assert [line.split()[1] for line in lines[1:101]] == [f"m{n:03d}" for n in range(100)]
+    assert lines[-1] == "\u2026 and 5 more: --limit 0 for all"
+
+
+@pytest.mark.parametrize(("limit", "rows", "last"), [("0", 105, "m104"), ("3", 3, "m002")])
+def test_list_limit_sets_the_page_and_zero_shows_every_task(
+    crowded: Path, tmp_path: Path, limit: str, rows: int, last: str
+) -> None:
+    env = {"TASKCRON_HOME": str(crowded)}
+    lines = taskcron("list", "--limit", limit, cwd=tmp_path, env=env).stdout.splitlines()
+    assert len(lines) == 1 + rows + (rows < 105)
+    assert lines[rows].split()[1] == last
+    if rows < 105:
+        assert lines[-1] == f"\u2026 and {105 - rows} more: --limit 0 for all"
+
+
+def test_list_json_prints_every_task_unless_a_limit_is_given(crowded: Path, tmp_path: Path) -> None:
+    env = {"TASKCRON_HOME": str(crowded)}
+    every = json.loads(taskcron("list", "--json", cwd=tmp_path, env=env).stdout)
+    assert [t["module"] for t in every] == [f"m{n:03d}" for n in range(105)]
+    page = json.loads(taskcron("list", "--json", "--limit", "2", cwd=tmp_path, env=env).stdout)
+    assert [t["module"] for t in page] == ["m000", "m001"]
+    zero = json.loads(taskcron("list", "--json", "--limit", "0", cwd=tmp_path, env=env).stdout)
+    assert len(zero) == 105
+
+
+def test_a_list_that_fits_on_one_page_has_no_last_line(tmp_path: Path) -> None:
+    env = {"TASKCRON_HOME": str(tmp_path / "home")}
+    taskcron("schedule", "app", "--", "true", cwd=tmp_path, env=env)
+    lines = taskcron("list", cwd=tmp_path, env=env).stdout.splitlines()
+    assert len(lines) == 2 and lines[1].split()[:2] == ["1", "app"]
+
+
+# --- small things a new user tripped over --------------------------------------------
+
+
+def test_tick_verbose_says_which_tasks_it_skipped_for_being_too_late(tmp_path: Path) -> None:
+    taskcron("init", cwd=tmp_path)
+    late = ("--max-lateness", "1s", "--at", "2020-01-01T00:00:00Z", "--", "true")
+    taskcron("schedule", "reports", *late, cwd=tmp_path)
+
+    result = taskcron("tick", "-v", cwd=tmp_path)
+
+    assert (result.returncode, result.stdout) == (
+        0,
+        (
+            "skipped task 1 (reports): later than its max lateness; now cancelled\n"
+            "idle: nothing due\n"
+        ),
+    )
+
+
+def test_log_takes_warn_for_warning(tmp_path: Path) -> None:
+    taskcron("init", cwd=tmp_path)
+
+    result = taskcron("log", "--level", "warn", cwd=tmp_path)
+
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_an_at_more_than_a_minute_in_the_past_gets_one_warning_line(tmp_path: Path) -> None:
+    taskcron("init", cwd=tmp_path)
+
+    past = taskcron("schedule", "m", "--at", "2020-01-01T00:00:00Z", "--", "true", cwd=tmp_path)
+    future = taskcron("schedule", "m", "--at", "2999-01-01T00:00:00Z", "--", "true", cwd=tmp_path)
+
+    assert (past.returncode, past.stdout) == (0, "1\n")
+    (line,) = past.stderr.splitlines()
+    assert line.startswith("taskcron: warning: --at 2020-01-01T00:00:00Z is ")
+    assert line.endswith(" in the past: the task is due at once")
+    assert (future.returncode, future.stdout, future.stderr) == (0, "2\n", "")
+
+
+def test_the_store_option_names_postgresql_urls_too(tmp_path: Path) -> None:
+    result = taskcron("--help", cwd=tmp_path)
+
+    assert "postgresql://user@host/db" in " ".join(result.stdout.split())
+
+
+def test_a_short_web_token_stops_only_the_dashboard(tmp_path: Path) -> None:
+    write(tmp_path / "taskcron.toml", '[web]\ntoken = "short"\n')
+    taskcron("init", cwd=tmp_path)
+    assert taskcron("schedule", "m", "--", "true", cwd=tmp_path).returncode == 0
+
+    for args in (("tick",), ("list",), ("status",), ("check",)):
+        result = taskcron(*args, cwd=tmp_path)
+        assert (args, result.returncode) == (args, 0), result.stderr
+    web = taskcron("web", "--port", "0", cwd=tmp_path)
+
+    assert (web.returncode, web.stdout) == (2, "")
+    assert web.stderr == (
+        "taskcron: error: invalid token (config key 'web.token'): expected at least 16"
+        " printable ASCII characters, no spaces\n"
+    )

@@ -23,6 +23,7 @@ import pytest
 
 from taskcron.model import Outcome, Progress, Recurrence, RunEnd, Scope, State
 from taskcron.store.sqlite import SqliteStore
+from taskcron.syntax import parse_duration
 from tests.conftest import clean_env, script, taskcron_in
 from tests.store.conftest import T0, at, decide, lease, new_task
 
@@ -158,10 +159,34 @@ def test_status_json_has_counts_by_module_and_state_and_tasks_as_show_prints_the
         (7, "timeout"),
         (4, "failed"),
     ]
+    for task in status["running"]:
+        assert task.pop("step_elapsed") == task.pop("job_elapsed") > 0
     for task in (*status["running"], *status["next"], *status["failures"]):
         shown = json.loads(run_cli("show", str(task["id"]), "--json").stdout)
         del shown["runs"]
         assert task == shown
+
+
+def test_a_running_jobs_step_and_whole_job_elapsed_times_are_in_status_and_its_json(
+    run_cli: Run, home: Path
+) -> None:
+    """`step` runs from the current run's start, `job` from the job's first step's: here
+    the second step started 30 s after the first."""
+    with open_store(home) as store:
+        store.schedule(new_task("shop.import", title="import"), now=T0)
+        first = run_to(store, "shop.import", None, 60)
+        end = RunEnd(outcome=Outcome.CONTINUED, ended_at=at(80), elapsed=20.0, state_json="{}")
+        store.finish_run(first, end, decide=decide)
+        run_to(store, "shop.import", None, 90)
+
+    (running,) = json.loads(run_cli("status", "--json").stdout)["running"]
+    text = run_cli("status", env=UTC).stdout
+
+    assert running["job_elapsed"] - running["step_elapsed"] == pytest.approx(30, abs=0.002)
+    header, row = text.split("\nrunning\n")[1].splitlines()[:2]
+    assert header.split() == ["id", "module", "title", "progress", "step", "job", "host"]
+    step, job = (parse_duration(cell) for cell in row.split()[4:6])
+    assert abs(job - step - timedelta(seconds=30)) <= timedelta(seconds=1)
 
 
 def test_status_json_of_a_home_without_a_store_yet_is_empty(run_cli: Run, home: Path) -> None:
@@ -220,11 +245,15 @@ class Terminal:
         self.seen = b""
 
     def read_until(self, wanted: bytes, timeout: float = 30) -> None:
-        """Read what it draws until `wanted` appears (after what was read before)."""
+        """Read what it draws until `wanted` appears (after what was read before), within
+        `timeout` seconds, however much else it draws meanwhile."""
         start = len(self.seen)
+        deadline = time.monotonic() + timeout
         while wanted not in self.seen[start:]:
-            ready, _, _ = select.select([self.primary], [], [], timeout)
-            assert ready, f"{wanted!r} not drawn within {timeout}s: {self.seen[start:]!r}"
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([self.primary], [], [], max(left, 0))
+            drawn = self.seen[start:][-2000:]
+            assert ready and left > 0, f"{wanted!r} not drawn in {timeout}s: ...{drawn!r}"
             self.seen += os.read(self.primary, 65536)
 
     def read_to_end(self, timeout: float = 30) -> None:
@@ -285,3 +314,28 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(home: Path) -> None:
     stderr = child.stderr.read()
     assert child.wait(timeout=60) == 128 + signal.SIGPIPE
     assert stderr == b""
+
+
+def test_status_watch_at_80x24_with_22_module_ids_shows_the_running_tasks(
+    home: Path, tmp_path: Path
+) -> None:
+    with open_store(home) as store:
+        for number in range(22):
+            store.schedule(new_task(f"app.module{number:02d}", due_at=at(3600)), now=T0)
+        store.schedule(new_task("shop.sync", title="sync catalogue"), now=T0)
+        run_to(store, "shop.sync", None, 0)
+    env = clean_env(TASKCRON_HOME=str(home), COLUMNS="80", LINES="24", TERM="xterm")
+    terminal = Terminal([script(), "status", "--watch"], env)
+    try:
+        terminal.read_until(b"more module ids")
+        terminal.proc.send_signal(signal.SIGINT)
+        terminal.read_to_end()
+    finally:
+        os.close(terminal.primary)
+        code = terminal.proc.wait(timeout=30)
+    assert terminal.proc.stderr is not None
+    terminal.proc.stderr.close()
+    assert code == 0
+    frame = terminal.seen.decode(errors="replace").replace("\r\n", "\n").split("\r")[0]
+    assert frame.index("running") < frame.index("sync catalogue") < frame.index("tasks by module")
+    assert "\u2026 and 7 more module ids" in frame  # 23 module ids, 16 shown

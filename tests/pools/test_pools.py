@@ -359,6 +359,7 @@ def test_work_records_a_task_that_outlives_the_grace_as_interrupted(
     with app(project) as tc:
         task = tc.get(1)
         assert task.runs[-1].outcome.value == "interrupted"  # type: ignore[union-attr]
+        assert task.runs[-1].error == "taskcron work received SIGTERM"
         assert task.state.value == "queued"
     assert not release.exists()
 

@@ -121,6 +121,25 @@ def test_running_gives_each_running_task_with_only_its_current_run(store: Store)
 # --- next due -------------------------------------------------------------------------
 
 
+def test_running_gives_a_job_in_steps_the_start_of_its_first_step(store: Store) -> None:
+    job = store.schedule(new_task("import", recurrence=HOURLY), now=T0)
+    run_to(store, job, Outcome.CONTINUED, at(0))
+    run_to(store, job, Outcome.DONE, at(5))  # the first job ends here
+    move(store, job, State.QUEUED, due_at=T0)
+    for second in (60, 70):
+        run_to(store, job, Outcome.CONTINUED, at(second))
+    run_to(store, job, None, at(80))
+    single = store.schedule(new_task("mail"), now=T0)
+    run_to(store, single, None, at(90))
+
+    running = {task.id: task for task in store.running(EVERYTHING)}
+
+    assert running[job.id].job_started_at == at(60)
+    assert running[job.id].elapsed(at(100)) == (timedelta(seconds=20), timedelta(seconds=40))
+    assert running[single.id].job_started_at is None
+    assert running[single.id].elapsed(at(100)) == (timedelta(seconds=10),) * 2
+
+
 def test_next_due_gives_the_first_queued_tasks_by_due_time_then_id_across_modules(
     store: Store,
 ) -> None:

@@ -162,7 +162,7 @@ def test_pyproject_without_a_tool_taskcron_table_is_no_config(cwd: Path) -> None
     cfg = config.load()
     assert cfg.path is None
     assert cfg.import_paths == ()
-    assert cfg == Config(home=cwd / ".taskcron")
+    assert cfg == Config(home=cwd / ".taskcron", home_by_default=True)
 
 
 def test_pyproject_whose_tool_is_not_a_table_is_not_a_crash(cwd: Path) -> None:
@@ -434,8 +434,6 @@ def test_the_web_token_from_the_environment_wins(
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('token = "short"', "invalid token (config key 'web.token')"),
-        ('token = "has a space in it ok"', "invalid token (config key 'web.token')"),
         ("port = 70000", "config key 'web.port' must be a port number"),
         ('session_ttl = "0s"', "config key 'web.session_ttl' must be at least 1s"),
         ('session_ttl = "soon"', "config key 'web.session_ttl': invalid duration"),
@@ -454,3 +452,14 @@ def test_bad_web_settings_are_config_errors(cwd: Path, text: str, message: str) 
     with pytest.raises(errors.ConfigError) as caught:
         config.load()
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("token", ["short", "has a space in it ok"])
+def test_a_bad_web_token_is_read_and_refused_by_the_dashboards_check_alone(
+    cwd: Path, token: str
+) -> None:
+    write(cwd / "taskcron.toml", f'[web]\ntoken = "{token}"\n')
+    web = config.load().web
+    with pytest.raises(errors.ConfigError) as caught:
+        configfile.check_tokens(web.token, web.read_token)
+    assert "invalid token (config key 'web.token')" in str(caught.value)

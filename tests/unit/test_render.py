@@ -288,3 +288,43 @@ def test_a_log_line_names_its_host_in_a_column_only_when_asked() -> None:
         "2026-01-05 12:00:00.000 -        INFO    test.old             - - written before records"
         " named their host",
     ]
+
+
+def rich_layout(header: list[str], rows: list[list[str]], right: set[int], width: int) -> str:
+    """The table as rich's own `Table` lays it out, its lines' trailing spaces cut."""
+    from rich.table import Table
+
+    grid = Table(box=None, pad_edge=False, header_style="bold")
+    for i, name in enumerate(header):
+        grid.add_column(name, justify="right" if i in right else "left", overflow="fold")
+    for cells in rows:
+        grid.add_row(*cells)
+    con = Console(file=io.StringIO(), width=width, color_system=None)
+    con.print(grid)
+    return "".join(line.rstrip(" ") + "\n" for line in con.file.getvalue().splitlines())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("width", [200, 60])
+def test_the_list_table_is_laid_out_as_richs_table_is_at_any_width(width: int) -> None:
+    tasks = [
+        make_task(id=1, title="héllo 世界", owner="bob "),
+        make_task(id=1234, module="a", title="t", state=State.FAILED, priority=-10),
+    ]
+    header = ["id", "module", "title", "state", "priority", "due", "attempts", "owner"]
+    rows = [
+        ["1", "billing.eu", "héllo 世界", "queued", "5", "2026-01-05 12:00:00", "0/3", "bob "],
+        ["1234", "a", "t", "failed", "-10", "2026-01-05 12:00:00", "0/3", "-"],
+    ]
+    out = Console(file=io.StringIO(), width=width, color_system=None)
+    render.task_table(tasks, out=out)
+    drawn = out.file.getvalue()  # type: ignore[attr-defined]
+    assert drawn == rich_layout(header, rows, {0, 4, 6}, width)
+    assert (max(len(line) for line in drawn.splitlines()) <= 60) is (width == 60)
+
+
+def test_the_list_table_names_the_tasks_left_out_of_its_page() -> None:
+    out = Console(file=io.StringIO(), width=100, color_system=None)
+    render.task_table([make_task()], out=out, more=41)
+    lines = out.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    assert lines[-1] == "\u2026 and 41 more: --limit 0 for all"
+    assert len(lines) == 3

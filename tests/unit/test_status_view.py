@@ -5,12 +5,16 @@ The tasks are built by hand, with progress as a handler would report it.
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.cells import cell_len
+from rich.console import Console
 
 from taskcron import render
 from taskcron.api import Status
@@ -34,9 +38,13 @@ def task(task_id: int, module: str, title: str, **fields: Any) -> Task:
     )
 
 
-def running(task_id: int, module: str, title: str, progress: Progress | None) -> Task:
+def running(
+    task_id: int, module: str, title: str, progress: Progress | None, **fields: Any
+) -> Task:
     run = Run(id=task_id, task_id=task_id, attempt=1, started_at=T0, host="web-1", pid=4242)
-    return task(task_id, module, title, state=State.RUNNING, progress=progress, runs=(run,))
+    return task(
+        task_id, module, title, state=State.RUNNING, progress=progress, runs=(run,), **fields
+    )
 
 
 STATUS = Status(
@@ -47,7 +55,13 @@ STATUS = Status(
         "shop.mail": {"running": 1, "cancelled": 3},
     },
     running=(
-        running(7, "shop", "sync catalogue", Progress(done=4, total=10, updated_at=T0)),
+        running(
+            7,
+            "shop",
+            "sync catalogue",
+            Progress(done=4, total=10, updated_at=T0),
+            job_started_at=T0 - timedelta(minutes=1),  # its second step runs
+        ),
         running(9, "shop.mail", "newsletter", Progress(done=250, message="sent", updated_at=T0)),
     ),
     next=(
@@ -74,9 +88,9 @@ TERMINAL = """\
 │ shop.mail        0        1     0       0          3       0                                     │
 ╰──────────────────────────────────────────────────────────────────────────────────────────────────╯
 ╭─ running ────────────────────────────────────────────────────────────────────────────────────────╮
-│ id  module     title           progress                       elapsed  host                      │
-│  7  shop       sync catalogue  ━━━━━━━━╺━━━━━━━━━━━ 40% 4/10     2m5s  web-1                     │
-│  9  shop.mail  newsletter      250 done sent                     2m5s  web-1                     │
+│ id  module     title           progress                       step   job  host                   │
+│  7  shop       sync catalogue  ━━━━━━━━╺━━━━━━━━━━━ 40% 4/10  2m5s  3m5s  web-1                  │
+│  9  shop.mail  newsletter      250 done sent                  2m5s  2m5s  web-1                  │
 ╰──────────────────────────────────────────────────────────────────────────────────────────────────╯
 ╭─ next due ───────────────────────────────────────────────────────────────────────────────────────╮
 │ due                  id  module      title                                                       │
@@ -97,9 +111,9 @@ shop             2        1    12       0          0       1
 shop.mail        0        1     0       0          3       0
 
 running
-id  module     title           progress       elapsed  host
- 7  shop       sync catalogue  40% 4/10          2m5s  web-1
- 9  shop.mail  newsletter      250 done sent     2m5s  web-1
+id  module     title           progress       step   job  host
+ 7  shop       sync catalogue  40% 4/10       2m5s  3m5s  web-1
+ 9  shop.mail  newsletter      250 done sent  2m5s  2m5s  web-1
 
 next due
 due                  id  module      title
@@ -134,7 +148,7 @@ def test_the_bar_follows_the_progress() -> None:
 
     drawn = render.capture(render.status_view(status), width=100).splitlines()[5]
 
-    assert "│  7  shop    sync   ━━━━━━━━━━╺━━━━━━━━━ 50% 5/10       0s  web-1 " in drawn
+    assert "│  7  shop    sync   ━━━━━━━━━━╺━━━━━━━━━ 50% 5/10    0s   0s  web-1 " in drawn
 
 
 def test_the_view_keeps_to_the_width_it_is_given() -> None:
@@ -185,7 +199,14 @@ def test_status_json_has_the_counts_and_each_task_without_its_runs() -> None:
 
     assert list(obj) == ["modules", "running", "next", "failures"]
     assert obj["modules"] == STATUS.modules
-    assert obj["running"] == [t.to_json(runs=False) for t in STATUS.running]
+    times = [
+        {"step_elapsed": 125.0, "job_elapsed": 185.0},
+        {"step_elapsed": 125.0, "job_elapsed": 125.0},
+    ]
+    assert obj["running"] == [
+        {**t.to_json(runs=False), **elapsed}
+        for t, elapsed in zip(STATUS.running, times, strict=True)
+    ]
     assert obj["running"][0]["progress"]["percent"] == 40.0
     assert [t["id"] for t in obj["next"]] == [3, 4]
     assert [t["id"] for t in obj["failures"]] == [5]
@@ -195,3 +216,90 @@ def test_the_readme_shows_what_status_prints() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
 
     assert f"$ taskcron status | cat\n{PLAIN}```" in readme
+
+
+# --- status --watch at a terminal's size -------------------------------------------------
+
+#: 22 module ids, as many as a real install shows, with the two running tasks of STATUS.
+CROWDED = dataclasses.replace(
+    STATUS, modules={f"app.module{n:02d}": {"queued": n, "done": 3} for n in range(22)}
+)
+
+
+def watched(status: Status, width: int, height: int) -> list[str]:
+    """The first frame `status --watch` draws at a terminal `width` by `height`, as lines."""
+    con = Console(
+        file=io.StringIO(),
+        width=width,
+        height=height,
+        force_terminal=True,
+        color_system=None,
+        legacy_windows=False,
+    )
+    reads = iter([status])
+
+    def read() -> Status:
+        return next(reads, None) or _interrupt()
+
+    with pytest.raises(KeyboardInterrupt):
+        render.watch_status(read, every=0, out=con)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", con.file.getvalue())  # type: ignore[attr-defined]
+    return text.split("\r")[0].split("\n")  # the next frame begins by going back to it
+
+
+def _interrupt() -> Status:
+    raise KeyboardInterrupt
+
+
+def test_watch_at_80x24_with_22_module_ids_shows_the_running_tasks_first() -> None:
+    lines = watched(CROWDED, 80, 24)
+
+    assert len(lines) == 24
+    assert lines[0].startswith("╭─ running ")
+    assert "sync catalogue" in lines[2] and "newsletter" in lines[3]
+    assert lines[5].startswith("╭─ tasks by module ")
+    assert lines[-2].startswith("│ … and 7 more module ids ")
+    assert lines[-1].startswith("╰")
+    assert not any(line.startswith("...") for line in lines)
+
+
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (60, 15), (100, 40), (120, 30), (70, 8)])
+def test_the_watch_view_fits_the_terminal_with_the_running_tasks_first(
+    width: int, height: int
+) -> None:
+    lines = watched(CROWDED, width, height)
+
+    assert lines[0].startswith("╭─ running ") and lines[-1].startswith("╰")
+    assert len(lines) <= height
+    assert all(cell_len(line) <= width for line in lines)
+    assert not any(line.startswith("...") for line in lines)
+
+
+def test_no_cell_of_the_watch_view_wraps_at_60x15() -> None:
+    long = running(
+        8, "shop.images", "resize every product image", Progress(done=3, total=9, updated_at=T0)
+    )
+    lines = watched(dataclasses.replace(CROWDED, running=(*CROWDED.running, long)), 60, 15)
+
+    inside = [line for line in lines if line.startswith("│")]
+    assert inside[0].split() == ["│", "id", "module", "title", "progress", "elapsed", "host", "│"]
+    assert [line.split()[1] for line in inside[1:4]] == ["7", "9", "8"]
+    assert inside[4].split()[1:4] == ["module", "queued", "done"]
+    rows = inside[5:-1]
+    assert rows and all(line.startswith("│ app.module") for line in rows)
+    assert inside[-1].startswith(f"│ … and {22 - len(rows)} more module ids")
+
+
+def test_the_watch_view_says_how_many_running_tasks_it_leaves_out() -> None:
+    many = tuple(running(n, "shop", f"job {n}", None) for n in range(30))
+    lines = watched(dataclasses.replace(CROWDED, running=many), 80, 24)
+
+    assert len(lines) == 24
+    assert lines[-2].startswith("│ … and 10 more running tasks ")
+    assert [line.split()[1] for line in lines[2:22]] == [str(n) for n in range(20)]
+
+
+def test_an_empty_watch_view_says_none_for_each_part() -> None:
+    lines = watched(Status(read_at=T0, modules={}), 60, 15)
+
+    assert [line.split()[1] for line in lines if line.startswith("│")] == ["none"] * 4

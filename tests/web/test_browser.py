@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import clean_env, script
 from tests.web.conftest import SCRIPT_TITLE, Server, run_tc, start_server, stop
 from tests.web.test_command import start_import
 
@@ -157,3 +158,61 @@ def _progress(driver: Any, selector: str) -> float | None:
     if found[0].get_attribute("hidden") is not None:
         return None
     return float(found[0].get_attribute("value"))
+
+
+COUNTS = """
+var body = document.querySelector("[data-live=counts]");
+var states = Array.from(body.closest("table").querySelectorAll("thead th[data-state]"));
+for (const row of body.rows) {
+  if (row.cells[0].textContent !== arguments[0]) { continue; }
+  const counts = {};
+  states.forEach((th, i) => {
+    if (row.cells[i + 1].textContent) { counts[th.dataset.state] = row.cells[i + 1].textContent; }
+  });
+  return counts;
+}
+return null;
+"""
+
+
+def test_a_finished_task_leaves_running_and_the_counts_follow_without_a_reload(
+    browser: Any, example_config: Path, tmp_path: Path
+) -> None:
+    config, go = example_config, tmp_path / "go"
+    wait_for_go = f"while [ ! -e '{go}' ]; do sleep 0.05; done"
+    run_tc(config, "init")
+    task_id = int(run_tc(config, "schedule", "shop.wait", "--", "sh", "-c", wait_for_go).stdout)
+    tick = subprocess.Popen(
+        [script(), "--config", str(config), "tick", "--module", "shop"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=clean_env(),
+    )
+    server = start_server(config)
+    try:
+        wait = WebDriverWait(
+            browser, WAIT, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,)
+        )
+        row = f"[data-live=running] tr[data-task-id='{task_id}']"
+        browser.get(f"{server.base}/login?token={server.token}")
+        wait.until(lambda d: d.current_url == server.base + "/")
+        if not browser.find_elements(By.CSS_SELECTOR, row):
+            browser.get(server.base + "/")  # loaded before the tick claimed it
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, row))
+        assert browser.execute_script(COUNTS, "shop.wait") == {"running": "1"}
+        for field in ("step-elapsed", "job-elapsed"):
+            cell = browser.find_element(By.CSS_SELECTOR, f"{row} [data-field={field}]")
+            assert cell.text.endswith("s"), cell.text
+        browser.execute_script("window.notReloaded = true;")
+
+        go.touch()
+
+        wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, row))
+        running = browser.find_element(By.CSS_SELECTOR, "[data-live=running]")
+        assert running.text == "Nothing is running."
+        wait.until(lambda d: d.execute_script(COUNTS, "shop.wait") == {"done": "1"})
+        assert browser.execute_script("return window.notReloaded === true")
+        screenshot(browser, tmp_path, "finished.png")
+    finally:
+        stop(server.process)
+        stop(tick)

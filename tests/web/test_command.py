@@ -135,10 +135,14 @@ class Events:
         self.lines = response.iter_lines()
         self.seen: list[str] = []  #: Every line read so far.
 
-    def next_event(self) -> tuple[str, dict[str, Any]]:
+    def next_event(self, deadline: float | None = None) -> tuple[str, dict[str, Any]]:
+        """The next event; past `deadline` (a `time.monotonic()`), a keep-alive comment
+        ends the wait with an AssertionError instead of being skipped."""
         name = None
         for line in self.lines:
             self.seen.append(line)
+            if line.startswith(":") and deadline is not None and time.monotonic() > deadline:
+                raise AssertionError("no such event before the deadline")
             if line.startswith("event: "):
                 name = line[len("event: ") :]
             elif line.startswith("data: ") and name is not None:
@@ -148,7 +152,7 @@ class Events:
     def until(self, wanted: Any, timeout: float = 20) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            name, data = self.next_event()
+            name, data = self.next_event(deadline)
             if wanted(name, data):
                 return data
         raise AssertionError(f"no such event within {timeout}s")
@@ -208,6 +212,18 @@ def test_an_action_through_the_dashboard_arrives_at_once(server: Server, stream:
     events.until(lambda n, d: n == "task" and d["id"] == task_id and d["state"] == "cancelled")
 
 
+def test_the_counts_by_module_and_state_arrive_when_a_task_moves(
+    server: Server, stream: Any
+) -> None:
+    events = stream("/events?module=mail", authorization=f"Bearer {server.token}")
+    run_tc(server.config, "schedule", "billing.y", "--in", "1h", "--", "true")
+    task_id = int(run_tc(server.config, "schedule", "mail.x", "--in", "1h", "--", "true").stdout)
+    run_tc(server.config, "pause", str(task_id))
+
+    counts = events.until(lambda n, d: n == "counts" and "paused" in d["modules"].get("mail.x", {}))
+    assert counts == {"modules": {"mail.x": {"paused": 1}}}
+
+
 def test_a_stream_with_a_scope_hears_only_its_modules(server: Server, stream: Any) -> None:
     events = stream("/events?module=billing", authorization=f"Bearer {server.token}")
     other = int(run_tc(server.config, "schedule", "mail.x", "--in", "1h", "--", "true").stdout)
@@ -254,6 +270,7 @@ def test_a_running_tasks_progress_arrives_as_it_advances(server_on: Server, stre
 
         first = events.until(progress)
         assert first["run"]["host"] and first["run"]["started_at"]
+        assert 0 <= first["step_elapsed"] <= first["job_elapsed"]
         later = events.until(
             lambda n, d: progress(n, d) and d["progress"]["done"] > first["progress"]["done"]
         )

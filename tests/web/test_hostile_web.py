@@ -263,7 +263,7 @@ def test_hostile_task_text_is_text_on_every_page_and_exact_in_the_json_and_event
         outputs = [e.text for e in page.find("pre", class_="output")]
         assert outputs == [shown(r.output_tail) for r in reversed(task.runs) if r.output_tail]
         ran += bool(task.runs)
-        event = Event("task", task_json(task)).encode()
+        event = Event("task", task_json(task, app.clock())).encode()
         name, data_line, *rest = event.split("\n")
         assert (name, rest) == ("event: task", ["", ""])
         assert json.loads(data_line.removeprefix("data: "))["title"] == text

@@ -170,6 +170,27 @@ def test_the_login_page_and_the_assets_need_no_token(client: TestClient) -> None
     assert client.get("/static/taskcron.css").status_code == 200
 
 
+def test_the_favicon_is_served_without_a_token_and_every_page_links_it(
+    client: TestClient,
+) -> None:
+    for path in ("/favicon.ico", "/static/favicon.svg"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"].startswith("image/svg+xml")
+        assert response.content.startswith(b"<svg")
+    assert '<link rel="icon" href="/static/favicon.svg"' in client.get("/login").text
+
+
+def test_an_address_with_no_page_is_headed_not_found(client: TestClient) -> None:
+    log_in(client)
+
+    response = client.get("/no/such/page")
+
+    assert response.status_code == 404
+    assert "<h1>Not found</h1>" in response.text
+    assert "Not done" not in response.text
+
+
 # --- pages and their JSON -------------------------------------------------------------
 
 
@@ -536,6 +557,16 @@ def test_an_owner_link_shows_that_owners_tasks_and_nothing_else(
 )
 def test_an_owner_page_without_a_valid_signature_is_401(client: TestClient, path: str) -> None:
     assert client.get(path).status_code == 401
+
+
+def test_an_owner_link_with_a_bad_signature_says_the_link_is_not_valid(
+    client: TestClient,
+) -> None:
+    response = client.get(f"/owner/ann?sig={owner_signature(TOKEN, 'bob')}")
+
+    assert response.status_code == 401
+    assert "this link is not valid" in response.text
+    assert "log in first" not in response.text
 
 
 def test_the_owner_link_of_an_owner_with_a_slash_works(client: TestClient, stocked: Home) -> None:

@@ -1,11 +1,15 @@
 // taskcron dashboard: live updates through Server-Sent Events (no polling).
 //
 // Each `task` event updates the rows and panels of that task (state, progress,
-// elapsed time) and dispatches on `document`:
+// elapsed times: `step` the current run's, `job` since the job's first step started;
+// a task that stopped running leaves the Running panel), each `counts` event redraws
+// the counts by module id and state, and each `task` event dispatches on `document`:
 //   taskcron:state     when a task's state changed     (detail: the task's JSON)
 //   taskcron:progress  when a task's progress changed  (detail: the task's JSON)
 // and each `log` event appends to the log page and dispatches
 //   taskcron:log                                        (detail: the log record)
+// and each `counts` event, once drawn, dispatches
+//   taskcron:counts                                     (detail: {modules: ...})
 // A script named by web.script can listen for these and restyle what it likes.
 (function () {
   "use strict";
@@ -71,6 +75,28 @@
     root.querySelectorAll("[data-field=host]").forEach(function (el) {
       if (task.run) { el.textContent = shown(task.run.host); }
     });
+    root.querySelectorAll("[data-field=step-elapsed]").forEach(function (el) {
+      setElapsed(el, task.step_elapsed);
+    });
+    root.querySelectorAll("[data-field=job-elapsed]").forEach(function (el) {
+      setElapsed(el, task.job_elapsed);
+    });
+  }
+
+  // An elapsed time counts on from the page's own clock: `data-since` is when, by this
+  // browser's clock, the server's `value` was zero.
+  function setElapsed(el, value) {
+    if (value == null || isNaN(value)) { return; }
+    el.setAttribute("data-since", String(Date.now() - value * 1000));
+    el.textContent = seconds(value);
+  }
+
+  function elapsedCell(field, value) {
+    var cell = text("td", "");
+    cell.className = "time";
+    cell.setAttribute("data-field", field);
+    setElapsed(cell, value);
+    return cell;
   }
 
   function runningRow(task) {
@@ -98,17 +124,15 @@
     var progressCell = document.createElement("td");
     progressCell.appendChild(bar);
     progressCell.appendChild(label);
-    var elapsed = text("td", "");
-    elapsed.className = "time";
-    elapsed.setAttribute("data-field", "elapsed");
-    if (task.run) { elapsed.setAttribute("data-started", task.run.started_at); }
+    var step = elapsedCell("step-elapsed", task.step_elapsed);
+    var job = elapsedCell("job-elapsed", task.job_elapsed);
     var module = text("td", task.module);
     module.className = "module";
     var title = link(task.title);
     title.className = "title";
     var host = text("td", task.run ? task.run.host : "");
     host.setAttribute("data-field", "host");
-    [link(task.id), module, title, stateCell, progressCell, elapsed, host].forEach(function (c) {
+    [link(task.id), module, title, stateCell, progressCell, step, job, host].forEach(function (c) {
       row.appendChild(c);
     });
     row.className = "fresh";
@@ -127,10 +151,65 @@
     }
     var oldState = before ? before.state : (roots[0] ? roots[0].getAttribute("data-state") : null);
     roots.forEach(function (root) { paint(root, task); });
+    if (running && task.state !== "running") { leaveRunning(running, task.id); }
     var progress = JSON.stringify(task.progress);
     seen[task.id] = { state: task.state, progress: progress };
     if (oldState !== task.state) { dispatch("taskcron:state", task); }
     if (task.progress && (!before || before.progress !== progress)) { dispatch("taskcron:progress", task); }
+  }
+
+  // A task that stopped running leaves the Running panel; an empty panel says so.
+  function leaveRunning(running, id) {
+    var row = running.querySelector('[data-task-id="' + String(id) + '"]');
+    if (!row) { return; }
+    row.remove();
+    if (!running.querySelector("tr[data-task-id]")) {
+      var empty = document.createElement("tr"), cell = text("td", "Nothing is running.");
+      empty.className = "empty";
+      cell.colSpan = running.closest("table").querySelectorAll("thead th").length;
+      empty.appendChild(cell);
+      running.appendChild(empty);
+    }
+  }
+
+  function countsRow(module, counts, states) {
+    var row = document.createElement("tr"), first = document.createElement("td");
+    var link = function (state, value) {
+      var a = document.createElement("a");
+      a.href = "/tasks?" + new URLSearchParams({ module: module, state: state }).toString();
+      a.textContent = shown(value);
+      return a;
+    };
+    first.className = "module";
+    first.appendChild(link("all", module));
+    row.appendChild(first);
+    states.forEach(function (state) {
+      var cell = document.createElement("td");
+      cell.className = "count";
+      if (counts[state]) { cell.appendChild(link(state, counts[state])); }
+      row.appendChild(cell);
+    });
+    return row;
+  }
+
+  function onCounts(data) {
+    var body = document.querySelector("[data-live=counts]");
+    if (!body) { return; }
+    var states = [];
+    body.closest("table").querySelectorAll("thead th[data-state]").forEach(function (th) {
+      states.push(th.getAttribute("data-state"));
+    });
+    var modules = Object.keys(data.modules).sort();
+    while (body.firstChild) { body.removeChild(body.firstChild); }
+    modules.forEach(function (module) { body.appendChild(countsRow(module, data.modules[module], states)); });
+    if (!modules.length) {
+      var empty = document.createElement("tr"), cell = text("td", "No tasks yet.");
+      empty.className = "empty";
+      cell.colSpan = states.length + 1;
+      empty.appendChild(cell);
+      body.appendChild(empty);
+    }
+    dispatch("taskcron:counts", data);
   }
 
   function onLog(record) {
@@ -163,11 +242,14 @@
 
   function tickElapsed() {
     var now = Date.now();
-    document.querySelectorAll("[data-field=elapsed][data-started]").forEach(function (el) {
+    document.querySelectorAll("[data-elapsed]:not([data-since])").forEach(function (el) {
+      setElapsed(el, parseFloat(el.getAttribute("data-elapsed")));
+    });
+    document.querySelectorAll("[data-since]").forEach(function (el) {
       var row = el.closest("[data-task-id]");
       if (row && row.getAttribute("data-state") !== "running") { return; }
-      var started = Date.parse(el.getAttribute("data-started"));
-      if (!isNaN(started)) { el.textContent = seconds(Math.max(0, (now - started) / 1000)); }
+      var since = parseFloat(el.getAttribute("data-since"));
+      if (!isNaN(since)) { el.textContent = seconds(Math.max(0, (now - since) / 1000)); }
     });
   }
 
@@ -180,6 +262,7 @@
     source.addEventListener("error", function () { if (badge) { badge.hidden = true; } });
     source.addEventListener("task", function (event) { onTask(JSON.parse(event.data)); });
     source.addEventListener("log", function (event) { onLog(JSON.parse(event.data)); });
+    source.addEventListener("counts", function (event) { onCounts(JSON.parse(event.data)); });
     tickElapsed();
     window.setInterval(tickElapsed, 1000);
   }

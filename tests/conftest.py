@@ -84,6 +84,9 @@ def tc(home: Path, clock: FakeClock) -> Iterator[TaskCron]:
 def postgres_server() -> Iterator[PostgresServer]:
     """One PostgreSQL server for the session: TASKCRON_TEST_POSTGRES's, else a private one.
 
+    Each xdist worker is a session of its own: its private server has its own
+    directory and socket, and stops when the worker ends.
+
     Skips, saying what is missing, when neither can be had.
     """
     try:

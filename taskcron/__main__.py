@@ -4,7 +4,7 @@ cron runs `taskcron tick` every minute, and most minutes nothing is due: such
 a tick is answered here, from the store, before click and the rest of
 taskcron load. `idle_tick` reads the command line, the settings and the store
 with the same code the full command uses (`taskcron.syntax`,
-`taskcron.configfile`, `taskcron.line`), and answers only a plain tick of a
+`taskcron.configfile`, `taskcron.store.sqlite_line`), and answers only a plain tick of a
 SQLite store that is certainly idle, once every setting has been read and
 checked as the full command checks it. Anything else, including every mistake, goes
 to `taskcron.cli`, which handles it as it always does.
@@ -70,7 +70,8 @@ def _parse(argv: Sequence[str]) -> dict[str, list[str]] | None:
 
 
 def _idle(parsed: dict[str, list[str]]) -> bool:
-    from taskcron import configfile, line, syntax
+    from taskcron import configfile, syntax
+    from taskcron.store import sqlite_line
 
     if any(len(parsed.get(name, ())) > 1 for name in ("home", "config", "store", "budget")):
         return False
@@ -88,9 +89,7 @@ def _idle(parsed: dict[str, list[str]]) -> bool:
         return False  # the CLI prints the warnings; a debug log records idle ticks
     home: Path = values["home"]
     url = values.get("store") or configfile.default_url(home)
-    if not url.startswith(syntax.SQLITE_PREFIX):
-        return False
-    return home.is_dir() and line.idle_store(Path(syntax.sqlite_path(url)), modules, excepts)
+    return home.is_dir() and sqlite_line.idle_url(url, modules, excepts)
 
 
 def _one(parsed: dict[str, list[str]], name: str) -> str | None:

@@ -64,8 +64,10 @@ from taskcron.store import (
     open_shared_log,
     open_store,
     redact,
+    resolve_url,
+    same_store,
 )
-from taskcron.syntax import LEVEL_ALIASES, LOG_LEVELS, parse_duration, parse_module_id, sqlite_path
+from taskcron.syntax import LEVEL_ALIASES, LOG_LEVELS, parse_duration, parse_module_id
 
 if TYPE_CHECKING:
     from taskcron.pool import Pool, PoolSettings
@@ -384,7 +386,7 @@ class TaskCron:
                     config, home=Path(home).expanduser().absolute(), home_by_default=False
                 )
             if store is not None and store != config.store:
-                url = configfile.resolve_store(store, Path.cwd(), "--store")
+                url = resolve_url(store, base=Path.cwd(), where="--store")
                 self.config = dataclasses.replace(self.config, store=url, store_origin="--store")
         else:
             self.config = config_module.load(config, home=home, store=store)
@@ -1352,11 +1354,11 @@ class TaskCron:
         (`TasksRunningError`: stop the ticks first) or the target holds tasks
         (`StoreNotEmptyError`). Pools are not copied: they register again.
         """
-        url = configfile.resolve_store(to, Path.cwd(), "--to")
+        url = resolve_url(to, base=Path.cwd(), where="--to")
         source = self._existing_store()
         if source is None:
             raise errors.StoreMissingError(redact(self.store_url))
-        if _same_store(url, source.url):
+        if same_store(url, source.url):
             raise errors.StoreURLError(
                 f"invalid --to {redact(url)!r}: it is the current store; name another one"
             )
@@ -1608,13 +1610,6 @@ def _owner(owner: str | None) -> None:
         raise errors.InputError(
             f"invalid owner {owner!r}: expected 1 to 255 characters, no control characters"
         )
-
-
-def _same_store(url: str, other: str) -> bool:
-    """Whether two store URLs name the same store: the same SQLite file, or the same URL."""
-    if url.startswith("sqlite:") and other.startswith("sqlite:"):
-        return Path(sqlite_path(url)).resolve() == Path(sqlite_path(other)).resolve()
-    return redact(url) == redact(other)
 
 
 def _check_config(config: Config) -> Check:

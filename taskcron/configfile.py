@@ -11,8 +11,9 @@ home is `.taskcron` beside it. A file found by that walk which is owned by
 neither this user nor root, or that others can write, is skipped with a
 warning: its `modules` would be imported and run.
 
-It imports nothing of taskcron but its errors and `taskcron.syntax`, so that
-an idle tick can read and check its settings before the rest of taskcron loads
+It imports nothing of taskcron but its errors, `taskcron.syntax` and the store's
+light face (store URLs), so that an idle tick can read and check its settings
+before the rest of taskcron loads
 (see `taskcron.__main__`); `taskcron.config` types them (`Config`).
 """
 
@@ -27,13 +28,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from taskcron import errors
+from taskcron.store import file_url, resolve_url
 from taskcron.syntax import (
     LOG_LEVELS,
-    SQLITE_PREFIX,
     parse_age,
     parse_duration,
     parse_module_id,
-    sqlite_url,
     zone,
 )
 
@@ -240,7 +240,7 @@ def store_choice(found: Found | None, store: str | None) -> StoreChoice | None:
 
 def default_url(home: Path) -> str:
     """The store URL used when none is set: `tasks.db` in the home."""
-    return SQLITE_PREFIX + str((home / STORE_FILE).absolute())
+    return file_url(home / STORE_FILE)
 
 
 class Settings(NamedTuple):
@@ -273,7 +273,7 @@ def read(
         # Nothing named the home, nor a store elsewhere: `./.taskcron` holds the tasks.
         values["home_by_default"] = True
     if chosen is not None and chosen.origin != FROM_FILE:  # the file's was checked above
-        url = resolve_store(chosen.url, chosen.base, chosen.origin)
+        url = resolve_url(chosen.url, base=chosen.base, where=chosen.origin)
         if url != values.get("store"):
             values["store_origin"] = chosen.origin
         values["store"] = url
@@ -286,16 +286,6 @@ def read(
     return Settings(path, values, tuple(warnings))
 
 
-def resolve_store(url: str, base: Path, where: str) -> str:
-    """A store URL with a relative SQLite path made absolute against `base`; the URL
-    of another store checked by its backend (`taskcron.store.resolve_url`)."""
-    if url.strip().startswith(SQLITE_PREFIX):
-        return sqlite_url(url.strip(), base)
-    from taskcron.store import resolve_url
-
-    return resolve_url(url, base=base, where=where)
-
-
 def _check(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
     """The file's settings checked, as plain values by `Config` field (its tables as dicts)."""
     base = path.parent if path is not None else Path.cwd()
@@ -304,7 +294,7 @@ def _check(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
     if "home" in values:
         out["home"] = (base / Path(string_value(values, "home")).expanduser()).absolute()
     if "store" in values:
-        out["store"] = resolve_store(string_value(values, "store"), base, FROM_FILE)
+        out["store"] = resolve_url(string_value(values, "store"), base=base, where=FROM_FILE)
     if "host" in values:
         out["host"] = _host(string_value(values, "host"), "config key 'host'")
     if "modules" in values:

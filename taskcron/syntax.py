@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 from datetime import timedelta, tzinfo
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from taskcron import errors
@@ -165,36 +164,3 @@ def zone(name: str) -> tzinfo:
         raise errors.InputError(
             f"unknown time zone {name!r} (expected an IANA name such as Europe/Berlin)"
         ) from None
-
-
-# --- SQLite store URLs -------------------------------------------------------
-
-SQLITE_PREFIX = "sqlite:///"
-
-
-def sqlite_path(url: str) -> str:
-    """The file path of a `sqlite:///` URL, as written (relative or absolute).
-
-    Everything after `sqlite:///` is the path, taken literally: a home may hold
-    `%`, `#` or `?`, which a general URL parser would read as escapes, a
-    fragment or a query.
-    """
-    if not url.startswith(SQLITE_PREFIX):
-        raise errors.StoreURLError(
-            f"invalid store URL {url!r}: expected sqlite:///relative/path or "
-            "sqlite:////absolute/path"
-        )
-    path = url[len(SQLITE_PREFIX) :]
-    if not path or path.endswith("/"):
-        raise errors.StoreURLError(f"invalid store URL {url!r}: it names no file")
-    if path == ":memory:":
-        raise errors.StoreURLError(
-            f"invalid store URL {url!r}: an in-memory store would vanish with each command"
-        )
-    return path
-
-
-def sqlite_url(url: str, base: Path) -> str:
-    """A `sqlite:///` URL with its path made absolute against `base`."""
-    path = Path(sqlite_path(url)).expanduser()
-    return SQLITE_PREFIX + str((base / path).absolute())

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from taskcron.model import Scope
+from taskcron.store import postgres
 from taskcron.store.postgres import PostgresStore
 
 #: Module ids a filled store spreads its tasks over.
@@ -130,31 +131,31 @@ def module_id(number: int) -> str:
     return f"app.m{number:02d}"
 
 
-def claim_statements(store: PostgresStore) -> dict[str, tuple[str, Sequence[Any]]]:
+def claim_statements(store: PostgresStore) -> dict[str, tuple[str, Mapping[str, Any]]]:
     """Each statement of CLAIM_STATEMENTS with parameters a claim would give it in a
     filled store, by name; the scoped ones (the heads, the running tasks) once for every
     module id, and once for one module id's subtree (named "NAME in app.m01")."""
     sql = store.sql
     module = module_id(1)  # it holds a running task when `fill` was given some
-    found: dict[str, tuple[str, Sequence[Any]]] = {
-        "HEADS": (sql.HEADS.format(below=sql.NO_BOUND), ("",)),
-        "MODULE_TOP_PRIORITY": (sql.MODULE_TOP_PRIORITY, (module,)),
-        "MODULE_PRIORITY_BELOW": (sql.MODULE_PRIORITY_BELOW, (module, 2)),
-        "OLDEST_AT_PRIORITY": (sql.OLDEST_AT_PRIORITY, (module, 1)),
-        "RUNNING_MODULES": (sql.RUNNING_MODULES, ()),
+    found: dict[str, tuple[str, Mapping[str, Any]]] = {
+        "HEADS": (postgres.HEADS.format(below=postgres.NO_BOUND), {"low": ""}),
+        "MODULE_TOP_PRIORITY": (sql.MODULE_TOP_PRIORITY, {"module": module}),
+        "MODULE_PRIORITY_BELOW": (sql.MODULE_PRIORITY_BELOW, {"module": module, "priority": 2}),
+        "OLDEST_AT_PRIORITY": (sql.OLDEST_AT_PRIORITY, {"module": module, "priority": 1}),
+        "RUNNING_MODULES": (postgres.RUNNING_MODULES, {}),
     }
     found[f"HEADS in {module}"] = (
-        sql.HEADS.format(below=sql.BELOW),
-        (module, module + "/", module + "/"),
+        postgres.HEADS.format(below=postgres.BELOW),
+        {"low": module, "high": module + "/"},
     )
     for name in ("SELECT_RUNNING", "SELECT_RUNNING_LEASES"):
         for label, scope in ((name, Scope()), (f"{name} in {module}", Scope(modules=(module,)))):
             where, params = store._scope_sql(scope)
             found[label] = (getattr(sql, name).format(scope=where), params)
     # Task 37 is the first queued one with a key in that module (keys: g % 10 == 7).
-    found["SELECT_KEYED_TASK"] = (sql.SELECT_KEYED_TASK, (module, "k37", module, "k37"))
+    found["SELECT_KEYED_TASK"] = (sql.SELECT_KEYED_TASK, {"module": module, "key": "k37"})
     # A key no task has: the lookup goes on to the paused tasks.
-    found["SELECT_KEYED_TASK new"] = (sql.SELECT_KEYED_TASK, (module, "new", module, "new"))
+    found["SELECT_KEYED_TASK new"] = (sql.SELECT_KEYED_TASK, {"module": module, "key": "new"})
     return found
 
 
@@ -164,7 +165,7 @@ _names = (f"taskcron_explained_{n}" for n in itertools.count())
 def plan(
     db: Any,
     statement: str,
-    params: Sequence[Any],
+    params: Mapping[str, Any],
     *,
     generic: bool = False,
     analyze: bool = False,
@@ -179,14 +180,14 @@ def plan(
     return document[0]["Plan"]  # type: ignore[no-any-return]
 
 
-def text(db: Any, statement: str, params: Sequence[Any]) -> list[str]:
+def text(db: Any, statement: str, params: Mapping[str, Any]) -> list[str]:
     """EXPLAIN (ANALYZE, BUFFERS)'s text for `params`, its lines (without timings)."""
     options = "ANALYZE, BUFFERS, TIMING OFF, SUMMARY OFF"
     return [line for (line,) in _explain(db, statement, params, options, generic=False)]
 
 
 def _explain(
-    db: Any, statement: str, params: Sequence[Any], options: str, *, generic: bool
+    db: Any, statement: str, params: Mapping[str, Any], options: str, *, generic: bool
 ) -> list[Any]:
     from psycopg import sql
     from psycopg.rows import tuple_row
@@ -195,9 +196,9 @@ def _explain(
     if not generic:
         return cursor.execute(f"EXPLAIN ({options}) {statement}", params).fetchall()
     name = next(_names)
-    numbers = itertools.count(1)
-    prepared = re.sub("%s", lambda _: f"${next(numbers)}", statement)
-    values = sql.SQL(", ").join(sql.Literal(value) for value in params)
+    numbered = {key: n for n, key in enumerate(params, 1)}  # %(key)s -> $n
+    prepared = re.sub(r"%\((\w+)\)s", lambda found: f"${numbered[found[1]]}", statement)
+    values = sql.SQL(", ").join(sql.Literal(value) for value in params.values())
     run = sql.SQL("EXPLAIN ({}) EXECUTE {}").format(sql.SQL(options), sql.Identifier(name))
     if params:
         run += sql.SQL("({})").format(values)

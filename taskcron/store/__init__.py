@@ -1,418 +1,101 @@
-"""The `Store` protocol: what every task store promises.
+"""Task stores: opening one by URL, and the names of the `Store` protocol and its records.
 
-A store keeps tasks and their runs and hands out due tasks by the order rule
-(see `taskcron.order`). Every backend promises:
+A store is chosen by URL, in SQLAlchemy's form: `sqlite:////abs/path/tasks.db`
+(four slashes: absolute) or `sqlite:///tasks.db` (relative) for `SqliteStore`;
+`postgresql://user@host/db` (or `postgres://`, libpq's URL, with
+`?schema=NAME`) for `PostgresStore`. Each backend reads its own URLs
+(`resolve_url` in its module); a backend is imported only when its URL is read.
 
-- **Atomic claims.** `claim_next` checks that nothing in scope is running
-  (or, for a pool's claim, that the chosen task's lane has room), picks the
-  next due task and marks it running under a lease in one transaction: two
-  callers never claim the same task, two plain ticks of one scope never both
-  get one, and no lane ever runs more tasks than its width, whoever claims.
-- **One pool a scope on a host.** `register_pool` admits a pool only when no
-  live pool on its host serves an overlapping scope.
-- **No scans.** Choosing the next task costs at most logarithmically in the
-  number of stored tasks (it may grow with the number of module ids that have
-  queued tasks and with the distinct priorities inside the chosen one).
-- **Leases.** A running task carries the host, machine id, pid and expiry of
-  the process that runs it. A claim first recovers running tasks in its scope
-  whose lease expired, or whose pid is gone on this machine (same host name
-  and same machine id): their run is recorded `interrupted` and the task goes
-  where `decide` says.
-- **Fenced finishes.** `finish_run` records a run's end only while the run is
-  still the task's current, leased run; a run that was recovered meanwhile is
-  left as recovered.
-- **Nothing on bad input.** A failing call changes nothing.
-- **Moves keep everything.** `dump` reads every task with its runs on one
-  snapshot; `restore` writes such tasks into an empty store in one
-  transaction, keeping their ids and every field, and the ids the store
-  hands out afterwards come after the highest one restored.
-
-A store is chosen by URL, in SQLAlchemy's form, and opened through one door,
-`open_store(url)`: `sqlite:////abs/path/tasks.db` (four slashes: absolute) or
-`sqlite:///tasks.db` (relative) for `SqliteStore`; `postgresql://user@host/db`
-(or `postgres://`, libpq's URL, with `?schema=NAME`) for `PostgresStore`.
-`BACKENDS` maps a URL scheme to the module and class that serve it; a backend
-is imported only when its URL is opened. Both keep their rules in one place,
-`taskcron.store.sql.SqlStore`.
-
-A store that several hosts share also keeps their log records: a `SharedLog`,
-opened by `open_shared_log(url)` (None for a store that keeps none, such as
-SQLite's, which serves one host).
+This face is light (it imports no dataclasses, no `typing.Protocol`): the idle
+question under it (`taskcron.store.sqlite_line`) imports it first. The contract
+and its records live in `taskcron.store.protocol` and are named here on first use.
 """
 
 from __future__ import annotations
 
-import enum
 import importlib
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any
 
 from taskcron import errors
-from taskcron.model import (
-    Lanes,
-    Next,
-    Outcome,
-    Progress,
-    Recurrence,
-    Run,
-    RunEnd,
-    Scope,
-    State,
-    Target,
-    Task,
+
+if TYPE_CHECKING:
+    from taskcron.store.protocol import (
+        Claim as Claim,
+    )
+    from taskcron.store.protocol import (
+        ClaimOutcome as ClaimOutcome,
+    )
+    from taskcron.store.protocol import (
+        Decide as Decide,
+    )
+    from taskcron.store.protocol import (
+        Lease as Lease,
+    )
+    from taskcron.store.protocol import (
+        NewTask as NewTask,
+    )
+    from taskcron.store.protocol import (
+        PoolLease as PoolLease,
+    )
+    from taskcron.store.protocol import (
+        PruneCount as PruneCount,
+    )
+    from taskcron.store.protocol import (
+        RecordFilter as RecordFilter,
+    )
+    from taskcron.store.protocol import (
+        Recovered as Recovered,
+    )
+    from taskcron.store.protocol import (
+        SharedLog as SharedLog,
+    )
+    from taskcron.store.protocol import (
+        Skip as Skip,
+    )
+    from taskcron.store.protocol import (
+        Store as Store,
+    )
+    from taskcron.store.protocol import (
+        Tasks as Tasks,
+    )
+    from taskcron.store.protocol import (
+        machine_id as machine_id,
+    )
+
+#: The names `taskcron.store.protocol` defines, read from it on first use.
+PROTOCOL = frozenset(
+    {
+        "Claim",
+        "ClaimOutcome",
+        "Decide",
+        "Lease",
+        "NewTask",
+        "PoolLease",
+        "PruneCount",
+        "RecordFilter",
+        "Recovered",
+        "SharedLog",
+        "Skip",
+        "Store",
+        "Tasks",
+        "machine_id",
+    }
 )
-from taskcron.syntax import sqlite_url
 
-#: Where a task goes after a run ended with an outcome at a time.
-Decide = Callable[[Task, Outcome, datetime], "Next | tuple[State, datetime]"]
-#: Where a task goes when it is skipped at a time, being later than its max lateness.
-Skip = Callable[[Task, datetime], "Next | tuple[State, datetime]"]
 
+def __getattr__(name: str) -> Any:
+    if name in PROTOCOL:
+        return getattr(importlib.import_module("taskcron.store.protocol"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NewTask:
-    """What `Store.schedule` needs to create a task."""
 
-    module: str
-    title: str
-    target: Target
-    data_json: str = "null"
-    priority: int = 0
-    due_at: datetime
-    max_attempts: int = 1
-    timeout: timedelta | None = None
-    recurrence: Recurrence | None = None
-    max_lateness: timedelta | None = None
-    key: str | None = None  #: Return the queued, running or paused task of this module and key.
-    owner: str | None = None  #: Who the task belongs to (a web session, a user, a tenant).
-
-
-class PruneCount(NamedTuple):
-    """What `Store.prune` deleted (or, on a dry run, would delete)."""
-
-    tasks: int
-    runs: int  #: The runs of those tasks.
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Lease:
-    """Who holds a running task, and until when."""
-
-    host: str
-    pid: int
-    expires_at: datetime
-    machine: str = ""  #: `machine_id()` of the host: tells containers with one host name apart.
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PoolLease:
-    """A pool (a draining tick of more than one worker, or `work`) serving a scope on a host."""
-
-    host: str
-    pid: int
-    scope: Scope
-    expires_at: datetime
-    machine: str = ""  #: `machine_id()` of the host.
-    id: int | None = None  #: Set once registered.
-
-
-class ClaimOutcome(str, enum.Enum):
-    """What a claim found."""
-
-    CLAIMED = "ran"  #: A task was claimed (and will run).
-    IDLE = "idle"  #: Nothing in scope is due.
-    BUSY = "busy"  #: A task in scope is running.
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Recovered:
-    """A run found dead by a claim, and its task as it was left."""
-
-    task: Task
-    run: Run
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Claim:
-    """The answer of `Store.claim_next`."""
-
-    outcome: ClaimOutcome
-    task: Task | None = None  #: The claimed task (CLAIMED) or the running one (BUSY).
-    run: Run | None = None  #: The run just opened, for CLAIMED.
-    recovered: tuple[Recovered, ...] = ()
-    skipped: tuple[Task, ...] = ()  #: Due tasks passed over for being too late, as left.
-
-
-Tasks = list[Task]
-
-
-class Store(Protocol):
-    """A task store. Times are aware UTC datetimes; ids are positive integers."""
-
-    #: The host this store's caller runs on, as leases and pools name it.
-    host: str
-    #: This machine's identity (`machine_id()`).
-    machine: str
-
-    #: The schema version the store was at when opened, if opening migrated it; else None.
-    migrated_from: int | None
-    #: The schema version this taskcron writes.
-    schema_version: int
-    #: Where the store is, as a URL without any password: safe to print.
-    url: str
-
-    def integrity(self) -> list[str]:
-        """Problems a quick consistency check of the store finds; empty when it is sound."""
-        ...
-
-    def about(self) -> str:
-        """The engine behind the store, for `check` (its version; a server's round trip)."""
-        ...
-
-    def schedule(self, new: NewTask, *, now: datetime) -> Task:
-        """Add a queued task and return it; with a key, the one already waiting if any."""
-        ...
-
-    def schedule_or_find(self, new: NewTask, *, now: datetime) -> tuple[Task, bool]:
-        """`schedule`, saying whether the task returned was there already (True) rather
-        than added: with a key, a queued, running or paused task of the same module id
-        and key is returned unchanged."""
-        ...
-
-    def get(self, task_id: int) -> Task:
-        """The task with its runs, or `TaskNotFoundError`."""
-        ...
-
-    def list(
-        self, *, scope: Scope, states: Iterable[State], owner: str | None = None
-    ) -> list[Task]:
-        """Tasks in scope and in one of `states` (and of `owner`, if given), in line order."""
-        ...
-
-    def page(
-        self,
-        *,
-        scope: Scope,
-        states: Iterable[State],
-        owner: str | None = None,
-        limit: int,
-        offset: int = 0,
-    ) -> Tasks:
-        """`list`'s tasks from the `offset`-th on, at most `limit`, without their runs.
-
-        Read along indexes: a page costs its offset and length, not the number of tasks.
-        """
-        ...
-
-    def cancel_owned(self, owner: str, *, now: datetime) -> Tasks:
-        """Cancel every queued or paused task of `owner` in one transaction; return them."""
-        ...
-
-    def transition(
-        self,
-        task_id: int,
-        *,
-        action: str,
-        allowed: Iterable[State],
-        to: State,
-        now: datetime,
-        reset_attempts: bool = False,
-        due_at: datetime | None = None,
-        sooner_only: bool = False,
-    ) -> Task:
-        """Move a task from one of `allowed` to `to` (and to `due_at`, if given; with
-        `sooner_only`, only if that is earlier than its due time).
-
-        A task in any other state is refused with `StateError` naming `action`.
-        """
-        ...
-
-    def remove(self, task_id: int) -> Task:
-        """Delete a task that is not running, with its runs; return it as it was."""
-        ...
-
-    def claim_next(
-        self,
-        *,
-        scope: Scope,
-        now: datetime,
-        lease: Lease,
-        decide: Decide,
-        skip: Skip | None = None,
-        lanes: Lanes | None = None,
-    ) -> Claim:
-        """Recover dead runs in scope, then claim the next due task unless scope is busy.
-
-        Due tasks later than their `max_lateness` are moved where `skip` says
-        and passed over. With `lanes` (a pool's claim) a running task does not
-        make the scope busy: the claim takes, by the order rule, the next due
-        task among those whose module id runs fewer tasks than its lane's width
-        (counted across every process sharing the store), and is IDLE when
-        there is none.
-        """
-        ...
-
-    def renew_lease(self, run_id: int, *, lease: Lease) -> bool:
-        """Extend the lease of a running run; False if the run is no longer ours."""
-        ...
-
-    def set_child(self, run_id: int, pid: int, *, start: str | None = None) -> None:
-        """Record the pid of the process a run started (its process group too).
-
-        `start` tells that process apart from a later one with the same pid
-        (its start time in /proc); recovery kills a group only when both match.
-        """
-        ...
-
-    def register_pool(self, pool: PoolLease, *, now: datetime) -> int | None:
-        """Make `pool` the pool of its scope on its host; its id, or None when taken.
-
-        A live pool on the same host whose scope overlaps takes precedence;
-        pools whose lease expired, or whose pid is gone on this host, are
-        dropped first. `serving_pool` then names the one that holds the scope.
-        """
-        ...
-
-    def serving_pool(self, pool: PoolLease, *, now: datetime) -> PoolLease | None:
-        """The live pool on `pool`'s host whose scope overlaps `pool`'s, if any."""
-        ...
-
-    def renew_pool(self, pool_id: int, *, expires_at: datetime) -> bool:
-        """Extend a pool's lease; False when it is no longer registered."""
-        ...
-
-    def release_pool(self, pool_id: int) -> None:
-        """Remove a pool: its scope is free for another one."""
-        ...
-
-    def save_progress(self, run_id: int, progress: Progress) -> bool:
-        """Store a running task's progress; False once the run is no longer its current one."""
-        ...
-
-    def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:
-        """Record how a run ended and move its task; None if the run was recovered meanwhile."""
-        ...
-
-    def prune(self, *, before: datetime, dry_run: bool = False) -> PruneCount:
-        """Delete finished (done, failed, cancelled) tasks last updated before `before`,
-        with their runs, and count them; with `dry_run`, only count them."""
-        ...
-
-    def counts(self, scope: Scope) -> dict[str, dict[str, int]]:
-        """How many tasks each module id in scope has in each state (the state's value).
-
-        Counted without loading a task. Module ids and states without tasks are left out.
-        """
-        ...
-
-    def running(self, scope: Scope) -> Tasks:
-        """The running tasks in scope, each with its current run as its only run and its
-        `job_started_at` when the run is not its job's first step.
-
-        The oldest run first.
-        """
-        ...
-
-    def next_due(self, scope: Scope, *, count: int) -> Tasks:
-        """The first `count` queued tasks in scope by due time, then id, due yet or not."""
-        ...
-
-    def failures(self, scope: Scope, *, count: int) -> Tasks:
-        """The `count` most recently updated tasks in scope that failed.
-
-        They are the tasks in state `failed`, and the queued or paused tasks
-        that will run again (a one-off task with attempts left, a recurring
-        task) whose last run failed or timed out.
-        """
-        ...
-
-    def dump(self, *, batch: int = ...) -> Generator[Task, None, None]:
-        """Every task with all its runs, in id order, read on one snapshot.
-
-        Tasks are read `batch` at a time, a few queries a batch; close the
-        iterator (or exhaust it) to end the read.
-        """
-        ...
-
-    def restore(self, tasks: Iterable[Task], *, batch: int = ...) -> tuple[int, int]:
-        """Write `tasks` (as `dump` gives them) with their runs into this empty store.
-
-        One transaction: all of them or, on any error, none. Task and run ids
-        are kept, and ids handed out later come after the highest ones
-        written. A store that holds tasks or runs is `StoreNotEmptyError`; a
-        running task (whose lease cannot move) is `TasksRunningError`. Rows go
-        in `batch` tasks at a time. Returns how many tasks and runs were written.
-        """
-        ...
-
-    def close(self) -> None:
-        """Release the connection."""
-        ...
-
-
-class RecordFilter(Protocol):
-    """Which log records a reader keeps (`taskcron.logstore.LogFilter`): a store narrows
-    its search by the fields, the call decides."""
-
-    @property
-    def task(self) -> int | None: ...
-
-    @property
-    def scope(self) -> Scope | None: ...
-
-    @property
-    def level(self) -> str | None:
-        """The minimum level (a name of `LOG_LEVELS`)."""
-
-    @property
-    def since(self) -> datetime | None: ...
-
-    def __call__(self, rec: Mapping[str, Any]) -> bool: ...
-
-
-class SharedLog(Protocol):
-    """The log records of every host sharing a store, kept in the store.
-
-    Each host still writes its own log files (`taskcron.logstore`); this holds
-    a copy of every record, so that any host reads them all. Records read
-    are in the order they were added.
-    """
-
-    def append(self, records: Sequence[Mapping[str, Any]]) -> None:
-        """Add records, in order; `StoreError` when they cannot be written."""
-        ...
-
-    def tail(self, count: int, *, keep: RecordFilter) -> list[dict[str, Any]]:
-        """The last `count` records that `keep` accepts, oldest first."""
-        ...
-
-    def follow(self, count: int, *, keep: RecordFilter) -> Iterator[list[dict[str, Any]]]:
-        """`tail`, then each batch of records `keep` accepts as any host adds them.
-
-        It waits for them without polling, and yields an empty batch now and
-        then while none come; it ends only when the caller stops iterating.
-        """
-        ...
-
-    def prune(self, *, before: datetime, dry_run: bool = False) -> int:
-        """Delete the records older than `before`; how many (with `dry_run`, only count)."""
-        ...
-
-    def close(self) -> None:
-        """Release the connection."""
-        ...
-
-
-# --- choosing a backend by URL -----------------------------------------------
-
-#: URL scheme -> "module:Class" of the backend that serves it.
-BACKENDS: dict[str, str] = {
-    "sqlite": "taskcron.store.sqlite:SqliteStore",
-    "postgresql": "taskcron.store.postgres:PostgresStore",
-    "postgres": "taskcron.store.postgres:PostgresStore",
+#: URL scheme -> the module that reads its URLs (`resolve_url`), and "module:Class" of
+#: the store that serves it.
+BACKENDS: dict[str, tuple[str, str]] = {
+    "sqlite": ("taskcron.store.sqlite_line", "taskcron.store.sqlite:SqliteStore"),
+    "postgresql": ("taskcron.store.postgres", "taskcron.store.postgres:PostgresStore"),
+    "postgres": ("taskcron.store.postgres", "taskcron.store.postgres:PostgresStore"),
 }
 #: URL scheme -> "module:Class" of the shared log its store keeps, if it keeps one.
 SHARED_LOGS: dict[str, str] = {
@@ -433,19 +116,33 @@ def _scheme(url: str, where: str) -> str:
 
 
 def resolve_url(url: str, *, base: Path, where: str = "store") -> str:
-    """Check a store URL and make a relative SQLite path absolute against `base`.
+    """A store URL checked by its backend, a relative SQLite path made absolute against
+    `base`.
 
-    An unknown scheme, or a URL its backend cannot read, is a `StoreURLError`.
+    An unknown scheme, or a URL its backend cannot read, is a `StoreURLError`:
+    bad input before any home or store is looked for (no driver is imported).
     """
-    scheme = _scheme(url.strip(), where)
-    if scheme == "sqlite":
-        return sqlite_url(url.strip(), base)
-    # Read the URL's form now, so that a bad one is bad input before any home or
-    # store is looked for (the module imports no driver).
-    from taskcron.store.postgres import split_url
+    url = url.strip()
+    reader = importlib.import_module(BACKENDS[_scheme(url, where)][0])
+    resolved: str = reader.resolve_url(url, base)
+    return resolved
 
-    split_url(url.strip())
-    return url.strip()
+
+def file_url(path: Path) -> str:
+    """The URL of the SQLite store in the file at `path` (made absolute)."""
+    from taskcron.store.sqlite_line import file_url
+
+    return file_url(path)
+
+
+def same_store(url: str, other: str) -> bool:
+    """Whether two store URLs name the same store: the same SQLite file, or the same
+    URL but for a password."""
+    if url.startswith("sqlite:") and other.startswith("sqlite:"):
+        from taskcron.store.sqlite_line import sqlite_path
+
+        return Path(sqlite_path(url)).resolve() == Path(sqlite_path(other)).resolve()
+    return redact(url) == redact(other)
 
 
 def redact(url: str) -> str:
@@ -467,28 +164,6 @@ def redact(url: str) -> str:
     return f"{scheme}://{authority}{slash}{tail}"
 
 
-_machine: list[str] = []
-
-
-def machine_id() -> str:
-    """This machine's identity: `/etc/machine-id`, else the kernel's boot id, else "".
-
-    Two containers may share a host name; they do not share a machine id (or,
-    without one, a boot id across hosts), so a lease names both.
-    """
-    if not _machine:
-        found = ""
-        for path in ("/etc/machine-id", "/proc/sys/kernel/random/boot_id"):
-            try:
-                found = Path(path).read_text(encoding="ascii").strip()
-            except (OSError, UnicodeDecodeError):
-                continue
-            if found:
-                break
-        _machine.append(found)
-    return _machine[0]
-
-
 def open_store(url: str, *, create: bool = True, host: str | None = None) -> Store:
     """Open the store at `url` with the backend its scheme names.
 
@@ -496,7 +171,7 @@ def open_store(url: str, *, create: bool = True, host: str | None = None) -> Sto
     is a `StoreMissingError`. `host` names this host in leases and pools
     (default: the node name).
     """
-    module_name, _, class_name = BACKENDS[_scheme(url, "store")].partition(":")
+    module_name, _, class_name = BACKENDS[_scheme(url, "store")][1].partition(":")
     backend = getattr(importlib.import_module(module_name), class_name)
     store: Store = backend.from_url(url, create=create, host=host)
     return store

@@ -18,20 +18,11 @@ one, so a recovery and a finish of the same run are ordered by the row lock and
 the loser changes nothing (the fenced finish).
 
 Why a lock and not `FOR UPDATE SKIP LOCKED` or SERIALIZABLE: the promises are
-about sets of rows, not one row. "Nothing in scope is running" (a plain tick's
-busy rule) and "this lane runs fewer than its width" are predicates over
-*other* tasks' rows; SKIP LOCKED lets two claims take two different rows and
-break both. SERIALIZABLE keeps them (its conflict detection catches the write
-skew), but turns every overlap into an aborted transaction to retry, and a
-claim reads a lot (recovery, the heads of the line), so concurrent claims
-overlap nearly always. Measured on one 2-core machine (claim and finish of
-no-op tasks over 64 module ids, local socket): alone, SERIALIZABLE did 1.2x
-the claims of the lock (one statement fewer); with 4 processes the lock did
-1.5x SERIALIZABLE's, with 8 processes 8x, SERIALIZABLE aborting about ten
-transactions a claim. The lock is held for one claim, about a millisecond on a
-local socket (a dozen statements, each a round trip; SQLite holds its write
-lock a few times shorter); finishes and lease renewals run beside it under row
-locks. The benchmark's `pg-claims` row gives the rates beside SQLite's.
+about sets of rows, not one row. "Nothing in scope is running" and "this lane
+runs fewer than its width" are predicates over *other* tasks' rows; SKIP LOCKED
+lets two claims take two different rows and break both. SERIALIZABLE keeps
+them, but turns nearly every overlap of concurrent claims into an aborted
+transaction to retry. The benchmark's `pg-claims` row measures the lock.
 
 **Time.** Due times and lease expiry are compared with the database server's
 clock, read inside the transaction (`clock_timestamp()`, with the line's
@@ -58,16 +49,18 @@ import re
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from taskcron import errors
-from taskcron.line import module_ranges
 from taskcron.model import Lanes, Scope
-from taskcron.store import Store, machine_id, redact
-from taskcron.store.sql import RUN_COLUMNS, TASK_COLUMNS, SqlStore
+from taskcron.store import redact
+from taskcron.store.protocol import Store, machine_id
+from taskcron.store.queries import POSTGRES, Statements
+from taskcron.store.scopes import module_ranges
+from taskcron.store.sql import SqlStore
 
 if TYPE_CHECKING:
     import psycopg
@@ -196,8 +189,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 # --- SQL ----------------------------------------------------------------------
 #
-# Opening, checking and locking here; the algorithm's statements in `SQL`.
-# Values go in as `%s` parameters; `{field}`s are filled as SqlStore says.
+# Opening, checking and locking here; the rules' statements are
+# `taskcron.store.queries`'. Values go in as `%s` parameters.
 
 #: Whether the schema exists, and how many tables it holds.
 SCHEMA_TABLES = (
@@ -230,231 +223,37 @@ INTEGRITY_CHECKS = (
 )
 
 
-class SQL:
-    """Every statement the store's algorithm runs (see `taskcron.store.sql.Statements`)."""
-
-    #: One parameter.
-    MARK = "%s"
-
-    # Scopes: a module and every module under it, as index-friendly ranges.
-    SCOPE_MODULE = "(module = %s OR (module >= %s AND module < %s))"
-    SCOPE_NOT_MODULE = f"NOT {SCOPE_MODULE}"
-    SCOPE_ALL = "TRUE"
-
-    # Reading.
-    SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = %s"
-    #: The task's row, locked until the transaction ends.
-    SELECT_TASK_FOR_UPDATE = f"{SELECT_TASK} FOR UPDATE OF tasks"
-    SELECT_TASK_RUNS = f"SELECT {RUN_COLUMNS} FROM runs WHERE task_id = %s ORDER BY id"
-    SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE id = %s"
-    #: A running job's first step: the (OFFSET + 1)-th `continued` run before its current run.
-    SELECT_JOB_START = (
-        "SELECT started_at FROM runs WHERE task_id = %s AND id < %s AND outcome = 'continued'"
-        " ORDER BY id DESC LIMIT 1 OFFSET %s"
-    )
-    LIST_TASKS = (
-        f"SELECT {TASK_COLUMNS} FROM tasks WHERE state IN ({{states}}) AND {{scope}}"
-        " AND {owner} ORDER BY due_at, id"
-    )
-    OWNER_IS = "owner = %s"
-    ANY_OWNER = "TRUE"
-    #: Where a page's tasks of one state in scope stand in line order, along tasks_state
-    #: (state, due_at, id): the first `%s` of them (a page's offset plus its length).
-    PAGE_KEYS = (
-        "SELECT due_at, id FROM tasks WHERE state = %s AND {scope} ORDER BY due_at, id LIMIT %s"
-    )
-    #: The same for one owner, found by tasks_owner (owner, state).
-    PAGE_OWNED_KEYS = (
-        "SELECT due_at, id FROM tasks"
-        " WHERE owner = %s AND state = %s AND {scope} ORDER BY due_at, id LIMIT %s"
-    )
-    #: Tasks by id, in no order; `{ids}`: one `%s` an id.
-    SELECT_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ({{ids}})"
-
-    # Writing.
-    #: The queued, running or paused task of a module with a key, if any; parameters:
-    #: module, key, module, key. Through tasks_key (queued and running tasks), then
-    #: tasks_key_paused.
-    SELECT_KEYED_TASK = (
-        "(SELECT id FROM tasks WHERE module = %s AND key = %s"
-        " AND key IS NOT NULL AND state IN ('queued', 'running') LIMIT 1)"
-        " UNION ALL (SELECT id FROM tasks WHERE module = %s AND key = %s"
-        " AND key IS NOT NULL AND state = 'paused' LIMIT 1) LIMIT 1"
-    )
-    INSERT_TASK = (
-        "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"
-        " attempts, max_attempts, timeout, created_at, updated_at, schedule,"
-        " max_lateness, key, owner)"
-        " VALUES (%s, %s, %s, %s, %s, 'queued', %s, 0, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " RETURNING id"
-    )
-    SET_TASK_STATE = (
-        "UPDATE tasks SET state = %s, attempts = %s, due_at = %s, updated_at = %s WHERE id = %s"
-    )
-    DELETE_TASK_RUNS = "DELETE FROM runs WHERE task_id = %s"
-    DELETE_TASK = "DELETE FROM tasks WHERE id = %s"
-    FINISHED_BEFORE = "state IN ('done', 'failed', 'cancelled') AND updated_at < %s"
-    PRUNE_RUNS = f"DELETE FROM runs WHERE task_id IN (SELECT id FROM tasks WHERE {FINISHED_BEFORE})"
-    PRUNE_TASKS = f"DELETE FROM tasks WHERE {FINISHED_BEFORE}"
-    #: What `prune --dry-run` counts: the same tasks and runs.
-    COUNT_PRUNE_RUNS = (
-        f"SELECT count(*) AS n FROM runs WHERE task_id IN (SELECT id FROM tasks WHERE"
-        f" {FINISHED_BEFORE})"
-    )
-    COUNT_PRUNE_TASKS = f"SELECT count(*) AS n FROM tasks WHERE {FINISHED_BEFORE}"
-    OWNED_WAITING = "owner = %s AND state IN ('queued', 'paused')"
-    SELECT_OWNED_WAITING = f"SELECT id FROM tasks WHERE {OWNED_WAITING} FOR UPDATE"
-    CANCEL_OWNED = f"UPDATE tasks SET state = 'cancelled', updated_at = %s WHERE {OWNED_WAITING}"
-
-    # Claiming.
-    SELECT_RUNNING = "SELECT id FROM tasks WHERE state = 'running' AND {scope} LIMIT 1"
-    SELECT_RUNNING_LEASES = (
-        "SELECT id, run_id, lease_host, lease_machine, lease_pid, lease_expires_at FROM tasks"
-        " WHERE state = 'running' AND {scope}"
-    )
-    #: One of those leases read again under a row lock, while its run is still current.
-    LOCK_RUNNING_LEASE = (
-        "SELECT id, run_id, lease_host, lease_machine, lease_pid, lease_expires_at FROM tasks"
-        " WHERE id = %s AND state = 'running' AND run_id = %s FOR UPDATE"
-    )
-    MODULE_TOP_PRIORITY = (
-        "SELECT priority FROM tasks WHERE state = 'queued' AND module = %s"
-        " ORDER BY priority DESC LIMIT 1"
-    )
-    MODULE_PRIORITY_BELOW = (
-        "SELECT priority FROM tasks WHERE state = 'queued' AND module = %s AND priority < %s"
-        " ORDER BY priority DESC LIMIT 1"
-    )
-    OLDEST_AT_PRIORITY = (
-        "SELECT due_at, id FROM tasks WHERE state = 'queued' AND module = %s AND priority = %s"
-        " ORDER BY due_at, id LIMIT 1"
-    )
-    INSERT_RUN = (
-        "INSERT INTO runs (task_id, attempt, started_at, host, machine, pid)"
-        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id"
-    )
-    CLAIM_TASK = (
-        "UPDATE tasks SET state = 'running', attempts = %s, updated_at = %s, run_id = %s,"
-        " lease_host = %s, lease_machine = %s, lease_pid = %s, lease_expires_at = %s"
-        " WHERE id = %s"
-    )
-
-    # Running and finishing.
-    RENEW_LEASE = (
-        "UPDATE tasks SET lease_expires_at = %s WHERE state = 'running' AND run_id = %s"
-        " AND lease_host = %s AND lease_pid = %s"
-    )
-    SET_CHILD_PID = "UPDATE runs SET child_pid = %s, child_start = %s WHERE id = %s"
-    #: The task a run belongs to, while that run is its current one, locked.
-    SELECT_TASK_OF_RUN = "SELECT id FROM tasks WHERE state = 'running' AND run_id = %s FOR UPDATE"
-    END_RUN = (
-        "UPDATE runs SET ended_at = %s, elapsed = %s, outcome = %s, exit_code = %s, error = %s,"
-        " traceback = %s, output_tail = %s, truncated = %s WHERE id = %s"
-    )
-    SET_RESULT = "UPDATE tasks SET result = %s WHERE id = %s"
-    SAVE_STEP = (
-        "UPDATE tasks SET step_state = %s, steps = steps + 1,"
-        " attempts = GREATEST(attempts - 1, 0) WHERE id = %s"
-    )
-    CLEAR_STEPS = "UPDATE tasks SET step_state = NULL, steps = 0 WHERE id = %s"
-    SET_PROGRESS = "UPDATE tasks SET progress = %s WHERE id = %s"
-    SAVE_PROGRESS = "UPDATE tasks SET progress = %s WHERE state = 'running' AND run_id = %s"
-    MOVE_TASK = (
-        "UPDATE tasks SET state = %s, due_at = %s, updated_at = %s, run_id = NULL,"
-        " lease_host = NULL, lease_machine = NULL, lease_pid = NULL, lease_expires_at = NULL,"
-        " attempts = CASE WHEN %s THEN 0 ELSE attempts END WHERE id = %s"
-    )
-
-    # Status.
-    #: In module id order (byte order: `module` is COLLATE "C"), as SQLite's counts table.
-    COUNT_TASKS = (
-        "SELECT module, state, count(*) AS tasks FROM tasks WHERE {range}"
-        " GROUP BY module, state ORDER BY module, state"
-    )
-    MODULE_RANGE = "module >= %s AND module < %s"
-    MODULE_FROM = "module >= %s"
-    SELECT_RUNNING_TASKS = (
-        f"SELECT {TASK_COLUMNS}, run_id FROM tasks WHERE state = 'running' AND {{scope}}"
-    )
-    MODULE_FIRST_QUEUED = (
-        "SELECT due_at, id FROM tasks WHERE state = 'queued' AND module = %s"
-        " ORDER BY due_at, id LIMIT %s"
-    )
-    LATEST_FAILED = (
-        "SELECT updated_at, id FROM tasks WHERE state = 'failed'"
-        " AND {scope} ORDER BY updated_at DESC, id DESC LIMIT %s"
-    )
-    WAITING_AFTER_FAILURE = (
-        "SELECT updated_at, id FROM tasks"
-        " WHERE state IN ('queued', 'paused') AND (attempts > 0 OR schedule IS NOT NULL)"
-        " AND {scope} AND (SELECT outcome FROM runs WHERE runs.task_id = tasks.id"
-        " ORDER BY runs.id DESC LIMIT 1) IN ('failed', 'timeout')"
-    )
-
-    # Pools.
-    DELETE_EXPIRED_POOLS = "DELETE FROM pools WHERE expires_at <= %s"
-    SELECT_LIVE_POOLS = (
-        "SELECT id, host, machine, pid, scope, expires_at FROM pools"
-        " WHERE host = %s AND expires_at > %s ORDER BY id"
-    )
-    DELETE_POOL = "DELETE FROM pools WHERE id = %s"
-    INSERT_POOL = (
-        "INSERT INTO pools (host, machine, pid, scope, started_at, expires_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id"
-    )
-    RENEW_POOL = "UPDATE pools SET expires_at = %s WHERE id = %s"
-
-    # One round trip where SQLite takes many (each of its statements costs no trip).
-    #: Each module's oldest queued task from a module id on: the skip-scan as one
-    #: recursive query, each step one probe of tasks_line. `{below}`: NO_BOUND or BELOW.
-    HEADS = (
-        "WITH RECURSIVE heads AS ("
-        " (SELECT module, due_at, id FROM tasks WHERE state = 'queued' AND module >= %s"
-        " {below} ORDER BY module, due_at, id LIMIT 1)"
-        " UNION ALL"
-        " SELECT step.module, step.due_at, step.id FROM heads, LATERAL"
-        " (SELECT module, due_at, id FROM tasks WHERE state = 'queued'"
-        " AND module > heads.module {below} ORDER BY module, due_at, id LIMIT 1) AS step"
-        ") SELECT module, due_at, id FROM heads"
-    )
-    NO_BOUND = ""
-    BELOW = "AND module < %s"  #: Its parameter is given twice.
-    #: The module id of every running task, across the store: the lanes' occupancy.
-    RUNNING_MODULES = "SELECT module FROM tasks WHERE state = 'running'"
-
-    # Moving stores: `dump` reads every task in id order, `restore` writes them with their ids.
-    DUMP_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id > %s ORDER BY id LIMIT %s"
-    DUMP_RUNS = (
-        f"SELECT {RUN_COLUMNS} FROM runs WHERE task_id >= %s AND task_id <= %s ORDER BY task_id, id"
-    )
-    COUNT_STORED = (
-        "SELECT (SELECT count(*) FROM tasks) AS tasks, (SELECT count(*) FROM runs) AS runs"
-    )
-    #: A task with its id: GENERATED BY DEFAULT takes an explicit one (see ADVANCE_TASK_IDS).
-    RESTORE_TASK = (
-        "INSERT INTO tasks (id, module, title, target, data, priority, state, due_at,"
-        " attempts, max_attempts, timeout, created_at, updated_at, result, schedule,"
-        " max_lateness, key, owner, progress, steps, step_state)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-        " %s, %s, %s)"
-    )
-    RESTORE_RUN = (
-        f"INSERT INTO runs ({RUN_COLUMNS})"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-    )
-    #: Explicit ids leave an identity's sequence behind: move it to the highest task id,
-    #: never back (an id is never handed out twice).
-    ADVANCE_TASK_IDS = (
-        "SELECT setval(seq, top) FROM (SELECT pg_get_serial_sequence('tasks', 'id')::regclass"
-        " AS seq, (SELECT max(id) FROM tasks) AS top) AS found"
-        " WHERE top > coalesce(pg_sequence_last_value(seq), 0)"
-    )
-    #: The same for the runs' ids.
-    ADVANCE_RUN_IDS = (
-        "SELECT setval(seq, top) FROM (SELECT pg_get_serial_sequence('runs', 'id')::regclass"
-        " AS seq, (SELECT max(id) FROM runs) AS top) AS found"
-        " WHERE top > coalesce(pg_sequence_last_value(seq), 0)"
-    )
+# PostgreSQL's own statements: one round trip where SQLite takes many (each of its
+# statements costs no trip), and moving identity sequences.
+#: Each module's oldest queued task from a module id on: the skip-scan as one
+#: recursive query, each step one probe of tasks_line. `{below}`: NO_BOUND or BELOW.
+HEADS = (
+    "WITH RECURSIVE heads AS ("
+    " (SELECT module, due_at, id FROM tasks WHERE state = 'queued' AND module >= %(low)s"
+    " {below} ORDER BY module, due_at, id LIMIT 1)"
+    " UNION ALL"
+    " SELECT step.module, step.due_at, step.id FROM heads, LATERAL"
+    " (SELECT module, due_at, id FROM tasks WHERE state = 'queued'"
+    " AND module > heads.module {below} ORDER BY module, due_at, id LIMIT 1) AS step"
+    ") SELECT module, due_at, id FROM heads"
+)
+NO_BOUND = ""
+BELOW = "AND module < %(high)s"
+#: The module id of every running task, across the store: the lanes' occupancy.
+RUNNING_MODULES = "SELECT module FROM tasks WHERE state = 'running'"
+#: Explicit ids leave an identity's sequence behind: move it to the highest task id,
+#: never back (an id is never handed out twice).
+ADVANCE_TASK_IDS = (
+    "SELECT setval(seq, top) FROM (SELECT pg_get_serial_sequence('tasks', 'id')::regclass"
+    " AS seq, (SELECT max(id) FROM tasks) AS top) AS found"
+    " WHERE top > coalesce(pg_sequence_last_value(seq), 0)"
+)
+#: The same for the runs' ids.
+ADVANCE_RUN_IDS = (
+    "SELECT setval(seq, top) FROM (SELECT pg_get_serial_sequence('runs', 'id')::regclass"
+    " AS seq, (SELECT max(id) FROM runs) AS top) AS found"
+    " WHERE top > coalesce(pg_sequence_last_value(seq), 0)"
+)
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -523,7 +322,7 @@ def connect(
 class PostgresStore(SqlStore):
     """The task store in a PostgreSQL schema. See the module docstring and `Store`."""
 
-    sql = SQL
+    sql = Statements(POSTGRES)
 
     def __init__(
         self,
@@ -673,17 +472,17 @@ class PostgresStore(SqlStore):
         """A read-only transaction on one snapshot."""
         return self._begin(now=now, read=True)
 
-    def _insert(self, db: Any, sql: str, params: Sequence[Any]) -> int:
+    def _insert(self, db: Any, sql: str, params: Mapping[str, Any]) -> int:
         return int(db.execute(sql, params).fetchone()["id"])
 
-    def _insert_many(self, db: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def _insert_many(self, db: Any, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
         with db.cursor() as cursor:
             cursor.executemany(sql, rows)  # pipelined: one round trip a batch, not a row
 
     def _advance_ids(self, db: Any) -> None:
         """Move the identity sequences past the highest ids written (see ADVANCE_TASK_IDS)."""
-        db.execute(self.sql.ADVANCE_TASK_IDS)
-        db.execute(self.sql.ADVANCE_RUN_IDS)
+        db.execute(ADVANCE_TASK_IDS)
+        db.execute(ADVANCE_RUN_IDS)
 
     def _encode_time(self, moment: datetime) -> datetime:
         return moment + self.skew
@@ -700,16 +499,15 @@ class PostgresStore(SqlStore):
         module id with queued tasks, as the Store contract allows.
         """
         for low, high in module_ranges(scope.modules):
-            below = SQL.NO_BOUND if high is None else SQL.BELOW
-            params = (low,) if high is None else (low, high, high)
-            rows = db.execute(SQL.HEADS.format(below=below), params)
+            below = NO_BOUND if high is None else BELOW
+            rows = db.execute(HEADS.format(below=below), {"low": low, "high": high})
             for row in rows:
                 if row["module"] in scope:
                     yield row["module"], row["due_at"], row["id"]
 
     def _lane_room(self, db: Any, lanes: Lanes) -> Callable[[str], bool]:
         """Whether a module's lane has room, from one read of the running tasks' module ids."""
-        running = Counter(row["module"] for row in db.execute(SQL.RUNNING_MODULES))
+        running = Counter(row["module"] for row in db.execute(RUNNING_MODULES))
         return lambda module: running[module] < lanes.width(module)
 
     # --- checking ----------------------------------------------------------------
@@ -741,3 +539,10 @@ def _first_line(exc: BaseException) -> str:
 if TYPE_CHECKING:
     #: mypy checks here that PostgresStore keeps every promise of `Store`.
     _CONFORMS: type[Store] = PostgresStore
+
+
+def resolve_url(url: str, base: object) -> str:
+    """A PostgreSQL store URL as written, once `split_url` reads it (see
+    `taskcron.store.resolve_url`); `base` is for relative paths, which it has none of."""
+    split_url(url)
+    return url

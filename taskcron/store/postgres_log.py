@@ -50,8 +50,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from taskcron import errors
-from taskcron.store import RecordFilter, SharedLog, redact
-from taskcron.store.postgres import SQL, _first_line, connect, split_url
+from taskcron.store import redact
+from taskcron.store.postgres import _first_line, connect, split_url
+from taskcron.store.protocol import RecordFilter, SharedLog
+from taskcron.store.scopes import scope_where
 from taskcron.syntax import LOG_LEVELS
 
 if TYPE_CHECKING:
@@ -287,11 +289,10 @@ def _where(keep: RecordFilter) -> tuple[str, list[Any]]:
         params.append(keep.task)
     scope = keep.scope
     if scope is not None and (scope.modules or scope.excepts):
-        if scope.modules:
-            clauses.append("(" + " OR ".join(SQL.SCOPE_MODULE for _ in scope.modules) + ")")
-        clauses.extend(SQL.SCOPE_NOT_MODULE for _ in scope.excepts)
-        for m in (*scope.modules, *scope.excepts):
-            params += [m, m + ".", m + "/"]
+        # Positional marks: the fragment's parameters appear in the order they are named.
+        where, named = scope_where(scope.modules, scope.excepts, lambda _: "%s")
+        clauses.append(where)
+        params += named.values()
     if keep.level in LOG_LEVELS:
         clauses.append(_levels(LOG_LEVELS.index(keep.level)))
     if keep.since is not None:

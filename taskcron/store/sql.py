@@ -4,8 +4,7 @@ The order rule's skip-scan, recovery of dead runs, fenced finishes, lanes,
 pools and the status reads are one algorithm whatever the engine. A backend
 (`SqliteStore`, `PostgresStore`) supplies only what differs:
 
-- `sql`: its named statements (a class of string constants; `Statements`
-  lists the names the algorithm uses);
+- `sql`: the statements of `taskcron.store.queries`, rendered in its dialect;
 - `_transaction(now=, lock=)` and `_read()`: its transactions. A write
   transaction with `lock` is serialized with every other locked one (SQLite's
   write lock; a PostgreSQL advisory lock); `now` is the caller's clock, which
@@ -28,13 +27,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from taskcron import errors
-from taskcron.line import module_ranges, scope_where
 from taskcron.model import (
     Lanes,
     Next,
@@ -48,7 +46,7 @@ from taskcron.model import (
     Target,
     Task,
 )
-from taskcron.store import (
+from taskcron.store.protocol import (
     Claim,
     ClaimOutcome,
     Decide,
@@ -60,6 +58,8 @@ from taskcron.store import (
     Skip,
     Tasks,
 )
+from taskcron.store.queries import Statements
+from taskcron.store.scopes import module_ranges, scope_where
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing's own from Python 3.11 on
@@ -84,94 +84,6 @@ class Connection(Protocol):
     """What the rules need of a connection (`sqlite3` and psycopg 3 both have it)."""
 
     def execute(self, sql: Any, params: Any = ..., /) -> Cursor: ...
-
-
-#: The columns `_task` reads, in every backend's statements.
-TASK_COLUMNS = (
-    "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
-    " timeout, created_at, updated_at, result, schedule, max_lateness, key, owner,"
-    " progress, steps, step_state,"
-    " (SELECT outcome FROM runs WHERE runs.task_id = tasks.id ORDER BY runs.id DESC LIMIT 1)"
-    " AS last_outcome"
-)
-#: The columns `_run` reads.
-RUN_COLUMNS = (
-    "id, task_id, attempt, started_at, ended_at, elapsed, outcome, exit_code, error,"
-    " traceback, output_tail, truncated, host, machine, pid, child_pid, child_start"
-)
-
-
-class Statements(Protocol):
-    """The statements the algorithm runs, by name; each backend's `sql` defines them.
-
-    `{scope}` in a statement is filled with the fragment `_scope_sql` joins
-    from SCOPE_MODULE (one per module, three parameters: "m", "m." and "m/")
-    and SCOPE_NOT_MODULE, or SCOPE_ALL; `{states}` with one MARK per state, `{ids}`
-    with one MARK per id; `{owner}` with OWNER_IS or ANY_OWNER; `{range}` with MODULE_RANGE or
-    MODULE_FROM. The backend's module documents each statement.
-    """
-
-    MARK: str
-    SCOPE_MODULE: str
-    SCOPE_NOT_MODULE: str
-    SCOPE_ALL: str
-    SELECT_TASK: str
-    SELECT_TASK_FOR_UPDATE: str
-    SELECT_TASK_RUNS: str
-    SELECT_RUN: str
-    LIST_TASKS: str
-    PAGE_KEYS: str
-    PAGE_OWNED_KEYS: str
-    SELECT_TASKS: str
-    OWNER_IS: str
-    ANY_OWNER: str
-    SELECT_KEYED_TASK: str
-    INSERT_TASK: str
-    SET_TASK_STATE: str
-    DELETE_TASK_RUNS: str
-    DELETE_TASK: str
-    PRUNE_RUNS: str
-    PRUNE_TASKS: str
-    COUNT_PRUNE_RUNS: str
-    COUNT_PRUNE_TASKS: str
-    SELECT_OWNED_WAITING: str
-    CANCEL_OWNED: str
-    SELECT_RUNNING: str
-    SELECT_RUNNING_LEASES: str
-    LOCK_RUNNING_LEASE: str
-    MODULE_TOP_PRIORITY: str
-    MODULE_PRIORITY_BELOW: str
-    OLDEST_AT_PRIORITY: str
-    INSERT_RUN: str
-    CLAIM_TASK: str
-    RENEW_LEASE: str
-    SET_CHILD_PID: str
-    SELECT_TASK_OF_RUN: str
-    END_RUN: str
-    SET_RESULT: str
-    SAVE_STEP: str
-    CLEAR_STEPS: str
-    SET_PROGRESS: str
-    SAVE_PROGRESS: str
-    MOVE_TASK: str
-    COUNT_TASKS: str
-    MODULE_RANGE: str
-    MODULE_FROM: str
-    SELECT_RUNNING_TASKS: str
-    SELECT_JOB_START: str
-    MODULE_FIRST_QUEUED: str
-    LATEST_FAILED: str
-    WAITING_AFTER_FAILURE: str
-    DELETE_EXPIRED_POOLS: str
-    SELECT_LIVE_POOLS: str
-    DELETE_POOL: str
-    INSERT_POOL: str
-    RENEW_POOL: str
-    DUMP_TASKS: str
-    DUMP_RUNS: str
-    COUNT_STORED: str
-    RESTORE_TASK: str
-    RESTORE_RUN: str
 
 
 #: How many tasks `dump` reads, and `restore` writes, at a time.
@@ -214,7 +126,7 @@ def job_over(outcome: Outcome, where: Next | tuple[State, datetime]) -> bool:
 class SqlStore:
     """The `Store` contract over SQL; a backend subclasses it (see the module docstring)."""
 
-    sql: ClassVar[type[Statements]]
+    sql: ClassVar[Statements]
     #: This host's name, as leases and pools name it.
     host: str
     #: This machine's identity: the same-host fast path needs both to match.
@@ -232,10 +144,10 @@ class SqlStore:
     def _read(self, *, now: datetime | None = None) -> AbstractContextManager[Connection]:
         raise NotImplementedError
 
-    def _insert(self, db: Connection, sql: str, params: Sequence[Any]) -> int:
+    def _insert(self, db: Connection, sql: str, params: Mapping[str, Any]) -> int:
         raise NotImplementedError
 
-    def _insert_many(self, db: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def _insert_many(self, db: Connection, sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
         raise NotImplementedError
 
     def _advance_ids(self, db: Connection) -> None:
@@ -336,16 +248,9 @@ class SqlStore:
             expires_at=self._decode_time(row["expires_at"]),
         )
 
-    def _scope_sql(self, scope: Scope) -> tuple[str, list[Any]]:
-        """The WHERE fragment on `module` for a scope, joined from SCOPE_*, and its parameters."""
-        sql = self.sql
-        return scope_where(
-            scope.modules,
-            scope.excepts,
-            module=sql.SCOPE_MODULE,
-            not_module=sql.SCOPE_NOT_MODULE,
-            every=sql.SCOPE_ALL,
-        )
+    def _scope_sql(self, scope: Scope) -> tuple[str, dict[str, Any]]:
+        """The WHERE fragment on `module` for a scope, and its parameters by name."""
+        return scope_where(scope.modules, scope.excepts, self.sql.mark)
 
     def _same_machine(self, host: str | None, machine: str | None) -> bool:
         """Whether a lease was taken on this machine: the host and the machine id match.
@@ -358,16 +263,18 @@ class SqlStore:
 
     def _load(self, db: Connection, task_id: int, *, runs: bool = True, lock: bool = False) -> Task:
         select = self.sql.SELECT_TASK_FOR_UPDATE if lock else self.sql.SELECT_TASK
-        row = db.execute(select, (task_id,)).fetchone()
+        row = db.execute(select, {"id": task_id}).fetchone()
         if row is None:
             raise errors.TaskNotFoundError(task_id)
         loaded: tuple[Run, ...] = ()
         if runs:
-            loaded = tuple(self._run(r) for r in db.execute(self.sql.SELECT_TASK_RUNS, (task_id,)))
+            loaded = tuple(
+                self._run(r) for r in db.execute(self.sql.SELECT_TASK_RUNS, {"task_id": task_id})
+            )
         return self._task(row, loaded)
 
     def _load_run(self, db: Connection, run_id: int) -> Run:
-        return self._run(db.execute(self.sql.SELECT_RUN, (run_id,)).fetchone())
+        return self._run(db.execute(self.sql.SELECT_RUN, {"id": run_id}).fetchone())
 
     def get(self, task_id: int) -> Task:
         """The task with its runs, or `TaskNotFoundError`."""
@@ -377,7 +284,7 @@ class SqlStore:
     def get_run(self, run_id: int) -> Run:
         """One run by id (for the runner's bookkeeping and tests)."""
         with self._read() as db:
-            row = db.execute(self.sql.SELECT_RUN, (run_id,)).fetchone()
+            row = db.execute(self.sql.SELECT_RUN, {"id": run_id}).fetchone()
         if row is None:
             raise errors.StoreError(f"no run with id {run_id}")
         return self._run(row)
@@ -391,11 +298,13 @@ class SqlStore:
             return []
         sql = self.sql
         where, params = self._scope_sql(scope)
-        whose, owners = (sql.ANY_OWNER, []) if owner is None else (sql.OWNER_IS, [owner])
-        marks = ", ".join(sql.MARK for _ in wanted)
+        whose = sql.ANY_OWNER if owner is None else sql.OWNER_IS
+        named = {f"state{n}": state for n, state in enumerate(wanted)}
+        marks = ", ".join(sql.mark(name) for name in named)
         statement = sql.LIST_TASKS.format(states=marks, scope=where, owner=whose)
         with self._read() as db:
-            return [self._task(row) for row in db.execute(statement, [*wanted, *params, *owners])]
+            rows = db.execute(statement, {**named, **params, "owner": owner})
+            return [self._task(row) for row in rows]
 
     def page(
         self,
@@ -421,10 +330,8 @@ class SqlStore:
         keys: list[tuple[Any, int]] = []
         with self._read() as db:
             for state in wanted:
-                if owner is None:
-                    statement, args = sql.PAGE_KEYS, [state, *params, rows]
-                else:
-                    statement, args = sql.PAGE_OWNED_KEYS, [owner, state, *params, rows]
+                statement = sql.PAGE_KEYS if owner is None else sql.PAGE_OWNED_KEYS
+                args = {**params, "state": state, "rows": rows, "owner": owner}
                 keys += [
                     (row["due_at"], row["id"])
                     for row in db.execute(statement.format(scope=where), args)
@@ -432,10 +339,11 @@ class SqlStore:
             ids = [task_id for _, task_id in sorted(keys)[offset : offset + limit]]
             if not ids:
                 return []
-            marks = ", ".join([sql.MARK] * len(ids))
+            named = {f"id{n}": task_id for n, task_id in enumerate(ids)}
+            marks = ", ".join(sql.mark(name) for name in named)
             by_id = {
                 row["id"]: self._task(row)
-                for row in db.execute(sql.SELECT_TASKS.format(ids=marks), ids)
+                for row in db.execute(sql.SELECT_TASKS.format(ids=marks), named)
             }
         return [by_id[task_id] for task_id in ids]
 
@@ -452,29 +360,33 @@ class SqlStore:
         enc = self._encode_time
         with self._transaction(now=now, lock=new.key is not None) as db:
             if new.key is not None:
-                keyed = (new.module, new.key, new.module, new.key)
+                keyed = {"module": new.module, "key": new.key}
                 row = db.execute(self.sql.SELECT_KEYED_TASK, keyed).fetchone()
                 if row is not None:
                     return self._load(db, row["id"]), True
             task_id = self._insert(
                 db,
                 self.sql.INSERT_TASK,
-                (
-                    new.module,
-                    new.title,
-                    json.dumps(new.target.to_json()),
-                    new.data_json,
-                    new.priority,
-                    enc(new.due_at),
-                    new.max_attempts,
-                    None if new.timeout is None else new.timeout.total_seconds(),
-                    enc(now),
-                    enc(now),
-                    None if new.recurrence is None else json.dumps(new.recurrence.to_json()),
-                    None if new.max_lateness is None else new.max_lateness.total_seconds(),
-                    new.key,
-                    new.owner,
-                ),
+                {
+                    "module": new.module,
+                    "title": new.title,
+                    "target": json.dumps(new.target.to_json()),
+                    "data": new.data_json,
+                    "priority": new.priority,
+                    "due_at": enc(new.due_at),
+                    "max_attempts": new.max_attempts,
+                    "timeout": None if new.timeout is None else new.timeout.total_seconds(),
+                    "created_at": enc(now),
+                    "updated_at": enc(now),
+                    "schedule": (
+                        None if new.recurrence is None else json.dumps(new.recurrence.to_json())
+                    ),
+                    "max_lateness": (
+                        None if new.max_lateness is None else new.max_lateness.total_seconds()
+                    ),
+                    "key": new.key,
+                    "owner": new.owner,
+                },
             )
             return self._load(db, task_id), False
 
@@ -501,7 +413,13 @@ class SqlStore:
                 due = min(due, task.due_at)
             db.execute(
                 self.sql.SET_TASK_STATE,
-                (to.value, attempts, self._encode_time(due), self._encode_time(now), task_id),
+                {
+                    "state": to.value,
+                    "attempts": attempts,
+                    "due_at": self._encode_time(due),
+                    "updated_at": self._encode_time(now),
+                    "id": task_id,
+                },
             )
             return self._load(db, task_id)
 
@@ -512,8 +430,10 @@ class SqlStore:
         `list` gives them). Running and finished tasks are left alone.
         """
         with self._transaction(now=now, lock=True) as db:
-            ids = [row["id"] for row in db.execute(self.sql.SELECT_OWNED_WAITING, (owner,))]
-            db.execute(self.sql.CANCEL_OWNED, (self._encode_time(now), owner))
+            ids = [row["id"] for row in db.execute(self.sql.SELECT_OWNED_WAITING, {"owner": owner})]
+            db.execute(
+                self.sql.CANCEL_OWNED, {"updated_at": self._encode_time(now), "owner": owner}
+            )
             cancelled = [self._load(db, task_id, runs=False) for task_id in ids]
         return sorted(cancelled, key=lambda task: (task.due_at, task.id))
 
@@ -523,14 +443,14 @@ class SqlStore:
             task = self._load(db, task_id, lock=True)
             if task.state is State.RUNNING:
                 raise errors.StateError(task_id, task.state.value, "remove")
-            db.execute(self.sql.DELETE_TASK_RUNS, (task_id,))
-            db.execute(self.sql.DELETE_TASK, (task_id,))
+            db.execute(self.sql.DELETE_TASK_RUNS, {"task_id": task_id})
+            db.execute(self.sql.DELETE_TASK, {"id": task_id})
             return task
 
     def prune(self, *, before: datetime, dry_run: bool = False) -> PruneCount:
         """Delete finished (done, failed, cancelled) tasks last updated before `before`,
         with their runs, and count them; with `dry_run`, only count them."""
-        cutoff = (self._encode_time(before),)
+        cutoff = {"before": self._encode_time(before)}
         if dry_run:
             with self._read() as db:
                 return PruneCount(
@@ -602,20 +522,27 @@ class SqlStore:
         run_id = self._insert(
             db,
             self.sql.INSERT_RUN,
-            (task.id, attempt, started, lease.host, lease.machine, lease.pid),
+            {
+                "task_id": task.id,
+                "attempt": attempt,
+                "started_at": started,
+                "host": lease.host,
+                "machine": lease.machine,
+                "pid": lease.pid,
+            },
         )
         db.execute(
             self.sql.CLAIM_TASK,
-            (
-                attempt,
-                started,
-                run_id,
-                lease.host,
-                lease.machine,
-                lease.pid,
-                self._encode_time(lease.expires_at),
-                task.id,
-            ),
+            {
+                "attempts": attempt,
+                "updated_at": started,
+                "run_id": run_id,
+                "lease_host": lease.host,
+                "lease_machine": lease.machine,
+                "lease_pid": lease.pid,
+                "lease_expires_at": self._encode_time(lease.expires_at),
+                "id": task.id,
+            },
         )
         return self._load(db, task.id)
 
@@ -644,14 +571,16 @@ class SqlStore:
         bound: tuple[Any, int] | None = (heads[1][0], heads[1][1]) if len(heads) > 1 else None
         priority: int | None = None
         while True:
+            at_priority = {"module": module, "priority": priority}
             if priority is None:
-                row = db.execute(sql.MODULE_TOP_PRIORITY, (module,)).fetchone()
+                row = db.execute(sql.MODULE_TOP_PRIORITY, {"module": module}).fetchone()
             else:
-                row = db.execute(sql.MODULE_PRIORITY_BELOW, (module, priority)).fetchone()
+                row = db.execute(sql.MODULE_PRIORITY_BELOW, at_priority).fetchone()
             if row is None:
                 return None  # unreachable: the module's head qualifies at its own priority
             priority = row["priority"]
-            oldest = db.execute(sql.OLDEST_AT_PRIORITY, (module, priority)).fetchone()
+            at_priority["priority"] = priority
+            oldest = db.execute(sql.OLDEST_AT_PRIORITY, at_priority).fetchone()
             if oldest["due_at"] <= now_kept and (
                 bound is None or (oldest["due_at"], oldest["id"]) < bound
             ):
@@ -673,7 +602,7 @@ class SqlStore:
             if not self._dead(candidate, now_kept):
                 continue
             row = db.execute(
-                self.sql.LOCK_RUNNING_LEASE, (candidate["id"], candidate["run_id"])
+                self.sql.LOCK_RUNNING_LEASE, {"id": candidate["id"], "run_id": candidate["run_id"]}
             ).fetchone()
             if row is None or not self._dead(row, now_kept):
                 continue
@@ -714,30 +643,31 @@ class SqlStore:
         if run_id is not None:
             db.execute(
                 sql.END_RUN,
-                (
-                    self._encode_time(end.ended_at),
-                    end.elapsed,
-                    end.outcome.value,
-                    end.exit_code,
-                    end.error,
-                    end.traceback,
-                    end.output_tail,
-                    bool(end.truncated),
-                    run_id,
-                ),
+                {
+                    "ended_at": self._encode_time(end.ended_at),
+                    "elapsed": end.elapsed,
+                    "outcome": end.outcome.value,
+                    "exit_code": end.exit_code,
+                    "error": end.error,
+                    "traceback": end.traceback,
+                    "output_tail": end.output_tail,
+                    "truncated": bool(end.truncated),
+                    "id": run_id,
+                },
             )
         task = self._load(db, task_id, runs=False)  # where it goes next needs no runs
         if end.outcome is Outcome.DONE:
-            db.execute(sql.SET_RESULT, (end.result_json, task_id))
+            db.execute(sql.SET_RESULT, {"result": end.result_json, "id": task_id})
         if end.progress is not None:
-            db.execute(sql.SET_PROGRESS, (json.dumps(end.progress.to_json()), task_id))
+            progress = json.dumps(end.progress.to_json())
+            db.execute(sql.SET_PROGRESS, {"progress": progress, "id": task_id})
         where = decide(task, end.outcome, end.ended_at)
         if end.outcome is Outcome.CONTINUED:
-            db.execute(sql.SAVE_STEP, (end.state_json, task_id))
+            db.execute(sql.SAVE_STEP, {"step_state": end.state_json, "id": task_id})
             resume = end.ended_at if end.resume_at is None else max(end.resume_at, end.ended_at)
             where = Next(State.QUEUED, resume)
         elif job_over(end.outcome, where):
-            db.execute(sql.CLEAR_STEPS, (task_id,))
+            db.execute(sql.CLEAR_STEPS, {"id": task_id})
         return self._move(db, task, where, end.ended_at)
 
     def _move(
@@ -748,7 +678,13 @@ class SqlStore:
         reset = len(where) > 2 and bool(where[2])
         db.execute(
             self.sql.MOVE_TASK,
-            (state.value, self._encode_time(due_at), self._encode_time(now), reset, task.id),
+            {
+                "state": state.value,
+                "due_at": self._encode_time(due_at),
+                "updated_at": self._encode_time(now),
+                "reset": reset,
+                "id": task.id,
+            },
         )
         return self._load(db, task.id)
 
@@ -759,7 +695,12 @@ class SqlStore:
         with self._transaction() as db:
             cursor = db.execute(
                 self.sql.RENEW_LEASE,
-                (self._encode_time(lease.expires_at), run_id, lease.host, lease.pid),
+                {
+                    "lease_expires_at": self._encode_time(lease.expires_at),
+                    "run_id": run_id,
+                    "lease_host": lease.host,
+                    "lease_pid": lease.pid,
+                },
             )
             return bool(cursor.rowcount == 1)
 
@@ -769,12 +710,15 @@ class SqlStore:
         `start` tells that process apart from a later one with the same pid.
         """
         with self._transaction() as db:
-            db.execute(self.sql.SET_CHILD_PID, (pid, start, run_id))
+            db.execute(
+                self.sql.SET_CHILD_PID, {"child_pid": pid, "child_start": start, "id": run_id}
+            )
 
     def save_progress(self, run_id: int, progress: Progress) -> bool:
         """Store a running task's progress; False once the run is no longer its current one."""
         with self._transaction() as db:
-            cursor = db.execute(self.sql.SAVE_PROGRESS, (json.dumps(progress.to_json()), run_id))
+            saved = {"progress": json.dumps(progress.to_json()), "run_id": run_id}
+            cursor = db.execute(self.sql.SAVE_PROGRESS, saved)
             return bool(cursor.rowcount == 1)
 
     def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:
@@ -784,7 +728,7 @@ class SqlStore:
         either ends first (and this finds the run no longer current) or waits.
         """
         with self._transaction() as db:
-            row = db.execute(self.sql.SELECT_TASK_OF_RUN, (run_id,)).fetchone()
+            row = db.execute(self.sql.SELECT_TASK_OF_RUN, {"run_id": run_id}).fetchone()
             if row is None:
                 return None
             return self._end(db, row["id"], run_id, end, decide)
@@ -801,9 +745,8 @@ class SqlStore:
         found: dict[str, dict[str, int]] = {}
         with self._read() as db:
             for low, high in module_ranges(scope.modules):
-                where, params = (
-                    (sql.MODULE_FROM, [low]) if high is None else (sql.MODULE_RANGE, [low, high])
-                )
+                where = sql.MODULE_FROM if high is None else sql.MODULE_RANGE
+                params = {"low": low, "high": high}
                 for row in db.execute(sql.COUNT_TASKS.format(range=where), params):
                     if row["module"] in scope:
                         found.setdefault(row["module"], {})[row["state"]] = row["tasks"]
@@ -828,9 +771,8 @@ class SqlStore:
         (the `steps`-th `continued` run back); None when the current run is its first step."""
         if not row["steps"]:
             return None
-        found = db.execute(
-            self.sql.SELECT_JOB_START, (row["id"], row["run_id"], row["steps"] - 1)
-        ).fetchone()
+        back = {"task_id": row["id"], "run_id": row["run_id"], "offset": row["steps"] - 1}
+        found = db.execute(self.sql.SELECT_JOB_START, back).fetchone()
         return None if found is None else self._decode_time(found["started_at"])
 
     def next_due(self, scope: Scope, *, count: int) -> Tasks:
@@ -844,7 +786,9 @@ class SqlStore:
             found = sorted(
                 (row["due_at"], row["id"])
                 for _, _, module in heads[:count]
-                for row in db.execute(self.sql.MODULE_FIRST_QUEUED, (module, count))
+                for row in db.execute(
+                    self.sql.MODULE_FIRST_QUEUED, {"module": module, "count": count}
+                )
             )
             return [self._load(db, task_id, runs=False) for _, task_id in found[:count]]
 
@@ -858,7 +802,9 @@ class SqlStore:
         sql = self.sql
         where, params = self._scope_sql(scope)
         with self._read() as db:
-            failed = db.execute(sql.LATEST_FAILED.format(scope=where), [*params, count]).fetchall()
+            failed = db.execute(
+                sql.LATEST_FAILED.format(scope=where), {**params, "count": count}
+            ).fetchall()
             waiting = db.execute(sql.WAITING_AFTER_FAILURE.format(scope=where), params).fetchall()
             newest = sorted(((r["updated_at"], r["id"]) for r in (*failed, *waiting)), reverse=True)
             return [self._load(db, task_id, runs=False) for _, task_id in newest[:count]]
@@ -875,23 +821,25 @@ class SqlStore:
         sql = self.sql
         with self._transaction(now=now, lock=True) as db:
             now_kept = self._encode_time(now)
-            db.execute(sql.DELETE_EXPIRED_POOLS, (now_kept,))
-            for row in db.execute(sql.SELECT_LIVE_POOLS, (self.host, now_kept)).fetchall():
+            db.execute(sql.DELETE_EXPIRED_POOLS, {"now": now_kept})
+            for row in db.execute(
+                sql.SELECT_LIVE_POOLS, {"host": self.host, "now": now_kept}
+            ).fetchall():
                 if self._same_machine(row["host"], row["machine"]) and not pid_alive(row["pid"]):
-                    db.execute(sql.DELETE_POOL, (row["id"],))
+                    db.execute(sql.DELETE_POOL, {"id": row["id"]})
             if self._overlapping_pool(db, pool, now) is not None:
                 return None
             return self._insert(
                 db,
                 sql.INSERT_POOL,
-                (
-                    pool.host,
-                    pool.machine,
-                    pool.pid,
-                    json.dumps(pool.scope.to_json()),
-                    now_kept,
-                    self._encode_time(pool.expires_at),
-                ),
+                {
+                    "host": pool.host,
+                    "machine": pool.machine,
+                    "pid": pool.pid,
+                    "scope": json.dumps(pool.scope.to_json()),
+                    "started_at": now_kept,
+                    "expires_at": self._encode_time(pool.expires_at),
+                },
             )
 
     def serving_pool(self, pool: PoolLease, *, now: datetime) -> PoolLease | None:
@@ -901,7 +849,7 @@ class SqlStore:
 
     def _overlapping_pool(self, db: Connection, pool: PoolLease, now: datetime) -> PoolLease | None:
         rows = db.execute(
-            self.sql.SELECT_LIVE_POOLS, (pool.host, self._encode_time(now))
+            self.sql.SELECT_LIVE_POOLS, {"host": pool.host, "now": self._encode_time(now)}
         ).fetchall()
         for row in rows:
             if row["id"] == pool.id or (
@@ -916,13 +864,15 @@ class SqlStore:
     def renew_pool(self, pool_id: int, *, expires_at: datetime) -> bool:
         """Extend a pool's lease; False when it is no longer registered."""
         with self._transaction() as db:
-            cursor = db.execute(self.sql.RENEW_POOL, (self._encode_time(expires_at), pool_id))
+            cursor = db.execute(
+                self.sql.RENEW_POOL, {"expires_at": self._encode_time(expires_at), "id": pool_id}
+            )
             return bool(cursor.rowcount == 1)
 
     def release_pool(self, pool_id: int) -> None:
         """Remove a pool: its scope is free for another one."""
         with self._transaction() as db:
-            db.execute(self.sql.DELETE_POOL, (pool_id,))
+            db.execute(self.sql.DELETE_POOL, {"id": pool_id})
 
     # --- moving stores -------------------------------------------------------------
 
@@ -937,16 +887,16 @@ class SqlStore:
         with self._read() as db:
             after = 0
             while True:
-                rows = db.execute(sql.DUMP_TASKS, (after, batch)).fetchall()
+                rows = db.execute(sql.DUMP_TASKS, {"after": after, "count": batch}).fetchall()
                 if not rows:
                     return
                 runs: dict[int, list[Run]] = {}
-                span = (rows[0]["id"], rows[-1]["id"])
+                span = {"first": rows[0]["id"], "last": rows[-1]["id"]}
                 for row in db.execute(sql.DUMP_RUNS, span):
                     runs.setdefault(row["task_id"], []).append(self._run(row))
                 for row in rows:
                     yield self._task(row, tuple(runs.get(row["id"], ())))
-                after = span[1]
+                after = span["last"]
 
     def restore(self, tasks: Iterable[Task], *, batch: int = DUMP_BATCH) -> tuple[int, int]:
         """Write `tasks` with their runs into this empty store, keeping every id.
@@ -979,51 +929,55 @@ class SqlStore:
             self._insert_many(db, self.sql.RESTORE_RUN, runs)
         return len(runs)
 
-    def _task_row(self, task: Task) -> tuple[Any, ...]:
-        """A task's values in RESTORE_TASK's order: the inverse of `_task`."""
+    def _task_row(self, task: Task) -> dict[str, Any]:
+        """A task's values for RESTORE_TASK, by column: the inverse of `_task`."""
         enc = self._encode_time
-        return (
-            task.id,
-            task.module,
-            task.title,
-            json.dumps(task.target.to_json()),
-            task.data_json,
-            task.priority,
-            task.state.value,
-            enc(task.due_at),
-            task.attempts,
-            task.max_attempts,
-            None if task.timeout is None else task.timeout.total_seconds(),
-            enc(task.created_at),
-            enc(task.updated_at),
-            task.result_json,
-            None if task.recurrence is None else json.dumps(task.recurrence.to_json()),
-            None if task.max_lateness is None else task.max_lateness.total_seconds(),
-            task.key,
-            task.owner,
-            None if task.progress is None else json.dumps(task.progress.to_json()),
-            task.steps,
-            task.step_state_json,
-        )
+        return {
+            "id": task.id,
+            "module": task.module,
+            "title": task.title,
+            "target": json.dumps(task.target.to_json()),
+            "data": task.data_json,
+            "priority": task.priority,
+            "state": task.state.value,
+            "due_at": enc(task.due_at),
+            "attempts": task.attempts,
+            "max_attempts": task.max_attempts,
+            "timeout": None if task.timeout is None else task.timeout.total_seconds(),
+            "created_at": enc(task.created_at),
+            "updated_at": enc(task.updated_at),
+            "result": task.result_json,
+            "schedule": (
+                None if task.recurrence is None else json.dumps(task.recurrence.to_json())
+            ),
+            "max_lateness": (
+                None if task.max_lateness is None else task.max_lateness.total_seconds()
+            ),
+            "key": task.key,
+            "owner": task.owner,
+            "progress": None if task.progress is None else json.dumps(task.progress.to_json()),
+            "steps": task.steps,
+            "step_state": task.step_state_json,
+        }
 
-    def _run_row(self, run: Run) -> tuple[Any, ...]:
-        """A run's values in RESTORE_RUN's order: the inverse of `_run`."""
-        return (
-            run.id,
-            run.task_id,
-            run.attempt,
-            self._encode_time(run.started_at),
-            None if run.ended_at is None else self._encode_time(run.ended_at),
-            run.elapsed,
-            None if run.outcome is None else run.outcome.value,
-            run.exit_code,
-            run.error,
-            run.traceback,
-            run.output_tail,
-            run.truncated,
-            run.host,
-            run.machine,
-            run.pid,
-            run.child_pid,
-            run.child_start,
-        )
+    def _run_row(self, run: Run) -> dict[str, Any]:
+        """A run's values for RESTORE_RUN, by column: the inverse of `_run`."""
+        return {
+            "id": run.id,
+            "task_id": run.task_id,
+            "attempt": run.attempt,
+            "started_at": self._encode_time(run.started_at),
+            "ended_at": None if run.ended_at is None else self._encode_time(run.ended_at),
+            "elapsed": run.elapsed,
+            "outcome": None if run.outcome is None else run.outcome.value,
+            "exit_code": run.exit_code,
+            "error": run.error,
+            "traceback": run.traceback,
+            "output_tail": run.output_tail,
+            "truncated": run.truncated,
+            "host": run.host,
+            "machine": run.machine,
+            "pid": run.pid,
+            "child_pid": run.child_pid,
+            "child_start": run.child_start,
+        }

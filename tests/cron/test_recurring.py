@@ -12,7 +12,8 @@ from taskcron import TaskCron
 from taskcron.config import Config
 from taskcron.errors import InputError
 from taskcron.model import Outcome, State
-from taskcron.store.sqlite import _V1, APPLICATION_ID, SCHEMA_VERSION, SqliteStore
+from taskcron.store.sqlite import APPLICATION_ID, SCHEMA_VERSION, SqliteStore
+from taskcron.store.sqlite_schema import _V1
 from tests.conftest import FakeClock
 
 

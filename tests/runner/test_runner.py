@@ -357,6 +357,8 @@ def test_a_killed_tick_is_recovered_by_the_next_one_which_stops_its_orphan(
     task_id, started, _ = _waiting_task(app, tmp_path, max_attempts=2)
     tick = _tick_process(home)
     wait_for(started.exists)
+    # the task may start before its tick has recorded the child's pid
+    wait_for(lambda: app.get(task_id).runs[-1].child_pid is not None)
     tick.kill()
     tick.wait(timeout=10)
     orphan = app.get(task_id).runs[-1].child_pid

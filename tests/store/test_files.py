@@ -18,7 +18,7 @@ import pytest
 from taskcron import TaskCron, errors
 from taskcron.config import Config
 from taskcron.model import Outcome, Scope, State
-from taskcron.store import PoolLease
+from taskcron.store import PoolLease, sqlite_schema
 from taskcron.store import sqlite as sqlite_module
 from taskcron.store.sqlite import APPLICATION_ID, SCHEMA_VERSION, SqliteStore
 from tests.store.conftest import HOST, T0, new_task
@@ -252,7 +252,7 @@ def test_an_older_store_is_migrated_forward_keeping_its_tasks(
 def test_a_version_2_store_is_migrated_to_owners_child_starts_and_pools(tmp_path: Path) -> None:
     path = tmp_path / "tasks.db"
     db = sqlite3.connect(path, isolation_level=None)
-    db.executescript(sqlite_module._V1 + sqlite_module._V2)
+    db.executescript(sqlite_schema._V1 + sqlite_schema._V2)
     db.execute(
         "INSERT INTO tasks (module, title, target, data, priority, state, due_at, attempts,"
         " max_attempts, created_at, updated_at, schedule, key) VALUES"

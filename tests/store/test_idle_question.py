@@ -1,6 +1,6 @@
 """The idle tick's question agrees with the claim.
 
-`taskcron.line.nothing_to_do` answers an idle tick before the rest of taskcron
+`taskcron.store.sqlite_line.nothing_to_do` answers an idle tick before the rest of taskcron
 loads. It must say "nothing to do" exactly when a claim of the same scope, at
 the same moment, finds the scope idle: never while a task in scope is due
 (it would be left waiting a minute) and never while one runs (its recovery
@@ -19,9 +19,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taskcron import line
 from taskcron.model import Scope
 from taskcron.store import ClaimOutcome
+from taskcron.store import sqlite_line as line
 from taskcron.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStore, to_micros
 from tests.store.conftest import T0, at, decide, lease, new_task
 from tests.store.test_order import MODULES, schedule_all, scopes, task_specs

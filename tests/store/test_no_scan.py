@@ -201,15 +201,15 @@ def test_owner_child_and_pool_statements_only_search(tmp_path: Path) -> None:
 
         assert searched(store, statements) >= 9
         for sql in (
-            sqlite.SQL.SELECT_OWNED_WAITING,
-            sqlite.SQL.CANCEL_OWNED,
-            sqlite.SQL.SET_CHILD_PID,
-            sqlite.SQL.DELETE_EXPIRED_POOLS,
-            sqlite.SQL.SELECT_LIVE_POOLS,
-            sqlite.SQL.DELETE_POOL,
-            sqlite.SQL.RENEW_POOL,
+            sqlite.SqliteStore.sql.SELECT_OWNED_WAITING,
+            sqlite.SqliteStore.sql.CANCEL_OWNED,
+            sqlite.SqliteStore.sql.SET_CHILD_PID,
+            sqlite.SqliteStore.sql.DELETE_EXPIRED_POOLS,
+            sqlite.SqliteStore.sql.SELECT_LIVE_POOLS,
+            sqlite.SqliteStore.sql.DELETE_POOL,
+            sqlite.SqliteStore.sql.RENEW_POOL,
         ):
-            head = sql.partition("?")[0]
+            head = sql.partition(":")[0]  # up to its first parameter
             assert any(s.startswith(head) for s in statements), sql
 
 
@@ -238,7 +238,11 @@ def test_what_status_reads_only_searches_indexes(
 
     assert counts and len(due) == 5 and len(failed) == 5
     assert searched(store, statements) >= 2 + 5 + 2 + 5
-    for sql in (sqlite.SQL.COUNT_TASKS, sqlite.SQL.LATEST_FAILED, sqlite.SQL.WAITING_AFTER_FAILURE):
+    for sql in (
+        sqlite.SqliteStore.sql.COUNT_TASKS,
+        sqlite.SqliteStore.sql.LATEST_FAILED,
+        sqlite.SqliteStore.sql.WAITING_AFTER_FAILURE,
+    ):
         head = sql.partition("{")[0]
         assert any(s.startswith(head) for s in statements), sql
 

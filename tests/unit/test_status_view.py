@@ -282,7 +282,17 @@ def test_no_cell_of_the_watch_view_wraps_at_60x15() -> None:
     lines = watched(dataclasses.replace(CROWDED, running=(*CROWDED.running, long)), 60, 15)
 
     inside = [line for line in lines if line.startswith("│")]
-    assert inside[0].split() == ["│", "id", "module", "title", "progress", "elapsed", "host", "│"]
+    assert inside[0].split() == [
+        "│",
+        "id",
+        "module",
+        "title",
+        "progress",
+        "step",
+        "job",
+        "host",
+        "│",
+    ]
     assert [line.split()[1] for line in inside[1:4]] == ["7", "9", "8"]
     assert inside[4].split()[1:4] == ["module", "queued", "done"]
     rows = inside[5:-1]

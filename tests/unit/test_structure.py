@@ -16,8 +16,10 @@ CONCRETE_STORES = {"taskcron.store.sqlite", "taskcron.store.postgres"}
 def modules() -> dict[str, ast.Module]:
     found = {}
     for path in sorted(PACKAGE.rglob("*.py")):
-        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
-        found[name] = ast.parse(path.read_text(), str(path))
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        if parts[-1] == "__init__" and len(parts) > 2:
+            parts = parts[:-1]  # a subpackage by its name: importing it runs its __init__
+        found[".".join(parts)] = ast.parse(path.read_text(), str(path))
     return found
 
 
@@ -53,8 +55,36 @@ def test_the_api_imports_no_concrete_store() -> None:
     assert not imports(modules()["taskcron.api"]) & CONCRETE_STORES
 
 
-def test_the_runner_imports_no_store() -> None:
-    assert not {n for n in imports(modules()["taskcron.runner"]) if n.startswith("taskcron.store")}
+#: The runner's modules, each importing only those before it: the kinds of child beneath the
+#: execution that drives them, the loop above it, the package's face on top.
+RUNNER = (
+    "taskcron.runner.child",
+    "taskcron.runner.process",
+    "taskcron.runner.command",
+    "taskcron.runner.forked",
+    "taskcron.runner.execution",
+    "taskcron.runner.supervisor",
+    "taskcron.runner.__init__",
+)
+#: What the runner may import of taskcron outside itself: nothing that knows of a store or a tick.
+BELOW_THE_RUNNER = {"taskcron.errors", "taskcron.handlers", "taskcron.context", "taskcron.model"}
+
+
+def test_the_runner_package_is_listed_in_its_order() -> None:
+    assert sorted(n for n in modules() if n.startswith("taskcron.runner.")) == sorted(RUNNER)
+
+
+@pytest.mark.parametrize("name", RUNNER)
+def test_the_runner_imports_no_store(name: str) -> None:
+    assert not {n for n in imports(modules()[name]) if n.startswith("taskcron.store")}
+
+
+@pytest.mark.parametrize("name", RUNNER)
+def test_a_runner_module_imports_only_what_is_below_it(name: str) -> None:
+    package = modules()
+    found = {f"{n}.__init__" if f"{n}.__init__" in package else n for n in imports(package[name])}
+    ours = {n for n in found if n in package} - {"taskcron.__init__"}  # `from taskcron import`
+    assert ours <= BELOW_THE_RUNNER | set(RUNNER[: RUNNER.index(name)]), name
 
 
 def test_only_the_cli_imports_render_and_click() -> None:
@@ -178,7 +208,15 @@ def test_a_tick_imports_nothing_of_the_web(tmp_path: Path) -> None:
 
 
 #: What an idle tick imports (see taskcron.__main__) before it knows the scope is idle.
-IDLE_PATH = {"taskcron.errors", "taskcron.syntax", "taskcron.configfile", "taskcron.line"}
+IDLE_PATH = {
+    "taskcron.errors",
+    "taskcron.syntax",
+    "taskcron.configfile",
+    "taskcron.store",
+    "taskcron.store.sqlite_line",
+    "taskcron.store.scopes",
+    "taskcron.store.sqlite_schema",
+}
 
 
 @pytest.mark.parametrize("name", sorted(IDLE_PATH | {"taskcron.__main__"}))
@@ -186,10 +224,47 @@ def test_an_idle_tick_imports_only_its_modules_and_the_standard_library(name: st
     import sys
 
     package = modules()
-    found = imports(package[name])
+    # The store's face imports the protocol and the backends only when they are asked for.
+    found = (top_level_imports if name == "taskcron.store" else imports)(package[name])
     ours = {n for n in found if n in package}  # modules, not the names imported from them
     if name == "taskcron.__main__":
         ours -= {"taskcron.cli"}  # every command but an idle tick goes there
     assert ours <= IDLE_PATH
     others = {n.split(".")[0] for n in found} - {"taskcron", "__future__", "tomli"}
     assert others <= set(sys.stdlib_module_names)
+
+
+#: The store's backends: imported only inside `taskcron.store`, which opens them by URL.
+BACKENDS = {"taskcron.store.sqlite", "taskcron.store.postgres", "taskcron.store.postgres_log"}
+#: What the store may import of taskcron outside itself: it lies below everything else.
+BELOW_THE_STORE = {"taskcron.errors", "taskcron.model", "taskcron.syntax"}
+
+
+def test_no_store_backend_is_imported_outside_the_store() -> None:
+    for name, tree in modules().items():
+        if not name.startswith("taskcron.store"):
+            assert not imports(tree) & BACKENDS, name
+
+
+def test_no_store_module_imports_back_up() -> None:
+    package = modules()
+    for name, tree in package.items():
+        if name.startswith("taskcron.store"):
+            ours = {n for n in imports(tree) if n in package and n != "taskcron"}
+            assert {n for n in ours if not n.startswith("taskcron.store")} <= BELOW_THE_STORE, name
+
+
+def test_the_store_face_loads_no_dataclasses_and_no_protocol() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "import taskcron.store.sqlite_line\n"
+        "print(sorted(m for m in ('dataclasses', 'taskcron.store.protocol', 'taskcron.model')"
+        " if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout == "[]\n", result.stdout

@@ -730,7 +730,7 @@ def test_an_owner_links_stream_carries_only_what_its_page_shows(stocked: Home) -
 
     async def heard() -> dict[str, object]:
         stream = await streams.open(f"/events?owner=ann&sig={owner_signature(TOKEN, 'ann')}")
-        dashboard.hub.publish([task_event(task)])
+        dashboard.hub.publish([task_event(task, app.clock())])
         body = await stream.until(b"\n\nevent: task")
         body = await stream.until(b"}\n\n")
         await stream.close()

@@ -1,12 +1,11 @@
-"""Reading the line from SQLite in a few indexed statements: each module's head, and
-whether anything runs in a scope.
+"""The SQLite store's file and line read in a few indexed statements: its URL, each
+module's head by skip-scan, and the idle question.
 
-The claim reads the line with these (`taskcron.store.sqlite` takes its
-statements from here, and `taskcron.store.sql` its scope fragments'
-joining), and so does `nothing_to_do`, the question an idle tick asks before
-the rest of taskcron loads: it answers "nothing to do" only when a claim of
-the same scope would find nothing due and nothing running. The module
-imports nothing heavy for that reason (sqlite3 only when a store is opened).
+`nothing_to_do` is the question an idle tick asks before the rest of taskcron
+loads (see `taskcron.__main__`): it answers "nothing to do" only when a claim of
+the same scope would find nothing due and nothing running. The module imports
+nothing heavy for that reason (sqlite3 only when a store is opened), and
+`SqliteStore` reads its line with the same statements.
 """
 
 from __future__ import annotations
@@ -18,39 +17,29 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from taskcron import errors
+from taskcron.store.scopes import SELECT_RUNNING, module_ranges, scope_where
+from taskcron.store.sqlite_schema import APPLICATION_ID, SCHEMA_VERSION
 from taskcron.syntax import covers, in_scope
 
-#: `PRAGMA application_id` of a taskcron store: "tcrn".
-APPLICATION_ID = 0x7463726E
+#: What a SQLite store URL starts with; the file's path follows.
+SQLITE_PREFIX = "sqlite:///"
 #: How long a statement waits for another process's lock before the store is "busy".
 BUSY_TIMEOUT = timedelta(seconds=10)
-#: The SQLite store's schema version (`taskcron.store.sqlite` migrates to it).
-SCHEMA_VERSION = 7
-
-# Scopes: `scope_where` joins these into a statement's `{scope}`.
-#: A module and every module under it, as index-friendly ranges: the parameters
-#: are "m", "m." and "m/" ("/" is the character after ".").
-SCOPE_MODULE = "(module = ? OR (module >= ? AND module < ?))"
-SCOPE_NOT_MODULE = f"NOT {SCOPE_MODULE}"
-#: What an empty scope matches: every task.
-SCOPE_ALL = "1"
-
-#: A task running in scope, if any: a scope runs one task at a time.
-SELECT_RUNNING = "SELECT id FROM tasks WHERE state = 'running' AND {scope} LIMIT 1"
 #: Any task due at all, in any scope: when there is none, no module's head is due.
 SELECT_ANY_DUE = (
-    "SELECT id FROM tasks INDEXED BY tasks_state WHERE state = 'queued' AND due_at <= ? LIMIT 1"
+    "SELECT id FROM tasks INDEXED BY tasks_state WHERE state = 'queued' AND due_at <= :now LIMIT 1"
 )
 #: The oldest queued task of the first module at or after a module id (its head).
 FIRST_MODULE_HEAD = (
     "SELECT module, due_at, id FROM tasks INDEXED BY tasks_line"
-    " WHERE state = 'queued' AND module >= ?"
+    " WHERE state = 'queued' AND module >= :module"
     " ORDER BY module, due_at, id LIMIT 1"
 )
 #: The head of the first module after a module id: the skip-scan's step.
 NEXT_MODULE_HEAD = (
     "SELECT module, due_at, id FROM tasks INDEXED BY tasks_line"
-    " WHERE state = 'queued' AND module > ?"
+    " WHERE state = 'queued' AND module > :module"
     " ORDER BY module, due_at, id LIMIT 1"
 )
 # Opening a store to ask it.
@@ -58,40 +47,6 @@ READ_STORE = "SELECT * FROM pragma_application_id, pragma_user_version, pragma_j
 #: A write transaction takes the write lock first, so that what it reads stays true: a
 #: claim reads the line in one, and so does the question, to see what the claim would.
 BEGIN_WRITE = "BEGIN IMMEDIATE"
-
-
-def module_ranges(modules: Sequence[str]) -> list[tuple[str, str | None]]:
-    """The key ranges of `module` that a scope of `modules` covers, merged so that no
-    module is in two (all of them, one open range, when `modules` is empty).
-
-    "m" covers ["m", "m/"): "/" is the character after ".". Overlaps come from
-    nesting ("a" and "a.x") and from look-alikes ("e" and "e-x": "e-x" < "e/").
-    """
-    if not modules:
-        return [("", None)]
-    merged: list[tuple[str, str | None]] = []
-    for low, high in sorted((m, m + "/") for m in modules):
-        if merged:
-            last_low, last_high = merged[-1]
-            assert last_high is not None
-            if low < last_high:
-                merged[-1] = (last_low, max(last_high, high))
-                continue
-        merged.append((low, high))
-    return merged
-
-
-def scope_where(
-    modules: Sequence[str], excepts: Sequence[str], *, module: str, not_module: str, every: str
-) -> tuple[str, list[Any]]:
-    """A scope's WHERE fragment on `module`, joined from a dialect's fragments (`module`
-    and `not_module` take "m", "m." and "m/"; `every` matches all), and its parameters."""
-    clauses: list[str] = []
-    if modules:
-        clauses.append("(" + " OR ".join(module for _ in modules) + ")")
-    clauses.extend(not_module for _ in excepts)
-    params: list[Any] = [bound for m in (*modules, *excepts) for bound in (m, m + ".", m + "/")]
-    return (" AND ".join(clauses) or every), params
 
 
 def heads(
@@ -105,7 +60,7 @@ def heads(
         bound, inclusive = low, True
         while True:
             head = FIRST_MODULE_HEAD if inclusive else NEXT_MODULE_HEAD
-            row = db.execute(head, (bound,)).fetchone()
+            row = db.execute(head, {"module": bound}).fetchone()
             if row is None or (high is not None and row["module"] >= high):
                 break
             module = row["module"]
@@ -126,14 +81,16 @@ def heads(
 def nothing_to_do(db: Any, modules: Sequence[str], excepts: Sequence[str], now: int) -> bool:
     """Whether a scope has nothing running and nothing due at `now` (microseconds since
     the epoch, as the store keeps due times): then a claim of it is idle."""
-    where, params = scope_where(
-        modules, excepts, module=SCOPE_MODULE, not_module=SCOPE_NOT_MODULE, every=SCOPE_ALL
-    )
+    where, params = scope_where(modules, excepts, _mark)
     if db.execute(SELECT_RUNNING.format(scope=where), params).fetchone() is not None:
         return False
-    if db.execute(SELECT_ANY_DUE, (now,)).fetchone() is None:
+    if db.execute(SELECT_ANY_DUE, {"now": now}).fetchone() is None:
         return True
     return all(due > now for _, due, _ in heads(db, modules, excepts))
+
+
+def _mark(name: str) -> str:
+    return f":{name}"
 
 
 def open_file(path: Path, *, create: bool) -> None:
@@ -142,6 +99,11 @@ def open_file(path: Path, *, create: bool) -> None:
     reads the path as the system does (SQLite alone folds "x/.." away, though x be
     missing) and refuses a file this process may not write (SQLite alone reads it)."""
     os.close(os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600))
+
+
+def idle_url(url: str, modules: Sequence[str], excepts: Sequence[str]) -> bool:
+    """`idle_store` of the store at `url`; False for a URL that names no SQLite store."""
+    return url.startswith(SQLITE_PREFIX) and idle_store(Path(sqlite_path(url)), modules, excepts)
 
 
 def idle_store(path: Path, modules: Sequence[str], excepts: Sequence[str]) -> bool:
@@ -179,3 +141,42 @@ def idle_store(path: Path, modules: Sequence[str], excepts: Sequence[str]) -> bo
         return False
     finally:
         db.close()
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a `sqlite:///` URL, as written (relative or absolute).
+
+    Everything after `sqlite:///` is the path, taken literally: a home may hold
+    `%`, `#` or `?`, which a general URL parser would read as escapes, a
+    fragment or a query.
+    """
+    if not url.startswith(SQLITE_PREFIX):
+        raise errors.StoreURLError(
+            f"invalid store URL {url!r}: expected sqlite:///relative/path or "
+            "sqlite:////absolute/path"
+        )
+    path = url[len(SQLITE_PREFIX) :]
+    if not path or path.endswith("/"):
+        raise errors.StoreURLError(f"invalid store URL {url!r}: it names no file")
+    if path == ":memory:":
+        raise errors.StoreURLError(
+            f"invalid store URL {url!r}: an in-memory store would vanish with each command"
+        )
+    return path
+
+
+def sqlite_url(url: str, base: Path) -> str:
+    """A `sqlite:///` URL with its path made absolute against `base`."""
+    path = Path(sqlite_path(url)).expanduser()
+    return SQLITE_PREFIX + str((base / path).absolute())
+
+
+def file_url(path: Path) -> str:
+    """The URL of the SQLite store in the file at `path` (made absolute)."""
+    return SQLITE_PREFIX + str(path.absolute())
+
+
+def resolve_url(url: str, base: Path) -> str:
+    """A `sqlite:///` URL checked, its path made absolute against `base` (see
+    `taskcron.store.resolve_url`)."""
+    return sqlite_url(url, base)

@@ -1,0 +1,136 @@
+"""What every kind of child shares, and the one interface an execution drives.
+
+A run is given `RunSettings` and `RunHooks`; its child is one `Child` (a forked
+callable, an exec'd command, later others), so that the execution around it
+(pipes, limits, renewal, kill escalation) never asks which kind it runs.
+The values a child is given are named tuples: frozen and typed, and cheaper
+than dataclasses to define on the path of every tick that runs a task.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+from taskcron.model import Outcome, RunEnd, Task
+
+ENV_RUN_ID = "TASKCRON_RUN_ID"
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+Clock = Callable[[], datetime]
+Handler = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSettings:
+    """How to run a task: where its code is, and the limits that apply (from the config)."""
+
+    run_id: int
+    import_paths: tuple[Path, ...]
+    modules: tuple[str, ...]
+    cwd: Path | None
+    deadline: datetime | None
+    kill_grace: timedelta
+    renew_every: timedelta
+    output_tail: int
+    log_level: str
+    #: Import a callable's code in the tick before forking, so that later forks start warm.
+    preload: bool = False
+    #: What runs it, as a run stopped by a signal names it: the tick, or `taskcron work`.
+    runner: str = "the tick"
+
+
+class RunHooks(Protocol):
+    """What the tick wants to hear while a task runs (see `taskcron.lifecycle.RunLife`)."""
+
+    def renew(self) -> bool:
+        """Extend the lease; False means it was lost."""
+        ...
+
+    def started(self, pid: int, start: str | None) -> None:
+        """The task's process has this pid (and this start time in /proc)."""
+        ...
+
+    def output(self, stream: str, lines: list[str]) -> None:
+        """Whole lines the task printed on "stdout" or "stderr", a read's worth at a time."""
+        ...
+
+    def event(self, reported: dict[str, Any]) -> None:
+        """What a callable reported: `{"event": "log", ...}` or `{"event": "progress", ...}`."""
+        ...
+
+
+def environment(task: Task, settings: RunSettings) -> dict[str, str]:
+    """The variables a task's process finds in its environment, whatever its kind."""
+    deadline = settings.deadline
+    return {
+        "TASKCRON_TASK_ID": str(task.id),
+        ENV_RUN_ID: str(settings.run_id),
+        "TASKCRON_MODULE": task.module,
+        "TASKCRON_ATTEMPT": str(task.attempts),
+        "TASKCRON_DEADLINE": "" if deadline is None else deadline.isoformat(),
+        "TASKCRON_OWNER": task.owner or "",
+        "TASKCRON_STEP": str(task.steps + 1),
+    }
+
+
+class NotStarted(Exception):
+    """The child could not start; the message says why, and the run fails with it."""
+
+
+class Started(NamedTuple):
+    """A started child: its pid, its pipes by stream name, and the bytes its stdin is owed.
+
+    Streams are "stdin", "stdout" and "stderr", which the execution serves,
+    and "channel", whose bytes go to `Child.channel`.
+    """
+
+    pid: int
+    streams: dict[int, str]
+    input: bytes = b""
+
+
+class Finish(Protocol):
+    """Builds the run's end, with the output and timing the execution measured."""
+
+    def __call__(self, outcome: Outcome, **fields: Any) -> RunEnd: ...
+
+
+class Child:
+    """One kind of child process, as the execution that watches it sees it.
+
+    A kind says how it starts and how its end reads; the rest it may leave as is.
+    """
+
+    #: The stream whose lines the kind reads before they are output (None: no such stream).
+    parsed: str | None = None
+
+    def start(self, loop_fds: list[int]) -> Started:
+        """Start the process (`NotStarted` when it cannot); it closes `loop_fds` if it forks."""
+        raise NotImplementedError
+
+    def take_line(self, line: bytes) -> bool:
+        """Read a line of the `parsed` stream; True when the kind took it (it is not output)."""
+        return False
+
+    def channel(self, chunk: bytes) -> None:
+        """Bytes read from the "channel" stream; an empty chunk is its end."""
+
+    def exited(self, code: int) -> None:
+        """The process was reaped with this exit code (negative: killed by that signal)."""
+
+    def end(self, code: int, finish: Finish) -> RunEnd:
+        """How a child that ended by itself with exit `code` ended."""
+        raise NotImplementedError
+
+
+def signal_name(number: int) -> str:
+    """`SIGTERM` for 15; `signal 99` for a number that names no signal."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

@@ -1,0 +1,353 @@
+"""Every statement the SQL stores' shared rules run, written once, by name.
+
+A statement is one text for both dialects, with named parameters (`:name`);
+`Statements(dialect)` renders it for a backend. The dialects differ only in
+what the rendering states here:
+
+- SQLite runs the text as written, less `FOR UPDATE [OF t]` (a write
+  transaction holds the file's write lock already) and `RETURNING id` (the
+  new row's id is the cursor's `lastrowid`).
+- PostgreSQL reads `:name` as `%(name)s` (`to_pyformat`), less `INDEXED BY
+  index` (its planner picks the index; the name tells the reader which one).
+
+A statement the dialects say differently is a `Pair`: SQLite's and
+PostgreSQL's texts beside each other. `{scope}`, `{states}`, `{ids}`,
+`{owner}` and `{range}` are filled when the statement runs (see
+`taskcron.store.scopes` and `taskcron.store.sql`).
+"""
+
+from __future__ import annotations
+
+from taskcron.store.scopes import SELECT_RUNNING
+
+SQLITE = "sqlite"
+POSTGRES = "postgres"
+
+
+class Pair(str):
+    """A statement the dialects write differently: SQLite's text (the string itself)
+    and PostgreSQL's (`postgres`)."""
+
+    postgres: str
+
+    def __new__(cls, *, sqlite: str, postgres: str) -> Pair:
+        made = super().__new__(cls, sqlite)
+        made.postgres = postgres
+        return made
+
+
+#: The columns `SqlStore._task` reads.
+TASK_COLUMNS = (
+    "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
+    " timeout, created_at, updated_at, result, schedule, max_lateness, key, owner,"
+    " progress, steps, step_state,"
+    " (SELECT outcome FROM runs WHERE runs.task_id = tasks.id ORDER BY runs.id DESC LIMIT 1)"
+    " AS last_outcome"
+)
+#: The columns `SqlStore._run` reads, and `restore` writes.
+RUN_COLUMNS = (
+    "id, task_id, attempt, started_at, ended_at, elapsed, outcome, exit_code, error,"
+    " traceback, output_tail, truncated, host, machine, pid, child_pid, child_start"
+)
+#: The columns `restore` writes of a task: every one but a lease.
+RESTORE_TASK_COLUMNS = (
+    "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
+    " timeout, created_at, updated_at, result, schedule, max_lateness, key, owner,"
+    " progress, steps, step_state"
+)
+
+
+def _values(columns: str) -> str:
+    """`(:a, :b, ...)` for the columns "a, b, ...": each value named as its column."""
+    return "(" + ", ".join(":" + name.strip() for name in columns.split(",")) + ")"
+
+
+class Statements:
+    """The statements, each an attribute holding the neutral text; an instance holds
+    them rendered for its dialect."""
+
+    # Reading.
+    SELECT_TASK = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = :id"
+    #: The task's row, locked until the transaction ends.
+    SELECT_TASK_FOR_UPDATE = f"{SELECT_TASK} FOR UPDATE OF tasks"
+    SELECT_TASK_RUNS = f"SELECT {RUN_COLUMNS} FROM runs WHERE task_id = :task_id ORDER BY id"
+    SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE id = :id"
+    #: A running job's first step: the (offset + 1)-th `continued` run before its current run.
+    SELECT_JOB_START = (
+        "SELECT started_at FROM runs WHERE task_id = :task_id AND id < :run_id"
+        " AND outcome = 'continued' ORDER BY id DESC LIMIT 1 OFFSET :offset"
+    )
+    #: Tasks in scope and in some states, in line order; `{states}`: one parameter a
+    #: state, `{owner}`: OWNER_IS or ANY_OWNER.
+    LIST_TASKS = (
+        f"SELECT {TASK_COLUMNS} FROM tasks WHERE state IN ({{states}}) AND {{scope}}"
+        " AND {owner} ORDER BY due_at, id"
+    )
+    OWNER_IS = "owner = :owner"
+    ANY_OWNER = "TRUE"
+    #: Where a page's tasks of one state in scope stand in line order, read along
+    #: (state, due_at, id): the first `rows` of them (a page's offset plus its length).
+    PAGE_KEYS = (
+        "SELECT due_at, id FROM tasks INDEXED BY tasks_state WHERE state = :state AND {scope}"
+        " ORDER BY due_at, id LIMIT :rows"
+    )
+    #: The same for one owner: found by (owner, state), then only that owner's tasks sorted.
+    PAGE_OWNED_KEYS = (
+        "SELECT due_at, id FROM tasks INDEXED BY tasks_owner"
+        " WHERE owner = :owner AND state = :state AND {scope} ORDER BY due_at, id LIMIT :rows"
+    )
+    #: Tasks by id, in no order; `{ids}`: one parameter an id.
+    SELECT_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ({{ids}})"
+
+    # Writing.
+    #: The queued, running or paused task of a module with a key, if any. SQLite's
+    #: tasks_key holds queued and running tasks only, a module's paused tasks are few and
+    #: read by their own index; PostgreSQL reads tasks_key, then tasks_key_paused.
+    SELECT_KEYED_TASK = Pair(
+        sqlite=(
+            "SELECT id FROM tasks INDEXED BY tasks_key WHERE module = :module AND key = :key"
+            " AND key IS NOT NULL AND state IN ('queued', 'running')"
+            " UNION ALL SELECT id FROM tasks INDEXED BY tasks_module_state"
+            " WHERE module = :module AND state = 'paused' AND key = :key LIMIT 1"
+        ),
+        postgres=(
+            "(SELECT id FROM tasks WHERE module = :module AND key = :key"
+            " AND key IS NOT NULL AND state IN ('queued', 'running') LIMIT 1)"
+            " UNION ALL (SELECT id FROM tasks WHERE module = :module AND key = :key"
+            " AND key IS NOT NULL AND state = 'paused' LIMIT 1) LIMIT 1"
+        ),
+    )
+    INSERT_TASK = (
+        "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"
+        " attempts, max_attempts, timeout, created_at, updated_at, schedule,"
+        " max_lateness, key, owner)"
+        " VALUES (:module, :title, :target, :data, :priority, 'queued', :due_at, 0,"
+        " :max_attempts, :timeout, :created_at, :updated_at, :schedule, :max_lateness,"
+        " :key, :owner) RETURNING id"
+    )
+    #: What `transition` changes: state, attempts and due time.
+    SET_TASK_STATE = (
+        "UPDATE tasks SET state = :state, attempts = :attempts, due_at = :due_at,"
+        " updated_at = :updated_at WHERE id = :id"
+    )
+    DELETE_TASK_RUNS = "DELETE FROM runs WHERE task_id = :task_id"
+    DELETE_TASK = "DELETE FROM tasks WHERE id = :id"
+    #: The tasks `prune` deletes: finished, and last updated before a time.
+    _FINISHED_BEFORE = "state IN ('done', 'failed', 'cancelled') AND updated_at < :before"
+    PRUNE_RUNS = (
+        f"DELETE FROM runs WHERE task_id IN (SELECT id FROM tasks WHERE {_FINISHED_BEFORE})"
+    )
+    PRUNE_TASKS = f"DELETE FROM tasks WHERE {_FINISHED_BEFORE}"
+    #: What `prune --dry-run` counts: the same tasks and runs.
+    COUNT_PRUNE_RUNS = (
+        "SELECT count(*) AS n FROM runs WHERE task_id IN"
+        f" (SELECT id FROM tasks WHERE {_FINISHED_BEFORE})"
+    )
+    COUNT_PRUNE_TASKS = f"SELECT count(*) AS n FROM tasks WHERE {_FINISHED_BEFORE}"
+    #: What `cancel_owned` cancels: an owner's queued and paused tasks.
+    _OWNED_WAITING = "owner = :owner AND state IN ('queued', 'paused')"
+    SELECT_OWNED_WAITING = (
+        f"SELECT id FROM tasks INDEXED BY tasks_owner WHERE {_OWNED_WAITING} FOR UPDATE"
+    )
+    CANCEL_OWNED = (
+        "UPDATE tasks INDEXED BY tasks_owner SET state = 'cancelled', updated_at = :updated_at"
+        f" WHERE {_OWNED_WAITING}"
+    )
+
+    # Claiming.
+    #: A task running in scope, if any (the idle question asks it too).
+    SELECT_RUNNING = SELECT_RUNNING
+    #: The leases of the tasks running in scope, to find the dead ones.
+    SELECT_RUNNING_LEASES = (
+        "SELECT id, run_id, lease_host, lease_machine, lease_pid, lease_expires_at FROM tasks"
+        " WHERE state = 'running' AND {scope}"
+    )
+    #: One of those leases read again (under a row lock), while its run is still current.
+    LOCK_RUNNING_LEASE = (
+        "SELECT id, run_id, lease_host, lease_machine, lease_pid, lease_expires_at FROM tasks"
+        " WHERE id = :id AND state = 'running' AND run_id = :run_id FOR UPDATE"
+    )
+    #: The highest priority among a module's queued tasks.
+    MODULE_TOP_PRIORITY = (
+        "SELECT priority FROM tasks INDEXED BY tasks_priority"
+        " WHERE state = 'queued' AND module = :module ORDER BY priority DESC LIMIT 1"
+    )
+    #: The highest priority below a given one among a module's queued tasks.
+    MODULE_PRIORITY_BELOW = (
+        "SELECT priority FROM tasks INDEXED BY tasks_priority"
+        " WHERE state = 'queued' AND module = :module AND priority < :priority"
+        " ORDER BY priority DESC LIMIT 1"
+    )
+    #: A module's oldest queued task of one priority.
+    OLDEST_AT_PRIORITY = (
+        "SELECT due_at, id FROM tasks INDEXED BY tasks_priority"
+        " WHERE state = 'queued' AND module = :module AND priority = :priority"
+        " ORDER BY due_at, id LIMIT 1"
+    )
+    INSERT_RUN = (
+        "INSERT INTO runs (task_id, attempt, started_at, host, machine, pid)"
+        " VALUES (:task_id, :attempt, :started_at, :host, :machine, :pid) RETURNING id"
+    )
+    #: Mark a task running under a lease, with the run just opened.
+    CLAIM_TASK = (
+        "UPDATE tasks SET state = 'running', attempts = :attempts, updated_at = :updated_at,"
+        " run_id = :run_id, lease_host = :lease_host, lease_machine = :lease_machine,"
+        " lease_pid = :lease_pid, lease_expires_at = :lease_expires_at WHERE id = :id"
+    )
+
+    # Running and finishing.
+    #: Only while the run is the task's current one and the lease is the caller's.
+    RENEW_LEASE = (
+        "UPDATE tasks SET lease_expires_at = :lease_expires_at WHERE state = 'running'"
+        " AND run_id = :run_id AND lease_host = :lease_host AND lease_pid = :lease_pid"
+    )
+    SET_CHILD_PID = (
+        "UPDATE runs SET child_pid = :child_pid, child_start = :child_start WHERE id = :id"
+    )
+    #: The task a run belongs to, while that run is its current one (locked).
+    SELECT_TASK_OF_RUN = (
+        "SELECT id FROM tasks WHERE state = 'running' AND run_id = :run_id FOR UPDATE"
+    )
+    END_RUN = (
+        "UPDATE runs SET ended_at = :ended_at, elapsed = :elapsed, outcome = :outcome,"
+        " exit_code = :exit_code, error = :error, traceback = :traceback,"
+        " output_tail = :output_tail, truncated = :truncated WHERE id = :id"
+    )
+    SET_RESULT = "UPDATE tasks SET result = :result WHERE id = :id"
+    #: A step that asked to continue: its state saved, one more step, its attempt not
+    #: counted. SQLite's two-argument `max` is PostgreSQL's GREATEST.
+    SAVE_STEP = Pair(
+        sqlite=(
+            "UPDATE tasks SET step_state = :step_state, steps = steps + 1,"
+            " attempts = max(attempts - 1, 0) WHERE id = :id"
+        ),
+        postgres=(
+            "UPDATE tasks SET step_state = :step_state, steps = steps + 1,"
+            " attempts = GREATEST(attempts - 1, 0) WHERE id = :id"
+        ),
+    )
+    #: A job that finished, or failed for good: the next one starts afresh.
+    CLEAR_STEPS = "UPDATE tasks SET step_state = NULL, steps = 0 WHERE id = :id"
+    SET_PROGRESS = "UPDATE tasks SET progress = :progress WHERE id = :id"
+    #: Progress a running task reports, while the run is still its current one.
+    SAVE_PROGRESS = (
+        "UPDATE tasks SET progress = :progress WHERE state = 'running' AND run_id = :run_id"
+    )
+    #: Put a task where a policy said, resetting its attempts if told to; drop its lease.
+    MOVE_TASK = (
+        "UPDATE tasks SET state = :state, due_at = :due_at, updated_at = :updated_at,"
+        " run_id = NULL, lease_host = NULL, lease_machine = NULL, lease_pid = NULL,"
+        " lease_expires_at = NULL, attempts = CASE WHEN :reset THEN 0 ELSE attempts END"
+        " WHERE id = :id"
+    )
+
+    # Status.
+    #: Tasks by module and state in one range of module ids, in module id order; `{range}`:
+    #: MODULE_RANGE or MODULE_FROM. SQLite's triggers keep them counted in task_counts;
+    #: PostgreSQL counts them (byte order: `module` is COLLATE "C").
+    COUNT_TASKS = Pair(
+        sqlite="SELECT module, state, tasks FROM task_counts WHERE {range}",
+        postgres=(
+            "SELECT module, state, count(*) AS tasks FROM tasks WHERE {range}"
+            " GROUP BY module, state ORDER BY module, state"
+        ),
+    )
+    MODULE_RANGE = "module >= :low AND module < :high"
+    MODULE_FROM = "module >= :low"
+    #: The running tasks in scope, with the id of their current run.
+    SELECT_RUNNING_TASKS = (
+        f"SELECT {TASK_COLUMNS}, run_id FROM tasks WHERE state = 'running' AND {{scope}}"
+    )
+    #: A module's first queued tasks by due time, then id.
+    MODULE_FIRST_QUEUED = (
+        "SELECT due_at, id FROM tasks INDEXED BY tasks_line"
+        " WHERE state = 'queued' AND module = :module ORDER BY due_at, id LIMIT :count"
+    )
+    #: The failed tasks in scope, the most recently updated first.
+    LATEST_FAILED = (
+        "SELECT updated_at, id FROM tasks INDEXED BY tasks_failed WHERE state = 'failed'"
+        " AND {scope} ORDER BY updated_at DESC, id DESC LIMIT :count"
+    )
+    #: Waiting tasks in scope that will run again, and whose last run failed or timed out.
+    WAITING_AFTER_FAILURE = (
+        "SELECT updated_at, id FROM tasks INDEXED BY tasks_rerun"
+        " WHERE state IN ('queued', 'paused') AND (attempts > 0 OR schedule IS NOT NULL)"
+        " AND {scope} AND (SELECT outcome FROM runs WHERE runs.task_id = tasks.id"
+        " ORDER BY runs.id DESC LIMIT 1) IN ('failed', 'timeout')"
+    )
+
+    # Pools.
+    #: Pools whose lease ran out: dropped before a pool registers.
+    DELETE_EXPIRED_POOLS = "DELETE FROM pools INDEXED BY pools_expires WHERE expires_at <= :now"
+    #: The pools on a host whose lease still runs, oldest first.
+    SELECT_LIVE_POOLS = (
+        "SELECT id, host, machine, pid, scope, expires_at FROM pools INDEXED BY pools_host"
+        " WHERE host = :host AND expires_at > :now ORDER BY id"
+    )
+    DELETE_POOL = "DELETE FROM pools WHERE id = :id"
+    INSERT_POOL = (
+        "INSERT INTO pools (host, machine, pid, scope, started_at, expires_at)"
+        " VALUES (:host, :machine, :pid, :scope, :started_at, :expires_at) RETURNING id"
+    )
+    RENEW_POOL = "UPDATE pools SET expires_at = :expires_at WHERE id = :id"
+
+    # Moving stores: `dump` reads every task in id order, `restore` writes them with their ids.
+    #: The next batch of tasks in id order: those after an id, at most a count.
+    DUMP_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id > :after ORDER BY id LIMIT :count"
+    #: The runs of the tasks whose ids lie in a range (inclusive), by task then run.
+    DUMP_RUNS = (
+        f"SELECT {RUN_COLUMNS} FROM runs INDEXED BY runs_task"
+        " WHERE task_id >= :first AND task_id <= :last ORDER BY task_id, id"
+    )
+    #: How many tasks and runs the store holds: `restore` writes into an empty one only.
+    COUNT_STORED = (
+        "SELECT (SELECT count(*) FROM tasks) AS tasks, (SELECT count(*) FROM runs) AS runs"
+    )
+    #: A task with its id and every field but a lease (a running task is not restored).
+    #: An explicit id moves SQLite's sqlite_sequence past it; PostgreSQL's identity
+    #: sequence is moved by the backend.
+    RESTORE_TASK = (
+        f"INSERT INTO tasks ({RESTORE_TASK_COLUMNS}) VALUES {_values(RESTORE_TASK_COLUMNS)}"
+    )
+    #: A run with its id and every field.
+    RESTORE_RUN = f"INSERT INTO runs ({RUN_COLUMNS}) VALUES {_values(RUN_COLUMNS)}"
+
+    def __init__(self, dialect: str) -> None:
+        self.dialect = dialect
+        for name, text in vars(Statements).items():
+            if name.isupper() and not name.startswith("_"):
+                setattr(self, name, render(text, dialect))
+
+    def mark(self, name: str) -> str:
+        """The parameter `name` as this dialect writes it in a statement."""
+        return mark(name, self.dialect)
+
+
+def mark(name: str, dialect: str) -> str:
+    """The parameter `name` as `dialect` writes it in a statement."""
+    return f"%({name})s" if dialect == POSTGRES else f":{name}"
+
+
+def render(text: str, dialect: str) -> str:
+    """A neutral statement (see the module's docstring) in `dialect`'s words."""
+    import re
+
+    if dialect == SQLITE:
+        return re.sub(r" FOR UPDATE( OF \w+)?| RETURNING id", "", str(text))
+    chosen = text.postgres if isinstance(text, Pair) else text
+    return to_pyformat(re.sub(r" INDEXED BY \w+", "", chosen))
+
+
+def to_pyformat(text: str) -> str:
+    """`:name` parameters as psycopg's `%(name)s`, and a lone `%` as `%%`, outside string
+    literals and quoted names; a `::type` cast is left alone."""
+    import re
+
+    out: list[str] = []
+    for piece in re.split(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")""", text):
+        if piece[:1] in ("'", '"'):
+            out.append(piece.replace("%", "%%"))
+            continue
+        piece = piece.replace("%", "%%")
+        out.append(re.sub(r"(?<![:\w]):([A-Za-z_]\w*)", r"%(\1)s", piece))
+    return "".join(out)

@@ -20,6 +20,12 @@ from tests.pgserver import PostgresServer, PostgresUnavailable
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 
+#: Tests that run one after another on one worker (`-n auto --dist loadgroup`): the
+#: suites that try to break taskcron with many processes, kills and signals, and the
+#: tests that bound how long something takes, which tests running beside them would
+#: starve. A module marks itself with `pytestmark = SERIAL`, a test with `@SERIAL`.
+SERIAL = pytest.mark.xdist_group("serial")
+
 #: The brief's example of the order rule, in due order: (name, module, priority).
 BRIEFS_EXAMPLE = (
     ("a1", "a", 0),
@@ -77,6 +83,9 @@ def tc(home: Path, clock: FakeClock) -> Iterator[TaskCron]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """One PostgreSQL server for the session: TASKCRON_TEST_POSTGRES's, else a private one.
+
+    Each xdist worker is a session of its own: its private server has its own
+    directory and socket, and stops when the worker ends.
 
     Skips, saying what is missing, when neither can be had.
     """

@@ -1,6 +1,6 @@
 """PostgreSQL stores filled in bulk, and the claim's statements explained on them.
 
-For the plans test (tests/store/test_postgres_plans.py) and the benchmark's
+For the plans test (tests/postgres/test_postgres_plans.py) and the benchmark's
 PostgreSQL rows (tests/bench/rows/pg_*.py). Each function takes a store's
 connection (`PostgresStore._db`: autocommit, its schema on the search path).
 

@@ -28,7 +28,8 @@ import pytest
 from taskcron import TaskCron, __version__
 from taskcron.cli import cli
 from taskcron.config import Config
-from tests.conftest import clean_env, script, wait_for
+from tests.cli.conftest import EVERY_STORE
+from tests.conftest import SERIAL, clean_env, script, wait_for
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -170,11 +171,13 @@ def background_tick(home: Path, tmp_path: Path) -> Iterator[Callable[..., subpro
 # --- schedule -----------------------------------------------------------------
 
 
+@EVERY_STORE
 def test_schedule_prints_only_the_new_id(run_cli: Run) -> None:
     assert ok(run_cli("schedule", "m", "--", "true")) == "1\n"
     assert ok(run_cli("schedule", "billing.invoices.eu", "--", "true")) == "2\n"
 
 
+@EVERY_STORE
 def test_schedule_json_prints_the_task_as_one_object(run_cli: Run) -> None:
     before = datetime.now(timezone.utc)
     task = ok_json(
@@ -207,6 +210,7 @@ def test_schedule_json_prints_the_task_as_one_object(run_cli: Run) -> None:
         assert before - timedelta(seconds=1) <= moment <= after + timedelta(seconds=1)
 
 
+@EVERY_STORE
 def test_schedule_without_data_gives_empty_data_and_the_target_as_title(run_cli: Run) -> None:
     task = ok_json(run_cli("schedule", "m", "--json", "--", "echo", "hi there"))
     assert task["data"] == {}
@@ -214,17 +218,20 @@ def test_schedule_without_data_gives_empty_data_and_the_target_as_title(run_cli:
     assert task["priority"] == 0
 
 
+@EVERY_STORE
 def test_data_from_a_file(run_cli: Run, tmp_path: Path) -> None:
     (tmp_path / "payload.json").write_text('{"rows": [1, 2, 3], "ok": true}', encoding="utf-8")
     task_id = schedule(run_cli, "m", "--data", "@payload.json", "--", "true")
     assert show(run_cli, task_id)["data"] == {"rows": [1, 2, 3], "ok": True}
 
 
+@EVERY_STORE
 def test_data_from_standard_input(run_cli: Run) -> None:
     task_id = schedule(run_cli, "m", "--data", "-", "--", "true", input='["a", {"b": null}]')
     assert show(run_cli, task_id)["data"] == ["a", {"b": None}]
 
 
+@EVERY_STORE
 @pytest.mark.slow
 def test_a_100_mb_payload_through_standard_input_round_trips(run_cli: Run) -> None:
     data = {"blob": "x" * 100_000_000}
@@ -250,6 +257,7 @@ def test_concurrent_first_schedules_on_a_fresh_home_all_succeed(run_cli: Run, ho
 # --- command targets ------------------------------------------------------------
 
 
+@EVERY_STORE
 def test_a_command_gets_its_data_on_stdin_and_its_id_in_the_environment(
     run_cli: Run, tmp_path: Path
 ) -> None:
@@ -271,6 +279,7 @@ def test_a_command_gets_its_data_on_stdin_and_its_id_in_the_environment(
     assert task["result"] is None
 
 
+@EVERY_STORE
 def test_a_command_sees_the_budget_as_an_iso_deadline(run_cli: Run, tmp_path: Path) -> None:
     target = tmp_path / "deadline"
     schedule(run_cli, "m", "--", "sh", "-c", f'printf %s "$TASKCRON_DEADLINE" > {q(target)}')
@@ -281,6 +290,7 @@ def test_a_command_sees_the_budget_as_an_iso_deadline(run_cli: Run, tmp_path: Pa
     assert before + timedelta(seconds=29) <= deadline <= after + timedelta(seconds=31)
 
 
+@EVERY_STORE
 def test_a_command_output_is_kept_with_its_run(run_cli: Run) -> None:
     task_id = schedule(
         run_cli, "m", "--data", '{"k": "v"}', "--", "sh", "-c", "echo $TASKCRON_TASK_ID; cat"
@@ -295,6 +305,7 @@ def test_a_command_output_is_kept_with_its_run(run_cli: Run) -> None:
 # --- tick -----------------------------------------------------------------------
 
 
+@EVERY_STORE
 def test_good_tick_prints_nothing(run_cli: Run) -> None:
     task_id = schedule(run_cli, "m", "--", "true")
     result = run_cli("tick")
@@ -302,6 +313,7 @@ def test_good_tick_prints_nothing(run_cli: Run) -> None:
     assert show(run_cli, task_id)["state"] == "done"
 
 
+@EVERY_STORE
 def test_idle_tick_prints_nothing(run_cli: Run) -> None:
     result = run_cli("tick")
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
@@ -311,6 +323,7 @@ def test_idle_tick_prints_nothing(run_cli: Run) -> None:
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
+@EVERY_STORE
 def test_verbose_tick_says_what_it_did(run_cli: Run) -> None:
     assert ok(run_cli("tick", "-v")).strip() != ""
     schedule(run_cli, "m", "--", "true")
@@ -320,10 +333,12 @@ def test_verbose_tick_says_what_it_did(run_cli: Run) -> None:
     assert said.count("\n") == 2
 
 
+@EVERY_STORE
 def test_idle_tick_json(run_cli: Run) -> None:
     assert ok_json(run_cli("tick", "--json")) == {"outcome": "idle", "task": None}
 
 
+@EVERY_STORE
 def test_tick_json_shows_the_task_it_ran_with_its_runs(run_cli: Run) -> None:
     task_id = schedule(run_cli, "m.sub", "--data", "[1]", "--", "true")
     before = datetime.now(timezone.utc)
@@ -349,6 +364,7 @@ def test_tick_json_shows_the_task_it_ran_with_its_runs(run_cli: Run) -> None:
     assert isinstance(run["elapsed"], int | float) and run["elapsed"] >= 0
 
 
+@EVERY_STORE
 def test_failing_task_gives_one_error_line_and_exit_1(run_cli: Run) -> None:
     task_id = schedule(run_cli, "m", "--", "sh", "-c", "echo oops >&2; exit 3")
     result = run_cli("tick")
@@ -359,6 +375,7 @@ def test_failing_task_gives_one_error_line_and_exit_1(run_cli: Run) -> None:
     assert task["runs"][-1]["outcome"] == "failed"
 
 
+@EVERY_STORE
 def test_failing_task_with_json_prints_the_failed_run_and_the_error_line(run_cli: Run) -> None:
     task_id = schedule(run_cli, "m", "--", "false")
     result = run_cli("tick", "--json")
@@ -371,6 +388,7 @@ def test_failing_task_with_json_prints_the_failed_run_and_the_error_line(run_cli
     assert [r["outcome"] for r in reply["task"]["runs"]] == ["failed"]
 
 
+@EVERY_STORE
 def test_failed_run_with_attempts_left_requeues_the_task_and_still_exits_1(run_cli: Run) -> None:
     task_id = schedule(run_cli, "m", "--max-attempts", "3", "--", "false")
     result = run_cli("tick", "--json")
@@ -383,6 +401,8 @@ def test_failed_run_with_attempts_left_requeues_the_task_and_still_exits_1(run_c
     assert assert_iso_with_offset(task["due_at"]) > datetime.now(timezone.utc)
 
 
+@EVERY_STORE
+@SERIAL
 def test_a_task_past_its_timeout_is_killed_and_the_tick_fails(run_cli: Run) -> None:
     task_id = schedule(run_cli, "m", "--timeout", "300ms", "--", "sleep", "30")
     start = time.monotonic()
@@ -392,6 +412,7 @@ def test_a_task_past_its_timeout_is_killed_and_the_tick_fails(run_cli: Run) -> N
     assert json.loads(result.stdout)["task"]["runs"][-1]["outcome"] == "timeout"
 
 
+@EVERY_STORE
 def test_a_tick_of_a_busy_scope_exits_quietly_as_busy(
     run_cli: Run, tmp_path: Path, background_tick: Callable[..., subprocess.Popen[str]]
 ) -> None:
@@ -419,6 +440,7 @@ def test_a_tick_of_a_busy_scope_exits_quietly_as_busy(
     assert show(run_cli, task_id + 1)["state"] == "queued"
 
 
+@EVERY_STORE
 def test_actions_on_a_running_task_are_refused_naming_its_state(
     run_cli: Run, tmp_path: Path, background_tick: Callable[..., subprocess.Popen[str]]
 ) -> None:
@@ -434,6 +456,7 @@ def test_actions_on_a_running_task_are_refused_naming_its_state(
     assert first.wait(timeout=30) == 0
 
 
+@EVERY_STORE
 def test_the_brief_order_example_through_the_cli(run_cli: Run) -> None:
     line = [("a1", "a", 0), ("a2", "a", 10), ("ax", "a.x", 100), ("a3", "a", 5)]
     line += [("b1", "b", 0), ("b2", "b", 5), ("c1", "c", -3)]
@@ -501,6 +524,7 @@ def write_package(root: Path, name: str) -> None:
     (root / name / "mod.py").write_text(HANDLERS)
 
 
+@EVERY_STORE
 def test_call_target_result_is_stored_and_found_from_the_config_dir(
     run_cli: Run, tmp_path: Path
 ) -> None:
@@ -516,6 +540,7 @@ def test_call_target_result_is_stored_and_found_from_the_config_dir(
     assert task["result"] == {"data": {"n": 1}, "task_id": task_id, "module": "m"}
 
 
+@EVERY_STORE
 def test_call_target_found_through_the_config_pythonpath(run_cli: Run, tmp_path: Path) -> None:
     app = tmp_path / "app"
     write_package(app / "src", "calls_pkg_b")
@@ -525,6 +550,7 @@ def test_call_target_found_through_the_config_pythonpath(run_cli: Run, tmp_path:
     assert show(run_cli, task_id)["result"] == {"data": 2, "task_id": task_id, "module": "m"}
 
 
+@EVERY_STORE
 def test_call_target_that_raises_fails_the_run_with_its_traceback(
     run_cli: Run, tmp_path: Path
 ) -> None:
@@ -538,6 +564,7 @@ def test_call_target_that_raises_fails_the_run_with_its_traceback(
     assert "ValueError" in run["traceback"]
 
 
+@EVERY_STORE
 def test_call_target_that_does_not_import_fails_at_run_time_saying_why(run_cli: Run) -> None:
     task_id = schedule(run_cli, "m", "--call", "no_such_pkg_zz.mod:func")
     err = assert_one_error_line(run_cli("tick"), 1, prefix=f"{ERROR}task {task_id} (m) failed:")
@@ -545,6 +572,7 @@ def test_call_target_that_does_not_import_fails_at_run_time_saying_why(run_cli: 
     assert "no_such_pkg_zz" in show(run_cli, task_id)["runs"][-1]["error"]
 
 
+@EVERY_STORE
 def test_task_target_runs_a_registered_handler(run_cli: Run, tmp_path: Path) -> None:
     (tmp_path / "mytasks.py").write_text(
         "from taskcron import task\n\n\n"
@@ -695,6 +723,7 @@ def test_no_color_turns_colour_off_on_a_terminal(tmp_path: Path, home: Path) -> 
 # --- show -----------------------------------------------------------------------
 
 
+@EVERY_STORE
 def test_show_prints_the_task_and_its_runs(run_cli: Run) -> None:
     task_id = schedule(run_cli, "billing.eu", "--title", TITLE, "--data", '{"k": 1}', "--", "true")
     ok(run_cli("tick"))
@@ -711,6 +740,7 @@ def test_show_prints_the_task_and_its_runs(run_cli: Run) -> None:
     assert "done" in out.split("\n\n")[1].splitlines()[1].split()
 
 
+@EVERY_STORE
 def test_show_json_has_the_task_and_its_runs(run_cli: Run) -> None:
     task_id = schedule(run_cli, "m", "--", "false")
     assert run_cli("tick").returncode == 1
@@ -726,6 +756,7 @@ def test_show_json_has_the_task_and_its_runs(run_cli: Run) -> None:
         assert run["outcome"] == "failed"
 
 
+@EVERY_STORE
 def test_show_of_an_unknown_id_is_one_line_and_exit_1(run_cli: Run) -> None:
     schedule(run_cli, "m", "--", "true")
     result = run_cli("show", "99")
@@ -792,6 +823,7 @@ def test_actions_follow_the_allowed_transitions(
         assert states(run_cli, "--all") == {task_id: state}
 
 
+@EVERY_STORE
 def test_retry_resets_attempts_and_the_task_runs_again(run_cli: Run) -> None:
     task_id = schedule(run_cli, "m", "--", "false")
     assert run_cli("tick").returncode == 1
@@ -804,6 +836,7 @@ def test_retry_resets_attempts_and_the_task_runs_again(run_cli: Run) -> None:
     assert json.loads(result.stdout)["task"]["id"] == task_id
 
 
+@EVERY_STORE
 def test_a_retried_task_that_was_cancelled_during_its_backoff_is_due_now(run_cli: Run) -> None:
     task_id = schedule(run_cli, "m", "--max-attempts", "2", "--", "false")
     assert run_cli("tick").returncode == 1
@@ -818,6 +851,7 @@ def test_a_retried_task_that_was_cancelled_during_its_backoff_is_due_now(run_cli
     assert json.loads(result.stdout)["outcome"] == "ran"
 
 
+@EVERY_STORE
 def test_run_now_makes_a_delayed_task_due_at_the_back_of_the_line(run_cli: Run) -> None:
     later = schedule(run_cli, "a", "--in", "1h", "--", "true")
     waiting = schedule(run_cli, "b", "--", "true")
@@ -828,6 +862,7 @@ def test_run_now_makes_a_delayed_task_due_at_the_back_of_the_line(run_cli: Run) 
     assert ok_json(run_cli("tick", "--json"))["task"]["id"] == later
 
 
+@EVERY_STORE
 def test_run_now_refuses_a_running_or_finished_task_in_the_clis_words(run_cli: Run) -> None:
     done = schedule(run_cli, "a", "--", "true")
     ok(run_cli("tick"))
@@ -839,6 +874,7 @@ def test_run_now_refuses_a_running_or_finished_task_in_the_clis_words(run_cli: R
     )
 
 
+@EVERY_STORE
 def test_a_retried_failed_task_goes_to_the_back_of_the_line(run_cli: Run) -> None:
     failing = schedule(run_cli, "a", "--", "false")
     assert run_cli("tick").returncode == 1
@@ -847,6 +883,7 @@ def test_a_retried_failed_task_goes_to_the_back_of_the_line(run_cli: Run) -> Non
     assert ok_json(run_cli("tick", "--json"))["task"]["id"] == waiting
 
 
+@EVERY_STORE
 @pytest.mark.parametrize("action", ["cancel", "retry", "pause", "resume", "remove", "run-now"])
 def test_actions_on_an_unknown_id_are_one_line_and_exit_1(run_cli: Run, action: str) -> None:
     ok(run_cli("init"))
@@ -963,6 +1000,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     assert ok(run("list", "--all", "--json")) == before
 
 
+@EVERY_STORE
 def test_an_invalid_module_id_gets_the_documented_line(run_cli: Run) -> None:
     result = run_cli("schedule", "a..b", "--", "true")
     assert (result.returncode, result.stdout, result.stderr) == (
@@ -999,6 +1037,7 @@ def test_arguments_that_are_not_utf8_get_a_clear_error(
     assert ok(run("list", "--all", "--json")) == before
 
 
+@EVERY_STORE
 def test_a_command_that_cannot_start_fails_its_run_with_one_line(run_cli: Run) -> None:
     task_id = schedule(run_cli, "m", "--", "/no/such/program", "arg")
     err = assert_one_error_line(run_cli("tick"), 1, prefix=f"{ERROR}task {task_id} (m) failed:")

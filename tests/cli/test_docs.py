@@ -107,7 +107,7 @@ def test_the_readme_says_what_the_test_command_takes_and_what_the_cron_test_need
     section = README.split("Run the tests:", 1)[1].split("\n## ", 1)[0]
 
     assert "minutes" in section
-    assert "CI=1" in section and "tests/cli/test_cron_e2e.py" in section
+    assert "CI=1" in section and "tests/cron/test_cron_e2e.py" in section
 
 
 def test_the_readme_says_what_a_tick_does_when_postgresql_is_down(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ tokens, cookies and task ids: refused, and nothing changes but what the action
 names. The token checks take 10,000 without an error. `pytest -s` prints
 the figures.
 
-SQLite only: the store's side of hostile text is tests/integration/test_hostile.py's.
+SQLite only: the store's side of hostile text is tests/faults/test_hostile.py's.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from taskcron import TaskCron, errors
 from taskcron.api import utc_now
 from taskcron.config import Config, LogConfig
 from taskcron.model import Outcome, State
-from tests.conftest import FakeClock, clean_env, script, wait_for
+from tests.conftest import SERIAL, FakeClock, clean_env, script, wait_for
 
 HANDLERS = """
 import json, logging, os, sys, time
@@ -299,6 +299,7 @@ def test_command_outcomes(
         assert run.error is not None and run.error.startswith(error)
 
 
+@SERIAL
 def test_timeout_kills_the_run_and_counts_as_a_failed_attempt(home: Path, clock: FakeClock) -> None:
     app = TaskCron(config=Config(home=home, kill_grace=timedelta(seconds=0.2)), clock=clock)
     # The shell ignores SIGTERM, so only the SIGKILL after the grace ends it.
@@ -348,6 +349,7 @@ def _waiting_task(app: TaskCron, tmp_path: Path, **kwargs: object) -> tuple[int,
     return task.id, started, stop
 
 
+@SERIAL
 def test_a_killed_tick_is_recovered_by_the_next_one_which_stops_its_orphan(
     home: Path, tmp_path: Path
 ) -> None:
@@ -383,6 +385,7 @@ def _alive(pid: int) -> bool:
     return "State:\tZ" not in status  # a zombie has finished
 
 
+@SERIAL
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=str)
 def test_a_signal_to_a_tick_interrupts_its_run_requeues_it_and_ends_the_tick_by_that_signal(
     home: Path, tmp_path: Path, sig: signal.Signals

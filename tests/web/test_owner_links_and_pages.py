@@ -37,9 +37,13 @@ def test_a_bad_page_is_bad_input(tc: TaskCron, limit: int, offset: int, message:
         tc.list(limit=limit, offset=offset)
 
 
-def test_an_owner_link_is_signed_with_the_token(home: Path, clock: FakeClock) -> None:
+def test_an_owner_link_is_signed_with_a_key_derived_from_the_token(
+    home: Path, clock: FakeClock
+) -> None:
     app = TaskCron(config=Config(home=home, web=WebConfig(token=TOKEN)), clock=clock)
-    signature = hmac.new(TOKEN.encode(), "user/42 é".encode(), hashlib.sha256).hexdigest()
+    key = hmac.new(TOKEN.encode(), b"taskcron owner-link v1", hashlib.sha256).digest()
+    message = "owner-link\0user/42 é".encode()
+    signature = hmac.new(key, message, hashlib.sha256).hexdigest()
 
     assert app.owner_link("user/42 é") == f"/owner/user%2F42%20%C3%A9?sig={signature}"
 

@@ -28,7 +28,9 @@ from taskcron import TaskCron
 from taskcron.config import Config
 from taskcron.model import Lanes, Outcome, RunEnd, Scope, State
 from taskcron.store import ClaimOutcome, Lease
-from tests.conftest import clean_env, script
+from tests.conftest import SERIAL, clean_env, script
+
+pytestmark = SERIAL
 
 STRESS = os.environ.get("TASKCRON_STRESS") == "1"
 PROCESSES = 16

@@ -89,7 +89,9 @@ from taskcron import TaskCron
 from taskcron.config import Config
 from taskcron.model import Scope
 from taskcron.store.sqlite import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, SqliteStore
-from tests.conftest import FakeClock, clean_env, script
+from tests.conftest import SERIAL, FakeClock, clean_env, script
+
+pytestmark = SERIAL
 
 STRESS = os.environ.get("TASKCRON_STRESS") == "1"
 KILLS = 200 if STRESS else 30  #: An operation; five operations.

@@ -17,7 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import clean_env, script, taskcron_in
+from tests.conftest import SERIAL, clean_env, script, taskcron_in
+
+pytestmark = SERIAL
 
 MB = 1024 * 1024
 FLOOD_MB = 100 if os.environ.get("TASKCRON_STRESS") == "1" else 10

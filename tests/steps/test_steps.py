@@ -18,7 +18,7 @@ import pytest
 
 from taskcron import TaskCron
 from taskcron.config import load
-from tests.conftest import clean_env, script, taskcron_in, wait_for
+from tests.conftest import SERIAL, clean_env, script, taskcron_in, wait_for
 
 JOBS = '''
 import json, os, time
@@ -175,6 +175,7 @@ def test_an_exception_in_step_three_fails_the_job_with_steps_one_and_two_recorde
     assert [r["outcome"] for r in task["runs"]] == ["continued", "continued", "failed"]
 
 
+@SERIAL
 def test_a_step_killed_with_sigkill_resumes_from_the_last_saved_state(project: Path) -> None:
     (project / "taskcron.toml").write_text('lease = "1s"\n[retry]\nbackoff = "0s"\n')
     seen, marker = project / "seen.jsonl", project / "marker"

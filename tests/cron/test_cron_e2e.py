@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import SERIAL, wait_for
+
+pytestmark = SERIAL
 
 Run = Callable[..., subprocess.CompletedProcess[Any]]
 DAEMONS = {"cron", "crond"}

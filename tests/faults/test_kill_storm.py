@@ -27,7 +27,9 @@ import pytest
 from taskcron import TaskCron
 from taskcron.config import load
 from taskcron.model import Outcome, Scope, State
-from tests.conftest import clean_env, script
+from tests.conftest import SERIAL, clean_env, script
+
+pytestmark = SERIAL
 
 TASKS = 2000 if os.environ.get("TASKCRON_STRESS") == "1" else 600
 MODULES = ("load.a", "load.a.x", "load.b", "load.c", "other")

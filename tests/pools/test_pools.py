@@ -21,7 +21,7 @@ import pytest
 from taskcron import TaskCron
 from taskcron.config import load
 from taskcron.order import Candidate, run_order
-from tests.conftest import clean_env, script, taskcron_in, wait_for
+from tests.conftest import SERIAL, clean_env, script, taskcron_in, wait_for
 
 TASKS = '''
 import json, os, time
@@ -265,6 +265,7 @@ def _pools(project: Path) -> list[tuple[int]]:
         return conn.execute("SELECT pid FROM pools").fetchall()
 
 
+@SERIAL
 def test_a_pool_killed_mid_run_leaves_every_task_to_finish_after_recovery(project: Path) -> None:
     configure(project, 'lease = "1s"\n[retry]\nbackoff = "0s"\n')
     marks = project / "marks"
@@ -300,6 +301,7 @@ def _running(project: Path) -> list[int]:
         return [t.id for t in tc.list(state="running")]
 
 
+@SERIAL
 def test_work_picks_up_a_task_scheduled_while_it_sleeps_and_exits_0_on_sigterm(
     project: Path,
 ) -> None:
@@ -318,6 +320,7 @@ def test_work_picks_up_a_task_scheduled_while_it_sleeps_and_exits_0_on_sigterm(
     assert [json.loads(line)["task"]["id"] for line in out.splitlines()] == [1]
 
 
+@SERIAL
 def test_work_lets_a_running_task_finish_within_the_grace_then_exits_0(
     project: Path, held: tuple[Path, Path]
 ) -> None:
@@ -335,6 +338,7 @@ def test_work_lets_a_running_task_finish_within_the_grace_then_exits_0(
         assert tc.get(1).runs[-1].outcome.value == "done"  # type: ignore[union-attr]
 
 
+@SERIAL
 def test_work_records_a_task_that_outlives_the_grace_as_interrupted(
     project: Path, held: tuple[Path, Path]
 ) -> None:
@@ -443,6 +447,7 @@ def test_bad_pool_input_is_one_line_exit_2_and_creates_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
+@SERIAL
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=str)
 @pytest.mark.parametrize(
     "command",

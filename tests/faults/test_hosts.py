@@ -26,7 +26,9 @@ from taskcron.model import Scope, State
 from taskcron.schedule import RetryPolicy
 from taskcron.store import Lease
 from taskcron.store.postgres import PostgresStore
-from tests.conftest import clean_env, script, taskcron_in, wait_for
+from tests.conftest import SERIAL, clean_env, script, taskcron_in, wait_for
+
+pytestmark = SERIAL
 
 HOSTS = 8
 TASKS = 2000

@@ -20,8 +20,11 @@ from pathlib import Path
 
 from taskcron.model import Outcome, Scope, State, Task
 from taskcron.store import Claim, Store
+from tests.conftest import SERIAL
 from tests.store.conftest import T0, StoreFactory, at, decide, lease, new_task
 from tests.store.test_contract import end
+
+pytestmark = SERIAL
 
 ROUNDS = 1_000 if os.environ.get("TASKCRON_STRESS") == "1" else 250
 #: The lease each run is claimed under; the recovering claim comes just after it ends.

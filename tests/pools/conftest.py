@@ -1,0 +1,3 @@
+"""The store suites' fixtures (tests/store/conftest.py), for the store's side of pools."""
+
+from tests.store.conftest import store, store_factory  # noqa: F401  (fixtures)

@@ -1,13 +1,18 @@
 """The actions people take on a task (run now, pause, resume, cancel, retry, remove): one
-row each, which the API, the CLI and the dashboard all read; adding an action is a row.
+row each, which the API, the CLI and the dashboard all read, and `take`, which takes
+one; adding an action is a row.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
+from taskcron.inputs import check_owner
 from taskcron.lifecycle import Event
-from taskcron.model import State
+from taskcron.model import State, Task
+
+if TYPE_CHECKING:
+    from taskcron.home import Home
 
 
 class Action(NamedTuple):
@@ -96,3 +101,42 @@ ACTIONS = {
 def allowed_in(state: State) -> tuple[str, ...]:
     """The names of the actions `state` allows, in the dashboard's order."""
     return tuple(a.name for a in ACTIONS.values() if state in a.allowed)
+
+
+def take(home: Home, action: Action, task_id: int) -> Task:
+    """Take `action` on task `task_id`, if its state allows it, and record it."""
+    if action.to is None:
+        return remove(home, task_id)
+    now = home.clock()
+    task = home.stored(task_id).transition(
+        task_id,
+        action=action.words,
+        allowed=action.allowed,
+        to=action.to,
+        now=now,
+        reset_attempts=action.reset,
+        due_at=now if action.due else None,
+        sooner_only=action.sooner,
+    )
+    home.recorder.emit(action.event, task=task, message=f"{action.words}: now {task.state.value}")
+    return task
+
+
+def remove(home: Home, task_id: int) -> Task:
+    """Delete task `task_id` if it is not running, with its runs; return it as it was."""
+    task = home.stored(task_id).remove(task_id)
+    home.recorder.emit(ACTIONS["remove"].event, task=task, message=f"removed ({task.state.value})")
+    return task
+
+
+def cancel_owned(home: Home, owner: str) -> list[Task]:
+    """Cancel every queued or paused task of `owner`; return them."""
+    check_owner(owner)
+    store = home.existing_store()
+    if store is None:
+        return []
+    cancel = ACTIONS["cancel"]
+    cancelled = store.cancel_owned(owner, now=home.clock())
+    for task in cancelled:
+        home.recorder.emit(cancel.event, task=task, message="cancel: now cancelled", owner=owner)
+    return cancelled

@@ -62,6 +62,22 @@ def owner_signature(token: str, owner: str) -> str:
     return sign(derive(token, OWNER_LINK), OWNER_LINK, owner)
 
 
+def owner_link(token: str | None, owner: str) -> str:
+    """The path of `owner`'s read-only page, signed: `/owner/OWNER?sig=SIGNATURE`; a
+    `ConfigError` when `token` (the dashboard's) is missing or unfit."""
+    from urllib.parse import quote
+
+    from taskcron import configfile, errors
+
+    configfile.check_tokens(token, None)
+    if token is None:
+        raise errors.ConfigError(
+            "an owner link is signed with the dashboard's token, and none is configured:"
+            f" set web.token in the config or {configfile.ENV_WEB_TOKEN}"
+        )
+    return f"/owner/{quote(owner, safe='')}?sig={owner_signature(token, owner)}"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Who:
     """An authenticated request: its role, and its session nonce when it came by cookie."""

@@ -179,7 +179,7 @@ def test_only_the_web_package_imports_the_web_framework() -> None:
 
 #: What the API may import of the web package, inside the function that needs it: the
 #: signing of owner links (standard library only), kept in one place with the web's own.
-API_FROM_WEB = {"taskcron.web.auth", "taskcron.web.auth.owner_signature"}
+API_FROM_WEB = {"taskcron.web.auth", "taskcron.web.auth.owner_link"}
 
 
 def test_only_the_cli_imports_the_web_package_and_only_in_its_command() -> None:

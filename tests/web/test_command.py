@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from taskcron.api import owner_signature
+from taskcron.web.auth import owner_signature
 from tests.conftest import clean_env, script, wait_for
 from tests.web.conftest import OWNER_VIEW, TOKEN, Server, run_tc, stop
 

@@ -43,11 +43,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from taskcron import TaskCron, errors
-from taskcron.api import owner_signature
 from taskcron.config import Config
 from taskcron.model import Scope, State, Task
 from taskcron.web import routes
-from taskcron.web.auth import Keys, Role, Who, bearer
+from taskcron.web.auth import Keys, Role, Who, bearer, owner_signature
 from taskcron.web.live import Event, task_json
 from taskcron.web.routes import build, shown
 from tests.conftest import T0

@@ -16,9 +16,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from taskcron import TaskCron
-from taskcron.api import owner_signature
 from taskcron.config import WebConfig
 from taskcron.model import State
+from taskcron.web.auth import owner_signature
 from taskcron.web.live import task_event
 from taskcron.web.routes import Dashboard, build
 from tests.conftest import FakeClock

@@ -1,0 +1,152 @@
+"""Looking after a home: creating it (`init`), removing what has aged out (`prune`), and
+copying its store to another (`migrate_store`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from taskcron import config as config_module
+from taskcron import configfile, errors, inputs, logstore
+from taskcron.lifecycle import Event
+from taskcron.model import Scope, iso
+from taskcron.store import open_store, redact, resolve_url, same_store
+
+if TYPE_CHECKING:
+    from taskcron.home import Home
+
+
+class Pruned(NamedTuple):
+    """What `prune` removed (or, on a dry run, would remove)."""
+
+    tasks: int
+    files: int  #: Rotated log files of this host.
+    records: int | None = None  #: Records of the shared log; None when the store keeps none.
+    runs: int = 0  #: The runs of the tasks.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InitResult:
+    """What `init` found and made."""
+
+    home: Path
+    store: str  #: The store's URL, without any password.
+    config: Path | None  #: The config file in effect before `init`, kept as it was.
+    written: Path | None  #: The starter config file `init` wrote, if it wrote one.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrateResult:
+    """What `migrate_store` copied, from where to where (URLs without any password)."""
+
+    source: str
+    target: str
+    tasks: int
+    runs: int
+    password_left_out: bool = False  #: The target URL had a password, which `target` leaves out.
+
+    @property
+    def config_line(self) -> str:
+        """The config line that points taskcron at the target: `store = "URL"`."""
+        return f"store = {json.dumps(self.target)}"  # a JSON string is a TOML basic string
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"source", "target", "tasks", "runs", "config"}`; `config` is `config_line`."""
+        return {
+            "source": self.source,
+            "target": self.target,
+            "tasks": self.tasks,
+            "runs": self.runs,
+            "config": self.config_line,
+        }
+
+
+def init(home: Home) -> InitResult:
+    """Create the home and the store, and a starter config file when none is found."""
+    written = None
+    if home.config.path is None:
+        target = Path(configfile.CONFIG_FILE).absolute()
+        try:
+            with target.open("x", encoding="utf-8") as handle:
+                handle.write(config_module.STARTER)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise errors.StoreError(f"cannot write {target}: {exc.strerror}") from exc
+        else:
+            written = target
+    home.make(asked=True)
+    home.store  # noqa: B018 - opening the store creates the store
+    return InitResult(
+        home=home.path, store=redact(home.store_url), config=home.config.path, written=written
+    )
+
+
+def prune(home: Home, older_than: timedelta | str | None, *, dry_run: bool) -> Pruned:
+    """Remove (or count) what is older than `older_than` (see `TaskCron.prune`)."""
+    if older_than is None:
+        age = home.config.log.retention
+    elif isinstance(older_than, timedelta):
+        age = older_than
+    else:
+        age = inputs.parse_age(older_than)
+    before = home.clock() - age
+    store = home.existing_store() if dry_run else home.store
+    tasks, runs = (0, 0) if store is None else store.prune(before=before, dry_run=dry_run)
+    files = logstore.prune_rotated(home.logstore, before, dry_run=dry_run)
+    shared = home.shared_log
+    records = None if shared is None else shared.prune(before=before, dry_run=dry_run)
+    pruned = Pruned(tasks=tasks, files=files, records=records, runs=runs)
+    if not dry_run:
+        _record_pruned(home, pruned, before)
+    return pruned
+
+
+def _record_pruned(home: Home, pruned: Pruned, before: datetime) -> None:
+    counts: dict[str, Any] = {"tasks": pruned.tasks, "runs": pruned.runs, "files": pruned.files}
+    removed = f"{pruned.tasks} tasks and {pruned.files} log files"
+    if pruned.records is not None:
+        counts["records"] = pruned.records
+        removed = f"{pruned.tasks} tasks, {pruned.files} log files and {pruned.records} log records"
+    home.recorder.emit(
+        Event.STORE_PRUNED, message=f"removed {removed} older than {iso(before)}", **counts
+    )
+
+
+def migrate(home: Home, to: str) -> MigrateResult:
+    """Copy every task and run into the empty store at `to` (see `TaskCron.migrate_store`)."""
+    url = resolve_url(to, base=Path.cwd(), where="--to")
+    source = home.existing_store()
+    if source is None:
+        raise errors.StoreMissingError(redact(home.store_url))
+    if same_store(url, source.url):
+        raise errors.StoreURLError(
+            f"invalid --to {redact(url)!r}: it is the current store; name another one"
+        )
+    running = source.running(Scope())
+    if running:
+        raise errors.TasksRunningError(tuple(sorted(task.id for task in running)))
+    target = open_store(url, host=home.config.host)
+    try:
+        with contextlib.closing(source.dump()) as tasks:
+            copied, runs = target.restore(tasks)
+    finally:
+        target.close()
+    home.recorder.emit(
+        Event.STORE_COPIED,
+        message=f"copied {copied} tasks and {runs} runs to {target.url}",
+        target=target.url,
+        tasks=copied,
+        runs=runs,
+    )
+    return MigrateResult(
+        source=source.url,
+        target=target.url,
+        tasks=copied,
+        runs=runs,
+        password_left_out=redact(url) != url,
+    )

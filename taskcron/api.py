@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,12 +38,13 @@ from taskcron.home import Clock, Home, load_config, utc_now
 from taskcron.inputs import check_owner, parse_module_id
 from taskcron.lifecycle import TickResult, Watcher
 from taskcron.logstore import LogFilter, LogStore
-from taskcron.logview import LogFeed, Records
+from taskcron.logview import LogFeed, LogWhere, Records
 from taskcron.maintenance import InitResult, MigrateResult, Pruned
 from taskcron.model import Scope, State, Task
 from taskcron.reading import STATUS_COUNT, Status, Upcoming
 from taskcron.scheduling import Scheduled, TaskOptions
-from taskcron.store import SharedLog, Store, Tasks
+from taskcron.store import Recovered, SharedLog, Store, Tasks
+from taskcron.ticking import Ticks
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # in typing from Python 3.11
@@ -63,8 +64,10 @@ __all__ = [
     "CronEdit",
     "InitResult",
     "LogFeed",
+    "LogWhere",
     "MigrateResult",
     "Pruned",
+    "Recovered",
     "Scheduled",
     "State",
     "Status",
@@ -312,6 +315,25 @@ class TaskCron:
         settings = ticking.drain_settings(self._home, budget, workers, max_tasks)
         return ticking.make_pool(self._home, Scope.parse(modules, excepts), settings, watcher)
 
+    def ticks(
+        self,
+        *,
+        modules: Iterable[str] = (),
+        excepts: Iterable[str] = (),
+        budget: timedelta | str | float | None = None,
+        drain: bool = False,
+        workers: int | None = None,
+        max_tasks: int | None = None,
+        watcher: Watcher | None = None,
+    ) -> Ticks:
+        """What `taskcron tick` runs: `drain` when `drain` is set or `workers` is other
+        than one (`max_tasks` only then), else one `tick`; iterate for the results."""
+        scope = Scope.parse(modules, excepts)
+        if not ticking.pooled(drain, workers, max_tasks):
+            return ticking.OneTick(ticking.tick(self._home, scope, budget, watcher))
+        settings = ticking.drain_settings(self._home, budget, workers, max_tasks or 0)
+        return ticking.make_pool(self._home, scope, settings, watcher)
+
     def work(
         self,
         *,
@@ -335,39 +357,18 @@ class TaskCron:
 
     # --- the log and housekeeping --------------------------------------------
 
-    def log(
-        self,
-        count: int = 20,
-        *,
-        task: int | None = None,
-        modules: Iterable[str] = (),
-        excepts: Iterable[str] = (),
-        level: str | None = None,
-        since: datetime | timedelta | str | None = None,
-    ) -> Records:
-        """The last `count` log records that match, oldest first (see `taskcron log`).
+    def log(self, count: int = 20, **where: Unpack[LogWhere]) -> Records:
+        """The last `count` log records that match, oldest first (see `taskcron log` and
+        `LogWhere`).
 
         With a shared log (a PostgreSQL store), every host's records, in the
         order they reached it.
         """
-        wanted = self.log_filter(
-            task=task, modules=modules, excepts=excepts, level=level, since=since
-        )
-        return logview.tail(self._home, count, wanted)
+        return logview.tail(self._home, count, self.log_filter(**where))
 
-    def log_filter(
-        self,
-        *,
-        task: int | None = None,
-        modules: Iterable[str] = (),
-        excepts: Iterable[str] = (),
-        level: str | None = None,
-        since: datetime | timedelta | str | None = None,
-    ) -> LogFilter:
+    def log_filter(self, **where: Unpack[LogWhere]) -> LogFilter:
         """The filter `log` applies, validated: module ids, level name, `since` time."""
-        return logview.log_filter(
-            self._home, task=task, modules=modules, excepts=excepts, level=level, since=since
-        )
+        return logview.log_filter(self._home, **where)
 
     def follow_log(
         self, count: int = 20, *, keep: LogFilter | None = None, poll: float = 0.2

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from taskcron import errors, logstore
@@ -458,42 +458,12 @@ class TickResult:
         run = self.task.last_run
         return run is None or run.outcome not in (Outcome.DONE, Outcome.CONTINUED)
 
-    def failure(self) -> str | None:
-        """One line saying how the run failed and what happens next; None when it did not.
-
-        `task 4 (app.err) failed on attempt 1 of 2, retrying at 2026-11-29
-        19:10:05 UTC: ValueError: kaboom`; a one-off task with one attempt says
-        only `task 4 (app.err) failed: ValueError: kaboom`.
-        """
-        if not self.failed:
-            return None
-        assert self.task is not None
-        task, run = self.task, self.task.last_run
-        name = f"task {task.id} ({task.module})"
-        if run is None or run.outcome is None:
-            return f"{name} failed: no run recorded"
-        why = run.error or run.outcome.value
-        if task.max_attempts == 1 and task.recurrence is None:
-            if run.outcome is Outcome.TIMEOUT:
-                return f"{name} {why}"
-            return f"{name} {run.outcome.value}: {why}"
-        verb = "was interrupted" if run.outcome is Outcome.INTERRUPTED else "failed"
-        then = ""
-        if task.state is State.QUEUED:
-            again = task.recurrence is None or run.attempt < task.max_attempts
-            then = f", {'retrying at' if again else 'next run at'} {_utc(task.due_at)}"
-        return f"{name} {verb} on attempt {run.attempt} of {task.max_attempts}{then}: {why}"
-
     def to_json(self) -> dict[str, Any]:
         """`{"outcome": ..., "task": {...} | null}`, as `tick --json` prints it."""
         task = None
         if self.task is not None:
             task = self.task.to_json(runs=self.outcome == ClaimOutcome.CLAIMED.value)
         return {"outcome": self.outcome, "task": task}
-
-
-def _utc(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _progress_text(done: Any, total: Any) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from taskcron import inputs, logstore
 from taskcron.logstore import LogFilter
@@ -21,6 +21,16 @@ if TYPE_CHECKING:
     from taskcron.home import Home
 
 Records = list[dict[str, Any]]
+
+
+class LogWhere(TypedDict, total=False):
+    """Which records `log` shows; each is optional."""
+
+    task: int | None  #: Only the records of this task.
+    modules: Iterable[str]  #: Only these module ids and those under them.
+    excepts: Iterable[str]  #: ... leaving out these and those under them.
+    level: str | None  #: The lowest level: debug, info, warning or error.
+    since: datetime | timedelta | str | None  #: Only records since then (`1h`, a time).
 
 
 class LogFeed:

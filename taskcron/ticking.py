@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from taskcron import errors
 from taskcron.home import Home
@@ -24,6 +25,39 @@ if TYPE_CHECKING:
     from taskcron.runner import RunSettings
 
 Budget = timedelta | str | float | None
+
+
+class Ticks(Protocol):
+    """What a tick command runs: its results as each run ends, then the signal that
+    stopped it, if one did (a `Pool`, or `OneTick`)."""
+
+    @property
+    def signal(self) -> int | None: ...
+
+    def __iter__(self) -> Iterator[TickResult]: ...
+
+
+class OneTick:
+    """A plain tick's result, read as a pool's results are."""
+
+    def __init__(self, result: TickResult) -> None:
+        self.result = result
+
+    @property
+    def signal(self) -> int | None:
+        return self.result.signal
+
+    def __iter__(self) -> Iterator[TickResult]:
+        yield self.result
+
+
+def pooled(drain: bool, workers: int | None, max_tasks: int | None) -> bool:
+    """Whether a tick command drains (a pool): with `drain`, or a number of workers other
+    than one. `max_tasks` goes with a pool only."""
+    found = drain or (workers is not None and workers != 1)  # the pool refuses a bad size
+    if max_tasks is not None and not found:
+        raise errors.InputError("--max-tasks goes with --drain or --workers")
+    return found
 
 
 def tick(home: Home, scope: Scope, budget: Budget, watcher: Watcher | None) -> TickResult:

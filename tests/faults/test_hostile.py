@@ -28,6 +28,7 @@ import taskcron
 from taskcron import TaskCron, errors, render
 from taskcron.config import Config
 from taskcron.model import Task
+from taskcron.render import status as render_status
 from tests.conftest import clean_env, script
 from tests.hostile import hostile, schedule_hostile
 
@@ -125,7 +126,7 @@ def test_hostile_strings_through_the_api_are_refused_or_kept_and_shown_literally
         render.task_table(tasks[start : start + 1000], out=con)
     for task in tasks[:300]:
         render.task_detail(app.get(task.id), out=con)
-    render.status_report(app.status(), file=con.file)
+    render_status.status_report(app.status(), file=con.file)
     for rec in app.log(COUNT):
         render.log_record(rec, out=con)
     assert_literal(con.file.getvalue())

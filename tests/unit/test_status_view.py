@@ -19,6 +19,7 @@ from rich.console import Console
 from taskcron import render
 from taskcron.api import Status
 from taskcron.model import Outcome, Progress, Run, State, Target, Task
+from taskcron.render import status as render_status
 from tests.conftest import T0
 
 #: Times are drawn in local time: UTC here, so the output is the same everywhere.
@@ -134,25 +135,25 @@ class Tty(io.StringIO):
 
 
 def report(status: Status, stream: io.StringIO) -> str:
-    render.status_report(status, file=stream)
+    render_status.status_report(status, file=stream)
     return stream.getvalue()
 
 
 def test_the_view_at_a_terminal_draws_a_panel_a_part_and_a_bar_for_progress_with_a_total() -> None:
-    assert render.capture(render.status_view(STATUS), width=100) == TERMINAL
+    assert render.capture(render_status.status_view(STATUS), width=100) == TERMINAL
 
 
 def test_the_bar_follows_the_progress() -> None:
     half = Progress(done=5, total=10, updated_at=T0)
     status = Status(read_at=T0, modules={}, running=(running(7, "shop", "sync", half),))
 
-    drawn = render.capture(render.status_view(status), width=100).splitlines()[5]
+    drawn = render.capture(render_status.status_view(status), width=100).splitlines()[5]
 
     assert "│  7  shop    sync   ━━━━━━━━━━╺━━━━━━━━━ 50% 5/10    0s   0s  web-1 " in drawn
 
 
 def test_the_view_keeps_to_the_width_it_is_given() -> None:
-    lines = render.capture(render.status_view(STATUS, width=80), width=100).splitlines()
+    lines = render.capture(render_status.status_view(STATUS, width=80), width=100).splitlines()
 
     assert {len(line) for line in lines} == {80}
 
@@ -190,7 +191,7 @@ def test_text_from_tasks_is_drawn_literally(title: str) -> None:
         running=(running(7, "shop", title, Progress(done=1, message=title, updated_at=T0)),),
     )
 
-    assert f"{shown}  1 done {shown}" in render.capture(render.status_view(status))
+    assert f"{shown}  1 done {shown}" in render.capture(render_status.status_view(status))
     assert f"{shown}  1 done {shown}" in report(status, io.StringIO())
 
 
@@ -242,7 +243,7 @@ def watched(status: Status, width: int, height: int) -> list[str]:
         return next(reads, None) or _interrupt()
 
     with pytest.raises(KeyboardInterrupt):
-        render.watch_status(read, every=0, out=con)
+        render_status.watch_status(read, every=0, out=con)
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", con.file.getvalue())  # type: ignore[attr-defined]
     return text.split("\r")[0].split("\n")  # the next frame begins by going back to it
 

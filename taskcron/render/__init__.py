@@ -12,25 +12,25 @@ import io
 import json
 import os
 import sys
-import time
 import traceback
-from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from taskcron.model import Outcome, Progress, Run, State, Task, format_duration
 
 if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
+    from rich.console import Console
     from rich.table import Table
 
-    from taskcron.api import Status
+    from taskcron.api import CronEdit, InitResult, MigrateResult, Recovered, TickResult
     from taskcron.doctor import Check
 
 PROG = "taskcron"
 DATA_PREVIEW = 2000  #: Characters of a task's data that `show` prints.
 
-_STATE_STYLES = {
+STATE_STYLES = {
     "queued": "cyan",
     "running": "bold yellow",
     "done": "green",
@@ -66,14 +66,15 @@ def error(message: str, *, exc: BaseException | None = None, debug: bool = False
 def pruned(tasks: int, files: int, records: int | None, *, dry_run: bool) -> str:
     """`removed 1 task and 2 log files` (`would remove ...` on a dry run), with the log
     records when the store keeps them."""
-    counts = [_count(tasks, "task"), _count(files, "log file")]
+    counts = [count(tasks, "task"), count(files, "log file")]
     if records is not None:
-        counts.append(_count(records, "log record"))
+        counts.append(count(records, "log record"))
     verb = "would remove" if dry_run else "removed"
     return f"{verb} {', '.join(counts[:-1])} and {counts[-1]}"
 
 
-def _count(number: int, noun: str) -> str:
+def count(number: int, noun: str) -> str:
+    """`1 task`, `2 tasks`: a number and its noun, plural unless it is one."""
     return f"{number} {noun}{'s' * (number != 1)}"
 
 
@@ -196,7 +197,7 @@ def _host(rec: dict[str, Any]) -> str:
     return one_line(str(rec.get("host") or "-"))
 
 
-def _print(con: Console, renderable: Any) -> None:
+def draw(con: Console, renderable: Any) -> None:
     """Print without the padding rich leaves at the end of table lines."""
     with con.capture() as captured:
         con.print(renderable)
@@ -205,7 +206,7 @@ def _print(con: Console, renderable: Any) -> None:
     con.file.flush()
 
 
-def _when(moment: datetime | None) -> str:
+def when(moment: datetime | None) -> str:
     if moment is None:
         return "-"
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
@@ -247,15 +248,15 @@ def task_table(tasks: Sequence[Task], *, out: Console | None = None, more: int =
             (str(task.id), ""),
             (task.module, ""),
             (one_line(task.title), ""),
-            (task.state.value, _STATE_STYLES.get(task.state.value, "")),
+            (task.state.value, STATE_STYLES.get(task.state.value, "")),
             (str(task.priority), ""),
-            (_when(task.due_at), ""),
+            (when(task.due_at), ""),
             (f"{task.attempts}/{task.max_attempts}", ""),
         ]
         if recurring:
             cells.append(("-" if task.recurrence is None else one_line(str(task.recurrence)), ""))
         if last:
-            cells.append(_outcome(task))
+            cells.append(outcome_cell(task))
         if owned:
             cells.append(("-" if task.owner is None else one_line(task.owner), ""))
         if progressing:
@@ -283,7 +284,7 @@ def grid(con: Console, columns: Sequence[tuple[str, str]], rows: Sequence[Sequen
     header = [(name, "bold") for name, _ in columns]
     widths = [max(_width(row[i][0]) for row in (header, *rows)) for i in range(len(columns))]
     if sum(widths) + 2 * (len(widths) - 1) > con.width:
-        _print(con, _rich_grid(columns, rows))
+        draw(con, _rich_grid(columns, rows))
         return
     styled: dict[Cell, str] = {}
     right = [justify == "right" for _, justify in columns]
@@ -346,15 +347,15 @@ def progress_text(progress: Progress | None, *, long: bool = False) -> str:
     if long:
         if progress.message:
             text += f"  {one_line(progress.message)}"
-        text += f"  ({_when(progress.updated_at)})"
+        text += f"  ({when(progress.updated_at)})"
     return text
 
 
-def _outcome(task: Task) -> Cell:
+def outcome_cell(task: Task) -> Cell:
     if task.last_outcome is None:
         return ("-", "")
     value = task.last_outcome.value
-    return (value, _STATE_STYLES.get(value, ""))
+    return (value, STATE_STYLES.get(value, ""))
 
 
 def upcoming_table(
@@ -369,13 +370,13 @@ def upcoming_table(
         table.add_column(name, justify="right" if name == "id" else "left", overflow="fold")
     for due, task in upcoming:
         table.add_row(
-            Text(_when(due)),
+            Text(when(due)),
             Text(str(task.id)),
             Text(task.module),
             Text(one_line(task.title)),
             Text("-" if task.recurrence is None else one_line(str(task.recurrence))),
         )
-    _print(out or console(), table)
+    draw(out or console(), table)
 
 
 def _run_line(run: Run) -> list[Any]:
@@ -385,10 +386,10 @@ def _run_line(run: Run) -> list[Any]:
     detail = run.error or ("" if run.exit_code in (None, 0) else f"exit code {run.exit_code}")
     return [
         Text(str(run.attempt)),
-        Text(_when(run.started_at)),
-        Text(_when(run.ended_at)),
+        Text(when(run.started_at)),
+        Text(when(run.ended_at)),
         Text("-" if run.elapsed is None else f"{run.elapsed:.3f}s"),
-        Text(outcome, style=_STATE_STYLES.get(outcome, "")),
+        Text(outcome, style=STATE_STYLES.get(outcome, "")),
         Text(one_line(detail)),
     ]
 
@@ -412,7 +413,7 @@ def task_detail(task: Task, *, out: Console | None = None) -> None:
         ("state", task.state.value),
         ("target", f"{task.target.kind.value}: {one_line(str(task.target))}"),
         ("priority", str(task.priority)),
-        ("due", _when(task.due_at)),
+        ("due", when(task.due_at)),
         ("attempts", f"{task.attempts}/{task.max_attempts}"),
         ("timeout", "-" if task.timeout is None else format_duration(task.timeout)),
         *([("schedule", one_line(str(task.recurrence)))] if task.recurrence else []),
@@ -420,15 +421,15 @@ def task_detail(task: Task, *, out: Console | None = None) -> None:
         *([("key", one_line(task.key))] if task.key is not None else []),
         *([("owner", one_line(task.owner))] if task.owner is not None else []),
         *([("progress", progress_text(task.progress, long=True))] if task.progress else []),
-        ("created", _when(task.created_at)),
-        ("updated", _when(task.updated_at)),
+        ("created", when(task.created_at)),
+        ("updated", when(task.updated_at)),
         ("data", visible(data)),
         ("result", "-" if task.result_json is None else visible(task.result_json)),
     ]
     for name, value in rows:
-        style = _STATE_STYLES.get(value, "") if name == "state" else ""
+        style = STATE_STYLES.get(value, "") if name == "state" else ""
         fields.add_row(Text(name), Text(value, style=style))
-    _print(con, fields)
+    draw(con, fields)
     if not task.runs:
         return
     runs = Table(box=None, pad_edge=False, header_style="bold", title=None)
@@ -437,7 +438,7 @@ def task_detail(task: Task, *, out: Console | None = None) -> None:
     for run in task.runs:
         runs.add_row(*_run_line(run))
     con.print()
-    _print(con, runs)
+    draw(con, runs)
     last = task.runs[-1]
     if last.traceback:
         con.print()
@@ -449,281 +450,131 @@ def task_detail(task: Task, *, out: Console | None = None) -> None:
         con.print(Text(visible(last.output_tail.rstrip("\n"))))
 
 
-# --- status ---------------------------------------------------------------------------
-
-WATCH_EVERY = 0.5  #: Seconds between two redraws of `status --watch`.
-BAR_WIDTH = 20  #: Columns of a running task's progress bar.
+# --- sentences ------------------------------------------------------------------------
 
 
-def status_report(status: Status, *, file: IO[str] | None = None) -> None:
-    """`taskcron status` once: panels at a terminal; plain text, with no escape codes, when
-    `file` is not a terminal or NO_COLOR is set."""
-    target = file or sys.stdout
-    is_tty = hasattr(target, "isatty") and target.isatty()
-    if is_tty and not os.environ.get("NO_COLOR"):
-        console(target).print(status_view(status))
-        return
-    con = console(target, plain=True)
-    for number, (title, table) in enumerate(_status_parts(status, bars=False)):
-        if number:
-            line("", file=target)
-        if table is None:
-            line(f"{title}: none", file=target)
-        else:
-            line(title, file=target)
-            _print(con, table)
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def status_view(status: Status, *, width: int | None = None) -> RenderableType:
-    """The `status` layout: a panel each for the counts by module id, the running tasks (a
-    progress bar for each that reports its progress), the next due tasks and the last
-    failures; `width` columns wide, or as wide as the console."""
-    from rich.console import Group
-    from rich.panel import Panel
-    from rich.text import Text
+def _named(task: Task) -> str:
+    return f"task {task.id} ({task.module})"
 
-    panels = [
-        Panel(
-            Text("none", style="dim") if table is None else table,
-            title=Text(title, style="bold"),
-            title_align="left",
-            width=width,
-        )
-        for title, table in _status_parts(status, bars=True)
+
+def initialized(result: InitResult, *, store_configured: bool) -> list[str]:
+    """What `init` says: the config file it wrote or kept, the home, a configured store."""
+    said = []
+    if result.written is not None:
+        said.append(f"wrote {result.written}")
+    elif result.config is not None:
+        said.append(f"kept {result.config}")
+    said.append(f"home {result.home}")
+    if store_configured:
+        said.append(f"store {result.store}")
+    return said
+
+
+def acted(task: Task, done: str) -> str:
+    """`task 4 paused`: what an action did (`done` is the action's)."""
+    return f"task {task.id} {done}"
+
+
+def cancelled_owned(tasks: Sequence[Task], owner: str) -> str:
+    """`cancelled 2 tasks of ann`."""
+    return f"cancelled {count(len(tasks), 'task')} of {owner}"
+
+
+def tick_started(task: Task) -> str:
+    """`tick -v`: `running task 4 (app.mail): Send the welcome mail`."""
+    return f"running {_named(task)}: {one_line(task.title)}"
+
+
+def recovered(item: Recovered) -> str:
+    """`tick -v`: a dead run the tick recorded as interrupted, and why."""
+    return f"recovered {_named(item.task)}: {item.run.error}"
+
+
+def skipped(task: Task) -> str:
+    """`tick -v`: a task passed over, being later than its max lateness, and where it went."""
+    then = f"next due {task.due_at:%Y-%m-%d %H:%M:%S} UTC" if task.state is State.QUEUED else ""
+    return f"skipped {_named(task)}: later than its max lateness; " + (
+        then or f"now {task.state.value}"
+    )
+
+
+def tick_summary(result: TickResult) -> str:
+    """`tick -v`: `idle: nothing due`, `busy: ...`, or `ran task 4 (app.mail): done in 0.012s`."""
+    task = result.task
+    if result.outcome == "idle":
+        return "idle: nothing due"
+    if result.outcome == "busy":
+        if task is None:  # a drain's or a pool's: it names no task
+            return "busy: another tick or pool serves this scope"
+        return f"busy: {_named(task)} is running"
+    assert task is not None, "a run names its task"
+    run = task.last_run
+    elapsed = "" if run is None or run.elapsed is None else f" in {run.elapsed:.3f}s"
+    outcome = "?" if run is None or run.outcome is None else run.outcome.value
+    return f"ran {_named(task)}: {outcome}{elapsed}"
+
+
+def tick_failure(result: TickResult) -> str | None:
+    """One line saying how a tick's run failed and what happens next; None when it did not.
+
+    `task 4 (app.err) failed on attempt 1 of 2, retrying at 2026-11-29
+    19:10:05 UTC: ValueError: kaboom`; a one-off task with one attempt says
+    only `task 4 (app.err) failed: ValueError: kaboom`.
+    """
+    if not result.failed:
+        return None
+    assert result.task is not None
+    task, run = result.task, result.task.last_run
+    name = _named(task)
+    if run is None or run.outcome is None:
+        return f"{name} failed: no run recorded"
+    why = run.error or run.outcome.value
+    if task.max_attempts == 1 and task.recurrence is None:
+        if run.outcome is Outcome.TIMEOUT:
+            return f"{name} {why}"
+        return f"{name} {run.outcome.value}: {why}"
+    verb = "was interrupted" if run.outcome is Outcome.INTERRUPTED else "failed"
+    then = ""
+    if task.state is State.QUEUED:
+        again = task.recurrence is None or run.attempt < task.max_attempts
+        then = f", {'retrying at' if again else 'next run at'} {_utc(task.due_at)}"
+    return f"{name} {verb} on attempt {run.attempt} of {task.max_attempts}{then}: {why}"
+
+
+def migrated(result: MigrateResult, config: Path | None) -> list[str]:
+    """What `migrate-store` says: what it copied, and the config line to use the copy."""
+    said = [
+        f"copied {count(result.tasks, 'task')} and {count(result.runs, 'run')} "
+        f"from {result.source} to {result.target}",
+        f"to use it, set in {config or 'a config file'} (or give --store or TASKCRON_STORE):",
+        result.config_line,
     ]
-    return Group(*panels)
+    if result.password_left_out:
+        said.append("(the password is left out: keep it in ~/.pgpass or PGPASSWORD)")
+    return said
 
 
-def watch_status(
-    read: Callable[[], Status], *, every: float = WATCH_EVERY, out: Console | None = None
-) -> None:
-    """Draw `watch_view(read())` in place at the terminal's size, reading again every
-    `every` seconds, until interrupted: Ctrl-C's KeyboardInterrupt reaches the caller once
-    the last view is left on the screen."""
-    from rich.live import Live
-
-    con = out or console()
-
-    def view() -> RenderableType:
-        return watch_view(read(), width=con.size.width, height=con.size.height)
-
-    with Live(view(), console=con, auto_refresh=False) as live:
-        while True:
-            time.sleep(every)
-            live.update(view(), refresh=True)
+def dashboard_open(url: str, token: str | None) -> str:
+    """Where to open the dashboard: with a generated `token` in the link, else by login."""
+    if token is not None:
+        return f"taskcron web: open {url}login?token={token}"
+    return f"taskcron web: open {url} and log in with the configured token"
 
 
-def watch_view(status: Status, *, width: int, height: int) -> RenderableType:
-    """The `status --watch` layout, which fits a terminal `width` by `height`: the running
-    tasks first, then the counts by module id (as many module ids as fit, then how many
-    more), then the next due tasks and the last failures when they fit whole. No cell
-    wraps: a long one is cut with an ellipsis."""
-    from rich.console import Group
-
-    shown, more = _fit(list(status.running), height - _PANEL)
-    running = _running_table(status, bars=_bars(width), rows=shown)
-    parts = [_watch_panel("running", running, more, "running tasks")]
-    left = height - _lines(shown, more)
-    modules, more = _fit(list(status.modules), left - _PANEL)
-    if left >= _lines(modules, more) and (modules or not status.modules):
-        counts = _counts_table(status, rows=modules)
-        parts.append(_watch_panel("tasks by module", counts, more, "module ids"))
-        left -= _lines(modules, more)
-    for title, tasks, table in (
-        ("next due", status.next, _next_table),
-        ("last failures", status.failures, _failures_table),
-    ):
-        if left >= _lines(tasks, 0):
-            parts.append(_watch_panel(title, table(tasks, fit=True)))
-            left -= _lines(tasks, 0)
-    return Group(*parts)
+def cron_installed(edit: CronEdit) -> str:
+    """`installed in your crontab (replacing the previous one)`."""
+    replaced = " (replacing the previous one)" if edit.removed else ""
+    return f"installed in {edit.where}{replaced}"
 
 
-#: The lines a panel of the watch view takes besides its rows: two borders and a header.
-_PANEL = 3
-
-
-def _lines(rows: Sequence[Any], more: int) -> int:
-    """The lines a panel of the watch view takes with `rows`, and `more` left out."""
-    if not rows and not more:
-        return _PANEL  # two borders and "none"
-    return _PANEL + len(rows) + (more > 0)
-
-
-def _fit(rows: list[Any], room: int) -> tuple[list[Any], int]:
-    """The first of `rows` that fit in `room` lines, with one line kept to say how many are
-    left out when not all fit; and how many are left out."""
-    if len(rows) <= max(room, 1):
-        return rows, 0
-    kept = max(room - 1, 0)
-    return rows[:kept], len(rows) - kept
-
-
-def _bars(width: int) -> int:
-    """How wide a running task's progress bar is in a view `width` columns wide (0: none)."""
-    return BAR_WIDTH if width >= 100 else 10 if width >= 70 else 0
-
-
-def _watch_panel(title: str, table: Table, more: int = 0, noun: str = "") -> Any:
-    """A part of the watch view: `table` in a panel, its text cells cut to fit (`_cut`),
-    and a line for `more` `noun` left out ("none" when it has no rows)."""
-    from rich.console import Group
-    from rich.panel import Panel
-    from rich.text import Text
-
-    body: Any = _cut(table) if table.row_count or more else Text("none", style="dim")
-    if more:
-        note = Text(
-            f"\u2026 and {more} more {noun}", style="dim", no_wrap=True, overflow="ellipsis"
-        )
-        body = Group(body, note)
-    return Panel(body, title=Text(title, style="bold"), title_align="left")
-
-
-def _status_parts(status: Status, *, bars: bool) -> list[tuple[str, Table | None]]:
-    """Each part of the status view: its title, and its table (None when it has no rows)."""
-    return [
-        ("tasks by module", _counts_table(status) if status.modules else None),
-        ("running", _running_table(status, bars=bars) if status.running else None),
-        ("next due", _next_table(status.next) if status.next else None),
-        ("last failures", _failures_table(status.failures) if status.failures else None),
-    ]
-
-
-#: The columns of the status tables that give up width first when a view must fit: names.
-_NAMES = frozenset({"module", "title", "host", "progress"})
-
-
-def _status_table(*columns: str, fit: bool = False) -> Table:
-    """A borderless table; a column whose name ends in `>` (dropped) is right-aligned.
-    Its cells fold where they are too long; to `fit`, see `_cut`."""
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for name in columns:
-        right = name.endswith(">")
-        header = name.rstrip(">")
-        table.add_column(
-            Text(header, no_wrap=True, overflow="ellipsis") if fit else header,
-            justify="right" if right else "left",
-            overflow="ellipsis" if fit else "fold",
-            # rich narrows the columns that may wrap first: names, not numbers or times
-            no_wrap=fit and header not in _NAMES,
-        )
-    return table
-
-
-def _cut(table: Table) -> Table:
-    """`table` (from `_status_table(fit=True)`) with every text cell kept on one line, cut
-    with an ellipsis where its column is too narrow."""
-    from rich.text import Text
-
-    for column in table.columns:
-        for cell in column.cells:
-            if isinstance(cell, Text):
-                cell.no_wrap, cell.overflow = True, "ellipsis"
-    return table
-
-
-def _counts_table(status: Status, *, rows: Sequence[str] | None = None) -> Table:
-    """The counts of each module id by state. Given `rows`, only those module ids, and only
-    the states some module id has tasks in, to fit."""
-    from rich.text import Text
-
-    states = list(State)
-    if rows is not None:
-        states = [s for s in State if any(c.get(s.value) for c in status.modules.values())]
-    table = _status_table("module", *(f"{s.value}>" for s in states), fit=rows is not None)
-    for module in status.modules if rows is None else rows:
-        counts = status.modules[module]
-        cells = [Text(module)]
-        for state in states:
-            count = counts.get(state.value, 0)
-            style = _STATE_STYLES.get(state.value, "") if count else "dim"
-            cells.append(Text(str(count), style=style))
-        table.add_row(*cells)
-    return table
-
-
-def _running_table(
-    status: Status, *, bars: bool | int, rows: Sequence[Task] | None = None
-) -> Table:
-    """The running tasks, with progress bars `bars` columns wide (True: `BAR_WIDTH`); only
-    `rows`, cut to fit, if given."""
-    from rich.text import Text
-
-    fit = rows is not None
-    table = _status_table("id>", "module", "title", "progress", "step>", "job>", "host", fit=fit)
-    for task in status.running if rows is None else rows:
-        run, times = task.last_run, task.elapsed(status.read_at)
-        table.add_row(
-            *_named(task),
-            _progress_cell(task.progress, bars=BAR_WIDTH if bars is True else int(bars), fit=fit),
-            *(Text("-") for _ in range(2) if times is None),
-            *(Text(_elapsed(delta)) for delta in times or ()),
-            Text("-" if run is None else one_line(run.host)),
-        )
-    return table
-
-
-def _named(task: Task) -> list[Any]:
-    """A task's id, module id and title: the cells that name it in every list of the status."""
-    from rich.text import Text
-
-    return [Text(str(task.id)), Text(task.module), Text(one_line(task.title))]
-
-
-def _elapsed(delta: timedelta) -> str:
-    """Whole seconds: `0s`, `42s`, `1h2m3s`."""
-    return format_duration(timedelta(seconds=round(max(delta.total_seconds(), 0.0))))
-
-
-def _progress_cell(progress: Progress | None, *, bars: int, fit: bool = False) -> Any:
-    """`40% 4/10 message` (`4 done message` without a total), after a bar `bars` columns
-    wide when `bars` and the progress has a total; to `fit`, the text is cut, not folded."""
-    from rich.progress_bar import ProgressBar
-    from rich.table import Table
-    from rich.text import Text
-
-    if progress is None:
-        return Text("-")
-    words = []
-    if progress.percent is not None:
-        words.append(f"{_number(progress.percent)}%")
-    total = " done" if progress.total is None else f"/{_number(progress.total)}"
-    words.append(_number(progress.done) + total)
-    if progress.message:
-        words.append(one_line(progress.message))
-    text = Text(" ".join(words), no_wrap=fit, overflow="ellipsis" if fit else None)
-    if not bars or progress.percent is None:
-        return text
-    cell = Table.grid(padding=(0, 1))
-    cell.add_column(no_wrap=True)
-    cell.add_column(no_wrap=fit, overflow="ellipsis" if fit else "fold")
-    cell.add_row(ProgressBar(total=100, completed=progress.percent, width=bars), text)
-    return cell
-
-
-def _number(value: float) -> str:
-    """`4` for 4.0, `2.5` for 2.5."""
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def _next_table(tasks: Sequence[Task], *, fit: bool = False) -> Table:
-    from rich.text import Text
-
-    table = _status_table("due", "id>", "module", "title", fit=fit)
-    for task in tasks:
-        table.add_row(Text(_when(task.due_at)), *_named(task))
-    return table
-
-
-def _failures_table(tasks: Sequence[Task], *, fit: bool = False) -> Table:
-    from rich.text import Text
-
-    table = _status_table("when", "id>", "module", "title", "state", "last run", fit=fit)
-    for task in tasks:
-        state = Text(task.state.value, style=_STATE_STYLES.get(task.state.value, ""))
-        table.add_row(Text(_when(task.updated_at)), *_named(task), state, Text(*_outcome(task)))
-    return table
+def cron_uninstalled(edit: CronEdit, home: Path) -> str:
+    """What `generate-cron --uninstall` did, or that there was nothing to take out."""
+    if edit.removed:
+        return f"removed the taskcron line for home {home} from {edit.where}"
+    return (
+        f"nothing to uninstall: {edit.where} has no taskcron line for home {home} and {edit.scope}"
+    )

@@ -1,0 +1,220 @@
+"""The commands on a home: init, log, prune, check, migrate-store and the dashboard."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from taskcron import errors, render
+from taskcron.api import (
+    LogWhere,
+    broken_config_report,
+)
+from taskcron.cli.base import (
+    cli,
+    ctrl_c_interrupts,
+    except_option,
+    get_app,
+    json_option,
+    module_option,
+)
+
+
+@cli.command(short_help="Create the home, the store and a starter taskcron.toml.")
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the home and the store, and a commented starter ./taskcron.toml when no config
+    file is found here or in a parent directory. Safe to repeat: an existing config is kept.
+    """
+    app = get_app(ctx)
+    result = app.init()
+    for said in render.initialized(result, store_configured=app.config.store is not None):
+        render.line(said)
+
+
+@cli.command(short_help="Print the last log records; -f keeps following.")
+@click.option(
+    "-n",
+    "--lines",
+    "count",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="How many records to print.",
+)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new records until interrupted.")
+@click.option("--task", "task_id", type=int, metavar="ID", help="Only records of task ID.")
+@module_option
+@except_option
+@click.option("--level", metavar="LEVEL", help="Minimum level: debug, info, warning, error.")
+@click.option(
+    "--since", metavar="DUR|TIME", help="Only records since DUR ago (1h) or TIME (ISO 8601)."
+)
+@json_option
+@click.pass_context
+def log(
+    ctx: click.Context,
+    count: int,
+    follow: bool,
+    task_id: int | None,
+    modules: tuple[str, ...],
+    excepts: tuple[str, ...],
+    level: str | None,
+    since: str | None,
+    as_json: bool,
+) -> None:
+    """Print the last N log records, oldest first; with -f, keep following them.
+
+    Records are JSON Lines in <home>/log/taskcron.jsonl (rotated to .1, .2, ...),
+    so `tail -F` works too. With a PostgreSQL store, the records of every host
+    sharing it are read from its log table, each line naming its host.
+    """
+    app = get_app(ctx)
+    wanted = LogWhere(task=task_id, modules=modules, excepts=excepts, level=level, since=since)
+    if follow:
+        ctrl_c_interrupts()
+        batches = app.follow_log(count, keep=app.log_filter(**wanted))
+    else:
+        batches = iter([app.log(count, **wanted)])
+    con = None if as_json else render.console()
+    hosts = None if app.shared_log is None else 0  # the width of the host column
+    try:
+        for batch in batches:
+            if hosts is not None:
+                hosts = render.host_width(batch, hosts)
+            for rec in batch:
+                if con is None:
+                    render.json_out(rec)
+                else:
+                    render.log_record(rec, out=con, host_width=hosts)
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (e.g. `| head`): nothing more to say
+
+
+@cli.command(short_help="Remove old finished tasks and rotated log files.")
+@click.option(
+    "--older-than",
+    metavar="DUR",
+    help="Age to remove, with its unit (30d, 12h). [default: log.retention, 30d]",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@json_option
+@click.pass_context
+def prune(ctx: click.Context, older_than: str | None, dry_run: bool, as_json: bool) -> None:
+    """Remove finished one-off tasks (and their runs) and rotated log files older than
+    DUR; with a PostgreSQL store, the records of its log table older than DUR too.
+
+    DUR needs a unit: a bare number is refused (30 what? e.g. 30d). Never
+    touches queued, running or paused tasks. --json prints {"tasks", "runs",
+    "log_files", "log_records"} (log_records: null without a log table).
+    """
+    pruned = get_app(ctx).prune(older_than, dry_run=dry_run)
+    if as_json:
+        render.json_out(
+            {
+                "tasks": pruned.tasks,
+                "runs": pruned.runs,
+                "log_files": pruned.files,
+                "log_records": pruned.records,
+            }
+        )
+    else:
+        render.line(render.pruned(pruned.tasks, pruned.files, pruned.records, dry_run=dry_run))
+
+
+@cli.command(short_help="Check the config, code, store, log and crontab.")
+@json_option
+@click.pass_context
+def check(ctx: click.Context, as_json: bool) -> None:
+    """Check that this home can work, and say what is broken. Creates nothing.
+
+    Prints the config file and home in use; imports the configured modules
+    and lists the task names they register; resolves the target of every
+    queued, paused or recurring task; checks the store's integrity and that
+    the log directory is writable; and says whether a crontab line for this
+    home is installed (reported, not required). Exit 0 when all is well, 1
+    when something is broken.
+    """
+    try:
+        report = get_app(ctx).check()
+    except errors.ConfigError as exc:
+        report = broken_config_report(exc)
+    if as_json:
+        render.json_out(report.to_json())
+    else:
+        render.check_report(report.checks)
+    if not report.ok:
+        ctx.exit(1)
+
+
+@cli.command(name="migrate-store", short_help="Copy every task and run into a new, empty store.")
+@click.option(
+    "--to",
+    metavar="URL",
+    required=True,
+    help="The empty store to copy into: postgresql://user@host/db, sqlite:////abs/path.db, ...",
+)
+@json_option
+@click.pass_context
+def migrate_store(ctx: click.Context, to: str, as_json: bool) -> None:
+    """Copy every task and run of the current store into the empty store at URL, keeping
+    ids, schedules, states, data, results and run records, in one transaction; the current
+    store is left as it was. Then print the config line that points taskcron at the new store.
+
+    Refused, writing nothing, while any task is running (stop the ticks and workers
+    first) or when the new store already holds tasks. Pools are not copied.
+
+    \b
+    Examples:
+      taskcron migrate-store --to postgresql://app@db.internal/tasks
+      taskcron --store sqlite:////srv/app/tasks.db migrate-store --to sqlite:////srv/new/tasks.db
+    """
+    app = get_app(ctx)
+    result = app.migrate_store(to)
+    if as_json:
+        render.json_out(result.to_json())
+        return
+    for said in render.migrated(result, app.config.path):
+        render.line(said)
+
+
+@cli.command(short_help="Serve the web dashboard: live progress, the log and actions.")
+@click.option(
+    "--host", metavar="ADDR", help="The address to listen on. [default: config web.host, 127.0.0.1]"
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    metavar="N",
+    help="The port to listen on; 0 picks a free one. [default: config web.port, 8765]",
+)
+@click.option(
+    "--owner-link",
+    metavar="OWNER",
+    help="Print the read-only link to OWNER's tasks (signed with the token) and exit.",
+)
+@click.pass_context
+def web(ctx: click.Context, host: str | None, port: int | None, owner_link: str | None) -> None:
+    """Serve the web dashboard until Ctrl-C or SIGTERM: the overview, tasks, one task with its
+    runs, and the log, updated live, with retry, cancel, pause, resume, remove and run now.
+    It needs the web extra: pip install 'taskcron[web]'.
+
+    Every request needs the token (config web.token or TASKCRON_WEB_TOKEN; without one a
+    random one is made and printed with the URL to open); web.read_token sees but cannot
+    act. It listens on 127.0.0.1 unless --host or web.host says otherwise, and another
+    address needs a configured token.
+    """
+    from taskcron import web as dashboard
+
+    app = get_app(ctx)
+    if owner_link is not None:
+        link = app.owner_link(owner_link)
+        render.line(dashboard.settings(app, host=host, port=port).url.rstrip("/") + link)
+        return
+    dashboard.require_extra()
+    sock, chosen = dashboard.listen(dashboard.settings(app, host=host, port=port))
+    render.line(render.dashboard_open(chosen.url, chosen.token if chosen.generated else None))
+    dashboard.serve(app, chosen, sock)

@@ -243,7 +243,7 @@ class RunLife:
         recorder: Recorder,
         lease: Callable[[], Lease],
         decide: Decide,
-        deadline: datetime | None,
+        settings: RunSettings,
         watcher: Watcher | None = None,
         max_steps: int = 10_000,
     ) -> None:
@@ -256,7 +256,7 @@ class RunLife:
         self.recorder = recorder
         self.lease = lease
         self.decide = decide
-        self.deadline = deadline
+        self.settings = settings  #: How the runner runs it, its deadline among them.
         self.watcher = watcher
         self.max_steps = max_steps
         self.progress: Progress | None = None  #: The last progress reported.
@@ -264,12 +264,17 @@ class RunLife:
         self._progress_logged_at = -1.0
         self._progress_unlogged = False
 
-    def execute(self, settings: RunSettings) -> RunEnd:
+    @property
+    def deadline(self) -> datetime | None:
+        """When the run's budget ends (the task sees it; nothing is killed then)."""
+        return self.settings.deadline
+
+    def execute(self) -> RunEnd:
         """Record the start, run the task to its end in a child process, and say how it ended."""
         from taskcron import runner  # only a tick with a task to run pays for it
 
         self.begin()
-        return runner.execute(self.task, settings, clock=self.recorder.clock, hooks=self)
+        return runner.execute(self.task, self.settings, clock=self.recorder.clock, hooks=self)
 
     def begin(self) -> None:
         """Record that the run starts (and tell the watcher)."""

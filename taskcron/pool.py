@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from taskcron import errors
 from taskcron.lifecycle import RunLife, TickResult
 from taskcron.model import Lanes, Scope
-from taskcron.runner import Execution, RunSettings, Supervisor
+from taskcron.runner import Execution, Supervisor
 from taskcron.store import Claim, ClaimOutcome, PoolLease
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 #: Claim the next task: with `Lanes` as a pool does, or with None under the busy rule.
 ClaimNext = Callable[[Lanes | None], Claim]
 #: Start the life of a claimed run: its `RunLife` and how to run it.
-Begin = Callable[[Claim], tuple[RunLife, RunSettings]]
+Begin = Callable[[Claim], RunLife]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,8 +154,8 @@ class Pool:
             go_on = settings.is_pool and (settings.forever or supervisor.running > 0)
             return go_on, claim.outcome
         assert claim.task is not None
-        life, run_settings = self._begin(claim)
-        execution = supervisor.start(claim.task, run_settings, life)
+        life = self._begin(claim)
+        execution = supervisor.start(claim.task, life.settings, life)
         self._lives[execution] = life
         self.started += 1
         return True, None

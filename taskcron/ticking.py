@@ -71,8 +71,8 @@ def tick(home: Home, scope: Scope, budget: Budget, watcher: Watcher | None) -> T
             recovered=claim.recovered,
             skipped=claim.skipped,
         )
-    life, settings = begin_run(home, claim, deadline, watcher)
-    return life.result(life.execute(settings))
+    life = begin_run(home, claim, deadline, watcher)
+    return life.result(life.execute())
 
 
 def drain_settings(home: Home, budget: Budget, workers: int | None, max_tasks: int) -> PoolSettings:
@@ -118,7 +118,7 @@ def make_pool(home: Home, scope: Scope, settings: PoolSettings, watcher: Watcher
     """A pool over `scope` that claims and begins its runs through this module."""
     from taskcron.pool import Pool
 
-    def begin(claim: Claim) -> tuple[RunLife, RunSettings]:
+    def begin(claim: Claim) -> RunLife:
         budget = settings.task_budget
         deadline = settings.deadline if budget is None else home.clock() + budget
         runner = "taskcron work" if settings.forever else "the tick"
@@ -165,13 +165,14 @@ def begin_run(
     *,
     pooled: bool = False,
     runner: str = "the tick",
-) -> tuple[RunLife, RunSettings]:
-    """The life of a claimed run and the settings to run it with.
+) -> RunLife:
+    """The life of a claimed run, with the settings to run it with (`RunLife.settings`).
 
     A pool's run is begun here (the pool starts its child itself), and its
     handler is imported in this process first, so that later forks start warm.
     """
     assert claim.run is not None
+    chosen = run_settings(home, claim.run.id, deadline, preload=pooled)
     life = RunLife(
         max_steps=home.config.max_steps,
         store=home.store,
@@ -179,13 +180,12 @@ def begin_run(
         recorder=home.recorder,
         lease=lambda: lease(home, home.clock()),
         decide=home.policy.after_run,
-        deadline=deadline,
+        settings=dataclasses.replace(chosen, runner=runner),
         watcher=watcher,
     )
     if pooled:
         life.begin()
-    chosen = run_settings(home, claim.run.id, deadline, preload=pooled)
-    return life, dataclasses.replace(chosen, runner=runner)
+    return life
 
 
 def _record_no_run(home: Home, claim: Claim, scope: Scope) -> None:

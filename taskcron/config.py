@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,9 +15,10 @@ from taskcron import configfile, errors
 from taskcron.configfile import DEFAULT_HOME
 from taskcron.inputs import zone
 from taskcron.model import Lanes
+from taskcron.values import field, value
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class RetryConfig:
     """How long a failed task waits before its next attempt."""
 
@@ -26,7 +26,7 @@ class RetryConfig:
     max_backoff: timedelta = timedelta(hours=1)  #: The longest wait.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class LogConfig:
     """The log store's settings."""
 
@@ -37,7 +37,7 @@ class LogConfig:
     output_tail: int = 65536
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class WebConfig:
     """The dashboard's settings (`taskcron web`, config table `[web]`)."""
 
@@ -51,7 +51,7 @@ class WebConfig:
     max_streams: int = 16  #: Event streams open at once per session, token or owner link.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class Config:
     """Settings in effect, with defaults for whatever the file did not set."""
 

@@ -4,16 +4,15 @@ which reads and rewrites a crontab under a lock)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict
 
 from taskcron import errors, inputs
 from taskcron.config import system_timezone
 from taskcron.model import Scope
 from taskcron.store import redact
+from taskcron.values import replace, value
 
 if TYPE_CHECKING:
     from taskcron.home import Home
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
 CRONTAB_LOCK = "crontab.lock"  #: In the home: held while a crontab is read and rewritten.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class CronEdit:
     """What `generate_cron` or `uninstall_cron` made, and did to a crontab."""
 
@@ -87,12 +86,12 @@ def generate(
     edit = CronEdit(where=tab.describe(), scope=cronline.describe_scope(scope), job=job.block)
     if dry_run:
         change = crontab.install(job, tab, lock=None, dry_run=True)
-        return dataclasses.replace(edit, text=change.text, removed=change.removed)
+        return replace(edit, text=change.text, removed=change.removed)
     home.make()  # the job appends to <home>/cron.log: the directory must exist
     if not install:
         return edit
     change = crontab.install(job, tab, lock=home.path / CRONTAB_LOCK)
-    return dataclasses.replace(edit, text=change.text, removed=change.removed, written=True)
+    return replace(edit, text=change.text, removed=change.removed, written=True)
 
 
 def uninstall(

@@ -20,7 +20,6 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from taskcron import errors
 from taskcron.inputs import parse_duration
 from taskcron.model import Scope, format_duration
 from taskcron.schedule import AT_WORDS, CronExpr, validate_cron
+from taskcron.values import value
 
 #: Every marker comment starts with this; a JSON object with the home and scope follows.
 MARKER = "# taskcron generate-cron "
@@ -226,7 +226,7 @@ def parse_marker(line: str) -> tuple[Path, Scope] | None:
         return None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class CronJob:
     """One crontab job that runs `taskcron tick` for a home and a scope."""
 

@@ -16,7 +16,6 @@ import shlex
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -30,6 +29,7 @@ from taskcron.cronline import (
     parse_with_python_crontab,
 )
 from taskcron.model import Scope
+from taskcron.values import value
 
 # --- splicing a crontab's text -------------------------------------------------
 
@@ -164,7 +164,7 @@ def _why(done: subprocess.CompletedProcess[bytes]) -> str:
     return _first_line(done.stderr) or f"exit status {done.returncode}"
 
 
-@dataclass(frozen=True, slots=True)
+@value(kw_only=False)
 class UserCrontab:
     """A user's crontab, through the `crontab` program (`-u USER` when `user` is given)."""
 
@@ -220,7 +220,7 @@ class UserCrontab:
             raise errors.TaskcronError(f"cannot remove {self.describe()}: crontab -r: {_why(done)}")
 
 
-@dataclass(frozen=True, slots=True)
+@value(kw_only=False)
 class CrontabFile:
     """A crontab file, such as one in /etc/cron.d (`system`: each job line carries a user)."""
 
@@ -300,7 +300,7 @@ def locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class Change:
     """What an install or uninstall did (or, on a dry run, would do)."""
 

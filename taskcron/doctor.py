@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +11,12 @@ from taskcron.config import Config
 from taskcron.home import Home
 from taskcron.model import Scope, State
 from taskcron.store import Store, redact
+from taskcron.values import value
 
 Checks = list["Check"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class Check:
     """One item of `taskcron check`."""
 
@@ -25,7 +25,7 @@ class Check:
     detail: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class CheckReport:
     """What `taskcron check` found."""
 

@@ -6,7 +6,6 @@ that a home is created, and a store opened or migrated, in one place.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from taskcron.lifecycle import Event, Recorder
 from taskcron.logstore import LogStore
 from taskcron.schedule import RetryPolicy
 from taskcron.store import SharedLog, Store, open_shared_log, open_store, resolve_url
+from taskcron.values import replace
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +61,10 @@ def load_config(
     else:
         found = config
         if home is not None:
-            found = dataclasses.replace(
-                config, home=Path(home).expanduser().absolute(), home_by_default=False
-            )
+            found = replace(config, home=Path(home).expanduser().absolute(), home_by_default=False)
         if store is not None and store != config.store:
             url = resolve_url(store, base=Path.cwd(), where="--store")
-            found = dataclasses.replace(found, store=url, store_origin="--store")
+            found = replace(found, store=url, store_origin="--store")
     if "\0" in str(found.home):
         raise errors.InputError(f"invalid home {str(found.home)!r}: it contains a NUL byte")
     return found

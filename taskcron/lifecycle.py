@@ -10,17 +10,16 @@ store. Every record goes through a `Recorder`, and every event name is an
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from taskcron import errors, logstore
 from taskcron.model import Outcome, Progress, Run, RunEnd, State, Task, iso
 from taskcron.store import ClaimOutcome
+from taskcron.values import field, replace, value
 
 if TYPE_CHECKING:
     from taskcron.logstore import LogStore
@@ -308,13 +307,13 @@ class RunLife:
         saved in the same transaction as the end of the run.
         """
         if end.outcome is Outcome.CONTINUED and self.task.steps + 1 >= self.max_steps:
-            end = dataclasses.replace(
+            end = replace(
                 end,
                 outcome=Outcome.FAILED,
                 error=f"needs more than max_steps ({self.max_steps}) steps",
                 state_json=None,
             )
-        end = dataclasses.replace(end, progress=self.progress)
+        end = replace(end, progress=self.progress)
         if self._progress_unlogged and self.progress is not None:
             self._log_progress(self.progress)
         self._overrun(end)
@@ -445,7 +444,7 @@ PROGRESS_STORE_EVERY = 0.5
 PROGRESS_LOG_EVERY = 1.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class TickResult:
     """What one tick did: ran a task (`ran`), found nothing due (`idle`) or found its scope busy."""
 

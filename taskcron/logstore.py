@@ -22,7 +22,6 @@ import fcntl
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 from taskcron.config import LogConfig
 from taskcron.inputs import LOG_LEVELS
 from taskcron.model import Scope
+from taskcron.values import value
 
 ACTIVE = "taskcron.jsonl"
 _BLOCK = 65536
@@ -264,7 +264,7 @@ def _parse(line: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class LogFilter:
     """What `taskcron log` keeps: a task, a scope, a minimum level, a start time."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -15,6 +14,7 @@ from taskcron import configfile, errors, inputs, logstore
 from taskcron.lifecycle import Event
 from taskcron.model import Scope, iso
 from taskcron.store import open_store, redact, resolve_url, same_store
+from taskcron.values import value
 
 if TYPE_CHECKING:
     from taskcron.home import Home
@@ -29,7 +29,7 @@ class Pruned(NamedTuple):
     runs: int = 0  #: The runs of the tasks.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class InitResult:
     """What `init` found and made."""
 
@@ -39,7 +39,7 @@ class InitResult:
     written: Path | None  #: The starter config file `init` wrote, if it wrote one.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class MigrateResult:
     """What `migrate_store` copied, from where to where (URLs without any password)."""
 

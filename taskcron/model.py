@@ -12,7 +12,6 @@ import json
 import re
 import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
@@ -22,6 +21,7 @@ from taskcron.inputs import (
     in_scope,
     parse_module_list,
 )
+from taskcron.values import field, value
 
 
 class State(str, enum.Enum):
@@ -60,7 +60,7 @@ class Outcome(str, enum.Enum):
 # --- module ids and scopes -------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class Scope:
     """Which module ids a tick, list or log serves.
 
@@ -108,7 +108,7 @@ class Scope:
         return cls(modules=tuple(obj["modules"]), excepts=tuple(obj["excepts"]))
 
 
-@dataclass(frozen=True, slots=True)
+@value(kw_only=False)
 class Lanes:
     """How many tasks of one module id may run at once: 1, unless a subtree is widened.
 
@@ -159,7 +159,7 @@ class TargetKind(str, enum.Enum):
     COMMAND = "command"  #: An argv run without a shell.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class Target:
     """What a task runs: a callable path, a registered name, or an argv."""
 
@@ -233,7 +233,7 @@ class Next(NamedTuple):
     reset_attempts: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class Recurrence:
     """When a recurring task comes back: a cron expression in a time zone, or a period."""
 
@@ -264,7 +264,7 @@ class Recurrence:
         return f"{self.cron} ({self.tz})"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class Progress:
     """How far a task got, as its handler last reported: `done` of `total`, and a message."""
 
@@ -305,7 +305,7 @@ class Progress:
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class Run:
     """One execution attempt of a task."""
 
@@ -351,7 +351,7 @@ class Run:
         }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class RunEnd:
     """How a run ended, as the runner measured it."""
 
@@ -371,7 +371,7 @@ class RunEnd:
     progress: Progress | None = None  #: The last progress the run reported, if any.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class Task:
     """A unit of work, its place in line, and its history of runs."""
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
 from taskcron.model import Lanes
+from taskcron.values import value
 
 
-@dataclass(frozen=True, slots=True)
+@value(kw_only=False)
 class Candidate:
     """What the order rule needs to know of a due task."""
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -34,6 +33,7 @@ from taskcron.lifecycle import RunLife, TickResult
 from taskcron.model import Lanes, Scope
 from taskcron.runner import Execution, Supervisor
 from taskcron.store import Claim, ClaimOutcome, PoolLease
+from taskcron.values import field, value
 
 if TYPE_CHECKING:
     from taskcron.store import Store
@@ -44,7 +44,7 @@ ClaimNext = Callable[[Lanes | None], Claim]
 Begin = Callable[[Claim], RunLife]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class PoolSettings:
     """How a pool runs: its size, its limits, and whether it keeps waiting for work."""
 

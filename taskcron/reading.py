@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +12,7 @@ from taskcron import errors
 from taskcron import schedule as schedule_module
 from taskcron.inputs import INT64, check_owner, int64
 from taskcron.model import ACTIVE_STATES, Scope, State, Task
+from taskcron.values import value
 
 if TYPE_CHECKING:
     from taskcron.home import Home
@@ -23,7 +23,7 @@ STATUS_COUNT = 5  #: How many next due tasks, and how many failures, `status` sh
 MAX_UPCOMING = 10_000  #: The most due times `upcoming` (`next -n`) lists: each is held in memory.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class Status:
     """What `taskcron status` shows of a scope, read at `read_at`.
 

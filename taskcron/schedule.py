@@ -9,12 +9,12 @@ from __future__ import annotations
 import functools
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from taskcron import errors
 from taskcron.inputs import zone
 from taskcron.model import Next, Outcome, Recurrence, State, Task
+from taskcron.values import field, value
 
 JITTER = 0.2
 
@@ -40,7 +40,7 @@ def next_due(recurrence: Recurrence, after: datetime) -> datetime:
     return CronExpr.parse(recurrence.cron).next_after(after, zone(recurrence.tz))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class RetryPolicy:
     """Where a task goes after a run: done, retried after a backoff, failed, or its next time."""
 
@@ -163,7 +163,7 @@ def _parse_field(expr: str, index: int, text: str) -> frozenset[int]:
     return frozenset(values)
 
 
-@dataclass(frozen=True, slots=True)
+@value(kw_only=False)
 class CronExpr:
     """A parsed five-field cron expression with Debian cron's meaning."""
 

@@ -7,7 +7,6 @@ budget) and handed to both its life and its execution.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from taskcron.inputs import int64, optional_duration
 from taskcron.lifecycle import Event, RunLife, TickResult, Watcher, after_claim
 from taskcron.model import Lanes, Scope
 from taskcron.store import Claim, ClaimOutcome, Lease
+from taskcron.values import replace
 
 if TYPE_CHECKING:
     from taskcron.pool import Pool, PoolSettings
@@ -180,7 +180,7 @@ def begin_run(
         recorder=home.recorder,
         lease=lambda: lease(home, home.clock()),
         decide=home.policy.after_run,
-        settings=dataclasses.replace(chosen, runner=runner),
+        settings=replace(chosen, runner=runner),
         watcher=watcher,
     )
     if pooled:

@@ -3,20 +3,20 @@
 A run is given `RunSettings` and `RunHooks`; its child is one `Child` (a forked
 callable, an exec'd command, later others), so that the execution around it
 (pipes, limits, renewal, kill escalation) never asks which kind it runs.
-The values a child is given are named tuples: frozen and typed, and cheaper
-than dataclasses to define on the path of every tick that runs a task.
+The values a child is given are `@value` classes and named tuples: frozen, typed and
+cheap to define on the path of every tick that runs a task.
 """
 
 from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from taskcron.model import Outcome, RunEnd, Task
+from taskcron.values import value
 
 ENV_RUN_ID = "TASKCRON_RUN_ID"
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -25,7 +25,7 @@ Clock = Callable[[], datetime]
 Handler = Callable[..., Any]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class RunSettings:
     """How to run a task: where its code is, and the limits that apply (from the config)."""
 

@@ -13,7 +13,6 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from taskcron.model import Outcome, RunEnd, Task
@@ -26,13 +25,14 @@ from taskcron.runner.child import (
     signal_name,
 )
 from taskcron.runner.process import process_start
+from taskcron.values import field, value
 
 _CHUNK = 65536
 _LINE_MAX = 65536  #: A line longer than this is passed on in pieces.
 _EXIT_DRAIN = 1.0  #: How long to keep reading pipes held open by a finished task's children.
 
 
-@dataclass(slots=True)
+@value(kw_only=False, frozen=False)
 class _Tail:
     """The last `limit` bytes of merged output, and whether anything was cut."""
 

@@ -50,11 +50,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from taskcron import errors
+from taskcron.inputs import LOG_LEVELS
 from taskcron.store import redact
 from taskcron.store.postgres import _first_line, connect, split_url
 from taskcron.store.protocol import RecordFilter, SharedLog
 from taskcron.store.scopes import scope_where
-from taskcron.syntax import LOG_LEVELS
 
 if TYPE_CHECKING:
     import psycopg

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -53,6 +52,7 @@ from taskcron.model import (
     Target,
     Task,
 )
+from taskcron.values import value
 
 #: Where a task goes after a run ended with an outcome at a time.
 Decide = Callable[[Task, Outcome, datetime], "Next | tuple[State, datetime]"]
@@ -60,7 +60,7 @@ Decide = Callable[[Task, Outcome, datetime], "Next | tuple[State, datetime]"]
 Skip = Callable[[Task, datetime], "Next | tuple[State, datetime]"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class NewTask:
     """What `Store.schedule` needs to create a task."""
 
@@ -85,7 +85,7 @@ class PruneCount(NamedTuple):
     runs: int  #: The runs of those tasks.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class Lease:
     """Who holds a running task, and until when."""
 
@@ -95,7 +95,7 @@ class Lease:
     machine: str = ""  #: `machine_id()` of the host: tells containers with one host name apart.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class PoolLease:
     """A pool (a draining tick of more than one worker, or `work`) serving a scope on a host."""
 
@@ -115,7 +115,7 @@ class ClaimOutcome(str, enum.Enum):
     BUSY = "busy"  #: A task in scope is running.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class Recovered:
     """A run found dead by a claim, and its task as it was left."""
 
@@ -123,7 +123,7 @@ class Recovered:
     run: Run
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class Claim:
     """The answer of `Store.claim_next`."""
 

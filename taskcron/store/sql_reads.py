@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Generator, Iterable
 from datetime import datetime
 from typing import Any
@@ -13,6 +12,7 @@ from taskcron.model import Run, Scope, State, Task
 from taskcron.store.protocol import Tasks
 from taskcron.store.scopes import module_ranges
 from taskcron.store.sql_base import DUMP_BATCH, Connection, Row, SqlBase
+from taskcron.values import replace
 
 
 class SqlReads(SqlBase):
@@ -112,7 +112,7 @@ class SqlReads(SqlBase):
         with self._read() as db:
             rows = db.execute(self.sql.SELECT_RUNNING_TASKS.format(scope=where), params).fetchall()
             tasks = [
-                dataclasses.replace(
+                replace(
                     self._task(row, (self._load_run(db, row["run_id"]),)),
                     job_started_at=self._job_start(db, row),
                 )

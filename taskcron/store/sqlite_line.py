@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from taskcron import errors
+from taskcron.inputs import covers, in_scope
 from taskcron.store.scopes import SELECT_RUNNING, module_ranges, scope_where
 from taskcron.store.sqlite_schema import APPLICATION_ID, SCHEMA_VERSION
-from taskcron.syntax import covers, in_scope
 
 #: What a SQLite store URL starts with; the file's path follows.
 SQLITE_PREFIX = "sqlite:///"

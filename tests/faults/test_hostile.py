@@ -10,7 +10,6 @@ shown literally; none adds a crontab line or writes outside its home.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
@@ -25,7 +24,7 @@ from typing import Any
 import pytest
 
 import taskcron
-from taskcron import TaskCron, errors, render
+from taskcron import TaskCron, errors, render, values
 from taskcron.config import Config
 from taskcron.model import Task
 from taskcron.render import status as render_status
@@ -315,9 +314,7 @@ def test_the_files_of_a_home_in_use_are_private_under_umask_000(tmp_path: Path) 
     """What the script's run leaves behind, and also what lives only while a home is
     open: the store's WAL and shared memory, and the active log after a rotation."""
     config = Config(home=tmp_path / "home")
-    config = dataclasses.replace(
-        config, log=dataclasses.replace(config.log, max_bytes=2000, backups=3)
-    )
+    config = values.replace(config, log=values.replace(config.log, max_bytes=2000, backups=3))
     before = os.umask(0)
     try:
         with TaskCron(config=config) as app:

@@ -5,7 +5,6 @@ The tasks are built by hand, with progress as a handler would report it.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import re
 from datetime import timedelta
@@ -16,7 +15,7 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from taskcron import render
+from taskcron import render, values
 from taskcron.api import Status
 from taskcron.model import Outcome, Progress, Run, State, Target, Task
 from taskcron.render import status as render_status
@@ -222,7 +221,7 @@ def test_the_readme_shows_what_status_prints() -> None:
 # --- status --watch at a terminal's size -------------------------------------------------
 
 #: 22 module ids, as many as a real install shows, with the two running tasks of STATUS.
-CROWDED = dataclasses.replace(
+CROWDED = values.replace(
     STATUS, modules={f"app.module{n:02d}": {"queued": n, "done": 3} for n in range(22)}
 )
 
@@ -280,7 +279,7 @@ def test_no_cell_of_the_watch_view_wraps_at_60x15() -> None:
     long = running(
         8, "shop.images", "resize every product image", Progress(done=3, total=9, updated_at=T0)
     )
-    lines = watched(dataclasses.replace(CROWDED, running=(*CROWDED.running, long)), 60, 15)
+    lines = watched(values.replace(CROWDED, running=(*CROWDED.running, long)), 60, 15)
 
     inside = [line for line in lines if line.startswith("│")]
     assert inside[0].split() == [
@@ -303,7 +302,7 @@ def test_no_cell_of_the_watch_view_wraps_at_60x15() -> None:
 
 def test_the_watch_view_says_how_many_running_tasks_it_leaves_out() -> None:
     many = tuple(running(n, "shop", f"job {n}", None) for n in range(30))
-    lines = watched(dataclasses.replace(CROWDED, running=many), 80, 24)
+    lines = watched(values.replace(CROWDED, running=many), 80, 24)
 
     assert len(lines) == 24
     assert lines[-2].startswith("│ … and 10 more running tasks ")

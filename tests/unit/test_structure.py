@@ -69,7 +69,13 @@ RUNNER = (
     "taskcron.runner",
 )
 #: What the runner may import of taskcron outside itself: nothing that knows of a store or a tick.
-BELOW_THE_RUNNER = {"taskcron.errors", "taskcron.handlers", "taskcron.context", "taskcron.model"}
+BELOW_THE_RUNNER = {
+    "taskcron.errors",
+    "taskcron.handlers",
+    "taskcron.context",
+    "taskcron.model",
+    "taskcron.values",
+}
 
 
 def test_the_runner_package_is_listed_in_its_order() -> None:
@@ -239,7 +245,6 @@ def test_a_tick_imports_nothing_of_the_web(tmp_path: Path) -> None:
 IDLE_PATH = {
     "taskcron.errors",
     "taskcron.inputs",
-    "taskcron.syntax",
     "taskcron.configfile",
     "taskcron.store",
     "taskcron.store.sqlite_line",
@@ -266,7 +271,7 @@ def test_an_idle_tick_imports_only_its_modules_and_the_standard_library(name: st
 #: The store's backends: imported only inside `taskcron.store`, which opens them by URL.
 BACKENDS = {"taskcron.store.sqlite", "taskcron.store.postgres", "taskcron.store.postgres_log"}
 #: What the store may import of taskcron outside itself: it lies below everything else.
-BELOW_THE_STORE = {"taskcron.errors", "taskcron.model", "taskcron.syntax"}
+BELOW_THE_STORE = {"taskcron.errors", "taskcron.model", "taskcron.inputs", "taskcron.values"}
 
 
 def test_no_store_backend_is_imported_outside_the_store() -> None:

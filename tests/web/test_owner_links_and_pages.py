@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 from pathlib import Path
 
 import pytest
 
-from taskcron import TaskCron, errors
+from taskcron import TaskCron, errors, values
 from taskcron.config import Config, WebConfig
 from tests.conftest import FakeClock
 
@@ -51,7 +50,7 @@ def test_an_owner_link_is_signed_with_a_key_derived_from_the_token(
 def test_an_owner_link_needs_a_configured_token(tc: TaskCron) -> None:
     with pytest.raises(errors.ConfigError, match=r"web\.token"):
         tc.owner_link("ann")
-    configured = dataclasses.replace(tc.config, web=WebConfig(token=TOKEN))
+    configured = values.replace(tc.config, web=WebConfig(token=TOKEN))
     with pytest.raises(errors.InputError, match="invalid owner"):
         TaskCron(config=configured).owner_link("bad\nowner")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import gc
 import json
 import random
@@ -15,7 +14,7 @@ from urllib.parse import quote
 import pytest
 from starlette.testclient import TestClient
 
-from taskcron import TaskCron
+from taskcron import TaskCron, values
 from taskcron.config import WebConfig
 from taskcron.model import State
 from taskcron.web.auth import owner_signature
@@ -649,7 +648,7 @@ def test_no_link_cookie_or_csrf_token_passes_for_another_kind(stocked: Home, tok
 
 def test_an_owner_link_made_by_the_api_opens_its_page(stocked: Home) -> None:
     web = WebConfig(token=TOKEN)
-    app = TaskCron(config=dataclasses.replace(stocked.app.config, web=web))
+    app = TaskCron(config=values.replace(stocked.app.config, web=web))
     link = app.owner_link("ann")
     with TestClient(build(stocked.app, settings()), follow_redirects=False) as client:
         assert client.get(link).status_code == 200

@@ -144,3 +144,14 @@ def test_the_postgresql_guide_says_what_a_tick_does_when_postgresql_is_down(tmp_
 
 def test_the_configuration_page_says_a_bare_number_is_seconds() -> None:
     assert "it is a number of seconds, never minutes" in " ".join(page("configuration.md").split())
+
+
+def test_ci_installs_and_tests_as_the_readme_says_and_builds_the_site() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    install = re.search(r"pip install -e '(\.\[[\w,]+\])' && pytest", README)
+
+    assert install is not None, "the README's install and test line"
+    assert f"pip install -q -e '{install.group(1)}'" in ci
+    assert "\npytest\n" in ci
+    assert "docs" in install.group(1)
+    assert "mkdocs build --strict" in ci and "-f docs/mkdocs.yml" in ci

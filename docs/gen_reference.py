@@ -254,14 +254,18 @@ def json_page() -> str:
     return HEADER.format(source="taskcron/jsonshapes.py") + "\n".join(lines).rstrip() + "\n"
 
 
+#: Every generated page: its file name under `REFERENCE`, and what writes it.
+BUILDERS = {
+    "cli.md": cli_page,
+    "config.md": config_page,
+    "log-events.md": events_page,
+    "json.md": json_page,
+}
+
+
 def pages() -> dict[Path, str]:
     """Every generated page by its path."""
-    return {
-        REFERENCE / "cli.md": cli_page(),
-        REFERENCE / "config.md": config_page(),
-        REFERENCE / "log-events.md": events_page(),
-        REFERENCE / "json.md": json_page(),
-    }
+    return {REFERENCE / name: build() for name, build in BUILDERS.items()}
 
 
 def main(argv: list[str]) -> int:

@@ -26,12 +26,12 @@ def visible_options() -> list[tuple[str, click.Option]]:
     return [(where, p) for where, p in found if not p.hidden]
 
 
-@pytest.mark.parametrize("path", sorted(gen.pages()), ids=lambda p: p.name)
-def test_the_committed_reference_page_is_what_the_generator_writes(path: Path) -> None:
+@pytest.mark.parametrize("name", sorted(gen.BUILDERS))
+def test_the_committed_reference_page_is_what_the_generator_writes(name: str) -> None:
+    path = gen.REFERENCE / name
     assert path.exists(), f"{path} is missing: run python docs/gen_reference.py"
-    assert path.read_text() == gen.pages()[path], (
-        f"{path} is stale: run python docs/gen_reference.py"
-    )
+    stale = f"{path} is stale: run python docs/gen_reference.py"
+    assert path.read_text() == gen.BUILDERS[name](), stale
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ TASK = Shape(
         "id": "the task's id, an integer",
         "module": "its module id",
         "title": "its title (a command's title is its argv as a shell would read it)",
-        "target": "what it runs: a **target** object",
+        "target": "what it runs: a [target](#target) object",
         "state": "`queued`, `running`, `done`, `failed`, `cancelled` or `paused`",
         "priority": "orders it among the due tasks of its module id (higher first)",
         "data": "its JSON data (`{}` when none was given)",
@@ -40,14 +40,14 @@ TASK = Shape(
         "updated_at": "when it last changed",
         "result": "what its handler returned (JSON), or null",
         "owner": "who it belongs to (`--owner`), or null",
-        "progress": "its last progress report: a **progress** object, or null",
+        "progress": "its last progress report: a [progress](#progress) object, or null",
         "steps": "how many steps of the current job asked to continue",
         "saved_state": "the state its last continued step saved (`ctx.state`), or null",
-        "schedule": "a recurring task's **schedule** object, or null",
+        "schedule": "a recurring task's [schedule](#schedule) object, or null",
         "max_lateness": "`--max-lateness` in seconds, or null",
         "key": "its dedupe key (`--key`), or null",
         "last_outcome": "the outcome of its newest run, or null",
-        "runs": "its runs, oldest first: **run** objects (only where the whole task is shown)",
+        "runs": "its runs, oldest first: [run](#run) objects (only where the whole task is shown)",
     },
 )
 RUN = Shape(
@@ -101,12 +101,12 @@ SCHEDULE = Shape(
 )
 SCHEDULED = Shape(
     "schedule --json",
-    "`schedule --json`: a **task** object (with `runs`) and one key more",
+    "`schedule --json`: a [task](#task) object (with `runs`) and one key more",
     {"existing": "true when a task of the same `--key` was found and returned instead"},
 )
 NEXT = Shape(
     "next --json",
-    "each element of `next --json`: a **task** object without `runs`, whose key means",
+    "each element of `next --json`: a [task](#task) object without `runs`, whose key means",
     {"due_at": "this fire time (a recurring task has one element per fire time)"},
 )
 TICK = Shape(
@@ -123,7 +123,7 @@ STATUS = Shape(
     "`status --json` and the dashboard's `/api/status`",
     {
         "modules": "`{MODULE: {STATE: COUNT}}` for every module id that has tasks",
-        "running": "the running tasks (**task** objects without `runs`), each with "
+        "running": "the running tasks ([task](#task) objects without `runs`), each with "
         "`step_elapsed` and `job_elapsed`, in seconds",
         "next": "the next five queued tasks by due time",
         "failures": "the last five failures, newest first",

@@ -96,6 +96,53 @@ class Config:
         return first + self.pythonpath
 
 
+#: What each config key means, by its dotted name (`retry.backoff` is `backoff` in the
+#: `[retry]` table); its type and default are the fields' above. The reference's
+#: configuration page is generated from this table and those fields.
+KEY_DOCS: dict[str, str] = {
+    "home": "The directory of the logs, lock files and default store, relative to the "
+    "config file; unset: `.taskcron` beside the config file (`./.taskcron` without one). "
+    "`--home` and `TASKCRON_HOME` override it.",
+    "store": "Where the tasks live, as a URL (`sqlite:///...` or `postgresql://...`); "
+    "unset: `<home>/tasks.db`. `--store` and `TASKCRON_STORE` override it.",
+    "host": "This host's name in leases, pools, runs and log records; unset: the node "
+    "name. `TASKCRON_HOST` overrides it.",
+    "modules": "Python modules to import so that their `@task` handlers register.",
+    "pythonpath": "Extra `sys.path` directories for task code, after the config file's "
+    "own directory.",
+    "timezone": "The IANA time zone that cron expressions are read in; unset: the system's.",
+    "budget": "A tick's default budget; unset: no deadline. Under `work`, each task's "
+    "deadline is its start plus it.",
+    "lease": 'How long a running task\'s lease lasts; renewed every third of it; at least `"1s"`.',
+    "kill_grace": "Time between SIGTERM and SIGKILL when stopping a task.",
+    "retry.backoff": "The wait before the second attempt, doubling per attempt (±20%).",
+    "retry.max_backoff": "The longest wait between attempts.",
+    "log.level": "The lowest level written to the log store: `debug`, `info`, `warning` "
+    "or `error`.",
+    "log.max_bytes": "Rotate the log file past this size, in bytes.",
+    "log.backups": "Rotated log files kept.",
+    "log.retention": "What `prune` removes by default (a unit is required).",
+    "log.output_tail": "Bytes of each run's output kept with the run.",
+    "workers": "The size of `work`'s pool and of `tick --drain`'s.",
+    "poll": "How often an idle `work` looks for due tasks.",
+    "lanes": "A table: module id → how many of its tasks run at once, for each module id "
+    "in its subtree; the most specific entry wins.",
+    "max_steps": "Steps a long job may take before it fails.",
+    "web.host": "The address `taskcron web` listens on.",
+    "web.port": "The port `taskcron web` listens on.",
+    "web.token": "The dashboard's token: sees and acts (`TASKCRON_WEB_TOKEN` overrides it); "
+    "at least 16 characters, checked by `taskcron web` alone; unset: a random one at each "
+    "start.",
+    "web.read_token": "A token that sees but cannot act.",
+    "web.stylesheet": "A CSS file served after the dashboard's own, relative to the config file.",
+    "web.script": "A JavaScript file served after the dashboard's own, relative to the "
+    "config file.",
+    "web.session_ttl": "How long a login lasts; a shorter value also ends older sessions at once.",
+    "web.max_streams": "Live event streams (`/events`) open at once per session, token or "
+    "owner link.",
+}
+
+
 def system_timezone() -> str:
     """The IANA name of the system's time zone: $TZ, else /etc/localtime's target, else UTC."""
     candidates = [os.environ.get("TZ", "").lstrip(":")]

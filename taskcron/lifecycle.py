@@ -57,6 +57,100 @@ class Event:
     LOG_UNSHARED = "log.unshared"
 
 
+#: What each event's record says: its level, the fields it adds to the common ones
+#: (`ts`, `host`, `level`, `event`, `task`, `module`, `message`), and when it is written.
+#: The reference's log page is generated from this table.
+EVENT_DOCS: dict[str, tuple[str, str, str]] = {
+    Event.TASK_SCHEDULED: (
+        "info",
+        "`title`, `target`, `priority`, `due_at`",
+        "a task was added to the store",
+    ),
+    Event.TASK_STARTED: ("info", "`run`, `attempt`, `deadline`, `pid`", "a run started"),
+    Event.TASK_OUTPUT: (
+        "info, or the record's level",
+        "`stream` (`stdout`, `stderr`, or `log` with `logger`), `run`",
+        "a line a task printed, or a record its `logging` emitted (lines over 64 KiB are split)",
+    ),
+    Event.TASK_PROGRESS: (
+        "info",
+        "`done`, `total`, `run`",
+        "a task reported progress (about one record a second, always the last)",
+    ),
+    Event.TASK_DONE: (
+        "info",
+        "`run`, `attempt`, `outcome`, `started_at`, `ended_at`, `elapsed`, `exit_code`, `state`",
+        "a run succeeded",
+    ),
+    Event.TASK_CONTINUED: (
+        "info",
+        "as `task.done`, with `next_due_at`",
+        "a step of a long job ended asking to go on later (`outcome` says `continued`)",
+    ),
+    Event.TASK_FAILED: (
+        "error",
+        "as `task.done`, with `error`, `traceback`",
+        "a run failed or timed out (`outcome` says `failed` or `timeout`)",
+    ),
+    Event.TASK_INTERRUPTED: (
+        "warning",
+        "as `task.failed`",
+        "a run's process died or was stopped by a signal; recorded by the tick that noticed",
+    ),
+    Event.TASK_KILLED: (
+        "warning",
+        "`run`, `pid`",
+        "a dead tick's task, still running on this host, stopped by the tick that recovered it",
+    ),
+    Event.TASK_SKIPPED: (
+        "warning",
+        "`state`, `next_due_at`",
+        "a run later than the task's max lateness was skipped",
+    ),
+    Event.TASK_OVERRUN: (
+        "warning",
+        "`run`, `budget`, `elapsed`",
+        "a step ran past the tick's budget (recorded, not killed)",
+    ),
+    Event.TASK_CANCELLED: ("info", "", "a task was cancelled (`cancel`)"),
+    Event.TASK_RETRIED: ("info", "", "a failed or cancelled task was put back in line (`retry`)"),
+    Event.TASK_PAUSED: ("info", "", "a queued task was held (`pause`)"),
+    Event.TASK_RESUMED: ("info", "", "a paused task was put back in line (`resume`)"),
+    Event.TASK_RUN_NOW: ("info", "", "a queued task was made due now (`run-now`)"),
+    Event.TASK_REMOVED: ("info", "", "a task was deleted (`remove`)"),
+    Event.TICK_IDLE: (
+        "debug",
+        "`scope`",
+        "a tick found nothing due (written only when `log.level` is `debug`)",
+    ),
+    Event.TICK_BUSY: (
+        "debug",
+        "`scope`",
+        "a tick found a task of its scope running (written only when `log.level` is `debug`)",
+    ),
+    Event.STORE_MIGRATED: (
+        "info",
+        "`from_version`, `to_version`",
+        "the store's schema was migrated forward",
+    ),
+    Event.STORE_PRUNED: (
+        "info",
+        "`tasks`, `runs`, `files`, and `records` when the store keeps a log table",
+        "`prune` removed finished one-off tasks and old log files",
+    ),
+    Event.STORE_COPIED: (
+        "info",
+        "`target`, `tasks`, `runs`",
+        "`migrate-store` copied the store there",
+    ),
+    Event.LOG_UNSHARED: (
+        "warning",
+        "",
+        "records this host could not copy to the store's shared log stay in its own file",
+    ),
+}
+
+
 #: The record and level of a run's end, by its outcome; any other outcome failed.
 END_EVENTS = {
     Outcome.DONE: (Event.TASK_DONE, "info"),

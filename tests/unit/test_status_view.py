@@ -212,10 +212,10 @@ def test_status_json_has_the_counts_and_each_task_without_its_runs() -> None:
     assert [t["id"] for t in obj["failures"]] == [5]
 
 
-def test_the_readme_shows_what_status_prints() -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
+def test_the_status_guide_shows_what_status_prints() -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "pages" / "guides" / "status.md").read_text()
 
-    assert f"$ taskcron status | cat\n{PLAIN}```" in readme
+    assert f"$ taskcron status | cat\n{PLAIN}```" in guide
 
 
 # --- status --watch at a terminal's size -------------------------------------------------

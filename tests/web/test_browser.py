@@ -4,7 +4,8 @@ The example project runs a stepwise CSV import under a real tick while
 `taskcron web` serves it; the browser logs in with the token, watches the
 import's progress bar advance without a reload, retries a failed task, and
 shows a `<script>` title as text. Screenshots go to the test's directory, and
-to TASKCRON_SCREENSHOTS (a directory) when set: the README's picture is taken so.
+to TASKCRON_SCREENSHOTS (a directory) when set: the documentation's picture
+(docs/pages/images/dashboard.png) is taken so.
 
 Skipped, saying why, where no Chromium or chromedriver can be had.
 """

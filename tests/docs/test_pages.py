@@ -1,4 +1,4 @@
-"""The README documents every command and every option of the command line."""
+"""The README and the documentation pages say what the code does."""
 
 from __future__ import annotations
 
@@ -16,12 +16,25 @@ from taskcron.lifecycle import Event
 from taskcron.model import Outcome
 from tests.conftest import clean_env, script
 
-README = (Path(__file__).parents[2] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+PAGES = ROOT / "docs" / "pages"
+GENERATED = {
+    PAGES / "reference" / name for name in ("cli.md", "config.md", "log-events.md", "json.md")
+}
+#: The pages written by hand, all in one text.
+WRITTEN = "\n".join(p.read_text() for p in sorted(PAGES.rglob("*.md")) if p not in GENERATED)
+
+
+def page(name: str) -> str:
+    return (PAGES / name).read_text()
 
 
 @pytest.mark.parametrize("name", sorted(cli.commands))
-def test_every_command_is_in_the_readme(name: str) -> None:
-    assert f"taskcron {name}" in README
+def test_every_command_is_in_the_getting_started_overview(name: str) -> None:
+    overview = page("getting-started.md").split("## Every command at a glance", 1)[1]
+
+    assert f"\ntaskcron {name} " in overview
 
 
 @pytest.mark.parametrize(
@@ -35,12 +48,12 @@ def test_every_command_is_in_the_readme(name: str) -> None:
         if option.startswith("--") and option != "--help"
     ],
 )
-def test_every_long_option_is_in_the_readme(command: str, option: str) -> None:
-    assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", README), f"{command} {option}"
+def test_every_long_option_is_in_a_page_written_by_hand(command: str, option: str) -> None:
+    assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", WRITTEN), f"{command} {option}"
 
 
 def test_the_example_crontab_is_what_generate_cron_writes(tmp_path: Path) -> None:
-    examples = Path(__file__).resolve().parents[2] / "examples"
+    examples = ROOT / "examples"
     empty = tmp_path / "crontab"
     empty.write_text("")
     result = subprocess.run(
@@ -63,7 +76,7 @@ def test_the_example_crontab_is_what_generate_cron_writes(tmp_path: Path) -> Non
 
 def test_the_steps_example_imports_its_csv_in_several_steps(tmp_path: Path) -> None:
     examples = tmp_path / "examples"
-    shutil.copytree(Path(__file__).resolve().parents[2] / "examples", examples)
+    shutil.copytree(ROOT / "examples", examples)
     shutil.rmtree(examples / ".taskcron", ignore_errors=True)
     env = clean_env(PATH=f"{Path(script()).parent}:{clean_env()['PATH']}")
     subprocess.run(
@@ -88,15 +101,16 @@ def test_the_steps_example_imports_its_csv_in_several_steps(tmp_path: Path) -> N
     assert task["progress"]["percent"] == 100.0
 
 
-def test_the_readme_names_every_run_outcome_among_the_outcomes() -> None:
-    section = README.split("### States and outcomes", 1)[1].split("\n### ", 1)[0]
-    said = section.split("Run outcomes:", 1)[1].split(". ", 1)[0]
+def test_the_states_page_names_every_run_outcome_among_the_outcomes() -> None:
+    said = page("concepts/states.md").split("Run outcomes:", 1)[1].split(". ", 1)[0]
 
     assert [o.value for o in Outcome if f"`{o.value}`" not in said] == []
 
 
-def test_the_readme_gives_every_task_event_a_row_of_the_log_table() -> None:
-    rows = [line for line in README.splitlines() if line.startswith("| `task.")]
+def test_the_log_events_page_gives_every_task_event_a_row() -> None:
+    rows = [
+        line for line in page("reference/log-events.md").splitlines() if line.startswith("| `task.")
+    ]
     named = {name for row in rows for name in re.findall(r"`(task\.\w+)`", row.split("|")[1])}
 
     events = [value for name, value in vars(Event).items() if name.startswith("TASK_")]
@@ -110,7 +124,7 @@ def test_the_readme_says_what_the_test_command_takes_and_what_the_cron_test_need
     assert "CI=1" in section and "tests/cron/test_cron_e2e.py" in section
 
 
-def test_the_readme_says_what_a_tick_does_when_postgresql_is_down(tmp_path: Path) -> None:
+def test_the_postgresql_guide_says_what_a_tick_does_when_postgresql_is_down(tmp_path: Path) -> None:
     down = "postgresql:///app?host=" + str(tmp_path / "no-server")
     result = subprocess.run(
         [script(), "--store", down, "tick"],
@@ -120,12 +134,24 @@ def test_the_readme_says_what_a_tick_does_when_postgresql_is_down(tmp_path: Path
         cwd=tmp_path,
         timeout=60,
     )
-    section = " ".join(README.split("**When PostgreSQL is down**", 1)[1].split("\n\n")[1].split())
+    guide = page("guides/postgresql.md")
+    section = " ".join(guide.split("**When PostgreSQL is down**", 1)[1].split("\n\n")[1].split())
 
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr.startswith(f"taskcron: error: cannot connect to store {down}: ")
     assert "`taskcron: error: cannot connect to store URL: ...`, and exit 1" in section
 
 
-def test_the_readme_says_a_bare_number_is_seconds() -> None:
-    assert "it is a number of seconds, never minutes" in " ".join(README.split())
+def test_the_configuration_page_says_a_bare_number_is_seconds() -> None:
+    assert "it is a number of seconds, never minutes" in " ".join(page("configuration.md").split())
+
+
+def test_ci_installs_and_tests_as_the_readme_says_and_builds_the_site() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    install = re.search(r"pip install -e '(\.\[[\w,]+\])' && pytest", README)
+
+    assert install is not None, "the README's install and test line"
+    assert f"pip install -q -e '{install.group(1)}'" in ci
+    assert "\npytest\n" in ci
+    assert "docs" in install.group(1)
+    assert "mkdocs build --strict" in ci and "-f docs/mkdocs.yml" in ci

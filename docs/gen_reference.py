@@ -11,7 +11,6 @@ stale pages, instead of writing them.
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import inspect
 import re
@@ -19,11 +18,10 @@ import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import click
 
-from taskcron import config, jsonshapes
+from taskcron import config, jsonshapes, values
 from taskcron.cli import cli
 from taskcron.lifecycle import EVENT_DOCS, Event
 from taskcron.model import Lanes, format_duration
@@ -148,16 +146,16 @@ def cli_page() -> str:
     lines.append("")
     for name, command in commands(cli):
         lines += command_section(name, command)
-    return HEADER.format(source="taskcron/cli.py") + "\n".join(lines).rstrip() + "\n"
+    return HEADER.format(source="taskcron/cli/") + "\n".join(lines).rstrip() + "\n"
 
 
 # --- the config file -------------------------------------------------------
 
 
-def default_text(field: dataclasses.Field[Any]) -> str:
+def default_text(field: values.Field) -> str:
     """A field's default as it would be written in the file, or `unset`."""
     value = field.default
-    if value is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
+    if value is values.MISSING and field.default_factory is not values.MISSING:
         value = field.default_factory()
     if isinstance(value, Lanes):
         return "`{}`"
@@ -172,16 +170,16 @@ def default_text(field: dataclasses.Field[Any]) -> str:
     return f"`{value}`"
 
 
-def config_keys() -> Iterator[tuple[str, dataclasses.Field[Any]]]:
+def config_keys() -> Iterator[tuple[str, values.Field]]:
     """Every key of the config file, dotted, with the field that holds it."""
-    for field in dataclasses.fields(config.Config):
+    for field in values.fields(config.Config):
         if field.name in NOT_KEYS:
             continue
         table = TABLES.get(field.name)
         if table is None:
             yield field.name, field
         else:
-            for inner in dataclasses.fields(table):
+            for inner in values.fields(table):
                 yield f"{field.name}.{inner.name}", inner
 
 

@@ -34,7 +34,9 @@ else:
 
 
 T = TypeVar("T")
-_MISSING: Any = object()
+#: A field's default when it has none (as `dataclasses.MISSING`).
+MISSING: Any = object()
+_MISSING = MISSING
 
 
 class FrozenError(AttributeError):
@@ -42,10 +44,10 @@ class FrozenError(AttributeError):
 
 
 class Field:
-    """One field of a value class: its name, default or default factory, and whether it
-    takes part in `==`/`hash` and `repr`."""
+    """One field of a value class: its name and type (as written), default or default
+    factory, and whether it takes part in `==`/`hash` and `repr`."""
 
-    __slots__ = ("compare", "default", "default_factory", "name", "repr")
+    __slots__ = ("compare", "default", "default_factory", "name", "repr", "type")
 
     def __init__(
         self,
@@ -60,6 +62,7 @@ class Field:
         self.compare = compare
         self.repr = repr
         self.name = name
+        self.type = ""
 
     @property
     def required(self) -> bool:
@@ -120,7 +123,7 @@ def _declared(cls: type) -> tuple[Field, ...]:
             continue
         default = cls.__dict__.get(name, _MISSING)
         spec = default if isinstance(default, Field) else Field(default)
-        spec.name = name
+        spec.name, spec.type = name, str(note)
         found.append(spec)
         if isinstance(default, Field):
             if spec.default is _MISSING:

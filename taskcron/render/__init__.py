@@ -24,8 +24,11 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-    from taskcron.api import CronEdit, InitResult, MigrateResult, Recovered, TickResult
+    from taskcron.cronjobs import CronEdit
     from taskcron.doctor import Check
+    from taskcron.lifecycle import TickResult
+    from taskcron.maintenance import InitResult, MigrateResult
+    from taskcron.store import Recovered
 
 PROG = "taskcron"
 DATA_PREVIEW = 2000  #: Characters of a task's data that `show` prints.

@@ -1,10 +1,10 @@
 """`@value`: taskcron's records, frozen, typed and keyword-only, for almost nothing at import.
 
-`dataclasses` writes each class's methods as source and compiles them, about five
-compiles a class (and `slots=True` builds the class twice): some 0.6 ms a class,
-which for taskcron's records was about 16 ms of every command's start. A `@value`
-class gets the same promises from methods shared by every class, and type checkers
-read it as a dataclass (PEP 681, `dataclass_transform`):
+`dataclasses` writes each class's methods as source and compiles them (several
+compiles a class, and `slots=True` builds the class twice), on the path of every
+command's start. A `@value` class gets the same promises from methods shared by
+every class, and type checkers read it as a dataclass (PEP 681,
+`dataclass_transform`):
 
 - `__init__` takes each field by keyword (by position too with `kw_only=False`),
   fills in defaults (`field(default_factory=...)` calls its factory each time),

@@ -1,45 +1,9 @@
 """PostgresStore: the task store in a PostgreSQL database, shared by several hosts.
 
-Imported only for a `postgresql://` (or `postgres://`) URL; it needs psycopg 3
-(`pip install 'taskcron[postgres]'`). The URL is libpq's, so a password may
-come from `PGPASSWORD`, `~/.pgpass` or a service file instead of the URL; one
-parameter is taskcron's own: `?schema=NAME` names the PostgreSQL schema that
-holds the tables (default `taskcron`).
-
-**How claims stay correct across hosts.** The rules are `SqlStore`'s. Every
-transaction that must see the line as it stands (a claim with its recovery,
-`transition`, `remove`, `cancel_owned`, `prune`, a keyed `schedule`,
-`register_pool`) first takes one transaction-scoped advisory lock, the line's
-lock, under PostgreSQL's default READ COMMITTED isolation; the lock is freed by
-the commit. Transactions that touch one run of a task they hold (`finish_run`,
-lease renewal, progress) take no line lock: their row is read `FOR UPDATE`, or
-their UPDATE's WHERE clause re-checks that the run is still the task's current
-one, so a recovery and a finish of the same run are ordered by the row lock and
-the loser changes nothing (the fenced finish).
-
-Why a lock and not `FOR UPDATE SKIP LOCKED` or SERIALIZABLE: the promises are
-about sets of rows, not one row. "Nothing in scope is running" and "this lane
-runs fewer than its width" are predicates over *other* tasks' rows; SKIP LOCKED
-lets two claims take two different rows and break both. SERIALIZABLE keeps
-them, but turns nearly every overlap of concurrent claims into an aborted
-transaction to retry. The benchmark's `pg-claims` row measures the lock.
-
-**Time.** Due times and lease expiry are compared with the database server's
-clock, read inside the transaction (`clock_timestamp()`, with the line's
-lock). The store maps the caller's clock onto the server's: a transaction
-that is given the caller's `now` measures the difference (`skew`), and every
-time the caller passes in is shifted by it before it is stored or compared,
-and every time read out is shifted back. So a host whose clock runs an hour
-ahead sees the line, and other hosts' leases, as they are by the server's
-clock: it neither claims work early nor takes a live lease for expired.
-`clock="caller"` trusts the caller's `now` instead (skew 0): the contract
-suite's fake clock drives the store that way.
-
-**Schema.** Tables live in their own schema, created by `init` (or the first
-write). `store_meta` holds the application's name and the schema version;
-migrations run under an advisory lock, so hosts starting at once migrate once.
-A schema written by a newer taskcron, or one that holds tables that are not
-taskcron's, is refused untouched.
+Imported only for a `postgresql://` URL (psycopg 3, the `postgres` extra). The
+rules are `SqlStore`'s; this module adds the line's advisory lock, the mapping of
+the caller's clock onto the server's, and the schema's migrations. Why each is
+so: "The PostgreSQL store inside" in docs/pages/development.md.
 """
 
 from __future__ import annotations

@@ -1,43 +1,10 @@
 """PostgresLog: the log records of every host sharing a PostgreSQL store, in its `log` table.
 
-Imported only for a PostgreSQL store (see `taskcron.store.open_shared_log`).
-Every host still appends each record to its own JSON Lines file
-(`taskcron.logstore`, for `tail -F`); a copy goes to the `log` table in the
-store's schema (made by the store's migrations, `taskcron.store.postgres`),
-so that `taskcron log` on any host shows the runs of every host.
-
-**Rows.** A row is one record: its time (`at`, the record's `ts`), `host`,
-`level`, `event`, `task_id`, `module`, and the record as JSON text (`record`).
-Records written at once that differ only in their `message` (the lines a run
-printed in one read of its output) share one row: its record is the first of
-them with `lines`, the list of all their messages, added. Reading gives them
-back one record a line. No record of taskcron's has a `lines` field of its own.
-
-**Notifications.** An insert notifies the channel named after the schema in
-the same statement, with the ids of its rows (comma-separated) as the payload;
-PostgreSQL delivers it when the insert commits, to every connection that
-listens on the channel.
-
-**Reading.** `tail` reads back from the newest row, a page at a time; the
-filter's fields narrow the query (by the indexes on time, task, module and
-problems) and the filter itself decides on each record, as on a local file.
-
-**Following.** A follower has a connection of its own that listens on the
-channel. It waits on the connection's notifications with a timeout (it never
-polls the table) and on each one reads the rows after the last id it knows.
-An id is taken when a row is inserted, not when it commits, so a row may
-commit after a later one was read: its notification names it, and the
-follower reads it then. It remembers the ids it read lately, so that no row
-is shown twice.
-
-**Failures.** This is a copy: a write that fails raises `StoreError`, and the
-caller (`lifecycle.Recorder`) keeps the record in the local file and says so
-once. After a failure the table is left alone for `RETRY_AFTER` seconds, so
-that a server that is gone costs a run one connection timeout, not one for
-every line of its output.
-
-The log has a connection of its own, opened on the first write: a failed
-write never touches the store's transactions.
+Imported only for a PostgreSQL store (see `taskcron.store.open_shared_log`). A copy
+of every record each host writes to its own file, so that `taskcron log` on any host
+shows the runs of every host; followed by LISTEN/NOTIFY. How rows, reading,
+following and failures work: "The PostgreSQL store inside" in
+docs/pages/development.md.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ that a home is created, and a store opened or migrated, in one place.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -103,16 +104,29 @@ class Home:
     def store(self) -> Store:
         """The task store, opened (and the home and store created) on first use."""
         if self._store is None:
-            self.make()
-            self._store = self._open(create=True)
+            created = ensure_home(self.path)
+            try:
+                self._store = self._open(create=True)
+            except errors.TaskcronError:
+                if created:  # a store that cannot be opened leaves nothing behind
+                    with contextlib.suppress(OSError):
+                        self.path.rmdir()
+                raise
+            if created:
+                self._created()
         return self._store
 
     def make(self, *, asked: bool = False) -> None:
-        """Create the home if missing. One nothing named (the last fallback, `./.taskcron`,
-        holding the store) is created with a warning, unless `asked` (by `init`): a cron
-        line that lacks its `--config` would otherwise make a new, empty store in the wrong
-        place and succeed there forever."""
-        if ensure_home(self.path) and self.config.home_by_default and not asked:
+        """Create the home if missing (see `_created`; `asked`: by `init`, which says
+        what it made itself)."""
+        if ensure_home(self.path) and not asked:
+            self._created()
+
+    def _created(self) -> None:
+        """Warn of a home made where nothing named one (the last fallback, `./.taskcron`,
+        holding the store): a cron line that lacks its `--config` would otherwise make a
+        new, empty store in the wrong place and succeed there forever."""
+        if self.config.home_by_default:
             log.warning("created a new home at %s", self.path)
 
     def _open(self, *, create: bool) -> Store:

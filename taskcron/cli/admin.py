@@ -12,6 +12,7 @@ from taskcron.api import (
     broken_config_report,
 )
 from taskcron.cli.base import (
+    INTEGER,
     cli,
     ctrl_c_interrupts,
     except_option,
@@ -44,7 +45,7 @@ def init(ctx: click.Context) -> None:
     help="How many records to print.",
 )
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new records until interrupted.")
-@click.option("--task", "task_id", type=int, metavar="ID", help="Only records of task ID.")
+@click.option("--task", "task_id", type=INTEGER, metavar="ID", help="Only records of task ID.")
 @module_option
 @except_option
 @click.option("--level", metavar="LEVEL", help="Minimum level: debug, info, warning, error.")

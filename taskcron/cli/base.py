@@ -102,6 +102,20 @@ except_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
+class Integer(click.types.IntParamType):
+    """click's integer, except that a number too long to read (Python reads at most 4300
+    digits) is refused by its first digits and its length, not echoed whole."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        digits = str(value).strip().lstrip("+-")
+        if digits.isdigit() and len(digits) > 4000:
+            self.fail(f"{digits[:21]}... ({len(digits)} digits): out of range", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+INTEGER = Integer()
+
+
 @click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--home",

@@ -17,6 +17,7 @@ from taskcron.api import (
     parse_module_id,
 )
 from taskcron.cli.base import (
+    INTEGER,
     cli,
     ctrl_c_interrupts,
     except_option,
@@ -58,10 +59,12 @@ def _read_data(value: str) -> str:
     help="The task's data: JSON text, @file.json, or - for standard input.",
 )
 @click.option(
-    "--priority", type=int, default=0, show_default=True, help="Order within its module id."
+    "--priority", type=INTEGER, default=0, show_default=True, help="Order within its module id."
 )
 @click.option("--title", metavar="T", help="A human title. [default: the target]")
-@click.option("--max-attempts", type=int, default=1, show_default=True, help="Runs before failed.")
+@click.option(
+    "--max-attempts", type=INTEGER, default=1, show_default=True, help="Runs before failed."
+)
 @click.option("--timeout", metavar="DUR", help="Kill a run after DUR (e.g. 90s, 5m).")
 @click.option("--cron", metavar="EXPR", help="Recur by a cron expression (5 fields or @daily...).")
 @click.option("--every", metavar="DUR", help="Recur DUR after each run ends (e.g. 5m, 2h, 1d).")
@@ -283,7 +286,7 @@ def status(
 
 
 @cli.command(short_help="Show one task with its runs.")
-@click.argument("task_id", metavar="ID", type=int)
+@click.argument("task_id", metavar="ID", type=INTEGER)
 @json_option
 @click.pass_context
 def show(ctx: click.Context, task_id: int, as_json: bool) -> None:
@@ -299,7 +302,7 @@ def _action(action: Action) -> None:
     short = action.help.split(",")[0].rstrip(".") + "."
 
     @cli.command(name=action.name, help=action.help, short_help=short)
-    @click.argument("task_id", metavar="ID", type=int)
+    @click.argument("task_id", metavar="ID", type=INTEGER)
     @json_option
     @click.pass_context
     def command(ctx: click.Context, task_id: int, as_json: bool) -> None:
@@ -311,7 +314,7 @@ def _action(action: Action) -> None:
 
 
 @cli.command(short_help="Cancel a queued or paused task, or every one of an owner.")
-@click.argument("task_id", metavar="[ID]", type=int, required=False)
+@click.argument("task_id", metavar="[ID]", type=INTEGER, required=False)
 @click.option("--owner", metavar="OWNER", help="Cancel every queued or paused task of OWNER.")
 @json_option
 @click.pass_context

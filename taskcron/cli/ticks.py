@@ -13,6 +13,7 @@ from taskcron.api import (
     TickResult,
 )
 from taskcron.cli.base import (
+    INTEGER,
     cli,
     die_of,
     except_option,
@@ -31,13 +32,13 @@ from taskcron.cli.base import (
 )
 @click.option(
     "--max-tasks",
-    type=int,
+    type=INTEGER,
     metavar="N",
     help="With --drain: start at most N tasks. [default: 0, no limit]",
 )
 @click.option(
     "--workers",
-    type=int,
+    type=INTEGER,
     metavar="N",
     help="Run up to N tasks at once, in lanes; above 1 implies --drain. [default: config "
     "workers, 1]",
@@ -132,7 +133,10 @@ class _Watcher:
 @module_option
 @except_option
 @click.option(
-    "--workers", type=int, metavar="N", help="Run up to N tasks at once. [default: config workers]"
+    "--workers",
+    type=INTEGER,
+    metavar="N",
+    help="Run up to N tasks at once. [default: config workers]",
 )
 @click.option(
     "--budget",

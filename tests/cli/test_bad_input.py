@@ -250,6 +250,22 @@ def assert_refused(result: subprocess.CompletedProcess[Any], says: str | None, c
     assert result.stdout == ""
 
 
+def test_a_number_far_out_of_range_is_shown_by_its_first_digits_and_its_length(
+    tmp_path: Path,
+) -> None:
+    run = runner_for(tmp_path / "home", tmp_path)
+    result = run("show", "9" * 300)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"taskcron: error: invalid task id {'9' * 21}... (300 digits): out of range\n"
+    )
+    result = run("show", "9" * 5000)  # more than Python reads as a number
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"taskcron: error: Invalid value for 'ID': {'9' * 21}... (5000 digits): out of range\n"
+    )
+
+
 @pytest.mark.parametrize(("args", "env", "says", "code"), BAD_INPUT)
 def test_bad_input_since_the_first_table_is_one_line_and_changes_nothing(
     tmp_path: Path,

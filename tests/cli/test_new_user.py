@@ -175,6 +175,18 @@ def test_a_home_beside_a_store_named_elsewhere_is_created_silently(tmp_path: Pat
     assert (tmp_path / "db" / "tasks.db").is_file()
 
 
+@pytest.mark.parametrize("command", [("tick",), ("schedule", "app", "--", "true")], ids=str)
+def test_a_store_that_cannot_be_reached_leaves_no_home_behind(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    unreachable = "postgresql://nobody@127.0.0.1:1/tasks?connect_timeout=2"
+    result = taskcron("--store", unreachable, *command, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("taskcron: error: cannot connect to store ")
+    assert result.stderr.count("\n") == 1  # one line, and no warning of a home made
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_init_never_warns_of_the_home_it_creates(tmp_path: Path) -> None:
     result = taskcron("init", cwd=tmp_path)
     assert (result.returncode, result.stderr) == (0, "")

@@ -14,7 +14,7 @@ import pytest
 from taskcron.cli import cli
 from taskcron.lifecycle import Event
 from taskcron.model import Outcome
-from tests.conftest import clean_env, script
+from tests.conftest import SERIAL, clean_env, script
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -74,6 +74,7 @@ def test_the_example_crontab_is_what_generate_cron_writes(tmp_path: Path) -> Non
     assert shown.endswith(generated)
 
 
+@SERIAL  # four ticks of a 3-second budget must get through the import: no neighbours
 def test_the_steps_example_imports_its_csv_in_several_steps(tmp_path: Path) -> None:
     examples = tmp_path / "examples"
     shutil.copytree(ROOT / "examples", examples)

@@ -302,3 +302,47 @@ def test_the_store_face_loads_no_dataclasses_and_no_protocol() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert result.stdout == "[]\n", result.stdout
+
+
+#: How long a module, and one class or function, may grow before it holds two ideas.
+MODULE_LINES, DEFINITION_LINES = 800, 400
+
+
+@pytest.mark.parametrize("name", sorted(modules()))
+def test_no_module_is_over_800_lines_and_no_definition_over_400(name: str) -> None:
+    tree = modules()[name]
+    lines = max((node.end_lineno or 0) for node in tree.body) if tree.body else 0
+    assert lines <= MODULE_LINES, name
+    long = {
+        node.name: (node.end_lineno or node.lineno) - node.lineno + 1
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+    }
+    assert {n: size for n, size in long.items() if size > DEFINITION_LINES} == {}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Each module and the modules of ours it imports when it is imported (neither those
+    inside functions nor those for type checkers only), but the package's face."""
+    package = modules()
+    return {
+        name: {n for n in top_level_imports(tree) if n in package} - {name, "taskcron"}
+        for name, tree in package.items()
+    }
+
+
+def test_no_module_imports_itself_back_through_others() -> None:
+    graph, done, cycles = import_graph(), set(), []
+
+    def visit(name: str, path: list[str]) -> None:
+        for found in sorted(graph[name]):
+            if found in path:
+                cycles.append([*path[path.index(found) :], found])
+            elif found not in done:
+                visit(found, [*path, found])
+        done.add(name)
+
+    for name in sorted(graph):
+        if name not in done:
+            visit(name, [name])
+    assert cycles == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ PEOPLE = ("taskcron.cli", "taskcron.render")
 CONCRETE_STORES = {"taskcron.store.sqlite", "taskcron.store.postgres"}
 
 
+@functools.cache
 def modules() -> dict[str, ast.Module]:
     found = {}
     for path in sorted(PACKAGE.rglob("*.py")):

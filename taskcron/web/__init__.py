@@ -20,23 +20,22 @@ Parts: `auth` (tokens, the login cookie, CSRF tokens, owner links: pure),
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import ipaddress
 import secrets
 import socket
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from taskcron import configfile, errors
 from taskcron.api import TaskCron
+from taskcron.values import replace, value
 
 #: The packages of the `web` extra, by import name.
 EXTRA = ("starlette", "uvicorn", "jinja2")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@value
 class Settings:
     """How the dashboard runs: where it listens, its tokens and its extra files."""
 
@@ -128,7 +127,7 @@ def listen(chosen: Settings) -> tuple[socket.socket, Settings]:
             f"cannot listen on {chosen.host}:{chosen.port}: {reason}"
         ) from None
     port = sock.getsockname()[1]
-    return sock, dataclasses.replace(chosen, port=port)
+    return sock, replace(chosen, port=port)
 
 
 def serve(app: TaskCron, chosen: Settings, sock: socket.socket) -> None:

@@ -28,7 +28,6 @@ import asyncio
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -37,6 +36,7 @@ import anyio.to_thread
 from taskcron import errors
 from taskcron.api import LogFeed, TaskCron
 from taskcron.model import Scope, State, TargetKind, Task, iso
+from taskcron.values import field, value
 
 T = TypeVar("T")
 QUEUE = 1000  #: Events waiting for one page; a page that falls this far behind is dropped.
@@ -112,7 +112,7 @@ class Calls:
         return await anyio.to_thread.run_sync(locked)
 
 
-@dataclass(frozen=True, slots=True)
+@value(kw_only=False)
 class Event:
     """One Server-Sent Event: `task` or `log`, its JSON data, and a `task` event's task."""
 

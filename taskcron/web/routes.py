@@ -16,7 +16,6 @@ refusal says why in one line, as JSON under /api and /events.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -48,6 +47,7 @@ from starlette.types import Scope as Connection
 from taskcron import errors
 from taskcron.api import ACTIONS, TaskCron, allowed_in
 from taskcron.model import Scope, State, Task, format_duration
+from taskcron.values import replace
 from taskcron.web import Settings
 from taskcron.web.auth import COOKIE, CSRF_FIELD, CSRF_HEADER, Keys, Who, bearer
 from taskcron.web.live import Calls, Hub, Listener, Quota, owner_title, task_event
@@ -312,7 +312,7 @@ class Dashboard:
             "owner.html",
             None,
             owner=owner,
-            tasks=[dataclasses.replace(t, title=owner_title(t)) for t in found[:limit]],
+            tasks=[replace(t, title=owner_title(t)) for t in found[:limit]],
             previous=link + urlencode({"sig": signature or "", "offset": offset - limit})
             if offset
             else None,

@@ -348,3 +348,10 @@ def test_no_module_imports_itself_back_through_others() -> None:
         if name not in done:
             visit(name, [name])
     assert cycles == []
+
+
+def test_records_are_value_classes_but_in_the_web_signing() -> None:
+    """`dataclasses.replace` refuses a `@value` record: one kind of record, one `replace`.
+    The web signing keeps to the standard library (see above), dataclasses included."""
+    users = {name for name, tree in modules().items() if "dataclasses" in imports(tree)}
+    assert users <= {"taskcron.web.auth"}

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
+import httpx2 as httpx
 import pytest
 
 from taskcron.web.auth import owner_signature

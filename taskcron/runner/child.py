@@ -108,6 +108,10 @@ class Child:
 
     #: The stream whose lines the kind reads before they are output (None: no such stream).
     parsed: str | None = None
+    #: Whether the stop signals stay blocked while it starts: a forked child runs the
+    #: tick's Python, with its handlers, until it sets its own and unblocks them; an
+    #: exec'd program would keep the mask, and never hear SIGTERM.
+    starts_blocked: bool = True
 
     def start(self, loop_fds: list[int]) -> Started:
         """Start the process (`NotStarted` when it cannot); it closes `loop_fds` if it forks."""

@@ -72,6 +72,8 @@ class Command(Child):
         self.saved_state: str | None = None  #: Its last `::state` line.
         self._popen: Any = None
 
+    starts_blocked = False  # exec resets the handlers; the mask would outlive it
+
     def start(self, loop_fds: list[int]) -> Started:
         """Exec the argv (its child closes every descriptor but its three pipes)."""
         import subprocess

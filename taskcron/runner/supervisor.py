@@ -118,7 +118,8 @@ class Supervisor:
         # would keep reporting pipes the loop has closed) and the other tasks' pipes.
         loop_fds = [self._selector.fileno(), self._wake_r, self._wake_w]
         loop_fds += [fd for other in self.runs for fd in other.streams]
-        with _signals_blocked():  # a stop signal is the tick's to handle, never the child's
+        blocked = _signals_blocked() if run.child.starts_blocked else contextlib.nullcontext()
+        with blocked:  # a stop signal is the tick's to handle, never a forked child's
             fds = run.spawn(loop_fds)
         for fd in fds:
             mask = selectors.EVENT_WRITE if run.streams.get(fd) == "stdin" else selectors.EVENT_READ

@@ -4,6 +4,7 @@
   TASKCRON_STRESS=1), three times: the tick never hangs, its peak memory does
   not grow with the output, and the run keeps only the configured tail, marked
   `truncated`.
+- A command stopped by its `--timeout` hears SIGTERM (and may clean up).
 - A command whose grandchildren ignore SIGTERM, run with `--timeout`: the whole
   process group is gone within `kill_grace` plus a second, no orphan left.
 """
@@ -124,3 +125,23 @@ def test_a_timeout_takes_the_whole_group_even_grandchildren_that_ignore_sigterm(
         assert time.monotonic() < deadline, [pid for pid in family_pids if alive(pid)]
         time.sleep(0.02)
     print(f"\ntimeout: a group of {len(family_pids)} ignoring SIGTERM gone, no orphan left")
+
+
+def test_a_command_hears_sigterm_when_it_is_stopped_and_may_clean_up(tmp_path: Path) -> None:
+    """The stop signals are blocked while a child starts; an exec'd command must not keep
+    that mask, or SIGTERM never reaches it and every stop waits for SIGKILL."""
+    (tmp_path / "taskcron.toml").write_text('home = "home"\nkill_grace = "30s"\n')
+    cleanup = "trap 'echo cleaned up; exit 3' TERM; echo started; while :; do sleep 0.05; done"
+    for command in (("sleep", "30"), ("sh", "-c", cleanup)):
+        done = taskcron_in(tmp_path, "schedule", "stopped", "--timeout", "1s", "--", *command)
+        assert done.returncode == 0, done.stderr
+        assert taskcron_in(tmp_path, "tick").returncode == 1
+    shown = [
+        json.loads(taskcron_in(tmp_path, "show", str(task_id), "--json").stdout)["runs"][-1]
+        for task_id in (1, 2)
+    ]
+    assert [(run["outcome"], run["exit_code"]) for run in shown] == [
+        ("timeout", -15),  # killed by SIGTERM, not SIGKILL (-9) after the 30-second grace
+        ("timeout", 3),  # its trap ran
+    ]
+    assert shown[1]["output_tail"].endswith("cleaned up\n")

@@ -290,12 +290,12 @@ def int64(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise errors.InputError(f"invalid {name} {value!r}: expected an integer")
     if not INT64[0] <= value <= INT64[1]:
-        raise errors.InputError(f"invalid {name} {_shortened(value)}: out of range")
+        raise errors.InputError(f"invalid {name} {shown_number(value)}: out of range")
     return value
 
 
-def _shortened(number: int) -> str:
+def shown_number(number: int | str) -> str:
     """A number as an error shows it: a long one by its first digits and its length."""
-    text = str(number)
-    digits = len(text.lstrip("-"))
+    text = str(number).strip()
+    digits = len(text.lstrip("+-"))
     return text if digits <= 30 else f"{text[:21]}... ({digits} digits)"

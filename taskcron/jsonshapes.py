@@ -115,7 +115,8 @@ TICK = Shape(
     "`work --json`",
     {
         "outcome": "`ran`, `idle` (nothing due) or `busy` (a task of its scope was running)",
-        "task": "the task it ran (with its `runs`), or null",
+        "task": "the task it ran (with its `runs`); when `busy`, the running task (without "
+        "its runs) for a plain tick and null for a drain or pool; null when `idle`",
     },
 )
 STATUS = Shape(

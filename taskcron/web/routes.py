@@ -46,6 +46,7 @@ from starlette.types import Scope as Connection
 
 from taskcron import errors
 from taskcron.api import ACTIONS, TaskCron, allowed_in
+from taskcron.inputs import shown_number
 from taskcron.model import Scope, State, Task, format_duration
 from taskcron.values import replace
 from taskcron.web import Settings
@@ -544,7 +545,7 @@ def _integer(name: str, text: str) -> int:
         digits = text.strip()
         digits = digits[1:] if digits[:1] in ("-", "+") else digits
         if digits.isascii() and digits.isdigit():
-            raise errors.InputError(f"invalid {name} {text.strip()}: out of range") from None
+            raise errors.InputError(f"invalid {name} {shown_number(text)}: out of range") from None
         raise errors.InputError(f"invalid {name} {text!r}: expected an integer") from None
 
 
@@ -571,6 +572,9 @@ def _listing(query: QueryParams) -> dict[str, Any]:
     if state == "all":
         chosen["all"] = True
     elif state not in (None, "active"):
+        if state not in {s.value for s in State}:
+            names = ", ".join(["active", "all", *(s.value for s in State)])
+            raise Refused(400, f"invalid state {state!r}: expected one of {names}")
         chosen["state"] = state
     return chosen
 

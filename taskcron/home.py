@@ -173,7 +173,12 @@ class Home:
             raise errors.StoreError(f"home {self.path} exists and is not a directory")
         if not self.path.is_dir():
             path = self.config.path
-            why = f"no config file in {Path.cwd()} or its parents" if path is None else str(path)
+            usable = "usable " if self.config.warnings else ""  # one was skipped, and said so
+            why = (
+                f"no {usable}config file in {Path.cwd()} or its parents"
+                if path is None
+                else str(path)
+            )
             raise errors.HomeMissingError(str(self.path), why)
 
     @property

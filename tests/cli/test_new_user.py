@@ -175,6 +175,21 @@ def test_a_home_beside_a_store_named_elsewhere_is_created_silently(tmp_path: Pat
     assert (tmp_path / "db" / "tasks.db").is_file()
 
 
+def test_a_command_that_finds_no_home_says_the_config_file_it_skipped_was_not_usable(
+    tmp_path: Path,
+) -> None:
+    unsafe = write(tmp_path / "taskcron.toml", 'home = "state"\n')
+    unsafe.chmod(0o666)
+    result = taskcron("list", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"taskcron: warning: ignoring config file {unsafe}: others can write to it\n"
+        f"taskcron: error: no taskcron home at {tmp_path / '.taskcron'} (no usable config file"
+        f" in {tmp_path} or its parents): run 'taskcron init' to create one, or give --home"
+        " or --config\n"
+    )
+
+
 @pytest.mark.parametrize("command", [("tick",), ("schedule", "app", "--", "true")], ids=str)
 def test_a_store_that_cannot_be_reached_leaves_no_home_behind(
     tmp_path: Path, command: tuple[str, ...]

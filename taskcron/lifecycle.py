@@ -412,8 +412,10 @@ class RunLife:
             self._log_progress(self.progress)
         self._overrun(end)
         finished = self.store.finish_run(self.run.id, end, decide=self.decide)
-        current = self.store.get(self.task.id)
         if finished is None:
+            current = replace(
+                self.store.get(self.task.id, runs=0), runs=(self.store.get_run(self.run.id),)
+            )
             self.recorder.emit(
                 Event.TASK_INTERRUPTED,
                 level="warning",
@@ -422,6 +424,7 @@ class RunLife:
                 run=self.run.id,
             )
         else:
+            current = finished
             self.recorder.run_end(current, current.runs[-1])
         return current
 

@@ -170,8 +170,13 @@ class Store(Protocol):
         and key is returned unchanged."""
         ...
 
-    def get(self, task_id: int) -> Task:
-        """The task with its runs, or `TaskNotFoundError`."""
+    def get(self, task_id: int, *, runs: int | None = None) -> Task:
+        """The task with its runs, oldest first (its newest `runs` only, if given), or
+        `TaskNotFoundError`."""
+        ...
+
+    def get_run(self, run_id: int) -> Run:
+        """One run by id, or `StoreError`."""
         ...
 
     def list(
@@ -281,7 +286,10 @@ class Store(Protocol):
         ...
 
     def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:
-        """Record how a run ended and move its task; None if the run was recovered meanwhile."""
+        """Record how a run ended and move its task; None if the run was recovered meanwhile.
+
+        The task comes back with the run that ended as its only run: a finish reads
+        the task and its current run, never its history."""
         ...
 
     def prune(self, *, before: datetime, dry_run: bool = False) -> PruneCount:

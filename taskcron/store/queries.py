@@ -71,6 +71,11 @@ class Statements:
     #: The task's row, locked until the transaction ends.
     SELECT_TASK_FOR_UPDATE = f"{SELECT_TASK} FOR UPDATE OF tasks"
     SELECT_TASK_RUNS = f"SELECT {RUN_COLUMNS} FROM runs WHERE task_id = :task_id ORDER BY id"
+    #: A task's newest runs, the newest first, read backwards along runs_task.
+    SELECT_LAST_RUNS = (
+        f"SELECT {RUN_COLUMNS} FROM runs INDEXED BY runs_task WHERE task_id = :task_id"
+        " ORDER BY id DESC LIMIT :count"
+    )
     SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE id = :id"
     #: A running job's first step: the (offset + 1)-th `continued` run before its current run.
     SELECT_JOB_START = (

@@ -248,17 +248,26 @@ class SqlBase:
         """
         return host == self.host and (not machine or machine == self.machine)
 
-    def _load(self, db: Connection, task_id: int, *, runs: bool = True, lock: bool = False) -> Task:
+    def _load(
+        self, db: Connection, task_id: int, *, runs: bool | int = True, lock: bool = False
+    ) -> Task:
+        """A task by id with its runs, oldest first: all of them (True), none (False), or
+        its newest `runs` (an int: read backwards along runs_task, never the whole history)."""
         select = self.sql.SELECT_TASK_FOR_UPDATE if lock else self.sql.SELECT_TASK
         row = db.execute(select, {"id": task_id}).fetchone()
         if row is None:
             raise errors.TaskNotFoundError(task_id)
-        loaded: tuple[Run, ...] = ()
-        if runs:
-            loaded = tuple(
-                self._run(r) for r in db.execute(self.sql.SELECT_TASK_RUNS, {"task_id": task_id})
-            )
-        return self._task(row, loaded)
+        return self._task(row, self._runs_of(db, task_id, runs))
+
+    def _runs_of(self, db: Connection, task_id: int, runs: bool | int) -> tuple[Run, ...]:
+        """A task's runs, oldest first: all (True), none (False), or the newest `runs`."""
+        if runs is False or (runs is not True and runs <= 0):
+            return ()
+        if runs is True:
+            rows = db.execute(self.sql.SELECT_TASK_RUNS, {"task_id": task_id})
+            return tuple(self._run(r) for r in rows)
+        newest = db.execute(self.sql.SELECT_LAST_RUNS, {"task_id": task_id, "count": runs})
+        return tuple(reversed([self._run(r) for r in newest]))
 
     def _load_run(self, db: Connection, run_id: int) -> Run:
         return self._run(db.execute(self.sql.SELECT_RUN, {"id": run_id}).fetchone())

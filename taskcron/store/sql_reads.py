@@ -18,10 +18,11 @@ from taskcron.values import replace
 class SqlReads(SqlBase):
     """The reads of the `Store` contract over SQL."""
 
-    def get(self, task_id: int) -> Task:
-        """The task with its runs, or `TaskNotFoundError`."""
+    def get(self, task_id: int, *, runs: int | None = None) -> Task:
+        """The task with its runs, oldest first (its newest `runs` only, if given), or
+        `TaskNotFoundError`."""
         with self._read() as db:
-            return self._load(db, task_id)
+            return self._load(db, task_id, runs=True if runs is None else runs)
 
     def get_run(self, run_id: int) -> Run:
         """One run by id (for the runner's bookkeeping and tests)."""

@@ -96,7 +96,7 @@ class SqlRuns(SqlBase):
                 "id": task.id,
             },
         )
-        return self._load(db, task.id)
+        return self._load(db, task.id, runs=1)  # the run just opened, the newest
 
     def _pick(
         self,
@@ -225,7 +225,10 @@ class SqlRuns(SqlBase):
     def _move(
         self, db: Connection, task: Task, where: Next | tuple[State, datetime], now: datetime
     ) -> Task:
-        """Put a task where a policy said (state, due time, attempts reset?); drop its lease."""
+        """Put a task where a policy said (state, due time, attempts reset?); drop its lease.
+
+        The task is returned with its newest run only (the run just ended, when a run
+        ended): a finish never reads the task's history."""
         state, due_at = where[0], where[1]
         reset = len(where) > 2 and bool(where[2])
         db.execute(
@@ -238,7 +241,7 @@ class SqlRuns(SqlBase):
                 "id": task.id,
             },
         )
-        return self._load(db, task.id)
+        return self._load(db, task.id, runs=1)
 
     def renew_lease(self, run_id: int, *, lease: Lease) -> bool:
         """Extend the lease of a running run; False if the run is no longer ours."""
@@ -273,6 +276,8 @@ class SqlRuns(SqlBase):
 
     def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:
         """Record how a run ended and move its task; None if the run was recovered meanwhile.
+
+        The task is returned with the run that ended as its only run.
 
         The task's row is read under a lock: a recovery racing this finish
         either ends first (and this finds the run no longer current) or waits.

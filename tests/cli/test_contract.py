@@ -1177,3 +1177,21 @@ def test_init_creates_the_home_given_by_the_config(tmp_path: Path) -> None:
     ok(result)
     assert stat.S_IMODE((tmp_path / "var" / "tc").stat().st_mode) == 0o700
     assert (tmp_path / "var" / "tc" / "tasks.db").is_file()
+
+
+def test_tick_json_prints_only_the_run_it_ran_of_a_long_history(run_cli: Run, home: Path) -> None:
+    task_id = schedule(run_cli, "m", "--every", "1m", "--", "true")
+    with sqlite3.connect(home / "tasks.db") as con:
+        con.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)"
+            " INSERT INTO runs (task_id, attempt, started_at, ended_at, elapsed, outcome,"
+            " host, pid) SELECT ?, 1, i, i, 0.0, 'failed', 'h', 1 FROM n",
+            (task_id,),
+        )
+        con.execute("UPDATE tasks SET due_at = 0")  # due now
+    con.close()
+
+    task = ok_json(run_cli("tick", "--json"))["task"]
+
+    assert task["id"] == task_id
+    assert [run["outcome"] for run in task["runs"]] == ["done"]

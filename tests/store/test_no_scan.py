@@ -282,3 +282,32 @@ def test_a_page_of_an_owners_tasks_searches_the_owners_index(tmp_path: Path) -> 
         assert steps[0].startswith("SEARCH tasks USING INDEX tasks_owner"), steps
         assert not any("SCAN" in step for step in steps), steps
         assert not any("SCAN" in step for step in plan(store, tasks))
+
+
+def add_runs(store: SqliteStore, task_id: int, count: int) -> None:
+    """`count` ended runs of a task, inserted in one statement (a long history, cheaply)."""
+    store._db.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count)"
+        " INSERT INTO runs (task_id, attempt, started_at, ended_at, elapsed, outcome, host, pid)"
+        " SELECT :task_id, 1, :t + i, :t + i, 0.0, 'done', 'h', 1 FROM n",
+        {"task_id": task_id, "count": count, "t": 1_000_000},
+    )
+    store._db.commit()
+
+
+def test_a_claim_and_a_finish_read_the_current_run_and_not_the_history(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "tasks.db", host=HOST) as store:
+        task = store.schedule(new_task("app", due_at=T0), now=T0)
+        add_runs(store, task.id, 2_000)
+        with tracing(store) as statements:
+            got = store.claim_next(scope=Scope(), now=NOW, lease=lease(NOW), decide=decide)
+            assert got.run is not None and got.task is not None
+            end = RunEnd(outcome=Outcome.DONE, ended_at=NOW, elapsed=0.0)
+            finished = store.finish_run(got.run.id, end, decide=decide)
+
+        assert [run.id for run in got.task.runs] == [got.run.id]
+        assert finished is not None
+        assert [(run.id, run.outcome) for run in finished.runs] == [(got.run.id, Outcome.DONE)]
+        assert searched(store, statements) >= 5
+        assert store.get(task.id, runs=3).runs[-1].id == got.run.id
+        assert len(store.get(task.id).runs) == 2_001

@@ -180,9 +180,10 @@ class TaskCron:
         """The zone cron expressions are read in by default: the config's, else the system's."""
         return scheduling.timezone(self._home)
 
-    def get(self, task_id: int) -> Task:
-        """The task with its runs; `TaskNotFoundError` if there is none."""
-        return self._home.stored(task_id).get(task_id)
+    def get(self, task_id: int, *, runs: int | None = None) -> Task:
+        """The task with its runs, oldest first (its newest `runs` only, if given);
+        `TaskNotFoundError` if there is none."""
+        return self._home.stored(task_id).get(task_id, runs=runs)
 
     def list(
         self,

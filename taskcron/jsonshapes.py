@@ -47,6 +47,8 @@ TASK = Shape(
         "max_lateness": "`--max-lateness` in seconds, or null",
         "key": "its dedupe key (`--key`), or null",
         "last_outcome": "the outcome of its newest run, or null",
+        "keep_runs": "the newest runs the store keeps of it (`--keep-runs`; 0: no limit),"
+        " or null for the config's `history.keep_runs`",
         "runs": "its runs, oldest first: [run](#run) objects (only where the whole task is shown)",
     },
 )

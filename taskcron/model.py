@@ -372,6 +372,24 @@ class RunEnd:
 
 
 @value
+class Retention:
+    """Which runs of a task the store keeps (`[history]`), trimmed as runs finish.
+
+    A run goes when it is beyond the newest `keep_runs` (0: no limit) or started
+    more than `keep_for` ago (None: no limit), unless it is the task's current run
+    or the newest run of its outcome. A finish deletes at most `batch` runs.
+    """
+
+    keep_runs: int = 100
+    keep_for: timedelta | None = timedelta(days=30)
+    batch: int = 50  #: At most this many runs deleted by one finish.
+
+    def limit(self, task: Task) -> int:
+        """The runs of `task` kept: its own `keep_runs`, else this one's (0: no limit)."""
+        return self.keep_runs if task.keep_runs is None else task.keep_runs
+
+
+@value
 class Task:
     """A unit of work, its place in line, and its history of runs."""
 
@@ -397,6 +415,8 @@ class Task:
     steps: int = 0  #: Steps of the current job that ended asking to continue.
     step_state_json: str | None = None  #: The state the last of them saved (JSON text).
     last_outcome: Outcome | None = None  #: How its newest run ended (None: never ran).
+    #: Runs of it kept in the store (`--keep-runs`); None: the config's `history.keep_runs`.
+    keep_runs: int | None = None
     runs: tuple[Run, ...] = field(default=())
     #: When the current job's first step started, for a running task as the store's
     #: `running` reads it (None elsewhere: the current run's start then).
@@ -469,6 +489,7 @@ class Task:
             else self.max_lateness.total_seconds(),
             "key": self.key,
             "last_outcome": None if self.last_outcome is None else self.last_outcome.value,
+            "keep_runs": self.keep_runs,
         }
         if runs:
             obj["runs"] = [run.to_json() for run in self.runs]

@@ -72,6 +72,12 @@ def _read_data(value: str) -> str:
 @click.option("--at", metavar="TIME", help="First due at TIME (ISO 8601).")
 @click.option("--max-lateness", metavar="DUR", help="Skip a run that is later than DUR.")
 @click.option(
+    "--keep-runs",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Keep its newest N runs in the store (0: no limit). [default: config history.keep_runs]",
+)
+@click.option(
     "--key",
     metavar="KEY",
     help="Keep the queued, running or paused task of this module and key, if any, as it is "
@@ -109,6 +115,7 @@ def schedule(
     delay: str | None,
     at: str | None,
     max_lateness: str | None,
+    keep_runs: int | None,
     key: str | None,
     owner: str | None,
     check_target: bool,
@@ -152,6 +159,7 @@ def schedule(
         at=at,
         delay=delay,
         max_lateness=max_lateness,
+        keep_runs=keep_runs,
         key=key,
         owner=owner,
         check=check_target,

@@ -183,8 +183,15 @@ CREATE INDEX tasks_key_paused ON tasks (module, key) WHERE key IS NOT NULL
     AND state = 'paused'
 """
 
+#: Runs kept of a task (`--keep-runs`; NULL: the config's), and the index that finds the
+#: newest run of each outcome of a task, which trimming keeps.
+_HISTORY = """
+ALTER TABLE tasks ADD COLUMN keep_runs BIGINT;
+CREATE INDEX runs_outcome ON runs (task_id, outcome, id)
+"""
+
 #: MIGRATIONS[n] takes a schema from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_V1, _LOG_TABLE, _KEY_PAUSED)
+MIGRATIONS: tuple[str, ...] = (_V1, _LOG_TABLE, _KEY_PAUSED, _HISTORY)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # --- SQL ----------------------------------------------------------------------

@@ -45,6 +45,7 @@ from taskcron.model import (
     Outcome,
     Progress,
     Recurrence,
+    Retention,
     Run,
     RunEnd,
     Scope,
@@ -76,6 +77,7 @@ class NewTask:
     max_lateness: timedelta | None = None
     key: str | None = None  #: Return the queued, running or paused task of this module and key.
     owner: str | None = None  #: Who the task belongs to (a web session, a user, a tenant).
+    keep_runs: int | None = None  #: Runs kept of it; None: the config's.
 
 
 class PruneCount(NamedTuple):
@@ -285,11 +287,14 @@ class Store(Protocol):
         """Store a running task's progress; False once the run is no longer its current one."""
         ...
 
-    def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:
+    def finish_run(
+        self, run_id: int, end: RunEnd, *, decide: Decide, keep: Retention | None = None
+    ) -> Task | None:
         """Record how a run ended and move its task; None if the run was recovered meanwhile.
 
         The task comes back with the run that ended as its only run: a finish reads
-        the task and its current run, never its history."""
+        the task and its current run, never its history. With `keep`, the same
+        transaction trims the task's older runs (at most `keep.batch` of them)."""
         ...
 
     def prune(self, *, before: datetime, dry_run: bool = False) -> PruneCount:

@@ -40,7 +40,7 @@ class Pair(str):
 TASK_COLUMNS = (
     "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
     " timeout, created_at, updated_at, result, schedule, max_lateness, key, owner,"
-    " progress, steps, step_state,"
+    " progress, steps, step_state, keep_runs,"
     " (SELECT outcome FROM runs WHERE runs.task_id = tasks.id ORDER BY runs.id DESC LIMIT 1)"
     " AS last_outcome"
 )
@@ -53,7 +53,7 @@ RUN_COLUMNS = (
 RESTORE_TASK_COLUMNS = (
     "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
     " timeout, created_at, updated_at, result, schedule, max_lateness, key, owner,"
-    " progress, steps, step_state"
+    " progress, steps, step_state, keep_runs"
 )
 
 
@@ -125,10 +125,10 @@ class Statements:
     INSERT_TASK = (
         "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"
         " attempts, max_attempts, timeout, created_at, updated_at, schedule,"
-        " max_lateness, key, owner)"
+        " max_lateness, key, owner, keep_runs)"
         " VALUES (:module, :title, :target, :data, :priority, 'queued', :due_at, 0,"
         " :max_attempts, :timeout, :created_at, :updated_at, :schedule, :max_lateness,"
-        " :key, :owner) RETURNING id"
+        " :key, :owner, :keep_runs) RETURNING id"
     )
     #: What `transition` changes: state, attempts and due time.
     SET_TASK_STATE = (
@@ -231,6 +231,25 @@ class Statements:
             " attempts = GREATEST(attempts - 1, 0) WHERE id = :id"
         ),
     )
+    #: Trimming a task's runs (`taskcron.model.Retention`), oldest first, along indexes.
+    #: The id of the task's run that has `offset` newer ones: it and older ones are beyond
+    #: the newest `offset`.
+    RUN_AT_RANK = (
+        "SELECT id FROM runs INDEXED BY runs_task WHERE task_id = :task_id"
+        " ORDER BY id DESC LIMIT 1 OFFSET :offset"
+    )
+    #: A task's oldest runs, the oldest first: the candidates to trim.
+    OLDEST_RUNS = (
+        "SELECT id, started_at, outcome FROM runs INDEXED BY runs_task"
+        " WHERE task_id = :task_id ORDER BY id LIMIT :count"
+    )
+    #: The newest run of a task that ended with an outcome: kept whatever its age.
+    LAST_OF_OUTCOME = (
+        "SELECT id FROM runs INDEXED BY runs_outcome WHERE task_id = :task_id"
+        " AND outcome = :outcome ORDER BY id DESC LIMIT 1"
+    )
+    #: Runs by id; `{ids}`: one parameter an id.
+    DELETE_RUNS = "DELETE FROM runs WHERE id IN ({ids})"
     #: A job that finished, or failed for good: the next one starts afresh.
     CLEAR_STEPS = "UPDATE tasks SET step_state = NULL, steps = 0 WHERE id = :id"
     SET_PROGRESS = "UPDATE tasks SET progress = :progress WHERE id = :id"

@@ -61,6 +61,7 @@ class SqlStore(SqlReads, SqlRuns):
                     ),
                     "key": new.key,
                     "owner": new.owner,
+                    "keep_runs": new.keep_runs,
                 },
             )
             return self._load(db, task_id), False

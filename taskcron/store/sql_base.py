@@ -200,6 +200,7 @@ class SqlBase:
             steps=row["steps"],
             step_state_json=row["step_state"],
             last_outcome=None if last is None else Outcome(last),
+            keep_runs=row["keep_runs"],
             runs=runs,
         )
 
@@ -301,6 +302,7 @@ class SqlBase:
             "progress": None if task.progress is None else json.dumps(task.progress.to_json()),
             "steps": task.steps,
             "step_state": task.step_state_json,
+            "keep_runs": task.keep_runs,
         }
 
     def _run_row(self, run: Run) -> dict[str, Any]:

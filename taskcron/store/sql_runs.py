@@ -9,7 +9,17 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from taskcron.model import Lanes, Next, Outcome, Progress, RunEnd, Scope, State, Task
+from taskcron.model import (
+    Lanes,
+    Next,
+    Outcome,
+    Progress,
+    Retention,
+    RunEnd,
+    Scope,
+    State,
+    Task,
+)
 from taskcron.store.protocol import Claim, ClaimOutcome, Decide, Lease, Recovered, Skip
 from taskcron.store.sql_base import Connection, Row, SqlBase, job_over, pid_alive
 
@@ -274,10 +284,13 @@ class SqlRuns(SqlBase):
             cursor = db.execute(self.sql.SAVE_PROGRESS, saved)
             return bool(cursor.rowcount == 1)
 
-    def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:
+    def finish_run(
+        self, run_id: int, end: RunEnd, *, decide: Decide, keep: Retention | None = None
+    ) -> Task | None:
         """Record how a run ended and move its task; None if the run was recovered meanwhile.
 
-        The task is returned with the run that ended as its only run.
+        The task is returned with the run that ended as its only run. With `keep`,
+        its runs beyond the retention go in the same transaction, `keep.batch` at most.
 
         The task's row is read under a lock: a recovery racing this finish
         either ends first (and this finds the run no longer current) or waits.
@@ -286,4 +299,53 @@ class SqlRuns(SqlBase):
             row = db.execute(self.sql.SELECT_TASK_OF_RUN, {"run_id": run_id}).fetchone()
             if row is None:
                 return None
-            return self._end(db, row["id"], run_id, end, decide)
+            task = self._end(db, row["id"], run_id, end, decide)
+            if keep is not None:
+                self._trim(db, task, keep, end.ended_at)
+            return task
+
+    def _trim(self, db: Connection, task: Task, keep: Retention, now: datetime) -> int:
+        """Delete up to `keep.batch` of `task`'s runs beyond its retention, oldest first;
+        how many. Its newest run, a run not ended and the newest run of each outcome stay.
+
+        Runs are read along runs_task from the oldest: only the candidates and at most
+        one more run an outcome, never the whole history.
+        """
+        sql, limit = self.sql, keep.limit(task)
+        bound: int | None = None
+        if limit > 0:
+            found = db.execute(sql.RUN_AT_RANK, {"task_id": task.id, "offset": limit}).fetchone()
+            bound = None if found is None else found["id"]
+        cutoff = None if keep.keep_for is None else self._encode_time(now - keep.keep_for)
+        if bound is None and cutoff is None:
+            return 0
+        rows = db.execute(
+            sql.OLDEST_RUNS, {"task_id": task.id, "count": keep.batch + len(Outcome) + 1}
+        ).fetchall()
+        newest = task.runs[-1].id if task.runs else None
+        old: list[Row] = []
+        for row in rows:
+            if not (
+                (bound is not None and row["id"] <= bound)
+                or (cutoff is not None and row["started_at"] < cutoff)
+            ):
+                break
+            if row["outcome"] is not None and row["id"] != newest:
+                old.append(row)
+        kept = self._last_of_outcomes(db, task.id, {row["outcome"] for row in old})
+        gone = [row["id"] for row in old if row["id"] not in kept][: keep.batch]
+        if gone:
+            named = {f"id{n}": run_id for n, run_id in enumerate(gone)}
+            marks = ", ".join(sql.mark(name) for name in named)
+            db.execute(sql.DELETE_RUNS.format(ids=marks), named)
+        return len(gone)
+
+    def _last_of_outcomes(self, db: Connection, task_id: int, outcomes: set[str]) -> set[int]:
+        """The ids of the newest run of `task_id` with each of `outcomes`."""
+        kept: set[int] = set()
+        for outcome in sorted(outcomes):
+            args = {"task_id": task_id, "outcome": outcome}
+            found = db.execute(self.sql.LAST_OF_OUTCOME, args).fetchone()
+            if found is not None:
+                kept.add(found["id"])
+        return kept

@@ -133,6 +133,22 @@ INSERT INTO task_counts (module, state, tasks)
     SELECT module, state, count(*) FROM tasks GROUP BY module, state;
 """
 
+_HISTORY = """
+-- Runs kept of a task (`--keep-runs`); NULL: the config's `history.keep_runs`.
+ALTER TABLE tasks ADD COLUMN keep_runs INTEGER;
+-- Trimming runs keeps the newest run of each outcome of a task.
+CREATE INDEX runs_outcome ON runs (task_id, outcome, id);
+"""
+
 #: MIGRATIONS[n] takes a store from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _STATUS_INDEXES, _V6, _TASK_COUNTS)
+MIGRATIONS: tuple[str, ...] = (
+    _V1,
+    _V2,
+    _V3,
+    _V4,
+    _STATUS_INDEXES,
+    _V6,
+    _TASK_COUNTS,
+    _HISTORY,
+)
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from taskcron.model import Lanes, Outcome, RunEnd, Scope, State
+from taskcron.model import Lanes, Outcome, Retention, RunEnd, Scope, State
 from taskcron.store import ClaimOutcome, PoolLease, sqlite
 from taskcron.store.sqlite import SqliteStore
 from tests.store.conftest import HOST, T0, at, decide, lease, new_task
@@ -311,3 +311,23 @@ def test_a_claim_and_a_finish_read_the_current_run_and_not_the_history(tmp_path:
         assert searched(store, statements) >= 5
         assert store.get(task.id, runs=3).runs[-1].id == got.run.id
         assert len(store.get(task.id).runs) == 2_001
+
+
+def test_a_finish_trims_a_long_history_a_batch_at_a_time_along_indexes(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "tasks.db", host=HOST) as store:
+        task = store.schedule(new_task("app", due_at=T0), now=T0)
+        add_runs(store, task.id, 2_000)
+        store._db.execute("UPDATE runs SET outcome = 'failed' WHERE id = 7")
+        store._db.commit()
+        keep = Retention(keep_runs=100, keep_for=None, batch=50)
+        got = store.claim_next(scope=Scope(), now=NOW, lease=lease(NOW), decide=decide)
+        assert got.run is not None
+        with tracing(store) as statements:
+            end = RunEnd(outcome=Outcome.DONE, ended_at=NOW, elapsed=0.0)
+            store.finish_run(got.run.id, end, decide=decide, keep=keep)
+
+        assert searched(store, statements) >= 6
+        assert any(s.startswith("DELETE FROM runs WHERE id IN") for s in statements)
+        runs = store.get(task.id).runs
+        assert len(runs) == 2_001 - 50
+        assert runs[0].id == 7 and runs[1].id == 52  # the last failure stays

@@ -26,6 +26,7 @@ TASK_KEYS = {
     "due_at",
     "attempts",
     "max_attempts",
+    "keep_runs",
     "timeout",
     "created_at",
     "updated_at",

@@ -292,3 +292,22 @@ def int64(name: str, value: int) -> int:
     if not INT64[0] <= value <= INT64[1]:
         raise errors.InputError(f"invalid {name} {value}: out of range")
     return value
+
+
+#: How many of a task's newest runs `show` and `/api/tasks/ID` give unless told.
+SHOWN_RUNS = 20
+#: The most `--runs` / `?runs=` takes as a number (`all` gives every run).
+RUNS_MAX = 1_000_000
+
+
+def parse_runs(value: str | int | None) -> int | None:
+    """How many of a task's newest runs to show: `all` is None (every one), a number
+    from 0 up to RUNS_MAX is itself, None is SHOWN_RUNS; anything else `InputError`."""
+    if value is None:
+        return SHOWN_RUNS
+    text = str(value).strip()
+    if text.lower() == "all":
+        return None
+    if not (text.isascii() and text.isdigit()) or int(text) > RUNS_MAX:
+        raise errors.InputError(f"invalid runs {str(value)!r}: expected 0 to {RUNS_MAX} or 'all'")
+    return int(text)

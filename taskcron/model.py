@@ -371,6 +371,19 @@ class RunEnd:
     progress: Progress | None = None  #: The last progress the run reported, if any.
 
 
+#: The upper bounds, in seconds, of the duration buckets runs are counted in by module
+#: and outcome; a run longer than the last falls in one more bucket.
+DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
+
+
+def bucket_of(elapsed: float) -> int:
+    """The index of the duration bucket a run of `elapsed` seconds is counted in."""
+    for index, bound in enumerate(DURATION_BUCKETS):
+        if elapsed <= bound:
+            return index
+    return len(DURATION_BUCKETS)
+
+
 @value
 class Retention:
     """Which runs of a task the store keeps (`[history]`), trimmed as runs finish.
@@ -417,6 +430,13 @@ class Task:
     last_outcome: Outcome | None = None  #: How its newest run ended (None: never ran).
     #: Runs of it kept in the store (`--keep-runs`); None: the config's `history.keep_runs`.
     keep_runs: int | None = None
+    #: How many runs of it ended with each outcome, trimmed ones too, as (outcome, runs)
+    #: pairs in outcome order; None when not loaded (a list's tasks). Counts read with
+    #: the task, left out of `==` as what was read of it varies.
+    outcomes: tuple[tuple[str, int], ...] | None = field(default=None, compare=False)
+    #: How many of its runs the store holds (`runs` may be the newest of them only);
+    #: None when not counted.
+    runs_kept: int | None = field(default=None, compare=False)
     runs: tuple[Run, ...] = field(default=())
     #: When the current job's first step started, for a running task as the store's
     #: `running` reads it (None elsewhere: the current run's start then).
@@ -492,5 +512,9 @@ class Task:
             "keep_runs": self.keep_runs,
         }
         if runs:
+            counted = dict(self.outcomes or ())
+            obj["runs_kept"] = self.runs_kept
+            obj["runs_total"] = sum(counted.values())
+            obj["outcomes"] = counted
             obj["runs"] = [run.to_json() for run in self.runs]
         return obj

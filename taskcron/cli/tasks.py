@@ -12,9 +12,11 @@ import click
 from taskcron import errors, render
 from taskcron.api import (
     ACTIONS,
+    SHOWN_RUNS,
     Action,
     Status,
     parse_module_id,
+    parse_runs,
 )
 from taskcron.cli.base import (
     cli,
@@ -292,11 +294,19 @@ def status(
 
 @cli.command(short_help="Show one task with its runs.")
 @click.argument("task_id", metavar="ID", type=int)
+@click.option(
+    "--runs",
+    "shown",
+    metavar="N|all",
+    default=str(SHOWN_RUNS),
+    show_default=True,
+    help="Show its newest N runs, or all of them.",
+)
 @json_option
 @click.pass_context
-def show(ctx: click.Context, task_id: int, as_json: bool) -> None:
-    """Show one task with its runs."""
-    task = get_app(ctx).get(task_id)
+def show(ctx: click.Context, task_id: int, shown: str, as_json: bool) -> None:
+    """Show one task with its newest runs, and how many ran in all by outcome."""
+    task = get_app(ctx).get(task_id, runs=parse_runs(shown))
     if as_json:
         render.json_out(task.to_json())
     else:

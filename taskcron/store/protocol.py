@@ -55,6 +55,9 @@ from taskcron.model import (
 )
 from taskcron.values import value
 
+#: How long the per-minute counts of runs (`Store.outcome_minutes`) are kept.
+MINUTES_KEPT = timedelta(days=2)
+
 #: Where a task goes after a run ended with an outcome at a time.
 Decide = Callable[[Task, Outcome, datetime], "Next | tuple[State, datetime]"]
 #: Where a task goes when it is skipped at a time, being later than its max lateness.
@@ -84,7 +87,7 @@ class PruneCount(NamedTuple):
     """What `Store.prune` deleted (or, on a dry run, would delete)."""
 
     tasks: int
-    runs: int  #: The runs of those tasks.
+    runs: int  #: The runs of those tasks, and the runs trimmed from the others.
 
 
 @value
@@ -95,6 +98,31 @@ class Lease:
     pid: int
     expires_at: datetime
     machine: str = ""  #: `machine_id()` of the host: tells containers with one host name apart.
+
+
+@value
+class OutcomeTotal:
+    """The runs of a module id's tasks that ended with one outcome, ever: kept apart from
+    the runs, so that trimming, `prune` and `remove` leave them."""
+
+    module: str
+    outcome: str
+    runs: int
+    seconds: float  #: Their durations summed.
+    #: How many fell in each duration bucket (`taskcron.model.DURATION_BUCKETS`, then
+    #: one bucket for the longer ones).
+    buckets: tuple[int, ...]
+
+
+@value
+class OutcomeMinute:
+    """The runs of a module id's tasks that ended with one outcome in one minute."""
+
+    minute: datetime  #: The minute's start (UTC).
+    module: str
+    outcome: str
+    runs: int
+    seconds: float  #: Their durations summed.
 
 
 @value
@@ -297,9 +325,26 @@ class Store(Protocol):
         transaction trims the task's older runs (at most `keep.batch` of them)."""
         ...
 
-    def prune(self, *, before: datetime, dry_run: bool = False) -> PruneCount:
+    def prune(
+        self,
+        *,
+        before: datetime,
+        dry_run: bool = False,
+        keep: Retention | None = None,
+        now: datetime | None = None,
+    ) -> PruneCount:
         """Delete finished (done, failed, cancelled) tasks last updated before `before`,
-        with their runs, and count them; with `dry_run`, only count them."""
+        with their runs, and count them; with `keep` (and `now`), trim every other task's
+        runs by it too, at once; with `dry_run`, only count them."""
+        ...
+
+    def outcome_totals(self) -> tuple[OutcomeTotal, ...]:
+        """Every module id's runs by outcome, ever (by module id, then outcome)."""
+        ...
+
+    def outcome_minutes(self, *, since: datetime) -> tuple[OutcomeMinute, ...]:
+        """The runs by minute, module id and outcome since `since` (kept for
+        `MINUTES_KEPT`), oldest minute first."""
         ...
 
     def counts(self, scope: Scope) -> dict[str, dict[str, int]]:

@@ -57,6 +57,11 @@ RESTORE_TASK_COLUMNS = (
 )
 
 
+#: The duration buckets' columns of outcome_totals (`taskcron.model.DURATION_BUCKETS`,
+#: then the longer runs).
+BUCKET_COLUMNS = tuple(f"bucket_{n}" for n in range(10))
+
+
 def _values(columns: str) -> str:
     """`(:a, :b, ...)` for the columns "a, b, ...": each value named as its column."""
     return "(" + ", ".join(":" + name.strip() for name in columns.split(",")) + ")"
@@ -77,6 +82,8 @@ class Statements:
         " ORDER BY id DESC LIMIT :count"
     )
     SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE id = :id"
+    #: How many runs of a task the store holds, counted along runs_task.
+    COUNT_TASK_RUNS = "SELECT count(*) AS n FROM runs INDEXED BY runs_task WHERE task_id = :task_id"
     #: A running job's first step: the (offset + 1)-th `continued` run before its current run.
     SELECT_JOB_START = (
         "SELECT started_at FROM runs WHERE task_id = :task_id AND id < :run_id"
@@ -136,11 +143,16 @@ class Statements:
         " updated_at = :updated_at WHERE id = :id"
     )
     DELETE_TASK_RUNS = "DELETE FROM runs WHERE task_id = :task_id"
+    DELETE_TASK_OUTCOMES = "DELETE FROM task_outcomes WHERE task_id = :task_id"
     DELETE_TASK = "DELETE FROM tasks WHERE id = :id"
     #: The tasks `prune` deletes: finished, and last updated before a time.
     _FINISHED_BEFORE = "state IN ('done', 'failed', 'cancelled') AND updated_at < :before"
     PRUNE_RUNS = (
         f"DELETE FROM runs WHERE task_id IN (SELECT id FROM tasks WHERE {_FINISHED_BEFORE})"
+    )
+    PRUNE_TASK_OUTCOMES = (
+        "DELETE FROM task_outcomes WHERE task_id IN"
+        f" (SELECT id FROM tasks WHERE {_FINISHED_BEFORE})"
     )
     PRUNE_TASKS = f"DELETE FROM tasks WHERE {_FINISHED_BEFORE}"
     #: What `prune --dry-run` counts: the same tasks and runs.
@@ -149,6 +161,8 @@ class Statements:
         f" (SELECT id FROM tasks WHERE {_FINISHED_BEFORE})"
     )
     COUNT_PRUNE_TASKS = f"SELECT count(*) AS n FROM tasks WHERE {_FINISHED_BEFORE}"
+    #: The next batch of task ids, in id order: those after an id, at most a count.
+    TASK_IDS = "SELECT id FROM tasks WHERE id > :after ORDER BY id LIMIT :count"
     #: What `cancel_owned` cancels: an owner's queued and paused tasks.
     _OWNED_WAITING = "owner = :owner AND state IN ('queued', 'paused')"
     SELECT_OWNED_WAITING = (
@@ -250,6 +264,40 @@ class Statements:
     )
     #: Runs by id; `{ids}`: one parameter an id.
     DELETE_RUNS = "DELETE FROM runs WHERE id IN ({ids})"
+    #: Counting runs as they end, one upsert a table; keyed by the outcome's name.
+    COUNT_TASK_OUTCOME = (
+        "INSERT INTO task_outcomes (task_id, outcome, runs) VALUES (:task_id, :outcome, 1)"
+        " ON CONFLICT (task_id, outcome) DO UPDATE SET runs = task_outcomes.runs + 1"
+    )
+    #: A run counted in its module's totals: one more, its duration, its bucket (each
+    #: `bucket_n` parameter 1 or 0).
+    COUNT_OUTCOME_TOTAL = (
+        f"INSERT INTO outcome_totals (module, outcome, runs, seconds, {', '.join(BUCKET_COLUMNS)})"
+        " VALUES (:module, :outcome, 1, :seconds, "
+        + ", ".join(f":{c}" for c in BUCKET_COLUMNS)
+        + ") ON CONFLICT (module, outcome) DO UPDATE SET runs = outcome_totals.runs + 1,"
+        " seconds = outcome_totals.seconds + excluded.seconds, "
+        + ", ".join(f"{c} = outcome_totals.{c} + excluded.{c}" for c in BUCKET_COLUMNS)
+    )
+    COUNT_OUTCOME_MINUTE = (
+        "INSERT INTO outcome_minutes (minute, module, outcome, runs, seconds)"
+        " VALUES (:minute, :module, :outcome, 1, :seconds)"
+        " ON CONFLICT (minute, module, outcome) DO UPDATE SET runs = outcome_minutes.runs + 1,"
+        " seconds = outcome_minutes.seconds + excluded.seconds"
+    )
+    #: The minutes older than those kept (`MINUTES_KEPT`): a finish drops them.
+    DROP_OLD_MINUTES = "DELETE FROM outcome_minutes WHERE minute < :before"
+    SELECT_TASK_OUTCOMES = (
+        "SELECT outcome, runs FROM task_outcomes WHERE task_id = :task_id ORDER BY outcome"
+    )
+    SELECT_OUTCOME_TOTALS = (
+        f"SELECT module, outcome, runs, seconds, {', '.join(BUCKET_COLUMNS)}"
+        " FROM outcome_totals ORDER BY module, outcome"
+    )
+    SELECT_OUTCOME_MINUTES = (
+        "SELECT minute, module, outcome, runs, seconds FROM outcome_minutes"
+        " WHERE minute >= :since ORDER BY minute, module, outcome"
+    )
     #: A job that finished, or failed for good: the next one starts afresh.
     CLEAR_STEPS = "UPDATE tasks SET step_state = NULL, steps = 0 WHERE id = :id"
     SET_PROGRESS = "UPDATE tasks SET progress = :progress WHERE id = :id"

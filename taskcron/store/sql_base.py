@@ -48,6 +48,7 @@ from taskcron.store.protocol import (
 )
 from taskcron.store.queries import Statements
 from taskcron.store.scopes import scope_where
+from taskcron.values import replace
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing's own from Python 3.11 on
@@ -253,12 +254,17 @@ class SqlBase:
         self, db: Connection, task_id: int, *, runs: bool | int = True, lock: bool = False
     ) -> Task:
         """A task by id with its runs, oldest first: all of them (True), none (False), or
-        its newest `runs` (an int: read backwards along runs_task, never the whole history)."""
+        its newest `runs` (an int: read backwards along runs_task, never the whole history).
+        Unless `runs` is False, with its runs counted by outcome (`Task.outcomes`)."""
         select = self.sql.SELECT_TASK_FOR_UPDATE if lock else self.sql.SELECT_TASK
         row = db.execute(select, {"id": task_id}).fetchone()
         if row is None:
             raise errors.TaskNotFoundError(task_id)
-        return self._task(row, self._runs_of(db, task_id, runs))
+        task = self._task(row, self._runs_of(db, task_id, runs))
+        if runs is False:
+            return task
+        counted = db.execute(self.sql.SELECT_TASK_OUTCOMES, {"task_id": task_id})
+        return replace(task, outcomes=tuple((r["outcome"], int(r["runs"])) for r in counted))
 
     def _runs_of(self, db: Connection, task_id: int, runs: bool | int) -> tuple[Run, ...]:
         """A task's runs, oldest first: all (True), none (False), or the newest `runs`."""

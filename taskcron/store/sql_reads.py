@@ -9,7 +9,8 @@ from typing import Any
 
 from taskcron import errors
 from taskcron.model import Run, Scope, State, Task
-from taskcron.store.protocol import Tasks
+from taskcron.store.protocol import OutcomeMinute, OutcomeTotal, Tasks
+from taskcron.store.queries import BUCKET_COLUMNS
 from taskcron.store.scopes import module_ranges
 from taskcron.store.sql_base import DUMP_BATCH, Connection, Row, SqlBase
 from taskcron.values import replace
@@ -19,10 +20,12 @@ class SqlReads(SqlBase):
     """The reads of the `Store` contract over SQL."""
 
     def get(self, task_id: int, *, runs: int | None = None) -> Task:
-        """The task with its runs, oldest first (its newest `runs` only, if given), or
-        `TaskNotFoundError`."""
+        """The task with its runs, oldest first (its newest `runs` only, if given), and
+        how many the store holds (`runs_kept`); or `TaskNotFoundError`."""
         with self._read() as db:
-            return self._load(db, task_id, runs=True if runs is None else runs)
+            task = self._load(db, task_id, runs=True if runs is None else runs)
+            kept = db.execute(self.sql.COUNT_TASK_RUNS, {"task_id": task_id}).fetchone()["n"]
+        return replace(task, runs_kept=int(kept))
 
     def get_run(self, run_id: int) -> Run:
         """One run by id (for the runner's bookkeeping and tests)."""
@@ -89,6 +92,37 @@ class SqlReads(SqlBase):
                 for row in db.execute(sql.SELECT_TASKS.format(ids=marks), named)
             }
         return [by_id[task_id] for task_id in ids]
+
+    def outcome_totals(self) -> tuple[OutcomeTotal, ...]:
+        """Every module id's runs by outcome, ever (by module id, then outcome)."""
+        with self._read() as db:
+            rows = db.execute(self.sql.SELECT_OUTCOME_TOTALS).fetchall()
+        return tuple(
+            OutcomeTotal(
+                module=row["module"],
+                outcome=row["outcome"],
+                runs=int(row["runs"]),
+                seconds=float(row["seconds"]),
+                buckets=tuple(int(row[name]) for name in BUCKET_COLUMNS),
+            )
+            for row in rows
+        )
+
+    def outcome_minutes(self, *, since: datetime) -> tuple[OutcomeMinute, ...]:
+        """The runs by minute, module id and outcome since `since`, oldest minute first."""
+        with self._read() as db:
+            since_kept = {"since": self._encode_time(since)}
+            rows = db.execute(self.sql.SELECT_OUTCOME_MINUTES, since_kept).fetchall()
+        return tuple(
+            OutcomeMinute(
+                minute=self._decode_time(row["minute"]),
+                module=row["module"],
+                outcome=row["outcome"],
+                runs=int(row["runs"]),
+                seconds=float(row["seconds"]),
+            )
+            for row in rows
+        )
 
     def counts(self, scope: Scope) -> dict[str, dict[str, int]]:
         """How many tasks each module id in scope has in each state.

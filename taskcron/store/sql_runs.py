@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from taskcron.model import (
@@ -19,9 +19,22 @@ from taskcron.model import (
     Scope,
     State,
     Task,
+    bucket_of,
 )
-from taskcron.store.protocol import Claim, ClaimOutcome, Decide, Lease, Recovered, Skip
+from taskcron.store.protocol import (
+    MINUTES_KEPT,
+    Claim,
+    ClaimOutcome,
+    Decide,
+    Lease,
+    Recovered,
+    Skip,
+)
+from taskcron.store.queries import BUCKET_COLUMNS
 from taskcron.store.sql_base import Connection, Row, SqlBase, job_over, pid_alive
+
+#: Runs deleted by one statement when trimming (a statement's parameters are bounded).
+DELETE_CHUNK = 500
 
 
 class SqlRuns(SqlBase):
@@ -218,6 +231,8 @@ class SqlRuns(SqlBase):
                 },
             )
         task = self._load(db, task_id, runs=False)  # where it goes next needs no runs
+        if run_id is not None:
+            self._count(db, task, end)
         if end.outcome is Outcome.DONE:
             db.execute(sql.SET_RESULT, {"result": end.result_json, "id": task_id})
         if end.progress is not None:
@@ -231,6 +246,21 @@ class SqlRuns(SqlBase):
         elif job_over(end.outcome, where):
             db.execute(sql.CLEAR_STEPS, {"id": task_id})
         return self._move(db, task, where, end.ended_at)
+
+    def _count(self, db: Connection, task: Task, end: RunEnd) -> None:
+        """Count a run that ended: for its task, and by module id and outcome ever and by
+        minute (dropping the minutes no longer kept). One upsert a table."""
+        sql, outcome = self.sql, end.outcome.value
+        db.execute(sql.COUNT_TASK_OUTCOME, {"task_id": task.id, "outcome": outcome})
+        seconds = max(end.elapsed, 0.0)
+        bucket = bucket_of(seconds)
+        buckets = {name: int(n == bucket) for n, name in enumerate(BUCKET_COLUMNS)}
+        counted = {"module": task.module, "outcome": outcome, "seconds": seconds}
+        db.execute(sql.COUNT_OUTCOME_TOTAL, {**counted, **buckets})
+        minute = end.ended_at.astimezone(timezone.utc).replace(second=0, microsecond=0)
+        db.execute(sql.COUNT_OUTCOME_MINUTE, {**counted, "minute": self._encode_time(minute)})
+        before = self._encode_time(minute - MINUTES_KEPT)
+        db.execute(sql.DROP_OLD_MINUTES, {"before": before})
 
     def _move(
         self, db: Connection, task: Task, where: Next | tuple[State, datetime], now: datetime
@@ -304,9 +334,12 @@ class SqlRuns(SqlBase):
                 self._trim(db, task, keep, end.ended_at)
             return task
 
-    def _trim(self, db: Connection, task: Task, keep: Retention, now: datetime) -> int:
+    def _trim(
+        self, db: Connection, task: Task, keep: Retention, now: datetime, *, delete: bool = True
+    ) -> int:
         """Delete up to `keep.batch` of `task`'s runs beyond its retention, oldest first;
-        how many. Its newest run, a run not ended and the newest run of each outcome stay.
+        how many (without `delete`, only count them). Its newest run, a run not ended and
+        the newest run of each outcome stay.
 
         Runs are read along runs_task from the oldest: only the candidates and at most
         one more run an outcome, never the whole history.
@@ -334,8 +367,10 @@ class SqlRuns(SqlBase):
                 old.append(row)
         kept = self._last_of_outcomes(db, task.id, {row["outcome"] for row in old})
         gone = [row["id"] for row in old if row["id"] not in kept][: keep.batch]
-        if gone:
-            named = {f"id{n}": run_id for n, run_id in enumerate(gone)}
+        for start in range(0, len(gone) if delete else 0, DELETE_CHUNK):
+            named = {
+                f"id{n}": run_id for n, run_id in enumerate(gone[start : start + DELETE_CHUNK])
+            }
             marks = ", ".join(sql.mark(name) for name in named)
             db.execute(sql.DELETE_RUNS.format(ids=marks), named)
         return len(gone)

@@ -16,7 +16,6 @@ refusal says why in one line, as JSON under /api and /events.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -45,8 +44,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as Connection
 
-from taskcron import errors
-from taskcron.api import ACTIONS, TaskCron, allowed_in
+from taskcron import errors, values
+from taskcron.api import ACTIONS, TaskCron, allowed_in, parse_runs
 from taskcron.model import Scope, State, Task, format_duration
 from taskcron.web import Settings
 from taskcron.web.auth import COOKIE, CSRF_FIELD, CSRF_HEADER, Keys, Who, bearer
@@ -275,7 +274,8 @@ class Dashboard:
 
     async def task(self, request: Request) -> Response:
         who = self.who(request)
-        task = await self.calls(self.app.get, _task_id(request))
+        shown = parse_runs(request.query_params.get("runs"))
+        task = await self.calls(self.app.get, _task_id(request), runs=shown)
         return self.page(request, "task_detail.html", who, task=task)
 
     async def log(self, request: Request) -> Response:
@@ -312,7 +312,7 @@ class Dashboard:
             "owner.html",
             None,
             owner=owner,
-            tasks=[dataclasses.replace(t, title=owner_title(t)) for t in found[:limit]],
+            tasks=[values.replace(t, title=owner_title(t)) for t in found[:limit]],
             previous=link + urlencode({"sig": signature or "", "offset": offset - limit})
             if offset
             else None,
@@ -396,7 +396,8 @@ class Dashboard:
 
     async def api_task(self, request: Request) -> Response:
         self.who(request)
-        task = await self.calls(self.app.get, _task_id(request))
+        shown = parse_runs(request.query_params.get("runs"))
+        task = await self.calls(self.app.get, _task_id(request), runs=shown)
         return JSONResponse(task.to_json())
 
     async def api_log(self, request: Request) -> Response:

@@ -139,10 +139,10 @@ KEY_DOCS: dict[str, str] = {
     "log.retention": "What `prune` removes by default (a unit is required).",
     "log.output_tail": "Bytes of each run's output kept with the run.",
     "history.keep_runs": "The newest runs of each task the store keeps; older ones go as "
-    "runs finish. A task's `--keep-runs` overrides it; `0`: no limit. "
+    "runs finish (50 at most a finish) and at `prune`. A task's `--keep-runs` overrides it; `0`: no limit. "
     "The newest run of each outcome stays whatever the limits.",
-    "history.keep_for": "Runs that started longer ago than this go as runs finish; a unit "
-    'is required; `"0s"`: no limit.',
+    "history.keep_for": "Runs that started longer ago than this go as runs finish and at "
+    '`prune`; a unit is required; `"0s"`: no limit.',
     "workers": "The size of `work`'s pool and of `tick --drain`'s.",
     "poll": "How often an idle `work` looks for due tasks.",
     "lanes": "A table: module id → how many of its tasks run at once, for each module id "
@@ -292,7 +292,8 @@ STARTER = """\
 # output_tail = 65536     # bytes of each run's output kept with the run
 
 [history]
-# The runs the store keeps of each task; older ones go as runs finish.
+# The runs the store keeps of each task; older ones go as runs finish and
+# at `prune`.
 # The newest run of each outcome (the last failure) always stays.
 # keep_runs = 100         # the newest runs of a task (0: no limit); --keep-runs overrides
 # keep_for = "30d"        # runs that started longer ago go ("0s": no limit)

@@ -139,8 +139,8 @@ KEY_DOCS: dict[str, str] = {
     "log.retention": "What `prune` removes by default (a unit is required).",
     "log.output_tail": "Bytes of each run's output kept with the run.",
     "history.keep_runs": "The newest runs of each task the store keeps; older ones go as "
-    "runs finish (50 at most a finish) and at `prune`. A task's `--keep-runs` overrides it; `0`: no limit. "
-    "The newest run of each outcome stays whatever the limits.",
+    "runs finish (50 at most a finish) and at `prune`. A task's `--keep-runs` overrides "
+    "it; `0`: no limit. The newest run of each outcome stays whatever the limits.",
     "history.keep_for": "Runs that started longer ago than this go as runs finish and at "
     '`prune`; a unit is required; `"0s"`: no limit.',
     "workers": "The size of `work`'s pool and of `tick --drain`'s.",

@@ -376,7 +376,8 @@ class Store(Protocol):
         ...
 
     def dump(self, *, batch: int = ...) -> Generator[Task, None, None]:
-        """Every task with all its runs, in id order, read on one snapshot.
+        """Every task with all its runs and their counts by outcome (`Task.outcomes`),
+        in id order, read on one snapshot.
 
         Tasks are read `batch` at a time, a few queries a batch; close the
         iterator (or exhaust it) to end the read.

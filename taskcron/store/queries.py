@@ -371,6 +371,11 @@ class Statements:
         f"SELECT {RUN_COLUMNS} FROM runs INDEXED BY runs_task"
         " WHERE task_id >= :first AND task_id <= :last ORDER BY task_id, id"
     )
+    #: The runs counted by outcome of the tasks whose ids lie in a range (inclusive).
+    DUMP_OUTCOMES = (
+        "SELECT task_id, outcome, runs FROM task_outcomes"
+        " WHERE task_id >= :first AND task_id <= :last ORDER BY task_id, outcome"
+    )
     #: How many tasks and runs the store holds: `restore` writes into an empty one only.
     COUNT_STORED = (
         "SELECT (SELECT count(*) FROM tasks) AS tasks, (SELECT count(*) FROM runs) AS runs"
@@ -380,6 +385,10 @@ class Statements:
     #: sequence is moved by the backend.
     RESTORE_TASK = (
         f"INSERT INTO tasks ({RESTORE_TASK_COLUMNS}) VALUES {_values(RESTORE_TASK_COLUMNS)}"
+    )
+    #: A task's runs of one outcome, counted (trimmed ones too).
+    RESTORE_OUTCOME = (
+        "INSERT INTO task_outcomes (task_id, outcome, runs) VALUES (:task_id, :outcome, :runs)"
     )
     #: A run with its id and every field.
     RESTORE_RUN = f"INSERT INTO runs ({RUN_COLUMNS}) VALUES {_values(RUN_COLUMNS)}"

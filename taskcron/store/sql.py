@@ -269,4 +269,11 @@ class SqlStore(SqlReads, SqlRuns):
         runs = [self._run_row(run) for task in tasks for run in task.runs]
         if runs:
             self._insert_many(db, self.sql.RESTORE_RUN, runs)
+        counted = [
+            {"task_id": task.id, "outcome": outcome, "runs": n}
+            for task in tasks
+            for outcome, n in task.outcomes or ()
+        ]
+        if counted:
+            self._insert_many(db, self.sql.RESTORE_OUTCOME, counted)
         return len(runs)

@@ -199,10 +199,11 @@ class SqlReads(SqlBase):
             return [self._load(db, task_id, runs=False) for _, task_id in newest[:count]]
 
     def dump(self, *, batch: int = DUMP_BATCH) -> Generator[Task, None, None]:
-        """Every task with all its runs, in id order, read on one snapshot.
+        """Every task with all its runs and their counts by outcome, in id order, read on
+        one snapshot.
 
-        Two queries a batch of `batch` tasks: the tasks after the last id read,
-        then the runs of the ids they span. The read lasts until the iterator
+        Three queries a batch of `batch` tasks: the tasks after the last id read,
+        then the runs of the ids they span, then their counts. The read lasts until the iterator
         is exhausted or closed.
         """
         sql = self.sql
@@ -213,9 +214,13 @@ class SqlReads(SqlBase):
                 if not rows:
                     return
                 runs: dict[int, list[Run]] = {}
+                counted: dict[int, list[tuple[str, int]]] = {}
                 span = {"first": rows[0]["id"], "last": rows[-1]["id"]}
                 for row in db.execute(sql.DUMP_RUNS, span):
                     runs.setdefault(row["task_id"], []).append(self._run(row))
+                for row in db.execute(sql.DUMP_OUTCOMES, span):
+                    counted.setdefault(row["task_id"], []).append((row["outcome"], row["runs"]))
                 for row in rows:
-                    yield self._task(row, tuple(runs.get(row["id"], ())))
+                    task = self._task(row, tuple(runs.get(row["id"], ())))
+                    yield replace(task, outcomes=tuple(counted.get(row["id"], ())))
                 after = span["last"]

@@ -45,7 +45,12 @@ TOML_TYPES = {
 #: Config fields that are not keys of the file (worked out while reading it).
 NOT_KEYS = {"path", "home_by_default", "store_origin", "warnings"}
 #: Config fields that hold a table of further keys.
-TABLES = {"retry": config.RetryConfig, "log": config.LogConfig, "web": config.WebConfig}
+TABLES = {
+    "retry": config.RetryConfig,
+    "log": config.LogConfig,
+    "web": config.WebConfig,
+    "history": config.HistoryConfig,
+}
 
 
 class MissingDescriptionError(Exception):

@@ -35,7 +35,7 @@ from taskcron.configfile import ENV_DEBUG
 from taskcron.cronjobs import CronEdit, CronOptions
 from taskcron.doctor import Check, CheckReport, broken_config_report
 from taskcron.home import Clock, Home, load_config, utc_now
-from taskcron.inputs import check_owner, parse_module_id
+from taskcron.inputs import SHOWN_RUNS, check_owner, parse_module_id, parse_runs
 from taskcron.lifecycle import TickResult, Watcher
 from taskcron.logstore import LogFilter, LogStore
 from taskcron.logview import LogFeed, LogWhere, Records
@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "ACTIONS",
     "ENV_DEBUG",
+    "SHOWN_RUNS",
     "Action",
     "Check",
     "CheckReport",
@@ -77,6 +78,7 @@ __all__ = [
     "allowed_in",
     "broken_config_report",
     "parse_module_id",
+    "parse_runs",
     "utc_now",
 ]
 
@@ -180,9 +182,10 @@ class TaskCron:
         """The zone cron expressions are read in by default: the config's, else the system's."""
         return scheduling.timezone(self._home)
 
-    def get(self, task_id: int) -> Task:
-        """The task with its runs; `TaskNotFoundError` if there is none."""
-        return self._home.stored(task_id).get(task_id)
+    def get(self, task_id: int, *, runs: int | None = None) -> Task:
+        """The task with its runs, oldest first (its newest `runs` only, if given);
+        `TaskNotFoundError` if there is none."""
+        return self._home.stored(task_id).get(task_id, runs=runs)
 
     def list(
         self,

@@ -14,7 +14,7 @@ from pathlib import Path
 from taskcron import configfile, errors
 from taskcron.configfile import DEFAULT_HOME
 from taskcron.inputs import zone
-from taskcron.model import Lanes
+from taskcron.model import Lanes, Retention
 from taskcron.values import field, value
 
 
@@ -35,6 +35,20 @@ class LogConfig:
     backups: int = 5
     retention: timedelta = timedelta(days=30)
     output_tail: int = 65536
+
+
+@value
+class HistoryConfig:
+    """Which runs the store keeps of each task (config table `[history]`)."""
+
+    keep_runs: int = 100  #: The newest runs kept of a task; 0: no limit.
+    keep_for: timedelta = timedelta(days=30)  #: Runs older than this go; 0: no limit.
+
+    def retention(self) -> Retention:
+        """These settings as the store applies them."""
+        return Retention(
+            keep_runs=self.keep_runs, keep_for=self.keep_for if self.keep_for else None
+        )
 
 
 @value
@@ -76,6 +90,7 @@ class Config:
     kill_grace: timedelta = timedelta(seconds=10)
     retry: RetryConfig = field(default_factory=RetryConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)  #: Runs kept in the store.
     workers: int = 1  #: The size of `work`'s pool and of a draining tick's.
     poll: timedelta = timedelta(seconds=1)  #: How often an idle `work` looks for due tasks.
     lanes: Lanes = field(default_factory=Lanes)  #: Widened lanes: module id -> tasks at once.
@@ -123,6 +138,11 @@ KEY_DOCS: dict[str, str] = {
     "log.backups": "Rotated log files kept.",
     "log.retention": "What `prune` removes by default (a unit is required).",
     "log.output_tail": "Bytes of each run's output kept with the run.",
+    "history.keep_runs": "The newest runs of each task the store keeps; older ones go as "
+    "runs finish (50 at most a finish) and at `prune`. A task's `--keep-runs` overrides "
+    "it; `0`: no limit. The newest run of each outcome stays whatever the limits.",
+    "history.keep_for": "Runs that started longer ago than this go as runs finish and at "
+    '`prune`; a unit is required; `"0s"`: no limit.',
     "workers": "The size of `work`'s pool and of `tick --drain`'s.",
     "poll": "How often an idle `work` looks for due tasks.",
     "lanes": "A table: module id → how many of its tasks run at once, for each module id "
@@ -174,7 +194,12 @@ def load(
     """
     found = configfile.read(config, home=home, store=store)
     values = dict(found.values)
-    tables = {"retry": RetryConfig, "log": LogConfig, "web": WebConfig}
+    tables = {
+        "retry": RetryConfig,
+        "log": LogConfig,
+        "web": WebConfig,
+        "history": HistoryConfig,
+    }
     for key, table in tables.items():
         if key in values:
             values[key] = table(**values[key])
@@ -265,4 +290,11 @@ STARTER = """\
 # backups = 5             # rotated files to keep
 # retention = "30d"       # what prune removes: finished one-off tasks and old logs
 # output_tail = 65536     # bytes of each run's output kept with the run
+
+[history]
+# The runs the store keeps of each task; older ones go as runs finish and
+# at `prune`.
+# The newest run of each outcome (the last failure) always stays.
+# keep_runs = 100         # the newest runs of a task (0: no limit); --keep-runs overrides
+# keep_for = "30d"        # runs that started longer ago go ("0s": no limit)
 """

@@ -62,12 +62,14 @@ KEYS = frozenset(
         "lanes",
         "max_steps",
         "web",
+        "history",
     }
 )
 #: ... and those its tables may hold (`lanes` holds module ids).
 TABLE_KEYS = {
     "retry": frozenset({"backoff", "max_backoff"}),
     "log": frozenset({"level", "max_bytes", "backups", "retention", "output_tail"}),
+    "history": frozenset({"keep_runs", "keep_for"}),
     "web": frozenset(
         {
             "host",
@@ -342,7 +344,20 @@ def _check(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
         out["log"] = log
     if "web" in values:
         out["web"] = _web(check_table(values["web"], "web"), base)
+    if "history" in values:
+        out["history"] = _history(check_table(values["history"], "history"))
     return out
+
+
+def _history(table: Mapping[str, Any]) -> dict[str, Any]:
+    """The `[history]` table checked: a count of runs, and an age with its unit."""
+    _refuse_unknown(table, TABLE_KEYS["history"], "history.")
+    history: dict[str, Any] = {}
+    if "keep_runs" in table:
+        history["keep_runs"] = _non_negative_int(table, "keep_runs", "history.")
+    if "keep_for" in table:
+        history["keep_for"] = _duration(table, "keep_for", "history.", read=parse_age)
+    return history
 
 
 def _web(table: Mapping[str, Any], base: Path) -> dict[str, Any]:

@@ -299,3 +299,23 @@ def shown_number(number: int | str) -> str:
     text = str(number).strip()
     digits = len(text.lstrip("+-"))
     return text if digits <= 30 else f"{text[:21]}... ({digits} digits)"
+
+
+#: How many of a task's newest runs `show` and `/api/tasks/ID` give unless told.
+SHOWN_RUNS = 20
+#: The most `--runs` / `?runs=` takes as a number (`all` gives every run).
+RUNS_MAX = 1_000_000
+
+
+def parse_runs(value: str | int | None) -> int | None:
+    """How many of a task's newest runs to show: `all` is None (every one), a number
+    from 0 up to RUNS_MAX is itself, None is SHOWN_RUNS; anything else `InputError`."""
+    if value is None:
+        return SHOWN_RUNS
+    text = str(value).strip()
+    if text.lower() == "all":
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 7 or int(text) > RUNS_MAX:
+        shown = repr(text) if len(text) <= 30 else f"{text[:21]!r}... ({len(text)} characters)"
+        raise errors.InputError(f"invalid runs {shown}: expected 0 to {RUNS_MAX} or 'all'")
+    return int(text)

@@ -47,6 +47,14 @@ TASK = Shape(
         "max_lateness": "`--max-lateness` in seconds, or null",
         "key": "its dedupe key (`--key`), or null",
         "last_outcome": "the outcome of its newest run, or null",
+        "keep_runs": "the newest runs the store keeps of it (`--keep-runs`; 0: no limit),"
+        " or null for the config's `history.keep_runs`",
+        "runs_kept": "how many of its runs the store holds (`runs` holds the newest of them:"
+        " `--runs`), or null where not counted (`tick --json`)",
+        "runs_total": "how many of its runs ended, those trimmed from the store too (only where"
+        " the whole task is shown)",
+        "outcomes": 'how many of its runs ended with each outcome, by outcome (`{"done": 41,'
+        ' "failed": 2}`), those trimmed too (only where the whole task is shown)',
         "runs": "its runs, oldest first: [run](#run) objects (only where the whole task is shown)",
     },
 )

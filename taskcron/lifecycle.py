@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from taskcron import errors, logstore
-from taskcron.model import Outcome, Progress, Run, RunEnd, State, Task, iso
+from taskcron.model import Outcome, Progress, Retention, Run, RunEnd, State, Task, iso
 from taskcron.store import ClaimOutcome
 from taskcron.values import field, replace, value
 
@@ -339,6 +339,7 @@ class RunLife:
         settings: RunSettings,
         watcher: Watcher | None = None,
         max_steps: int = 10_000,
+        keep: Retention | None = None,
     ) -> None:
         assert claim.task is not None and claim.run is not None
         self.store = store
@@ -352,6 +353,7 @@ class RunLife:
         self.settings = settings  #: How the runner runs it, its deadline among them.
         self.watcher = watcher
         self.max_steps = max_steps
+        self.keep = keep  #: The runs of the task kept: the finish trims the others.
         self.progress: Progress | None = None  #: The last progress reported.
         self._progress_stored_at = -1.0  # monotonic seconds
         self._progress_logged_at = -1.0
@@ -411,9 +413,11 @@ class RunLife:
         if self._progress_unlogged and self.progress is not None:
             self._log_progress(self.progress)
         self._overrun(end)
-        finished = self.store.finish_run(self.run.id, end, decide=self.decide)
-        current = self.store.get(self.task.id)
+        finished = self.store.finish_run(self.run.id, end, decide=self.decide, keep=self.keep)
         if finished is None:
+            current = replace(
+                self.store.get(self.task.id, runs=0), runs=(self.store.get_run(self.run.id),)
+            )
             self.recorder.emit(
                 Event.TASK_INTERRUPTED,
                 level="warning",
@@ -422,6 +426,7 @@ class RunLife:
                 run=self.run.id,
             )
         else:
+            current = finished
             self.recorder.run_end(current, current.runs[-1])
         return current
 

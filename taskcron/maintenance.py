@@ -26,7 +26,7 @@ class Pruned(NamedTuple):
     tasks: int
     files: int  #: Rotated log files of this host.
     records: int | None = None  #: Records of the shared log; None when the store keeps none.
-    runs: int = 0  #: The runs of the tasks.
+    runs: int = 0  #: The runs of the tasks, and the runs trimmed from the others.
 
 
 @value
@@ -94,9 +94,13 @@ def prune(home: Home, older_than: timedelta | str | None, *, dry_run: bool) -> P
         age = older_than
     else:
         age = inputs.parse_age(older_than)
-    before = home.clock() - age
+    now = home.clock()
+    before = now - age
     store = home.existing_store() if dry_run else home.store
-    tasks, runs = (0, 0) if store is None else store.prune(before=before, dry_run=dry_run)
+    keep = home.config.history.retention()
+    tasks, runs = (
+        (0, 0) if store is None else store.prune(before=before, dry_run=dry_run, keep=keep, now=now)
+    )
     files = logstore.prune_rotated(home.logstore, before, dry_run=dry_run)
     shared = home.shared_log
     records = None if shared is None else shared.prune(before=before, dry_run=dry_run)
@@ -108,10 +112,13 @@ def prune(home: Home, older_than: timedelta | str | None, *, dry_run: bool) -> P
 
 def _record_pruned(home: Home, pruned: Pruned, before: datetime) -> None:
     counts: dict[str, Any] = {"tasks": pruned.tasks, "runs": pruned.runs, "files": pruned.files}
-    removed = f"{pruned.tasks} tasks and {pruned.files} log files"
+    removed = f"{pruned.tasks} tasks, {pruned.runs} runs and {pruned.files} log files"
     if pruned.records is not None:
         counts["records"] = pruned.records
-        removed = f"{pruned.tasks} tasks, {pruned.files} log files and {pruned.records} log records"
+        removed = (
+            f"{pruned.tasks} tasks, {pruned.runs} runs, {pruned.files} log files"
+            f" and {pruned.records} log records"
+        )
     home.recorder.emit(
         Event.STORE_PRUNED, message=f"removed {removed} older than {iso(before)}", **counts
     )

@@ -371,6 +371,37 @@ class RunEnd:
     progress: Progress | None = None  #: The last progress the run reported, if any.
 
 
+#: The upper bounds, in seconds, of the duration buckets runs are counted in by module
+#: and outcome; a run longer than the last falls in one more bucket.
+DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
+
+
+def bucket_of(elapsed: float) -> int:
+    """The index of the duration bucket a run of `elapsed` seconds is counted in."""
+    for index, bound in enumerate(DURATION_BUCKETS):
+        if elapsed <= bound:
+            return index
+    return len(DURATION_BUCKETS)
+
+
+@value
+class Retention:
+    """Which runs of a task the store keeps (`[history]`), trimmed as runs finish.
+
+    A run goes when it is beyond the newest `keep_runs` (0: no limit) or started
+    more than `keep_for` ago (None: no limit), unless it is the task's current run
+    or the newest run of its outcome. A finish deletes at most `batch` runs.
+    """
+
+    keep_runs: int = 100
+    keep_for: timedelta | None = timedelta(days=30)
+    batch: int = 50  #: At most this many runs deleted by one finish.
+
+    def limit(self, task: Task) -> int:
+        """The runs of `task` kept: its own `keep_runs`, else this one's (0: no limit)."""
+        return self.keep_runs if task.keep_runs is None else task.keep_runs
+
+
 @value
 class Task:
     """A unit of work, its place in line, and its history of runs."""
@@ -397,6 +428,15 @@ class Task:
     steps: int = 0  #: Steps of the current job that ended asking to continue.
     step_state_json: str | None = None  #: The state the last of them saved (JSON text).
     last_outcome: Outcome | None = None  #: How its newest run ended (None: never ran).
+    #: Runs of it kept in the store (`--keep-runs`); None: the config's `history.keep_runs`.
+    keep_runs: int | None = None
+    #: How many runs of it ended with each outcome, trimmed ones too, as (outcome, runs)
+    #: pairs in outcome order; None when not loaded (a list's tasks). Counts read with
+    #: the task, left out of `==` as what was read of it varies.
+    outcomes: tuple[tuple[str, int], ...] | None = field(default=None, compare=False)
+    #: How many of its runs the store holds (`runs` may be the newest of them only);
+    #: None when not counted.
+    runs_kept: int | None = field(default=None, compare=False)
     runs: tuple[Run, ...] = field(default=())
     #: When the current job's first step started, for a running task as the store's
     #: `running` reads it (None elsewhere: the current run's start then).
@@ -469,7 +509,12 @@ class Task:
             else self.max_lateness.total_seconds(),
             "key": self.key,
             "last_outcome": None if self.last_outcome is None else self.last_outcome.value,
+            "keep_runs": self.keep_runs,
         }
         if runs:
+            counted = dict(self.outcomes or ())
+            obj["runs_kept"] = self.runs_kept
+            obj["runs_total"] = sum(counted.values())
+            obj["outcomes"] = counted
             obj["runs"] = [run.to_json() for run in self.runs]
         return obj

@@ -52,6 +52,9 @@ class TaskOptions(TypedDict, total=False):
     max_lateness: timedelta | str | float | None  #: Skip a run later than this.
     key: str | None  #: Add nothing when a task of this module id and key is active.
     owner: str | None  #: Who the task belongs to (a web session, a user, a tenant).
+    #: The newest runs the store keeps of it (0: no limit); None: the config's
+    #: `history.keep_runs`.
+    keep_runs: int | None
     check: bool  #: The target must resolve here and now (default False).
     check_task: bool  #: A `task` name must be registered (default True).
 
@@ -145,6 +148,9 @@ def new_task(home: Home, module: str, options: TaskOptions, now: datetime) -> Ne
     if key is not None and not inputs.is_key(key):
         raise errors.InputError(f"invalid key {key!r}: expected 1 to 255 characters, no control")
     check_owner(owner)
+    keep_runs = options.get("keep_runs")
+    if keep_runs is not None and int64("keep runs", keep_runs) < 0:
+        raise errors.InputError(f"invalid keep runs {keep_runs}: must not be negative")
     if options.get("check", False):
         _resolve(home, target)
     elif (
@@ -166,6 +172,7 @@ def new_task(home: Home, module: str, options: TaskOptions, now: datetime) -> Ne
         max_lateness=lateness,
         key=key,
         owner=owner,
+        keep_runs=keep_runs,
     )
 
 

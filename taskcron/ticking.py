@@ -175,6 +175,7 @@ def begin_run(
     chosen = run_settings(home, claim.run.id, deadline, preload=pooled)
     life = RunLife(
         max_steps=home.config.max_steps,
+        keep=home.config.history.retention(),
         store=home.store,
         claim=claim,
         recorder=home.recorder,

@@ -106,7 +106,9 @@ def log(
 @click.pass_context
 def prune(ctx: click.Context, older_than: str | None, dry_run: bool, as_json: bool) -> None:
     """Remove finished one-off tasks (and their runs) and rotated log files older than
-    DUR; with a PostgreSQL store, the records of its log table older than DUR too.
+    DUR; with a PostgreSQL store, the records of its log table older than DUR too. Trim
+    every other task's runs to the config's [history] limits (its --keep-runs), all at
+    once: the newest run of each outcome stays.
 
     DUR needs a unit: a bare number is refused (30 what? e.g. 30d). Never
     touches queued, running or paused tasks. --json prints {"tasks", "runs",
@@ -123,7 +125,9 @@ def prune(ctx: click.Context, older_than: str | None, dry_run: bool, as_json: bo
             }
         )
     else:
-        render.line(render.pruned(pruned.tasks, pruned.files, pruned.records, dry_run=dry_run))
+        render.line(
+            render.pruned(pruned.tasks, pruned.runs, pruned.files, pruned.records, dry_run=dry_run)
+        )
 
 
 @cli.command(short_help="Check the config, code, store, log and crontab.")

@@ -12,9 +12,11 @@ import click
 from taskcron import errors, render
 from taskcron.api import (
     ACTIONS,
+    SHOWN_RUNS,
     Action,
     Status,
     parse_module_id,
+    parse_runs,
 )
 from taskcron.cli.base import (
     INTEGER,
@@ -75,6 +77,12 @@ def _read_data(value: str) -> str:
 @click.option("--at", metavar="TIME", help="First due at TIME (ISO 8601).")
 @click.option("--max-lateness", metavar="DUR", help="Skip a run that is later than DUR.")
 @click.option(
+    "--keep-runs",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Keep its newest N runs in the store (0: no limit). [default: config history.keep_runs]",
+)
+@click.option(
     "--key",
     metavar="KEY",
     help="Keep the queued, running or paused task of this module and key, if any, as it is "
@@ -112,6 +120,7 @@ def schedule(
     delay: str | None,
     at: str | None,
     max_lateness: str | None,
+    keep_runs: int | None,
     key: str | None,
     owner: str | None,
     check_target: bool,
@@ -155,6 +164,7 @@ def schedule(
         at=at,
         delay=delay,
         max_lateness=max_lateness,
+        keep_runs=keep_runs,
         key=key,
         owner=owner,
         check=check_target,
@@ -287,11 +297,19 @@ def status(
 
 @cli.command(short_help="Show one task with its runs.")
 @click.argument("task_id", metavar="ID", type=INTEGER)
+@click.option(
+    "--runs",
+    "shown",
+    metavar="N|all",
+    default=str(SHOWN_RUNS),
+    show_default=True,
+    help="Show its newest N runs, or all of them.",
+)
 @json_option
 @click.pass_context
-def show(ctx: click.Context, task_id: int, as_json: bool) -> None:
-    """Show one task with its runs."""
-    task = get_app(ctx).get(task_id)
+def show(ctx: click.Context, task_id: int, shown: str, as_json: bool) -> None:
+    """Show one task with its newest runs, and how many ran in all by outcome."""
+    task = get_app(ctx).get(task_id, runs=parse_runs(shown))
     if as_json:
         render.json_out(task.to_json())
     else:

@@ -66,10 +66,10 @@ def error(message: str, *, exc: BaseException | None = None, debug: bool = False
     sys.stderr.flush()
 
 
-def pruned(tasks: int, files: int, records: int | None, *, dry_run: bool) -> str:
-    """`removed 1 task and 2 log files` (`would remove ...` on a dry run), with the log
-    records when the store keeps them."""
-    counts = [count(tasks, "task"), count(files, "log file")]
+def pruned(tasks: int, runs: int, files: int, records: int | None, *, dry_run: bool) -> str:
+    """`removed 1 task, 40 runs and 2 log files` (`would remove ...` on a dry run), with
+    the log records when the store keeps them."""
+    counts = [count(tasks, "task"), count(runs, "run"), count(files, "log file")]
     if records is not None:
         counts.append(count(records, "log record"))
     verb = "would remove" if dry_run else "removed"
@@ -397,6 +397,15 @@ def _run_line(run: Run) -> list[Any]:
     ]
 
 
+def runs_counted(task: Task) -> str:
+    """`1,234 in all: 1,200 done, 34 failed (100 kept)`: a task's runs counted by outcome,
+    trimmed ones too."""
+    counted = dict(task.outcomes or ())
+    parts = ", ".join(f"{n:,} {outcome}" for outcome, n in counted.items())
+    kept = "" if task.runs_kept is None else f" ({task.runs_kept:,} kept)"
+    return f"{sum(counted.values()):,} in all: {parts}{kept}"
+
+
 def task_detail(task: Task, *, out: Console | None = None) -> None:
     """The `show` view: the task's fields, its data and result, its runs, the last output."""
     from rich.table import Table
@@ -423,6 +432,7 @@ def task_detail(task: Task, *, out: Console | None = None) -> None:
         *([("lateness", format_duration(task.max_lateness))] if task.max_lateness else []),
         *([("key", one_line(task.key))] if task.key is not None else []),
         *([("owner", one_line(task.owner))] if task.owner is not None else []),
+        *([("runs", runs_counted(task))] if task.outcomes else []),
         *([("progress", progress_text(task.progress, long=True))] if task.progress else []),
         ("created", when(task.created_at)),
         ("updated", when(task.updated_at)),
@@ -442,6 +452,14 @@ def task_detail(task: Task, *, out: Console | None = None) -> None:
         runs.add_row(*_run_line(run))
     con.print()
     draw(con, runs)
+    if task.runs_kept is not None and task.runs_kept > len(task.runs):
+        con.print(
+            Text(
+                f"the newest {count(len(task.runs), 'run')} of {task.runs_kept} kept;"
+                " --runs all shows every one",
+                style="dim",
+            )
+        )
     last = task.runs[-1]
     if last.traceback:
         con.print()

@@ -25,6 +25,7 @@ from taskcron.store.protocol import Store, machine_id
 from taskcron.store.queries import POSTGRES, Statements
 from taskcron.store.scopes import module_ranges
 from taskcron.store.sql import SqlStore
+from taskcron.store.sqlite_schema import BUCKET_NAMES, IN_BUCKET
 
 if TYPE_CHECKING:
     import psycopg
@@ -147,8 +148,47 @@ CREATE INDEX tasks_key_paused ON tasks (module, key) WHERE key IS NOT NULL
     AND state = 'paused'
 """
 
+#: Runs kept of a task (`--keep-runs`; NULL: the config's), the index that finds the
+#: newest run of each outcome of a task, which trimming keeps, and the runs counted: by
+#: task and outcome (gone with the task), by module id and outcome ever (with durations
+#: by bucket) and by minute; counted from the runs there are when migrating.
+_HISTORY = f"""
+ALTER TABLE tasks ADD COLUMN keep_runs BIGINT;
+CREATE INDEX runs_outcome ON runs (task_id, outcome, id);
+CREATE TABLE task_outcomes (
+    task_id BIGINT NOT NULL,
+    outcome TEXT   NOT NULL,
+    runs    BIGINT NOT NULL,
+    PRIMARY KEY (task_id, outcome)
+);
+CREATE TABLE outcome_totals (
+    module  TEXT COLLATE "C" NOT NULL,
+    outcome TEXT   NOT NULL,
+    runs    BIGINT NOT NULL,
+    seconds DOUBLE PRECISION NOT NULL,
+    {", ".join(f"bucket_{n} BIGINT NOT NULL DEFAULT 0" for n in range(10))},
+    PRIMARY KEY (module, outcome)
+);
+CREATE TABLE outcome_minutes (
+    minute  TIMESTAMPTZ NOT NULL,
+    module  TEXT COLLATE "C" NOT NULL,
+    outcome TEXT   NOT NULL,
+    runs    BIGINT NOT NULL,
+    seconds DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (minute, module, outcome)
+);
+INSERT INTO task_outcomes (task_id, outcome, runs)
+    SELECT task_id, outcome, count(*) FROM runs WHERE outcome IS NOT NULL
+    GROUP BY task_id, outcome;
+INSERT INTO outcome_totals (module, outcome, runs, seconds, {BUCKET_NAMES})
+    SELECT tasks.module, runs.outcome, count(*), coalesce(sum(runs.elapsed), 0),
+    {", ".join(f"count(*) FILTER (WHERE {cond})" for cond in IN_BUCKET)}
+    FROM runs JOIN tasks ON tasks.id = runs.task_id WHERE runs.outcome IS NOT NULL
+    GROUP BY tasks.module, runs.outcome
+"""
+
 #: MIGRATIONS[n] takes a schema from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_V1, _LOG_TABLE, _KEY_PAUSED)
+MIGRATIONS: tuple[str, ...] = (_V1, _LOG_TABLE, _KEY_PAUSED, _HISTORY)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # --- SQL ----------------------------------------------------------------------

@@ -45,6 +45,7 @@ from taskcron.model import (
     Outcome,
     Progress,
     Recurrence,
+    Retention,
     Run,
     RunEnd,
     Scope,
@@ -53,6 +54,9 @@ from taskcron.model import (
     Task,
 )
 from taskcron.values import value
+
+#: How long the per-minute counts of runs (`Store.outcome_minutes`) are kept.
+MINUTES_KEPT = timedelta(days=2)
 
 #: Where a task goes after a run ended with an outcome at a time.
 Decide = Callable[[Task, Outcome, datetime], "Next | tuple[State, datetime]"]
@@ -76,13 +80,14 @@ class NewTask:
     max_lateness: timedelta | None = None
     key: str | None = None  #: Return the queued, running or paused task of this module and key.
     owner: str | None = None  #: Who the task belongs to (a web session, a user, a tenant).
+    keep_runs: int | None = None  #: Runs kept of it; None: the config's.
 
 
 class PruneCount(NamedTuple):
     """What `Store.prune` deleted (or, on a dry run, would delete)."""
 
     tasks: int
-    runs: int  #: The runs of those tasks.
+    runs: int  #: The runs of those tasks, and the runs trimmed from the others.
 
 
 @value
@@ -93,6 +98,31 @@ class Lease:
     pid: int
     expires_at: datetime
     machine: str = ""  #: `machine_id()` of the host: tells containers with one host name apart.
+
+
+@value
+class OutcomeTotal:
+    """The runs of a module id's tasks that ended with one outcome, ever: kept apart from
+    the runs, so that trimming, `prune` and `remove` leave them."""
+
+    module: str
+    outcome: str
+    runs: int
+    seconds: float  #: Their durations summed.
+    #: How many fell in each duration bucket (`taskcron.model.DURATION_BUCKETS`, then
+    #: one bucket for the longer ones).
+    buckets: tuple[int, ...]
+
+
+@value
+class OutcomeMinute:
+    """The runs of a module id's tasks that ended with one outcome in one minute."""
+
+    minute: datetime  #: The minute's start (UTC).
+    module: str
+    outcome: str
+    runs: int
+    seconds: float  #: Their durations summed.
 
 
 @value
@@ -170,8 +200,13 @@ class Store(Protocol):
         and key is returned unchanged."""
         ...
 
-    def get(self, task_id: int) -> Task:
-        """The task with its runs, or `TaskNotFoundError`."""
+    def get(self, task_id: int, *, runs: int | None = None) -> Task:
+        """The task with its runs, oldest first (its newest `runs` only, if given), or
+        `TaskNotFoundError`."""
+        ...
+
+    def get_run(self, run_id: int) -> Run:
+        """One run by id, or `StoreError`."""
         ...
 
     def list(
@@ -280,13 +315,36 @@ class Store(Protocol):
         """Store a running task's progress; False once the run is no longer its current one."""
         ...
 
-    def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:
-        """Record how a run ended and move its task; None if the run was recovered meanwhile."""
+    def finish_run(
+        self, run_id: int, end: RunEnd, *, decide: Decide, keep: Retention | None = None
+    ) -> Task | None:
+        """Record how a run ended and move its task; None if the run was recovered meanwhile.
+
+        The task comes back with the run that ended as its only run: a finish reads
+        the task and its current run, never its history. With `keep`, the same
+        transaction trims the task's older runs (at most `keep.batch` of them)."""
         ...
 
-    def prune(self, *, before: datetime, dry_run: bool = False) -> PruneCount:
+    def prune(
+        self,
+        *,
+        before: datetime,
+        dry_run: bool = False,
+        keep: Retention | None = None,
+        now: datetime | None = None,
+    ) -> PruneCount:
         """Delete finished (done, failed, cancelled) tasks last updated before `before`,
-        with their runs, and count them; with `dry_run`, only count them."""
+        with their runs, and count them; with `keep` (and `now`), trim every other task's
+        runs by it too, at once; with `dry_run`, only count them."""
+        ...
+
+    def outcome_totals(self) -> tuple[OutcomeTotal, ...]:
+        """Every module id's runs by outcome, ever (by module id, then outcome)."""
+        ...
+
+    def outcome_minutes(self, *, since: datetime) -> tuple[OutcomeMinute, ...]:
+        """The runs by minute, module id and outcome since `since` (kept for
+        `MINUTES_KEPT`), oldest minute first."""
         ...
 
     def counts(self, scope: Scope) -> dict[str, dict[str, int]]:
@@ -318,7 +376,8 @@ class Store(Protocol):
         ...
 
     def dump(self, *, batch: int = ...) -> Generator[Task, None, None]:
-        """Every task with all its runs, in id order, read on one snapshot.
+        """Every task with all its runs and their counts by outcome (`Task.outcomes`),
+        in id order, read on one snapshot.
 
         Tasks are read `batch` at a time, a few queries a batch; close the
         iterator (or exhaust it) to end the read.

@@ -40,7 +40,7 @@ class Pair(str):
 TASK_COLUMNS = (
     "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
     " timeout, created_at, updated_at, result, schedule, max_lateness, key, owner,"
-    " progress, steps, step_state,"
+    " progress, steps, step_state, keep_runs,"
     " (SELECT outcome FROM runs WHERE runs.task_id = tasks.id ORDER BY runs.id DESC LIMIT 1)"
     " AS last_outcome"
 )
@@ -53,8 +53,13 @@ RUN_COLUMNS = (
 RESTORE_TASK_COLUMNS = (
     "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
     " timeout, created_at, updated_at, result, schedule, max_lateness, key, owner,"
-    " progress, steps, step_state"
+    " progress, steps, step_state, keep_runs"
 )
+
+
+#: The duration buckets' columns of outcome_totals (`taskcron.model.DURATION_BUCKETS`,
+#: then the longer runs).
+BUCKET_COLUMNS = tuple(f"bucket_{n}" for n in range(10))
 
 
 def _values(columns: str) -> str:
@@ -71,7 +76,14 @@ class Statements:
     #: The task's row, locked until the transaction ends.
     SELECT_TASK_FOR_UPDATE = f"{SELECT_TASK} FOR UPDATE OF tasks"
     SELECT_TASK_RUNS = f"SELECT {RUN_COLUMNS} FROM runs WHERE task_id = :task_id ORDER BY id"
+    #: A task's newest runs, the newest first, read backwards along runs_task.
+    SELECT_LAST_RUNS = (
+        f"SELECT {RUN_COLUMNS} FROM runs INDEXED BY runs_task WHERE task_id = :task_id"
+        " ORDER BY id DESC LIMIT :count"
+    )
     SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE id = :id"
+    #: How many runs of a task the store holds, counted along runs_task.
+    COUNT_TASK_RUNS = "SELECT count(*) AS n FROM runs INDEXED BY runs_task WHERE task_id = :task_id"
     #: A running job's first step: the (offset + 1)-th `continued` run before its current run.
     SELECT_JOB_START = (
         "SELECT started_at FROM runs WHERE task_id = :task_id AND id < :run_id"
@@ -120,10 +132,10 @@ class Statements:
     INSERT_TASK = (
         "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"
         " attempts, max_attempts, timeout, created_at, updated_at, schedule,"
-        " max_lateness, key, owner)"
+        " max_lateness, key, owner, keep_runs)"
         " VALUES (:module, :title, :target, :data, :priority, 'queued', :due_at, 0,"
         " :max_attempts, :timeout, :created_at, :updated_at, :schedule, :max_lateness,"
-        " :key, :owner) RETURNING id"
+        " :key, :owner, :keep_runs) RETURNING id"
     )
     #: What `transition` changes: state, attempts and due time.
     SET_TASK_STATE = (
@@ -131,11 +143,16 @@ class Statements:
         " updated_at = :updated_at WHERE id = :id"
     )
     DELETE_TASK_RUNS = "DELETE FROM runs WHERE task_id = :task_id"
+    DELETE_TASK_OUTCOMES = "DELETE FROM task_outcomes WHERE task_id = :task_id"
     DELETE_TASK = "DELETE FROM tasks WHERE id = :id"
     #: The tasks `prune` deletes: finished, and last updated before a time.
     _FINISHED_BEFORE = "state IN ('done', 'failed', 'cancelled') AND updated_at < :before"
     PRUNE_RUNS = (
         f"DELETE FROM runs WHERE task_id IN (SELECT id FROM tasks WHERE {_FINISHED_BEFORE})"
+    )
+    PRUNE_TASK_OUTCOMES = (
+        "DELETE FROM task_outcomes WHERE task_id IN"
+        f" (SELECT id FROM tasks WHERE {_FINISHED_BEFORE})"
     )
     PRUNE_TASKS = f"DELETE FROM tasks WHERE {_FINISHED_BEFORE}"
     #: What `prune --dry-run` counts: the same tasks and runs.
@@ -144,6 +161,8 @@ class Statements:
         f" (SELECT id FROM tasks WHERE {_FINISHED_BEFORE})"
     )
     COUNT_PRUNE_TASKS = f"SELECT count(*) AS n FROM tasks WHERE {_FINISHED_BEFORE}"
+    #: The next batch of task ids, in id order: those after an id, at most a count.
+    TASK_IDS = "SELECT id FROM tasks WHERE id > :after ORDER BY id LIMIT :count"
     #: What `cancel_owned` cancels: an owner's queued and paused tasks.
     _OWNED_WAITING = "owner = :owner AND state IN ('queued', 'paused')"
     SELECT_OWNED_WAITING = (
@@ -226,6 +245,59 @@ class Statements:
             " attempts = GREATEST(attempts - 1, 0) WHERE id = :id"
         ),
     )
+    #: Trimming a task's runs (`taskcron.model.Retention`), oldest first, along indexes.
+    #: The id of the task's run that has `offset` newer ones: it and older ones are beyond
+    #: the newest `offset`.
+    RUN_AT_RANK = (
+        "SELECT id FROM runs INDEXED BY runs_task WHERE task_id = :task_id"
+        " ORDER BY id DESC LIMIT 1 OFFSET :offset"
+    )
+    #: A task's oldest runs, the oldest first: the candidates to trim.
+    OLDEST_RUNS = (
+        "SELECT id, started_at, outcome FROM runs INDEXED BY runs_task"
+        " WHERE task_id = :task_id ORDER BY id LIMIT :count"
+    )
+    #: The newest run of a task that ended with an outcome: kept whatever its age.
+    LAST_OF_OUTCOME = (
+        "SELECT id FROM runs INDEXED BY runs_outcome WHERE task_id = :task_id"
+        " AND outcome = :outcome ORDER BY id DESC LIMIT 1"
+    )
+    #: Runs by id; `{ids}`: one parameter an id.
+    DELETE_RUNS = "DELETE FROM runs WHERE id IN ({ids})"
+    #: Counting runs as they end, one upsert a table; keyed by the outcome's name.
+    COUNT_TASK_OUTCOME = (
+        "INSERT INTO task_outcomes (task_id, outcome, runs) VALUES (:task_id, :outcome, 1)"
+        " ON CONFLICT (task_id, outcome) DO UPDATE SET runs = task_outcomes.runs + 1"
+    )
+    #: A run counted in its module's totals: one more, its duration, its bucket (each
+    #: `bucket_n` parameter 1 or 0).
+    COUNT_OUTCOME_TOTAL = (
+        f"INSERT INTO outcome_totals (module, outcome, runs, seconds, {', '.join(BUCKET_COLUMNS)})"
+        " VALUES (:module, :outcome, 1, :seconds, "
+        + ", ".join(f":{c}" for c in BUCKET_COLUMNS)
+        + ") ON CONFLICT (module, outcome) DO UPDATE SET runs = outcome_totals.runs + 1,"
+        " seconds = outcome_totals.seconds + excluded.seconds, "
+        + ", ".join(f"{c} = outcome_totals.{c} + excluded.{c}" for c in BUCKET_COLUMNS)
+    )
+    COUNT_OUTCOME_MINUTE = (
+        "INSERT INTO outcome_minutes (minute, module, outcome, runs, seconds)"
+        " VALUES (:minute, :module, :outcome, 1, :seconds)"
+        " ON CONFLICT (minute, module, outcome) DO UPDATE SET runs = outcome_minutes.runs + 1,"
+        " seconds = outcome_minutes.seconds + excluded.seconds"
+    )
+    #: The minutes older than those kept (`MINUTES_KEPT`): a finish drops them.
+    DROP_OLD_MINUTES = "DELETE FROM outcome_minutes WHERE minute < :before"
+    SELECT_TASK_OUTCOMES = (
+        "SELECT outcome, runs FROM task_outcomes WHERE task_id = :task_id ORDER BY outcome"
+    )
+    SELECT_OUTCOME_TOTALS = (
+        f"SELECT module, outcome, runs, seconds, {', '.join(BUCKET_COLUMNS)}"
+        " FROM outcome_totals ORDER BY module, outcome"
+    )
+    SELECT_OUTCOME_MINUTES = (
+        "SELECT minute, module, outcome, runs, seconds FROM outcome_minutes"
+        " WHERE minute >= :since ORDER BY minute, module, outcome"
+    )
     #: A job that finished, or failed for good: the next one starts afresh.
     CLEAR_STEPS = "UPDATE tasks SET step_state = NULL, steps = 0 WHERE id = :id"
     SET_PROGRESS = "UPDATE tasks SET progress = :progress WHERE id = :id"
@@ -299,6 +371,11 @@ class Statements:
         f"SELECT {RUN_COLUMNS} FROM runs INDEXED BY runs_task"
         " WHERE task_id >= :first AND task_id <= :last ORDER BY task_id, id"
     )
+    #: The runs counted by outcome of the tasks whose ids lie in a range (inclusive).
+    DUMP_OUTCOMES = (
+        "SELECT task_id, outcome, runs FROM task_outcomes"
+        " WHERE task_id >= :first AND task_id <= :last ORDER BY task_id, outcome"
+    )
     #: How many tasks and runs the store holds: `restore` writes into an empty one only.
     COUNT_STORED = (
         "SELECT (SELECT count(*) FROM tasks) AS tasks, (SELECT count(*) FROM runs) AS runs"
@@ -308,6 +385,10 @@ class Statements:
     #: sequence is moved by the backend.
     RESTORE_TASK = (
         f"INSERT INTO tasks ({RESTORE_TASK_COLUMNS}) VALUES {_values(RESTORE_TASK_COLUMNS)}"
+    )
+    #: A task's runs of one outcome, counted (trimmed ones too).
+    RESTORE_OUTCOME = (
+        "INSERT INTO task_outcomes (task_id, outcome, runs) VALUES (:task_id, :outcome, :runs)"
     )
     #: A run with its id and every field.
     RESTORE_RUN = f"INSERT INTO runs ({RUN_COLUMNS}) VALUES {_values(RUN_COLUMNS)}"

@@ -14,11 +14,17 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from taskcron import errors
-from taskcron.model import State, Task
+from taskcron.model import Retention, State, Task
 from taskcron.store.protocol import NewTask, PoolLease, PruneCount, Tasks
 from taskcron.store.sql_base import DUMP_BATCH, Connection, batched, pid_alive
 from taskcron.store.sql_reads import SqlReads
 from taskcron.store.sql_runs import SqlRuns
+from taskcron.values import replace
+
+#: The tasks `prune` deletes when they were last updated long enough ago.
+FINISHED = frozenset({State.DONE, State.FAILED, State.CANCELLED})
+#: As many runs as a task may have: `prune` trims them all at once.
+TRIM_ALL = 2**62
 
 
 class SqlStore(SqlReads, SqlRuns):
@@ -61,6 +67,7 @@ class SqlStore(SqlReads, SqlRuns):
                     ),
                     "key": new.key,
                     "owner": new.owner,
+                    "keep_runs": new.keep_runs,
                 },
             )
             return self._load(db, task_id), False
@@ -119,24 +126,56 @@ class SqlStore(SqlReads, SqlRuns):
             if task.state is State.RUNNING:
                 raise errors.StateError(task_id, task.state.value, "remove")
             db.execute(self.sql.DELETE_TASK_RUNS, {"task_id": task_id})
+            db.execute(self.sql.DELETE_TASK_OUTCOMES, {"task_id": task_id})
             db.execute(self.sql.DELETE_TASK, {"id": task_id})
             return task
 
-    def prune(self, *, before: datetime, dry_run: bool = False) -> PruneCount:
+    def prune(
+        self,
+        *,
+        before: datetime,
+        dry_run: bool = False,
+        keep: Retention | None = None,
+        now: datetime | None = None,
+    ) -> PruneCount:
         """Delete finished (done, failed, cancelled) tasks last updated before `before`,
-        with their runs, and count them; with `dry_run`, only count them."""
+        with their runs, and count them; with `keep` (and `now`), trim every other task's
+        runs by it too, at once; with `dry_run`, only count them."""
         cutoff = {"before": self._encode_time(before)}
+        at = before if now is None else now
         if dry_run:
             with self._read() as db:
+                runs = int(db.execute(self.sql.COUNT_PRUNE_RUNS, cutoff).fetchone()["n"])
+                if keep is not None:
+                    runs += self._trim_all(db, keep, at, before=before, delete=False)
                 return PruneCount(
                     tasks=int(db.execute(self.sql.COUNT_PRUNE_TASKS, cutoff).fetchone()["n"]),
-                    runs=int(db.execute(self.sql.COUNT_PRUNE_RUNS, cutoff).fetchone()["n"]),
+                    runs=runs,
                 )
         with self._transaction(lock=True) as db:
             runs = int(db.execute(self.sql.PRUNE_RUNS, cutoff).rowcount)
-            return PruneCount(
-                tasks=int(db.execute(self.sql.PRUNE_TASKS, cutoff).rowcount), runs=runs
-            )
+            db.execute(self.sql.PRUNE_TASK_OUTCOMES, cutoff)
+            tasks = int(db.execute(self.sql.PRUNE_TASKS, cutoff).rowcount)
+            if keep is not None:
+                runs += self._trim_all(db, keep, at, before=before, delete=True)
+            return PruneCount(tasks=tasks, runs=runs)
+
+    def _trim_all(
+        self, db: Connection, keep: Retention, now: datetime, *, before: datetime, delete: bool
+    ) -> int:
+        """Trim (or count) the runs of every task `prune` keeps by `keep`, all at once."""
+        whole = replace(keep, batch=TRIM_ALL)
+        trimmed, after = 0, 0
+        while True:
+            ids = [r["id"] for r in db.execute(self.sql.TASK_IDS, {"after": after, "count": 500})]
+            if not ids:
+                return trimmed
+            for task_id in ids:
+                task = self._load(db, task_id, runs=1)
+                if task.state in FINISHED and task.updated_at < before:
+                    continue  # pruned with all its runs
+                trimmed += self._trim(db, task, whole, now, delete=delete)
+            after = ids[-1]
 
     def register_pool(self, pool: PoolLease, *, now: datetime) -> int | None:
         """Make `pool` the pool of its scope on its host; its id, or None when taken.
@@ -230,4 +269,11 @@ class SqlStore(SqlReads, SqlRuns):
         runs = [self._run_row(run) for task in tasks for run in task.runs]
         if runs:
             self._insert_many(db, self.sql.RESTORE_RUN, runs)
+        counted = [
+            {"task_id": task.id, "outcome": outcome, "runs": n}
+            for task in tasks
+            for outcome, n in task.outcomes or ()
+        ]
+        if counted:
+            self._insert_many(db, self.sql.RESTORE_OUTCOME, counted)
         return len(runs)

@@ -48,6 +48,7 @@ from taskcron.store.protocol import (
 )
 from taskcron.store.queries import Statements
 from taskcron.store.scopes import scope_where
+from taskcron.values import replace
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing's own from Python 3.11 on
@@ -200,6 +201,7 @@ class SqlBase:
             steps=row["steps"],
             step_state_json=row["step_state"],
             last_outcome=None if last is None else Outcome(last),
+            keep_runs=row["keep_runs"],
             runs=runs,
         )
 
@@ -248,17 +250,31 @@ class SqlBase:
         """
         return host == self.host and (not machine or machine == self.machine)
 
-    def _load(self, db: Connection, task_id: int, *, runs: bool = True, lock: bool = False) -> Task:
+    def _load(
+        self, db: Connection, task_id: int, *, runs: bool | int = True, lock: bool = False
+    ) -> Task:
+        """A task by id with its runs, oldest first: all of them (True), none (False), or
+        its newest `runs` (an int: read backwards along runs_task, never the whole history).
+        Unless `runs` is False, with its runs counted by outcome (`Task.outcomes`)."""
         select = self.sql.SELECT_TASK_FOR_UPDATE if lock else self.sql.SELECT_TASK
         row = db.execute(select, {"id": task_id}).fetchone()
         if row is None:
             raise errors.TaskNotFoundError(task_id)
-        loaded: tuple[Run, ...] = ()
-        if runs:
-            loaded = tuple(
-                self._run(r) for r in db.execute(self.sql.SELECT_TASK_RUNS, {"task_id": task_id})
-            )
-        return self._task(row, loaded)
+        task = self._task(row, self._runs_of(db, task_id, runs))
+        if runs is False:
+            return task
+        counted = db.execute(self.sql.SELECT_TASK_OUTCOMES, {"task_id": task_id})
+        return replace(task, outcomes=tuple((r["outcome"], int(r["runs"])) for r in counted))
+
+    def _runs_of(self, db: Connection, task_id: int, runs: bool | int) -> tuple[Run, ...]:
+        """A task's runs, oldest first: all (True), none (False), or the newest `runs`."""
+        if runs is False or (runs is not True and runs <= 0):
+            return ()
+        if runs is True:
+            rows = db.execute(self.sql.SELECT_TASK_RUNS, {"task_id": task_id})
+            return tuple(self._run(r) for r in rows)
+        newest = db.execute(self.sql.SELECT_LAST_RUNS, {"task_id": task_id, "count": runs})
+        return tuple(reversed([self._run(r) for r in newest]))
 
     def _load_run(self, db: Connection, run_id: int) -> Run:
         return self._run(db.execute(self.sql.SELECT_RUN, {"id": run_id}).fetchone())
@@ -292,6 +308,7 @@ class SqlBase:
             "progress": None if task.progress is None else json.dumps(task.progress.to_json()),
             "steps": task.steps,
             "step_state": task.step_state_json,
+            "keep_runs": task.keep_runs,
         }
 
     def _run_row(self, run: Run) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from typing import Any
 
 from taskcron import errors
 from taskcron.model import Run, Scope, State, Task
-from taskcron.store.protocol import Tasks
+from taskcron.store.protocol import OutcomeMinute, OutcomeTotal, Tasks
+from taskcron.store.queries import BUCKET_COLUMNS
 from taskcron.store.scopes import module_ranges
 from taskcron.store.sql_base import DUMP_BATCH, Connection, Row, SqlBase
 from taskcron.values import replace
@@ -18,10 +19,13 @@ from taskcron.values import replace
 class SqlReads(SqlBase):
     """The reads of the `Store` contract over SQL."""
 
-    def get(self, task_id: int) -> Task:
-        """The task with its runs, or `TaskNotFoundError`."""
+    def get(self, task_id: int, *, runs: int | None = None) -> Task:
+        """The task with its runs, oldest first (its newest `runs` only, if given), and
+        how many the store holds (`runs_kept`); or `TaskNotFoundError`."""
         with self._read() as db:
-            return self._load(db, task_id)
+            task = self._load(db, task_id, runs=True if runs is None else runs)
+            kept = db.execute(self.sql.COUNT_TASK_RUNS, {"task_id": task_id}).fetchone()["n"]
+        return replace(task, runs_kept=int(kept))
 
     def get_run(self, run_id: int) -> Run:
         """One run by id (for the runner's bookkeeping and tests)."""
@@ -88,6 +92,37 @@ class SqlReads(SqlBase):
                 for row in db.execute(sql.SELECT_TASKS.format(ids=marks), named)
             }
         return [by_id[task_id] for task_id in ids]
+
+    def outcome_totals(self) -> tuple[OutcomeTotal, ...]:
+        """Every module id's runs by outcome, ever (by module id, then outcome)."""
+        with self._read() as db:
+            rows = db.execute(self.sql.SELECT_OUTCOME_TOTALS).fetchall()
+        return tuple(
+            OutcomeTotal(
+                module=row["module"],
+                outcome=row["outcome"],
+                runs=int(row["runs"]),
+                seconds=float(row["seconds"]),
+                buckets=tuple(int(row[name]) for name in BUCKET_COLUMNS),
+            )
+            for row in rows
+        )
+
+    def outcome_minutes(self, *, since: datetime) -> tuple[OutcomeMinute, ...]:
+        """The runs by minute, module id and outcome since `since`, oldest minute first."""
+        with self._read() as db:
+            since_kept = {"since": self._encode_time(since)}
+            rows = db.execute(self.sql.SELECT_OUTCOME_MINUTES, since_kept).fetchall()
+        return tuple(
+            OutcomeMinute(
+                minute=self._decode_time(row["minute"]),
+                module=row["module"],
+                outcome=row["outcome"],
+                runs=int(row["runs"]),
+                seconds=float(row["seconds"]),
+            )
+            for row in rows
+        )
 
     def counts(self, scope: Scope) -> dict[str, dict[str, int]]:
         """How many tasks each module id in scope has in each state.
@@ -164,10 +199,11 @@ class SqlReads(SqlBase):
             return [self._load(db, task_id, runs=False) for _, task_id in newest[:count]]
 
     def dump(self, *, batch: int = DUMP_BATCH) -> Generator[Task, None, None]:
-        """Every task with all its runs, in id order, read on one snapshot.
+        """Every task with all its runs and their counts by outcome, in id order, read on
+        one snapshot.
 
-        Two queries a batch of `batch` tasks: the tasks after the last id read,
-        then the runs of the ids they span. The read lasts until the iterator
+        Three queries a batch of `batch` tasks: the tasks after the last id read,
+        then the runs of the ids they span, then their counts. The read lasts until the iterator
         is exhausted or closed.
         """
         sql = self.sql
@@ -178,9 +214,13 @@ class SqlReads(SqlBase):
                 if not rows:
                     return
                 runs: dict[int, list[Run]] = {}
+                counted: dict[int, list[tuple[str, int]]] = {}
                 span = {"first": rows[0]["id"], "last": rows[-1]["id"]}
                 for row in db.execute(sql.DUMP_RUNS, span):
                     runs.setdefault(row["task_id"], []).append(self._run(row))
+                for row in db.execute(sql.DUMP_OUTCOMES, span):
+                    counted.setdefault(row["task_id"], []).append((row["outcome"], row["runs"]))
                 for row in rows:
-                    yield self._task(row, tuple(runs.get(row["id"], ())))
+                    task = self._task(row, tuple(runs.get(row["id"], ())))
+                    yield replace(task, outcomes=tuple(counted.get(row["id"], ())))
                 after = span["last"]

@@ -6,12 +6,35 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
-from taskcron.model import Lanes, Next, Outcome, Progress, RunEnd, Scope, State, Task
-from taskcron.store.protocol import Claim, ClaimOutcome, Decide, Lease, Recovered, Skip
+from taskcron.model import (
+    Lanes,
+    Next,
+    Outcome,
+    Progress,
+    Retention,
+    RunEnd,
+    Scope,
+    State,
+    Task,
+    bucket_of,
+)
+from taskcron.store.protocol import (
+    MINUTES_KEPT,
+    Claim,
+    ClaimOutcome,
+    Decide,
+    Lease,
+    Recovered,
+    Skip,
+)
+from taskcron.store.queries import BUCKET_COLUMNS
 from taskcron.store.sql_base import Connection, Row, SqlBase, job_over, pid_alive
+
+#: Runs deleted by one statement when trimming (a statement's parameters are bounded).
+DELETE_CHUNK = 500
 
 
 class SqlRuns(SqlBase):
@@ -96,7 +119,7 @@ class SqlRuns(SqlBase):
                 "id": task.id,
             },
         )
-        return self._load(db, task.id)
+        return self._load(db, task.id, runs=1)  # the run just opened, the newest
 
     def _pick(
         self,
@@ -208,6 +231,8 @@ class SqlRuns(SqlBase):
                 },
             )
         task = self._load(db, task_id, runs=False)  # where it goes next needs no runs
+        if run_id is not None:
+            self._count(db, task, end)
         if end.outcome is Outcome.DONE:
             db.execute(sql.SET_RESULT, {"result": end.result_json, "id": task_id})
         if end.progress is not None:
@@ -222,10 +247,28 @@ class SqlRuns(SqlBase):
             db.execute(sql.CLEAR_STEPS, {"id": task_id})
         return self._move(db, task, where, end.ended_at)
 
+    def _count(self, db: Connection, task: Task, end: RunEnd) -> None:
+        """Count a run that ended: for its task, and by module id and outcome ever and by
+        minute (dropping the minutes no longer kept). One upsert a table."""
+        sql, outcome = self.sql, end.outcome.value
+        db.execute(sql.COUNT_TASK_OUTCOME, {"task_id": task.id, "outcome": outcome})
+        seconds = max(end.elapsed, 0.0)
+        bucket = bucket_of(seconds)
+        buckets = {name: int(n == bucket) for n, name in enumerate(BUCKET_COLUMNS)}
+        counted = {"module": task.module, "outcome": outcome, "seconds": seconds}
+        db.execute(sql.COUNT_OUTCOME_TOTAL, {**counted, **buckets})
+        minute = end.ended_at.astimezone(timezone.utc).replace(second=0, microsecond=0)
+        db.execute(sql.COUNT_OUTCOME_MINUTE, {**counted, "minute": self._encode_time(minute)})
+        before = self._encode_time(minute - MINUTES_KEPT)
+        db.execute(sql.DROP_OLD_MINUTES, {"before": before})
+
     def _move(
         self, db: Connection, task: Task, where: Next | tuple[State, datetime], now: datetime
     ) -> Task:
-        """Put a task where a policy said (state, due time, attempts reset?); drop its lease."""
+        """Put a task where a policy said (state, due time, attempts reset?); drop its lease.
+
+        The task is returned with its newest run only (the run just ended, when a run
+        ended): a finish never reads the task's history."""
         state, due_at = where[0], where[1]
         reset = len(where) > 2 and bool(where[2])
         db.execute(
@@ -238,7 +281,7 @@ class SqlRuns(SqlBase):
                 "id": task.id,
             },
         )
-        return self._load(db, task.id)
+        return self._load(db, task.id, runs=1)
 
     def renew_lease(self, run_id: int, *, lease: Lease) -> bool:
         """Extend the lease of a running run; False if the run is no longer ours."""
@@ -271,8 +314,13 @@ class SqlRuns(SqlBase):
             cursor = db.execute(self.sql.SAVE_PROGRESS, saved)
             return bool(cursor.rowcount == 1)
 
-    def finish_run(self, run_id: int, end: RunEnd, *, decide: Decide) -> Task | None:
+    def finish_run(
+        self, run_id: int, end: RunEnd, *, decide: Decide, keep: Retention | None = None
+    ) -> Task | None:
         """Record how a run ended and move its task; None if the run was recovered meanwhile.
+
+        The task is returned with the run that ended as its only run. With `keep`,
+        its runs beyond the retention go in the same transaction, `keep.batch` at most.
 
         The task's row is read under a lock: a recovery racing this finish
         either ends first (and this finds the run no longer current) or waits.
@@ -281,4 +329,58 @@ class SqlRuns(SqlBase):
             row = db.execute(self.sql.SELECT_TASK_OF_RUN, {"run_id": run_id}).fetchone()
             if row is None:
                 return None
-            return self._end(db, row["id"], run_id, end, decide)
+            task = self._end(db, row["id"], run_id, end, decide)
+            if keep is not None:
+                self._trim(db, task, keep, end.ended_at)
+            return task
+
+    def _trim(
+        self, db: Connection, task: Task, keep: Retention, now: datetime, *, delete: bool = True
+    ) -> int:
+        """Delete up to `keep.batch` of `task`'s runs beyond its retention, oldest first;
+        how many (without `delete`, only count them). Its newest run, a run not ended and
+        the newest run of each outcome stay.
+
+        Runs are read along runs_task from the oldest: only the candidates and at most
+        one more run an outcome, never the whole history.
+        """
+        sql, limit = self.sql, keep.limit(task)
+        bound: int | None = None
+        if limit > 0:
+            found = db.execute(sql.RUN_AT_RANK, {"task_id": task.id, "offset": limit}).fetchone()
+            bound = None if found is None else found["id"]
+        cutoff = None if keep.keep_for is None else self._encode_time(now - keep.keep_for)
+        if bound is None and cutoff is None:
+            return 0
+        rows = db.execute(
+            sql.OLDEST_RUNS, {"task_id": task.id, "count": keep.batch + len(Outcome) + 1}
+        ).fetchall()
+        newest = task.runs[-1].id if task.runs else None
+        old: list[Row] = []
+        for row in rows:
+            if not (
+                (bound is not None and row["id"] <= bound)
+                or (cutoff is not None and row["started_at"] < cutoff)
+            ):
+                break
+            if row["outcome"] is not None and row["id"] != newest:
+                old.append(row)
+        kept = self._last_of_outcomes(db, task.id, {row["outcome"] for row in old})
+        gone = [row["id"] for row in old if row["id"] not in kept][: keep.batch]
+        for start in range(0, len(gone) if delete else 0, DELETE_CHUNK):
+            named = {
+                f"id{n}": run_id for n, run_id in enumerate(gone[start : start + DELETE_CHUNK])
+            }
+            marks = ", ".join(sql.mark(name) for name in named)
+            db.execute(sql.DELETE_RUNS.format(ids=marks), named)
+        return len(gone)
+
+    def _last_of_outcomes(self, db: Connection, task_id: int, outcomes: set[str]) -> set[int]:
+        """The ids of the newest run of `task_id` with each of `outcomes`."""
+        kept: set[int] = set()
+        for outcome in sorted(outcomes):
+            args = {"task_id": task_id, "outcome": outcome}
+            found = db.execute(self.sql.LAST_OF_OUTCOME, args).fetchone()
+            if found is not None:
+                kept.add(found["id"])
+        return kept

@@ -133,6 +133,65 @@ INSERT INTO task_counts (module, state, tasks)
     SELECT module, state, count(*) FROM tasks GROUP BY module, state;
 """
 
+#: The runs counted by duration bucket: `taskcron.model.DURATION_BUCKETS`' upper bounds, in
+#: seconds, then the longer runs (`bucket_9`).
+_BUCKET_BOUNDS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600)
+BUCKET_NAMES = ", ".join(f"bucket_{n}" for n in range(10))
+#: For each bucket, whether a run's elapsed time falls in it (an SQL condition).
+IN_BUCKET = tuple(
+    f"coalesce(elapsed, 0) > {low} AND coalesce(elapsed, 0) <= {high}"
+    for low, high in zip((-1, *_BUCKET_BOUNDS), (*_BUCKET_BOUNDS, 1e308), strict=True)
+)
+
+_HISTORY = f"""
+-- Runs kept of a task (`--keep-runs`); NULL: the config's `history.keep_runs`.
+ALTER TABLE tasks ADD COLUMN keep_runs INTEGER;
+-- Trimming runs keeps the newest run of each outcome of a task.
+CREATE INDEX runs_outcome ON runs (task_id, outcome, id);
+-- How many runs of each task ended with each outcome, trimmed ones too; gone with the task.
+CREATE TABLE task_outcomes (
+    task_id INTEGER NOT NULL,
+    outcome TEXT    NOT NULL,
+    runs    INTEGER NOT NULL,
+    PRIMARY KEY (task_id, outcome)
+) WITHOUT ROWID;
+-- The runs of each module id by outcome, ever: trimming, prune and remove leave them.
+CREATE TABLE outcome_totals (
+    module  TEXT    NOT NULL,
+    outcome TEXT    NOT NULL,
+    runs    INTEGER NOT NULL,
+    seconds REAL    NOT NULL,
+    {", ".join(f"bucket_{n} INTEGER NOT NULL DEFAULT 0" for n in range(10))},
+    PRIMARY KEY (module, outcome)
+) WITHOUT ROWID;
+-- The same by minute (the minute's start), kept for two days.
+CREATE TABLE outcome_minutes (
+    minute  INTEGER NOT NULL,
+    module  TEXT    NOT NULL,
+    outcome TEXT    NOT NULL,
+    runs    INTEGER NOT NULL,
+    seconds REAL    NOT NULL,
+    PRIMARY KEY (minute, module, outcome)
+) WITHOUT ROWID;
+INSERT INTO task_outcomes (task_id, outcome, runs)
+    SELECT task_id, outcome, count(*) FROM runs WHERE outcome IS NOT NULL
+    GROUP BY task_id, outcome;
+INSERT INTO outcome_totals (module, outcome, runs, seconds, {BUCKET_NAMES})
+    SELECT tasks.module, runs.outcome, count(*), total(runs.elapsed),
+    {", ".join(f"sum(CASE WHEN {cond} THEN 1 ELSE 0 END)" for cond in IN_BUCKET)}
+    FROM runs JOIN tasks ON tasks.id = runs.task_id WHERE runs.outcome IS NOT NULL
+    GROUP BY tasks.module, runs.outcome;
+"""
+
 #: MIGRATIONS[n] takes a store from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _STATUS_INDEXES, _V6, _TASK_COUNTS)
+MIGRATIONS: tuple[str, ...] = (
+    _V1,
+    _V2,
+    _V3,
+    _V4,
+    _STATUS_INDEXES,
+    _V6,
+    _TASK_COUNTS,
+    _HISTORY,
+)
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -45,7 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as Connection
 
 from taskcron import errors
-from taskcron.api import ACTIONS, TaskCron, allowed_in
+from taskcron.api import ACTIONS, TaskCron, allowed_in, parse_runs
 from taskcron.inputs import shown_number
 from taskcron.model import Scope, State, Task, format_duration
 from taskcron.values import replace
@@ -276,7 +276,8 @@ class Dashboard:
 
     async def task(self, request: Request) -> Response:
         who = self.who(request)
-        task = await self.calls(self.app.get, _task_id(request))
+        shown = parse_runs(request.query_params.get("runs"))
+        task = await self.calls(self.app.get, _task_id(request), runs=shown)
         return self.page(request, "task_detail.html", who, task=task)
 
     async def log(self, request: Request) -> Response:
@@ -397,7 +398,8 @@ class Dashboard:
 
     async def api_task(self, request: Request) -> Response:
         self.who(request)
-        task = await self.calls(self.app.get, _task_id(request))
+        shown = parse_runs(request.query_params.get("runs"))
+        task = await self.calls(self.app.get, _task_id(request), runs=shown)
         return JSONResponse(task.to_json())
 
     async def api_log(self, request: Request) -> Response:

@@ -1177,3 +1177,50 @@ def test_init_creates_the_home_given_by_the_config(tmp_path: Path) -> None:
     ok(result)
     assert stat.S_IMODE((tmp_path / "var" / "tc").stat().st_mode) == 0o700
     assert (tmp_path / "var" / "tc" / "tasks.db").is_file()
+
+
+def test_tick_json_prints_only_the_run_it_ran_of_a_long_history(run_cli: Run, home: Path) -> None:
+    task_id = schedule(run_cli, "m", "--every", "1m", "--", "true")
+    with sqlite3.connect(home / "tasks.db") as con:
+        con.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)"
+            " INSERT INTO runs (task_id, attempt, started_at, ended_at, elapsed, outcome,"
+            " host, pid) SELECT ?, 1, i, i, 0.0, 'failed', 'h', 1 FROM n",
+            (task_id,),
+        )
+        con.execute("UPDATE tasks SET due_at = 0")  # due now
+    con.close()
+
+    task = ok_json(run_cli("tick", "--json"))["task"]
+
+    assert task["id"] == task_id
+    assert [run["outcome"] for run in task["runs"]] == ["done"]
+
+
+def test_show_gives_the_newest_20_runs_unless_told_and_counts_them_all(
+    run_cli: Run, home: Path
+) -> None:
+    task_id = schedule(run_cli, "m", "--every", "1h", "--", "true")
+    with sqlite3.connect(home / "tasks.db") as con:
+        con.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30)"
+            " INSERT INTO runs (task_id, attempt, started_at, ended_at, elapsed, outcome,"
+            " host, pid) SELECT ?, 1, i, i, 0.0, 'done', 'h', 1 FROM n",
+            (task_id,),
+        )
+        con.execute("INSERT INTO task_outcomes VALUES (?, 'done', 30)", (task_id,))
+    con.close()
+
+    task = show(run_cli, task_id)
+    assert len(task["runs"]) == 20 and task["runs"][-1]["id"] == 30
+    assert (task["runs_kept"], task["runs_total"], task["outcomes"]) == (30, 30, {"done": 30})
+    assert len(ok_json(run_cli("show", str(task_id), "--json", "--runs", "3"))["runs"]) == 3
+    assert len(ok_json(run_cli("show", str(task_id), "--json", "--runs", "all"))["runs"]) == 30
+    text = ok(run_cli("show", str(task_id)))
+    assert "30 in all: 30 done (30 kept)" in text
+    assert "the newest 20 runs of 30 kept; --runs all shows every one" in text
+    assert_one_error_line(
+        run_cli("show", str(task_id), "--runs", "some"),
+        2,
+        prefix=f"{ERROR}invalid runs 'some': expected 0 to 1000000 or 'all'",
+    )

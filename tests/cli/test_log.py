@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -143,7 +144,7 @@ def test_prune_reports_what_it_removed(run_cli: Run) -> None:
     result = run_cli("prune", "--older-than", "0s")
     assert (result.returncode, result.stdout, result.stderr) == (
         0,
-        "removed 1 task and 0 log files\n",
+        "removed 1 task, 1 run and 0 log files\n",
         "",
     )
     states = [t["state"] for t in json.loads(run_cli("list", "--all", "--json").stdout)]
@@ -151,6 +152,29 @@ def test_prune_reports_what_it_removed(run_cli: Run) -> None:
     bad = run_cli("prune", "--older-than", "-1d")
     assert bad.returncode == 2
     assert bad.stderr == "taskcron: error: invalid duration '-1d': must not be negative\n"
+
+
+def test_prune_trims_the_runs_of_every_task_to_the_history_limits(
+    run_cli: Run, home: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "taskcron.toml").write_text("[history]\nkeep_runs = 10\n")
+    task_id = int(run_cli("schedule", "m", "--every", "1h", "--", "true").stdout)
+    with sqlite3.connect(home / "tasks.db") as con:  # 300 runs, the 5th failed
+        con.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)"
+            " INSERT INTO runs (task_id, attempt, started_at, ended_at, elapsed, outcome,"
+            " host, pid) SELECT ?, 1, ?, ?, 0.0, CASE i WHEN 5 THEN 'failed' ELSE 'done' END,"
+            " 'h', 1 FROM n",
+            (task_id, int(time.time() * 1e6), int(time.time() * 1e6)),
+        )
+    con.close()
+
+    dry = run_cli("prune", "--dry-run")
+    assert dry.stdout == "would remove 0 tasks, 289 runs and 0 log files\n"
+    assert json.loads(run_cli("prune", "--json").stdout)["runs"] == 289
+    shown = json.loads(run_cli("show", str(task_id), "--json", "--runs", "all").stdout)
+    assert [run["outcome"] for run in shown["runs"]] == ["failed"] + ["done"] * 10
+    assert run_cli("prune").stdout == "removed 0 tasks, 0 runs and 0 log files\n"
 
 
 def finished_task_and_old_rotated_log(run_cli: Run, home: Path) -> Path:
@@ -201,7 +225,7 @@ def test_prune_refuses_a_log_retention_without_a_unit(
         "taskcron: error: config key 'log.retention': invalid duration '30': 30 what? e.g. 30d\n",
     )
     (tmp_path / "taskcron.toml").write_text('[log]\nretention = "30d"\n')
-    assert run_cli("prune").stdout == "removed 0 tasks and 0 log files\n"
+    assert run_cli("prune").stdout == "removed 0 tasks, 0 runs and 0 log files\n"
 
 
 def test_prune_dry_run_says_what_would_go_and_changes_nothing(run_cli: Run, home: Path) -> None:
@@ -210,7 +234,7 @@ def test_prune_dry_run_says_what_would_go_and_changes_nothing(run_cli: Run, home
     dry = run_cli("prune", "--older-than", "0s", "--dry-run")
     assert (dry.returncode, dry.stdout, dry.stderr) == (
         0,
-        "would remove 1 task and 1 log file\n",
+        "would remove 1 task, 1 run and 1 log file\n",
         "",
     )
     assert snapshot(home) == before
@@ -219,7 +243,7 @@ def test_prune_dry_run_says_what_would_go_and_changes_nothing(run_cli: Run, home
     }  # fmt: skip
     assert snapshot(home) == before
     done = run_cli("prune", "--older-than", "0s")
-    assert (done.returncode, done.stdout) == (0, "removed 1 task and 1 log file\n")
+    assert (done.returncode, done.stdout) == (0, "removed 1 task, 1 run and 1 log file\n")
     assert not rotated.exists()
 
 

@@ -323,7 +323,10 @@ def test_prune_removes_old_records_from_the_table_and_old_files_of_its_host(
         rotated.write_text(json.dumps(record("test.rotated", at=old)) + "\n")
         os.utime(rotated, (old.timestamp(), old.timestamp()))
     assert len(table(a.store)) == 9
-    assert a.ok("prune", "--older-than", "1d") == "removed 0 tasks, 1 log file and 3 log records\n"
+    assert (
+        a.ok("prune", "--older-than", "1d")
+        == "removed 0 tasks, 0 runs, 1 log file and 3 log records\n"
+    )
     left = [(row["host"], row["event"]) for row in table(a.store)]
     assert left[-1] == ("web-1", "store.pruned")
     assert {host for host, _ in left} == {"web-1", "worker-2"}
@@ -332,7 +335,10 @@ def test_prune_removes_old_records_from_the_table_and_old_files_of_its_host(
     assert (b.home / "log" / "taskcron.jsonl.1").exists()  # another host's files are its own
     [pruned] = [json.loads(line) for line in b.ok("log", "--json", "-n", "1").splitlines()]
     assert (pruned["event"], pruned["host"], pruned["records"]) == ("store.pruned", "web-1", 3)
-    assert a.ok("prune", "--older-than", "1d") == "removed 0 tasks, 0 log files and 0 log records\n"
+    assert (
+        a.ok("prune", "--older-than", "1d")
+        == "removed 0 tasks, 0 runs, 0 log files and 0 log records\n"
+    )
 
 
 #: A server that is not there: its socket directory does not exist.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from taskcron.model import State, Target
+from taskcron.model import Outcome, Retention, RunEnd, Scope, State, Target
 from taskcron.store import NewTask, postgres
 from taskcron.store.postgres import PostgresStore
-from tests.store.conftest import T0, at
+from tests.store.conftest import T0, at, decide, lease
 
 
 def test_a_store_of_schema_2_gets_the_index_that_finds_a_paused_keyed_task(
@@ -18,16 +20,53 @@ def test_a_store_of_schema_2_gets_the_index_that_finds_a_paused_keyed_task(
     with monkeypatch.context() as old:
         old.setattr(postgres, "MIGRATIONS", postgres.MIGRATIONS[:2])
         old.setattr(postgres, "SCHEMA_VERSION", 2)
-        with PostgresStore(url, clock="caller") as store:
-            first = store.schedule(keyed, now=T0)
-            store.transition(
-                first.id, action="pause", allowed=(State.QUEUED,), to=State.PAUSED, now=T0
-            )
+        with PostgresStore(url, clock="caller") as store:  # the columns of schema 2
+            first = store._db.execute(
+                "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"
+                " attempts, max_attempts, created_at, updated_at, key)"
+                " VALUES ('m', 't', %s, 'null', 0, 'paused', %s, 0, 1, %s, %s, 'k') RETURNING id",
+                (json.dumps(keyed.target.to_json()), T0, T0, T0),
+            ).fetchone()["id"]
+
     with PostgresStore(url, clock="caller") as store:
-        assert (store.migrated_from, store.schema_version) == (2, 3)
+        assert (store.migrated_from, store.schema_version) == (2, postgres.SCHEMA_VERSION)
         found, existing = store.schedule_or_find(keyed, now=at(1))
-        assert (found.id, found.state, existing) == (first.id, State.PAUSED, True)
+        assert (found.id, found.state, existing) == (first, State.PAUSED, True)
         indexes = store._db.execute(
             "SELECT indexname FROM pg_indexes WHERE schemaname = 'old'"
         ).fetchall()
         assert "tasks_key_paused" in {row["indexname"] for row in indexes}
+
+
+def test_a_store_of_schema_3_with_a_long_history_is_migrated_to_counted_runs(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"{postgres_url}&schema=old"
+    with monkeypatch.context() as old:
+        old.setattr(postgres, "MIGRATIONS", postgres.MIGRATIONS[:3])
+        old.setattr(postgres, "SCHEMA_VERSION", 3)
+        with PostgresStore(url, clock="caller") as store:  # the columns of schema 3
+            task_id = store._db.execute(
+                "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"
+                " attempts, max_attempts, created_at, updated_at, schedule)"
+                " VALUES ('m', 't', %s, 'null', 0, 'queued', %s, 0, 1, %s, %s, %s) RETURNING id",
+                (json.dumps(Target.command(["true"]).to_json()), T0, T0, T0, '{"every": 60.0}'),
+            ).fetchone()["id"]
+            store._db.execute(
+                "INSERT INTO runs (task_id, attempt, started_at, ended_at, elapsed, outcome,"
+                " host, pid) SELECT %s, 1, %s, %s, 0.2,"
+                " CASE WHEN i %% 10 = 0 THEN 'failed' ELSE 'done' END, 'h', 1"
+                " FROM generate_series(1, 2000) AS i",
+                (task_id, T0, T0),
+            )
+    with PostgresStore(url, clock="caller") as store:
+        assert (store.migrated_from, store.schema_version) == (3, postgres.SCHEMA_VERSION)
+        assert store.get(task_id, runs=0).outcomes == (("done", 1800), ("failed", 200))
+        done, failed = store.outcome_totals()
+        assert (done.runs, failed.runs, done.buckets[1]) == (1800, 200, 1800)
+        now = at(60)
+        got = store.claim_next(scope=Scope(), now=now, lease=lease(now), decide=decide)
+        assert got.run is not None
+        ended = RunEnd(outcome=Outcome.DONE, ended_at=now, elapsed=0.2)
+        store.finish_run(got.run.id, ended, decide=decide, keep=Retention(keep_runs=100))
+        assert len(store.get(task_id).runs) == 2_001 - 50

@@ -480,8 +480,15 @@ def test_a_version_6_store_is_migrated_to_kept_counts_that_follow_every_change(
     monkeypatch.setattr(sqlite_module, "MIGRATIONS", sqlite_module.MIGRATIONS[:6])
     monkeypatch.setattr(sqlite_module, "SCHEMA_VERSION", 6)
     with SqliteStore(path, host=HOST) as store:
-        for module in ("a", "a", "b.c"):
-            store.schedule(new_task(module), now=T0)
+        for module in ("a", "a", "b.c"):  # the columns of version 6
+            store._db.execute(
+                "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"
+                " attempts, max_attempts, created_at, updated_at)"
+                ' VALUES (?, \'t\', \'{"kind": "command", "value": ["true"]}\', \'null\','
+                " 0, 'queued', 0, 0, 1, 0, 0)",
+                (module,),
+            )
+        store._db.commit()
     monkeypatch.undo()
 
     def grouped(store: SqliteStore) -> dict[str, dict[str, int]]:

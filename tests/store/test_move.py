@@ -101,6 +101,19 @@ def test_restore_writes_every_task_and_run_as_dumped(
     assert by_module["d"].recurrence == Recurrence(cron="0 6 * * mon", tz="Europe/Berlin")
 
 
+def test_restore_keeps_each_tasks_runs_counted_those_trimmed_too(
+    store_factory: StoreFactory, tmp_path: Path
+) -> None:
+    source = open_in(store_factory, tmp_path / "source")
+    target = open_in(store_factory, tmp_path / "target")
+    dumped = fill(source)
+    target.restore(source.dump())
+
+    counted = [target.get(t.id).outcomes for t in dumped]
+    assert counted == [source.get(t.id).outcomes for t in dumped]
+    assert counted[:3] == [(("done", 1),), (("failed", 1),), (("continued", 1),)]
+
+
 def test_ids_handed_out_after_a_restore_come_after_the_highest_restored(
     store_factory: StoreFactory, tmp_path: Path
 ) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from taskcron.model import Lanes, Outcome, RunEnd, Scope, State
+from taskcron.model import Lanes, Outcome, Retention, RunEnd, Scope, State
 from taskcron.store import ClaimOutcome, PoolLease, sqlite
 from taskcron.store.sqlite import SqliteStore
 from tests.store.conftest import HOST, T0, at, decide, lease, new_task
@@ -170,7 +170,10 @@ def test_a_claim_runs_as_many_statements_with_ten_times_the_tasks(
 
     assert len(large) == len(small)
     counts = len(MODULES) if lanes is not None else 0  # one lane count a module
-    assert len(large) <= 2 * (len(MODULES) + len(PRIORITIES)) + counts + 15
+    # The recovered run is counted (by task, by module, by minute, old minutes dropped),
+    # and the recovered and the claimed task are read with their runs counted by outcome.
+    counted = 4 + 2
+    assert len(large) <= 2 * (len(MODULES) + len(PRIORITIES)) + counts + 15 + counted
 
 
 def test_owner_child_and_pool_statements_only_search(tmp_path: Path) -> None:
@@ -282,3 +285,52 @@ def test_a_page_of_an_owners_tasks_searches_the_owners_index(tmp_path: Path) -> 
         assert steps[0].startswith("SEARCH tasks USING INDEX tasks_owner"), steps
         assert not any("SCAN" in step for step in steps), steps
         assert not any("SCAN" in step for step in plan(store, tasks))
+
+
+def add_runs(store: SqliteStore, task_id: int, count: int) -> None:
+    """`count` ended runs of a task, inserted in one statement (a long history, cheaply)."""
+    store._db.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count)"
+        " INSERT INTO runs (task_id, attempt, started_at, ended_at, elapsed, outcome, host, pid)"
+        " SELECT :task_id, 1, :t + i, :t + i, 0.0, 'done', 'h', 1 FROM n",
+        {"task_id": task_id, "count": count, "t": 1_000_000},
+    )
+    store._db.commit()
+
+
+def test_a_claim_and_a_finish_read_the_current_run_and_not_the_history(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "tasks.db", host=HOST) as store:
+        task = store.schedule(new_task("app", due_at=T0), now=T0)
+        add_runs(store, task.id, 2_000)
+        with tracing(store) as statements:
+            got = store.claim_next(scope=Scope(), now=NOW, lease=lease(NOW), decide=decide)
+            assert got.run is not None and got.task is not None
+            end = RunEnd(outcome=Outcome.DONE, ended_at=NOW, elapsed=0.0)
+            finished = store.finish_run(got.run.id, end, decide=decide)
+
+        assert [run.id for run in got.task.runs] == [got.run.id]
+        assert finished is not None
+        assert [(run.id, run.outcome) for run in finished.runs] == [(got.run.id, Outcome.DONE)]
+        assert searched(store, statements) >= 5
+        assert store.get(task.id, runs=3).runs[-1].id == got.run.id
+        assert len(store.get(task.id).runs) == 2_001
+
+
+def test_a_finish_trims_a_long_history_a_batch_at_a_time_along_indexes(tmp_path: Path) -> None:
+    with SqliteStore(tmp_path / "tasks.db", host=HOST) as store:
+        task = store.schedule(new_task("app", due_at=T0), now=T0)
+        add_runs(store, task.id, 2_000)
+        store._db.execute("UPDATE runs SET outcome = 'failed' WHERE id = 7")
+        store._db.commit()
+        keep = Retention(keep_runs=100, keep_for=None, batch=50)
+        got = store.claim_next(scope=Scope(), now=NOW, lease=lease(NOW), decide=decide)
+        assert got.run is not None
+        with tracing(store) as statements:
+            end = RunEnd(outcome=Outcome.DONE, ended_at=NOW, elapsed=0.0)
+            store.finish_run(got.run.id, end, decide=decide, keep=keep)
+
+        assert searched(store, statements) >= 6
+        assert any(s.startswith("DELETE FROM runs WHERE id IN") for s in statements)
+        runs = store.get(task.id).runs
+        assert len(runs) == 2_001 - 50
+        assert runs[0].id == 7 and runs[1].id == 52  # the last failure stays

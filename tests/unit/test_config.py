@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from taskcron import config, configfile, errors
-from taskcron.config import Config, LogConfig, RetryConfig
+from taskcron.config import Config, HistoryConfig, LogConfig, RetryConfig
+from taskcron.model import Retention
 
 KNOWN = (
-    "budget, home, host, kill_grace, lanes, lease, log, max_steps, modules, poll, pythonpath, "
-    "retry, store, timezone, web, workers"
+    "budget, history, home, host, kill_grace, lanes, lease, log, max_steps, modules, poll, "
+    "pythonpath, retry, store, timezone, web, workers"
 )
 
 
@@ -288,6 +289,18 @@ def test_environment_pyproject_without_the_table_is_refused(
         ("retry = 1\n", "config key 'retry' must be a table"),
         ('log = "x"\n', "config key 'log' must be a table"),
         (
+            "[history]\nkeep_for = 30\n",
+            "config key 'history.keep_for': invalid duration '30': 30 what? e.g. 30d",
+        ),
+        (
+            "[history]\nkeep_runs = -1\n",
+            "config key 'history.keep_runs' must be a non-negative integer",
+        ),
+        (
+            "[history]\nbogus = 1\n",
+            "unknown config key 'history.bogus': known keys are keep_for, keep_runs",
+        ),
+        (
             'timezone = "Mars/Olympus"\n',
             "config key 'timezone': unknown time zone 'Mars/Olympus' "
             "(expected an IANA name such as Europe/Berlin)",
@@ -380,6 +393,14 @@ def test_starter_config_is_valid_and_gives_the_defaults(cwd: Path) -> None:
     assert cfg.retry == RetryConfig()
     assert cfg.log == LogConfig()
     assert cfg.home == cwd / ".taskcron"
+
+
+def test_the_history_table_is_read_and_defaults_to_100_runs_for_30_days(cwd: Path) -> None:
+    assert config.load().history == HistoryConfig(keep_runs=100, keep_for=timedelta(days=30))
+    write(cwd / "taskcron.toml", '[history]\nkeep_runs = 0\nkeep_for = "0s"\n')
+    settings = config.load().history
+    assert settings == HistoryConfig(keep_runs=0, keep_for=timedelta(0))
+    assert settings.retention() == Retention(keep_runs=0, keep_for=None)
 
 
 def test_lanes_workers_and_poll_are_read(cwd: Path) -> None:

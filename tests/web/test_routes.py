@@ -214,6 +214,25 @@ def test_api_task_is_show_json(client: TestClient, stocked: Home) -> None:
     assert response.json()["runs"][0]["outcome"] == "failed"
 
 
+def test_api_task_gives_its_newest_runs_as_asked_with_the_runs_counted(
+    client: TestClient, stocked: Home
+) -> None:
+    app = stocked.app
+    task = app.schedule("r", command=["true"], every="1h")
+    for _ in range(3):
+        app.run_now(task.id)
+        assert app.tick(modules=["r"]).outcome == "ran"
+
+    two = client.get(f"/api/tasks/{task.id}?runs=2", headers=bearer()).json()
+    assert [run["id"] for run in two["runs"]] == [run.id for run in app.get(task.id).runs[1:]]
+    assert (two["runs_kept"], two["runs_total"], two["outcomes"]) == (3, 3, {"done": 3})
+    every = client.get(f"/api/tasks/{task.id}?runs=all", headers=bearer()).json()
+    assert len(every["runs"]) == 3
+    bad = client.get(f"/api/tasks/{task.id}?runs=x", headers=bearer())
+    assert bad.status_code == 400
+    assert bad.json()["error"] == "invalid runs 'x': expected 0 to 1000000 or 'all'"
+
+
 def test_api_status_is_status_json(client: TestClient, stocked: Home) -> None:
     response = client.get("/api/status?module=mail", headers=bearer())
     assert response.json() == stocked.app.status(modules=["mail"]).to_json()

@@ -26,6 +26,30 @@ T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 #: starve. A module marks itself with `pytestmark = SERIAL`, a test with `@SERIAL`.
 SERIAL = pytest.mark.xdist_group("serial")
 
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In an xdist worker under `--dist loadgroup`, name each grouped test `NODEID@GROUP`.
+
+    That suffix is how the scheduler sends a group to one worker. pytest-xdist adds it
+    by setting `item._nodeid`, which pytest 9.2 no longer reads (a node's id is now
+    `item._id`): without this, `SERIAL` tests were spread over every worker, beside
+    each other. Does nothing where xdist's own suffix took effect.
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    try:
+        from _pytest.nodeid import NodeId
+    except ImportError:  # before pytest 9.2: xdist's suffix works
+        return
+
+    for item in items:
+        groups = sorted({str(mark.args[0]) for mark in item.iter_markers("xdist_group")})
+        suffix = "@" + "_".join(groups)
+        if groups and not item.nodeid.endswith(suffix) and hasattr(item, "_id"):
+            item._id = NodeId.parse(item.nodeid + suffix)
+
+
 #: The brief's example of the order rule, in due order: (name, module, priority).
 BRIEFS_EXAMPLE = (
     ("a1", "a", 0),

@@ -45,12 +45,22 @@ def full_cli(modules: set[str]) -> bool:
     return "click" in modules and "taskcron.api" in modules
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A project with a config file, a home and three tasks due in an hour."""
-    ok(tmp_path, "init")
+@pytest.fixture(scope="module")
+def made_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project with a config file, a home and three tasks due in an hour, made once a
+    module by the installed script (the home is `.taskcron` beside the config: no path
+    in it names the directory)."""
+    made = tmp_path_factory.mktemp("project")
+    ok(made, "init")
     for module in ("billing", "billing.eu", "mail"):
-        ok(tmp_path, "schedule", module, "--in", "1h", "--", "true")
+        ok(made, "schedule", module, "--in", "1h", "--", "true")
+    return made
+
+
+@pytest.fixture
+def project(made_project: Path, tmp_path: Path) -> Path:
+    """A copy of `made_project` of the test's own (modes and times kept), for it to change."""
+    shutil.copytree(made_project, tmp_path, dirs_exist_ok=True)
     return tmp_path
 
 

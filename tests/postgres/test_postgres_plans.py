@@ -23,6 +23,10 @@ from taskcron.store.postgres import PostgresStore
 from tests import pgstore
 from tests.pgserver import PostgresServer
 
+#: One worker runs the whole module (`--dist loadgroup`), so that the stores of `stores`
+#: are filled once, not once on each worker.
+pytestmark = pytest.mark.xdist_group("postgres-plans")
+
 SMALL, LARGE = 1_000, 100_000
 #: The stores, by what the tests call them: (tasks, analyzed); those never analyzed
 #: hold only queued tasks, due from tomorrow on.

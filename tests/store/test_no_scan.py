@@ -21,6 +21,10 @@ from taskcron.store.sqlite import SqliteStore
 from tests.store.conftest import HOST, T0, at, decide, lease, new_task
 from tests.store.test_contract import dead_pid
 
+#: One worker runs the whole module (`--dist loadgroup`), so that the two large stores
+#: of `stores` are filled once, not once on each worker.
+pytestmark = pytest.mark.xdist_group("no-scan")
+
 MODULES = ("app", "app.mail", "app-x", "billing.eu", "reports")
 PRIORITIES = (-1, 0, 2)
 NOW = at(10_000_000)

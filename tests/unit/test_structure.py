@@ -18,6 +18,14 @@ CONCRETE_STORES = {"taskcron.store.sqlite", "taskcron.store.postgres"}
 
 @functools.cache
 def modules() -> dict[str, ast.Module]:
+    """Every module of the package by name, parsed (the tests only read the trees)."""
+    return dict(_parsed())
+
+
+@functools.cache
+def _parsed() -> dict[str, ast.Module]:
+    """The package's modules, parsed once a session: parsing them all takes a fair part
+    of a second, and most tests here read them."""
     found = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         parts = path.relative_to(PACKAGE.parent).with_suffix("").parts

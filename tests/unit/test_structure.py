@@ -16,7 +16,6 @@ PEOPLE = ("taskcron.cli", "taskcron.render")
 CONCRETE_STORES = {"taskcron.store.sqlite", "taskcron.store.postgres"}
 
 
-@functools.cache
 def modules() -> dict[str, ast.Module]:
     """Every module of the package by name, parsed (the tests only read the trees)."""
     return dict(_parsed())

@@ -32,6 +32,7 @@ from taskcron.store.protocol import (
 )
 from taskcron.store.queries import BUCKET_COLUMNS
 from taskcron.store.sql_base import Connection, Row, SqlBase, job_over, pid_alive
+from taskcron.values import replace
 
 #: Runs deleted by one statement when trimming (a statement's parameters are bounded).
 DELETE_CHUNK = 500
@@ -319,7 +320,8 @@ class SqlRuns(SqlBase):
     ) -> Task | None:
         """Record how a run ended and move its task; None if the run was recovered meanwhile.
 
-        The task is returned with the run that ended as its only run. With `keep`,
+        The task is returned with the run that ended as its only run, and how many
+        runs the store keeps of it (`runs_kept`, one indexed count). With `keep`,
         its runs beyond the retention go in the same transaction, `keep.batch` at most.
 
         The task's row is read under a lock: a recovery racing this finish
@@ -332,7 +334,8 @@ class SqlRuns(SqlBase):
             task = self._end(db, row["id"], run_id, end, decide)
             if keep is not None:
                 self._trim(db, task, keep, end.ended_at)
-            return task
+            kept = db.execute(self.sql.COUNT_TASK_RUNS, {"task_id": task.id}).fetchone()["n"]
+            return replace(task, runs_kept=int(kept))  # as `get` counts them
 
     def _trim(
         self, db: Connection, task: Task, keep: Retention, now: datetime, *, delete: bool = True

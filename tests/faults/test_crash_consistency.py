@@ -104,8 +104,13 @@ KEYS = {
     "runs": ("id",),
     "pools": ("id",),
     "task_counts": ("module", "state"),
+    "task_outcomes": ("task_id", "outcome"),
+    "outcome_totals": ("module", "outcome"),
+    "outcome_minutes": ("minute", "module", "outcome"),
     "sqlite_sequence": ("name",),
 }
+#: The tables that count the runs as they end (in the finish's transaction).
+COUNTED = {"task_outcomes", "outcome_totals", "outcome_minutes"}
 
 Rows = dict[tuple[Any, ...], dict[str, Any]]
 
@@ -223,7 +228,8 @@ def classify_tick(task_id: int) -> Callable[[Snapshot, Snapshot], str]:
         changes = diff(before, now)
         if not changes:
             return "before"
-        assert set(changes) <= {"tasks", "runs", "task_counts", "sqlite_sequence"}, changes
+        allowed = {"tasks", "runs", "task_counts", "sqlite_sequence", *COUNTED}
+        assert set(changes) <= allowed, changes
         tasks, runs = changes["tasks"], changes["runs"]
         assert not tasks.added and not tasks.removed and set(tasks.changed) == {(task_id,)}
         assert not runs.removed and not runs.changed, runs
@@ -233,9 +239,12 @@ def classify_tick(task_id: int) -> Callable[[Snapshot, Snapshot], str]:
         if task["state"] == "running":
             assert task["run_id"] == run["id"] and task["lease_pid"] is not None, task
             assert (run["ended_at"], run["outcome"]) == (None, None), run
+            assert not set(changes) & COUNTED, changes  # counted when it ends, not before
             return "claimed"
         assert task["state"] == "done", task
         assert run["outcome"] == "done" and run["ended_at"] is not None, run
+        counted = now.tables["task_outcomes"][(task_id, "done")]["runs"]
+        assert counted == 1, counted  # counted in the finish's own transaction
         return "after"
 
     return classify
@@ -267,7 +276,7 @@ def classify_prune(cutoff: datetime) -> Callable[[Snapshot, Snapshot], str]:
         changes = diff(before, now)
         if not changes:
             return "before"
-        assert set(changes) <= {"tasks", "runs", "task_counts"}, changes
+        assert set(changes) <= {"tasks", "runs", "task_counts", "task_outcomes"}, changes
         old = {
             k
             for k, r in before.tables["tasks"].items()

@@ -4,7 +4,7 @@
 the `taskcron` script beside it. The full run builds a virtual environment
 with a regular (non-editable) install of a copy of this checkout, with the
 `bench` extra (the peers compared against), the `postgres` one (psycopg,
-for the PostgreSQL rows) and the `web` one with httpx (the `web` row asks the
+for the PostgreSQL rows) and the `web` one with httpx2 (the `web` row asks the
 dashboard through Starlette's test client), and measures that, since an editable install's
 import hook adds to every start.
 
@@ -57,7 +57,7 @@ def current(workdir: Path) -> Target:
 
 def build(python: str, workdir: Path) -> Target:
     """A new virtual environment in `workdir` made by `python`, with taskcron and its `bench`,
-    `postgres` and `web` extras (and httpx, for the test client) installed from a copy.
+    `postgres` and `web` extras (and httpx2, for the test client) installed from a copy.
 
     pip builds in the source tree, so it builds a copy and the checkout stays
     untouched.
@@ -67,7 +67,7 @@ def build(python: str, workdir: Path) -> Target:
     venv = workdir / "venv"
     _quietly([python, "-m", "venv", str(venv)], cwd=workdir)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install"]
-    _quietly([*pip, f"{source}[bench,postgres,web]", "httpx>=0.27"], cwd=workdir)
+    _quietly([*pip, f"{source}[bench,postgres,web]", "httpx2>=2.17"], cwd=workdir)
     target = _target(str(venv / "bin" / "python"), str(venv / "bin" / "taskcron"), cwd=workdir)
     if not Path(target.taskcron).resolve().is_relative_to(venv.resolve()):
         raise RuntimeError(f"the new environment imports taskcron from {target.taskcron}")

@@ -7,7 +7,7 @@ of the dashboard's Starlette app in this process, through Starlette's test
 client with the Bearer token (no socket, no server: what is timed is the
 routes, the API and the store), `rounds` requests a run, the two homes
 taking turns. Runs in the target's interpreter (it opens stores); skipped
-without the `web` extra and httpx (the test client's).
+without the `web` extra and httpx2 (the test client's).
 """
 
 from __future__ import annotations
@@ -87,11 +87,11 @@ FROM runs WHERE runs.task_id = tasks.id AND runs.ended_at IS NULL AND tasks.stat
 )
 def web(bench: Bench, params: Params) -> list[Figures]:
     """Median time of one request of each of `PATHS` with `tasks` stored against 100."""
-    for name in ("starlette", "jinja2", "httpx"):
+    for name in ("starlette", "jinja2", "httpx2"):
         try:
             importlib.import_module(name)
         except ImportError:
-            raise Skipped(f"{name} is not installed (the web extra, httpx)") from None
+            raise Skipped(f"{name} is not installed (the web extra, httpx2)") from None
     rounds = params["rounds"]
     with ExitStack() as stack:
         small = stack.enter_context(dashboard(bench.directory("small"), SMALL))

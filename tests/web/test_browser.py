@@ -31,6 +31,7 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not in
 from selenium.common.exceptions import (  # noqa: E402
     NoAlertPresentException,
     StaleElementReferenceException,
+    WebDriverException,
 )
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
@@ -38,6 +39,21 @@ from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 WAIT = 30  #: The longest wait for anything the page should show, in seconds.
+
+
+def _text(driver: Any, locator: tuple[str, str]) -> str | None:
+    """The text of the element at `locator`, or None while the page is replacing it: an
+    element replaced between finding and reading it is stale, which chromedriver says
+    either as such or as an inspector error naming a node no longer in the document."""
+    try:
+        text: str = driver.find_element(*locator).text
+    except StaleElementReferenceException:
+        return None
+    except WebDriverException as exc:
+        if "does not belong to the document" not in str(exc):
+            raise
+        return None
+    return text
 
 
 @pytest.fixture
@@ -140,7 +156,7 @@ def test_the_dashboard_in_chromium(browser: Any, shop: Any, tmp_path: Path) -> N
     state = (By.CSS_SELECTOR, "article [data-field=state]")
     assert browser.find_element(*state).text == "failed"
     browser.find_element(By.CSS_SELECTOR, "button[data-action=retry]").click()
-    wait.until(lambda d: d.find_element(*state).text == "queued")
+    wait.until(lambda d: _text(d, state) == "queued")
     screenshot(browser, tmp_path, "retried.png")
 
     # A <script> title is text, and nothing ran it.

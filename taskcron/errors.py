@@ -154,6 +154,15 @@ class StoreError(TaskcronError):
     """The task store cannot be used."""
 
 
+class StoreUnreachable(StoreError):
+    """The store's server cannot be reached now: it refused the connection, or the
+    connection was lost (a restart, a failover, a dropped link).
+
+    A command that does one thing ends with it; a process that lives long
+    retries (see `taskcron.outage`).
+    """
+
+
 class StoreVersionError(StoreError):
     """The store was written by a newer version of taskcron."""
 

@@ -54,6 +54,8 @@ class Event:
     STORE_MIGRATED = "store.migrated"
     STORE_PRUNED = "store.pruned"
     STORE_COPIED = "store.copied"
+    STORE_LOST = "store.lost"
+    STORE_BACK = "store.back"
     LOG_UNSHARED = "log.unshared"
 
 
@@ -143,6 +145,13 @@ EVENT_DOCS: dict[str, tuple[str, str, str]] = {
         "`target`, `tasks`, `runs`",
         "`migrate-store` copied the store there",
     ),
+    Event.STORE_LOST: (
+        "warning",
+        "",
+        "a long-lived process (`work`, a draining tick, `web`) lost the store's server; it"
+        " retries, and its running tasks go on while their leases hold",
+    ),
+    Event.STORE_BACK: ("info", "", "the store's server answers again after `store.lost`"),
     Event.LOG_UNSHARED: (
         "warning",
         "",

@@ -309,18 +309,60 @@ def connect(
         return psycopg.connect(
             conninfo,
             autocommit=True,
-            connect_timeout=CONNECT_TIMEOUT,
             application_name="taskcron",
             options=f"-c TimeZone=UTC -c search_path={schema}",
             row_factory=dict_row if dict_rows else tuple_row,
+            **_unset(conninfo, TIMEOUTS),
         )
     except psycopg.ProgrammingError as exc:
         # libpq could not read the URL. Its message may quote the whole URL, password
         # and all: show it redacted, and leave the original off the chain.
         why = _first_line(exc).replace(conninfo, redact(conninfo))
         raise errors.StoreURLError(f"invalid store URL {url!r}: {why}") from None
+    except psycopg.OperationalError as exc:
+        raise errors.StoreUnreachable(f"cannot connect to store {url}: {_first_line(exc)}") from exc
     except psycopg.Error as exc:
         raise errors.StoreError(f"cannot connect to store {url}: {_first_line(exc)}") from exc
+
+
+#: How long a call may wait on a server that went silent over TCP (a host powered
+#: off, a link cut) before it fails: connecting, and sent data unacknowledged, 10 s;
+#: an idle connection is probed after 5 s and dropped after 3 unanswered probes 2 s
+#: apart. A URL's own values win. Over a Unix socket a stopped server fails a call at once.
+TIMEOUTS: dict[str, int] = {
+    "connect_timeout": CONNECT_TIMEOUT,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": CONNECT_TIMEOUT * 1000,
+}
+
+
+def _unset(conninfo: str, defaults: Mapping[str, int]) -> dict[str, int]:
+    """The `defaults` that the connection string does not set itself."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        given = conninfo_to_dict(conninfo)
+    except Exception:  # psycopg.connect says what is wrong with it
+        return dict(defaults)
+    return {key: number for key, number in defaults.items() if key not in given}
+
+
+def lost(db: Any, exc: Exception) -> bool:
+    """Whether `exc`, raised on connection `db`, means the server is out of reach: the
+    connection broke, or the server is shutting down or starting up."""
+    import psycopg
+
+    gone = (
+        psycopg.errors.AdminShutdown,
+        psycopg.errors.CrashShutdown,
+        psycopg.errors.CannotConnectNow,
+    )
+    return isinstance(exc, psycopg.OperationalError) and (
+        db.closed or db.broken or isinstance(exc, gone)
+    )
 
 
 class PostgresStore(SqlStore):
@@ -351,10 +393,10 @@ class PostgresStore(SqlStore):
         self.clock = clock
         #: The server's clock less the caller's, measured in the last transaction given `now`.
         self.skew = timedelta(0)
-        conninfo, self.schema = split_url(url)
+        self._conninfo, self.schema = split_url(url)
         key = zlib.crc32(self.schema.encode()) - 2**31
         self._lock_key = (LOCK_CLASS, key)
-        self._db = self._connect(conninfo)
+        self._db = self._connect(self._conninfo)
         try:
             self._open(create)
         except BaseException:
@@ -433,6 +475,10 @@ class PostgresStore(SqlStore):
     def _wrap(self, exc: Exception) -> errors.TaskcronError:
         import psycopg
 
+        if lost(self._db, exc):
+            return errors.StoreUnreachable(
+                f"store {self.url} is unreachable: the connection is lost: {_first_line(exc)}"
+            )
         if isinstance(exc, psycopg.errors.DataError | psycopg.errors.ProgramLimitExceeded):
             return errors.DataError(f"too large or malformed for the store: {_first_line(exc)}")
         if isinstance(exc, psycopg.errors.DiskFull):
@@ -452,6 +498,8 @@ class PostgresStore(SqlStore):
         import psycopg
 
         db: Any = self._db
+        if db.closed or db.broken:
+            db = self._reconnect()
         try:
             with db.transaction():
                 if read:
@@ -465,6 +513,13 @@ class PostgresStore(SqlStore):
                 yield db
         except psycopg.Error as exc:
             raise self._wrap(exc) from exc
+
+    def _reconnect(self) -> Any:
+        """A new connection in place of a lost one (`StoreUnreachable` while the server
+        is away): the next transaction after a restart or a failover just works."""
+        self._db.close()
+        self._db = self._connect(self._conninfo)
+        return self._db
 
     def _transaction(
         self, *, now: datetime | None = None, lock: bool = False

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from taskcron import errors
 from taskcron.inputs import LOG_LEVELS
 from taskcron.store import redact
-from taskcron.store.postgres import _first_line, connect, split_url
+from taskcron.store.postgres import _first_line, connect, lost, split_url
 from taskcron.store.protocol import RecordFilter, SharedLog
 from taskcron.store.scopes import scope_where
 
@@ -213,6 +213,10 @@ class PostgresLog:
     def _wrap(self, exc: Exception) -> errors.StoreError:
         import psycopg
 
+        if self._db is not None and lost(self._db, exc):
+            return errors.StoreUnreachable(
+                f"store {self.url} is unreachable: the connection is lost: {_first_line(exc)}"
+            )
         if isinstance(exc, psycopg.OperationalError):
             return errors.StoreError(f"store {self.url} is unreachable: {_first_line(exc)}")
         return errors.StoreError(f"store {self.url}: {_first_line(exc)}")

@@ -30,7 +30,7 @@ def delay(failures: int) -> float:
     retry at once, then 0.1 s, doubling, capped at 2 s."""
     if failures <= 1:
         return 0.0
-    return min(FIRST_DELAY * 2 ** (failures - 2), MAX_DELAY)
+    return float(min(FIRST_DELAY * 2 ** (failures - 2), MAX_DELAY))
 
 
 class Outage:

@@ -339,7 +339,7 @@ TIMEOUTS: dict[str, int] = {
 }
 
 
-def _unset(conninfo: str, defaults: Mapping[str, int]) -> dict[str, int]:
+def _unset(conninfo: str, defaults: Mapping[str, int]) -> dict[str, Any]:
     """The `defaults` that the connection string does not set itself."""
     from psycopg.conninfo import conninfo_to_dict
 

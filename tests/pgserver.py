@@ -298,6 +298,31 @@ class Cluster:
                 + tail(done.stdout + done.stderr + log)
             )
 
+    # --- faults: what a database does in production, for the fault suites ---------------
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server and keep its data (`pg_ctl stop -m mode`): connections drop,
+        and new ones are refused until `resume`."""
+        done = self.run(
+            self.binaries.pg_ctl,
+            *("--pgdata", self.data, "--mode", mode, "--wait"),
+            *("--timeout", str(PG_CTL_WAIT), "stop"),
+            timeout=PG_CTL_WAIT + 30,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl stop exited {done.returncode}: {tail(done.stderr)}")
+        if self.server_pid is not None:
+            reap(self.server_pid)
+
+    def resume(self) -> None:
+        """Start the server again after `halt`, on the same data and socket."""
+        self.run_server()
+
+    def restart(self, mode: str = "fast") -> None:
+        """`pg_ctl restart -m mode`, as an upgrade or a configuration change does."""
+        self.halt(mode)
+        self.resume()
+
     def stop(self) -> None:
         """Stop the server (immediate mode: the data is thrown away) and remove the directory."""
         try:

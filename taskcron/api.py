@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -345,18 +345,22 @@ class TaskCron:
         workers: int | None = None,
         budget: timedelta | str | float | None = None,
         watcher: Watcher | None = None,
+        say: Callable[[str], None] | None = None,
     ) -> Pool:
         """The pool as a long-running process: it waits for due tasks (checking every
         `poll`) until a stop signal, then lets running tasks finish for up to the kill grace.
 
         `budget` (default: the config's) gives each task a deadline of its start
-        plus the budget, so that stepwise jobs yield there too.
+        plus the budget, so that stepwise jobs yield there too. While the store
+        cannot be reached it goes on (see `taskcron.pool`); `say` hears, as the log
+        does, once that the store is lost and once that it is back.
 
         Iterating raises `PoolBusyError` when another pool serves an
         overlapping scope on this host.
         """
         settings = ticking.work_settings(self._home, budget, workers)
-        return ticking.make_pool(self._home, Scope.parse(modules, excepts), settings, watcher)
+        scope = Scope.parse(modules, excepts)
+        return ticking.make_pool(self._home, scope, settings, watcher, say=say)
 
     # --- the log and housekeeping --------------------------------------------
 

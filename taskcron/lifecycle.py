@@ -17,7 +17,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from taskcron import errors, logstore
-from taskcron.model import Outcome, Progress, Retention, Run, RunEnd, State, Task, iso
+from taskcron.model import Outcome, Progress, Renewal, Retention, Run, RunEnd, State, Task, iso
+from taskcron.outage import Outage
 from taskcron.store import ClaimOutcome
 from taskcron.values import field, replace, value
 
@@ -250,6 +251,10 @@ class Recorder:
         else:
             self._sharing = True
 
+    def say(self, event: str, message: str) -> None:
+        """Record that the store is lost (a warning) or back: `taskcron.outage.Say`."""
+        self.emit(event, level="warning" if event == Event.STORE_LOST else "info", message=message)
+
     def run_end(self, task: Task, run: Run) -> None:
         """The record of a run's end: task.done, task.failed or task.interrupted."""
         outcome = run.outcome
@@ -335,6 +340,11 @@ class RunLife:
     writes the task's output and events as records, and tells a `Watcher`.
     `finish` records the end in the store (fenced: a run recovered meanwhile
     stays recovered) and in the log.
+
+    The store may be out of reach meanwhile (a restart, a failover): the task goes
+    on while its lease holds (`held_until`; the runner stops it before the lease
+    runs out), and an end that cannot be recorded is tried again until it is, or
+    until the lease has run out (`record`). `outage` says so in the log, once.
     """
 
     def __init__(
@@ -349,6 +359,7 @@ class RunLife:
         watcher: Watcher | None = None,
         max_steps: int = 10_000,
         keep: Retention | None = None,
+        outage: Outage | None = None,
     ) -> None:
         assert claim.task is not None and claim.run is not None
         self.store = store
@@ -367,6 +378,10 @@ class RunLife:
         self._progress_stored_at = -1.0  # monotonic seconds
         self._progress_logged_at = -1.0
         self._progress_unlogged = False
+        self.outage = outage or Outage(recorder.say)
+        taken = claim.lease.taken_at if claim.lease is not None else time.monotonic()
+        self.held_until = taken + settings.lease.total_seconds()
+        self._tries = 0  #: Tries to record the end so far.
 
     @property
     def deadline(self) -> datetime | None:
@@ -397,9 +412,13 @@ class RunLife:
 
     def result(self, end: RunEnd) -> TickResult:
         """Finish the run and say what the tick did: the task as it now stands."""
+        return self.tick_result(self.finish(end), end)
+
+    def tick_result(self, task: Task, end: RunEnd) -> TickResult:
+        """What the tick did, once `end` is recorded and `task` is as it now stands."""
         return TickResult(
             outcome=ClaimOutcome.CLAIMED.value,
-            task=self.finish(end),
+            task=task,
             recovered=self.recovered,
             skipped=self.skipped,
             signal=end.signal,
@@ -408,9 +427,22 @@ class RunLife:
     def finish(self, end: RunEnd) -> Task:
         """Record how the run ended and return its task as it now stands.
 
-        The last progress and, for a step that asks to continue, its state are
-        saved in the same transaction as the end of the run.
+        While the store cannot be reached, it waits and tries again as long as the
+        lease holds; after that, `StoreUnreachable` (another tick records the run
+        `interrupted` once the lease has expired).
         """
+        end = self.ending(end)
+        while True:
+            try:
+                return self.record(end)
+            except errors.StoreUnreachable as exc:
+                pause = self.outage.lost(exc)
+                if time.monotonic() + pause >= self.held_until:
+                    raise self.unrecorded(exc) from exc
+                time.sleep(pause)
+
+    def ending(self, end: RunEnd) -> RunEnd:
+        """The end to record: with the last progress, and failed past `max_steps`."""
         if end.outcome is Outcome.CONTINUED and self.task.steps + 1 >= self.max_steps:
             end = replace(
                 end,
@@ -422,7 +454,22 @@ class RunLife:
         if self._progress_unlogged and self.progress is not None:
             self._log_progress(self.progress)
         self._overrun(end)
+        return end
+
+    def record(self, end: RunEnd) -> Task:
+        """Record `end` (from `ending`) in the store and the log: the task as it now stands.
+
+        The last progress and, for a step that asks to continue, its state are
+        saved in the same transaction as the end of the run. `StoreUnreachable`
+        when the store cannot be reached: call again (a finish that the store
+        committed although its answer was lost is found as such).
+        """
+        self._tries += 1
         finished = self.store.finish_run(self.run.id, end, decide=self.decide, keep=self.keep)
+        self.outage.back()
+        if finished is None and self._tries > 1 and self._recorded(end):
+            run = self.store.get_run(self.run.id)
+            finished = replace(self.store.get(self.task.id), runs=(run,))
         if finished is None:
             current = replace(
                 self.store.get(self.task.id, runs=0), runs=(self.store.get_run(self.run.id),)
@@ -439,22 +486,55 @@ class RunLife:
             self.recorder.run_end(current, current.runs[-1])
         return current
 
+    def _recorded(self, end: RunEnd) -> bool:
+        """Whether the run is ended as `end` says: a finish committed whose answer was lost."""
+        run = self.store.get_run(self.run.id)
+        return run.outcome is end.outcome and run.elapsed == end.elapsed
+
+    def unrecorded(self, exc: errors.StoreError) -> errors.StoreUnreachable:
+        """The error, and the log's warning, of an end the lease ran out before recording."""
+        message = (
+            f"run {self.run.id} of task {self.task.id} ended, but the store could not be"
+            " reached to record it before its lease ran out; another tick will record it"
+            f" interrupted: {exc}"
+        )
+        self.recorder.emit(
+            Event.TASK_INTERRUPTED,
+            level="warning",
+            task=self.task,
+            message=message,
+            run=self.run.id,
+        )
+        return errors.StoreUnreachable(message)
+
+    @property
+    def lease_left(self) -> float:
+        """Seconds the lease surely holds from now (negative: it may have expired)."""
+        return self.held_until - time.monotonic()
+
     # --- the runner's hooks ---------------------------------------------------
 
-    def renew(self) -> bool:
-        """Extend the lease; False when another tick has taken the run over."""
+    def renew(self) -> Renewal:
+        """Extend the lease: held (`held_until` moves on), lost to another tick, or
+        unsure (the store could not be asked: `held_until` stays)."""
+        lease = self.lease()
         try:
-            return self.store.renew_lease(self.run.id, lease=self.lease())
+            held = self.store.renew_lease(self.run.id, lease=lease)
         except errors.StoreError as exc:
-            log.warning("task %s: cannot renew its lease: %s", self.task.id, exc)
-            return True
+            self.outage.lost(exc)
+            return Renewal.UNSURE
+        self.outage.back()
+        if not held:
+            return Renewal.LOST
+        self.held_until = lease.taken_at + self.settings.lease.total_seconds()
+        return Renewal.HELD
 
     def started(self, pid: int, start: str | None) -> None:
         """The task's process (and process group) is `pid`, started at `start` (in /proc)."""
         try:
             self.store.set_child(self.run.id, pid, start=start)
         except errors.StoreError as exc:
-            log.warning("task %s: cannot record its process: %s", self.task.id, exc)
+            self.outage.lost(exc)
 
     def output(self, stream: str, lines: list[str]) -> None:
         """Whole lines the task printed: one `task.output` record each."""
@@ -511,7 +591,7 @@ class RunLife:
             try:
                 self.store.save_progress(self.run.id, progress)
             except errors.StoreError as exc:
-                log.warning("task %s: cannot store its progress: %s", self.task.id, exc)
+                self.outage.lost(exc)
         if now - self._progress_logged_at >= PROGRESS_LOG_EVERY:
             self._progress_logged_at = now
             self._log_progress(progress)

@@ -351,6 +351,14 @@ class Run:
         }
 
 
+class Renewal(enum.Enum):
+    """What a lease renewal found."""
+
+    HELD = "held"  #: Renewed: held for a whole lease from the call.
+    LOST = "lost"  #: Another tick has taken the run over: stop the task now.
+    UNSURE = "unsure"  #: The store could not be asked: held until `RunHooks.held_until`.
+
+
 @value
 class RunEnd:
     """How a run ended, as the runner measured it."""

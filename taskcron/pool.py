@@ -11,6 +11,12 @@ A `Pool` claims due tasks and runs them in forked children under one
   its claims pass over module ids whose lane is full, checked in the claim's
   transaction. Only one pool per scope runs on a host: it registers itself in
   the store, and a second one with an overlapping scope finds it there.
+- The store may go away meanwhile (a restart, a failover): claims wait and try
+  again (at once, then after 0.1 s, doubling up to 2 s), running tasks go on
+  while their leases hold, and an end that cannot be recorded is kept and
+  recorded once the store answers, if its lease still holds. `outage` says
+  once that the store is lost and once that it is back. A drain with nothing
+  running and no budget ends with the error instead.
 - Claiming stops at the budget's deadline (a pool then gives up its scope, so
   that the next one can serve the other lanes while its last tasks finish),
   after `max_tasks` starts, and when a stop signal arrives.
@@ -22,6 +28,7 @@ the kill grace first.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +37,8 @@ from typing import TYPE_CHECKING
 
 from taskcron import errors
 from taskcron.lifecycle import RunLife, TickResult
-from taskcron.model import Lanes, Scope
+from taskcron.model import Lanes, RunEnd, Scope
+from taskcron.outage import Outage
 from taskcron.runner import Execution, Supervisor
 from taskcron.store import Claim, ClaimOutcome, PoolLease
 from taskcron.values import field, value
@@ -77,6 +85,7 @@ class Pool:
         clock: Callable[[], datetime],
         claim: ClaimNext,
         begin: Begin,
+        outage: Outage,
     ) -> None:
         self.store = store
         self.scope = scope
@@ -89,6 +98,9 @@ class Pool:
         self.stopped_in_grace = True  #: Every task running at a signal finished in time.
         self._registration: PoolLease | None = None
         self._lives: dict[Execution, RunLife] = {}
+        self.outage = outage  #: Whether the store answers; shared with the runs' lives.
+        #: Runs that ended while the store could not be reached: recorded when it can be.
+        self._unrecorded: list[tuple[RunLife, RunEnd]] = []
 
     def __iter__(self) -> Iterator[TickResult]:
         return self.run()
@@ -117,14 +129,14 @@ class Pool:
     def _serve(self, supervisor: Supervisor) -> Iterator[TickResult]:
         claiming, quiet = True, None
         while True:
-            while claiming and supervisor.running < self.settings.workers:
+            while claiming and supervisor.running < self.settings.workers and self.outage.due():
                 claiming, outcome = self._start_next(supervisor)
                 if outcome is not None:
                     quiet = quiet or outcome
                     break
             if claiming and not supervisor.running and not self.settings.forever:
-                claiming = False
-            if not claiming and not supervisor.running:
+                claiming = self.outage.down  # a drain waits for the store, within its budget
+            if not claiming and not supervisor.running and not self._unrecorded:
                 if self.started == 0 and quiet is not None and not self.settings.forever:
                     yield TickResult(outcome=quiet.value)
                 return
@@ -132,11 +144,37 @@ class Pool:
             for execution in supervisor.wait(timeout):
                 if execution.stopped_by is not None:
                     self.stopped_in_grace = False
-                yield self._lives.pop(execution).result(execution.end())
+                life = self._lives.pop(execution)
+                self._unrecorded.append((life, life.ending(execution.end())))
+            yield from self._record()
             if supervisor.signalled is not None and self.signal is None:
                 claiming = False
                 self._on_signal(supervisor)
             self._renew()
+
+    def _record(self) -> Iterator[TickResult]:
+        """Record the ends not yet recorded, oldest first, while the store answers."""
+        while self._unrecorded and self.outage.due():
+            life, end = self._unrecorded[0]
+            try:
+                task = life.record(end)
+            except errors.StoreUnreachable as exc:
+                self.outage.lost(exc)
+                self._give_up(exc)
+                return
+            del self._unrecorded[0]
+            yield life.tick_result(task, end)
+
+    def _give_up(self, exc: errors.StoreError) -> None:
+        """Drop the ends whose lease has run out (another tick records them `interrupted`),
+        each with a warning in the log."""
+        kept = []
+        for life, end in self._unrecorded:
+            if life.lease_left > 0:
+                kept.append((life, end))
+            else:
+                life.unrecorded(exc)
+        self._unrecorded = kept
 
     def _start_next(self, supervisor: Supervisor) -> tuple[bool, ClaimOutcome | None]:
         """Claim and start one task: (go on claiming?, what was found when none started)."""
@@ -148,7 +186,16 @@ class Pool:
         if settings.deadline is not None and self.clock() >= settings.deadline:
             self._release()  # the next pool may serve the other lanes meanwhile
             return False, None
-        claim = self._claim(settings.lanes if settings.is_pool else None)
+        try:
+            claim = self._claim(settings.lanes if settings.is_pool else None)
+        except errors.StoreUnreachable as exc:
+            if not (
+                settings.forever or supervisor.running or self._unrecorded or settings.deadline
+            ):
+                raise  # a drain with nothing to wait for ends with its one line
+            self.outage.lost(exc)
+            return True, None
+        self.outage.back()
         if claim.outcome is not ClaimOutcome.CLAIMED:
             # A drain of one stops when busy or idle; a pool waits for a lane or a due task.
             go_on = settings.is_pool and (settings.forever or supervisor.running > 0)
@@ -166,6 +213,8 @@ class Pool:
             waits.append(self.settings.lease.total_seconds() / 3)
         if claiming and self.settings.forever:
             waits.append(self.settings.poll.total_seconds())
+        if self.outage.down and (claiming or self._unrecorded):
+            waits.append(self.outage.wait())
         return min(waits) if waits else None
 
     def _on_signal(self, supervisor: Supervisor) -> None:
@@ -202,12 +251,17 @@ class Pool:
         registration = self._registration
         if registration is None or registration.id is None:
             return
-        if time.monotonic() < self._next_renewal:
+        if time.monotonic() < self._next_renewal or not self.outage.due():
             return
-        self.store.renew_pool(registration.id, expires_at=self.clock() + self.settings.lease)
+        try:
+            self.store.renew_pool(registration.id, expires_at=self.clock() + self.settings.lease)
+        except errors.StoreUnreachable as exc:
+            self.outage.lost(exc)  # while it lasts, another pool of this scope could start
+            return
         self._next_renewal = time.monotonic() + self.settings.lease.total_seconds() / 3
 
     def _release(self) -> None:
         registration, self._registration = self._registration, None
         if registration is not None and registration.id is not None:
-            self.store.release_pool(registration.id)
+            with contextlib.suppress(errors.StoreUnreachable):  # it expires by itself
+                self.store.release_pool(registration.id)

@@ -8,7 +8,7 @@ budget) and handed to both its life and its execution.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
@@ -17,6 +17,7 @@ from taskcron.home import Home
 from taskcron.inputs import int64, optional_duration
 from taskcron.lifecycle import Event, RunLife, TickResult, Watcher, after_claim
 from taskcron.model import Lanes, Scope
+from taskcron.outage import Outage
 from taskcron.store import Claim, ClaimOutcome, Lease
 from taskcron.values import replace
 
@@ -114,15 +115,30 @@ def pool_size(home: Home, workers: int | None) -> int:
     return size
 
 
-def make_pool(home: Home, scope: Scope, settings: PoolSettings, watcher: Watcher | None) -> Pool:
-    """A pool over `scope` that claims and begins its runs through this module."""
+def make_pool(
+    home: Home,
+    scope: Scope,
+    settings: PoolSettings,
+    watcher: Watcher | None,
+    *,
+    say: Callable[[str], None] | None = None,
+) -> Pool:
+    """A pool over `scope` that claims and begins its runs through this module; `say`
+    also hears when the store is lost or back (the log always does)."""
     from taskcron.pool import Pool
+
+    def tell(event: str, message: str) -> None:
+        home.recorder.say(event, message)
+        if say is not None:
+            say(message)
+
+    outage = Outage(tell)
 
     def begin(claim: Claim) -> RunLife:
         budget = settings.task_budget
         deadline = settings.deadline if budget is None else home.clock() + budget
         runner = "taskcron work" if settings.forever else "the tick"
-        return begin_run(home, claim, deadline, watcher, pooled=True, runner=runner)
+        return begin_run(home, claim, deadline, watcher, pooled=True, runner=runner, outage=outage)
 
     return Pool(
         store=home.store,
@@ -131,6 +147,7 @@ def make_pool(home: Home, scope: Scope, settings: PoolSettings, watcher: Watcher
         clock=home.clock,
         claim=lambda lanes: claim_next(home, scope, lanes),
         begin=begin,
+        outage=outage,
     )
 
 
@@ -165,6 +182,7 @@ def begin_run(
     *,
     pooled: bool = False,
     runner: str = "the tick",
+    outage: Outage | None = None,
 ) -> RunLife:
     """The life of a claimed run, with the settings to run it with (`RunLife.settings`).
 
@@ -183,6 +201,7 @@ def begin_run(
         decide=home.policy.after_run,
         settings=replace(chosen, runner=runner),
         watcher=watcher,
+        outage=outage,
     )
     if pooled:
         life.begin()
@@ -215,6 +234,7 @@ def run_settings(
         deadline=deadline,
         kill_grace=config.kill_grace,
         renew_every=config.lease / 3,
+        lease=config.lease,
         output_tail=config.log.output_tail,
         log_level=config.log.level,
     )

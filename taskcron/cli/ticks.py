@@ -163,11 +163,17 @@ def work(
     `kill_grace`, then stops them as a tick does (recorded interrupted). Exit
     0 when every running task finished in time; otherwise it dies of the
     signal. One line on stderr per failed run; exit 1 when another pool
-    already serves an overlapping scope on this host.
+    already serves an overlapping scope on this host. While the store cannot
+    be reached it goes on, and says so once on stderr (and once when it is back).
     """
     watcher = _Watcher(show_output=sys.stdout.isatty()) if verbose and not as_json else None
     pool = get_app(ctx).work(
-        modules=modules, excepts=excepts, workers=workers, budget=budget, watcher=watcher
+        modules=modules,
+        excepts=excepts,
+        workers=workers,
+        budget=budget,
+        watcher=watcher,
+        say=lambda message: click.echo(f"taskcron: {message}", err=True),
     )
     _report_runs(pool, as_json=as_json, verbose=verbose)
     if pool.signal is not None and not pool.stopped_in_grace:

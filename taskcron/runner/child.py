@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from taskcron.model import Outcome, RunEnd, Task
+from taskcron.model import Outcome, Renewal, RunEnd, Task
 from taskcron.values import value
 
 ENV_RUN_ID = "TASKCRON_RUN_ID"
@@ -38,17 +38,48 @@ class RunSettings:
     renew_every: timedelta
     output_tail: int
     log_level: str
+    #: How long the run's lease lasts from a renewal (the config's `lease`).
+    lease: timedelta = timedelta(seconds=30)
     #: Import a callable's code in the tick before forking, so that later forks start warm.
     preload: bool = False
     #: What runs it, as a run stopped by a signal names it: the tick, or `taskcron work`.
     runner: str = "the tick"
 
+    # A holder that cannot renew its lease stops its task itself, so that the task is
+    # dead before another host may recover the run: SIGTERM at expiry - margin - grace,
+    # SIGKILL at expiry - margin, counted from the last renewal that succeeded. A lease
+    # under 10 s (tests, demos) has no room for a second's margin after a renewal every
+    # third of it: its margin and grace are each a tenth of it.
+
+    @property
+    def lease_margin(self) -> float:
+        """Seconds before its lease ends by which a task that could not renew it is
+        killed: max(1 s, lease / 10); a tenth of a lease under 10 s."""
+        lease = self.lease.total_seconds()
+        return lease / 10 if lease < SHORT_LEASE else max(1.0, lease / 10)
+
+    @property
+    def lease_grace(self) -> float:
+        """Seconds between the SIGTERM and the SIGKILL of a task whose lease is running
+        out: min(kill grace, lease / 3); at most a tenth of a lease under 10 s."""
+        lease = self.lease.total_seconds()
+        share = 10 if lease < SHORT_LEASE else 3
+        return min(self.kill_grace.total_seconds(), lease / share)
+
+
+#: A lease shorter than this (seconds) leaves its holder no room for a second's margin.
+SHORT_LEASE = 10.0
+
 
 class RunHooks(Protocol):
     """What the tick wants to hear while a task runs (see `taskcron.lifecycle.RunLife`)."""
 
-    def renew(self) -> bool:
-        """Extend the lease; False means it was lost."""
+    #: Until when the lease surely holds, on the monotonic clock: a lease's length from
+    #: the moment the claim, or the last renewal that succeeded, was sent.
+    held_until: float
+
+    def renew(self) -> Renewal:
+        """Extend the lease, and say whether it is held, lost, or could not be renewed."""
         ...
 
     def started(self, pid: int, start: str | None) -> None:

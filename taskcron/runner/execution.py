@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from taskcron.model import Outcome, RunEnd, Task
+from taskcron.model import Outcome, Renewal, RunEnd, Task
+from taskcron.outage import delay
 from taskcron.runner.child import (
     Child,
     Clock,
@@ -79,7 +80,11 @@ class Execution:
         self.stop_at: float | None = None
         self.kill_at: float | None = None
         self.timed_out = False
-        self.lease_lost = False
+        self.lease_lost = False  #: Another tick took the run over.
+        #: The lease could not be renewed and was running out: the task was stopped.
+        self.lease_expiring = False
+        self._killed = False
+        self._unrenewed = 0  #: Renewals in a row that could not reach the store.
         self.stopped_by: int | None = None  #: The signal that had the tick stop this child.
         self._stop_why: int | None = None
         self.failure: str | None = None  #: Why the child could not start, if it could not.
@@ -181,30 +186,63 @@ class Execution:
         ):
             self.timed_out = True
             self.stop_at = now
-        self._escalate(now)
         if now >= self._next_renewal:
-            if not self.hooks.renew() and self.stop_at is None:
-                self.lease_lost = True
-                self.stop_at = now
-            self._next_renewal = now + self._renew_every
+            now = self._renew()
+        self._guard_lease(now)
+        self._escalate(now)
         waits = [self._next_renewal - now, 0.5]
         if timeout is not None and self.stop_at is None:
             waits.append(self.started + timeout.total_seconds() - now)
-        for moment in (self.stop_at, self.kill_at):
+        kill_by = self._lease_kill_at
+        moments = [self.stop_at, None if self._killed else self.kill_at]
+        moments += [kill_by - self.settings.lease_grace, kill_by]
+        for moment in moments:
             if moment is not None and moment > now:
                 waits.append(moment - now)
         return max(min(waits), 0.0)
 
+    def _renew(self) -> float:
+        """Renew the lease; when the store cannot be reached, try again soon (at once,
+        then after 0.1 s, doubling up to 2 s). The time after the call."""
+        renewal = self.hooks.renew()
+        now = time.monotonic()  # the call may have waited on the store
+        if renewal is Renewal.LOST and self.stop_at is None:
+            self.lease_lost = True
+            self.stop_at = now
+        if renewal is Renewal.UNSURE:
+            self._unrenewed += 1
+            self._next_renewal = now + delay(self._unrenewed)
+        else:
+            self._unrenewed = 0
+            self._next_renewal = now + self._renew_every
+        return now
+
+    @property
+    def _lease_kill_at(self) -> float:
+        """When the task must be dead if its lease is not renewed meanwhile (monotonic)."""
+        return self.hooks.held_until - self.settings.lease_margin
+
+    def _guard_lease(self, now: float) -> None:
+        """Stop the task while the lease that could not be renewed still holds: SIGTERM
+        a grace before `_lease_kill_at` (`_escalate` sends the SIGKILL by then)."""
+        if self.lease_expiring or now < self._lease_kill_at - self.settings.lease_grace:
+            return
+        self.lease_expiring = True
+        self.stop_at = now if self.stop_at is None else min(self.stop_at, now)
+
     def _escalate(self, now: float) -> None:
-        """SIGTERM once the stop is due, SIGKILL once the kill grace has passed after it."""
+        """SIGTERM once the stop is due, SIGKILL once the kill grace has passed after it,
+        and never later than the lease allows."""
         if self.stop_at is not None and self.kill_at is None and now >= self.stop_at:
-            if not (self.timed_out or self.lease_lost):
+            if not (self.timed_out or self.lease_lost or self.lease_expiring):
                 self.stopped_by = self._stop_why
             self._signal(signal.SIGTERM)
             self.kill_at = now + self.settings.kill_grace.total_seconds()
-        if self.kill_at is not None and now >= self.kill_at:
-            self._signal(signal.SIGKILL)
-            self.kill_at = now + 3600
+        if self.kill_at is not None and not self._killed:
+            self.kill_at = min(self.kill_at, self._lease_kill_at)
+            if now >= self.kill_at:
+                self._signal(signal.SIGKILL)
+                self._killed = True
 
     def stop(self, *, after: float, why: int | None) -> None:
         """Stop the child `after` seconds from now, because of signal `why`.
@@ -306,6 +344,13 @@ class Execution:
         if self.lease_lost:
             return self._end(
                 Outcome.INTERRUPTED, exit_code=code, error="the lease was lost to another tick"
+            )
+        if self.lease_expiring:
+            return self._end(
+                Outcome.INTERRUPTED,
+                exit_code=code,
+                error="stopped before its lease ran out: the store could not be reached to renew"
+                " it",
             )
         if self.timed_out:
             assert self.task.timeout is not None

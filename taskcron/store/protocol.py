@@ -34,6 +34,7 @@ and give; `taskcron.store` opens a store by URL and names them all.
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -53,7 +54,7 @@ from taskcron.model import (
     Target,
     Task,
 )
-from taskcron.values import value
+from taskcron.values import field, value
 
 #: How long the per-minute counts of runs (`Store.outcome_minutes`) are kept.
 MINUTES_KEPT = timedelta(days=2)
@@ -98,6 +99,9 @@ class Lease:
     pid: int
     expires_at: datetime
     machine: str = ""  #: `machine_id()` of the host: tells containers with one host name apart.
+    #: The monotonic clock when `expires_at` was set: its holder counts the lease from
+    #: this moment, whatever the wall clock does meanwhile.
+    taken_at: float = field(default_factory=time.monotonic)
 
 
 @value
@@ -162,6 +166,7 @@ class Claim:
     run: Run | None = None  #: The run just opened, for CLAIMED.
     recovered: tuple[Recovered, ...] = ()
     skipped: tuple[Task, ...] = ()  #: Due tasks passed over for being too late, as left.
+    lease: Lease | None = None  #: The lease the claimed run is held under, for CLAIMED.
 
 
 Tasks = list[Task]

@@ -89,6 +89,7 @@ class SqlRuns(SqlBase):
                 run=task.runs[-1],
                 recovered=recovered,
                 skipped=tuple(skipped),
+                lease=lease,
             )
 
     def _take(self, db: Connection, task: Task, lease: Lease, now: datetime) -> Task:

@@ -83,6 +83,7 @@ BELOW_THE_RUNNER = {
     "taskcron.handlers",
     "taskcron.context",
     "taskcron.model",
+    "taskcron.outage",
     "taskcron.values",
 }
 

@@ -251,9 +251,12 @@ class Recorder:
         else:
             self._sharing = True
 
-    def say(self, event: str, message: str) -> None:
+    def say(self, lost: bool, message: str) -> None:
         """Record that the store is lost (a warning) or back: `taskcron.outage.Say`."""
-        self.emit(event, level="warning" if event == Event.STORE_LOST else "info", message=message)
+        if lost:
+            self.emit(Event.STORE_LOST, level="warning", message=message)
+        else:
+            self.emit(Event.STORE_BACK, message=message)
 
     def run_end(self, task: Task, run: Run) -> None:
         """The record of a run's end: task.done, task.failed or task.interrupted."""

@@ -20,9 +20,9 @@ FIRST_DELAY = 0.1
 #: No retry waits longer.
 MAX_DELAY = 2.0
 
-#: How a process says the store is lost or back: `(event, message)`, an event of
-#: `taskcron.lifecycle.Event` (`store.lost`, `store.back`).
-Say = Callable[[str, str], None]
+#: How a process says the store is lost (True) or back (False), and a message: the
+#: log's `store.lost` and `store.back` (`taskcron.lifecycle.Recorder.say`), stderr.
+Say = Callable[[bool, str], None]
 
 
 def delay(failures: int) -> float:
@@ -66,7 +66,7 @@ class Outage:
         self.failures += 1
         if self.failures == 1:
             self._lost_at = self._clock()
-            self._say("store.lost", f"the store is unreachable; retrying: {exc}")
+            self._say(True, f"the store is unreachable; retrying: {exc}")
         pause = delay(self.failures)
         self.retry_at = self._clock() + pause
         return pause
@@ -77,4 +77,4 @@ class Outage:
             self.failures = 0
             self.retry_at = 0.0
             away = self._clock() - self._lost_at
-            self._say("store.back", f"the store is reachable again, after {away:.1f}s")
+            self._say(False, f"the store is reachable again, after {away:.1f}s")

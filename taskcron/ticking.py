@@ -127,8 +127,8 @@ def make_pool(
     also hears when the store is lost or back (the log always does)."""
     from taskcron.pool import Pool
 
-    def tell(event: str, message: str) -> None:
-        home.recorder.say(event, message)
+    def tell(lost: bool, message: str) -> None:
+        home.recorder.say(lost, message)
         if say is not None:
             say(message)
 

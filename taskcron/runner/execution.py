@@ -193,7 +193,7 @@ class Execution:
         waits = [self._next_renewal - now, 0.5]
         if timeout is not None and self.stop_at is None:
             waits.append(self.started + timeout.total_seconds() - now)
-        kill_by = self._lease_kill_at
+        kill_by = self.kill_by
         moments = [self.stop_at, None if self._killed else self.kill_at]
         moments += [kill_by - self.settings.lease_grace, kill_by]
         for moment in moments:
@@ -218,14 +218,22 @@ class Execution:
         return now
 
     @property
-    def _lease_kill_at(self) -> float:
+    def kill_by(self) -> float:
         """When the task must be dead if its lease is not renewed meanwhile (monotonic)."""
         return self.hooks.held_until - self.settings.lease_margin
+
+    def kill_for_lease(self) -> None:
+        """SIGKILL the task, still running at `kill_by`, from the lease's guard thread:
+        the loop, held up, could not. The loop records the run when it runs again."""
+        if self.pid and self.returncode is None and not self._killed:
+            self.lease_expiring = True
+            self._killed = True
+            self._signal(signal.SIGKILL)
 
     def _guard_lease(self, now: float) -> None:
         """Stop the task while the lease that could not be renewed still holds: SIGTERM
         a grace before `_lease_kill_at` (`_escalate` sends the SIGKILL by then)."""
-        if self.lease_expiring or now < self._lease_kill_at - self.settings.lease_grace:
+        if self.lease_expiring or now < self.kill_by - self.settings.lease_grace:
             return
         self.lease_expiring = True
         self.stop_at = now if self.stop_at is None else min(self.stop_at, now)
@@ -239,7 +247,7 @@ class Execution:
             self._signal(signal.SIGTERM)
             self.kill_at = now + self.settings.kill_grace.total_seconds()
         if self.kill_at is not None and not self._killed:
-            self.kill_at = min(self.kill_at, self._lease_kill_at)
+            self.kill_at = min(self.kill_at, self.kill_by)
             if now >= self.kill_at:
                 self._signal(signal.SIGKILL)
                 self._killed = True

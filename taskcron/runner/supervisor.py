@@ -22,6 +22,7 @@ from taskcron.runner.child import STOP_SIGNALS, Child, Clock, Handler, RunHooks,
 from taskcron.runner.command import Command, Exec
 from taskcron.runner.execution import Execution
 from taskcron.runner.forked import Call, ForkedCallable
+from taskcron.runner.guard import LeaseGuard
 
 
 def execute(task: Task, settings: RunSettings, *, clock: Clock, hooks: RunHooks) -> RunEnd:
@@ -67,6 +68,7 @@ class Supervisor:
             os.set_blocking(fd, False)
         self._selector.register(self._wake_r, selectors.EVENT_READ)
         self._previous: dict[int, Any] = {}
+        self._guard = LeaseGuard()  #: Kills a task in time if this loop is held up.
 
     def __enter__(self) -> Supervisor:
         if threading.current_thread() is threading.main_thread():
@@ -78,6 +80,7 @@ class Supervisor:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._guard.close()
         for run in self.runs:
             run.abandon()
         for number, old in self._previous.items():
@@ -125,6 +128,8 @@ class Supervisor:
             mask = selectors.EVENT_WRITE if run.streams.get(fd) == "stdin" else selectors.EVENT_READ
             self._selector.register(fd, mask, run)
         self.runs.append(run)  # one that could not start is returned by the next `wait`
+        if run.pid:
+            self._guard.watch(run)
         return run
 
     def _unwatch(self, fd: int) -> None:
@@ -151,6 +156,7 @@ class Supervisor:
             if ended:
                 for run in ended:
                     self.runs.remove(run)
+                    self._guard.forget(run)
                     run.close()  # pipes a finished task's own children still hold
                 return ended
             if self.interrupted() or (deadline is not None and now >= deadline):

@@ -74,6 +74,7 @@ RUNNER = (
     "taskcron.runner.command",
     "taskcron.runner.forked",
     "taskcron.runner.execution",
+    "taskcron.runner.guard",
     "taskcron.runner.supervisor",
     "taskcron.runner",
 )

@@ -14,7 +14,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -494,6 +494,8 @@ class PostgresStore(SqlStore):
         """A transaction; `read`: read-only on one snapshot; `lock`: under the line's lock.
 
         Given the caller's `now`, it measures the skew against the server's clock.
+        A connection found lost when the transaction begins (the server restarted
+        since the last one) is replaced at once, as nothing has run on it yet.
         """
         import psycopg
 
@@ -501,7 +503,14 @@ class PostgresStore(SqlStore):
         if db.closed or db.broken:
             db = self._reconnect()
         try:
-            with db.transaction():
+            with ExitStack() as stack:
+                try:
+                    stack.enter_context(db.transaction())
+                except psycopg.OperationalError as exc:
+                    if not lost(db, exc):
+                        raise
+                    db = self._reconnect()
+                    stack.enter_context(db.transaction())
                 if read:
                     db.execute(READ_ONLY_SNAPSHOT)
                 if lock:

@@ -219,7 +219,7 @@ class TickLoop:
     """Runs `taskcron tick` in a home again and again, as cron would, counting exits."""
 
     home: Path
-    codes: Counter[int] = field(default_factory=Counter)
+    codes: Counter[int] = field(default_factory=Counter)  #: -1: a tick that hung.
     complaints: list[str] = field(default_factory=list)  #: stderr of each tick that failed.
     _done: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -236,7 +236,12 @@ class TickLoop:
 
     def _run(self) -> None:
         while not self._done.is_set():
-            done = taskcron_in(self.home, "tick")
+            try:
+                done = taskcron_in(self.home, "tick")
+            except subprocess.TimeoutExpired as e:
+                self.codes[-1] += 1
+                self.complaints.append(f"a tick hung: {e}")
+                continue
             self.codes[done.returncode] += 1
             if done.returncode != 0:
                 self.complaints.append(done.stderr)
@@ -282,7 +287,7 @@ def stop_for_a_while(pg: PostgresServer, web: str) -> Struck:
     assert pg.cluster is not None
     began = time.monotonic()
     pg.cluster.halt("fast")
-    until = began + STOP_SECONDS
+    until = time.monotonic() + STOP_SECONDS
     statuses: list[int] = []
 
     def refused() -> bool:
@@ -316,8 +321,9 @@ FAULTS: dict[str, Callable[[PostgresServer, str], Struck]] = {
 }
 
 
-def recovered(struck: Struck, home: Path, web: str, done_before: int) -> None:
-    """Wait (bounded) until the dashboard answers and the pools finish tasks again."""
+def recovered(struck: Struck, home: Path, web: str, pools: list[Pool], done_before: int) -> None:
+    """Wait (bounded) until the dashboard answers and the pools finish tasks again (two
+    rounds of their workers' worth: more than the plain tick beside them finishes)."""
     back = time.monotonic()
     statuses: list[int] = []
 
@@ -333,7 +339,7 @@ def recovered(struck: Struck, home: Path, web: str, done_before: int) -> None:
             f" return; it answered {Counter(statuses)}"
         ) from None
     struck.web_back = time.monotonic() - back
-    wait_for(lambda: states(home)["done"] > done_before, timeout=60, interval=0.1)
+    wait_until_done(home, done_before + 2 * POOLS * WORKERS, 60, pools)
     struck.work_back = time.monotonic() - back
 
 
@@ -350,17 +356,34 @@ def schedule_drain(home: Path, marks: Path) -> list[int]:
         ]
 
 
-def wait_until_done(home: Path, count: int, timeout: float) -> None:
-    """Wait (bounded) until at least `count` tasks are done."""
-    wait_for(lambda: states(home)["done"] >= count, timeout=timeout, interval=0.1)
+def wait_until_done(home: Path, count: int, timeout: float, pools: list[Pool]) -> None:
+    """Wait (bounded) until at least `count` tasks are done; fail at once if a pool ended."""
+
+    def done() -> bool:
+        check_alive(pools)
+        return states(home)["done"] >= count
+
+    wait_for(done, timeout=timeout, interval=0.1)
+
+
+def check_alive(pools: list[Pool]) -> None:
+    """Every pool is still the process that was started."""
+    gone = {
+        pool.home.name: (pool.process.returncode, pool.said())
+        for pool in pools
+        if pool.process.poll() is not None
+    }
+    assert gone == {}, f"pools that ended (exit code, stderr): {gone}"
 
 
 def check_every_task_done_once_but_for_interrupted_runs(
-    tasks: list[Task], found: list[Span]
+    home: Path, tasks: list[Task], found: list[Span]
 ) -> int:
-    """Every task done, by one run; any run before it recorded interrupted; every run the
-    tasks wrote is one of those the store recorded. The number of repeats."""
+    """The store whole; every task done, by one run; any run before it recorded
+    interrupted; every run the tasks wrote one the store recorded. The number of repeats."""
     recorded = {run.id for task in tasks for run in task.runs}
+    with app(home) as tc:
+        assert tc.store.integrity() == []
     assert [task for task in tasks if task.state is not State.DONE] == []
     for task in tasks:
         outcomes = [run.outcome.value if run.outcome else None for run in task.runs]
@@ -386,18 +409,13 @@ def test_pools_ticks_and_the_dashboard_ride_out_the_server_going_away(
     try:
         with TickLoop(cron_home) as ticks:
             for k in range(REPEATS):
-                wait_until_done(cron_home, TASKS * (k + 1) // (REPEATS + 1), 120)
+                wait_until_done(cron_home, TASKS * (k + 1) // (REPEATS + 1), 120, pools)
                 done_before = states(cron_home)["done"]
                 struck.append(FAULTS[fault](pg, web.base))
-                recovered(struck[-1], cron_home, web.base, done_before)
-            wait_until_done(cron_home, TASKS, DRAIN_DEADLINE)
+                recovered(struck[-1], cron_home, web.base, pools, done_before)
+            wait_until_done(cron_home, TASKS, DRAIN_DEADLINE, pools)
         drained = time.monotonic() - began
-        gone = {
-            pool.home.name: (pool.process.returncode, pool.said())
-            for pool in pools
-            if pool.process.poll() is not None
-        }
-        assert gone == {}, f"pools that ended: {gone}"
+        check_alive(pools)
     finally:
         for pool in pools:
             if pool.process.poll() is None:
@@ -415,7 +433,9 @@ def test_pools_ticks_and_the_dashboard_ride_out_the_server_going_away(
     found = spans(marks)
     twice = overlaps(found)
     assert twice == [], f"{len(twice)} pairs of runs of one task ran at once: {twice[:5]}"
-    repeats = check_every_task_done_once_but_for_interrupted_runs(all_tasks(cron_home, ids), found)
+    repeats = check_every_task_done_once_but_for_interrupted_runs(
+        cron_home, all_tasks(cron_home, ids), found
+    )
     print(
         f"\n{fault} x{REPEATS}: {TASKS} tasks on {POOLS} pools in {drained:.1f}s;"
         + "".join(
@@ -446,13 +466,10 @@ def test_a_tick_that_cannot_renew_its_lease_stops_its_task_before_another_host_r
     with app(here) as tc:
         command = recorder(marks, LONG, SHORT)
         task_id = tc.schedule("jobs.long", command=command, max_attempts=3).id
-    tick = subprocess.Popen(
-        [script(), "tick"],
-        cwd=here,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    with (here / "tick.stderr").open("wb") as stderr:
+        tick = subprocess.Popen(
+            [script(), "tick"], cwd=here, env=clean_env(), stdout=subprocess.DEVNULL, stderr=stderr
+        )
     try:
         wait_for(lambda: spans(marks), timeout=30)
         halted = time.monotonic()
@@ -460,7 +477,7 @@ def test_a_tick_that_cannot_renew_its_lease_stops_its_task_before_another_host_r
         time.sleep(max(halted + HOLD - time.monotonic(), 0))  # the outage's length
         back_at = time.time()
         pg.cluster.resume()
-        ticks = tick_until_done(there, task_id)
+        tick_until_done(there, task_id)
     finally:
         with contextlib.suppress(subprocess.TimeoutExpired):
             tick.wait(timeout=60)
@@ -471,12 +488,12 @@ def test_a_tick_that_cannot_renew_its_lease_stops_its_task_before_another_host_r
     first = found[0]
     twice = overlaps(found)
     assert twice == [], (
-        f"the first run was alive {twice[0][0].stop - twice[0][1].start:.1f}s after the"
-        f" second started ({ticks} ticks of host-b)"
+        f"the first run was alive {first.stop - twice[0][1].start:.1f}s after the second"
+        f" started, {first.stop - back_at:.1f}s after the server came back"
     )
     assert first.stop < back_at, (
-        f"the first run outlived its lease: alive {first.stop - back_at:.1f}s after the"
-        " server came back"
+        f"the first run outlived its lease: alive {first.stop - first.start:.1f}s, until"
+        f" {first.stop - back_at:.1f}s after the server came back"
     )
     runs = all_tasks(here, [task_id])[0].runs
     assert [(run.host, run.outcome.value if run.outcome else None) for run in runs] == [
@@ -485,15 +502,11 @@ def test_a_tick_that_cannot_renew_its_lease_stops_its_task_before_another_host_r
     ]
 
 
-def tick_until_done(home: Path, task_id: int) -> int:
-    """Run `taskcron tick` in `home` until task `task_id` is done; how many ran."""
-    count = 0
+def tick_until_done(home: Path, task_id: int) -> None:
+    """Run `taskcron tick` in `home`, as cron would, until task `task_id` is done."""
 
     def done() -> bool:
-        nonlocal count
-        count += 1
         taskcron_in(home, "tick")
         return all_tasks(home, [task_id])[0].state is State.DONE
 
     wait_for(done, timeout=60, interval=0.2)
-    return count

@@ -62,6 +62,8 @@ BEAT = 0.05
 STOP_SECONDS = 10
 #: Seconds the dashboard may take to answer again once the server is back.
 WEB_BACK_WITHIN = 5
+#: Each drain host's config: a recovered run goes again at once.
+DRAIN_CONFIG = 'lease = "15s"\n[retry]\nbackoff = "0s"\n'
 #: Seconds the whole drain may take before the test fails.
 DRAIN_DEADLINE = 240 if STRESS else 120
 
@@ -399,7 +401,7 @@ def test_pools_ticks_and_the_dashboard_ride_out_the_server_going_away(
 ) -> None:
     url = pg.fresh_database()
     names = [f"host-{n}" for n in range(POOLS)] + ["cron", "web"]
-    *pool_homes, cron_home, web_home = make_hosts(tmp_path, url, names, 'lease = "15s"\n')
+    *pool_homes, cron_home, web_home = make_hosts(tmp_path, url, names, DRAIN_CONFIG)
     marks = tmp_path / "marks"
     ids = schedule_drain(pool_homes[0], marks)
     web = start_server(web_home / "taskcron.toml")

@@ -13,7 +13,9 @@ start to its end, or, for a run that was stopped, to its last line plus one beat
 runs of one task whose intervals meet ran at once, which taskcron promises never
 happens "whatever the network or the database does".
 
-TASKCRON_STRESS=1 repeats each fault three times in one drain.
+TASKCRON_STRESS=1 repeats each fault three times in one drain. Run with `-s` to see,
+for each fault, how long the server was away, how soon the dashboard answered and the
+pools finished tasks again, and how many runs were repeated.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ from tests.pgserver import PostgresServer, PostgresUnavailable
 from tests.web.conftest import TOKEN, start_server
 from tests.web.conftest import stop as stop_web
 
+#: Hundreds of processes, a server stopped for seconds, and a bound on how soon the
+#: dashboard answers again: beside the other suites that try to break taskcron, not
+#: beside tests that bound times.
 pytestmark = SERIAL
 
 STRESS = os.environ.get("TASKCRON_STRESS") == "1"

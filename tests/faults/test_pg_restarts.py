@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import pytest
 
@@ -43,8 +43,9 @@ from taskcron.config import load
 from taskcron.model import Scope, State, Task
 from tests.conftest import SERIAL, clean_env, script, taskcron_in, wait_for
 from tests.pgserver import PostgresServer, PostgresUnavailable
-from tests.web.conftest import TOKEN, start_server
-from tests.web.conftest import stop as stop_web
+
+if TYPE_CHECKING:
+    from tests.web.conftest import Server
 
 #: Hundreds of processes, a server stopped for seconds, and a bound on how soon the
 #: dashboard answers again: beside the other suites that try to break taskcron, not
@@ -255,9 +256,26 @@ class TickLoop:
             self._done.wait(0.25)  # cron's pace, not a wait for a result
 
 
+#: The dashboard's token.
+WEB_TOKEN = "the-token-of-the-restarts-1"
+
+
+@contextlib.contextmanager
+def dashboard(home: Path) -> Iterator[Server]:
+    """`taskcron web` on `home`'s store (skips the test without the web extra)."""
+    from tests.web.conftest import start_server, stop
+
+    server = start_server(home / "taskcron.toml", token=WEB_TOKEN)
+    try:
+        yield server
+    finally:
+        stop(server.process)
+
+
 def get(base: str, path: str = "/") -> int:
     """The status of an authorized GET of `path` (0: no answer within 2 s)."""
-    request = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {TOKEN}"})
+    headers = {"Authorization": f"Bearer {WEB_TOKEN}"}
+    request = urllib.request.Request(base + path, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=2) as response:
             return int(response.status)
@@ -400,6 +418,21 @@ def check_every_task_done_once_but_for_interrupted_runs(
     return sum(len(task.runs) - 1 for task in tasks)
 
 
+def drain_under(
+    fault: str, pg: PostgresServer, web: str, home: Path, pools: list[Pool]
+) -> list[Struck]:
+    """Strike with `fault` REPEATS times, evenly through the drain, each time once a share
+    of the tasks is done; back when every task is done."""
+    struck = []
+    for k in range(REPEATS):
+        wait_until_done(home, TASKS * (k + 1) // (REPEATS + 1), 120, pools)
+        done_before = states(home)["done"]
+        struck.append(FAULTS[fault](pg, web))
+        recovered(struck[-1], home, web, pools, done_before)
+    wait_until_done(home, TASKS, DRAIN_DEADLINE, pools)
+    return struck
+
+
 @pytest.mark.parametrize("fault", FAULTS)
 def test_pools_ticks_and_the_dashboard_ride_out_the_server_going_away(
     tmp_path: Path, pg: PostgresServer, fault: str
@@ -409,26 +442,19 @@ def test_pools_ticks_and_the_dashboard_ride_out_the_server_going_away(
     *pool_homes, cron_home, web_home = make_hosts(tmp_path, url, names, DRAIN_CONFIG)
     marks = tmp_path / "marks"
     ids = schedule_drain(pool_homes[0], marks)
-    web = start_server(web_home / "taskcron.toml")
-    began = time.monotonic()
-    pools = [Pool.start(home) for home in pool_homes]
-    struck: list[Struck] = []
-    try:
-        with TickLoop(cron_home) as ticks:
-            for k in range(REPEATS):
-                wait_until_done(cron_home, TASKS * (k + 1) // (REPEATS + 1), 120, pools)
-                done_before = states(cron_home)["done"]
-                struck.append(FAULTS[fault](pg, web.base))
-                recovered(struck[-1], cron_home, web.base, pools, done_before)
-            wait_until_done(cron_home, TASKS, DRAIN_DEADLINE, pools)
-        drained = time.monotonic() - began
-        check_alive(pools)
-    finally:
-        for pool in pools:
-            if pool.process.poll() is None:
-                pool.process.send_signal(signal.SIGTERM)
-        codes = [pool.process.wait(timeout=60) for pool in pools]
-        stop_web(web.process)
+    with dashboard(web_home) as web:
+        began = time.monotonic()
+        pools = [Pool.start(home) for home in pool_homes]
+        try:
+            with TickLoop(cron_home) as ticks:
+                struck = drain_under(fault, pg, web.base, cron_home, pools)
+            drained = time.monotonic() - began
+            check_alive(pools)
+        finally:
+            for pool in pools:
+                if pool.process.poll() is None:
+                    pool.process.send_signal(signal.SIGTERM)
+            codes = [pool.process.wait(timeout=60) for pool in pools]
 
     assert codes == [0] * POOLS, [pool.said() for pool in pools]
     assert set(ticks.codes) <= {0, 1}, ticks.codes

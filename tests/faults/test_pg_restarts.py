@@ -124,7 +124,7 @@ def spans(marks: Path) -> list[Span]:
     """Every run that wrote a line, in order of start."""
     seen: dict[tuple[int, int], list[tuple[str, float]]] = {}
     if marks.exists():
-        for line in marks.read_text().splitlines():
+        for line in marks.read_text().split("\n")[:-1]:  # not a line being written
             task_id, run_id, word, at = line.split()
             seen.setdefault((int(task_id), int(run_id)), []).append((word, float(at)))
     found = []
@@ -388,7 +388,7 @@ def wait_until_done(home: Path, count: int, timeout: float, pools: list[Pool]) -
         check_alive(pools)
         return states(home)["done"] >= count
 
-    wait_for(done, timeout=timeout, interval=0.1)
+    wait_for(done, timeout=timeout, interval=0.2)
 
 
 def check_alive(pools: list[Pool]) -> None:

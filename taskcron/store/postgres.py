@@ -187,8 +187,103 @@ INSERT INTO outcome_totals (module, outcome, runs, seconds, {BUCKET_NAMES})
     GROUP BY tasks.module, runs.outcome
 """
 
-#: MIGRATIONS[n] takes a schema from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_V1, _LOG_TABLE, _KEY_PAUSED, _HISTORY)
+#: `status`: tasks by module id and state, counted without reading the tasks and
+#: without a row every writer updates. Each change of a task's module id or state adds
+#: rows to task_count_deltas (a statement's inserts and deletes one row a module id
+#: and state; a row's move two), which no other writer touches; a reader sums
+#: task_counts and the deltas. Every FOLD_EVERY-th delta, its writer folds the deltas
+#: into task_counts, unless another is folding (a try-lock), so that they stay few.
+#: The functions keep the schema they were made in (`SET search_path FROM CURRENT`).
+_COUNTS = (
+    """
+CREATE TABLE task_counts (
+    module TEXT COLLATE "C" NOT NULL,
+    state  TEXT   NOT NULL,
+    tasks  BIGINT NOT NULL,
+    PRIMARY KEY (module, state)
+)""",
+    "CREATE INDEX task_counts_none ON task_counts (module) WHERE tasks = 0",
+    """
+CREATE TABLE task_count_deltas (
+    id     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    module TEXT COLLATE "C" NOT NULL,
+    state  TEXT   NOT NULL,
+    delta  BIGINT NOT NULL
+)""",
+    "CREATE INDEX task_count_deltas_module ON task_count_deltas (module)",
+    f"""
+CREATE FUNCTION task_counts_fold(last BIGINT) RETURNS void LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
+BEGIN
+    IF last % {{fold_every}} <> 0
+       OR NOT pg_try_advisory_xact_lock({LOCK_CLASS - 2}, hashtext(current_schema())) THEN
+        RETURN;
+    END IF;
+    WITH gone AS (DELETE FROM task_count_deltas RETURNING module, state, delta),
+         summed AS (SELECT module, state, sum(delta) AS delta FROM gone
+                    GROUP BY module, state ORDER BY module, state)
+    INSERT INTO task_counts AS counted (module, state, tasks)
+        SELECT module, state, delta FROM summed
+        ON CONFLICT (module, state) DO UPDATE SET tasks = counted.tasks + excluded.tasks;
+    DELETE FROM task_counts WHERE tasks = 0;
+END $$""",
+    """
+CREATE FUNCTION task_counts_added() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
+DECLARE last BIGINT;
+BEGIN
+    WITH made AS (INSERT INTO task_count_deltas (module, state, delta)
+                  SELECT module, state, count(*) FROM added GROUP BY module, state
+                  RETURNING id)
+    SELECT max(id) INTO last FROM made;
+    PERFORM task_counts_fold(coalesce(last, 1));
+    RETURN NULL;
+END $$""",
+    """
+CREATE FUNCTION task_counts_removed() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
+DECLARE last BIGINT;
+BEGIN
+    WITH made AS (INSERT INTO task_count_deltas (module, state, delta)
+                  SELECT module, state, -count(*) FROM removed GROUP BY module, state
+                  RETURNING id)
+    SELECT max(id) INTO last FROM made;
+    PERFORM task_counts_fold(coalesce(last, 1));
+    RETURN NULL;
+END $$""",
+    """
+CREATE FUNCTION task_counts_moved() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
+DECLARE last BIGINT;
+BEGIN
+    INSERT INTO task_count_deltas (module, state, delta) VALUES (OLD.module, OLD.state, -1);
+    INSERT INTO task_count_deltas (module, state, delta) VALUES (NEW.module, NEW.state, 1)
+        RETURNING id INTO last;
+    PERFORM task_counts_fold(last);
+    RETURN NULL;
+END $$""",
+    "CREATE TRIGGER task_counts_insert AFTER INSERT ON tasks REFERENCING NEW TABLE AS added"
+    " FOR EACH STATEMENT EXECUTE FUNCTION task_counts_added()",
+    "CREATE TRIGGER task_counts_delete AFTER DELETE ON tasks REFERENCING OLD TABLE AS removed"
+    " FOR EACH STATEMENT EXECUTE FUNCTION task_counts_removed()",
+    "CREATE TRIGGER task_counts_update AFTER UPDATE OF module, state ON tasks FOR EACH ROW"
+    " WHEN (OLD.module IS DISTINCT FROM NEW.module OR OLD.state IS DISTINCT FROM NEW.state)"
+    " EXECUTE FUNCTION task_counts_moved()",
+    "INSERT INTO task_counts (module, state, tasks)"
+    " SELECT module, state, count(*) FROM tasks GROUP BY module, state",
+)
+#: How many deltas, about, a fold takes at most (see _COUNTS).
+FOLD_EVERY = 256
+
+#: MIGRATIONS[n] takes a schema from version n to n + 1: statements apart by ";", or
+#: a tuple of statements (a function's body holds ";").
+MIGRATIONS: tuple[str | tuple[str, ...], ...] = (
+    _V1,
+    _LOG_TABLE,
+    _KEY_PAUSED,
+    _HISTORY,
+    tuple(statement.replace("{fold_every}", str(FOLD_EVERY)) for statement in _COUNTS),
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # --- SQL ----------------------------------------------------------------------
@@ -463,7 +558,9 @@ class PostgresStore(SqlStore):
             if version > SCHEMA_VERSION:
                 raise errors.StoreVersionError(self.url, version, SCHEMA_VERSION)
             for step in range(version, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step].split(";"):
+                migration = MIGRATIONS[step]
+                statements = migration if isinstance(migration, tuple) else migration.split(";")
+                for statement in statements:
                     if statement.strip():
                         db.execute(statement)
             db.execute(SET_VERSION, (SCHEMA_VERSION,))

@@ -316,12 +316,15 @@ class Statements:
     # Status.
     #: Tasks by module and state in one range of module ids, in module id order; `{range}`:
     #: MODULE_RANGE or MODULE_FROM. SQLite's triggers keep them counted in task_counts;
-    #: PostgreSQL counts them (byte order: `module` is COLLATE "C").
+    #: PostgreSQL's in task_counts and the deltas not yet folded into it (byte order:
+    #: `module` is COLLATE "C").
     COUNT_TASKS = Pair(
         sqlite="SELECT module, state, tasks FROM task_counts WHERE {range}",
         postgres=(
-            "SELECT module, state, count(*) AS tasks FROM tasks WHERE {range}"
-            " GROUP BY module, state ORDER BY module, state"
+            "SELECT module, state, sum(tasks)::bigint AS tasks FROM ("
+            "SELECT module, state, tasks FROM task_counts WHERE {range}"
+            " UNION ALL SELECT module, state, delta FROM task_count_deltas WHERE {range}"
+            ") AS counted GROUP BY module, state HAVING sum(tasks) <> 0 ORDER BY module, state"
         ),
     )
     MODULE_RANGE = "module >= :low AND module < :high"

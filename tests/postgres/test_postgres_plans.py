@@ -105,3 +105,17 @@ def test_a_claim_touches_about_as_many_buffers_with_a_hundred_times_the_tasks(
 
     small, large = sum(touched["small"].values()), sum(touched[label].values())
     assert large <= GROWTH[label] * small, touched
+
+
+def test_counting_tasks_reads_no_task_and_costs_the_same_at_any_size(
+    stores: dict[str, PostgresStore],
+) -> None:
+    sql = PostgresStore.sql
+    statement = sql.COUNT_TASKS.format(range=sql.MODULE_FROM)
+    touched = {}
+    for label in ("small", "large"):
+        node = pgstore.plan(stores[label]._db, statement, {"low": ""}, analyze=True)
+        read = {found.get("Relation Name") for found in pgstore.nodes(node)}
+        assert "tasks" not in read, pgstore.shape(node)
+        touched[label] = pgstore.buffers(node)
+    assert touched["large"] <= 2 * touched["small"], touched

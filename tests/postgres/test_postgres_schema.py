@@ -9,7 +9,7 @@ import pytest
 from taskcron.model import Outcome, Retention, RunEnd, Scope, State, Target
 from taskcron.store import NewTask, postgres
 from taskcron.store.postgres import PostgresStore
-from tests.store.conftest import T0, at, decide, lease
+from tests.store.conftest import T0, at, decide, lease, new_task
 
 
 def test_a_store_of_schema_2_gets_the_index_that_finds_a_paused_keyed_task(
@@ -70,3 +70,18 @@ def test_a_store_of_schema_3_with_a_long_history_is_migrated_to_counted_runs(
         ended = RunEnd(outcome=Outcome.DONE, ended_at=now, elapsed=0.2)
         store.finish_run(got.run.id, ended, decide=decide, keep=Retention(keep_runs=100))
         assert len(store.get(task_id).runs) == 2_001 - 50
+
+
+def test_a_store_of_schema_4_gets_its_tasks_counted(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"{postgres_url}&schema=old"
+    with monkeypatch.context() as old:
+        old.setattr(postgres, "MIGRATIONS", postgres.MIGRATIONS[:4])
+        old.setattr(postgres, "SCHEMA_VERSION", 4)
+        with PostgresStore(url, clock="caller") as store:  # no counts in schema 4
+            for module in ("a", "a", "b"):
+                store.schedule(new_task(module=module), now=T0)
+    with PostgresStore(url, clock="caller") as store:
+        assert (store.migrated_from, store.schema_version) == (4, postgres.SCHEMA_VERSION)
+        assert store.counts(Scope()) == {"a": {"queued": 2}, "b": {"queued": 1}}

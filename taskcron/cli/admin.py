@@ -19,6 +19,7 @@ from taskcron.cli.base import (
     get_app,
     json_option,
     module_option,
+    saying_outages,
 )
 
 
@@ -222,4 +223,4 @@ def web(ctx: click.Context, host: str | None, port: int | None, owner_link: str 
     dashboard.require_extra()
     sock, chosen = dashboard.listen(dashboard.settings(app, host=host, port=port))
     render.line(render.dashboard_open(chosen.url, chosen.token if chosen.generated else None))
-    dashboard.serve(app, chosen, sock)
+    dashboard.serve(app, chosen, sock, say=saying_outages(app))

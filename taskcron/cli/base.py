@@ -9,6 +9,7 @@ stderr; `--debug` adds the traceback.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -170,3 +171,15 @@ def die_of(number: int) -> None:
     sys.stderr.flush()
     signal.signal(number, signal.SIG_DFL)
     os.kill(os.getpid(), number)
+
+
+def saying_outages(app: TaskCron) -> Callable[[str, str], None]:
+    """A `taskcron.outage.Say` for a long-lived command: one line on stderr, and the same
+    record (`store.lost`, a warning; `store.back`) in the log."""
+
+    def say(event: str, message: str) -> None:
+        render.outage(event, message)
+        level = "warning" if event == "store.lost" else "info"
+        app.recorder.emit(event, level=level, message=message)
+
+    return say

@@ -203,6 +203,9 @@ class PostgresLog:
     # --- connecting ---------------------------------------------------------------
 
     def _connection(self) -> psycopg.Connection[Any]:
+        """The log's connection: a new one in place of one that was lost (a restart)."""
+        if self._db is not None and (self._db.closed or self._db.broken):
+            self.close()
         if self._db is None:
             self._db = self._connect()
         return self._db

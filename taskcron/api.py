@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -374,17 +374,24 @@ class TaskCron:
         return logview.log_filter(self._home, **where)
 
     def follow_log(
-        self, count: int = 20, *, keep: LogFilter | None = None, poll: float = 0.2
+        self,
+        count: int = 20,
+        *,
+        keep: LogFilter | None = None,
+        poll: float = 0.2,
+        say: Callable[[str, str], None] | None = None,
     ) -> Iterator[Records]:
         """The last `count` records that `keep` (from `log_filter`) lets through, then each
         batch of new ones as they are written.
 
         Follows the active file across rotations, checking every `poll`
         seconds; with a shared log (a PostgreSQL store), the records of every
-        host, as the store announces them. It ends only when the caller stops
-        iterating.
+        host, as the store announces them, riding out a restart of its server:
+        `say(event, message)` hears once that the store is lost (`store.lost`)
+        and once that it is back (`store.back`). It ends only when the caller
+        stops iterating.
         """
-        return logview.follow(self._home, count, keep or self.log_filter(), poll)
+        return logview.follow(self._home, count, keep or self.log_filter(), poll, say)
 
     def log_feed(self, keep: LogFilter | None = None) -> LogFeed:
         """The log records written from now on that `keep` lets through, as they come:

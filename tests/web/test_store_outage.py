@@ -11,7 +11,7 @@ import httpx2 as httpx
 import pytest
 
 from tests.conftest import wait_for
-from tests.pgserver import Cluster, PostgresServer, PostgresUnavailable
+from tests.pgserver import Cluster, PostgresServer
 from tests.web.conftest import Server, copy_examples, run_tc, serve, stop
 from tests.web.test_command import Events
 
@@ -20,32 +20,11 @@ BACK = "taskcron: the store is reachable again, after "
 UNREACHABLE = "the store is unreachable; retrying: "
 
 
-@pytest.fixture(scope="module")
-def private() -> Iterator[PostgresServer]:
-    """A PostgreSQL server for this module alone, which its tests halt and restart."""
-    try:
-        server = PostgresServer.start()
-    except PostgresUnavailable as e:
-        pytest.skip(f"these tests need a private PostgreSQL server: {e}")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def cluster(private: PostgresServer) -> Iterator[Cluster]:
-    """The private server's processes, running again after the test whatever it did."""
-    assert private.cluster is not None
-    yield private.cluster
-    if not private.cluster.pidfile.exists():
-        private.cluster.resume()
-
-
-@pytest.fixture
-def dashboard(tmp_path: Path, private: PostgresServer) -> Iterator[Server]:
-    """`taskcron web` on the example project, its store on the private server."""
-    yield from serve(copy_examples(tmp_path), {"TASKCRON_STORE": private.fresh_database()})
+def dashboard(tmp_path: Path, private_postgres: PostgresServer) -> Iterator[Server]:
+    """`taskcron web` on the example project, its store on this module's own server."""
+    url = private_postgres.fresh_database()
+    yield from serve(copy_examples(tmp_path), {"TASKCRON_STORE": url})
 
 
 def get(server: Server, path: str) -> httpx.Response:
@@ -60,10 +39,10 @@ def stderr_of(server: Server) -> str:
 
 
 def test_while_the_store_is_down_pages_answer_503_with_one_line_and_200_once_back(
-    dashboard: Server, cluster: Cluster
+    dashboard: Server, private_cluster: Cluster
 ) -> None:
     assert get(dashboard, "/tasks").status_code == 200
-    cluster.halt()
+    private_cluster.halt()
 
     page = get(dashboard, "/tasks")
     assert page.status_code == 503, page.text
@@ -74,7 +53,7 @@ def test_while_the_store_is_down_pages_answer_503_with_one_line_and_200_once_bac
     assert message.startswith(UNREACHABLE) and "\n" not in message
     assert int(answer.headers["retry-after"]) >= 1
 
-    cluster.resume()
+    private_cluster.resume()
     wait_for(lambda: get(dashboard, "/tasks").status_code == 200, timeout=5, interval=0.1)
     assert get(dashboard, "/api/status").status_code == 200
     assert get(dashboard, "/log").status_code == 200
@@ -86,10 +65,10 @@ def test_while_the_store_is_down_pages_answer_503_with_one_line_and_200_once_bac
 
 
 def test_the_log_page_reads_the_shared_log_again_after_a_restart(
-    dashboard: Server, cluster: Cluster
+    dashboard: Server, private_cluster: Cluster
 ) -> None:
     assert get(dashboard, "/api/log").status_code == 200
-    cluster.restart()
+    private_cluster.restart()
 
     wait_for(lambda: get(dashboard, "/api/log").status_code == 200, timeout=5, interval=0.1)
     task_id = int(
@@ -100,18 +79,18 @@ def test_the_log_page_reads_the_shared_log_again_after_a_restart(
 
 
 def test_the_event_stream_hears_a_task_scheduled_after_a_restart(
-    dashboard: Server, cluster: Cluster
+    dashboard: Server, private_cluster: Cluster
 ) -> None:
     headers = {"Authorization": f"Bearer {dashboard.token}"}
     with httpx.Client(base_url=dashboard.base, timeout=httpx.Timeout(30, read=30)) as client:
         request = client.build_request("GET", "/events", headers=headers)
         response = client.send(request, stream=True)
         assert response.status_code == 200
-        heard_after_a_restart(dashboard, cluster, Events(response))
+        heard_after_a_restart(dashboard, private_cluster, Events(response))
 
 
-def heard_after_a_restart(dashboard: Server, cluster: Cluster, events: Events) -> None:
-    cluster.restart()
+def heard_after_a_restart(dashboard: Server, private_cluster: Cluster, events: Events) -> None:
+    private_cluster.restart()
 
     schedule = ("schedule", "mail.x", "--in", "1h", "--", "true")
     task_id = int(run_tc(dashboard.config, *schedule, env=dashboard.env).stdout)

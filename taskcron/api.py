@@ -36,7 +36,7 @@ from taskcron.cronjobs import CronEdit, CronOptions
 from taskcron.doctor import Check, CheckReport, broken_config_report
 from taskcron.home import Clock, Home, load_config, utc_now
 from taskcron.inputs import SHOWN_RUNS, check_owner, parse_module_id, parse_runs
-from taskcron.lifecycle import TickResult, Watcher
+from taskcron.lifecycle import EVENT_DOCS, Event, TickResult, Watcher
 from taskcron.logstore import LogFilter, LogStore
 from taskcron.logview import LogFeed, LogWhere, Records
 from taskcron.maintenance import InitResult, MigrateResult, Pruned
@@ -58,11 +58,13 @@ log = logging.getLogger(__name__)
 __all__ = [
     "ACTIONS",
     "ENV_DEBUG",
+    "EVENT_DOCS",
     "SHOWN_RUNS",
     "Action",
     "Check",
     "CheckReport",
     "CronEdit",
+    "Event",
     "InitResult",
     "LogFeed",
     "LogWhere",
@@ -386,10 +388,8 @@ class TaskCron:
 
         Follows the active file across rotations, checking every `poll`
         seconds; with a shared log (a PostgreSQL store), the records of every
-        host, as the store announces them, riding out a restart of its server:
-        `say(event, message)` hears once that the store is lost (`store.lost`)
-        and once that it is back (`store.back`). It ends only when the caller
-        stops iterating.
+        host, as the store announces them, across restarts of its server (`say`:
+        see `taskcron.outage`). It ends only when the caller stops iterating.
         """
         return logview.follow(self._home, count, keep or self.log_filter(), poll, say)
 

@@ -76,7 +76,8 @@ def log(
     wanted = LogWhere(task=task_id, modules=modules, excepts=excepts, level=level, since=since)
     if follow:
         ctrl_c_interrupts()
-        batches = app.follow_log(count, keep=app.log_filter(**wanted), say=render.outage)
+        say = saying_outages(app, logged=False)
+        batches = app.follow_log(count, keep=app.log_filter(**wanted), say=say)
     else:
         batches = iter([app.log(count, **wanted)])
     con = None if as_json else render.console()

@@ -17,6 +17,8 @@ import click
 from taskcron import __version__, errors, render
 from taskcron.api import (
     ENV_DEBUG,
+    EVENT_DOCS,
+    Event,
     TaskCron,
 )
 
@@ -173,13 +175,16 @@ def die_of(number: int) -> None:
     os.kill(os.getpid(), number)
 
 
-def saying_outages(app: TaskCron) -> Callable[[str, str], None]:
-    """A `taskcron.outage.Say` for a long-lived command: one line on stderr, and the same
-    record (`store.lost`, a warning; `store.back`) in the log."""
+def saying_outages(app: TaskCron, *, logged: bool = True) -> Callable[[str, str], None]:
+    """A `taskcron.outage.Say` for a long-lived command: one line on stderr (the store
+    lost: a warning) and, if `logged`, the same record in the log."""
 
     def say(event: str, message: str) -> None:
-        render.outage(event, message)
-        level = "warning" if event == "store.lost" else "info"
-        app.recorder.emit(event, level=level, message=message)
+        if event == Event.STORE_LOST:
+            render.warning(message)
+        else:
+            render.notice(message)
+        if logged:
+            app.recorder.emit(event, level=EVENT_DOCS[event][0], message=message)
 
     return say

@@ -87,14 +87,11 @@ def warning(message: str) -> None:
     sys.stderr.flush()
 
 
-def outage(event: str, message: str) -> None:
-    """What a long-lived command says on stderr when the store is lost (`store.lost`: a
-    warning) and when it is back: `taskcron: the store is reachable again, after 3.2s`."""
-    if event == "store.lost":
-        warning(message)
-    else:
-        sys.stderr.write(f"{PROG}: {one_line(message)}\n")
-        sys.stderr.flush()
+def notice(message: str) -> None:
+    """Print `taskcron: <message>` on stderr: news that is not a warning (`the store is
+    reachable again, after 3.2s`)."""
+    sys.stderr.write(f"{PROG}: {one_line(message)}\n")
+    sys.stderr.flush()
 
 
 def line(text: str, *, file: IO[str] | None = None) -> None:

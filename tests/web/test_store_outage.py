@@ -52,6 +52,7 @@ def test_while_the_store_is_down_pages_answer_503_with_one_line_and_200_once_bac
     message = answer.json()["error"]
     assert message.startswith(UNREACHABLE) and "\n" not in message
     assert int(answer.headers["retry-after"]) >= 1
+    assert get(dashboard, "/login").status_code == 200  # it needs nothing of the store
 
     private_cluster.resume()
     wait_for(lambda: get(dashboard, "/tasks").status_code == 200, timeout=5, interval=0.1)

@@ -132,7 +132,7 @@ class Calls:
 
     def _watched(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self._why is not None and not self.outage.due():
-            raise self._why
+            raise errors.StoreUnreachable(str(self._why))  # a new one: no traceback grows
         try:
             result = function(*args, **kwargs)
         except errors.StoreUnreachable as exc:
@@ -257,7 +257,7 @@ class Hub:
                     else:
                         await self.calls.aside(self._skip)
                 except errors.StoreError:
-                    pass  # unreachable: said once by `Calls`; the next look tries again
+                    pass  # the next look tries again (`Calls` said if it is unreachable)
                 await asyncio.sleep(max(self.interval, self.calls.outage.wait()))
         finally:
             if self._feed is not None:
@@ -267,7 +267,7 @@ class Hub:
         """With nobody listening, read past the log's new records and forget the running
         tasks: the next listener hears what happens from then on, and what runs then."""
         self._records(self.calls.app)
-        self._running, self._last, self._counts = {}, {}, None
+        self._running, self._last, self._counts, self._unsent = {}, {}, None, []
 
     def _poll(self) -> list[Event]:
         app = self.calls.app

@@ -345,14 +345,15 @@ class TaskCron:
         workers: int | None = None,
         budget: timedelta | str | float | None = None,
         watcher: Watcher | None = None,
-        say: Callable[[str], None] | None = None,
+        say: Callable[[bool, str], None] | None = None,
     ) -> Pool:
         """The pool as a long-running process: it waits for due tasks (checking every
         `poll`) until a stop signal, then lets running tasks finish for up to the kill grace.
 
         `budget` (default: the config's) gives each task a deadline of its start
         plus the budget, so that stepwise jobs yield there too. While the store
-        cannot be reached it goes on (see `taskcron.pool`); `say` hears, as the log
+        cannot be reached it goes on (see `taskcron.pool`); `say` (a
+        `taskcron.outage.Say`) hears, as the log
         does, once that the store is lost and once that it is back.
 
         Iterating raises `PoolBusyError` when another pool serves an
@@ -378,17 +379,22 @@ class TaskCron:
         return logview.log_filter(self._home, **where)
 
     def follow_log(
-        self, count: int = 20, *, keep: LogFilter | None = None, poll: float = 0.2
+        self,
+        count: int = 20,
+        *,
+        keep: LogFilter | None = None,
+        poll: float = 0.2,
+        say: Callable[[bool, str], None] | None = None,
     ) -> Iterator[Records]:
         """The last `count` records that `keep` (from `log_filter`) lets through, then each
         batch of new ones as they are written.
 
         Follows the active file across rotations, checking every `poll`
         seconds; with a shared log (a PostgreSQL store), the records of every
-        host, as the store announces them. It ends only when the caller stops
-        iterating.
+        host, as the store announces them, across restarts of its server (`say`:
+        see `taskcron.outage`). It ends only when the caller stops iterating.
         """
-        return logview.follow(self._home, count, keep or self.log_filter(), poll)
+        return logview.follow(self._home, count, keep or self.log_filter(), poll, say)
 
     def log_feed(self, keep: LogFilter | None = None) -> LogFeed:
         """The log records written from now on that `keep` lets through, as they come:

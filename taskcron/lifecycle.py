@@ -156,7 +156,9 @@ EVENT_DOCS: dict[str, tuple[str, str, str]] = {
     Event.LOG_UNSHARED: (
         "warning",
         "",
-        "records this host could not copy to the store's shared log stay in its own file",
+        "this host cannot copy records to the store's shared log (they are in its own"
+        " file; while the server is away they are kept, up to 10,000, and copied once it"
+        " answers); in the shared log, where records the full backlog let go are missing",
     ),
 }
 
@@ -244,7 +246,7 @@ class Recorder:
                     at=self.clock(),
                     level="warning",
                     host=self.host,
-                    message="records stay in this host's log only: cannot copy them to the"
+                    message="records are in this host's log but cannot be copied to the"
                     f" store's log: {exc}",
                 )
                 self._append(self._logstore(), [warning])

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from taskcron import inputs, logstore
 from taskcron.logstore import LogFilter
 from taskcron.model import Scope
+from taskcron.outage import Say
 from taskcron.store import SharedLog
 
 if TYPE_CHECKING:
@@ -75,12 +76,14 @@ def tail(home: Home, count: int, wanted: LogFilter) -> Records:
     return home.logstore.tail(count, keep=wanted, stop=wanted.before_since)
 
 
-def follow(home: Home, count: int, wanted: LogFilter, poll: float) -> Iterator[Records]:
+def follow(
+    home: Home, count: int, wanted: LogFilter, poll: float, say: Say | None = None
+) -> Iterator[Records]:
     """`tail`, then each batch of new records as they are written (see `TaskCron.follow_log`)."""
     home.require()
     shared = _readable_shared_log(home)
     if shared is not None:
-        yield from (batch for batch in shared.follow(count, keep=wanted) if batch)
+        yield from (batch for batch in shared.follow(count, keep=wanted, say=say) if batch)
         return
     follower = logstore.Follower(home.logstore)
     try:

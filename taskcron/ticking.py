@@ -8,7 +8,7 @@ budget) and handed to both its life and its execution.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
@@ -17,7 +17,7 @@ from taskcron.home import Home
 from taskcron.inputs import int64, optional_duration
 from taskcron.lifecycle import Event, RunLife, TickResult, Watcher, after_claim
 from taskcron.model import Lanes, Scope
-from taskcron.outage import Outage
+from taskcron.outage import Outage, Say
 from taskcron.store import Claim, ClaimOutcome, Lease
 from taskcron.values import replace
 
@@ -121,7 +121,7 @@ def make_pool(
     settings: PoolSettings,
     watcher: Watcher | None,
     *,
-    say: Callable[[str], None] | None = None,
+    say: Say | None = None,
 ) -> Pool:
     """A pool over `scope` that claims and begins its runs through this module; `say`
     also hears when the store is lost or back (the log always does)."""
@@ -130,7 +130,7 @@ def make_pool(
     def tell(lost: bool, message: str) -> None:
         home.recorder.say(lost, message)
         if say is not None:
-            say(message)
+            say(lost, message)
 
     outage = Outage(tell)
 

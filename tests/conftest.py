@@ -16,7 +16,7 @@ import pytest
 
 from taskcron import TaskCron
 from taskcron.config import Config
-from tests.pgserver import PostgresServer, PostgresUnavailable
+from tests.pgserver import Cluster, PostgresServer, PostgresUnavailable
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 
@@ -124,6 +124,30 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def private_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this module's own, which its tests may halt and restart
+    (the session's is shared: never stop it). Skips when none can be started."""
+    try:
+        server = PostgresServer.start()
+    except PostgresUnavailable as e:
+        pytest.skip(f"these tests need a private PostgreSQL server: {e}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def private_cluster(private_postgres: PostgresServer) -> Iterator[Cluster]:
+    """The private server's processes; running again after the test, whatever it did."""
+    cluster = private_postgres.cluster
+    assert cluster is not None
+    yield cluster
+    if not cluster.pidfile.exists():
+        cluster.resume()
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from taskcron.cli.base import (
     get_app,
     json_option,
     module_option,
+    saying_outages,
 )
 
 
@@ -75,7 +76,8 @@ def log(
     wanted = LogWhere(task=task_id, modules=modules, excepts=excepts, level=level, since=since)
     if follow:
         ctrl_c_interrupts()
-        batches = app.follow_log(count, keep=app.log_filter(**wanted))
+        say = saying_outages(app, logged=False)
+        batches = app.follow_log(count, keep=app.log_filter(**wanted), say=say)
     else:
         batches = iter([app.log(count, **wanted)])
     con = None if as_json else render.console()
@@ -222,4 +224,4 @@ def web(ctx: click.Context, host: str | None, port: int | None, owner_link: str 
     dashboard.require_extra()
     sock, chosen = dashboard.listen(dashboard.settings(app, host=host, port=port))
     render.line(render.dashboard_open(chosen.url, chosen.token if chosen.generated else None))
-    dashboard.serve(app, chosen, sock)
+    dashboard.serve(app, chosen, sock, say=saying_outages(app))

@@ -9,6 +9,7 @@ stderr; `--debug` adds the traceback.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -170,3 +171,18 @@ def die_of(number: int) -> None:
     sys.stderr.flush()
     signal.signal(number, signal.SIG_DFL)
     os.kill(os.getpid(), number)
+
+
+def saying_outages(app: TaskCron, *, logged: bool = True) -> Callable[[bool, str], None]:
+    """A `taskcron.outage.Say` for a long-lived command: one line on stderr (the store
+    lost: a warning) and, if `logged`, the same record in the log."""
+
+    def say(lost: bool, message: str) -> None:
+        if lost:
+            render.warning(message)
+        else:
+            render.notice(message)
+        if logged:
+            app.recorder.say(lost, message)
+
+    return say

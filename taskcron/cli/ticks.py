@@ -20,6 +20,7 @@ from taskcron.cli.base import (
     get_app,
     json_option,
     module_option,
+    saying_outages,
 )
 
 
@@ -173,7 +174,7 @@ def work(
         workers=workers,
         budget=budget,
         watcher=watcher,
-        say=lambda message: click.echo(f"taskcron: {message}", err=True),
+        say=saying_outages(get_app(ctx), logged=False),
     )
     _report_runs(pool, as_json=as_json, verbose=verbose)
     if pool.signal is not None and not pool.stopped_in_grace:

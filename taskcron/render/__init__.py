@@ -87,6 +87,13 @@ def warning(message: str) -> None:
     sys.stderr.flush()
 
 
+def notice(message: str) -> None:
+    """Print `taskcron: <message>` on stderr: news that is not a warning (`the store is
+    reachable again, after 3.2s`)."""
+    sys.stderr.write(f"{PROG}: {one_line(message)}\n")
+    sys.stderr.flush()
+
+
 def line(text: str, *, file: IO[str] | None = None) -> None:
     """Print one plain line (no markup, no colour) on stdout or `file`."""
     out = file or sys.stdout

@@ -10,7 +10,9 @@ docs/pages/development.md.
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskcron import errors
 from taskcron.inputs import LOG_LEVELS
+from taskcron.outage import Outage, Say, delay
 from taskcron.store import redact
 from taskcron.store.postgres import _first_line, connect, lost, split_url
 from taskcron.store.protocol import RecordFilter, SharedLog
@@ -28,8 +31,9 @@ if TYPE_CHECKING:
 
 Record = dict[str, Any]
 
-#: Seconds after a failed write during which no other write is tried.
-RETRY_AFTER = 30.0
+#: Records kept in memory while the server cannot be reached, at most: beyond, the
+#: oldest go (counted, and said in the table once it answers).
+BACKLOG = 10_000
 #: Rows an insert takes at most, so that their ids fit in a notification's payload.
 BATCH = 200
 #: Rows read at a time when reading back from the end.
@@ -55,6 +59,13 @@ SELECT_BEFORE = "SELECT id, record FROM log WHERE {where} ORDER BY id DESC LIMIT
 SELECT_AFTER = (
     "SELECT id, record FROM log WHERE (id > %s OR id = ANY(%s::bigint[])) AND {where} ORDER BY id"
 )
+#: After a reconnection: the rows after the last id read, and those above `%s` (the
+#: lowest id the follower knows all of) that it neither read nor was told of: rows
+#: that committed while it was not listening.
+SELECT_MISSED = (
+    "SELECT id, record FROM log WHERE (id > %s OR (id > %s AND NOT id = ANY(%s::bigint[])))"
+    " AND {where} ORDER BY id"
+)
 LAST_ID = "SELECT coalesce(max(id), 0) FROM log"
 #: `{channel}`: the schema's name, a checked identifier.
 LISTEN = 'LISTEN "{channel}"'
@@ -78,25 +89,83 @@ class PostgresLog:
         self.host = host
         self._conninfo, self.schema = split_url(url)
         self._db: psycopg.Connection[Any] | None = None
-        self._resume_at = 0.0  # monotonic seconds: no write before, after a failure
+        self._lock = threading.Lock()  # the backlog and the connection, one writer at a time
+        #: Records not written yet, oldest first: kept while the server cannot be reached.
+        self._backlog: deque[Record] = deque()
+        self._dropped = 0  # records the full backlog let go, since the last write
+        self._failures = 0  # writes failed in a row for want of the server
+        self._retry_at = 0.0  # monotonic seconds: no write before, after a failure
 
     def append(self, records: Sequence[Mapping[str, Any]]) -> None:
-        """Add records in order (output lines written at once as one row), and notify."""
+        """Add records in order (output lines written at once as one row), and notify.
+
+        While the server cannot be reached they are kept (up to `BACKLOG`
+        records, the oldest going first) and a `StoreUnreachable` says so; the
+        writes are tried again with `taskcron.outage.delay` between them, and
+        the kept records are written first, in order, once it answers. Any
+        other failure (the table is gone) loses the records it could not
+        write: they are in the host's own log.
+        """
         if not records:
             return
-        if time.monotonic() < self._resume_at:
-            raise errors.StoreError(
-                f"store {self.url}: the log table failed less than {RETRY_AFTER:g}s ago"
-            )
-        rows = batched(records)
-        try:
-            with self._errors():
-                db = self._connection()
-                for start in range(0, len(rows), BATCH):
-                    db.execute(INSERT, self._columns(rows[start : start + BATCH]))
-        except errors.StoreError:
-            self._failed()
-            raise
+        with self._lock:
+            self._keep(records)
+            if time.monotonic() < self._retry_at:
+                raise errors.StoreUnreachable(f"store {self.url} is unreachable{self._kept()}")
+            try:
+                self._write()
+            except errors.StoreUnreachable as exc:
+                self._failed()
+                raise errors.StoreUnreachable(f"{exc}{self._kept()}") from exc
+            except errors.StoreError:
+                self._backlog.clear()
+                self.close()  # the connection may be broken: the next write opens another
+                raise
+            self._failures = 0
+
+    def _keep(self, records: Sequence[Mapping[str, Any]]) -> None:
+        self._backlog.extend(dict(rec) for rec in records)
+        while len(self._backlog) > BACKLOG:
+            self._backlog.popleft()
+            self._dropped += 1
+
+    def _kept(self) -> str:
+        """What became of the records not written: `; 3 records kept to write ...`."""
+        kept = len(self._backlog)
+        said = f"; {kept} record{'s' * (kept != 1)} kept to write when it answers"
+        if self._dropped:
+            said += f", and the {self._dropped} before them dropped (at most {BACKLOG} are kept)"
+        return said
+
+    def _write(self) -> None:
+        """Write the backlog in order, a batch of rows at a time, each batch leaving the
+        backlog once written; first a record of the records dropped, if any were."""
+        note = [self._dropped_record()] if self._dropped else []
+        rows = batched(note + list(self._backlog))
+        with self._errors():
+            db = self._connection()
+            for start in range(0, len(rows), BATCH):
+                chunk = rows[start : start + BATCH]
+                db.execute(INSERT, self._columns(chunk))
+                written = sum(len(unbatched(row)) for row in chunk) - len(note)
+                note, self._dropped = [], 0
+                for _ in range(written):
+                    self._backlog.popleft()
+
+    def _dropped_record(self) -> Record:
+        """The warning written in place of the records the full backlog let go."""
+        first = self._backlog[0] if self._backlog else {}
+        return {
+            "ts": first.get("ts"),
+            "host": self.host,
+            "level": "warning",
+            "event": "log.unshared",
+            "task": None,
+            "module": None,
+            "message": f"{self._dropped} records of this host are missing here: the store"
+            f" could not be reached and at most {BACKLOG} are kept to write later; they are"
+            " in this host's own log",
+        }
 
     def _columns(self, rows: list[Record]) -> list[Any]:
         """The insert's parameters: an array for each column, then the channel."""
@@ -116,8 +185,9 @@ class PostgresLog:
         )
 
     def _failed(self) -> None:
-        self._resume_at = time.monotonic() + RETRY_AFTER
-        self.close()  # the connection may be broken: the next write opens another
+        self._failures += 1
+        self._retry_at = time.monotonic() + delay(self._failures)
+        self.close()  # the connection is broken: the next write opens another
 
     # --- reading ----------------------------------------------------------------
 
@@ -156,32 +226,76 @@ class PostgresLog:
         found.reverse()
         return found, ids
 
-    def follow(self, count: int, *, keep: RecordFilter) -> Iterator[list[Record]]:
+    def follow(
+        self, count: int, *, keep: RecordFilter, say: Say | None = None
+    ) -> Iterator[list[Record]]:
         """`tail`, then a batch of the records `keep` accepts each time rows are added (an
-        empty batch after `WAIT` seconds without any). Ends only when the caller stops."""
-        db = self._connect()
+        empty batch after `WAIT` seconds without any). Ends only when the caller stops.
+
+        A lost connection is opened again, with `taskcron.outage.delay` between
+        tries, and the follower goes on after the last row it read: no record
+        missed, none twice. `say` hears once that the store is lost and once
+        that it is back. Reaching the server at first is not retried.
+        """
+        db = self._listening()
         try:
-            with self._errors():
-                db.execute(LISTEN.format(channel=self.schema))
+            with self._errors(db):
                 last = int(_one(db.execute(LAST_ID).fetchone()))
                 shown, read = self._tail(db, count, keep, upto=last)
             yield shown
             seen = _Seen(last, read)
-            where, params = _where(keep)
+            outage = Outage(say or _silent)
             while True:
-                with self._errors():
-                    notes = db.notifies(timeout=WAIT, stop_after=1)
-                    told = [n for note in notes for n in _ids(note.payload)]
-                    args = [seen.last, seen.late(told), *params]
-                    rows = (
-                        db.execute(SELECT_AFTER.format(where=where), args).fetchall()
-                        if told
-                        else []
-                    )
+                told: list[int] = []
+                try:
+                    if db.closed:
+                        db = self._listening()
+                        rows = self._missed(db, seen, keep)
+                    else:
+                        told, rows = self._told(db, seen, keep)
+                except errors.StoreUnreachable as exc:
+                    db.close()
+                    time.sleep(outage.lost(exc))
+                    continue
+                outage.back()
                 seen.add(told, [row_id for row_id, _ in rows])
                 yield [rec for _, text in rows for rec in _records(text) if keep(rec)]
         finally:
             db.close()
+
+    def _listening(self) -> psycopg.Connection[Any]:
+        """A connection of its own that listens on the schema's channel."""
+        db = self._connect()
+        try:
+            with self._errors(db):
+                db.execute(LISTEN.format(channel=self.schema))
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _told(
+        self, db: psycopg.Connection[Any], seen: _Seen, keep: RecordFilter
+    ) -> tuple[list[int], list[tuple[int, str]]]:
+        """The ids the next notification names (none after `WAIT` seconds), and the rows
+        `keep` may accept among them and after the last id read."""
+        where, params = _where(keep)
+        with self._errors(db):
+            notes = db.notifies(timeout=WAIT, stop_after=1)
+            told = [n for note in notes for n in _ids(note.payload)]
+            if not told:
+                return [], []
+            args = [seen.last, seen.late(told), *params]
+            return told, db.execute(SELECT_AFTER.format(where=where), args).fetchall()
+
+    def _missed(
+        self, db: psycopg.Connection[Any], seen: _Seen, keep: RecordFilter
+    ) -> list[tuple[int, str]]:
+        """After a reconnection, the rows `keep` may accept that came while not listening."""
+        where, params = _where(keep)
+        args = [seen.last, seen.known, sorted(seen.recent), *params]
+        with self._errors(db):
+            return db.execute(SELECT_MISSED.format(where=where), args).fetchall()
 
     def prune(self, *, before: datetime, dry_run: bool = False) -> int:
         """Delete the records older than `before` (by their time); how many (with
@@ -191,18 +305,21 @@ class PostgresLog:
             return int(_one(self._connection().execute(query, (before,)).fetchone()))
 
     @contextmanager
-    def _errors(self) -> Iterator[None]:
-        """psycopg's errors as `StoreError`."""
+    def _errors(self, db: psycopg.Connection[Any] | None = None) -> Iterator[None]:
+        """psycopg's errors on `db` (else the log's connection) as `StoreError`."""
         import psycopg
 
         try:
             yield
         except psycopg.Error as exc:
-            raise self._wrap(exc) from exc
+            raise self._wrap(exc, db or self._db) from exc
 
     # --- connecting ---------------------------------------------------------------
 
     def _connection(self) -> psycopg.Connection[Any]:
+        """The log's connection: a new one in place of one that was lost (a restart)."""
+        if self._db is not None and (self._db.closed or self._db.broken):
+            self.close()
         if self._db is None:
             self._db = self._connect()
         return self._db
@@ -210,10 +327,10 @@ class PostgresLog:
     def _connect(self) -> psycopg.Connection[Any]:
         return connect(self._conninfo, url=self.url, schema=self.schema)
 
-    def _wrap(self, exc: Exception) -> errors.StoreError:
+    def _wrap(self, exc: Exception, db: psycopg.Connection[Any] | None) -> errors.StoreError:
         import psycopg
 
-        if self._db is not None and lost(self._db, exc):
+        if db is not None and lost(db, exc):
             return errors.StoreUnreachable(
                 f"store {self.url} is unreachable: the connection is lost: {_first_line(exc)}"
             )
@@ -238,6 +355,14 @@ class _Seen:
     def __init__(self, last: int, read: Sequence[int]) -> None:
         self.last = last
         self.recent = set(read)  # the ids read or told of lately, up to REMEMBER of them
+        self._first = last  # the last row when following began
+
+    @property
+    def known(self) -> int:
+        """The id a reconnected follower looks back to: a row above it that is not in
+        `recent` was neither read nor told of, so it committed while no one listened.
+        (A row at or below it that commits during a reconnection is not seen.)"""
+        return max(self._first, self.last - REMEMBER)
 
     def late(self, told: Sequence[int]) -> list[int]:
         """The ids told of that are not after `last` and were not read yet."""
@@ -249,6 +374,10 @@ class _Seen:
         self.last = max([self.last, *told, *read])  # both may be empty: a quiet wait
         if len(self.recent) > REMEMBER:
             self.recent = {n for n in self.recent if n > self.last - REMEMBER}
+
+
+def _silent(lost: bool, message: str) -> None:
+    """A `Say` that says nothing."""
 
 
 def _where(keep: RecordFilter) -> tuple[str, list[Any]]:

@@ -441,11 +441,16 @@ class SharedLog(Protocol):
         """The last `count` records that `keep` accepts, oldest first."""
         ...
 
-    def follow(self, count: int, *, keep: RecordFilter) -> Iterator[list[dict[str, Any]]]:
+    def follow(
+        self, count: int, *, keep: RecordFilter, say: Callable[[str, str], None] | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
         """`tail`, then each batch of records `keep` accepts as any host adds them.
 
         It waits for them without polling, and yields an empty batch now and
         then while none come; it ends only when the caller stops iterating.
+        A lost connection is retried with backoff, going on after the last
+        record read; `say` (a `taskcron.outage.Say`) hears once that the store
+        is lost and once that it is back.
         """
         ...
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from taskcron import configfile, errors
 from taskcron.api import TaskCron
+from taskcron.outage import Say
 from taskcron.values import replace, value
 
 #: The packages of the `web` extra, by import name.
@@ -130,15 +131,16 @@ def listen(chosen: Settings) -> tuple[socket.socket, Settings]:
     return sock, replace(chosen, port=port)
 
 
-def serve(app: TaskCron, chosen: Settings, sock: socket.socket) -> None:
-    """Serve the dashboard on `sock` (from `listen`) until SIGINT or SIGTERM."""
+def serve(app: TaskCron, chosen: Settings, sock: socket.socket, say: Say | None = None) -> None:
+    """Serve the dashboard on `sock` (from `listen`) until SIGINT or SIGTERM; `say` hears
+    once that the store is lost and once that it is back (see `taskcron.outage`)."""
     require_extra()
     import uvicorn
 
     from taskcron.web.routes import build
 
     config = uvicorn.Config(
-        build(app, chosen),
+        build(app, chosen, say=say),
         access_log=False,  # an access log would keep /login?token=... and owner links
         log_level="warning",
         server_header=False,

@@ -36,6 +36,7 @@ import anyio.to_thread
 from taskcron import errors
 from taskcron.api import LogFeed, TaskCron
 from taskcron.model import Scope, State, TargetKind, Task, iso
+from taskcron.outage import Outage, Say
 from taskcron.values import field, value
 
 T = TypeVar("T")
@@ -96,20 +97,55 @@ class Calls:
 
     A store's connection serves one transaction at a time; the store's calls
     are short, so they take turns rather than each opening its own.
+
+    While the store is unreachable (a call failed with `StoreUnreachable`), a
+    call before the next retry (`taskcron.outage.delay`) fails at once with the
+    same error, without trying; the first call after it tries the store again
+    (it reconnects by itself). `say` hears once that the store is lost and once
+    that it is back.
     """
 
-    def __init__(self, app: TaskCron) -> None:
+    def __init__(self, app: TaskCron, *, say: Say | None = None) -> None:
         self.app = app
         self._lock = threading.Lock()
+        self.outage = Outage(say or _silent)
+        self._why: errors.StoreUnreachable | None = None  #: The last failure, while down.
 
     async def __call__(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`function(*args, **kwargs)` in a worker thread, holding the store."""
 
         def locked() -> T:
             with self._lock:
-                return function(*args, **kwargs)
+                return self._watched(function, *args, **kwargs)
 
         return await anyio.to_thread.run_sync(locked)
+
+    async def aside(self, function: Callable[..., T], *args: Any) -> T:
+        """`function(*args)` in a worker thread, holding the store, for a call that does
+        not read the store: it tells nothing of whether the store is reachable."""
+
+        def locked() -> T:
+            with self._lock:
+                return function(*args)
+
+        return await anyio.to_thread.run_sync(locked)
+
+    def _watched(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self._why is not None and not self.outage.due():
+            raise errors.StoreUnreachable(str(self._why))  # a new one: no traceback grows
+        try:
+            result = function(*args, **kwargs)
+        except errors.StoreUnreachable as exc:
+            self._why = exc
+            self.outage.lost(exc)
+            raise
+        self._why = None
+        self.outage.back()
+        return result
+
+
+def _silent(lost: bool, message: str) -> None:
+    """A `Say` that says nothing."""
 
 
 @value(kw_only=False)
@@ -186,6 +222,8 @@ class Hub:
         self._last: dict[int, Event] = {}
         self._counts: dict[str, dict[str, int]] | None = None  #: The last counts sent.
         self._feed: LogFeed | None = None
+        #: The records read from the log in a look that failed: the next one sends them.
+        self._unsent: list[dict[str, Any]] = []
 
     def add(self, listener: Listener) -> None:
         """Start telling `listener`, first of the tasks running now; the counts are sent
@@ -209,14 +247,18 @@ class Hub:
                 listener.queue.put_nowait(None)
 
     async def run(self) -> None:
-        """Poll and publish until cancelled."""
+        """Poll and publish until cancelled. While the store is unreachable, open streams
+        stay open (with their keep-alives) and the hub tries again as `Calls` allows."""
         try:
             while True:
-                if self.listeners:
-                    self.publish(await self.calls(self._poll))
-                else:
-                    await self.calls(self._skip)
-                await asyncio.sleep(self.interval)
+                try:
+                    if self.listeners:
+                        self.publish(await self.calls(self._poll))
+                    else:
+                        await self.calls.aside(self._skip)
+                except errors.StoreError:
+                    pass  # the next look tries again (`Calls` said if it is unreachable)
+                await asyncio.sleep(max(self.interval, self.calls.outage.wait()))
         finally:
             if self._feed is not None:
                 self._feed.close()
@@ -225,11 +267,11 @@ class Hub:
         """With nobody listening, read past the log's new records and forget the running
         tasks: the next listener hears what happens from then on, and what runs then."""
         self._records(self.calls.app)
-        self._running, self._last, self._counts = {}, {}, None
+        self._running, self._last, self._counts, self._unsent = {}, {}, None, []
 
     def _poll(self) -> list[Event]:
         app = self.calls.app
-        records = self._records(app)
+        records = self._unsent = (self._unsent + self._records(app))[-QUEUE:]
         events: list[Event] = []
         running: dict[int, str] = {}
         last: dict[int, Event] = {}
@@ -247,8 +289,9 @@ class Hub:
             except errors.TaskNotFoundError:
                 continue  # removed
         moved = bool(events or named) or self._counts is None
-        self._running, self._last = running, last
-        return events + [Event("log", record) for record in records] + self._recount(moved)
+        counts = self._recount(moved)
+        self._running, self._last, self._unsent = running, last, []
+        return events + [Event("log", record) for record in records] + counts
 
     def _recount(self, moved: bool) -> list[Event]:
         """A `counts` event when tasks `moved` and the counts are not those last sent."""

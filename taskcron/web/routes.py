@@ -9,14 +9,17 @@ Status codes: 401 without a valid token, 403 for the read token acting or a
 cookie request without its CSRF token, 404 for an unknown task or address, 405
 for a method an address does not take, 409 (with the CLI's message) for an
 action the task's state does not allow, 400 for bad input (a task id that is
-not an integer too), 429 for an event stream beyond `web.max_streams`. Every
-refusal says why in one line, as JSON under /api and /events.
+not an integer too), 429 for an event stream beyond `web.max_streams`, 503
+(with `Retry-After`) while the store's server cannot be reached: the dashboard
+retries it with backoff and answers again once it is back. Every refusal says
+why in one line, as JSON under /api and /events.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -48,6 +51,7 @@ from taskcron import errors
 from taskcron.api import ACTIONS, TaskCron, allowed_in, parse_runs
 from taskcron.inputs import shown_number
 from taskcron.model import Scope, State, Task, format_duration
+from taskcron.outage import Say
 from taskcron.values import replace
 from taskcron.web import Settings
 from taskcron.web.auth import COOKIE, CSRF_FIELD, CSRF_HEADER, Keys, Who, bearer
@@ -70,11 +74,18 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
 }
 #: The error page's heading by status code; "Not done" for any other.
-HEADINGS = {401: "Not allowed", 403: "Not allowed", 404: "Not found", 405: "Not allowed here"}
+HEADINGS = {
+    401: "Not allowed",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed here",
+    503: "Store unreachable",
+}
 #: What a page of an owner link whose signature is wrong says.
 INVALID_LINK = "this link is not valid: ask for a new one, or log in to look"
 #: Errors as status codes, the first that matches.
 STATUS = (
+    (errors.StoreUnreachable, 503),
     (errors.TaskNotFoundError, 404),
     (errors.StateError, 409),
     (errors.InputError, 400),
@@ -90,16 +101,21 @@ class Refused(Exception):
         self.status = status
 
 
-def build(app: TaskCron, settings: Settings, *, interval: float = 1.0) -> Starlette:
-    """The dashboard as an ASGI application serving `app`'s home."""
-    return Dashboard(app, settings, interval=interval).asgi()
+def build(
+    app: TaskCron, settings: Settings, *, interval: float = 1.0, say: Say | None = None
+) -> Starlette:
+    """The dashboard as an ASGI application serving `app`'s home; `say` hears once that
+    the store is lost and once that it is back (see `taskcron.outage`)."""
+    return Dashboard(app, settings, interval=interval, say=say).asgi()
 
 
 class Dashboard:
     """The routes' shared state: the API, the tokens, the templates and the live hub."""
 
-    def __init__(self, app: TaskCron, settings: Settings, *, interval: float) -> None:
-        self.calls = Calls(app)
+    def __init__(
+        self, app: TaskCron, settings: Settings, *, interval: float, say: Say | None = None
+    ) -> None:
+        self.calls = Calls(app, say=say)
         self.app = app
         self.settings = settings
         self.keys = Keys(
@@ -221,7 +237,11 @@ class Dashboard:
 
     async def failed(self, request: Request, exc: Exception) -> Response:
         status = next(code for cls, code in STATUS if isinstance(exc, cls))
-        return self.error(request, status, str(exc))
+        if status != 503:
+            return self.error(request, status, str(exc))
+        response = self.error(request, status, f"the store is unreachable; retrying: {exc}")
+        response.headers["retry-after"] = str(max(1, math.ceil(self.calls.outage.wait())))
+        return response
 
     async def unrouted(self, request: Request, exc: Exception) -> Response:
         """No route (404) or not its method (405): said as every other refusal is."""

@@ -124,7 +124,7 @@ def test_a_failing_table_write_keeps_the_local_records_and_the_run(
     warning = a.local()[2]
     assert warning["host"] == "web-1"
     assert warning["message"].startswith(
-        "records stay in this host's log only: cannot copy them to the store's log: store "
+        "records are in this host's log but cannot be copied to the store's log: store "
     )
     assert 'relation "log" does not exist' in warning["message"]
     [task] = json.loads(a.ok("list", "--all", "--json"))

@@ -41,15 +41,16 @@ def test_records_that_differ_only_in_their_message_share_a_row() -> None:
     assert [list(rec) for row in rows for rec in unbatched(row)] == [list(r) for r in records]
 
 
-def test_a_write_that_cannot_reach_the_server_fails_and_the_table_is_left_alone_a_while() -> None:
+def test_a_write_that_cannot_reach_the_server_fails_keeping_its_records_to_write_later() -> None:
     shared = PostgresLog(NOWHERE, host="h")
     with pytest.raises(
-        errors.StoreError,
-        match=r"^cannot connect to store postgresql://taskcron@/\S+: .* No such file or directory$",
+        errors.StoreUnreachable,
+        match=r"^cannot connect to store postgresql://taskcron@/\S+: .* No such file or directory"
+        r"; 1 record kept to write when it answers$",
     ):
         shared.append([output("one")])
-    with pytest.raises(errors.StoreError, match=r"the log table failed less than 30s ago$"):
-        shared.append([output("two")])
+    with pytest.raises(errors.StoreUnreachable, match=r"; 3 records kept to write when it"):
+        shared.append([output("two"), output("three")])
     shared.close()
 
 
@@ -64,7 +65,7 @@ def test_the_recorder_keeps_records_local_and_warns_once_while_copies_fail(
     written = [(r["event"], r["level"], r["message"][:32]) for r in iter_all(local)]
     assert written == [
         ("test.event", "info", "0"),
-        ("log.unshared", "warning", "records stay in this host's log "),
+        ("log.unshared", "warning", "records are in this host's log b"),
         ("test.event", "info", "1"),
         ("test.event", "info", "2"),
     ]
@@ -153,6 +154,30 @@ def test_a_follower_reads_a_row_that_commits_after_a_later_one_once(
     assert [r["event"] for r in wait_for(lambda: next(follower))] == ["test.late"]
     shared.append([record("test.last", at=T0)])
     assert [r["event"] for r in wait_for(lambda: next(follower))] == ["test.last"]
+    follower.close()
+
+
+def test_a_follower_whose_connection_is_lost_goes_on_after_the_last_row_it_read(
+    shared: PostgresLog, postgres_url: str
+) -> None:
+    import psycopg
+
+    said: list[str] = []
+    follower = shared.follow(5, keep=LogFilter(), say=lambda event, _: said.append(event))
+    assert next(follower) == []
+    shared.append([record("test.first", at=T0)])
+    assert [r["event"] for r in wait_for(lambda: next(follower))] == ["test.first"]
+    with psycopg.connect(postgres_url, autocommit=True) as admin:  # the follower's connection
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
+            " current_database() AND pid <> pg_backend_pid() AND query NOT LIKE 'WITH added%%'"
+        )
+    shared.append([record("test.unheard", at=T0)])  # told of to no one
+
+    assert [r["event"] for r in wait_for(lambda: next(follower))] == ["test.unheard"]
+    shared.append([record("test.last", at=T0)])
+    assert [r["event"] for r in wait_for(lambda: next(follower))] == ["test.last"]
+    assert said == ["store.lost", "store.back"]
     follower.close()
 
 

@@ -442,7 +442,7 @@ class SharedLog(Protocol):
         ...
 
     def follow(
-        self, count: int, *, keep: RecordFilter, say: Callable[[str, str], None] | None = None
+        self, count: int, *, keep: RecordFilter, say: Callable[[bool, str], None] | None = None
     ) -> Iterator[list[dict[str, Any]]]:
         """`tail`, then each batch of records `keep` accepts as any host adds them.
 

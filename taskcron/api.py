@@ -351,11 +351,8 @@ class TaskCron:
         `poll`) until a stop signal, then lets running tasks finish for up to the kill grace.
 
         `budget` (default: the config's) gives each task a deadline of its start
-        plus the budget, so that stepwise jobs yield there too. While the store
-        cannot be reached it goes on (see `taskcron.pool`); `say` (a
-        `taskcron.outage.Say`) hears, as the log
-        does, once that the store is lost and once that it is back.
-
+        plus the budget, so that stepwise jobs yield there too. It outlives the
+        store's outages (`taskcron.pool`), which `say` hears of as the log does.
         Iterating raises `PoolBusyError` when another pool serves an
         overlapping scope on this host.
         """

@@ -384,12 +384,11 @@ class TaskCron:
         say: Callable[[bool, str], None] | None = None,
     ) -> Iterator[Records]:
         """The last `count` records that `keep` (from `log_filter`) lets through, then each
-        batch of new ones as they are written.
-
-        Follows the active file across rotations, checking every `poll`
-        seconds; with a shared log (a PostgreSQL store), the records of every
-        host, as the store announces them, across restarts of its server (`say`:
-        see `taskcron.outage`). It ends only when the caller stops iterating.
+        batch of new ones as they are written. Follows the active file across
+        rotations, checking every `poll` seconds; with a shared log (a PostgreSQL
+        store), the records of every host, as the store announces them, across
+        restarts of its server (`say`: see `taskcron.outage`). It ends only when the
+        caller stops iterating.
         """
         return logview.follow(self._home, count, keep or self.log_filter(), poll, say)
 

@@ -1,7 +1,10 @@
 """The dashboard's pages cost what they cost on a small store: no page reads every task.
 
 Two SQLite homes are filled in SQL (`fill`): 100 tasks and `tasks` tasks,
-alike but for how many each module id holds. The overview (`/`), the first
+alike but for how many each module id holds; then two PostgreSQL stores on a
+private server, filled alike (`tests.pgstore.fill`, analyzed as autovacuum
+would have), when a server can start here (else those cases are left out,
+saying why). The overview (`/`), the first
 page of the tasks (`/tasks`) and the same as JSON (`/api/tasks`) are asked
 of the dashboard's Starlette app in this process, through Starlette's test
 client with the Bearer token (no socket, no server: what is timed is the
@@ -17,15 +20,19 @@ import importlib
 import sqlite3
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from tests.bench import postgres
 from tests.bench.harness import Bench, Figures, Params, Skipped, row
 
 SMALL = 100
-#: The pages timed, each a case of the row.
+#: The pages timed, each a case of the row on each store.
 PATHS = ("/", "/tasks", "/api/tasks")
+#: The cases on PostgreSQL: a page's path and this.
+ON_POSTGRES = " on PostgreSQL"
 #: Module ids the tasks are spread over (`app.m00` ...), one task each in turn.
 MODULES = 50
 #: Tasks running (the first due ones) under a lease of another host, in each home.
@@ -83,7 +90,7 @@ FROM runs WHERE runs.task_id = tasks.id AND runs.ended_at IS NULL AND tasks.stat
     quick={"runs": 3, "tasks": 10_000, "rounds": 3},
     full={"runs": 15, "tasks": 100_000, "rounds": 10},
     in_target=True,
-    cases=PATHS,
+    cases=PATHS + tuple(path + ON_POSTGRES for path in PATHS),
 )
 def web(bench: Bench, params: Params) -> list[Figures]:
     """Median time of one request of each of `PATHS` with `tasks` stored against 100."""
@@ -96,15 +103,30 @@ def web(bench: Bench, params: Params) -> list[Figures]:
     with ExitStack() as stack:
         small = stack.enter_context(dashboard(bench.directory("small"), SMALL))
         large = stack.enter_context(dashboard(bench.directory("large"), params["tasks"]))
-        found = []
-        for path in PATHS:
-            figures = bench.time(
-                functools.partial(ask, large, path, rounds),
-                functools.partial(ask, small, path, rounds),
-                per=rounds,
-            )
-            found.append(Figures(value=figures.value, floor=figures.floor, case=path))
-        return found
+        found = pages(bench, small, large, rounds)
+    try:
+        with ExitStack() as stack:
+            server = stack.enter_context(postgres.server())
+            small = stack.enter_context(pg_dashboard(bench.directory("pg-small"), server, SMALL))
+            count = params["tasks"]
+            large = stack.enter_context(pg_dashboard(bench.directory("pg-large"), server, count))
+            found += pages(bench, small, large, rounds, suffix=ON_POSTGRES)
+    except Skipped as skipped:
+        found[-1] = replace(found[-1], notes=(*found[-1].notes, f"PostgreSQL: {skipped}"))
+    return found
+
+
+def pages(bench: Bench, small: Any, large: Any, rounds: int, *, suffix: str = "") -> list[Figures]:
+    """Each of `PATHS` timed on the large store against the small one."""
+    found = []
+    for path in PATHS:
+        figures = bench.time(
+            functools.partial(ask, large, path, rounds),
+            functools.partial(ask, small, path, rounds),
+            per=rounds,
+        )
+        found.append(Figures(value=figures.value, floor=figures.floor, case=path + suffix))
+    return found
 
 
 @contextmanager
@@ -124,6 +146,32 @@ def dashboard(home: Path, count: int) -> Iterator[Any]:
     settings = Settings(host="127.0.0.1", port=8765, token=TOKEN)
     with (
         TaskCron(config=Config(home=home), clock=lambda: NOW) as app,
+        TestClient(build(app, settings), headers={"Authorization": f"Bearer {TOKEN}"}) as client,
+    ):
+        for path_ in PATHS:
+            ask(client, path_, 1)
+        yield client
+
+
+@contextmanager
+def pg_dashboard(home: Path, server: Any, count: int) -> Iterator[Any]:
+    """A test client of the dashboard over a PostgreSQL store of `count` tasks on
+    `server`, laid out as `tests.pgstore.fill` does."""
+    from starlette.testclient import TestClient
+
+    from taskcron import TaskCron
+    from taskcron.config import Config
+    from taskcron.store.postgres import PostgresStore
+    from taskcron.web import Settings
+    from taskcron.web.routes import build
+    from tests import pgstore
+
+    url = server.fresh_database()
+    with PostgresStore(url) as store:
+        pgstore.fill(store._db, count, running=RUNNING)
+    settings = Settings(host="127.0.0.1", port=8765, token=TOKEN)
+    with (
+        TaskCron(config=Config(home=home, store=url)) as app,
         TestClient(build(app, settings), headers={"Authorization": f"Bearer {TOKEN}"}) as client,
     ):
         for path_ in PATHS:

@@ -228,24 +228,13 @@ BEGIN
     DELETE FROM task_counts WHERE tasks = 0;
 END $$""",
     """
-CREATE FUNCTION task_counts_added() RETURNS trigger LANGUAGE plpgsql
+CREATE FUNCTION task_counts_changed() RETURNS trigger LANGUAGE plpgsql
 SET search_path FROM CURRENT AS $$
 DECLARE last BIGINT;
 BEGIN
     WITH made AS (INSERT INTO task_count_deltas (module, state, delta)
-                  SELECT module, state, count(*) FROM added GROUP BY module, state
-                  RETURNING id)
-    SELECT max(id) INTO last FROM made;
-    PERFORM task_counts_fold(coalesce(last, 1));
-    RETURN NULL;
-END $$""",
-    """
-CREATE FUNCTION task_counts_removed() RETURNS trigger LANGUAGE plpgsql
-SET search_path FROM CURRENT AS $$
-DECLARE last BIGINT;
-BEGIN
-    WITH made AS (INSERT INTO task_count_deltas (module, state, delta)
-                  SELECT module, state, -count(*) FROM removed GROUP BY module, state
+                  SELECT module, state, count(*) * CASE TG_OP WHEN 'DELETE' THEN -1 ELSE 1 END
+                  FROM changed GROUP BY module, state
                   RETURNING id)
     SELECT max(id) INTO last FROM made;
     PERFORM task_counts_fold(coalesce(last, 1));
@@ -262,10 +251,10 @@ BEGIN
     PERFORM task_counts_fold(last);
     RETURN NULL;
 END $$""",
-    "CREATE TRIGGER task_counts_insert AFTER INSERT ON tasks REFERENCING NEW TABLE AS added"
-    " FOR EACH STATEMENT EXECUTE FUNCTION task_counts_added()",
-    "CREATE TRIGGER task_counts_delete AFTER DELETE ON tasks REFERENCING OLD TABLE AS removed"
-    " FOR EACH STATEMENT EXECUTE FUNCTION task_counts_removed()",
+    "CREATE TRIGGER task_counts_insert AFTER INSERT ON tasks REFERENCING NEW TABLE AS changed"
+    " FOR EACH STATEMENT EXECUTE FUNCTION task_counts_changed()",
+    "CREATE TRIGGER task_counts_delete AFTER DELETE ON tasks REFERENCING OLD TABLE AS changed"
+    " FOR EACH STATEMENT EXECUTE FUNCTION task_counts_changed()",
     "CREATE TRIGGER task_counts_update AFTER UPDATE OF module, state ON tasks FOR EACH ROW"
     " WHEN (OLD.module IS DISTINCT FROM NEW.module OR OLD.state IS DISTINCT FROM NEW.state)"
     " EXECUTE FUNCTION task_counts_moved()",

@@ -12,7 +12,6 @@ import json
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,20 +20,13 @@ from taskcron import TaskCron
 from taskcron.config import load
 from taskcron.model import Outcome, State
 from tests.conftest import clean_env, script, wait_for
-from tests.pgserver import PostgresServer, PostgresUnavailable
+from tests.pgserver import PostgresServer
 
 
 @pytest.fixture
-def server() -> Iterator[PostgresServer]:
-    """A private server of this test's own, which it may stop and start."""
-    try:
-        started = PostgresServer.start()
-    except PostgresUnavailable as e:
-        pytest.skip(f"needs a private PostgreSQL server: {e}")
-    try:
-        yield started
-    finally:
-        started.stop()
+def server(private_postgres: PostgresServer, private_cluster: object) -> PostgresServer:
+    """The module's own server (tests/conftest.py), running again after each test."""
+    return private_postgres
 
 
 def _home(tmp_path: Path, url: str) -> Path:

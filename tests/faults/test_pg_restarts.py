@@ -42,7 +42,7 @@ from taskcron import TaskCron
 from taskcron.config import load
 from taskcron.model import Scope, State, Task
 from tests.conftest import SERIAL, clean_env, script, taskcron_in, wait_for
-from tests.pgserver import PostgresServer, PostgresUnavailable
+from tests.pgserver import PostgresServer
 
 if TYPE_CHECKING:
     from tests.web.conftest import Server
@@ -155,16 +155,9 @@ def overlaps(found: list[Span]) -> list[tuple[Span, Span]]:
 
 
 @pytest.fixture(scope="module")
-def pg() -> Iterator[PostgresServer]:
-    """A private server for this module alone: it is stopped and restarted on purpose."""
-    try:
-        server = PostgresServer.start()
-    except PostgresUnavailable as e:
-        pytest.skip(f"these tests need a private PostgreSQL server: {e}")
-    try:
-        yield server
-    finally:
-        server.stop()
+def pg(private_postgres: PostgresServer) -> PostgresServer:
+    """The module's own server (tests/conftest.py): it is stopped and restarted on purpose."""
+    return private_postgres
 
 
 def make_hosts(base: Path, url: str, names: list[str], extra: str) -> list[Path]:

@@ -101,6 +101,7 @@ class Pool:
         self.outage = outage  #: Whether the store answers; shared with the runs' lives.
         #: Runs that ended while the store could not be reached: recorded when it can be.
         self._unrecorded: list[tuple[RunLife, RunEnd]] = []
+        self._lost: errors.StoreUnreachable | None = None  #: The last call the store failed.
 
     def __iter__(self) -> Iterator[TickResult]:
         return self.run()
@@ -137,6 +138,8 @@ class Pool:
             if claiming and not supervisor.running and not self.settings.forever:
                 claiming = self.outage.down  # a drain waits for the store, within its budget
             if not claiming and not supervisor.running and not self._unrecorded:
+                if self.outage.down and self._lost is not None and not self.settings.forever:
+                    raise self._lost  # a drain that ends without its store says so
                 if self.started == 0 and quiet is not None and not self.settings.forever:
                     yield TickResult(outcome=quiet.value)
                 return
@@ -159,6 +162,7 @@ class Pool:
             try:
                 task = life.record(end)
             except errors.StoreUnreachable as exc:
+                self._lost = exc
                 self.outage.lost(exc)
                 self._give_up(exc)
                 return
@@ -193,6 +197,7 @@ class Pool:
                 settings.forever or supervisor.running or self._unrecorded or settings.deadline
             ):
                 raise  # a drain with nothing to wait for ends with its one line
+            self._lost = exc
             self.outage.lost(exc)
             return True, None
         self.outage.back()

@@ -145,3 +145,41 @@ def test_a_restart_between_calls_costs_an_app_nothing(
     second = app.schedule("m", command=["true"])  # its connection was lost: replaced
     assert [task.id for task in app.list()] == [first.id, second.id]
     app.close()
+
+
+def test_a_drain_whose_store_stays_away_ends_with_one_line_and_its_run_is_recovered(
+    server: PostgresServer, tmp_path: Path
+) -> None:
+    assert server.cluster is not None
+    config = tmp_path / "taskcron.toml"
+    url = server.fresh_database()
+    config.write_text(f'store = {json.dumps(url)}\nlease = "3s"\n[retry]\nbackoff = "0s"\n')
+    app = TaskCron(config=load(config))
+    command, stop, _ = _waiting(tmp_path, "task")
+    task = app.schedule("m", command=command, max_attempts=2)
+    app.close()
+    drain = subprocess.Popen(
+        [script(), "--config", str(config), "tick", "--drain", "--budget", "1s"],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for((tmp_path / "task.started").exists)
+        server.cluster.halt()
+        stop.touch()  # it ends while the store is away, and stays away past its lease
+        out, err = drain.communicate(timeout=60)
+    finally:
+        if drain.poll() is None:
+            drain.kill()
+            drain.wait()
+        server.cluster.resume()
+    assert drain.returncode == 1
+    assert out == ""
+    assert err.startswith("taskcron: error: ") and len(err.splitlines()) == 1, err
+    app = TaskCron(config=load(config))
+    assert app.tick().outcome == "ran"  # recovered, and run again
+    runs = app.get(task.id).runs
+    assert [run.outcome for run in runs] == [Outcome.INTERRUPTED, Outcome.DONE]
+    app.close()

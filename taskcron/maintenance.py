@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -18,6 +18,10 @@ from taskcron.values import value
 
 if TYPE_CHECKING:
     from taskcron.home import Home
+
+
+#: Before every minute a store counts runs in: `migrate` copies them all.
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class Pruned(NamedTuple):
@@ -139,8 +143,12 @@ def migrate(home: Home, to: str) -> MigrateResult:
         raise errors.TasksRunningError(tuple(sorted(task.id for task in running)))
     target = open_store(url, host=home.config.host)
     try:
+        # Counts by module id and by minute are few (the minutes are kept two days):
+        # read whole, before the tasks' snapshot, while no run can end (none runs).
+        totals = source.outcome_totals()
+        minutes = source.outcome_minutes(since=EPOCH)
         with contextlib.closing(source.dump()) as tasks:
-            copied, runs = target.restore(tasks)
+            copied, runs = target.restore(tasks, totals=totals, minutes=minutes)
     finally:
         target.close()
     home.recorder.emit(

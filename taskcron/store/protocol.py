@@ -389,8 +389,17 @@ class Store(Protocol):
         """
         ...
 
-    def restore(self, tasks: Iterable[Task], *, batch: int = ...) -> tuple[int, int]:
-        """Write `tasks` (as `dump` gives them) with their runs into this empty store.
+    def restore(
+        self,
+        tasks: Iterable[Task],
+        *,
+        batch: int = ...,
+        totals: Iterable[OutcomeTotal] = ...,
+        minutes: Iterable[OutcomeMinute] = ...,
+    ) -> tuple[int, int]:
+        """Write `tasks` (as `dump` gives them) with their runs into this empty store,
+        and the runs counted by module id and by minute (as `outcome_totals` and
+        `outcome_minutes` give them), added to any this store counts already.
 
         One transaction: all of them or, on any error, none. Task and run ids
         are kept, and ids handed out later come after the highest ones

@@ -28,7 +28,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from taskcron import errors
 from taskcron.model import (
@@ -53,6 +53,7 @@ from taskcron.values import replace
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing's own from Python 3.11 on
 
+T = TypeVar("T")
 Row = Any  #: A row whose columns are read by name (`sqlite3.Row`, a psycopg dict row).
 
 
@@ -90,9 +91,9 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def batched(items: Iterable[Task], size: int) -> Iterator[list[Task]]:
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """`items` in lists of `size` (the last one shorter), read as they are needed."""
-    chunk: list[Task] = []
+    chunk: list[T] = []
     for item in items:
         chunk.append(item)
         if len(chunk) == size:

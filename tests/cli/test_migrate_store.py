@@ -16,8 +16,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from taskcron import TaskCron
+from taskcron.maintenance import EPOCH
 from taskcron.model import Outcome, Recurrence, State, Task
 from taskcron.store import open_store
+from taskcron.store.protocol import OutcomeMinute, OutcomeTotal
 from tests.conftest import FakeClock, clean_env, script, taskcron_in, wait_for
 
 ERROR = "taskcron: error: "
@@ -104,6 +106,15 @@ def dump(url: str) -> list[Task]:
     store = open_store(url, create=False)
     try:
         return list(store.dump())
+    finally:
+        store.close()
+
+
+def counted(url: str) -> tuple[tuple[OutcomeTotal, ...], tuple[OutcomeMinute, ...]]:
+    """The runs the store at `url` counts by module id and outcome, and by minute."""
+    store = open_store(url, create=False)
+    try:
+        return store.outcome_totals(), store.outcome_minutes(since=EPOCH)
     finally:
         store.close()
 
@@ -211,6 +222,24 @@ def test_a_store_moves_back_from_postgresql_to_sqlite_as_it_was(
     assert dump(sqlite_url(back)) == original
     scheduled = migrate(project, "--store", sqlite_url(back), "schedule", "later", "--", "true")
     assert int(scheduled.stdout) > max(task.id for task in original)
+
+
+def test_the_runs_counted_by_module_and_minute_move_there_and_back(
+    project: Path, source: Path, postgres_url: str, tmp_path: Path
+) -> None:
+    totals, minutes = counted(sqlite_url(source))
+    assert sum(t.runs for t in totals) == 6 and len(totals) == 4
+    assert [(m.module, m.runs) for m in minutes] == [("reports.weekly", 1)]  # two days kept
+    tc = TaskCron(config=str(project / "taskcron.toml"))
+    tc.remove(next(t.id for t in dump(sqlite_url(source)) if t.module == "billing.boom"))
+    tc.close()
+    back = tmp_path / "back" / "tasks.db"
+
+    assert migrate(project, "migrate-store", "--to", postgres_url).returncode == 0
+    assert counted(postgres_url) == (totals, minutes)
+    moved = migrate(project, "--store", postgres_url, "migrate-store", "--to", sqlite_url(back))
+    assert moved.returncode == 0
+    assert counted(sqlite_url(back)) == (totals, minutes)
 
 
 def test_the_json_output_names_the_counts_and_the_config_line(project: Path, source: Path) -> None:

@@ -414,12 +414,16 @@ class TaskCron:
         return maintenance.init(self._home)
 
     def migrate_store(self, to: str) -> MigrateResult:
-        """Copy every task and run of this store into the empty store at URL `to`.
+        """Copy every task and run of this store into the empty store at URL `to`, with
+        the runs counted and the log.
 
         The current store is read on one snapshot and left untouched; the
         target (of any backend, created if missing) is written in one
         transaction, keeping task and run ids, and ids handed out there later
-        follow them. Refused, writing nothing, when a task is running here
+        follow them. The log goes into a target's log table (PostgreSQL): this
+        store's log table, else this home's log files; a PostgreSQL store's log
+        table stays behind when the target keeps none (`records_left`).
+        Refused, writing nothing, when a task is running here
         (`TasksRunningError`: stop the ticks first) or the target holds tasks
         (`StoreNotEmptyError`). Pools are not copied: they register again.
         """

@@ -44,6 +44,7 @@ from taskcron.model import (
     Task,
 )
 from taskcron.store.protocol import (
+    LogRow,
     PoolLease,
 )
 from taskcron.store.queries import Statements
@@ -143,6 +144,14 @@ class SqlBase:
 
     def _advance_ids(self, db: Connection) -> None:
         raise NotImplementedError
+
+    def _restore_log(self, db: Connection, rows: Iterable[LogRow], batch: int) -> None:
+        """Write `rows` into the store's shared log, `batch` at a time, in order; a store
+        that keeps none (this default) refuses any row."""
+        for _ in rows:
+            raise errors.StoreError(
+                f"store {self.url} keeps no log table: its log is in each home's log files"
+            )
 
     def close(self) -> None:
         raise NotImplementedError

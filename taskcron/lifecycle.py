@@ -144,7 +144,7 @@ EVENT_DOCS: dict[str, tuple[str, str, str]] = {
     Event.STORE_COPIED: (
         "info",
         "`target`, `tasks`, `runs`, `records` when the target keeps a log table, and"
-        " `records_left` when the source's log table stays behind",
+        " `records_left` when records of the source's log table stay behind (a SQLite target)",
         "`migrate-store` copied the store there",
     ),
     Event.STORE_LOST: (

@@ -152,7 +152,8 @@ def migrate(home: Home, to: str) -> MigrateResult:
     if running:
         raise errors.TasksRunningError(tuple(sorted(task.id for task in running)))
     target_log = open_shared_log(url, host=home.recorder.host)
-    left = home.shared_log.count() if home.shared_log and target_log is None else 0
+    shared = home.shared_log
+    left = shared.count() if shared is not None and target_log is None else 0
     target = open_store(url, host=home.config.host)
     try:
         # Counts by module id and by minute are few (the minutes are kept two days):

@@ -11,7 +11,7 @@ import pytest
 
 from taskcron import errors
 from taskcron.model import Outcome, Progress, Recurrence, RunEnd, Scope, State, Task
-from taskcron.store import Store
+from taskcron.store import LogRow, Store
 from tests.store.conftest import T0, StoreFactory, at, decide, lease, new_task
 
 EVERYTHING = Scope()
@@ -216,17 +216,31 @@ def test_restore_adds_the_counts_to_those_of_tasks_removed_from_the_target(
     assert (minute.runs, minute.seconds) == (2, 0.5)
 
 
-def test_a_failed_restore_leaves_the_counts_as_they_were(
+def test_a_restore_that_fails_in_the_log_writes_no_task_and_no_count(
     store_factory: StoreFactory, tmp_path: Path
 ) -> None:
+    """The log goes in last: SQLite keeps no log table, and PostgreSQL's refuses a NUL."""
     source = open_in(store_factory, tmp_path / "source")
     target = open_in(store_factory, tmp_path / "target")
     fill(source)
-    source.claim_next(scope=EVERYTHING, now=at(3600), lease=lease(at(3600)), decide=decide)
+    row = LogRow(
+        at=T0,
+        host="a\0b",
+        level="info",
+        event="x",
+        task_id=None,
+        module=None,
+        record="{}",
+        records=1,
+    )
 
-    with pytest.raises(errors.TasksRunningError):
+    with pytest.raises(errors.TaskcronError):
         target.restore(
-            source.dump(), totals=source.outcome_totals(), minutes=source.outcome_minutes(since=T0)
+            source.dump(),
+            totals=source.outcome_totals(),
+            minutes=source.outcome_minutes(since=T0),
+            log=[row],
         )
 
+    assert list(target.dump()) == []
     assert (target.outcome_totals(), target.outcome_minutes(since=T0)) == ((), ())

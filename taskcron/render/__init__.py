@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import sys
 import traceback
 from collections.abc import Sequence
@@ -578,7 +579,8 @@ def migrated(result: MigrateResult, config: Path | None) -> list[str]:
     if result.records_left:
         said.append(
             f"left {count(result.records_left, 'log record')} in the log table of {result.source}:"
-            f" a SQLite store keeps none (read them with: taskcron --store {result.source} log)"
+            " a SQLite store keeps none (read them with: taskcron --store"
+            f" {shlex.quote(result.source)} log)"
         )
     said += [
         f"to use it, set in {config or 'a config file'} (or give --store or TASKCRON_STORE):",

@@ -8,6 +8,7 @@ real, in forked children); the move and everything after it run the installed
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -408,7 +409,7 @@ def test_to_sqlite_the_log_table_stays_behind_and_says_how_many_records(
     assert result.stdout.splitlines()[:2] == [
         f"copied 9 tasks and 6 runs from {postgres_url} to {sqlite_url(back)}",
         f"left {len(shown)} log records in the log table of {postgres_url}: a SQLite store"
-        f" keeps none (read them with: taskcron --store {postgres_url} log)",
+        f" keeps none (read them with: taskcron --store {shlex.quote(postgres_url)} log)",
     ]
     said = json.loads(as_json.stdout)
     assert (said["log_records"], said["log_records_left"]) == (None, len(shown) + 1)

@@ -70,6 +70,7 @@ RECORDS = f"coalesce(sum({ROW_RECORDS}), 0)"
 PRUNE = f"WITH gone AS (DELETE FROM log WHERE at < %s RETURNING record) SELECT {RECORDS} FROM gone"
 #: What `prune --dry-run` counts: the same records.
 COUNT_PRUNE = f"SELECT {RECORDS} FROM log WHERE at < %s"
+#: What `count` reads: every record.
 COUNT = f"SELECT {RECORDS} FROM log"
 #: Every row in id order, as `LogRow` reads it (`migrate-store`).
 DUMP = (

@@ -14,6 +14,8 @@ engines:
 - `_insert_many`: run an INSERT once for each of many rows (`restore`);
 - `_advance_ids`: make the ids handed out next follow the highest stored
   (`restore` writes ids of its own);
+- `_restore_log`: write rows into the store's shared log (`restore`), if it
+  keeps one;
 - `_encode_time` / `_decode_time`: a datetime as the store keeps it, and back.
 
 Rows are read by column name, and a connection needs only `execute`

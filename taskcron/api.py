@@ -416,15 +416,15 @@ class TaskCron:
         return maintenance.init(self._home)
 
     def migrate_store(self, to: str) -> MigrateResult:
-        """Copy every task and run of this store into the empty store at URL `to`.
+        """Copy every task and run, their counts and the log into the empty store at `to`.
 
-        The current store is read on one snapshot and left untouched; the
-        target (of any backend, created if missing) is written in one
-        transaction, keeping task and run ids, and ids handed out there later
-        follow them. Refused, writing nothing, when a task is running here
+        The current store is read on one snapshot and left untouched; the target (of
+        any backend, created if missing) is written in one transaction, keeping task
+        and run ids (ids handed out later follow them). The log goes into a target's
+        log table: this store's, else this home's log files; a SQLite target has none
+        (`records_left`). Refused, writing nothing, when a task is running here
         (`TasksRunningError`: stop the ticks first) or the target holds tasks
-        (`StoreNotEmptyError`). Pools are not copied: they register again.
-        """
+        (`StoreNotEmptyError`). Pools are not copied: they register again."""
         return maintenance.migrate(self._home, to)
 
     def owner_link(self, owner: str) -> str:

@@ -166,6 +166,9 @@ MIGRATED = Shape(
         "target": "the store written",
         "tasks": "tasks copied",
         "runs": "runs copied",
+        "log_records": "log records copied into the target's log table, or null without one",
+        "log_records_left": "records of the source's log table left there (a SQLite target"
+        " keeps no log table), else 0",
         "config": 'the config line that points taskcron at the target: `store = "URL"`',
     },
 )

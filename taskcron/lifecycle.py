@@ -143,7 +143,8 @@ EVENT_DOCS: dict[str, tuple[str, str, str]] = {
     ),
     Event.STORE_COPIED: (
         "info",
-        "`target`, `tasks`, `runs`",
+        "`target`, `tasks`, `runs`, `records` when the target keeps a log table, and"
+        " `records_left` when records of the source's log table stay behind (a SQLite target)",
         "`migrate-store` copied the store there",
     ),
     Event.STORE_LOST: (

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from datetime import datetime, timedelta
+from collections.abc import Generator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -13,11 +14,16 @@ from taskcron import config as config_module
 from taskcron import configfile, errors, inputs, logstore
 from taskcron.lifecycle import Event
 from taskcron.model import Scope, iso
-from taskcron.store import open_store, redact, resolve_url, same_store
+from taskcron.store import open_shared_log, open_store, redact, resolve_url, same_store
 from taskcron.values import value
 
 if TYPE_CHECKING:
     from taskcron.home import Home
+    from taskcron.store import LogRow, SharedLog
+
+
+#: Before every minute a store counts runs in: `migrate` copies them all.
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class Pruned(NamedTuple):
@@ -47,6 +53,10 @@ class MigrateResult:
     target: str
     tasks: int
     runs: int
+    #: Log records copied into the target's log table; None when it keeps none (SQLite).
+    records: int | None = None
+    #: Records of the source's log table left there, as the target keeps no log table.
+    records_left: int = 0
     password_left_out: bool = False  #: The target URL had a password, which `target` leaves out.
 
     @property
@@ -55,12 +65,15 @@ class MigrateResult:
         return f"store = {json.dumps(self.target)}"  # a JSON string is a TOML basic string
 
     def to_json(self) -> dict[str, Any]:
-        """`{"source", "target", "tasks", "runs", "config"}`; `config` is `config_line`."""
+        """`{"source", "target", "tasks", "runs", "log_records", "log_records_left",
+        "config"}`; `log_records` is `records`, `config` is `config_line`."""
         return {
             "source": self.source,
             "target": self.target,
             "tasks": self.tasks,
             "runs": self.runs,
+            "log_records": self.records,
+            "log_records_left": self.records_left,
             "config": self.config_line,
         }
 
@@ -125,7 +138,8 @@ def _record_pruned(home: Home, pruned: Pruned, before: datetime) -> None:
 
 
 def migrate(home: Home, to: str) -> MigrateResult:
-    """Copy every task and run into the empty store at `to` (see `TaskCron.migrate_store`)."""
+    """Copy every task and run, the runs counted and the log into the empty store at `to`
+    (see `TaskCron.migrate_store`)."""
     url = resolve_url(to, base=Path.cwd(), where="--to")
     source = home.existing_store()
     if source is None:
@@ -137,23 +151,72 @@ def migrate(home: Home, to: str) -> MigrateResult:
     running = source.running(Scope())
     if running:
         raise errors.TasksRunningError(tuple(sorted(task.id for task in running)))
+    target_log = open_shared_log(url, host=home.recorder.host)
+    shared = home.shared_log
+    left = shared.count() if shared is not None and target_log is None else 0
     target = open_store(url, host=home.config.host)
     try:
-        with contextlib.closing(source.dump()) as tasks:
-            copied, runs = target.restore(tasks)
+        # Counts by module id and by minute are few (the minutes are kept two days):
+        # read whole, before the tasks' snapshot, while no run can end (none runs).
+        totals = source.outcome_totals()
+        minutes = source.outcome_minutes(since=EPOCH)
+        log = _LogCopy(home, target_log)
+        with contextlib.closing(source.dump()) as tasks, contextlib.closing(log.rows()) as rows:
+            copied, runs = target.restore(tasks, totals=totals, minutes=minutes, log=rows)
     finally:
         target.close()
-    home.recorder.emit(
-        Event.STORE_COPIED,
-        message=f"copied {copied} tasks and {runs} runs to {target.url}",
-        target=target.url,
-        tasks=copied,
-        runs=runs,
-    )
-    return MigrateResult(
+        if target_log is not None:
+            target_log.close()
+    result = MigrateResult(
         source=source.url,
         target=target.url,
         tasks=copied,
         runs=runs,
+        records=None if target_log is None else log.records,
+        records_left=left,
         password_left_out=redact(url) != url,
+    )
+    _record_copied(home, result)
+    return result
+
+
+class _LogCopy:
+    """The log records `migrate` copies, as rows of the target's shared log, counted as
+    they are read: the source's shared log, else this home's log files. None for a
+    target that keeps no shared log (SQLite: its log is each home's log files)."""
+
+    def __init__(self, home: Home, target: SharedLog | None) -> None:
+        self._home = home
+        self._target = target
+        self.records = 0  #: Records read so far (all of them, once the copy committed).
+
+    def rows(self) -> Generator[LogRow, None, None]:
+        """The rows to write, oldest first, read as they are needed."""
+        if self._target is None:
+            return
+        shared = self._home.shared_log
+        found = (
+            shared.dump()
+            if shared is not None
+            else self._target.rows(logstore.iter_all(self._home.logstore))
+        )
+        with contextlib.closing(found) as rows:
+            for row in rows:
+                self.records += row.records
+                yield row
+
+
+def _record_copied(home: Home, result: MigrateResult) -> None:
+    fields: dict[str, Any] = {"tasks": result.tasks, "runs": result.runs}
+    copied = f"{result.tasks} tasks and {result.runs} runs"
+    if result.records is not None:
+        fields["records"] = result.records
+        copied = f"{result.tasks} tasks, {result.runs} runs and {result.records} log records"
+    if result.records_left:
+        fields["records_left"] = result.records_left
+    home.recorder.emit(
+        Event.STORE_COPIED,
+        message=f"copied {copied} to {result.target}",
+        target=result.target,
+        **fields,
     )

@@ -168,8 +168,13 @@ def check(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def migrate_store(ctx: click.Context, to: str, as_json: bool) -> None:
     """Copy every task and run of the current store into the empty store at URL, keeping
-    ids, schedules, states, data, results and run records, in one transaction; the current
-    store is left as it was. Then print the config line that points taskcron at the new store.
+    ids, schedules, states, data, results and run records, with the runs counted and the
+    log, in one transaction; the current store is left as it was. Then print the config
+    line that points taskcron at the new store.
+
+    The log goes into a PostgreSQL target's log table: a PostgreSQL store's log table,
+    else this home's log files. A SQLite target keeps no log table: a PostgreSQL
+    store's log stays there (each home keeps its own records in its log files).
 
     Refused, writing nothing, while any task is running (stop the ticks and workers
     first) or when the new store already holds tasks. Pools are not copied.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import sys
 import traceback
 from collections.abc import Sequence
@@ -574,10 +575,21 @@ def tick_failure(result: TickResult) -> str | None:
 
 
 def migrated(result: MigrateResult, config: Path | None) -> list[str]:
-    """What `migrate-store` says: what it copied, and the config line to use the copy."""
+    """What `migrate-store` says: what it copied (and the log records it left, moving to a
+    store without a log table), and the config line to use the copy."""
+    copied = [count(result.tasks, "task"), count(result.runs, "run")]
+    if result.records is not None:
+        copied.append(count(result.records, "log record"))
     said = [
-        f"copied {count(result.tasks, 'task')} and {count(result.runs, 'run')} "
-        f"from {result.source} to {result.target}",
+        f"copied {', '.join(copied[:-1])} and {copied[-1]} from {result.source} to {result.target}"
+    ]
+    if result.records_left:
+        said.append(
+            f"left {count(result.records_left, 'log record')} in the log table of {result.source}:"
+            " a SQLite store keeps none (read them with: taskcron --store"
+            f" {shlex.quote(result.source)} log)"
+        )
+    said += [
         f"to use it, set in {config or 'a config file'} (or give --store or TASKCRON_STORE):",
         result.config_line,
     ]

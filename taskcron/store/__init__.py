@@ -33,6 +33,9 @@ if TYPE_CHECKING:
         Lease as Lease,
     )
     from taskcron.store.protocol import (
+        LogRow as LogRow,
+    )
+    from taskcron.store.protocol import (
         NewTask as NewTask,
     )
     from taskcron.store.protocol import (
@@ -70,6 +73,7 @@ PROTOCOL = frozenset(
         "ClaimOutcome",
         "Decide",
         "Lease",
+        "LogRow",
         "NewTask",
         "PoolLease",
         "PruneCount",

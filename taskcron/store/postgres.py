@@ -13,7 +13,7 @@ import re
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from taskcron import errors
 from taskcron.model import Lanes, Scope
 from taskcron.store import redact
-from taskcron.store.protocol import Store, machine_id
+from taskcron.store.protocol import LogRow, Store, machine_id
 from taskcron.store.queries import POSTGRES, Statements
 from taskcron.store.scopes import module_ranges
 from taskcron.store.sql import SqlStore
+from taskcron.store.sql_base import batched
 from taskcron.store.sqlite_schema import BUCKET_NAMES, IN_BUCKET
 
 if TYPE_CHECKING:
@@ -343,6 +344,18 @@ ADVANCE_RUN_IDS = (
     " WHERE top > coalesce(pg_sequence_last_value(seq), 0)"
 )
 
+#: Rows of the shared log copied by `restore`, as arrays of columns, in their order:
+#: new ids in the same order, and no notification (they are history, not news).
+RESTORE_LOG = (
+    "INSERT INTO log (at, host, level, event, task_id, module, record)"
+    " SELECT at, host, level, event, task_id, module, record"
+    " FROM unnest(%(at)s::timestamptz[], %(host)s::text[], %(level)s::text[],"
+    " %(event)s::text[], %(task_id)s::bigint[], %(module)s::text[], %(record)s::text[])"
+    " WITH ORDINALITY AS r (at, host, level, event, task_id, module, record, n) ORDER BY n"
+)
+#: The columns of RESTORE_LOG, as `LogRow` names them.
+LOG_COLUMNS = ("at", "host", "level", "event", "task_id", "module", "record")
+
 
 def split_url(url: str) -> tuple[str, str]:
     """The libpq connection URI and the schema a store URL names (`?schema=`).
@@ -637,6 +650,13 @@ class PostgresStore(SqlStore):
         """Move the identity sequences past the highest ids written (see ADVANCE_TASK_IDS)."""
         db.execute(ADVANCE_TASK_IDS)
         db.execute(ADVANCE_RUN_IDS)
+
+    def _restore_log(self, db: Any, rows: Iterable[LogRow], batch: int) -> None:
+        """Write `rows` into the `log` table in order, one statement `batch` rows at a time."""
+        for chunk in batched(rows, batch):
+            values = [tuple(getattr(row, name) for name in LOG_COLUMNS) for row in chunk]
+            columns = zip(*values, strict=True)
+            db.execute(RESTORE_LOG, dict(zip(LOG_COLUMNS, map(list, columns), strict=True)))
 
     def _encode_time(self, moment: datetime) -> datetime:
         return moment + self.skew

@@ -13,9 +13,9 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from taskcron import errors
@@ -23,8 +23,9 @@ from taskcron.inputs import LOG_LEVELS
 from taskcron.outage import Outage, Say, delay
 from taskcron.store import redact
 from taskcron.store.postgres import _first_line, connect, lost, split_url
-from taskcron.store.protocol import RecordFilter, SharedLog
+from taskcron.store.protocol import LogRow, RecordFilter, SharedLog
 from taskcron.store.scopes import scope_where
+from taskcron.store.sql_base import batched as in_lists
 
 if TYPE_CHECKING:
     import psycopg
@@ -70,14 +71,23 @@ LAST_ID = "SELECT coalesce(max(id), 0) FROM log"
 #: `{channel}`: the schema's name, a checked identifier.
 LISTEN = 'LISTEN "{channel}"'
 #: Counts records, not rows: a row of output lines holds several.
-#: How many records the rows hold: a row's record is one, or a batch under "lines".
-RECORDS = (
-    "coalesce(sum(CASE WHEN json_typeof(record::json -> 'lines') = 'array'"
-    " THEN json_array_length(record::json -> 'lines') ELSE 1 END), 0)"
+#: How many records a row holds: its record is one, or a batch under "lines".
+ROW_RECORDS = (
+    "CASE WHEN json_typeof(record::json -> 'lines') = 'array'"
+    " THEN json_array_length(record::json -> 'lines') ELSE 1 END"
 )
+#: How many records the rows hold.
+RECORDS = f"coalesce(sum({ROW_RECORDS}), 0)"
 PRUNE = f"WITH gone AS (DELETE FROM log WHERE at < %s RETURNING record) SELECT {RECORDS} FROM gone"
 #: What `prune --dry-run` counts: the same records.
 COUNT_PRUNE = f"SELECT {RECORDS} FROM log WHERE at < %s"
+#: What `count` reads: every record.
+COUNT = f"SELECT {RECORDS} FROM log"
+#: Every row in id order, as `LogRow` reads it (`migrate-store`).
+DUMP = (
+    f"SELECT at, host, level, event, task_id, module, record, {ROW_RECORDS} AS records"
+    " FROM log ORDER BY id"
+)
 
 
 class PostgresLog:
@@ -304,6 +314,48 @@ class PostgresLog:
             query = COUNT_PRUNE if dry_run else PRUNE
             return int(_one(self._connection().execute(query, (before,)).fetchone()))
 
+    def count(self) -> int:
+        """How many records the table holds (a row of output lines holds several)."""
+        with self._errors():
+            return int(_one(self._connection().execute(COUNT).fetchone()))
+
+    # --- copying (`migrate-store`) -------------------------------------------------
+
+    def dump(self, *, batch: int = PAGE) -> Generator[LogRow, None, None]:
+        """Every row in id order, read by one statement (one snapshot) on a connection
+        of its own, `batch` rows a round trip; close the iterator to end the read."""
+        db = self._connect()
+        try:
+            with self._errors(), db.transaction(), db.cursor(name="taskcron_dump") as cursor:
+                cursor.itersize = batch
+                cursor.execute(DUMP)
+                for row in cursor:
+                    yield LogRow(*row)
+        finally:
+            db.close()
+
+    def rows(self, records: Iterable[Mapping[str, Any]]) -> Generator[LogRow, None, None]:
+        """`records` (oldest first) as `append` would add them (output lines written
+        together share a row), `BATCH` records read at a time; a record whose `ts` is no
+        ISO 8601 time is left out (a time without a zone is UTC)."""
+        kept = (rec for rec in records if _time(rec.get("ts")) is not None)
+        for chunk in in_lists(kept, BATCH):
+            for row in batched(chunk):
+                _, host, level, event, task, module, text = self._values(row)
+                at = _time(row.get("ts"))
+                assert at is not None, "only records with a time are kept"
+                lines = row.get("lines")
+                yield LogRow(
+                    at=at,
+                    host=host,
+                    level=level,
+                    event=event,
+                    task_id=task,
+                    module=module,
+                    record=text,
+                    records=len(lines) if isinstance(lines, list) else 1,
+                )
+
     @contextmanager
     def _errors(self, db: psycopg.Connection[Any] | None = None) -> Iterator[None]:
         """psycopg's errors on `db` (else the log's connection) as `StoreError`."""
@@ -424,6 +476,15 @@ def _records(text: str) -> list[Record]:
     except ValueError:
         return []
     return unbatched(value) if isinstance(value, dict) else []
+
+
+def _time(ts: Any) -> datetime | None:
+    """A record's `ts` as a time (UTC when it names no zone); None when it is none."""
+    try:
+        at = datetime.fromisoformat(str(ts))
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
 
 
 def _ids(payload: str) -> list[int]:

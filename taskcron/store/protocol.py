@@ -91,6 +91,21 @@ class PruneCount(NamedTuple):
     runs: int  #: The runs of those tasks, and the runs trimmed from the others.
 
 
+class LogRow(NamedTuple):
+    """A row of a store's shared log: one record, or output lines written at once (the
+    first record with every message under `lines`). What `SharedLog.dump` reads and
+    `Store.restore` writes."""
+
+    at: datetime  #: The record's time (its `ts`).
+    host: str
+    level: str
+    event: str
+    task_id: int | None
+    module: str | None
+    record: str  #: The record as JSON text.
+    records: int  #: How many records it holds: its `lines`, else 1.
+
+
 @value
 class Lease:
     """Who holds a running task, and until when."""
@@ -389,8 +404,21 @@ class Store(Protocol):
         """
         ...
 
-    def restore(self, tasks: Iterable[Task], *, batch: int = ...) -> tuple[int, int]:
-        """Write `tasks` (as `dump` gives them) with their runs into this empty store.
+    def restore(
+        self,
+        tasks: Iterable[Task],
+        *,
+        batch: int = ...,
+        totals: Iterable[OutcomeTotal] = ...,
+        minutes: Iterable[OutcomeMinute] = ...,
+        log: Iterable[LogRow] = ...,
+    ) -> tuple[int, int]:
+        """Write `tasks` (as `dump` gives them) with their runs into this empty store,
+        the runs counted by module id and by minute (as `outcome_totals` and
+        `outcome_minutes` give them), added to any this store counts already, and
+        the rows of `log` into its shared log, in order, after any it holds (new
+        ids, no notification: they are history). A store that keeps no shared log
+        (SQLite) takes no row: one is a `StoreError`.
 
         One transaction: all of them or, on any error, none. Task and run ids
         are kept, and ids handed out later come after the highest ones
@@ -456,6 +484,20 @@ class SharedLog(Protocol):
 
     def prune(self, *, before: datetime, dry_run: bool = False) -> int:
         """Delete the records older than `before`; how many (with `dry_run`, only count)."""
+        ...
+
+    def count(self) -> int:
+        """How many records it holds."""
+        ...
+
+    def dump(self, *, batch: int = ...) -> Generator[LogRow, None, None]:
+        """Every row, in the order added, read on one snapshot `batch` rows at a time;
+        close the iterator (or exhaust it) to end the read."""
+        ...
+
+    def rows(self, records: Iterable[Mapping[str, Any]]) -> Generator[LogRow, None, None]:
+        """`records` (oldest first) as the rows this log keeps them in, read as they are
+        needed; a record without a readable time (`ts`) is left out."""
         ...
 
     def close(self) -> None:

@@ -395,6 +395,25 @@ class Statements:
     )
     #: A run with its id and every field.
     RESTORE_RUN = f"INSERT INTO runs ({RUN_COLUMNS}) VALUES {_values(RUN_COLUMNS)}"
+    #: A module's runs of one outcome counted ever, added to any the store counts already
+    #: (`remove` and `prune` leave counts in a store that holds no task).
+    RESTORE_OUTCOME_TOTAL = (
+        f"INSERT INTO outcome_totals (module, outcome, runs, seconds, {', '.join(BUCKET_COLUMNS)})"
+        " VALUES (:module, :outcome, :runs, :seconds, "
+        + ", ".join(f":{c}" for c in BUCKET_COLUMNS)
+        + ") ON CONFLICT (module, outcome) DO UPDATE SET"
+        " runs = outcome_totals.runs + excluded.runs,"
+        " seconds = outcome_totals.seconds + excluded.seconds, "
+        + ", ".join(f"{c} = outcome_totals.{c} + excluded.{c}" for c in BUCKET_COLUMNS)
+    )
+    #: A minute's runs of a module id and outcome, added to any the store counts already.
+    RESTORE_OUTCOME_MINUTE = (
+        "INSERT INTO outcome_minutes (minute, module, outcome, runs, seconds)"
+        " VALUES (:minute, :module, :outcome, :runs, :seconds)"
+        " ON CONFLICT (minute, module, outcome) DO UPDATE SET"
+        " runs = outcome_minutes.runs + excluded.runs,"
+        " seconds = outcome_minutes.seconds + excluded.seconds"
+    )
 
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect

@@ -15,7 +15,16 @@ from datetime import datetime
 
 from taskcron import errors
 from taskcron.model import Retention, State, Task
-from taskcron.store.protocol import NewTask, PoolLease, PruneCount, Tasks
+from taskcron.store.protocol import (
+    LogRow,
+    NewTask,
+    OutcomeMinute,
+    OutcomeTotal,
+    PoolLease,
+    PruneCount,
+    Tasks,
+)
+from taskcron.store.queries import BUCKET_COLUMNS
 from taskcron.store.sql_base import DUMP_BATCH, Connection, batched, pid_alive
 from taskcron.store.sql_reads import SqlReads
 from taskcron.store.sql_runs import SqlRuns
@@ -240,14 +249,24 @@ class SqlStore(SqlReads, SqlRuns):
         with self._transaction() as db:
             db.execute(self.sql.DELETE_POOL, {"id": pool_id})
 
-    def restore(self, tasks: Iterable[Task], *, batch: int = DUMP_BATCH) -> tuple[int, int]:
-        """Write `tasks` with their runs into this empty store, keeping every id.
+    def restore(
+        self,
+        tasks: Iterable[Task],
+        *,
+        batch: int = DUMP_BATCH,
+        totals: Iterable[OutcomeTotal] = (),
+        minutes: Iterable[OutcomeMinute] = (),
+        log: Iterable[LogRow] = (),
+    ) -> tuple[int, int]:
+        """Write `tasks` with their runs into this empty store, keeping every id, the
+        runs counted by module id (`totals`) and by minute (`minutes`), and the rows
+        of `log` into its shared log (see `_restore_log`).
 
         One locked transaction: all of them or none. A store holding tasks or
         runs is `StoreNotEmptyError` (before `tasks` is read); a running task is
         `TasksRunningError`, since its lease names a process of the old store.
-        Rows go in `batch` tasks at a time. Returns how many tasks and runs
-        were written.
+        Rows go in `batch` tasks (or counts) at a time. Returns how many tasks
+        and runs were written.
         """
         written, runs = 0, 0
         with self._transaction(lock=True) as db:
@@ -258,7 +277,42 @@ class SqlStore(SqlReads, SqlRuns):
                 runs += self._restore_batch(db, chunk)
                 written += len(chunk)
             self._advance_ids(db)
+            self._restore_counts(db, totals, minutes, batch)
+            self._restore_log(db, log, batch)
         return written, runs
+
+    def _restore_counts(
+        self,
+        db: Connection,
+        totals: Iterable[OutcomeTotal],
+        minutes: Iterable[OutcomeMinute],
+        batch: int,
+    ) -> None:
+        """Add the runs counted by module id and by minute to those this store counts."""
+        for chunk in batched(totals, batch):
+            rows = [
+                {
+                    "module": total.module,
+                    "outcome": total.outcome,
+                    "runs": total.runs,
+                    "seconds": total.seconds,
+                    **dict(zip(BUCKET_COLUMNS, total.buckets, strict=True)),
+                }
+                for total in chunk
+            ]
+            self._insert_many(db, self.sql.RESTORE_OUTCOME_TOTAL, rows)
+        for moments in batched(minutes, batch):
+            per_minute = [
+                {
+                    "minute": self._encode_time(minute.minute),
+                    "module": minute.module,
+                    "outcome": minute.outcome,
+                    "runs": minute.runs,
+                    "seconds": minute.seconds,
+                }
+                for minute in moments
+            ]
+            self._insert_many(db, self.sql.RESTORE_OUTCOME_MINUTE, per_minute)
 
     def _restore_batch(self, db: Connection, tasks: Sequence[Task]) -> int:
         """Insert some tasks and their runs; how many runs."""

@@ -14,6 +14,8 @@ engines:
 - `_insert_many`: run an INSERT once for each of many rows (`restore`);
 - `_advance_ids`: make the ids handed out next follow the highest stored
   (`restore` writes ids of its own);
+- `_restore_log`: write rows into the store's shared log (`restore`), if it
+  keeps one;
 - `_encode_time` / `_decode_time`: a datetime as the store keeps it, and back.
 
 Rows are read by column name, and a connection needs only `execute`
@@ -28,7 +30,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from taskcron import errors
 from taskcron.model import (
@@ -44,6 +46,7 @@ from taskcron.model import (
     Task,
 )
 from taskcron.store.protocol import (
+    LogRow,
     PoolLease,
 )
 from taskcron.store.queries import Statements
@@ -53,6 +56,7 @@ from taskcron.values import replace
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing's own from Python 3.11 on
 
+T = TypeVar("T")
 Row = Any  #: A row whose columns are read by name (`sqlite3.Row`, a psycopg dict row).
 
 
@@ -90,9 +94,9 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def batched(items: Iterable[Task], size: int) -> Iterator[list[Task]]:
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """`items` in lists of `size` (the last one shorter), read as they are needed."""
-    chunk: list[Task] = []
+    chunk: list[T] = []
     for item in items:
         chunk.append(item)
         if len(chunk) == size:
@@ -142,6 +146,14 @@ class SqlBase:
 
     def _advance_ids(self, db: Connection) -> None:
         raise NotImplementedError
+
+    def _restore_log(self, db: Connection, rows: Iterable[LogRow], batch: int) -> None:
+        """Write `rows` into the store's shared log, `batch` at a time, in order; a store
+        that keeps none (this default) refuses any row."""
+        for _ in rows:
+            raise errors.StoreError(
+                f"store {self.url} keeps no log table: its log is in each home's log files"
+            )
 
     def close(self) -> None:
         raise NotImplementedError

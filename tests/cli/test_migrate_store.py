@@ -8,19 +8,27 @@ real, in forked children); the move and everything after it run the installed
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from taskcron import TaskCron
+from taskcron.logstore import LogStore, iter_all, record
 from taskcron.model import Outcome, Recurrence, State, Task
 from taskcron.store import open_store
+from taskcron.store.protocol import OutcomeMinute, OutcomeTotal
 from tests.conftest import FakeClock, clean_env, script, taskcron_in, wait_for
 
 ERROR = "taskcron: error: "
+#: Before every minute a store counts runs in.
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: Rotated log files the tests' homes keep.
+BACKUPS = 40
 
 HANDLERS = """
 import taskcron
@@ -108,6 +116,72 @@ def dump(url: str) -> list[Task]:
         store.close()
 
 
+def counted(url: str) -> tuple[tuple[OutcomeTotal, ...], tuple[OutcomeMinute, ...]]:
+    """The runs the store at `url` counts by module id and outcome, and by minute."""
+    store = open_store(url, create=False)
+    try:
+        return store.outcome_totals(), store.outcome_minutes(since=EPOCH)
+    finally:
+        store.close()
+
+
+def home_log(project: Path) -> list[dict[str, Any]]:
+    """Every record of the project's home's log files, oldest first, rotated ones too."""
+    return list(iter_all(LogStore(project / "state" / "log", backups=BACKUPS)))
+
+
+def write_history(project: Path, count: int) -> None:
+    """`count` records of output lines (ten a second) more in the home's log files, rotated
+    across several files (the config reads them all), then a record without a time and a
+    stray line."""
+    (project / "taskcron.toml").write_text(
+        f'home = "state"\n[log]\nmax_bytes = 5000\nbackups = {BACKUPS}\n'
+    )
+    files = LogStore(project / "state" / "log", max_bytes=5000, backups=BACKUPS)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for first in range(0, count, 10):
+        files.append(
+            *(
+                record(
+                    "task.output",
+                    at=start + timedelta(seconds=n // 10),
+                    host="old-host",
+                    task=1,
+                    module="import.csv",
+                    message=f"imported row {n}",
+                )
+                for n in range(first, min(first + 10, count))
+            )
+        )
+    files.write(b'{"event": "no.time"}\nnot a record\n')
+    assert len(files.rotated()) > 2
+
+
+def shown_log(project: Path, url: str) -> list[dict[str, Any]]:
+    """What `taskcron log --json` shows of the store at `url`: every record."""
+    shown = migrate(project, "--store", url, "log", "--lines", "100000", "--json")
+    assert (shown.returncode, shown.stderr) == (0, "")
+    return [json.loads(line) for line in shown.stdout.splitlines()]
+
+
+def log_table(url: str) -> list[tuple[Any, ...]]:
+    """The rows of the `log` table of the PostgreSQL store at `url`, by id (without it)."""
+    import psycopg
+
+    from taskcron.store.postgres import split_url
+
+    conninfo, schema = split_url(url)
+    with psycopg.connect(conninfo, options=f"-c search_path={schema}") as db:
+        rows = db.execute(
+            "SELECT id, at, host, level, event, task_id, module, record FROM log ORDER BY id"
+        ).fetchall()
+    return [row[1:] for row in rows]
+
+
+def in_schema(url: str, schema: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
+
+
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
@@ -138,12 +212,14 @@ def test_a_store_moves_from_sqlite_to_postgresql_with_every_task_and_run_as_it_w
     before = source.read_bytes()
     original = dump(sqlite_url(source))
     tasks, runs = counts(original)
+    records = len(home_log(project))
 
     result = migrate(project, "migrate-store", "--to", postgres_url)
 
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.splitlines() == [
-        f"copied {tasks} tasks and {runs} runs from {sqlite_url(source)} to {postgres_url}",
+        f"copied {tasks} tasks, {runs} runs and {records} log records from {sqlite_url(source)}"
+        f" to {postgres_url}",
         f"to use it, set in {project / 'taskcron.toml'} (or give --store or TASKCRON_STORE):",
         f'store = "{postgres_url}"',
     ]
@@ -213,6 +289,24 @@ def test_a_store_moves_back_from_postgresql_to_sqlite_as_it_was(
     assert int(scheduled.stdout) > max(task.id for task in original)
 
 
+def test_the_runs_counted_by_module_and_minute_move_there_and_back(
+    project: Path, source: Path, postgres_url: str, tmp_path: Path
+) -> None:
+    totals, minutes = counted(sqlite_url(source))
+    assert sum(t.runs for t in totals) == 6 and len(totals) == 4
+    assert [(m.module, m.runs) for m in minutes] == [("reports.weekly", 1)]  # two days kept
+    tc = TaskCron(config=str(project / "taskcron.toml"))
+    tc.remove(next(t.id for t in dump(sqlite_url(source)) if t.module == "billing.boom"))
+    tc.close()
+    back = tmp_path / "back" / "tasks.db"
+
+    assert migrate(project, "migrate-store", "--to", postgres_url).returncode == 0
+    assert counted(postgres_url) == (totals, minutes)
+    moved = migrate(project, "--store", postgres_url, "migrate-store", "--to", sqlite_url(back))
+    assert moved.returncode == 0
+    assert counted(sqlite_url(back)) == (totals, minutes)
+
+
 def test_the_json_output_names_the_counts_and_the_config_line(project: Path, source: Path) -> None:
     original = dump(sqlite_url(source))
     target = project / "copy.db"
@@ -226,6 +320,8 @@ def test_the_json_output_names_the_counts_and_the_config_line(project: Path, sou
         "target": sqlite_url(target),
         "tasks": tasks,
         "runs": runs,
+        "log_records": None,
+        "log_records_left": 0,
         "config": f'store = "{sqlite_url(target)}"',
     }
     assert dump(sqlite_url(target)) == original
@@ -250,6 +346,111 @@ def test_the_password_of_the_target_is_never_printed(
     )
     logged = (project / "state" / "log" / "taskcron.jsonl").read_text()
     assert '"event": "store.copied"' in logged and password not in logged
+
+
+# --- the log -----------------------------------------------------------------
+
+
+def test_to_postgresql_the_homes_log_files_go_into_the_log_table_in_order(
+    project: Path, source: Path, postgres_url: str
+) -> None:
+    write_history(project, 700)
+    kept = [rec for rec in home_log(project) if "ts" in rec]
+
+    result = migrate(project, "migrate-store", "--to", postgres_url, "--json")
+
+    assert (result.returncode, result.stderr) == (0, "")
+    said = json.loads(result.stdout)
+    assert (said["log_records"], said["log_records_left"]) == (len(kept), 0)
+    assert len(kept) > 700
+    assert shown_log(project, postgres_url) == kept
+    assert len(log_table(postgres_url)) < len(kept)  # output lines share rows, as on a host
+    copied = home_log(project)[-1]
+    assert (copied["event"], copied["records"]) == ("store.copied", len(kept))
+    assert "records_left" not in copied
+
+
+def test_from_postgresql_to_postgresql_the_log_table_is_copied_row_by_row_in_order(
+    project: Path, source: Path, postgres_url: str
+) -> None:
+    write_history(project, 300)
+    assert migrate(project, "migrate-store", "--to", postgres_url).returncode == 0
+    ticked = migrate(project, "--store", postgres_url, "tick", "--module", "now")
+    assert ticked.returncode == 0
+    rows, shown = log_table(postgres_url), shown_log(project, postgres_url)
+    other = in_schema(postgres_url, "moved")
+
+    result = migrate(project, "--store", postgres_url, "migrate-store", "--to", other)
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines()[0] == (
+        f"copied 9 tasks, 7 runs and {len(shown)} log records from {postgres_url} to {other}"
+    )
+    assert log_table(other) == rows
+    assert shown_log(project, other) == shown
+    assert shown_log(project, postgres_url)[:-1] == shown
+    assert shown_log(project, postgres_url)[-1]["records"] == len(shown)
+
+
+def test_to_sqlite_the_log_table_stays_behind_and_says_how_many_records(
+    project: Path, source: Path, postgres_url: str, tmp_path: Path
+) -> None:
+    write_history(project, 100)
+    assert migrate(project, "migrate-store", "--to", postgres_url).returncode == 0
+    shown, files = shown_log(project, postgres_url), home_log(project)
+    back, again = tmp_path / "back" / "tasks.db", tmp_path / "again" / "tasks.db"
+
+    result = migrate(project, "--store", postgres_url, "migrate-store", "--to", sqlite_url(back))
+    as_json = migrate(
+        project, "--store", postgres_url, "migrate-store", "--to", sqlite_url(again), "--json"
+    )
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines()[:2] == [
+        f"copied 9 tasks and 6 runs from {postgres_url} to {sqlite_url(back)}",
+        f"left {len(shown)} log records in the log table of {postgres_url}: a SQLite store"
+        f" keeps none (read them with: taskcron --store {shlex.quote(postgres_url)} log)",
+    ]
+    said = json.loads(as_json.stdout)
+    assert (said["log_records"], said["log_records_left"]) == (None, len(shown) + 1)
+    assert shown_log(project, postgres_url)[: len(shown)] == shown
+    copied = home_log(project)[len(files)]
+    assert (copied["event"], copied["records_left"]) == ("store.copied", len(shown))
+    assert "records" not in copied and home_log(project)[: len(files)] == files
+
+
+def test_a_copy_that_fails_in_the_log_leaves_the_target_empty_and_a_retry_works(
+    project: Path, source: Path, postgres_url: str
+) -> None:
+    import psycopg
+
+    from taskcron.store.postgres import split_url
+
+    write_history(project, 100)
+    open_store(postgres_url).close()
+    conninfo, schema = split_url(postgres_url)
+    with psycopg.connect(conninfo, options=f"-c search_path={schema}", autocommit=True) as db:
+        db.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql"
+            " AS $$ BEGIN RAISE EXCEPTION 'no room for the log'; END $$"
+        )
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON log EXECUTE FUNCTION refuse()")
+        totals = counted(sqlite_url(source))
+
+        result = migrate(project, "migrate-store", "--to", postgres_url)
+
+        assert (result.returncode, result.stdout) == (1, "")
+        assert result.stderr == f"{ERROR}store {postgres_url}: no room for the log\n"
+        assert (dump(postgres_url), counted(postgres_url), log_table(postgres_url)) == (
+            [],
+            ((), ()),
+            [],
+        )
+        db.execute("DROP TRIGGER refuse ON log")
+    retried = migrate(project, "migrate-store", "--to", postgres_url)
+    assert retried.returncode == 0
+    assert counted(postgres_url) == totals
+    assert shown_log(project, postgres_url) == [r for r in home_log(project)[:-1] if "ts" in r]
 
 
 # --- refusing ----------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -188,3 +189,32 @@ def test_prune_counts_records_not_rows(shared: PostgresLog) -> None:
     assert len(shared.tail(10, keep=LogFilter())) == 4
     assert shared.prune(before=T0 + timedelta(minutes=1)) == 3
     assert [r["event"] for r in shared.tail(10, keep=LogFilter())] == ["e"]
+
+
+def test_dump_reads_back_in_order_the_rows_that_rows_makes_of_records(shared: PostgresLog) -> None:
+    records = some_records()
+    for start in range(0, len(records), 4):
+        shared.append(records[start : start + 4])
+    made = [
+        row
+        for start in range(0, len(records), 4)
+        for row in shared.rows(records[start : start + 4])
+    ]
+
+    dumped = list(shared.dump(batch=3))  # three rows a round trip
+
+    assert dumped == made
+    assert [rec for row in dumped for rec in unbatched(json.loads(row.record))] == records
+    assert sum(row.records for row in dumped) == shared.count() == len(records) > len(dumped)
+
+
+def test_rows_leave_out_records_without_a_time_and_read_a_time_without_a_zone_as_utc(
+    shared: PostgresLog,
+) -> None:
+    records = [
+        {"event": "no.time"},
+        {"ts": "yesterday"},
+        {"ts": "2026-01-05T12:00:00", "event": "e"},
+    ]
+    (row,) = shared.rows(records)
+    assert (row.at, row.event, row.host, row.records) == (T0, "e", "h", 1)

@@ -11,7 +11,7 @@ import pytest
 
 from taskcron import errors
 from taskcron.model import Outcome, Progress, Recurrence, RunEnd, Scope, State, Task
-from taskcron.store import Store
+from taskcron.store import LogRow, Store
 from tests.store.conftest import T0, StoreFactory, at, decide, lease, new_task
 
 EVERYTHING = Scope()
@@ -174,3 +174,73 @@ def test_restore_with_a_running_task_writes_nothing(
     assert caught.value.task_ids == (claimed.task.id,)
     assert list(target.dump()) == []
     assert target.schedule(new_task(), now=T0).id == 1
+
+
+def test_restore_writes_the_runs_counted_by_module_and_by_minute(
+    store_factory: StoreFactory, tmp_path: Path
+) -> None:
+    source = open_in(store_factory, tmp_path / "source")
+    target = open_in(store_factory, tmp_path / "target")
+    fill(source)
+    totals, minutes = source.outcome_totals(), source.outcome_minutes(since=T0)
+    assert [(t.module, t.outcome, t.runs) for t in totals] == [
+        ("a", "done", 1),
+        ("b", "failed", 1),
+        ("c", "continued", 1),
+    ]
+    assert len(minutes) == 3
+
+    target.restore(source.dump(), totals=totals, minutes=minutes, batch=2)
+
+    assert target.outcome_totals() == totals
+    assert target.outcome_minutes(since=T0) == minutes
+
+
+def test_restore_adds_the_counts_to_those_of_tasks_removed_from_the_target(
+    store_factory: StoreFactory, tmp_path: Path
+) -> None:
+    source = open_in(store_factory, tmp_path / "source")
+    target = open_in(store_factory, tmp_path / "target")
+    fill(source)
+    earlier = target.schedule(new_task("a"), now=T0)
+    claim_and_end(target, 1, Outcome.DONE)
+    target.remove(earlier.id)
+
+    target.restore(
+        source.dump(), totals=source.outcome_totals(), minutes=source.outcome_minutes(since=T0)
+    )
+
+    done = next(t for t in target.outcome_totals() if t.module == "a")
+    assert (done.runs, done.seconds) == (2, 0.5)
+    (minute,) = [m for m in target.outcome_minutes(since=T0) if m.module == "a"]
+    assert (minute.runs, minute.seconds) == (2, 0.5)
+
+
+def test_a_restore_that_fails_in_the_log_writes_no_task_and_no_count(
+    store_factory: StoreFactory, tmp_path: Path
+) -> None:
+    """The log goes in last: SQLite keeps no log table, and PostgreSQL's refuses a NUL."""
+    source = open_in(store_factory, tmp_path / "source")
+    target = open_in(store_factory, tmp_path / "target")
+    fill(source)
+    row = LogRow(
+        at=T0,
+        host="a\0b",
+        level="info",
+        event="x",
+        task_id=None,
+        module=None,
+        record="{}",
+        records=1,
+    )
+
+    with pytest.raises(errors.TaskcronError):
+        target.restore(
+            source.dump(),
+            totals=source.outcome_totals(),
+            minutes=source.outcome_minutes(since=T0),
+            log=[row],
+        )
+
+    assert list(target.dump()) == []
+    assert (target.outcome_totals(), target.outcome_minutes(since=T0)) == ((), ())

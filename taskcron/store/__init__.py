@@ -60,6 +60,9 @@ if TYPE_CHECKING:
         Tasks as Tasks,
     )
     from taskcron.store.protocol import (
+        WakeSource as WakeSource,
+    )
+    from taskcron.store.protocol import (
         machine_id as machine_id,
     )
 
@@ -79,6 +82,7 @@ PROTOCOL = frozenset(
         "Skip",
         "Store",
         "Tasks",
+        "WakeSource",
         "machine_id",
     }
 )

@@ -136,7 +136,9 @@ def test_the_postgresql_guide_says_what_a_tick_does_when_postgresql_is_down(tmp_
         timeout=60,
     )
     guide = page("guides/postgresql.md")
-    section = " ".join(guide.split("## When the database goes away", 1)[1].split("\n## ")[0].split())
+    section = " ".join(
+        guide.split("## When the database goes away", 1)[1].split("\n## ")[0].split()
+    )
 
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr.startswith(f"taskcron: error: cannot connect to store {down}: ")

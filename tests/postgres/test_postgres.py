@@ -219,7 +219,7 @@ def test_check_reports_the_server_the_schema_and_the_round_trip(
     assert store["ok"] is True
     assert store["detail"].startswith(f"{postgres_url}: PostgreSQL ")
     assert ", round trip " in store["detail"]
-    assert store["detail"].endswith(", schema 4, integrity ok")
+    assert store["detail"].endswith(", schema 5, integrity ok")
 
 
 def test_generate_cron_refuses_a_store_url_with_a_password_from_the_environment(

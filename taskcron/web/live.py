@@ -200,7 +200,6 @@ class Hub:
         self._last: dict[int, Event] = {}
         self._counts: dict[str, dict[str, int]] | None = None  #: The last counts sent.
         self._feed: LogFeed | None = None
-        self._wakes = _Wakes(calls)
 
     def add(self, listener: Listener) -> None:
         """Start telling `listener`, first of the tasks running now; the counts are sent
@@ -225,16 +224,17 @@ class Hub:
 
     async def run(self) -> None:
         """Poll and publish until cancelled."""
+        wakes = _Wakes(self.calls)  # of this run's event loop
         try:
             while True:
-                told = self._wakes.take()
+                told = wakes.take()
                 if self.listeners:
                     self.publish(await self.calls(self._poll, told))
                 else:
                     await self.calls(self._skip)
-                await self._wakes.pause(self.interval)
+                await wakes.pause(self.interval)
         finally:
-            self._wakes.close()
+            wakes.close()
             if self._feed is not None:
                 self._feed.close()
 

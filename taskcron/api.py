@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack  # in typing from Python 3.11
 
     from taskcron.pool import Pool
+    from taskcron.store import WakeSource
 
 log = logging.getLogger(__name__)
 
@@ -347,14 +348,13 @@ class TaskCron:
         watcher: Watcher | None = None,
         say: Callable[[bool, str], None] | None = None,
     ) -> Pool:
-        """The pool as a long-running process: it waits for due tasks (checking every
-        `poll`) until a stop signal, then lets running tasks finish for up to the kill grace.
-
-        `budget` (default: the config's) gives each task a deadline of its start
-        plus the budget, so that stepwise jobs yield there too. It outlives the
-        store's outages (`taskcron.pool`), which `say` hears of as the log does.
-        Iterating raises `PoolBusyError` when another pool serves an
-        overlapping scope on this host.
+        """The pool as a long-running process: it waits for due tasks (looking every `poll`,
+        and at once when the store tells of one) until a stop signal, then lets running
+        tasks finish for up to the kill grace. `budget` (default: the config's) gives each
+        task a deadline of its start plus the budget, so that stepwise jobs yield there too.
+        It outlives the store's outages (`taskcron.pool`), which `say` hears of as the log
+        does. Iterating raises `PoolBusyError` when another pool serves an overlapping
+        scope on this host.
         """
         settings = ticking.work_settings(self._home, budget, workers)
         scope = Scope.parse(modules, excepts)
@@ -391,6 +391,11 @@ class TaskCron:
         caller stops iterating.
         """
         return logview.follow(self._home, count, keep or self.log_filter(), poll, say)
+
+    def wake_source(self) -> WakeSource | None:
+        """The store's `wake_source()`; None when it has no store yet. Creates nothing."""
+        store = self._home.existing_store()
+        return None if store is None else store.wake_source()
 
     def log_feed(self, keep: LogFilter | None = None) -> LogFeed:
         """The log records written from now on that `keep` lets through, as they come:

@@ -92,7 +92,9 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)  #: Runs kept in the store.
     workers: int = 1  #: The size of `work`'s pool and of a draining tick's.
-    poll: timedelta = timedelta(seconds=1)  #: How often an idle `work` looks for due tasks.
+    #: How often an idle `work` looks for due tasks (on PostgreSQL it also wakes at once
+    #: when one is scheduled).
+    poll: timedelta = timedelta(seconds=1)
     lanes: Lanes = field(default_factory=Lanes)  #: Widened lanes: module id -> tasks at once.
     max_steps: int = 10_000  #: A job that asks to continue more often than this fails.
     web: WebConfig = field(default_factory=WebConfig)  #: The dashboard's settings.
@@ -144,7 +146,8 @@ KEY_DOCS: dict[str, str] = {
     "history.keep_for": "Runs that started longer ago than this go as runs finish and at "
     '`prune`; a unit is required; `"0s"`: no limit.',
     "workers": "The size of `work`'s pool and of `tick --drain`'s.",
-    "poll": "How often an idle `work` looks for due tasks.",
+    "poll": "How often an idle `work` looks for due tasks (on PostgreSQL it also wakes at once"
+    " when one is scheduled).",
     "lanes": "A table: module id → how many of its tasks run at once, for each module id "
     "in its subtree; the most specific entry wins.",
     "max_steps": "Steps a long job may take before it fails.",
@@ -253,7 +256,8 @@ STARTER = """\
 # How many tasks a pool runs at once: `taskcron work`, and `tick --drain`.
 # workers = 1
 
-# How often an idle `taskcron work` looks for due tasks.
+# How often an idle `taskcron work` looks for due tasks (on PostgreSQL it
+# also wakes at once when one is scheduled).
 # poll = "1s"
 
 # A long job runs in steps (`raise taskcron.Continue()`, or exit 75 for a

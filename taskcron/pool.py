@@ -17,6 +17,10 @@ A `Pool` claims due tasks and runs them in forked children under one
   recorded once the store answers, if its lease still holds. `outage` says
   once that the store is lost and once that it is back. A drain with nothing
   running and no budget ends with the error instead.
+- `work` on a store that tells of its writes (PostgreSQL's LISTEN/NOTIFY) waits on
+  that too: a task scheduled, put back or made due sooner while it waits ends the
+  wait at once, and the pool claims. The poll stays, for what a lost listening
+  connection missed; that connection is opened again once the store answers.
 - Claiming stops at the budget's deadline (a pool then gives up its scope, so
   that the next one can serve the other lanes while its last tasks finish),
   after `max_tasks` starts, and when a stop signal arrives.
@@ -29,6 +33,8 @@ the kill grace first.
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -38,13 +44,15 @@ from typing import TYPE_CHECKING
 from taskcron import errors
 from taskcron.lifecycle import RunLife, TickResult
 from taskcron.model import Lanes, RunEnd, Scope
-from taskcron.outage import Outage
+from taskcron.outage import Outage, delay
 from taskcron.runner import Execution, Supervisor
 from taskcron.store import Claim, ClaimOutcome, PoolLease
 from taskcron.values import field, value
 
 if TYPE_CHECKING:
-    from taskcron.store import Store
+    from taskcron.store import Store, WakeSource
+
+logger = logging.getLogger(__name__)
 
 #: Claim the next task: with `Lanes` as a pool does, or with None under the busy rule.
 ClaimNext = Callable[[Lanes | None], Claim]
@@ -128,6 +136,13 @@ class Pool:
             self._release()
 
     def _serve(self, supervisor: Supervisor) -> Iterator[TickResult]:
+        wakes = Wakes(self.store, supervisor, lambda: supervisor.running < self.settings.workers)
+        try:
+            yield from self._loop(supervisor, wakes)
+        finally:
+            wakes.close()
+
+    def _loop(self, supervisor: Supervisor, wakes: Wakes) -> Iterator[TickResult]:
         claiming, quiet = True, None
         while True:
             while claiming and supervisor.running < self.settings.workers and self.outage.due():
@@ -144,6 +159,8 @@ class Pool:
                     yield TickResult(outcome=quiet.value)
                 return
             timeout = self._wait_time(claiming)
+            if claiming and self.settings.forever and not self.outage.down and wakes.listen():
+                timeout = 0.0  # listening from now on: one more claim finds what came before
             for execution in supervisor.wait(timeout):
                 if execution.stopped_by is not None:
                     self.stopped_in_grace = False
@@ -270,3 +287,62 @@ class Pool:
         if registration is not None and registration.id is not None:
             with contextlib.suppress(errors.StoreUnreachable):  # it expires by itself
                 self.store.release_pool(registration.id)
+
+
+class Wakes:
+    """`work`'s wake-ups: the store's `WakeSource`, watched by the supervisor, so that news
+    of a task ends the pool's wait when `wanted()` says it has room.
+
+    A source that is lost is closed, and opened again by `listen` after the store's
+    retry delays (at once, then 0.1 s, doubling up to 2 s); meanwhile the poll serves.
+    """
+
+    def __init__(self, store: Store, supervisor: Supervisor, wanted: Callable[[], bool]) -> None:
+        self._store = store
+        self._supervisor = supervisor
+        self._wanted = wanted
+        self._source: WakeSource | None = None
+        self._fd = -1  #: The source's descriptor, as watched (a lost one may not say).
+        self._failures = 0
+        self._retry_at = 0.0  #: Monotonic seconds: no new source before.
+
+    def listen(self) -> bool:
+        """Open a source if none is open and a try is due; whether one was opened now."""
+        if self._source is not None or time.monotonic() < self._retry_at:
+            return False
+        try:
+            source = self._store.wake_source()
+        except errors.StoreUnreachable:
+            self._lost()
+            return False
+        except errors.StoreError as exc:
+            logger.warning("no wake-ups from the store, polling only: %s", exc)
+            self._retry_at = math.inf
+            return False
+        if source is None:  # the store cannot tell: the poll alone
+            self._retry_at = math.inf
+            return False
+        self._source, self._fd, self._failures = source, source.fileno(), 0
+        self._supervisor.watch(self._fd, self._ready)
+        return True
+
+    def _ready(self) -> bool:
+        assert self._source is not None
+        try:
+            self._source.drain()
+        except errors.StoreError:
+            self.close()
+            self._lost()
+            return True  # the claim that follows finds out whether the store is away
+        return self._wanted()
+
+    def _lost(self) -> None:
+        self._failures += 1
+        self._retry_at = time.monotonic() + delay(self._failures)
+
+    def close(self) -> None:
+        """Stop watching, and release the source's connection."""
+        source, self._source = self._source, None
+        if source is not None:
+            self._supervisor.unwatch(self._fd)
+            source.close()

@@ -14,7 +14,7 @@ import selectors
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from taskcron.model import RunEnd, TargetKind, Task
@@ -69,6 +69,7 @@ class Supervisor:
         self._selector.register(self._wake_r, selectors.EVENT_READ)
         self._previous: dict[int, Any] = {}
         self._guard = LeaseGuard()  #: Kills a task in time if this loop is held up.
+        self._watched: dict[int, Callable[[], bool]] = {}
 
     def __enter__(self) -> Supervisor:
         if threading.current_thread() is threading.main_thread():
@@ -119,7 +120,7 @@ class Supervisor:
         run = Execution(task, settings, hooks, self.clock, child, unwatch=self._unwatch)
         # What the loop holds must not live on in a forked child: the epoll instance (it
         # would keep reporting pipes the loop has closed) and the other tasks' pipes.
-        loop_fds = [self._selector.fileno(), self._wake_r, self._wake_w]
+        loop_fds = [self._selector.fileno(), self._wake_r, self._wake_w, *self._watched]
         loop_fds += [fd for other in self.runs for fd in other.streams]
         blocked = _signals_blocked() if run.child.starts_blocked else contextlib.nullcontext()
         with blocked:  # a stop signal is the tick's to handle, never a forked child's
@@ -132,6 +133,18 @@ class Supervisor:
             self._guard.watch(run)
         return run
 
+    def watch(self, fd: int, ready: Callable[[], bool]) -> None:
+        """Watch `fd` too: `ready()` is called each time it is readable, and `wait` returns
+        at once when it says True. The caller reads the descriptor, and `unwatch`es it
+        before closing it; no forked child keeps it."""
+        self._selector.register(fd, selectors.EVENT_READ, ready)
+        self._watched[fd] = ready
+
+    def unwatch(self, fd: int) -> None:
+        """Stop watching a descriptor given to `watch`."""
+        if self._watched.pop(fd, None) is not None:
+            self._unwatch(fd)
+
     def _unwatch(self, fd: int) -> None:
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(fd)
@@ -142,7 +155,8 @@ class Supervisor:
             run.stop(after=after, why=self.signalled)
 
     def wait(self, timeout: float | None = None) -> list[Execution]:
-        """Serve the children until one ends, a signal arrives or `timeout` passes.
+        """Serve the children until one ends, a signal arrives, a watched descriptor's
+        `ready()` says so or `timeout` passes.
 
         Returns the executions that ended (their `end()` says how).
         """
@@ -163,13 +177,16 @@ class Supervisor:
                 return []
             if deadline is not None:
                 waits.append(deadline - now)
+            woken = False
             for key, _ in self._selector.select(max(min(waits, default=0.5), 0)):
                 fd = int(key.fd)
                 if fd == self._wake_r:
                     _drain(fd)
+                elif fd in self._watched:
+                    woken = self._watched[fd]() or woken
                 else:
                     key.data.ready(fd)
-            if self.interrupted():
+            if self.interrupted() or woken:
                 return []
 
 

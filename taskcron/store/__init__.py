@@ -63,6 +63,9 @@ if TYPE_CHECKING:
         Tasks as Tasks,
     )
     from taskcron.store.protocol import (
+        WakeSource as WakeSource,
+    )
+    from taskcron.store.protocol import (
         machine_id as machine_id,
     )
 
@@ -83,6 +86,7 @@ PROTOCOL = frozenset(
         "Skip",
         "Store",
         "Tasks",
+        "WakeSource",
         "machine_id",
     }
 )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from taskcron import errors
 from taskcron.model import Lanes, Scope
 from taskcron.store import redact
-from taskcron.store.protocol import LogRow, Store, machine_id
+from taskcron.store.protocol import LogRow, Store, WakeSource, machine_id
 from taskcron.store.queries import POSTGRES, Statements
 from taskcron.store.scopes import module_ranges
 from taskcron.store.sql import SqlStore
@@ -38,6 +38,9 @@ CONNECT_TIMEOUT = 10  #: Seconds to wait for the server before giving up.
 #: The first key of every advisory lock taskcron takes: "tcrn".
 LOCK_CLASS = 0x7463726E
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+#: The tasks' channel is this and the schema's name, cut to 63 bytes (the log's is the
+#: schema's name alone, which holds no ":").
+WAKE_PREFIX = "tasks:"
 
 _V1 = """
 CREATE TABLE store_meta (
@@ -265,14 +268,37 @@ END $$""",
 #: How many deltas, about, a fold takes at most (see _COUNTS).
 FOLD_EVERY = 256
 
-#: MIGRATIONS[n] takes a schema from version n to n + 1: statements apart by ";", or
-#: a tuple of statements (a function's body holds ";").
-MIGRATIONS: tuple[str | tuple[str, ...], ...] = (
+
+#: Wake-ups (`taskcron.store.postgres_wake`): a write that makes a task claimable (a
+#: task added, put back in the line, or due sooner) or changes its state otherwise
+#: (paused, cancelled) notifies the tasks' channel with the task's id, in its own
+#: transaction, so that it is delivered at commit. A trigger, so that every write says
+#: so at no round trip of its own; its condition is checked in the server's C, and a
+#: claim (queued to running) and a run's end (running to done, failed, cancelled) do
+#: not fire it: they would wake every waiting pool to claim for nothing.
+_WAKE = f"""
+CREATE FUNCTION tasks_wake() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify(left('{WAKE_PREFIX}' || TG_TABLE_SCHEMA, 63), NEW.id::text);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER tasks_wake_added AFTER INSERT ON tasks
+    FOR EACH ROW EXECUTE PROCEDURE tasks_wake();
+CREATE TRIGGER tasks_wake_changed AFTER UPDATE ON tasks FOR EACH ROW
+    WHEN (NEW.state <> OLD.state AND NEW.state <> 'running'
+        AND (OLD.state <> 'running' OR NEW.state = 'queued')
+        OR NEW.state = 'queued' AND NEW.due_at < OLD.due_at)
+    EXECUTE PROCEDURE tasks_wake()
+"""
+
+#: MIGRATIONS[n] takes a schema from version n to n + 1 (`statements` splits each).
+MIGRATIONS: tuple[str, ...] = (
     _V1,
     _LOG_TABLE,
     _KEY_PAUSED,
     _HISTORY,
-    tuple(statement.replace("{fold_every}", str(FOLD_EVERY)) for statement in _COUNTS),
+    ";\n".join(_COUNTS).replace("{fold_every}", str(FOLD_EVERY)) + ";\n" + _WAKE,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -355,6 +381,27 @@ RESTORE_LOG = (
 )
 #: The columns of RESTORE_LOG, as `LogRow` names them.
 LOG_COLUMNS = ("at", "host", "level", "event", "task_id", "module", "record")
+
+
+def statements(script: str) -> list[str]:
+    """The statements of a migration, split at each ";" outside a `$$`-quoted body."""
+    found, current = [], ""
+    for number, part in enumerate(script.split("$$")):
+        if number % 2:  # inside a body: kept whole
+            current += f"$${part}$$"
+            continue
+        *ended, current_tail = part.split(";")
+        for piece in ended:
+            found.append(current + piece)
+            current = ""
+        current += current_tail
+    found.append(current)
+    return [statement for statement in found if statement.strip()]
+
+
+def wake_channel(schema: str) -> str:
+    """The channel that tells of tasks of `schema` made claimable or changed."""
+    return (WAKE_PREFIX + schema)[:63]
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -560,11 +607,8 @@ class PostgresStore(SqlStore):
             if version > SCHEMA_VERSION:
                 raise errors.StoreVersionError(self.url, version, SCHEMA_VERSION)
             for step in range(version, SCHEMA_VERSION):
-                migration = MIGRATIONS[step]
-                statements = migration if isinstance(migration, tuple) else migration.split(";")
-                for statement in statements:
-                    if statement.strip():
-                        db.execute(statement)
+                for statement in statements(MIGRATIONS[step]):
+                    db.execute(statement)
             db.execute(SET_VERSION, (SCHEMA_VERSION,))
             if 0 < version < SCHEMA_VERSION:
                 self.migrated_from = version
@@ -699,6 +743,12 @@ class PostgresStore(SqlStore):
             db.execute(READ_CLOCK).fetchone()
             latency = time.perf_counter() - started
         return f"PostgreSQL {version.split()[0]}, round trip {latency * 1000:.2f} ms"
+
+    def wake_source(self) -> WakeSource:
+        """A connection of its own listening on the tasks' channel (see `_WAKE`)."""
+        from taskcron.store.postgres_wake import PostgresWake
+
+        return PostgresWake(self._conninfo, url=self.url, schema=self.schema)
 
     def close(self) -> None:
         """Release the connection."""

@@ -428,6 +428,33 @@ class Store(Protocol):
         """
         ...
 
+    def wake_source(self) -> WakeSource | None:
+        """A connection of its own that hears of tasks made claimable or changed, for a
+        process that waits for them (`work`, the dashboard); None when the store cannot
+        tell (SQLite: its waiters poll). `StoreUnreachable` while the store is away."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+class WakeSource(Protocol):
+    """Tells a waiting process that tasks were made claimable or changed (`Store.wake_source`).
+
+    Watch `fileno()` (a selector, an event loop's reader) and `drain()` when it is
+    readable. It is a hint: the waiter still polls, for what it misses while lost.
+    """
+
+    def fileno(self) -> int:
+        """The descriptor that becomes readable when there is news (or the connection is lost)."""
+        ...
+
+    def drain(self) -> list[str]:
+        """The news received so far, without waiting: the ids of the tasks, as text.
+        `StoreUnreachable` once lost: then `close` it and ask the store for another."""
+        ...
+
     def close(self) -> None:
         """Release the connection."""
         ...

@@ -387,6 +387,10 @@ class SqliteStore(SqlStore):
         """The SQLite library's version."""
         return f"SQLite {sqlite3.sqlite_version}"
 
+    def wake_source(self) -> None:
+        """None: SQLite tells no one of a write; its waiters poll."""
+        return None
+
     def close(self) -> None:
         """Release the connection."""
         self._db.close()

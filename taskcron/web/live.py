@@ -8,6 +8,9 @@ names (an action, a run's end, from any process or host); a `log` event
 for each record; and, when any of these moved a task (and when a page
 starts listening), a `counts` event with the counts by module id and state,
 if they changed. Pages then update themselves: the browser never polls.
+On a store that tells of its writes (PostgreSQL's LISTEN/NOTIFY), a task
+scheduled, put back in the line or changed brings the next look forward (no
+sooner than `GAP` after the last), and that look sends its `task` event.
 
 A `task` event's data is the task's JSON as `show --json` prints it, without
 its runs, plus `run`: its current run while it runs (start, host), else null,
@@ -25,22 +28,32 @@ Streams are counted per principal (a session, a token, an owner link) by a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio.to_thread
 
 from taskcron import errors
 from taskcron.api import LogFeed, TaskCron
 from taskcron.model import Scope, State, TargetKind, Task, iso
-from taskcron.outage import Outage, Say
+from taskcron.outage import Outage, Say, delay
 from taskcron.values import field, value
+
+if TYPE_CHECKING:
+    from taskcron.store import WakeSource
 
 T = TypeVar("T")
 QUEUE = 1000  #: Events waiting for one page; a page that falls this far behind is dropped.
+#: Seconds between two looks at least, however often the store tells of tasks.
+GAP = 0.1
+#: Tasks the store told of that one look reads at most (the counts tell of the rest).
+TOLD = 100
 
 
 #: What an owner link shows of a task, in its page, and in its stream: nothing else.
@@ -247,19 +260,23 @@ class Hub:
                 listener.queue.put_nowait(None)
 
     async def run(self) -> None:
-        """Poll and publish until cancelled. While the store is unreachable, open streams
-        stay open (with their keep-alives) and the hub tries again as `Calls` allows."""
+        """Poll and publish until cancelled, looking at once when the store tells of a
+        task. While the store is unreachable, open streams stay open (with their
+        keep-alives) and the hub tries again as `Calls` allows."""
+        wakes = _Wakes(self.calls)  # of this run's event loop
         try:
             while True:
+                told = wakes.take()
                 try:
                     if self.listeners:
-                        self.publish(await self.calls(self._poll))
+                        self.publish(await self.calls(self._poll, told))
                     else:
                         await self.calls.aside(self._skip)
                 except errors.StoreError:
                     pass  # the next look tries again (`Calls` said if it is unreachable)
-                await asyncio.sleep(max(self.interval, self.calls.outage.wait()))
+                await wakes.pause(max(self.interval, self.calls.outage.wait()))
         finally:
+            wakes.close()
             if self._feed is not None:
                 self._feed.close()
 
@@ -269,7 +286,7 @@ class Hub:
         self._records(self.calls.app)
         self._running, self._last, self._counts, self._unsent = {}, {}, None, []
 
-    def _poll(self) -> list[Event]:
+    def _poll(self, told: set[int]) -> list[Event]:
         app = self.calls.app
         records = self._unsent = (self._unsent + self._records(app))[-QUEUE:]
         events: list[Event] = []
@@ -282,7 +299,7 @@ class Hub:
             last[task.id] = event
             if self._running.get(task.id) != text:
                 events.append(event)
-        named = {r["task"] for r in records if isinstance(r.get("task"), int)}
+        named = {r["task"] for r in records if isinstance(r.get("task"), int)} | told
         for task_id in sorted((named | set(self._running)) - set(running)):
             try:
                 events.append(task_event(app.get(task_id), now))
@@ -312,6 +329,71 @@ class Hub:
                 return []  # no home yet: nothing is logged
             return []
         return self._feed.poll()
+
+
+class _Wakes:
+    """The hub's wake-ups: the store's `WakeSource` read by the event loop, and the ids
+    of the tasks it told of since the last look. Lost, it is opened again after the
+    store's retry delays (at once, then 0.1 s, doubling up to 2 s)."""
+
+    def __init__(self, calls: Calls) -> None:
+        self._calls = calls
+        self._source: WakeSource | None = None
+        self._fd = -1
+        self._told: set[int] = set()
+        self._woken = asyncio.Event()
+        self._failures = 0
+        self._retry_at = 0.0  #: Monotonic seconds: no new source before.
+
+    def take(self) -> set[int]:
+        """The ids told of since the last call (`TOLD` of them at most)."""
+        told, self._told = self._told, set()
+        return set(sorted(told)[:TOLD])
+
+    async def pause(self, interval: float) -> None:
+        """Wait `interval` seconds, or until told of a task, but `GAP` at least."""
+        await asyncio.sleep(min(GAP, interval))
+        await self._listen()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), max(interval - GAP, 0))
+        self._woken.clear()
+
+    async def _listen(self) -> None:
+        if self._source is not None or time.monotonic() < self._retry_at:
+            return
+        try:
+            source = await self._calls(self._calls.app.wake_source)
+        except errors.TaskcronError:
+            self._lost()
+            return
+        if source is None:  # the store cannot tell: the poll alone
+            self._retry_at = math.inf
+            return
+        self._source, self._fd, self._failures = source, source.fileno(), 0
+        asyncio.get_running_loop().add_reader(self._fd, self._heard)
+
+    def _heard(self) -> None:
+        assert self._source is not None
+        try:
+            ids = self._source.drain()
+        except errors.StoreError:
+            self.close()
+            self._lost()
+            return
+        if len(self._told) < QUEUE:
+            self._told.update(int(text) for text in ids if text.isdigit())
+        self._woken.set()
+
+    def _lost(self) -> None:
+        self._failures += 1
+        self._retry_at = time.monotonic() + delay(self._failures)
+
+    def close(self) -> None:
+        """Stop reading the source, and release its connection."""
+        source, self._source = self._source, None
+        if source is not None:
+            asyncio.get_running_loop().remove_reader(self._fd)
+            source.close()
 
 
 class Quota:

@@ -9,6 +9,7 @@ import pytest
 from taskcron.model import Outcome, Retention, RunEnd, Scope, State, Target
 from taskcron.store import NewTask, postgres
 from taskcron.store.postgres import PostgresStore
+from tests.conftest import wait_for
 from tests.store.conftest import T0, at, decide, lease, new_task
 
 
@@ -85,3 +86,24 @@ def test_a_store_of_schema_4_gets_its_tasks_counted(
     with PostgresStore(url, clock="caller") as store:
         assert (store.migrated_from, store.schema_version) == (4, postgres.SCHEMA_VERSION)
         assert store.counts(Scope()) == {"a": {"queued": 2}, "b": {"queued": 1}}
+
+
+def test_a_store_of_schema_4_is_migrated_to_tell_of_the_tasks_it_adds(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"{postgres_url}&schema=old"
+    new = NewTask(module="m", title="t", target=Target.command(["true"]), due_at=T0)
+    with monkeypatch.context() as old:
+        old.setattr(postgres, "MIGRATIONS", postgres.MIGRATIONS[:4])
+        old.setattr(postgres, "SCHEMA_VERSION", 4)
+        PostgresStore(url, clock="caller").close()
+
+    with PostgresStore(url, clock="caller") as store:
+        assert (store.migrated_from, store.schema_version) == (4, postgres.SCHEMA_VERSION)
+        wake = store.wake_source()
+        try:
+            task = store.schedule(new, now=at(1))
+            told = wait_for(wake.drain)
+        finally:
+            wake.close()
+    assert told == [str(task.id)]

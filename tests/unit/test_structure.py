@@ -280,7 +280,12 @@ def test_an_idle_tick_imports_only_its_modules_and_the_standard_library(name: st
 
 
 #: The store's backends: imported only inside `taskcron.store`, which opens them by URL.
-BACKENDS = {"taskcron.store.sqlite", "taskcron.store.postgres", "taskcron.store.postgres_log"}
+BACKENDS = {
+    "taskcron.store.sqlite",
+    "taskcron.store.postgres",
+    "taskcron.store.postgres_log",
+    "taskcron.store.postgres_wake",
+}
 #: What the store may import of taskcron outside itself: it lies below everything else.
 #: (`taskcron.outage` imports only the errors: retry delays and what to say of an outage.)
 BELOW_THE_STORE = {

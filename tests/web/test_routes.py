@@ -9,18 +9,19 @@ import random
 import re
 import tracemalloc
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from starlette.testclient import TestClient
 
 from taskcron import TaskCron, values
-from taskcron.config import WebConfig
+from taskcron.config import WebConfig, load
 from taskcron.model import State
 from taskcron.web.auth import owner_signature
 from taskcron.web.live import task_event
 from taskcron.web.routes import Dashboard, build
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, wait_for
 from tests.web.conftest import (
     OWNER_VIEW,
     READ_TOKEN,
@@ -770,6 +771,51 @@ def test_an_owner_links_stream_carries_only_what_its_page_shows(stocked: Home) -
         "started_at": run.to_json()["started_at"],
         "ended_at": run.to_json()["ended_at"],
     }
+
+
+def _listening(url: str) -> bool:
+    """Whether a session of the database at `url` listens (its last statement a LISTEN)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as db:
+        row = db.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def test_the_hub_sends_a_task_scheduled_on_postgresql_before_its_next_look(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    interval = 30.0  # the hub's poll: the event must come long before it
+    config = tmp_path / "taskcron.toml"
+    config.write_text(f"store = {json.dumps(postgres_url)}\n")
+    app, other = TaskCron(config=load(config)), TaskCron(config=load(config))
+    other.schedule("early", command=["true"])  # the store exists before the hub looks
+    dashboard = Dashboard(app, settings(), interval=interval)
+    streams = Streams(dashboard)
+
+    async def heard() -> tuple[int, bytes, float]:
+        stream = await streams.open("/events", **bearer())
+        hub = asyncio.create_task(dashboard.hub.run())
+        await stream.until(b"event: counts")  # the first look is done
+        await asyncio.to_thread(wait_for, lambda: _listening(postgres_url))
+        started = asyncio.get_running_loop().time()
+        task = await asyncio.to_thread(other.schedule, "late", command=["true"])
+        body = await asyncio.wait_for(stream.until(f'"id": {task.id},'.encode()), interval / 2)
+        took = asyncio.get_running_loop().time() - started
+        hub.cancel()
+        await stream.close()
+        return task.id, body, took
+
+    task_id, body, took = asyncio.run(heard())
+    assert took < interval
+    event = next(e for e in body.split(b"\n\n") if f'"id": {task_id},'.encode() in e)
+    assert event.startswith(b"event: task\ndata: ")
+    assert json.loads(event.split(b"data: ", 1)[1])["state"] == "queued"
+    app.close()
+    other.close()
 
 
 def test_event_streams_beyond_web_max_streams_are_429_per_session_token_and_link(

@@ -348,14 +348,11 @@ class TaskCron:
         watcher: Watcher | None = None,
         say: Callable[[bool, str], None] | None = None,
     ) -> Pool:
-        """The pool as a long-running process: it waits for due tasks (looking every `poll`,
-        and at once when the store tells of one) until a stop signal, then lets running
-        tasks finish for up to the kill grace. `budget` (default: the config's) gives each
-        task a deadline of its start plus the budget, so that stepwise jobs yield there too.
-        It outlives the store's outages (`taskcron.pool`), which `say` hears of as the log
-        does. Iterating raises `PoolBusyError` when another pool serves an overlapping
-        scope on this host.
-        """
+        """`work`'s pool: it claims due tasks as they come (every `poll`, and at once when the
+        store tells of one) until a stop signal, then lets running tasks finish within the
+        kill grace; `budget` (default: the config's) is each task's deadline after its start.
+        It outlives store outages (`taskcron.pool`; `say` hears of them). Iterating raises
+        `PoolBusyError` when another pool serves an overlapping scope on this host."""
         settings = ticking.work_settings(self._home, budget, workers)
         scope = Scope.parse(modules, excepts)
         return ticking.make_pool(self._home, scope, settings, watcher, say=say)
@@ -384,12 +381,10 @@ class TaskCron:
         say: Callable[[bool, str], None] | None = None,
     ) -> Iterator[Records]:
         """The last `count` records that `keep` (from `log_filter`) lets through, then each
-        batch of new ones as they are written. Follows the active file across
-        rotations, checking every `poll` seconds; with a shared log (a PostgreSQL
-        store), the records of every host, as the store announces them, across
-        restarts of its server (`say`: see `taskcron.outage`). It ends only when the
-        caller stops iterating.
-        """
+        batch of new ones as they are written: the active file across rotations, checked
+        every `poll` seconds; with a shared log (a PostgreSQL store), every host's records
+        as the store announces them, across restarts of its server (`say`: see
+        `taskcron.outage`). It ends only when the caller stops iterating."""
         return logview.follow(self._home, count, keep or self.log_filter(), poll, say)
 
     def wake_source(self) -> WakeSource | None:

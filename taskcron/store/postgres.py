@@ -895,9 +895,9 @@ class PostgresStore(SqlStore):
         The pids of this machine's running tasks are checked here (the function cannot
         see them): those found alive go with the next call, and a dead one sends the
         claim to Python, which records it. Pids found alive are checked again before
-        each call.
+        each call; this process's own is alive.
         """
-        alive = {pid for pid in self._alive if pid_alive(pid)}
+        alive = {pid for pid in self._alive if pid_alive(pid)} | {os.getpid()}
         for _ in range(PID_CHECKS):
             row = self._claim_call(scope, now, lease, skip, lanes, alive)
             status = row["status"]

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from taskcron import errors
-from taskcron.model import Lanes, Scope
+from taskcron.model import Lanes, Retention, RunEnd, Scope, Task
 from taskcron.store import redact
 from taskcron.store.protocol import (
     Claim,
@@ -30,7 +30,7 @@ from taskcron.store.protocol import (
     Store,
     machine_id,
 )
-from taskcron.store.queries import POSTGRES, Statements
+from taskcron.store.queries import POSTGRES, TASK_COLUMNS, Statements
 from taskcron.store.scopes import module_ranges
 from taskcron.store.sql import SqlStore
 from taskcron.store.sql_base import pid_alive
@@ -555,6 +555,16 @@ CLAIM_NEXT = (
     " %(low)s::text[], %(high)s::text[], %(lanes)s, %(lane_prefixes)s::text[],"
     " %(lane_widths)s::bigint[], %(skip)s)"
 )
+BEGIN, COMMIT, ROLLBACK = "BEGIN", "COMMIT", "ROLLBACK"
+#: psycopg's `TransactionStatus.IDLE`: no transaction open.
+IDLE = 0
+#: The task of a run being finished, while that run is its current one, locked; and the
+#: id of its newest run (the run's outcome is the task's last one once the run ends).
+FINISHING_TASK = (
+    f"SELECT {TASK_COLUMNS}, (SELECT max(id) FROM runs WHERE runs.task_id = tasks.id)"
+    " AS newest_run FROM tasks WHERE state = 'running' AND run_id = %(run_id)s"
+    " FOR UPDATE OF tasks"
+)
 #: How many times a claim asks the function again after checking this machine's pids.
 PID_CHECKS = 3
 #: The module id of every running task, across the store: the lanes' occupancy.
@@ -841,6 +851,32 @@ class PostgresStore(SqlStore):
         except psycopg.Error as exc:
             raise self._wrap(exc) from exc
 
+    @contextmanager
+    def _pipelined(self) -> Iterator[Any]:
+        """A write transaction in psycopg's pipeline mode: statements go out together until
+        a result is read, BEGIN with the first of them and COMMIT with the last, so that
+        neither costs a trip of its own (psycopg's `transaction()` waits for each).
+
+        A connection found lost before it begins is replaced; an error rolls it back.
+        """
+        import psycopg
+
+        db: Any = self._db
+        if db.closed or db.broken:
+            db = self._reconnect()
+        try:
+            try:
+                with db.pipeline():
+                    db.execute(BEGIN)
+                    yield db
+                    db.execute(COMMIT)
+            except BaseException:
+                if not (db.closed or db.broken) and db.info.transaction_status != IDLE:
+                    db.execute(ROLLBACK)
+                raise
+        except psycopg.Error as exc:
+            raise self._wrap(exc) from exc
+
     def _reconnect(self) -> Any:
         """A new connection in place of a lost one (`StoreUnreachable` while the server
         is away): the next transaction after a restart or a failover just works."""
@@ -961,6 +997,71 @@ class PostgresStore(SqlStore):
         self.skew = row["server_now"] - now if self.clock == "server" else timedelta(0)
         return row
 
+    def finish_run(
+        self, run_id: int, end: RunEnd, *, decide: Decide, keep: Retention | None = None
+    ) -> Task | None:
+        """The `Store` finish (see `SqlRuns.finish_run`) in two round trips, pipelined: the
+        task read under its lock (BEGIN with it), then every write, the task read back and
+        COMMIT together. Trimming (`keep`) reads as it goes, in trips of its own.
+
+        A connection lost in the first trip ran nothing that commits (the transaction
+        was open): the finish starts once more on a new connection.
+        """
+        try:
+            return self._finish(run_id, end, decide, keep, retry=True)
+        except _Again:
+            return self._finish(run_id, end, decide, keep, retry=False)
+
+    def _finish(
+        self, run_id: int, end: RunEnd, decide: Decide, keep: Retention | None, *, retry: bool
+    ) -> Task | None:
+        import psycopg
+
+        first = True
+        try:
+            with self._pipelined() as db:
+                row = db.execute(FINISHING_TASK, {"run_id": run_id}).fetchone()
+                first = False
+                if row is None:
+                    return None
+                newest = row["newest_run"] == run_id
+                last = end.outcome.value if newest else row["last_outcome"]
+                task = self._task({**row, "last_outcome": last})
+                self._end_run(db, run_id, end)
+                where = self._settle(db, task, run_id, end, decide)
+                self._place(db, task, where, end.ended_at)
+                loads = self._queue_load(db, task.id, runs=1)
+                if keep is not None:
+                    task = self._loaded(task.id, loads)
+                    self._trim(db, task, keep, end.ended_at)
+                kept = db.execute(self.sql.COUNT_TASK_RUNS, {"task_id": task.id})
+            task = self._loaded(task.id, loads) if keep is None else task
+            return replace(task, runs_kept=int(kept.fetchone()["n"]))  # as `get` counts them
+        except errors.StoreUnreachable as exc:
+            cause = exc.__cause__
+            if retry and first and isinstance(cause, psycopg.Error) and lost(self._db, cause):
+                raise _Again from exc
+            raise
+
+    def _queue_load(self, db: Any, task_id: int, *, runs: int) -> tuple[Any, Any, Any]:
+        """`_load(runs=...)`'s three reads sent together; `_loaded` reads their rows."""
+        sql = self.sql
+        return (
+            db.execute(sql.SELECT_TASK, {"id": task_id}),
+            db.execute(sql.SELECT_LAST_RUNS, {"task_id": task_id, "count": runs}),
+            db.execute(sql.SELECT_TASK_OUTCOMES, {"task_id": task_id}),
+        )
+
+    def _loaded(self, task_id: int, cursors: tuple[Any, Any, Any]) -> Task:
+        """The task `_queue_load` read, as `_load` gives it."""
+        task, runs, outcomes = cursors
+        row = task.fetchone()
+        if row is None:
+            raise errors.TaskNotFoundError(task_id)
+        newest = tuple(reversed([self._run(r) for r in runs.fetchall()]))
+        counted = tuple((r["outcome"], int(r["runs"])) for r in outcomes.fetchall())
+        return replace(self._task(row, newest), outcomes=counted)
+
     def _call(self, statement: str, params: Mapping[str, Any]) -> Any:
         """The one row of one statement run in autocommit (its own transaction).
 
@@ -1021,6 +1122,10 @@ class PostgresStore(SqlStore):
     def close(self) -> None:
         """Release the connection."""
         self._db.close()
+
+
+class _Again(Exception):
+    """A finish's first trip was lost: nothing it did commits; start it again."""
 
 
 def _refused(exc: BaseException) -> bool:

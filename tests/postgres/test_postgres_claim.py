@@ -258,3 +258,46 @@ def test_a_server_going_away_between_claims_costs_the_next_claim_nothing(
         got = claim(store, at(3), lanes=LANES)()
 
         assert got.outcome is ClaimOutcome.CLAIMED
+
+
+def done(now: datetime) -> RunEnd:
+    return RunEnd(outcome=Outcome.DONE, ended_at=now, elapsed=1.0, result_json='"ok"')
+
+
+def test_a_finish_is_two_round_trips_and_counts_the_run(
+    store: PostgresStore, tmp_path: Path
+) -> None:
+    task = store.schedule(new_task("m.a"), now=T0)
+    got = claim(store, at(0))()
+    assert got.run is not None
+    run_id = got.run.id
+
+    finished, cost = trips(
+        store, tmp_path, lambda: store.finish_run(run_id, done(at(2)), decide=decide)
+    )
+
+    assert cost == 2
+    assert finished is not None and finished.state is State.DONE
+    assert finished.last_outcome is Outcome.DONE and finished.outcomes == (("done", 1),)
+    assert finished.result_json == '"ok"' and finished.runs_kept == 1
+    assert finished == replace(store.get(task.id), runs=finished.runs)
+    assert [(t.module, t.outcome, t.runs) for t in store.outcome_totals()] == [("m.a", "done", 1)]
+
+
+def test_a_finish_after_the_server_went_away_starts_again_on_a_new_connection(
+    private_postgres: PostgresServer,
+) -> None:
+    url = private_postgres.create_database(private_postgres.unique_name())
+    with PostgresStore(url, clock="caller") as store:
+        task = store.schedule(new_task("m.a"), now=T0)
+        got = claim(store, at(0))()
+        assert got.run is not None
+        cluster = private_postgres.cluster
+        assert cluster is not None
+        cluster.halt()
+        cluster.resume()
+
+        finished = store.finish_run(got.run.id, done(at(1)), decide=decide)
+
+        assert finished is not None and finished.state is State.DONE
+        assert store.get(task.id).runs[-1].outcome is Outcome.DONE

@@ -2,8 +2,9 @@
 
 Imported only for a `postgresql://` URL (psycopg 3, the `postgres` extra). The
 rules are `SqlStore`'s; this module adds the line's advisory lock, the mapping of
-the caller's clock onto the server's, and the schema's migrations. Why each is
-so: "The PostgreSQL store inside" in docs/pages/development.md.
+the caller's clock onto the server's, the schema's migrations, and a claim and a
+finish in few round trips (a server-side function; a pipeline). Why each is so:
+"The PostgreSQL store inside" in docs/pages/development.md.
 """
 
 from __future__ import annotations

@@ -343,8 +343,8 @@ def _inside(statement: str, **names: str) -> str:
 
 _PG = Statements(POSTGRES)
 #: The statements the function runs, with its variables for their parameters.
-_HEADS_OPEN = _inside(HEADS.format(below=NO_BOUND), low="$1")
-_HEADS_BELOW = _inside(HEADS.format(below=BELOW), low="$1", high="$2")
+_HEADS_OPEN = _inside(HEADS.format(below=NO_BOUND), low="v_low")
+_HEADS_BELOW = _inside(HEADS.format(below=BELOW), low="v_low", high="v_high")
 _RUNNING_HERE = _inside(RUNNING_IN_MODULE, module="rec.module")
 _TOP_PRIORITY = _inside(_PG.MODULE_TOP_PRIORITY, module="v_module")
 _PRIORITY_BELOW = _inside(_PG.MODULE_PRIORITY_BELOW, module="v_module", priority="v_priority")
@@ -364,6 +364,26 @@ _CLAIM_SELECTS = ", ".join(
     + ["o.names", "o.counts"]
 )
 
+#: What the claim function does with each module's head (`HEADS`): in scope, due, its
+#: lane with room, it may be the first or the second of the line.
+_HEAD = f"""
+                CONTINUE WHEN rec.due_at > v_now
+                    OR NOT (v_everything OR claim_in_scope(rec.module, p_modules, p_excepts));
+                IF p_lanes THEN
+                    SELECT running.n INTO v_running FROM ({_RUNNING_HERE}) AS running;
+                    CONTINUE WHEN v_running
+                        >= claim_lane_width(rec.module, p_lane_prefixes, p_lane_widths);
+                END IF;
+                IF v_first_id IS NULL OR (rec.due_at, rec.id) < (v_first_due, v_first_id) THEN
+                    v_bound_due := v_first_due;
+                    v_bound_id := v_first_id;
+                    v_first_due := rec.due_at;
+                    v_first_id := rec.id;
+                    v_module := rec.module;
+                ELSIF v_bound_id IS NULL OR (rec.due_at, rec.id) < (v_bound_due, v_bound_id) THEN
+                    v_bound_due := rec.due_at;
+                    v_bound_id := rec.id;
+                END IF;""".strip()
 #: The claim's common path as one call (`PostgresStore.claim_next`), under the line's
 #: lock: the running tasks in scope (the busy rule, or the lanes' widths), the order
 #: rule's walk (as `SqlRuns._pick` and HEADS), the take. Whenever Python must decide
@@ -371,21 +391,21 @@ _CLAIM_SELECTS = ", ".join(
 #: status "recover" or "late"; a running task of this machine whose pid is not in
 #: `p_alive`: "check", with those pids), it changes nothing and says so.
 _CLAIM = (
-    """
-CREATE FUNCTION claim_covers(prefix TEXT, module TEXT) RETURNS BOOLEAN
-LANGUAGE sql IMMUTABLE AS $$ SELECT module = prefix OR starts_with(module, prefix || '.') $$""",
+    # Plain SQL, without a search_path of their own: PostgreSQL inlines them.
     """
 CREATE FUNCTION claim_in_scope(module TEXT, modules TEXT[], excepts TEXT[]) RETURNS BOOLEAN
-LANGUAGE sql IMMUTABLE SET search_path FROM CURRENT AS $$
+LANGUAGE sql IMMUTABLE AS $$
 SELECT (cardinality(modules) = 0 OR EXISTS (SELECT 1 FROM unnest(modules) AS m (prefix)
-        WHERE claim_covers(m.prefix, module)))
-   AND NOT EXISTS (SELECT 1 FROM unnest(excepts) AS e (prefix) WHERE claim_covers(e.prefix, module))
+        WHERE module = m.prefix OR starts_with(module, m.prefix || '.')))
+   AND NOT EXISTS (SELECT 1 FROM unnest(excepts) AS e (prefix)
+                   WHERE module = e.prefix OR starts_with(module, e.prefix || '.'))
 $$""",
     """
 CREATE FUNCTION claim_lane_width(module TEXT, prefixes TEXT[], widths BIGINT[]) RETURNS BIGINT
-LANGUAGE sql IMMUTABLE SET search_path FROM CURRENT AS $$
+LANGUAGE sql IMMUTABLE AS $$
 SELECT coalesce((SELECT l.width FROM unnest(prefixes, widths) AS l (prefix, width)
-                 WHERE claim_covers(l.prefix, module) ORDER BY length(l.prefix) DESC LIMIT 1), 1)
+                 WHERE module = l.prefix OR starts_with(module, l.prefix || '.')
+                 ORDER BY length(l.prefix) DESC LIMIT 1), 1)
 $$""",
     f"""
 CREATE FUNCTION claim_next(
@@ -400,6 +420,8 @@ LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     v_clock TIMESTAMPTZ; v_now TIMESTAMPTZ; v_status TEXT; v_pids INTEGER[] := '{{}}';
     v_task_id BIGINT; v_run_id BIGINT; v_busy BIGINT; rec RECORD; v_running BIGINT;
+    v_low TEXT; v_high TEXT;
+    v_everything BOOLEAN := cardinality(p_modules) = 0 AND cardinality(p_excepts) = 0;
     v_module TEXT; v_first_due TIMESTAMPTZ; v_first_id BIGINT;
     v_bound_due TIMESTAMPTZ; v_bound_id BIGINT;
     v_priority BIGINT; v_due TIMESTAMPTZ; v_id BIGINT; v_task tasks%ROWTYPE;
@@ -410,7 +432,7 @@ BEGIN
     <<walk>>
     BEGIN
         FOR rec IN {RUNNING_LEASES} LOOP
-            CONTINUE WHEN NOT claim_in_scope(rec.module, p_modules, p_excepts);
+            CONTINUE WHEN NOT (v_everything OR claim_in_scope(rec.module, p_modules, p_excepts));
             IF rec.lease_expires_at IS NULL OR rec.lease_expires_at <= v_now THEN
                 v_status := 'recover';
                 EXIT walk;
@@ -433,27 +455,17 @@ BEGIN
             EXIT walk;
         END IF;
         FOR i IN 1 .. coalesce(cardinality(p_low), 0) LOOP
-            FOR rec IN EXECUTE CASE WHEN p_high[i] IS NULL THEN $q${_HEADS_OPEN}$q$
-                                    ELSE $q${_HEADS_BELOW}$q$ END
-                       USING p_low[i], p_high[i] LOOP
-                CONTINUE WHEN rec.due_at > v_now
-                    OR NOT claim_in_scope(rec.module, p_modules, p_excepts);
-                IF p_lanes THEN
-                    SELECT running.n INTO v_running FROM ({_RUNNING_HERE}) AS running;
-                    CONTINUE WHEN v_running
-                        >= claim_lane_width(rec.module, p_lane_prefixes, p_lane_widths);
-                END IF;
-                IF v_first_id IS NULL OR (rec.due_at, rec.id) < (v_first_due, v_first_id) THEN
-                    v_bound_due := v_first_due;
-                    v_bound_id := v_first_id;
-                    v_first_due := rec.due_at;
-                    v_first_id := rec.id;
-                    v_module := rec.module;
-                ELSIF v_bound_id IS NULL OR (rec.due_at, rec.id) < (v_bound_due, v_bound_id) THEN
-                    v_bound_due := rec.due_at;
-                    v_bound_id := rec.id;
-                END IF;
-            END LOOP;
+            v_low := p_low[i];
+            v_high := p_high[i];
+            IF v_high IS NULL THEN
+                FOR rec IN {_HEADS_OPEN} LOOP
+                    {_HEAD}
+                END LOOP;
+            ELSE
+                FOR rec IN {_HEADS_BELOW} LOOP
+                    {_HEAD}
+                END LOOP;
+            END IF;
         END LOOP;
         v_status := 'idle';
         EXIT walk WHEN v_first_id IS NULL;

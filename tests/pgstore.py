@@ -37,13 +37,17 @@ MODULES = 50
 #: Whose leases the `running` tasks hold: another host, so none is ever recovered.
 ELSEWHERE = "elsewhere"
 
-#: The statements a claim runs, by their names in `PostgresStore.sql`.
+#: The statements a claim runs, by their names in `PostgresStore.sql` or
+#: `taskcron.store.postgres` (the claim function runs them too, and RUNNING_LEASES and
+#: RUNNING_IN_MODULE; the rest of its reads are by primary key).
 CLAIM_STATEMENTS = (
     "HEADS",
     "MODULE_TOP_PRIORITY",
     "MODULE_PRIORITY_BELOW",
     "OLDEST_AT_PRIORITY",
     "RUNNING_MODULES",
+    "RUNNING_LEASES",
+    "RUNNING_IN_MODULE",
     "SELECT_RUNNING",
     "SELECT_RUNNING_LEASES",
     "SELECT_KEYED_TASK",
@@ -143,6 +147,8 @@ def claim_statements(store: PostgresStore) -> dict[str, tuple[str, Mapping[str, 
         "MODULE_PRIORITY_BELOW": (sql.MODULE_PRIORITY_BELOW, {"module": module, "priority": 2}),
         "OLDEST_AT_PRIORITY": (sql.OLDEST_AT_PRIORITY, {"module": module, "priority": 1}),
         "RUNNING_MODULES": (postgres.RUNNING_MODULES, {}),
+        "RUNNING_LEASES": (postgres.RUNNING_LEASES, {}),
+        "RUNNING_IN_MODULE": (postgres.RUNNING_IN_MODULE, {"module": module}),
     }
     found[f"HEADS in {module}"] = (
         postgres.HEADS.format(below=postgres.BELOW),

@@ -216,23 +216,36 @@ class SqlRuns(SqlBase):
     def _end(
         self, db: Connection, task_id: int, run_id: int | None, end: RunEnd, decide: Decide
     ) -> Task:
-        sql = self.sql
         if run_id is not None:
-            db.execute(
-                sql.END_RUN,
-                {
-                    "ended_at": self._encode_time(end.ended_at),
-                    "elapsed": end.elapsed,
-                    "outcome": end.outcome.value,
-                    "exit_code": end.exit_code,
-                    "error": end.error,
-                    "traceback": end.traceback,
-                    "output_tail": end.output_tail,
-                    "truncated": bool(end.truncated),
-                    "id": run_id,
-                },
-            )
+            self._end_run(db, run_id, end)
         task = self._load(db, task_id, runs=False)  # where it goes next needs no runs
+        where = self._settle(db, task, run_id, end, decide)
+        self._place(db, task, where, end.ended_at)
+        return self._load(db, task.id, runs=1)
+
+    def _end_run(self, db: Connection, run_id: int, end: RunEnd) -> None:
+        """Record how a run ended on the run."""
+        db.execute(
+            self.sql.END_RUN,
+            {
+                "ended_at": self._encode_time(end.ended_at),
+                "elapsed": end.elapsed,
+                "outcome": end.outcome.value,
+                "exit_code": end.exit_code,
+                "error": end.error,
+                "traceback": end.traceback,
+                "output_tail": end.output_tail,
+                "truncated": bool(end.truncated),
+                "id": run_id,
+            },
+        )
+
+    def _settle(
+        self, db: Connection, task: Task, run_id: int | None, end: RunEnd, decide: Decide
+    ) -> Next | tuple[State, datetime]:
+        """Count a run that ended and keep what it left (result, progress, a step's
+        state); where its task goes next. Reads nothing back from the store."""
+        sql, task_id = self.sql, task.id
         if run_id is not None:
             self._count(db, task, end)
         if end.outcome is Outcome.DONE:
@@ -247,7 +260,7 @@ class SqlRuns(SqlBase):
             where = Next(State.QUEUED, resume)
         elif job_over(end.outcome, where):
             db.execute(sql.CLEAR_STEPS, {"id": task_id})
-        return self._move(db, task, where, end.ended_at)
+        return where
 
     def _count(self, db: Connection, task: Task, end: RunEnd) -> None:
         """Count a run that ended: for its task, and by module id and outcome ever and by
@@ -271,6 +284,13 @@ class SqlRuns(SqlBase):
 
         The task is returned with its newest run only (the run just ended, when a run
         ended): a finish never reads the task's history."""
+        self._place(db, task, where, now)
+        return self._load(db, task.id, runs=1)
+
+    def _place(
+        self, db: Connection, task: Task, where: Next | tuple[State, datetime], now: datetime
+    ) -> None:
+        """`_move` without reading the task back."""
         state, due_at = where[0], where[1]
         reset = len(where) > 2 and bool(where[2])
         db.execute(
@@ -283,7 +303,6 @@ class SqlRuns(SqlBase):
                 "id": task.id,
             },
         )
-        return self._load(db, task.id, runs=1)
 
     def renew_lease(self, run_id: int, *, lease: Lease) -> bool:
         """Extend the lease of a running run; False if the run is no longer ours."""

@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from taskcron.model import Scope
-from taskcron.store import postgres
+from taskcron.store import postgres, postgres_claim
 from taskcron.store.postgres import PostgresStore
 
 #: Module ids a filled store spreads its tasks over.
@@ -142,16 +142,16 @@ def claim_statements(store: PostgresStore) -> dict[str, tuple[str, Mapping[str, 
     sql = store.sql
     module = module_id(1)  # it holds a running task when `fill` was given some
     found: dict[str, tuple[str, Mapping[str, Any]]] = {
-        "HEADS": (postgres.HEADS.format(below=postgres.NO_BOUND), {"low": ""}),
+        "HEADS": (postgres_claim.HEADS.format(below=postgres_claim.NO_BOUND), {"low": ""}),
         "MODULE_TOP_PRIORITY": (sql.MODULE_TOP_PRIORITY, {"module": module}),
         "MODULE_PRIORITY_BELOW": (sql.MODULE_PRIORITY_BELOW, {"module": module, "priority": 2}),
         "OLDEST_AT_PRIORITY": (sql.OLDEST_AT_PRIORITY, {"module": module, "priority": 1}),
         "RUNNING_MODULES": (postgres.RUNNING_MODULES, {}),
-        "RUNNING_LEASES": (postgres.RUNNING_LEASES, {}),
-        "RUNNING_IN_MODULE": (postgres.RUNNING_IN_MODULE, {"module": module}),
+        "RUNNING_LEASES": (postgres_claim.RUNNING_LEASES, {}),
+        "RUNNING_IN_MODULE": (postgres_claim.RUNNING_IN_MODULE, {"module": module}),
     }
     found[f"HEADS in {module}"] = (
-        postgres.HEADS.format(below=postgres.BELOW),
+        postgres_claim.HEADS.format(below=postgres_claim.BELOW),
         {"low": module, "high": module + "/"},
     )
     for name in ("SELECT_RUNNING", "SELECT_RUNNING_LEASES"):

@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from taskcron import errors
-from taskcron.store.postgres import _first_line, connect, wake_channel
+from taskcron.store.postgres import _first_line, connect
+from taskcron.store.postgres_schema import wake_channel
 
 if TYPE_CHECKING:
     import psycopg

@@ -7,7 +7,8 @@ import random
 from collections import Counter
 
 from taskcron.model import Outcome, RunEnd, Scope, State
-from taskcron.store.postgres import FOLD_EVERY, PostgresStore
+from taskcron.store.postgres import PostgresStore
+from taskcron.store.postgres_schema import FOLD_EVERY
 from tests.store.conftest import T0, at, decide, lease, new_task
 
 MODULES = [f"app.m{n}" for n in range(12)]

@@ -27,7 +27,7 @@ from taskcron.model import State, Task
 from taskcron.runner import Supervisor
 from taskcron.store.sqlite import SqliteStore
 from tests.conftest import clean_env, script, wait_for
-from tests.pgserver import PostgresServer, PostgresUnavailable
+from tests.pgserver import PostgresServer
 
 #: Seconds: `work`'s poll here, far beyond how soon a scheduled task must start.
 POLL = 30
@@ -40,16 +40,9 @@ SESSIONS = (
 
 
 @pytest.fixture
-def server() -> Iterator[PostgresServer]:
-    """A private server of this test's own, which it may restart."""
-    try:
-        started = PostgresServer.start()
-    except PostgresUnavailable as e:
-        pytest.skip(f"needs a private PostgreSQL server: {e}")
-    try:
-        yield started
-    finally:
-        started.stop()
+def server(private_postgres: PostgresServer, private_cluster: object) -> PostgresServer:
+    """The module's own server (tests/conftest.py), which a test may restart."""
+    return private_postgres
 
 
 def _config(tmp_path: Path, url: str) -> Path:

@@ -38,8 +38,8 @@ MODULES = 50
 ELSEWHERE = "elsewhere"
 
 #: The statements a claim runs, by their names in `PostgresStore.sql` or
-#: `taskcron.store.postgres` (the claim function runs them too, and RUNNING_LEASES and
-#: RUNNING_IN_MODULE; the rest of its reads are by primary key).
+#: `taskcron.store.postgres` (the claim function runs them too, and RUNNING_LEASES;
+#: the rest of its reads are by primary key).
 CLAIM_STATEMENTS = (
     "HEADS",
     "MODULE_TOP_PRIORITY",
@@ -47,7 +47,6 @@ CLAIM_STATEMENTS = (
     "OLDEST_AT_PRIORITY",
     "RUNNING_MODULES",
     "RUNNING_LEASES",
-    "RUNNING_IN_MODULE",
     "SELECT_RUNNING",
     "SELECT_RUNNING_LEASES",
     "SELECT_KEYED_TASK",
@@ -148,7 +147,6 @@ def claim_statements(store: PostgresStore) -> dict[str, tuple[str, Mapping[str, 
         "OLDEST_AT_PRIORITY": (sql.OLDEST_AT_PRIORITY, {"module": module, "priority": 1}),
         "RUNNING_MODULES": (postgres.RUNNING_MODULES, {}),
         "RUNNING_LEASES": (postgres_claim.RUNNING_LEASES, {}),
-        "RUNNING_IN_MODULE": (postgres_claim.RUNNING_IN_MODULE, {"module": module}),
     }
     found[f"HEADS in {module}"] = (
         postgres_claim.HEADS.format(below=postgres_claim.BELOW),

@@ -25,6 +25,7 @@ from taskcron.model import Lanes, Retention, RunEnd, Scope, Task
 from taskcron.store import redact
 from taskcron.store.postgres_claim import (
     BELOW,
+    CLAIM_RUN_COLUMNS,
     HEADS,
     NO_BOUND,
     ClaimCall,
@@ -44,7 +45,7 @@ from taskcron.store.protocol import (
 )
 from taskcron.store.queries import POSTGRES, TASK_COLUMNS, Statements
 from taskcron.store.scopes import module_ranges
-from taskcron.store.sql_base import batched
+from taskcron.store.sql_base import Row, batched
 from taskcron.values import replace
 
 if TYPE_CHECKING:
@@ -98,12 +99,34 @@ INTEGRITY_CHECKS = (
 BEGIN, COMMIT, ROLLBACK = "BEGIN", "COMMIT", "ROLLBACK"
 #: psycopg's `TransactionStatus.IDLE`: no transaction open.
 IDLE = 0
-#: The task of a run being finished, while that run is its current one, locked; and the
-#: id of its newest run (the run's outcome is the task's last one once the run ends).
+POSTGRES_SQL = Statements(POSTGRES)
+#: The task of a run being finished, while that run is its current one, locked; the id
+#: of its newest run (the run's outcome is the task's last one once the run ends), how
+#: many runs it has and when its oldest started (whether a retention may trim any).
 FINISHING_TASK = (
     f"SELECT {TASK_COLUMNS}, (SELECT max(id) FROM runs WHERE runs.task_id = tasks.id)"
-    " AS newest_run FROM tasks WHERE state = 'running' AND run_id = %(run_id)s"
+    " AS newest_run, (SELECT count(*) FROM runs WHERE runs.task_id = tasks.id) AS runs_kept,"
+    " (SELECT started_at FROM runs WHERE runs.task_id = tasks.id ORDER BY id LIMIT 1)"
+    " AS oldest_started_at FROM tasks WHERE state = 'running' AND run_id = %(run_id)s"
     " FOR UPDATE OF tasks"
+)
+#: How a run ended, recorded on the run and counted (`SqlRuns._count`), in one statement:
+#: the run's update and two of the counts' upserts as data-modifying WITH queries.
+FINISH_RUN = (
+    f"WITH ended AS ({POSTGRES_SQL.END_RUN.replace('%(id)s', '%(run_id)s')}),"
+    f" by_task AS ({POSTGRES_SQL.COUNT_TASK_OUTCOME}),"
+    f" totals AS ({POSTGRES_SQL.COUNT_OUTCOME_TOTAL}) {POSTGRES_SQL.COUNT_OUTCOME_MINUTE}"
+)
+#: A task as a finish leaves it, in one read: its columns, its newest run's (prefixed
+#: "run_") and its runs by outcome (`ClaimCall._with_run` reads the row).
+FINISHED_TASK = (
+    f"SELECT {TASK_COLUMNS}, r.*, o.* FROM tasks"
+    " LEFT JOIN LATERAL (SELECT "
+    + ", ".join(f"runs.{name} AS run_{name}" for name, _ in CLAIM_RUN_COLUMNS)
+    + " FROM runs WHERE runs.task_id = tasks.id ORDER BY runs.id DESC LIMIT 1) AS r ON TRUE"
+    " LEFT JOIN LATERAL (SELECT array_agg(c.outcome ORDER BY c.outcome) AS outcome_names,"
+    " array_agg(c.runs ORDER BY c.outcome) AS outcome_runs FROM task_outcomes AS c"
+    " WHERE c.task_id = tasks.id) AS o ON TRUE WHERE tasks.id = %(id)s"
 )
 #: The module id of every running task, across the store: the lanes' occupancy.
 RUNNING_MODULES = "SELECT module FROM tasks WHERE state = 'running'"
@@ -253,7 +276,7 @@ logging.getLogger("psycopg").addFilter(_PipelineLost())
 class PostgresStore(ClaimCall):
     """The task store in a PostgreSQL schema. See the module docstring and `Store`."""
 
-    sql = Statements(POSTGRES)
+    sql = POSTGRES_SQL
 
     def __init__(
         self,
@@ -509,40 +532,35 @@ class PostgresStore(ClaimCall):
                 newest = row["newest_run"] == run_id
                 last = end.outcome.value if newest else row["last_outcome"]
                 task = self._task({**row, "last_outcome": last})
-                self._end_run(db, run_id, end)
-                where = self._settle(db, task, run_id, end, decide)
-                self._place(db, task, where, end.ended_at)
-                loads = self._queue_load(db, task.id, runs=1)
-                if keep is not None:
-                    task = self._loaded(task.id, loads)
-                    self._trim(db, task, keep, end.ended_at)
-                kept = db.execute(self.sql.COUNT_TASK_RUNS, {"task_id": task.id})
-            task = self._loaded(task.id, loads) if keep is None else task
-            return replace(task, runs_kept=int(kept.fetchone()["n"]))  # as `get` counts them
+                ended = self._run_ended(run_id, end)
+                db.execute(FINISH_RUN, {**ended, "run_id": run_id, **self._counted(task, end)})
+                self._drop_minutes(db, end)
+                where, left = self._settle(task, end, decide)
+                self._place(db, task, where, end.ended_at, left)
+                finished = db.execute(FINISHED_TASK, {"id": task.id})
+                kept, trimmed, done = int(row["runs_kept"]), 0, None
+                if keep is not None and self._may_trim(task, keep, row, end.ended_at):
+                    done = self._with_run(finished.fetchone())  # the trim keeps its run
+                    trimmed = self._trim(db, done, keep, end.ended_at)
+            done = done or self._with_run(finished.fetchone())
+            return replace(done, runs_kept=kept - trimmed)  # as `get` counts them
         except errors.StoreUnreachable as exc:
             cause = exc.__cause__
             if retry and first and isinstance(cause, psycopg.Error) and lost(self._db, cause):
                 raise _Again from exc
             raise
 
-    def _queue_load(self, db: Any, task_id: int, *, runs: int) -> tuple[Any, Any, Any]:
-        """`_load(runs=...)`'s three reads sent together; `_loaded` reads their rows."""
-        sql = self.sql
+    def _may_trim(self, task: Task, keep: Retention, row: Row, now: datetime) -> bool:
+        """Whether `keep` may trim runs of `task`, by what FINISHING_TASK read: more runs
+        than it keeps, or one started before what it keeps (as `_trim` would find)."""
+        limit, oldest = keep.limit(task), row["oldest_started_at"]
+        if limit > 0 and row["runs_kept"] > limit:
+            return True
         return (
-            db.execute(sql.SELECT_TASK, {"id": task_id}),
-            db.execute(sql.SELECT_LAST_RUNS, {"task_id": task_id, "count": runs}),
-            db.execute(sql.SELECT_TASK_OUTCOMES, {"task_id": task_id}),
+            keep.keep_for is not None
+            and oldest is not None
+            and self._decode_time(oldest) < now - keep.keep_for
         )
-
-    def _loaded(self, task_id: int, cursors: tuple[Any, Any, Any]) -> Task:
-        """The task `_queue_load` read, as `_load` gives it."""
-        task, runs, outcomes = cursors
-        row = task.fetchone()
-        if row is None:
-            raise errors.TaskNotFoundError(task_id)
-        newest = tuple(reversed([self._run(r) for r in runs.fetchall()]))
-        counted = tuple((r["outcome"], int(r["runs"])) for r in outcomes.fetchall())
-        return replace(self._task(row, newest), outcomes=counted)
 
     def _call(self, statement: str, params: Mapping[str, Any]) -> Any:
         """The one row of one statement run in autocommit (its own transaction).

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from taskcron.model import Lanes, Scope
+from taskcron.model import Lanes, Scope, Task
 from taskcron.store.protocol import Claim, ClaimOutcome, Decide, Lease, Skip
 from taskcron.store.queries import POSTGRES, Statements
 from taskcron.store.scopes import module_ranges
@@ -53,13 +53,10 @@ BELOW = "AND module < %(high)s"
 
 #: What the claim function reads, each a statement of its own so that
 #: tests/postgres/test_postgres_plans.py explains it: every running task, store-wide
-#: (the tasks_running index: the few that run), and how many of one module id run.
+#: (the tasks_running index: the few that run).
 RUNNING_LEASES = (
     "SELECT id, module, lease_host, lease_machine, lease_pid, lease_expires_at FROM tasks"
     " WHERE state = 'running'"
-)
-RUNNING_IN_MODULE = (
-    "SELECT count(*) AS n FROM tasks WHERE state = 'running' AND module = %(module)s"
 )
 
 #: The columns the claim function returns: the task's (as TASK_COLUMNS), the run's
@@ -93,7 +90,6 @@ _PG = Statements(POSTGRES)
 #: The statements the function runs, with its variables for their parameters.
 _HEADS_OPEN = _inside(HEADS.format(below=NO_BOUND), low="v_low")
 _HEADS_BELOW = _inside(HEADS.format(below=BELOW), low="v_low", high="v_high")
-_RUNNING_HERE = _inside(RUNNING_IN_MODULE, module="rec.module")
 _TOP_PRIORITY = _inside(_PG.MODULE_TOP_PRIORITY, module="v_module")
 _PRIORITY_BELOW = _inside(_PG.MODULE_PRIORITY_BELOW, module="v_module", priority="v_priority")
 _OLDEST = _inside(_PG.OLDEST_AT_PRIORITY, module="v_module", priority="v_priority")
@@ -112,15 +108,50 @@ _CLAIM_SELECTS = ", ".join(
     + ["o.names", "o.counts"]
 )
 
+
+def _in_scope(module: str) -> str:
+    """plpgsql that sets v_in: whether `module` is in the claim's scope (as `Scope`):
+    under a module id of p_modules (none: every one) and under none of p_excepts.
+    Loops of the function's own, not a SQL function: a call of one from plpgsql costs
+    an executor start of its own."""
+    under = f"({module} = v_prefix OR starts_with({module}, v_prefix || '.'))"
+    return f"""
+                v_in := v_everything OR cardinality(p_modules) = 0;
+                IF NOT v_in THEN
+                    FOREACH v_prefix IN ARRAY p_modules LOOP
+                        IF {under} THEN v_in := TRUE; EXIT; END IF;
+                    END LOOP;
+                END IF;
+                IF v_in AND NOT v_everything THEN
+                    FOREACH v_prefix IN ARRAY p_excepts LOOP
+                        IF {under} THEN v_in := FALSE; EXIT; END IF;
+                    END LOOP;
+                END IF;""".strip()
+
+
 #: What the claim function does with each module's head (`HEADS`): in scope, due, its
-#: lane with room, it may be the first or the second of the line.
+#: lane with room (the module id's running tasks against the width of the longest lane
+#: prefix it is under, 1 under none), it may be the first or the second of the line.
 _HEAD = f"""
-                CONTINUE WHEN rec.due_at > v_now
-                    OR NOT (v_everything OR claim_in_scope(rec.module, p_modules, p_excepts));
+                CONTINUE WHEN rec.due_at > v_now;
+                {_in_scope("rec.module")}
+                CONTINUE WHEN NOT v_in;
                 IF p_lanes THEN
-                    SELECT running.n INTO v_running FROM ({_RUNNING_HERE}) AS running;
-                    CONTINUE WHEN v_running
-                        >= claim_lane_width(rec.module, p_lane_prefixes, p_lane_widths);
+                    v_running := 0;
+                    FOREACH v_prefix IN ARRAY v_running_modules LOOP
+                        IF v_prefix = rec.module THEN v_running := v_running + 1; END IF;
+                    END LOOP;
+                    v_width := 1;
+                    v_longest := -1;
+                    FOR j IN 1 .. coalesce(cardinality(p_lane_prefixes), 0) LOOP
+                        v_prefix := p_lane_prefixes[j];
+                        IF length(v_prefix) > v_longest AND (rec.module = v_prefix
+                           OR starts_with(rec.module, v_prefix || '.')) THEN
+                            v_width := p_lane_widths[j];
+                            v_longest := length(v_prefix);
+                        END IF;
+                    END LOOP;
+                    CONTINUE WHEN v_running >= v_width;
                 END IF;
                 IF v_first_id IS NULL OR (rec.due_at, rec.id) < (v_first_due, v_first_id) THEN
                     v_bound_due := v_first_due;
@@ -133,37 +164,31 @@ _HEAD = f"""
                     v_bound_id := rec.id;
                 END IF;""".strip()
 #: The claim's common path as one call (`PostgresStore.claim_next`), under the line's
-#: lock: the running tasks in scope (the busy rule, or the lanes' widths), the order
-#: rule's walk (as `SqlRuns._pick` and HEADS), the take. Whenever Python must decide
-#: (a running task in scope whose lease expired, or a late task with a skip policy:
-#: status "recover" or "late"; a running task of this machine whose pid is not in
-#: `p_alive`: "check", with those pids), it changes nothing and says so.
+#: lock: the running tasks (the busy rule for those in scope; every module id's count
+#: for the lanes' widths), the order rule's walk (as `SqlRuns._pick` and HEADS), the
+#: take. Whenever Python must decide (a running task in scope whose lease expired, or
+#: a late task with a skip policy: status "recover" or "late"; a running task of this
+#: machine whose pid is not in `p_alive`: "check", with those pids), it changes nothing
+#: and says so.
+#:
+#: `enable_sort` is off inside it: PostgreSQL's `INDEXED BY`. A queue's statistics are
+#: always behind its rows (a burst of new tasks, a table never analyzed yet), and with
+#: a module's rows misjudged as few the planner may read every queued task of the
+#: module along tasks_line and sort them for the top priority, where tasks_priority
+#: gives it in one probe. None of its statements needs a sort.
+#:
+#: Made again by the newest migration that names it (CREATE OR REPLACE), so that a
+#: store made before a change of it gets the change.
 CLAIM_FUNCTIONS = (
-    # Plain SQL, without a search_path of their own: PostgreSQL inlines them.
-    """
-CREATE FUNCTION claim_in_scope(module TEXT, modules TEXT[], excepts TEXT[]) RETURNS BOOLEAN
-LANGUAGE sql IMMUTABLE AS $$
-SELECT (cardinality(modules) = 0 OR EXISTS (SELECT 1 FROM unnest(modules) AS m (prefix)
-        WHERE module = m.prefix OR starts_with(module, m.prefix || '.')))
-   AND NOT EXISTS (SELECT 1 FROM unnest(excepts) AS e (prefix)
-                   WHERE module = e.prefix OR starts_with(module, e.prefix || '.'))
-$$""",
-    """
-CREATE FUNCTION claim_lane_width(module TEXT, prefixes TEXT[], widths BIGINT[]) RETURNS BIGINT
-LANGUAGE sql IMMUTABLE AS $$
-SELECT coalesce((SELECT l.width FROM unnest(prefixes, widths) AS l (prefix, width)
-                 WHERE module = l.prefix OR starts_with(module, l.prefix || '.')
-                 ORDER BY length(l.prefix) DESC LIMIT 1), 1)
-$$""",
     f"""
-CREATE FUNCTION claim_next(
+CREATE OR REPLACE FUNCTION claim_next(
     p_lock_class INTEGER, p_lock_key INTEGER, p_now TIMESTAMPTZ, p_server_clock BOOLEAN,
     p_host TEXT, p_machine TEXT, p_alive INTEGER[],
     p_lease_host TEXT, p_lease_machine TEXT, p_lease_pid INTEGER, p_lease_expires_at TIMESTAMPTZ,
     p_modules TEXT[], p_excepts TEXT[], p_low TEXT[], p_high TEXT[],
     p_lanes BOOLEAN, p_lane_prefixes TEXT[], p_lane_widths BIGINT[], p_skip BOOLEAN
 ) RETURNS TABLE ({_CLAIM_RETURNS})
-LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+LANGUAGE plpgsql SET search_path FROM CURRENT SET enable_sort = off AS $$
 #variable_conflict use_column
 DECLARE
     v_clock TIMESTAMPTZ; v_now TIMESTAMPTZ; v_status TEXT; v_pids INTEGER[] := '{{}}';
@@ -171,7 +196,8 @@ DECLARE
     v_low TEXT; v_high TEXT;
     v_everything BOOLEAN := cardinality(p_modules) = 0 AND cardinality(p_excepts) = 0;
     v_module TEXT; v_first_due TIMESTAMPTZ; v_first_id BIGINT;
-    v_bound_due TIMESTAMPTZ; v_bound_id BIGINT;
+    v_bound_due TIMESTAMPTZ; v_bound_id BIGINT; v_in BOOLEAN; v_prefix TEXT;
+    v_running_modules TEXT[] := '{{}}'; v_width BIGINT; v_longest INTEGER;
     v_priority BIGINT; v_due TIMESTAMPTZ; v_id BIGINT; v_task tasks%ROWTYPE;
 BEGIN
     PERFORM pg_advisory_xact_lock(p_lock_class, p_lock_key);
@@ -180,7 +206,11 @@ BEGIN
     <<walk>>
     BEGIN
         FOR rec IN {RUNNING_LEASES} LOOP
-            CONTINUE WHEN NOT (v_everything OR claim_in_scope(rec.module, p_modules, p_excepts));
+            IF p_lanes THEN
+                v_running_modules := v_running_modules || rec.module;
+            END IF;
+            {_in_scope("rec.module")}
+            CONTINUE WHEN NOT v_in;
             IF rec.lease_expires_at IS NULL OR rec.lease_expires_at <= v_now THEN
                 v_status := 'recover';
                 EXIT walk;
@@ -313,11 +343,8 @@ class ClaimCall(SqlStore):
                 continue
             self._alive = alive
             if status == "claimed":
-                run = self._run({name: row["run_" + name] for name, _ in CLAIM_RUN_COLUMNS})
-                outcomes = tuple(
-                    zip(row["outcome_names"] or (), row["outcome_runs"] or (), strict=True)
-                )
-                task = replace(self._task(row, (run,)), outcomes=outcomes)
+                task = self._with_run(row)
+                run = task.runs[-1]
                 return Claim(outcome=ClaimOutcome.CLAIMED, task=task, run=run, lease=lease)
             if status == "idle":
                 return Claim(outcome=ClaimOutcome.IDLE)
@@ -327,6 +354,13 @@ class ClaimCall(SqlStore):
         return super().claim_next(
             scope=scope, now=now, lease=lease, decide=decide, skip=skip, lanes=lanes
         )
+
+    def _with_run(self, row: Mapping[str, Any]) -> Task:
+        """A task with one run and its runs by outcome, from a row of the task's columns,
+        the run's prefixed "run_" (CLAIM_RUN_COLUMNS), `outcome_names` and `outcome_runs`."""
+        run = self._run({name: row["run_" + name] for name, _ in CLAIM_RUN_COLUMNS})
+        outcomes = tuple(zip(row["outcome_names"] or (), row["outcome_runs"] or (), strict=True))
+        return replace(self._task(row, (run,)), outcomes=outcomes)
 
     def _claim_call(
         self,

@@ -267,6 +267,29 @@ CREATE TRIGGER tasks_wake_changed AFTER UPDATE ON tasks FOR EACH ROW
 """
 
 
+#: Schema 6: the claim function as it is now (CLAIM_FUNCTIONS: made again, its SQL
+#: helper functions gone into it), and the count trigger's move calling the fold only
+#: when it may fold.
+_MOVED = """
+CREATE OR REPLACE FUNCTION task_counts_moved() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
+DECLARE last BIGINT;
+BEGIN
+    INSERT INTO task_count_deltas (module, state, delta) VALUES (OLD.module, OLD.state, -1);
+    INSERT INTO task_count_deltas (module, state, delta) VALUES (NEW.module, NEW.state, 1)
+        RETURNING id INTO last;
+    IF last % {fold_every} = 0 THEN
+        PERFORM task_counts_fold(last);
+    END IF;
+    RETURN NULL;
+END $$"""
+_CLAIM_AGAIN = (
+    "DROP FUNCTION IF EXISTS claim_in_scope(TEXT, TEXT[], TEXT[])",
+    "DROP FUNCTION IF EXISTS claim_lane_width(TEXT, TEXT[], BIGINT[])",
+    _MOVED,
+    *CLAIM_FUNCTIONS,
+)
+
 #: MIGRATIONS[n] takes a schema from version n to n + 1 (`statements` splits each).
 MIGRATIONS: tuple[str, ...] = (
     _V1,
@@ -276,6 +299,7 @@ MIGRATIONS: tuple[str, ...] = (
     ";\n".join([*_COUNTS, _WAKE.strip(), *CLAIM_FUNCTIONS]).replace(
         "{fold_every}", str(FOLD_EVERY)
     ),
+    ";\n".join(_CLAIM_AGAIN).replace("{fold_every}", str(FOLD_EVERY)),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

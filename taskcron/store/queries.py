@@ -36,6 +36,21 @@ class Pair(str):
         return made
 
 
+#: `Statements.MOVE_TASK`, less the dialect's name for the larger of two numbers.
+_MOVE_TASK = (
+    "UPDATE tasks SET state = :state, due_at = :due_at, updated_at = :updated_at,"
+    " run_id = NULL, lease_host = NULL, lease_machine = NULL, lease_pid = NULL,"
+    " lease_expires_at = NULL,"
+    " attempts = CASE WHEN :reset THEN 0 WHEN :save_step THEN {greatest}(attempts - 1, 0)"
+    " ELSE attempts END,"
+    " result = CASE WHEN :set_result THEN :result ELSE result END,"
+    " progress = CASE WHEN :set_progress THEN :progress ELSE progress END,"
+    " step_state = CASE WHEN :save_step THEN :step_state WHEN :clear_steps THEN NULL"
+    " ELSE step_state END,"
+    " steps = CASE WHEN :save_step THEN steps + 1 WHEN :clear_steps THEN 0 ELSE steps END"
+    " WHERE id = :id"
+)
+
 #: The columns `SqlStore._task` reads.
 TASK_COLUMNS = (
     "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
@@ -232,19 +247,6 @@ class Statements:
         " exit_code = :exit_code, error = :error, traceback = :traceback,"
         " output_tail = :output_tail, truncated = :truncated WHERE id = :id"
     )
-    SET_RESULT = "UPDATE tasks SET result = :result WHERE id = :id"
-    #: A step that asked to continue: its state saved, one more step, its attempt not
-    #: counted. SQLite's two-argument `max` is PostgreSQL's GREATEST.
-    SAVE_STEP = Pair(
-        sqlite=(
-            "UPDATE tasks SET step_state = :step_state, steps = steps + 1,"
-            " attempts = max(attempts - 1, 0) WHERE id = :id"
-        ),
-        postgres=(
-            "UPDATE tasks SET step_state = :step_state, steps = steps + 1,"
-            " attempts = GREATEST(attempts - 1, 0) WHERE id = :id"
-        ),
-    )
     #: Trimming a task's runs (`taskcron.model.Retention`), oldest first, along indexes.
     #: The id of the task's run that has `offset` newer ones: it and older ones are beyond
     #: the newest `offset`.
@@ -298,19 +300,17 @@ class Statements:
         "SELECT minute, module, outcome, runs, seconds FROM outcome_minutes"
         " WHERE minute >= :since ORDER BY minute, module, outcome"
     )
-    #: A job that finished, or failed for good: the next one starts afresh.
-    CLEAR_STEPS = "UPDATE tasks SET step_state = NULL, steps = 0 WHERE id = :id"
-    SET_PROGRESS = "UPDATE tasks SET progress = :progress WHERE id = :id"
     #: Progress a running task reports, while the run is still its current one.
     SAVE_PROGRESS = (
         "UPDATE tasks SET progress = :progress WHERE state = 'running' AND run_id = :run_id"
     )
-    #: Put a task where a policy said, resetting its attempts if told to; drop its lease.
-    MOVE_TASK = (
-        "UPDATE tasks SET state = :state, due_at = :due_at, updated_at = :updated_at,"
-        " run_id = NULL, lease_host = NULL, lease_machine = NULL, lease_pid = NULL,"
-        " lease_expires_at = NULL, attempts = CASE WHEN :reset THEN 0 ELSE attempts END"
-        " WHERE id = :id"
+    #: Put a task where a policy said, resetting its attempts if told to; drop its lease;
+    #: and keep what its run left (`SqlRuns._settle`, each flag with its value): a result,
+    #: progress, a step's state (one more step, the attempt not counted) or no steps
+    #: once the job is over. One statement, so that a finish writes its task once.
+    #: SQLite's two-argument `max` is PostgreSQL's GREATEST.
+    MOVE_TASK = Pair(
+        sqlite=_MOVE_TASK.format(greatest="max"), postgres=_MOVE_TASK.format(greatest="GREATEST")
     )
 
     # Status.

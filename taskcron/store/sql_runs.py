@@ -36,10 +36,25 @@ from taskcron.values import replace
 
 #: Runs deleted by one statement when trimming (a statement's parameters are bounded).
 DELETE_CHUNK = 500
+#: What a run left on its task, as `Statements.MOVE_TASK`'s flags and values.
+Left = dict[str, Any]
+#: A move that keeps nothing of a run.
+NOTHING_LEFT: Left = {
+    "set_result": False,
+    "result": None,
+    "set_progress": False,
+    "progress": None,
+    "save_step": False,
+    "step_state": None,
+    "clear_steps": False,
+}
 
 
 class SqlRuns(SqlBase):
     """Claiming, running and finishing of the `Store` contract over SQL."""
+
+    #: The minute whose older minutes this store last dropped (`_count`).
+    _minutes_dropped: datetime | None = None
 
     def claim_next(
         self,
@@ -217,65 +232,84 @@ class SqlRuns(SqlBase):
         self, db: Connection, task_id: int, run_id: int | None, end: RunEnd, decide: Decide
     ) -> Task:
         if run_id is not None:
-            self._end_run(db, run_id, end)
+            db.execute(self.sql.END_RUN, self._run_ended(run_id, end))
         task = self._load(db, task_id, runs=False)  # where it goes next needs no runs
-        where = self._settle(db, task, run_id, end, decide)
-        self._place(db, task, where, end.ended_at)
-        return self._load(db, task.id, runs=1)
-
-    def _end_run(self, db: Connection, run_id: int, end: RunEnd) -> None:
-        """Record how a run ended on the run."""
-        db.execute(
-            self.sql.END_RUN,
-            {
-                "ended_at": self._encode_time(end.ended_at),
-                "elapsed": end.elapsed,
-                "outcome": end.outcome.value,
-                "exit_code": end.exit_code,
-                "error": end.error,
-                "traceback": end.traceback,
-                "output_tail": end.output_tail,
-                "truncated": bool(end.truncated),
-                "id": run_id,
-            },
-        )
-
-    def _settle(
-        self, db: Connection, task: Task, run_id: int | None, end: RunEnd, decide: Decide
-    ) -> Next | tuple[State, datetime]:
-        """Count a run that ended and keep what it left (result, progress, a step's
-        state); where its task goes next. Reads nothing back from the store."""
-        sql, task_id = self.sql, task.id
         if run_id is not None:
             self._count(db, task, end)
+        where, left = self._settle(task, end, decide)
+        self._place(db, task, where, end.ended_at, left)
+        return self._load(db, task.id, runs=1)
+
+    def _run_ended(self, run_id: int, end: RunEnd) -> dict[str, Any]:
+        """`Statements.END_RUN`'s parameters: how a run ended, recorded on the run."""
+        return {
+            "ended_at": self._encode_time(end.ended_at),
+            "elapsed": end.elapsed,
+            "outcome": end.outcome.value,
+            "exit_code": end.exit_code,
+            "error": end.error,
+            "traceback": end.traceback,
+            "output_tail": end.output_tail,
+            "truncated": bool(end.truncated),
+            "id": run_id,
+        }
+
+    def _settle(
+        self, task: Task, end: RunEnd, decide: Decide
+    ) -> tuple[Next | tuple[State, datetime], Left]:
+        """Where a task whose run ended goes next, and what the run leaves on it (result,
+        progress, a step's state), which `_place` writes with the move."""
+        left: Left = {}
         if end.outcome is Outcome.DONE:
-            db.execute(sql.SET_RESULT, {"result": end.result_json, "id": task_id})
+            left.update(set_result=True, result=end.result_json)
         if end.progress is not None:
-            progress = json.dumps(end.progress.to_json())
-            db.execute(sql.SET_PROGRESS, {"progress": progress, "id": task_id})
+            left.update(set_progress=True, progress=json.dumps(end.progress.to_json()))
         where = decide(task, end.outcome, end.ended_at)
         if end.outcome is Outcome.CONTINUED:
-            db.execute(sql.SAVE_STEP, {"step_state": end.state_json, "id": task_id})
+            left.update(save_step=True, step_state=end.state_json)
             resume = end.ended_at if end.resume_at is None else max(end.resume_at, end.ended_at)
             where = Next(State.QUEUED, resume)
         elif job_over(end.outcome, where):
-            db.execute(sql.CLEAR_STEPS, {"id": task_id})
-        return where
+            left.update(clear_steps=True)
+        return where, left
 
     def _count(self, db: Connection, task: Task, end: RunEnd) -> None:
         """Count a run that ended: for its task, and by module id and outcome ever and by
-        minute (dropping the minutes no longer kept). One upsert a table."""
-        sql, outcome = self.sql, end.outcome.value
-        db.execute(sql.COUNT_TASK_OUTCOME, {"task_id": task.id, "outcome": outcome})
+        minute (`_counted`), one upsert a table; drop the minutes no longer kept."""
+        sql, counted = self.sql, self._counted(task, end)
+        for statement in (
+            sql.COUNT_TASK_OUTCOME,
+            sql.COUNT_OUTCOME_TOTAL,
+            sql.COUNT_OUTCOME_MINUTE,
+        ):
+            db.execute(statement, counted)
+        self._drop_minutes(db, end)
+
+    def _counted(self, task: Task, end: RunEnd) -> dict[str, Any]:
+        """The counting statements' parameters (each takes those it names): the task, its
+        module id, the outcome, the duration and its bucket (`bucket_n`: 1 or 0), the
+        minute it ended in."""
         seconds = max(end.elapsed, 0.0)
         bucket = bucket_of(seconds)
-        buckets = {name: int(n == bucket) for n, name in enumerate(BUCKET_COLUMNS)}
-        counted = {"module": task.module, "outcome": outcome, "seconds": seconds}
-        db.execute(sql.COUNT_OUTCOME_TOTAL, {**counted, **buckets})
         minute = end.ended_at.astimezone(timezone.utc).replace(second=0, microsecond=0)
-        db.execute(sql.COUNT_OUTCOME_MINUTE, {**counted, "minute": self._encode_time(minute)})
-        before = self._encode_time(minute - MINUTES_KEPT)
-        db.execute(sql.DROP_OLD_MINUTES, {"before": before})
+        return {
+            "task_id": task.id,
+            "module": task.module,
+            "outcome": end.outcome.value,
+            "seconds": seconds,
+            "minute": self._encode_time(minute),
+            **{name: int(n == bucket) for n, name in enumerate(BUCKET_COLUMNS)},
+        }
+
+    def _drop_minutes(self, db: Connection, end: RunEnd) -> None:
+        """Drop the minutes no longer kept, the first time this store counts a run in a
+        minute (none is older yet the next time; a drop that rolled back waits for the
+        next minute)."""
+        minute = end.ended_at.astimezone(timezone.utc).replace(second=0, microsecond=0)
+        if minute != self._minutes_dropped:
+            before = self._encode_time(minute - MINUTES_KEPT)
+            db.execute(self.sql.DROP_OLD_MINUTES, {"before": before})
+            self._minutes_dropped = minute
 
     def _move(
         self, db: Connection, task: Task, where: Next | tuple[State, datetime], now: datetime
@@ -288,14 +322,21 @@ class SqlRuns(SqlBase):
         return self._load(db, task.id, runs=1)
 
     def _place(
-        self, db: Connection, task: Task, where: Next | tuple[State, datetime], now: datetime
+        self,
+        db: Connection,
+        task: Task,
+        where: Next | tuple[State, datetime],
+        now: datetime,
+        left: Left | None = None,
     ) -> None:
-        """`_move` without reading the task back."""
+        """`_move` without reading the task back; with what a run `left` (`_settle`)."""
         state, due_at = where[0], where[1]
         reset = len(where) > 2 and bool(where[2])
         db.execute(
             self.sql.MOVE_TASK,
             {
+                **NOTHING_LEFT,
+                **(left or {}),
                 "state": state.value,
                 "due_at": self._encode_time(due_at),
                 "updated_at": self._encode_time(now),

@@ -108,9 +108,12 @@ def traced_claim(store: SqliteStore, scope: Scope, lanes: Lanes | None = None) -
 
     A dead run waits to be recovered, so the recovery's statements count too. The
     claimed task is then put back where it stood, so that every claim sees the same line.
+    Each claim is the store's first count of a run in its minute, which drops the
+    minutes no longer kept.
     """
     recover = Scope(modules=(*scope.modules, "stuck")) if scope.modules else scope
     leave_a_dead_run(store)
+    store._minutes_dropped = None
     with tracing(store) as statements:
         got = store.claim_next(scope=recover, now=NOW, lease=lease(NOW), decide=decide, lanes=lanes)
     assert got.outcome is ClaimOutcome.CLAIMED, (scope, got.outcome)

@@ -86,6 +86,9 @@ class Config:
     pythonpath: tuple[Path, ...] = ()  #: Directories put on sys.path, after the config's own.
     timezone: str | None = None
     budget: timedelta | None = None  #: A tick's default budget; None means no deadline.
+    #: How long past due a recurring task may wait for a run before it is missed, unless
+    #: it says (`--missed-after`); None ("0"): never.
+    missed_after: timedelta | None = timedelta(minutes=5)
     lease: timedelta = timedelta(seconds=30)
     kill_grace: timedelta = timedelta(seconds=10)
     retry: RetryConfig = field(default_factory=RetryConfig)
@@ -130,6 +133,8 @@ KEY_DOCS: dict[str, str] = {
     "timezone": "The IANA time zone that cron expressions are read in; unset: the system's.",
     "budget": "A tick's default budget; unset: no deadline. Under `work`, each task's "
     "deadline is its start plus it.",
+    "missed_after": "How long past due a recurring task may wait for a run before it is "
+    'missed (recorded and alerted once); `"0"`: never. `--missed-after` sets a task\'s own.',
     "lease": 'How long a running task\'s lease lasts; renewed every third of it; at least `"1s"`.',
     "kill_grace": "Time between SIGTERM and SIGKILL when stopping a task.",
     "retry.backoff": "The wait before the second attempt, doubling per attempt (±20%).",
@@ -244,6 +249,10 @@ STARTER = """\
 # A tick's default budget: the deadline a task sees. Unset means no deadline.
 # Under `taskcron work`, each task's deadline is its start plus this.
 # budget = "50s"
+
+# A recurring task this long past due with no run started is missed: recorded
+# and alerted once ("0": never). `schedule --missed-after` sets a task's own.
+# missed_after = "5m"
 
 # How long a running task's lease lasts before another tick may recover it
 # (at least 1s).

@@ -53,6 +53,7 @@ KEYS = frozenset(
         "pythonpath",
         "timezone",
         "budget",
+        "missed_after",
         "lease",
         "kill_grace",
         "retry",
@@ -309,6 +310,11 @@ def _check(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
             f"config key 'lease' must be at least {MIN_LEASE.total_seconds():g}s,"
             f" not {values['lease']!r}"
         )
+    if "missed_after" in values:
+        missed_after = _duration(values, "missed_after")
+        if missed_after < timedelta(0):
+            raise errors.ConfigError("config key 'missed_after' must not be negative")
+        out["missed_after"] = missed_after or None
     if "max_steps" in values:
         out["max_steps"] = _positive_int(values, "max_steps")
     if "workers" in values:

@@ -449,6 +449,18 @@ class Task:
     #: When the current job's first step started, for a running task as the store's
     #: `running` reads it (None elsewhere: the current run's start then).
     job_started_at: datetime | None = None
+    #: How long past due a recurring task may wait for a run before it is missed (None:
+    #: never; a recurring task gets the config's `missed_after` when scheduled).
+    missed_after: timedelta | None = None
+    #: Since when it fails: the end of its first run that failed for good since its
+    #: last success (None: healthy).
+    failing_since: datetime | None = None
+    #: The due time it was found missed at (None: not missed); cleared once a job of
+    #: it ends.
+    missed_since: datetime | None = None
+    #: The alert events (`ALERT_EVENTS`) the write that returned it decided, in its
+    #: transaction: each is decided once, by one process. () when read.
+    alerts: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         for name in ("due_at", "created_at", "updated_at"):

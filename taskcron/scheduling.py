@@ -55,6 +55,9 @@ class TaskOptions(TypedDict, total=False):
     #: The newest runs the store keeps of it (0: no limit); None: the config's
     #: `history.keep_runs`.
     keep_runs: int | None
+    #: A recurring task this late with no run started is missed ("0": never); None: the
+    #: config's `missed_after`. A one-off task is never missed.
+    missed_after: timedelta | str | float | None
     check: bool  #: The target must resolve here and now (default False).
     check_task: bool  #: A `task` name must be registered (default True).
 
@@ -151,6 +154,7 @@ def new_task(home: Home, module: str, options: TaskOptions, now: datetime) -> Ne
     keep_runs = options.get("keep_runs")
     if keep_runs is not None and int64("keep runs", keep_runs) < 0:
         raise errors.InputError(f"invalid keep runs {keep_runs}: must not be negative")
+    missed_after = _missed_after(options.get("missed_after"), recurrence, home)
     if options.get("check", False):
         _resolve(home, target)
     elif (
@@ -173,7 +177,21 @@ def new_task(home: Home, module: str, options: TaskOptions, now: datetime) -> Ne
         key=key,
         owner=owner,
         keep_runs=keep_runs,
+        missed_after=missed_after,
     )
+
+
+def _missed_after(
+    value: timedelta | str | float | None, recurrence: Recurrence | None, home: Home
+) -> timedelta | None:
+    """How late a task may be before it is missed: its own, else the config's; never for a
+    one-off task, nor when zero."""
+    found = optional_duration(value)
+    if found is not None and found < timedelta(0):
+        raise errors.DurationError(str(value), "a missed-after must not be negative")
+    if recurrence is None:
+        return None
+    return (home.config.missed_after if found is None else found) or None
 
 
 def timezone(home: Home) -> str:

@@ -77,6 +77,12 @@ def _read_data(value: str) -> str:
 @click.option("--at", metavar="TIME", help="First due at TIME (ISO 8601).")
 @click.option("--max-lateness", metavar="DUR", help="Skip a run that is later than DUR.")
 @click.option(
+    "--missed-after",
+    metavar="DUR",
+    help="A recurring task DUR past due with no run started is missed: recorded and "
+    "alerted once (0: never). [default: config missed_after, 5m]",
+)
+@click.option(
     "--keep-runs",
     type=click.IntRange(min=0),
     metavar="N",
@@ -120,6 +126,7 @@ def schedule(
     delay: str | None,
     at: str | None,
     max_lateness: str | None,
+    missed_after: str | None,
     keep_runs: int | None,
     key: str | None,
     owner: str | None,
@@ -164,6 +171,7 @@ def schedule(
         at=at,
         delay=delay,
         max_lateness=max_lateness,
+        missed_after=missed_after,
         keep_runs=keep_runs,
         key=key,
         owner=owner,

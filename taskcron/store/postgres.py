@@ -543,7 +543,8 @@ class PostgresStore(ClaimCall):
                     done = self._with_run(finished.fetchone())  # the trim keeps its run
                     trimmed = self._trim(db, done, keep, end.ended_at)
             done = done or self._with_run(finished.fetchone())
-            return replace(done, runs_kept=kept - trimmed)  # as `get` counts them
+            # runs as `get` counts them
+            return replace(done, runs_kept=kept - trimmed, alerts=left["alerts"])
         except errors.StoreUnreachable as exc:
             cause = exc.__cause__
             if retry and first and isinstance(cause, psycopg.Error) and lost(self._db, cause):

@@ -69,7 +69,8 @@ CLAIM_TASK_COLUMNS = (
     ("updated_at", "TIMESTAMPTZ"), ("result", "TEXT"), ("schedule", "TEXT"),
     ("max_lateness", "DOUBLE PRECISION"), ("key", "TEXT"), ("owner", "TEXT"),
     ("progress", "TEXT"), ("steps", "BIGINT"), ("step_state", "TEXT"),
-    ("keep_runs", "BIGINT"),
+    ("keep_runs", "BIGINT"), ("missed_after", "DOUBLE PRECISION"),
+    ("failing_since", "TIMESTAMPTZ"), ("missed_since", "TIMESTAMPTZ"),
 )  # fmt: skip
 CLAIM_RUN_COLUMNS = (
     ("id", "BIGINT"), ("task_id", "BIGINT"), ("attempt", "BIGINT"),

@@ -267,9 +267,23 @@ CREATE TRIGGER tasks_wake_changed AFTER UPDATE ON tasks FOR EACH ROW
 """
 
 
-#: Schema 6: the claim function as it is now (CLAIM_FUNCTIONS: made again, its SQL
-#: helper functions gone into it), and the count trigger's move calling the fold only
-#: when it may fold.
+#: Schema 6: alerts and missed runs (as SQLite's: how late a recurring task may be before
+#: it is missed, in seconds, NULL: never; since when it fails or was missed; tasks_watch
+#: by when the queued tasks watched are missed, `queries.WATCH_AT`), the claim function
+#: as it is now (CLAIM_FUNCTIONS; a store made before 6 had an older one from its fifth
+#: migration, and two SQL functions it called), and the count trigger's move calling
+#: the fold only when it may fold.
+_HEALTH = (
+    "ALTER TABLE tasks ADD COLUMN missed_after DOUBLE PRECISION",
+    "ALTER TABLE tasks ADD COLUMN failing_since TIMESTAMPTZ",
+    "ALTER TABLE tasks ADD COLUMN missed_since TIMESTAMPTZ",
+    # Seconds added to a time: no time zone's rules apply, so it is immutable.
+    "CREATE FUNCTION watch_time(due TIMESTAMPTZ, seconds DOUBLE PRECISION)"
+    " RETURNS TIMESTAMPTZ LANGUAGE sql IMMUTABLE PARALLEL SAFE"
+    " AS $$ SELECT due + seconds * interval '1 second' $$",
+    "CREATE INDEX tasks_watch ON tasks (watch_time(due_at, missed_after))"
+    " WHERE state = 'queued' AND missed_after IS NOT NULL AND missed_since IS NULL",
+)
 _MOVED = """
 CREATE OR REPLACE FUNCTION task_counts_moved() RETURNS trigger LANGUAGE plpgsql
 SET search_path FROM CURRENT AS $$
@@ -284,6 +298,7 @@ BEGIN
     RETURN NULL;
 END $$"""
 _CLAIM_AGAIN = (
+    "DROP FUNCTION IF EXISTS claim_next",
     "DROP FUNCTION IF EXISTS claim_in_scope(TEXT, TEXT[], TEXT[])",
     "DROP FUNCTION IF EXISTS claim_lane_width(TEXT, TEXT[], BIGINT[])",
     _MOVED,
@@ -296,10 +311,8 @@ MIGRATIONS: tuple[str, ...] = (
     _LOG_TABLE,
     _KEY_PAUSED,
     _HISTORY,
-    ";\n".join([*_COUNTS, _WAKE.strip(), *CLAIM_FUNCTIONS]).replace(
-        "{fold_every}", str(FOLD_EVERY)
-    ),
-    ";\n".join(_CLAIM_AGAIN).replace("{fold_every}", str(FOLD_EVERY)),
+    ";\n".join([*_COUNTS, _WAKE.strip()]).replace("{fold_every}", str(FOLD_EVERY)),
+    ";\n".join([*_HEALTH, *_CLAIM_AGAIN]).replace("{fold_every}", str(FOLD_EVERY)),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

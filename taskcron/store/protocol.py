@@ -82,6 +82,7 @@ class NewTask:
     key: str | None = None  #: Return the queued, running or paused task of this module and key.
     owner: str | None = None  #: Who the task belongs to (a web session, a user, a tenant).
     keep_runs: int | None = None  #: Runs kept of it; None: the config's.
+    missed_after: timedelta | None = None  #: Missed when this late (None: never).
 
 
 class PruneCount(NamedTuple):
@@ -333,6 +334,12 @@ class Store(Protocol):
 
     def save_progress(self, run_id: int, progress: Progress) -> bool:
         """Store a running task's progress; False once the run is no longer its current one."""
+        ...
+
+    def mark_missed(self, now: datetime, *, limit: int = 100) -> Tasks:
+        """The recurring tasks found missed at `now`, marked so (`Task.missed_since`) in
+        one transaction: each is returned once, to one caller, with `alerts` ("missed",).
+        One indexed probe when none is."""
         ...
 
     def finish_run(

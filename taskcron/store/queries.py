@@ -47,15 +47,26 @@ _MOVE_TASK = (
     " progress = CASE WHEN :set_progress THEN :progress ELSE progress END,"
     " step_state = CASE WHEN :save_step THEN :step_state WHEN :clear_steps THEN NULL"
     " ELSE step_state END,"
-    " steps = CASE WHEN :save_step THEN steps + 1 WHEN :clear_steps THEN 0 ELSE steps END"
+    " steps = CASE WHEN :save_step THEN steps + 1 WHEN :clear_steps THEN 0 ELSE steps END,"
+    " failing_since = CASE WHEN :set_health THEN :failing_since ELSE failing_since END,"
+    " missed_since = CASE WHEN :set_health THEN :missed_since ELSE missed_since END"
     " WHERE id = :id"
 )
+#: When a queued recurring task is missed, as the tasks_watch index holds it (its due
+#: time, then `missed_after`): SQLite's times are microseconds; PostgreSQL's
+#: `watch_time` adds seconds to a time (immutable, as an index needs).
+WATCH_AT = Pair(
+    sqlite="(due_at + CAST(missed_after * 1000000 AS INTEGER))",
+    postgres="watch_time(due_at, missed_after)",
+)
+#: The tasks that tasks_watch holds: queued, watched, not yet found missed.
+WATCHED = "state = 'queued' AND missed_after IS NOT NULL AND missed_since IS NULL"
 
 #: The columns `SqlStore._task` reads.
 TASK_COLUMNS = (
     "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
     " timeout, created_at, updated_at, result, schedule, max_lateness, key, owner,"
-    " progress, steps, step_state, keep_runs,"
+    " progress, steps, step_state, keep_runs, missed_after, failing_since, missed_since,"
     " (SELECT outcome FROM runs WHERE runs.task_id = tasks.id ORDER BY runs.id DESC LIMIT 1)"
     " AS last_outcome"
 )
@@ -68,7 +79,7 @@ RUN_COLUMNS = (
 RESTORE_TASK_COLUMNS = (
     "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
     " timeout, created_at, updated_at, result, schedule, max_lateness, key, owner,"
-    " progress, steps, step_state, keep_runs"
+    " progress, steps, step_state, keep_runs, missed_after, failing_since, missed_since"
 )
 
 
@@ -147,10 +158,10 @@ class Statements:
     INSERT_TASK = (
         "INSERT INTO tasks (module, title, target, data, priority, state, due_at,"
         " attempts, max_attempts, timeout, created_at, updated_at, schedule,"
-        " max_lateness, key, owner, keep_runs)"
+        " max_lateness, key, owner, keep_runs, missed_after)"
         " VALUES (:module, :title, :target, :data, :priority, 'queued', :due_at, 0,"
         " :max_attempts, :timeout, :created_at, :updated_at, :schedule, :max_lateness,"
-        " :key, :owner, :keep_runs) RETURNING id"
+        " :key, :owner, :keep_runs, :missed_after) RETURNING id"
     )
     #: What `transition` changes: state, attempts and due time.
     SET_TASK_STATE = (
@@ -414,6 +425,31 @@ class Statements:
         " runs = outcome_minutes.runs + excluded.runs,"
         " seconds = outcome_minutes.seconds + excluded.seconds"
     )
+
+    # Missed runs (`SqlStore.mark_missed`), along tasks_watch.
+    #: Whether any watched task is past its time: one probe.
+    ANY_MISSED = Pair(
+        sqlite=(
+            f"SELECT 1 AS yes FROM tasks INDEXED BY tasks_watch WHERE {WATCHED}"
+            f" AND {WATCH_AT} <= :now LIMIT 1"
+        ),
+        postgres=(
+            f"SELECT 1 AS yes FROM tasks WHERE {WATCHED} AND {WATCH_AT.postgres} <= :now LIMIT 1"
+        ),
+    )
+    #: The watched tasks past their time, the longest missed first.
+    MISSED_TASKS = Pair(
+        sqlite=(
+            f"SELECT id FROM tasks INDEXED BY tasks_watch WHERE {WATCHED}"
+            f" AND {WATCH_AT} <= :now ORDER BY {WATCH_AT} LIMIT :limit"
+        ),
+        postgres=(
+            f"SELECT id FROM tasks WHERE {WATCHED} AND {WATCH_AT.postgres} <= :now"
+            f" ORDER BY {WATCH_AT.postgres} LIMIT :limit"
+        ),
+    )
+    #: A task found missed at its due time, unless another process found it first.
+    MARK_MISSED = f"UPDATE tasks SET missed_since = due_at WHERE id = :id AND {WATCHED}"
 
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect

@@ -25,7 +25,7 @@ from taskcron.store.protocol import (
     Tasks,
 )
 from taskcron.store.queries import BUCKET_COLUMNS
-from taskcron.store.sql_base import DUMP_BATCH, Connection, batched, pid_alive
+from taskcron.store.sql_base import DUMP_BATCH, Connection, batched, pid_alive, seconds
 from taskcron.store.sql_reads import SqlReads
 from taskcron.store.sql_runs import SqlRuns
 from taskcron.values import replace
@@ -77,6 +77,7 @@ class SqlStore(SqlReads, SqlRuns):
                     "key": new.key,
                     "owner": new.owner,
                     "keep_runs": new.keep_runs,
+                    "missed_after": seconds(new.missed_after),
                 },
             )
             return self._load(db, task_id), False

@@ -106,6 +106,11 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
+def seconds(span: timedelta | None) -> float | None:
+    """A duration as the stores keep it: seconds, or None."""
+    return None if span is None else span.total_seconds()
+
+
 def job_over(outcome: Outcome, where: Next | tuple[State, datetime]) -> bool:
     """Whether a run ended its job: done, failed for good, or a recurring task's
     attempts spent (it starts afresh at its next time)."""
@@ -190,6 +195,7 @@ class SqlBase:
         """A task from a row of the backend's task columns."""
         schedule, timeout, lateness = row["schedule"], row["timeout"], row["max_lateness"]
         progress, last = row["progress"], row["last_outcome"]
+        missed_after = row["missed_after"]
         return Task(
             id=row["id"],
             module=row["module"],
@@ -215,7 +221,14 @@ class SqlBase:
             last_outcome=None if last is None else Outcome(last),
             keep_runs=row["keep_runs"],
             runs=runs,
+            missed_after=None if missed_after is None else timedelta(seconds=missed_after),
+            failing_since=self._decode_optional(row["failing_since"]),
+            missed_since=self._decode_optional(row["missed_since"]),
         )
+
+    def _decode_optional(self, value: Any) -> datetime | None:
+        """A time the store may hold, or None."""
+        return None if value is None else self._decode_time(value)
 
     def _run(self, row: Row) -> Run:
         """A run from a row of the backend's run columns."""
@@ -321,6 +334,9 @@ class SqlBase:
             "steps": task.steps,
             "step_state": task.step_state_json,
             "keep_runs": task.keep_runs,
+            "missed_after": seconds(task.missed_after),
+            "failing_since": None if task.failing_since is None else enc(task.failing_since),
+            "missed_since": None if task.missed_since is None else enc(task.missed_since),
         }
 
     def _run_row(self, run: Run) -> dict[str, Any]:

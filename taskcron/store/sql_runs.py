@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from taskcron.model import (
@@ -19,10 +19,8 @@ from taskcron.model import (
     Scope,
     State,
     Task,
-    bucket_of,
 )
 from taskcron.store.protocol import (
-    MINUTES_KEPT,
     Claim,
     ClaimOutcome,
     Decide,
@@ -30,31 +28,16 @@ from taskcron.store.protocol import (
     Recovered,
     Skip,
 )
-from taskcron.store.queries import BUCKET_COLUMNS
-from taskcron.store.sql_base import Connection, Row, SqlBase, job_over, pid_alive
+from taskcron.store.sql_base import Connection, Row, job_over, pid_alive
+from taskcron.store.sql_ends import NOTHING_LEFT, Left, SqlEnds
 from taskcron.values import replace
 
 #: Runs deleted by one statement when trimming (a statement's parameters are bounded).
 DELETE_CHUNK = 500
-#: What a run left on its task, as `Statements.MOVE_TASK`'s flags and values.
-Left = dict[str, Any]
-#: A move that keeps nothing of a run.
-NOTHING_LEFT: Left = {
-    "set_result": False,
-    "result": None,
-    "set_progress": False,
-    "progress": None,
-    "save_step": False,
-    "step_state": None,
-    "clear_steps": False,
-}
 
 
-class SqlRuns(SqlBase):
+class SqlRuns(SqlEnds):
     """Claiming, running and finishing of the `Store` contract over SQL."""
-
-    #: The minute whose older minutes this store last dropped (`_count`).
-    _minutes_dropped: datetime | None = None
 
     def claim_next(
         self,
@@ -238,7 +221,7 @@ class SqlRuns(SqlBase):
             self._count(db, task, end)
         where, left = self._settle(task, end, decide)
         self._place(db, task, where, end.ended_at, left)
-        return self._load(db, task.id, runs=1)
+        return replace(self._load(db, task.id, runs=1), alerts=left["alerts"])
 
     def _run_ended(self, run_id: int, end: RunEnd) -> dict[str, Any]:
         """`Statements.END_RUN`'s parameters: how a run ended, recorded on the run."""
@@ -271,45 +254,7 @@ class SqlRuns(SqlBase):
             where = Next(State.QUEUED, resume)
         elif job_over(end.outcome, where):
             left.update(clear_steps=True)
-        return where, left
-
-    def _count(self, db: Connection, task: Task, end: RunEnd) -> None:
-        """Count a run that ended: for its task, and by module id and outcome ever and by
-        minute (`_counted`), one upsert a table; drop the minutes no longer kept."""
-        sql, counted = self.sql, self._counted(task, end)
-        for statement in (
-            sql.COUNT_TASK_OUTCOME,
-            sql.COUNT_OUTCOME_TOTAL,
-            sql.COUNT_OUTCOME_MINUTE,
-        ):
-            db.execute(statement, counted)
-        self._drop_minutes(db, end)
-
-    def _counted(self, task: Task, end: RunEnd) -> dict[str, Any]:
-        """The counting statements' parameters (each takes those it names): the task, its
-        module id, the outcome, the duration and its bucket (`bucket_n`: 1 or 0), the
-        minute it ended in."""
-        seconds = max(end.elapsed, 0.0)
-        bucket = bucket_of(seconds)
-        minute = end.ended_at.astimezone(timezone.utc).replace(second=0, microsecond=0)
-        return {
-            "task_id": task.id,
-            "module": task.module,
-            "outcome": end.outcome.value,
-            "seconds": seconds,
-            "minute": self._encode_time(minute),
-            **{name: int(n == bucket) for n, name in enumerate(BUCKET_COLUMNS)},
-        }
-
-    def _drop_minutes(self, db: Connection, end: RunEnd) -> None:
-        """Drop the minutes no longer kept, the first time this store counts a run in a
-        minute (none is older yet the next time; a drop that rolled back waits for the
-        next minute)."""
-        minute = end.ended_at.astimezone(timezone.utc).replace(second=0, microsecond=0)
-        if minute != self._minutes_dropped:
-            before = self._encode_time(minute - MINUTES_KEPT)
-            db.execute(self.sql.DROP_OLD_MINUTES, {"before": before})
-            self._minutes_dropped = minute
+        return where, {**left, **self._health(task, end, where)}
 
     def _move(
         self, db: Connection, task: Task, where: Next | tuple[State, datetime], now: datetime

@@ -183,6 +183,17 @@ INSERT INTO outcome_totals (module, outcome, runs, seconds, {BUCKET_NAMES})
     GROUP BY tasks.module, runs.outcome;
 """
 
+#: Alerts and missed runs: how late a recurring task may be before it is missed (seconds;
+#: NULL: never, as a one-off task), since when it fails or was missed; tasks_watch holds
+#: the queued tasks watched, by when they are missed (`queries.WATCH_AT`).
+_HEALTH = """
+ALTER TABLE tasks ADD COLUMN missed_after REAL;
+ALTER TABLE tasks ADD COLUMN failing_since INTEGER;
+ALTER TABLE tasks ADD COLUMN missed_since INTEGER;
+CREATE INDEX tasks_watch ON tasks ((due_at + CAST(missed_after * 1000000 AS INTEGER)))
+    WHERE state = 'queued' AND missed_after IS NOT NULL AND missed_since IS NULL;
+"""
+
 #: MIGRATIONS[n] takes a store from version n to n + 1.
 MIGRATIONS: tuple[str, ...] = (
     _V1,
@@ -193,5 +204,6 @@ MIGRATIONS: tuple[str, ...] = (
     _V6,
     _TASK_COUNTS,
     _HISTORY,
+    _HEALTH,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

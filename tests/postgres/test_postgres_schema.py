@@ -10,7 +10,7 @@ from taskcron.model import Outcome, Retention, RunEnd, Scope, State, Target
 from taskcron.store import NewTask, postgres
 from taskcron.store.postgres import PostgresStore
 from tests.conftest import wait_for
-from tests.store.conftest import T0, at, decide, lease, new_task
+from tests.store.conftest import T0, at, decide, lease
 
 
 def test_a_store_of_schema_2_gets_the_index_that_finds_a_paused_keyed_task(
@@ -73,6 +73,15 @@ def test_a_store_of_schema_3_with_a_long_history_is_migrated_to_counted_runs(
         assert len(store.get(task_id).runs) == 2_001 - 50
 
 
+#: A task added as a store of schema 4 was: the columns it had.
+SCHEMA_4_TASK = (
+    "INSERT INTO tasks (module, title, target, data, priority, state, due_at, attempts,"
+    " max_attempts, created_at, updated_at) VALUES (%(module)s, 't',"
+    ' \'{"kind": "command", "value": ["true"]}\', \'null\', 0, \'queued\', %(at)s, 0, 1,'
+    " %(at)s, %(at)s)"
+)
+
+
 def test_a_store_of_schema_4_gets_its_tasks_counted(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -81,8 +90,8 @@ def test_a_store_of_schema_4_gets_its_tasks_counted(
         old.setattr(postgres, "MIGRATIONS", postgres.MIGRATIONS[:4])
         old.setattr(postgres, "SCHEMA_VERSION", 4)
         with PostgresStore(url, clock="caller") as store:  # no counts in schema 4
-            for module in ("a", "a", "b"):
-                store.schedule(new_task(module=module), now=T0)
+            for module in ("a", "a", "b"):  # as schema 4's code added them: its columns
+                store._db.execute(SCHEMA_4_TASK, {"module": module, "at": T0})
     with PostgresStore(url, clock="caller") as store:
         assert (store.migrated_from, store.schema_version) == (4, postgres.SCHEMA_VERSION)
         assert store.counts(Scope()) == {"a": {"queued": 2}, "b": {"queued": 1}}

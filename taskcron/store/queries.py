@@ -18,7 +18,7 @@ PostgreSQL's texts beside each other. `{scope}`, `{states}`, `{ids}`,
 
 from __future__ import annotations
 
-from taskcron.store.scopes import SELECT_RUNNING
+from taskcron.store.scopes import SELECT_RUNNING, SQLITE_ANY_MISSED, SQLITE_WATCH_AT, WATCHED
 
 SQLITE = "sqlite"
 POSTGRES = "postgres"
@@ -53,14 +53,9 @@ _MOVE_TASK = (
     " WHERE id = :id"
 )
 #: When a queued recurring task is missed, as the tasks_watch index holds it (its due
-#: time, then `missed_after`): SQLite's times are microseconds; PostgreSQL's
-#: `watch_time` adds seconds to a time (immutable, as an index needs).
-WATCH_AT = Pair(
-    sqlite="(due_at + CAST(missed_after * 1000000 AS INTEGER))",
-    postgres="watch_time(due_at, missed_after)",
-)
-#: The tasks that tasks_watch holds: queued, watched, not yet found missed.
-WATCHED = "state = 'queued' AND missed_after IS NOT NULL AND missed_since IS NULL"
+#: time, then `missed_after`): PostgreSQL's `watch_time` adds seconds to a time
+#: (immutable, as an index needs). SQLite's is `scopes.SQLITE_WATCH_AT`.
+WATCH_AT = Pair(sqlite=SQLITE_WATCH_AT, postgres="watch_time(due_at, missed_after)")
 
 #: The columns `SqlStore._task` reads.
 TASK_COLUMNS = (
@@ -429,10 +424,7 @@ class Statements:
     # Missed runs (`SqlStore.mark_missed`), along tasks_watch.
     #: Whether any watched task is past its time: one probe.
     ANY_MISSED = Pair(
-        sqlite=(
-            f"SELECT 1 AS yes FROM tasks INDEXED BY tasks_watch WHERE {WATCHED}"
-            f" AND {WATCH_AT} <= :now LIMIT 1"
-        ),
+        sqlite=SQLITE_ANY_MISSED,
         postgres=(
             f"SELECT 1 AS yes FROM tasks WHERE {WATCHED} AND {WATCH_AT.postgres} <= :now LIMIT 1"
         ),

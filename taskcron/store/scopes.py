@@ -14,6 +14,17 @@ from typing import Any
 #: A task running in scope, if any: a scope runs one task at a time. Its parameters are
 #: the scope's.
 SELECT_RUNNING = "SELECT id FROM tasks WHERE state = 'running' AND {scope} LIMIT 1"
+#: The tasks watched for missed runs (tasks_watch): queued, with a `missed_after`, not
+#: yet found missed; SQLite's time each is missed at (microseconds, as its due times).
+WATCHED = "state = 'queued' AND missed_after IS NOT NULL AND missed_since IS NULL"
+SQLITE_WATCH_AT = "(due_at + CAST(missed_after * 1000000 AS INTEGER))"
+#: Whether any watched task is past its time, in SQLite: one probe of tasks_watch. Any
+#: store's tick asks it, the idle tick too, so that one healthy line sees what others
+#: miss.
+SQLITE_ANY_MISSED = (
+    f"SELECT 1 AS yes FROM tasks INDEXED BY tasks_watch WHERE {WATCHED}"
+    f" AND {SQLITE_WATCH_AT} <= :now LIMIT 1"
+)
 
 
 def module_ranges(modules: Sequence[str]) -> list[tuple[str, str | None]]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from taskcron import errors
 from taskcron.inputs import covers, in_scope
-from taskcron.store.scopes import SELECT_RUNNING, module_ranges, scope_where
+from taskcron.store.scopes import SELECT_RUNNING, SQLITE_ANY_MISSED, module_ranges, scope_where
 from taskcron.store.sqlite_schema import APPLICATION_ID, SCHEMA_VERSION
 
 #: What a SQLite store URL starts with; the file's path follows.
@@ -80,9 +80,12 @@ def heads(
 
 def nothing_to_do(db: Any, modules: Sequence[str], excepts: Sequence[str], now: int) -> bool:
     """Whether a scope has nothing running and nothing due at `now` (microseconds since
-    the epoch, as the store keeps due times): then a claim of it is idle."""
+    the epoch, as the store keeps due times), and no task of any scope has missed its
+    time (the full tick records it): then a tick of it is idle."""
     where, params = scope_where(modules, excepts, _mark)
     if db.execute(SELECT_RUNNING.format(scope=where), params).fetchone() is not None:
+        return False
+    if db.execute(SQLITE_ANY_MISSED, {"now": now}).fetchone() is not None:
         return False
     if db.execute(SELECT_ANY_DUE, {"now": now}).fetchone() is None:
         return True

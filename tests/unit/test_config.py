@@ -12,7 +12,7 @@ from taskcron.config import Config, HistoryConfig, LogConfig, RetryConfig
 from taskcron.model import Retention
 
 KNOWN = (
-    "budget, history, home, host, kill_grace, lanes, lease, log, max_steps, modules, poll, "
+    "alerts, budget, history, home, host, kill_grace, lanes, lease, log, max_steps, modules, poll, "
     "pythonpath, retry, store, timezone, web, workers"
 )
 

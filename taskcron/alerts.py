@@ -22,6 +22,7 @@ when a channel needs them.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import queue
@@ -360,8 +361,17 @@ def _notify(url: str, alert: Alert, timeout: float) -> str:
             setattr(server, name, timeout)
     notifier = apprise.Apprise()
     notifier.add(server)
-    with _apprise_said() as said:
-        sent = notifier.notify(title=alert.subject(), body=alert.body())
+    said: list[str] = []
+    if "log_callback" in inspect.signature(notifier.notify).parameters:  # Apprise 2
+
+        def keep(entry: Any, _service: Any) -> None:
+            if str(getattr(entry, "level", "")).upper() in ("WARNING", "ERROR", "CRITICAL"):
+                said.append(str(entry.message))
+
+        sent = notifier.notify(title=alert.subject(), body=alert.body(), log_callback=keep)
+    else:
+        with _apprise_said() as said:
+            sent = notifier.notify(title=alert.subject(), body=alert.body())
     if not sent:
         raise DeliveryFailed(said[-1] if said else "Apprise could not send it")
     return "sent"
@@ -383,14 +393,13 @@ def _scheme(url: str) -> str:
 
 @contextmanager
 def _apprise_said() -> Iterator[list[str]]:
-    """Apprise's warnings and errors logged on this thread while the block runs."""
+    """Apprise's warnings and errors logged while the block runs (before Apprise 2, whose
+    `notify` takes a `log_callback`: these may mix with another channel's)."""
     said: list[str] = []
-    thread = threading.get_ident()
 
     class Keep(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            if record.thread == thread:
-                said.append(record.getMessage())
+            said.append(record.getMessage())
 
     handler = Keep(logging.WARNING)
     logger = logging.getLogger("apprise")

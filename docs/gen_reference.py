@@ -40,6 +40,7 @@ TOML_TYPES = {
     "Path | None": "path",
     "tuple[str, ...]": "list of strings",
     "tuple[Path, ...]": "list of paths",
+    "tuple[AlertRule, ...]": "list of tables (`[[alerts]]`)",
     "Lanes": "table of integers",
 }
 #: Config fields that are not keys of the file (worked out while reading it).

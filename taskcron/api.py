@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from taskcron import (
     actions,
+    alerts,
     cronjobs,
     doctor,
     logview,
@@ -30,6 +31,7 @@ from taskcron import (
     ticking,
 )
 from taskcron.actions import ACTIONS, Action, allowed_in
+from taskcron.alerts import Delivery
 from taskcron.config import Config
 from taskcron.configfile import ENV_DEBUG
 from taskcron.cronjobs import CronEdit, CronOptions
@@ -64,6 +66,7 @@ __all__ = [
     "Check",
     "CheckReport",
     "CronEdit",
+    "Delivery",
     "InitResult",
     "LogFeed",
     "LogWhere",
@@ -76,6 +79,7 @@ __all__ = [
     "Task",
     "TaskCron",
     "TickResult",
+    "alerts_test",
     "allowed_in",
     "broken_config_report",
     "parse_module_id",
@@ -483,3 +487,13 @@ class TaskCron:
             user=user,
             dry_run=dry_run,
         )
+
+
+def alerts_test(app: TaskCron, name: str | None = None) -> tuple[Delivery, ...]:
+    """Send a sample alert through every channel of the config's alert rule `name` (None:
+    of every rule) and return what each answered, as `taskcron alerts test` does.
+
+    Each rule's channels are tried at once, within its `timeout`; nothing is
+    written to the store or the log. A `ConfigError` when no rule has that name.
+    """
+    return alerts.test(app.config, host=app.recorder.host, at=app.clock(), name=name)

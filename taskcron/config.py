@@ -10,11 +10,12 @@ import contextlib
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from taskcron import configfile, errors
-from taskcron.configfile import DEFAULT_HOME
+from taskcron.configfile import DEFAULT_ALERT_ON, DEFAULT_HOME
 from taskcron.inputs import zone
-from taskcron.model import Lanes, Retention
+from taskcron.model import Lanes, Retention, Scope
 from taskcron.values import field, value
 
 
@@ -63,6 +64,44 @@ class WebConfig:
     script: Path | None = None  #: A JavaScript file served after the built-in one.
     session_ttl: timedelta = timedelta(hours=12)  #: How long a login lasts.
     max_streams: int = 16  #: Event streams open at once per session, token or owner link.
+    #: The dashboard's public base URL (`https://tasks.example.com`), for links in alerts.
+    url: str | None = None
+
+    def task_url(self, task_id: int) -> str | None:
+        """The public address of a task's page, or None when `url` is not set."""
+        return None if self.url is None else f"{self.url}/tasks/{task_id}"
+
+
+@value
+class AlertRule:
+    """One `[[alerts]]` rule: which tasks and events it covers, and where it sends.
+
+    A channel is each Apprise URL of `notify`, the `command` (the alert's JSON on
+    its stdin) and the `webhook` (the alert's JSON POSTed). `cooldown` and
+    `repeat` are for whoever decides that an alert fires; `timeout` bounds one
+    delivery through all the channels.
+    """
+
+    name: str
+    scope: Scope = field(default_factory=Scope)  #: `modules` and `except`.
+    on: tuple[str, ...] = DEFAULT_ALERT_ON  #: Events among `configfile.ALERT_EVENTS`.
+    notify: tuple[str, ...] = ()  #: Apprise URLs.
+    command: tuple[str, ...] = ()  #: A program and its arguments; empty: none.
+    webhook: str | None = None  #: An http(s) URL.
+    cooldown: timedelta | None = None  #: The least time between two alerts of a task and event.
+    repeat: timedelta | None = None  #: Send `failed` again while it goes on failing, this often.
+    timeout: timedelta = timedelta(seconds=10)  #: The longest a delivery takes.
+
+    def covers(self, module: str, event: str) -> bool:
+        """True when this rule sends `event` for a task of module id `module`."""
+        return event in self.on and module in self.scope
+
+    @classmethod
+    def from_checked(cls, checked: dict[str, Any]) -> AlertRule:
+        """A rule from `configfile`'s checked dict of it."""
+        values = dict(checked)
+        scope = Scope(modules=values.pop("modules", ()), excepts=values.pop("excepts", ()))
+        return cls(scope=scope, **values)
 
 
 @value
@@ -101,6 +140,7 @@ class Config:
     lanes: Lanes = field(default_factory=Lanes)  #: Widened lanes: module id -> tasks at once.
     max_steps: int = 10_000  #: A job that asks to continue more often than this fails.
     web: WebConfig = field(default_factory=WebConfig)  #: The dashboard's settings.
+    alerts: tuple[AlertRule, ...] = ()  #: The `[[alerts]]` rules, in the file's order.
     #: What was wrong but not fatal while finding the config (a file skipped as unsafe).
     warnings: tuple[str, ...] = ()
 
@@ -168,6 +208,11 @@ KEY_DOCS: dict[str, str] = {
     "web.session_ttl": "How long a login lasts; a shorter value also ends older sessions at once.",
     "web.max_streams": "Live event streams (`/events`) open at once per session, token or "
     "owner link.",
+    "web.url": "The dashboard's public base URL (`https://tasks.example.com`): alerts link "
+    "to the task's page under it; unset: alerts carry no link.",
+    "alerts": "Alert rules, each an `[[alerts]]` table: `name`, `modules`, `except`, `on`, "
+    "`notify`, `command`, `webhook`, `cooldown`, `repeat`, `timeout` (see "
+    "[Alerts and missed runs](../guides/alerts.md)).",
 }
 
 
@@ -213,6 +258,8 @@ def load(
             values[key] = table(**values[key])
     if "lanes" in values:
         values["lanes"] = Lanes(values["lanes"])
+    if "alerts" in values:
+        values["alerts"] = tuple(AlertRule.from_checked(rule) for rule in values["alerts"])
     return Config(path=found.path, warnings=found.warnings, **values)
 
 
@@ -296,6 +343,7 @@ STARTER = """\
 # script = "dashboard.js"        # served after the built-in script
 # session_ttl = "12h"            # how long a login lasts
 # max_streams = 16               # live streams open at once per session, token or owner link
+# url = "https://tasks.example.com"   # the public address: alerts link to task pages
 
 [log]
 # level = "info"          # debug, info, warning or error
@@ -310,4 +358,15 @@ STARTER = """\
 # The newest run of each outcome (the last failure) always stays.
 # keep_runs = 100         # the newest runs of a task (0: no limit); --keep-runs overrides
 # keep_for = "30d"        # runs that started longer ago go ("0s": no limit)
+
+# Alerts: tell someone when a task fails, recovers or misses its time. One table
+# a rule; notify takes Apprise URLs (pip install 'taskcron[alerts]').
+# [[alerts]]
+# name = "ops"
+# modules = ["billing"]                      # default: every module id
+# on = ["failed", "recovered", "missed"]     # also "overrun", "interrupted"
+# notify = ["slack://TokenA/TokenB/TokenC"]
+# command = ["/usr/local/bin/page-me"]       # the alert's JSON on its stdin
+# webhook = "https://example.com/hook"       # the alert's JSON, POSTed
+# cooldown = "1h"
 """

@@ -64,6 +64,7 @@ KEYS = frozenset(
         "max_steps",
         "web",
         "history",
+        "alerts",
     }
 )
 #: ... and those its tables may hold (`lanes` holds module ids).
@@ -81,9 +82,28 @@ TABLE_KEYS = {
             "script",
             "session_ttl",
             "max_streams",
+            "url",
         }
     ),
 }
+#: The keys of each `[[alerts]]` rule (the list is not a table: `TABLE_KEYS` leaves it out).
+ALERT_KEYS = frozenset(
+    {
+        "name",
+        "modules",
+        "except",
+        "on",
+        "notify",
+        "command",
+        "webhook",
+        "cooldown",
+        "repeat",
+        "timeout",
+    }
+)
+#: What an alert rule may be `on`, and what it is on when it does not say.
+ALERT_EVENTS = ("failed", "recovered", "missed", "overrun", "interrupted")
+DEFAULT_ALERT_ON = ("failed", "recovered", "missed")
 
 
 class Found(NamedTuple):
@@ -352,6 +372,8 @@ def _check(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
         out["web"] = _web(check_table(values["web"], "web"), base)
     if "history" in values:
         out["history"] = _history(check_table(values["history"], "history"))
+    if "alerts" in values:
+        out["alerts"] = _alerts(values["alerts"])
     return out
 
 
@@ -390,7 +412,84 @@ def _web(table: Mapping[str, Any], base: Path) -> dict[str, Any]:
             raise errors.ConfigError("config key 'web.session_ttl' must be at least 1s")
     if "max_streams" in table:
         web["max_streams"] = _positive_int(table, "max_streams", "web.")
+    if "url" in table:
+        web["url"] = _http_url(table, "url", "web.").rstrip("/")
     return web
+
+
+def _alerts(value: Any) -> list[dict[str, Any]]:
+    """The `[[alerts]]` rules checked in shape, each as a dict of its keys (those unset
+    left out; `modules` and `except` as tuples of module ids). The Apprise URLs in
+    `notify` are only checked to be strings here: reading them needs Apprise, which
+    `taskcron check` and `taskcron alerts test` load."""
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise errors.ConfigError("config key 'alerts' must be a list of tables ([[alerts]])")
+    rules: list[dict[str, Any]] = []
+    for index, table in enumerate(value):
+        prefix = f"alerts[{index}]."
+        _refuse_unknown(table, ALERT_KEYS, prefix)
+        if "name" not in table:
+            raise errors.ConfigError(f"config key {prefix + 'name'!r} is missing: name each rule")
+        rule: dict[str, Any] = {"name": string_value(table, "name", prefix).strip()}
+        if not rule["name"] or not rule["name"].isprintable():
+            raise errors.ConfigError(f"config key {prefix + 'name'!r} must be a printable name")
+        if any(r["name"] == rule["name"] for r in rules):
+            raise errors.ConfigError(
+                f"config key {prefix + 'name'!r}: another rule is named {rule['name']!r}"
+            )
+        for key, field in (("modules", "modules"), ("except", "excepts")):
+            if key in table:
+                rule[field] = tuple(
+                    _alert_module(m, prefix + key) for m in _string_list(table, key, prefix)
+                )
+        if "on" in table:
+            rule["on"] = tuple(_string_list(table, "on", prefix))
+            unknown = [e for e in rule["on"] if e not in ALERT_EVENTS]
+            if unknown or not rule["on"]:
+                raise errors.ConfigError(
+                    f"config key {prefix + 'on'!r} must list events among"
+                    f" {', '.join(ALERT_EVENTS)}" + (f", not {unknown[0]!r}" if unknown else "")
+                )
+        if "notify" in table:
+            rule["notify"] = tuple(_string_list(table, "notify", prefix))
+        if "command" in table:
+            rule["command"] = tuple(_string_list(table, "command", prefix))
+            if not rule["command"] or not rule["command"][0]:
+                raise errors.ConfigError(
+                    f"config key {prefix + 'command'!r} must be a program and its arguments"
+                )
+        if "webhook" in table:
+            rule["webhook"] = _http_url(table, "webhook", prefix)
+        if not (rule.get("notify") or rule.get("command") or rule.get("webhook")):
+            raise errors.ConfigError(
+                f"config key {'alerts[' + str(index) + ']'!r} (rule {rule['name']!r}) sends"
+                " nowhere: give it notify, command or webhook"
+            )
+        for key in ("cooldown", "repeat", "timeout"):
+            if key in table:
+                rule[key] = _duration(table, key, prefix)
+                if rule[key] <= timedelta(0):
+                    raise errors.ConfigError(f"config key {prefix + key!r} must be more than zero")
+        rules.append(rule)
+    return rules
+
+
+def _alert_module(module: str, where: str) -> str:
+    try:
+        return parse_module_id(module)
+    except errors.ModuleIdError as exc:
+        raise errors.ConfigError(f"config key {where!r}: {exc}") from None
+
+
+def _http_url(values: Mapping[str, Any], key: str, prefix: str) -> str:
+    """An http:// or https:// URL with a host."""
+    url = string_value(values, key, prefix).strip()
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in ("http", "https") or not rest.split("/", 1)[0]:
+        raise errors.ConfigError(
+            f"config key {prefix + key!r} must be an http:// or https:// URL, not {url!r}"
+        )
+    return url
 
 
 def check_tokens(token: str | None, read_token: str | None) -> None:

@@ -60,8 +60,9 @@ def check(home: Home) -> CheckReport:
     It imports the configured modules (listing the task names they
     register), resolves the target of every queued, paused or recurring
     task, runs the store's integrity check, checks that the log directory
-    is writable, and reports whether a crontab line for this home is
-    installed (not required: ticks run another way need none).
+    is writable, reports whether a crontab line for this home is
+    installed (not required: ticks run another way need none), and, when
+    the config has alert rules, whether Apprise can use their `notify` URLs.
     """
     checks = [_check_config(home.config), _check_home(home.config)]
     checks += _check_code(home)
@@ -72,6 +73,8 @@ def check(home: Home) -> CheckReport:
             checks += _check_targets(home, store)
     checks.append(_check_writable("log", home.path / "log"))
     checks.append(_check_crontab(home))
+    if home.config.alerts:
+        checks.append(_check_alerts(home.config))
     return CheckReport(config=home.config.path, home=home.path, checks=tuple(checks))
 
 
@@ -150,6 +153,21 @@ def _check_crontab(home: Home) -> Check:
         found.append(f"{program} ({'exists' if runnable else 'MISSING'})")
     missing = any(text.endswith("(MISSING)") for text in found)
     return Check(name="crontab", ok=not missing, detail="installed: " + ", ".join(found))
+
+
+def _check_alerts(config: Config) -> Check:
+    """Whether Apprise can use every `notify` URL of the alert rules (no alert is sent:
+    `taskcron alerts test` sends one)."""
+    from taskcron import alerts
+
+    problems = alerts.check_urls(config.alerts)
+    if problems:
+        return Check(name="alerts", ok=False, detail="; ".join(problems))
+    said = [
+        f"{rule.name} ({', '.join(c.label for c in alerts.channels(rule))})"
+        for rule in config.alerts
+    ]
+    return Check(name="alerts", ok=True, detail=f"{len(said)} rule(s): " + ", ".join(said))
 
 
 def _check_config(config: Config) -> Check:

@@ -23,6 +23,7 @@ from taskcron.store import ClaimOutcome
 from taskcron.values import field, replace, value
 
 if TYPE_CHECKING:
+    from taskcron.alerts import Alert, Delivery
     from taskcron.logstore import LogStore
     from taskcron.runner import RunSettings
     from taskcron.store import Claim, Decide, Lease, Recovered, SharedLog, Store
@@ -58,6 +59,8 @@ class Event:
     STORE_LOST = "store.lost"
     STORE_BACK = "store.back"
     LOG_UNSHARED = "log.unshared"
+    ALERT_SENT = "alert.sent"
+    ALERT_FAILED = "alert.failed"
 
 
 #: What each event's record says: its level, the fields it adds to the common ones
@@ -161,6 +164,17 @@ EVENT_DOCS: dict[str, tuple[str, str, str]] = {
         " file; while the server is away they are kept, up to 10,000, and copied once it"
         " answers); in the shared log, where records the full backlog let go are missing",
     ),
+    Event.ALERT_SENT: (
+        "info",
+        "`rule`, `channel`, `alert` (its event), `detail`, `elapsed`",
+        "an alert was delivered through one channel of a rule",
+    ),
+    Event.ALERT_FAILED: (
+        "warning",
+        "as `alert.sent`",
+        "an alert could not be delivered through one channel of a rule (`detail` says why;"
+        " a `taskcron: warning:` line says it too); the task and its record are untouched",
+    ),
 }
 
 
@@ -260,6 +274,31 @@ class Recorder:
             self.emit(Event.STORE_LOST, level="warning", message=message)
         else:
             self.emit(Event.STORE_BACK, message=message)
+
+    def alert_delivery(self, alert: Alert, delivery: Delivery) -> None:
+        """The record of one channel's delivery of an alert: alert.sent or alert.failed
+        (a `taskcron.alerts.Report`, for `deliver` and `Courier`)."""
+        event, level = (
+            (Event.ALERT_SENT, "info") if delivery.ok else (Event.ALERT_FAILED, "warning")
+        )
+        said = "sent" if delivery.ok else "failed"
+        self.write(
+            logstore.record(
+                event,
+                at=self.clock(),
+                level=level,
+                host=self.host,
+                task=alert.task,
+                module=alert.module,
+                message=f'{alert.event} alert via {delivery.channel} (rule "{delivery.rule}")'
+                f" {said}: {delivery.detail}",
+                rule=delivery.rule,
+                channel=delivery.channel,
+                alert=alert.event,
+                detail=delivery.detail,
+                elapsed=round(delivery.elapsed, 3),
+            )
+        )
 
     def run_end(self, task: Task, run: Run) -> None:
         """The record of a run's end: task.done, task.failed or task.interrupted."""

@@ -1,4 +1,4 @@
-"""The commands on a home: init, log, prune, check, migrate-store and the dashboard."""
+"""The commands on a home: init, log, prune, check, alerts, migrate-store and the dashboard."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 from taskcron import errors, render
 from taskcron.api import (
     LogWhere,
+    alerts_test,
     broken_config_report,
 )
 from taskcron.cli.base import (
@@ -154,6 +155,34 @@ def check(ctx: click.Context, as_json: bool) -> None:
     else:
         render.check_report(report.checks)
     if not report.ok:
+        ctx.exit(1)
+
+
+@cli.group(short_help="The config's alert rules: send a test alert.")
+def alerts() -> None:
+    """The config's alert rules ([[alerts]]): what tells someone when a task fails,
+    recovers, misses its time, overruns or is interrupted."""
+
+
+@alerts.command(name="test", short_help="Send a sample alert through each channel of a rule.")
+@click.argument("name", required=False)
+@json_option
+@click.pass_context
+def alerts_test_command(ctx: click.Context, name: str | None, as_json: bool) -> None:
+    """Send a sample alert (its JSON says "test": true) through every channel of the
+    alert rule NAME, or of every rule, and say what each channel answered.
+
+    The channels of a rule are tried at once, each within the rule's timeout.
+    Exit 0 when every channel took the alert, 1 when one failed. --json prints
+    one object a channel: {"rule", "channel", "ok", "detail", "elapsed"}.
+    """
+    answers = alerts_test(get_app(ctx), name)
+    if as_json:
+        for answer in answers:
+            render.json_out(answer.to_json())
+    else:
+        render.alert_answers(answers)
+    if not all(answer.ok for answer in answers):
         ctx.exit(1)
 
 

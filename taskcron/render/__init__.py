@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from taskcron.alerts import Delivery
     from taskcron.cronjobs import CronEdit
     from taskcron.doctor import Check
     from taskcron.lifecycle import TickResult
@@ -115,6 +116,19 @@ def check_report(checks: Sequence[Check], *, file: IO[str] | None = None) -> Non
     for item in checks:
         status = "ok" if item.ok else "BROKEN"
         line(f"{status:<7}{item.name:<{width}}  {one_line(item.detail)}", file=file)
+
+
+def alert_answers(answers: Sequence[Delivery], *, file: IO[str] | None = None) -> None:
+    """One line per channel: `ok` or `FAILED`, the rule, the channel and what it answered."""
+    rule_width = max((len(a.rule) for a in answers), default=0)
+    channel_width = max((len(a.channel) for a in answers), default=0)
+    for answer in answers:
+        status = "ok" if answer.ok else "FAILED"
+        line(
+            f"{status:<7}{answer.rule:<{rule_width}}  {answer.channel:<{channel_width}}  "
+            f"{one_line(answer.detail)} ({answer.elapsed:.2f}s)",
+            file=file,
+        )
 
 
 def console(

@@ -254,3 +254,12 @@ def test_a_home_nothing_names_warns_once_from_the_full_tick_then_the_tick_is_idl
     done, modules = run(tmp_path, "tick")
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
     assert "click" not in modules
+
+
+def test_an_idle_tick_with_alert_rules_loads_no_alert_code(project: Path) -> None:
+    (project / "taskcron.toml").write_text(
+        '[[alerts]]\nname = "ops"\nnotify = ["slack://A/B/C"]\nwebhook = "https://h.example/x"\n'
+    )
+    done, modules = run(project, "tick")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert not modules & {"click", "apprise", "urllib.request", "http.client", "taskcron.alerts"}

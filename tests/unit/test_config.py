@@ -12,8 +12,8 @@ from taskcron.config import Config, HistoryConfig, LogConfig, RetryConfig
 from taskcron.model import Retention
 
 KNOWN = (
-    "budget, history, home, host, kill_grace, lanes, lease, log, max_steps, missed_after, "
-    "modules, poll, "
+    "alerts, budget, history, home, host, kill_grace, lanes, lease, log, max_steps, "
+    "missed_after, modules, poll, "
     "pythonpath, retry, store, timezone, web, workers"
 )
 

@@ -173,7 +173,7 @@ def test_event_names_are_written_in_one_place() -> None:
             for node in ast.walk(tree)
             if isinstance(node, ast.Constant)
             and isinstance(node.value, str)
-            and node.value.split(".")[0] in {"task", "tick", "store"}
+            and node.value.split(".")[0] in {"task", "tick", "store", "alert"}
             and node.value.count(".") == 1
             and node.value.split(".")[1].isalpha()
         ]

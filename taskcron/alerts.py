@@ -527,3 +527,85 @@ def test(
         alert = sample(rule, host=host, at=at, web_url=config.web.url)
         answers += deliver(rule, alert, report=report, warn=False)
     return tuple(answers)
+
+
+# --- telling what the store decided ---------------------------------------------
+
+
+class Teller:
+    """Sends the alerts a store's write decided (`Task.alerts`) through the rules that
+    want them: at once, each rule within its timeout (a tick, which ends next), or by a
+    `Courier` beside the caller's loop (`queued`: a pool, `work`, the dashboard).
+
+    A rule's `cooldown` holds back an event of a task that it sent less than that long
+    ago; a task still failing (`failing`) sends `failed` again only by a rule with
+    `repeat`, that long after it last did. What each rule sends is noted on the task
+    (`note`: `Store.note_alerted`), as it is decided.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        host: str,
+        note: Callable[[int, dict[str, datetime]], None],
+        report: Report | None = None,
+        queued: bool = False,
+    ) -> None:
+        self.rules = config.alerts
+        self.web_url = config.web.url
+        self.host = host
+        self.note = note
+        self.report = report
+        self.courier = Courier(report=report) if queued else None
+
+    def tell(
+        self,
+        task: Task,
+        events: Iterable[str],
+        *,
+        at: datetime,
+        run: Run | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Send each of `events` of `task` (about `run`, else its newest) by each rule
+        that covers it and is not holding it back; never raises."""
+        sent: dict[str, datetime] = {}
+        last = {key: datetime.fromisoformat(at) for key, at in task.alerted.items()}
+        for event in events:
+            said = "failed" if event == "failing" else event
+            for rule in rules_for(self.rules, task.module, said):
+                key = f"{rule.name}:{said}"
+                if not _due(rule, event, last.get(key), at):
+                    continue
+                sent[key] = at
+                alert = alert_for(
+                    said,
+                    task,
+                    run if run is not None else task.last_run,
+                    host=self.host,
+                    at=at,
+                    web_url=self.web_url,
+                    details=details,
+                )
+                if self.courier is not None:
+                    self.courier.send(rule, alert)
+                else:
+                    deliver(rule, alert, report=self.report)
+        if sent:
+            try:
+                self.note(task.id, sent)
+            except errors.StoreError as exc:  # the alert is out: its note may go
+                log.warning("cannot note the alerts sent of task %d: %s", task.id, exc)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Wait at most `timeout` seconds for the alerts still queued."""
+        if self.courier is not None:
+            self.courier.close(timeout)
+
+
+def _due(rule: AlertRule, event: str, last: datetime | None, at: datetime) -> bool:
+    """Whether `rule` sends `event` at `at`, having last sent it at `last`."""
+    if event == "failing":  # the change to failing sent it; again only by `repeat`
+        return rule.repeat is not None and (last is None or at - last >= rule.repeat)
+    return rule.cooldown is None or last is None or at - last >= rule.cooldown

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from taskcron import config as config_module
 from taskcron import configfile, errors
@@ -22,6 +23,9 @@ from taskcron.logstore import LogStore
 from taskcron.schedule import RetryPolicy
 from taskcron.store import SharedLog, Store, open_shared_log, open_store, resolve_url
 from taskcron.values import replace
+
+if TYPE_CHECKING:
+    from taskcron.alerts import Teller
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +89,8 @@ class Home:
             host=config.host or os.uname().nodename,
             shared=lambda: self.shared_log,
         )
+        if config.alerts:
+            self.recorder.alerting = self._teller
         self._store: Store | None = None
         self._logstore: LogStore | None = None
         self._shared_log: SharedLog | None = None
@@ -203,8 +209,25 @@ class Home:
             self._shared_log_opened = True
         return self._shared_log
 
+    def _teller(self, queued: bool) -> Teller:
+        """What sends the alerts the recorder's records decide (`Recorder.alerting`)."""
+        from taskcron.alerts import Teller
+
+        recorder = self.recorder
+        return Teller(
+            self.config,
+            host=recorder.host,
+            note=lambda task_id, sent: self.store.note_alerted(task_id, sent),
+            report=recorder.alert_delivery,
+            queued=queued,
+        )
+
     def close(self) -> None:
-        """Close the store and the shared log."""
+        """Wait for the alerts still queued (each rule's timeout at most), then close the
+        store and the shared log."""
+        if self.recorder.teller is not None:
+            longest = max(rule.timeout for rule in self.config.alerts).total_seconds()
+            self.recorder.close_alerts(longest + 1)
         if self._store is not None:
             self._store.close()
             self._store = None

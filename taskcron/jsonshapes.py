@@ -49,6 +49,13 @@ TASK = Shape(
         "last_outcome": "the outcome of its newest run, or null",
         "keep_runs": "the newest runs the store keeps of it (`--keep-runs`; 0: no limit),"
         " or null for the config's `history.keep_runs`",
+        "missed_after": "how long past due a recurring task may wait for a run before it is"
+        " missed, in seconds (`--missed-after`, else the config's `missed_after`), or null:"
+        " never (a one-off task)",
+        "failing_since": "when its first run that failed for good since its last success"
+        " ended (ISO 8601), or null: healthy",
+        "missed": 'null, or, for a recurring task found missed, `{"since": the due time it'
+        ' missed, "fire_times": how many fire times it has missed so far}`',
         "runs_kept": "how many of its runs the store holds (`runs` holds the newest of them:"
         " `--runs`), or null where not counted (`tick --json`)",
         "runs_total": "how many of its runs ended, those trimmed from the store too (only where"

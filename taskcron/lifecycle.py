@@ -23,7 +23,7 @@ from taskcron.store import ClaimOutcome
 from taskcron.values import field, replace, value
 
 if TYPE_CHECKING:
-    from taskcron.alerts import Alert, Delivery
+    from taskcron.alerts import Alert, Delivery, Teller
     from taskcron.logstore import LogStore
     from taskcron.runner import RunSettings
     from taskcron.store import Claim, Decide, Lease, Recovered, SharedLog, Store
@@ -45,6 +45,7 @@ class Event:
     TASK_KILLED = "task.killed"
     TASK_SKIPPED = "task.skipped"
     TASK_OVERRUN = "task.overrun"
+    TASK_MISSED = "task.missed"
     TASK_CANCELLED = "task.cancelled"
     TASK_RETRIED = "task.retried"
     TASK_PAUSED = "task.paused"
@@ -117,6 +118,12 @@ EVENT_DOCS: dict[str, tuple[str, str, str]] = {
         "warning",
         "`run`, `budget`, `elapsed`",
         "a step ran past the tick's budget (recorded, not killed)",
+    ),
+    Event.TASK_MISSED: (
+        "warning",
+        "`since` (the due time it missed), `fire_times` (how many it missed by then)",
+        "a recurring task was found more than its `missed_after` past due with no run"
+        " started (once, until a job of it ends)",
     ),
     Event.TASK_CANCELLED: ("info", "", "a task was cancelled (`cancel`)"),
     Event.TASK_RETRIED: ("info", "", "a failed or cancelled task was put back in line (`retry`)"),
@@ -207,6 +214,12 @@ class Recorder:
         self.clock = clock
         self.host = host  #: The host every record names.
         self._sharing = True  # False from a failed copy until one succeeds
+        #: Makes the `Teller` that sends the alerts what it records decided, when the
+        #: first is (so that a process that sends none never loads it); None: no
+        #: `[[alerts]]`. Given whether they are `queued` (`queue_alerts`).
+        self.alerting: Callable[[bool], Teller] | None = None
+        self.teller: Teller | None = None
+        self._queued = False
 
     def emit(
         self,
@@ -329,6 +342,47 @@ class Recorder:
         if task.state is State.QUEUED:
             fields["next_due_at"] = iso(task.due_at)
         self.emit(event, level=level, task=task, message=message, **fields)
+        self.tell(task, task.alerts, run=run)
+
+    def missed(self, task: Task, now: datetime) -> None:
+        """The record of a recurring task found missed (`Store.mark_missed`), and its alert."""
+        since = task.missed_since or task.due_at
+        fire_times = (task.missed_json(now) or {}).get("fire_times", 1)
+        self.emit(
+            Event.TASK_MISSED,
+            level="warning",
+            task=task,
+            message=f"missed: due at {iso(since)}, no run started since",
+            since=iso(since),
+            fire_times=fire_times,
+        )
+        self.tell(task, task.alerts, details={"since": iso(since), "fire_times": fire_times})
+
+    def tell(
+        self,
+        task: Task,
+        events: tuple[str, ...],
+        *,
+        run: Run | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Send `events` of `task` by the alert rules (nothing without `[[alerts]]`)."""
+        if not events or self.alerting is None:
+            return
+        if self.teller is None:
+            self.teller = self.alerting(self._queued)
+        self.teller.tell(task, events, at=self.clock(), run=run, details=details)
+
+    def queue_alerts(self) -> None:
+        """Send alerts beside the caller from now on (a pool, `work`, the dashboard): a
+        delivery never delays it. `close_alerts` waits for those queued."""
+        self._queued = True
+
+    def close_alerts(self, timeout: float | None) -> None:
+        """Wait at most `timeout` seconds for the alerts still queued."""
+        teller, self.teller = self.teller, None
+        if teller is not None:
+            teller.close(timeout)
 
 
 class Watcher(Protocol):
@@ -427,6 +481,7 @@ class RunLife:
         taken = claim.lease.taken_at if claim.lease is not None else time.monotonic()
         self.held_until = taken + settings.lease.total_seconds()
         self._tries = 0  #: Tries to record the end so far.
+        self._overran = False  #: Whether it ran past its budget (an `overrun` alert).
 
     @property
     def deadline(self) -> datetime | None:
@@ -529,6 +584,8 @@ class RunLife:
         else:
             current = finished
             self.recorder.run_end(current, current.runs[-1])
+            if self._overran:
+                self.recorder.tell(current, ("overrun",), run=current.runs[-1])
         return current
 
     def _recorded(self, end: RunEnd) -> bool:
@@ -660,6 +717,7 @@ class RunLife:
         if self.deadline is None or end.ended_at <= self.deadline:
             return
         budget = round((self.deadline - self.run.started_at).total_seconds(), 3)
+        self._overran = True
         self.recorder.emit(
             Event.TASK_OVERRUN,
             level="warning",

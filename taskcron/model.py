@@ -458,6 +458,9 @@ class Task:
     #: The due time it was found missed at (None: not missed); cleared once a job of
     #: it ends.
     missed_since: datetime | None = None
+    #: When each alert rule last sent each event of it, as JSON text (`{"RULE:EVENT":
+    #: ISO time}`), for the rules' `cooldown` and `repeat`; None: none yet.
+    alerted_json: str | None = None
     #: The alert events (`ALERT_EVENTS`) the write that returned it decided, in its
     #: transaction: each is decided once, by one process. () when read.
     alerts: tuple[str, ...] = field(default=(), compare=False)
@@ -500,8 +503,26 @@ class Task:
         step, job = (round(max(t.total_seconds(), 0.0), 3) for t in times)
         return {"step_elapsed": step, "job_elapsed": job}
 
-    def to_json(self, *, runs: bool = True) -> dict[str, Any]:
-        """The task as the JSON object the CLI prints."""
+    @property
+    def alerted(self) -> dict[str, str]:
+        """When each alert rule last sent each event of it: `"RULE:EVENT"` to ISO time."""
+        return {} if self.alerted_json is None else json.loads(self.alerted_json)
+
+    def missed_json(self, now: datetime | None = None) -> dict[str, Any] | None:
+        """A missed task's `missed` object: the due time it missed, and how many fire
+        times it has missed by `now` (default: the system clock); None when not missed."""
+        if self.missed_since is None or self.recurrence is None:
+            return None
+        from taskcron.schedule import fire_times  # the cron reader, only when missed
+
+        now = now or datetime.now(timezone.utc)
+        return {
+            "since": iso(self.missed_since),
+            "fire_times": fire_times(self.recurrence, self.missed_since, now),
+        }
+
+    def to_json(self, *, runs: bool = True, now: datetime | None = None) -> dict[str, Any]:
+        """The task as the JSON object the CLI prints (`missed` counted at `now`)."""
         obj: dict[str, Any] = {
             "id": self.id,
             "module": self.module,
@@ -530,6 +551,11 @@ class Task:
             "key": self.key,
             "last_outcome": None if self.last_outcome is None else self.last_outcome.value,
             "keep_runs": self.keep_runs,
+            "missed_after": None
+            if self.missed_after is None
+            else self.missed_after.total_seconds(),
+            "failing_since": None if self.failing_since is None else iso(self.failing_since),
+            "missed": self.missed_json(now),
         }
         if runs:
             counted = dict(self.outcomes or ())

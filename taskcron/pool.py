@@ -49,6 +49,9 @@ from taskcron.runner import Execution, Supervisor
 from taskcron.store import Claim, ClaimOutcome, PoolLease
 from taskcron.values import field, value
 
+#: How often a pool looks for missed runs, at most (seconds): at its start, then so.
+WATCH_EVERY = 15.0
+
 if TYPE_CHECKING:
     from taskcron.store import Store, WakeSource
 
@@ -94,6 +97,7 @@ class Pool:
         claim: ClaimNext,
         begin: Begin,
         outage: Outage,
+        watch: Callable[[], object] = lambda: None,
     ) -> None:
         self.store = store
         self.scope = scope
@@ -101,6 +105,8 @@ class Pool:
         self.clock = clock
         self._claim = claim
         self._begin = begin
+        self._watch = watch  #: Records the missed runs of any scope (`ticking.watch_missed`).
+        self._watched_at: float | None = None  # monotonic seconds
         self.signal: int | None = None  #: The stop signal that ended it, if one did.
         self.started = 0
         self.stopped_in_grace = True  #: Every task running at a signal finished in time.
@@ -144,6 +150,7 @@ class Pool:
 
     def _loop(self, supervisor: Supervisor, wakes: Wakes) -> Iterator[TickResult]:
         claiming, quiet = True, None
+        self._watch_missed()
         while True:
             while claiming and supervisor.running < self.settings.workers and self.outage.due():
                 claiming, outcome = self._start_next(supervisor)
@@ -171,6 +178,21 @@ class Pool:
                 claiming = False
                 self._on_signal(supervisor)
             self._renew()
+            self._watch_missed()
+
+    def _watch_missed(self) -> None:
+        """Look for missed runs at the start, then every WATCH_EVERY seconds at most,
+        while the store answers."""
+        now = time.monotonic()
+        if self._watched_at is not None and now - self._watched_at < WATCH_EVERY:
+            return
+        if self.outage.down:
+            return
+        self._watched_at = now
+        try:
+            self._watch()
+        except errors.StoreUnreachable as exc:
+            self.outage.lost(exc)
 
     def _record(self) -> Iterator[TickResult]:
         """Record the ends not yet recorded, oldest first, while the store answers."""

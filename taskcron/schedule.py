@@ -40,6 +40,23 @@ def next_due(recurrence: Recurrence, after: datetime) -> datetime:
     return CronExpr.parse(recurrence.cron).next_after(after, zone(recurrence.tz))
 
 
+#: The most fire times `fire_times` counts (a schedule missed for years stops there).
+MOST_FIRE_TIMES = 100_000
+
+
+def fire_times(recurrence: Recurrence, since: datetime, until: datetime) -> int:
+    """How many times a recurring task was due from `since` (its due time, counted) up to
+    `until` (not counted): the runs a missed task has missed by then."""
+    if until <= since:
+        return 0
+    if recurrence.every is not None:
+        return min(-(-(until - since) // recurrence.every), MOST_FIRE_TIMES)
+    count, moment = 1, since
+    while count < MOST_FIRE_TIMES and (moment := next_due(recurrence, moment)) < until:
+        count += 1
+    return count
+
+
 @value
 class RetryPolicy:
     """Where a task goes after a run: done, retried after a backoff, failed, or its next time."""

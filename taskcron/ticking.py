@@ -16,7 +16,7 @@ from taskcron import errors
 from taskcron.home import Home
 from taskcron.inputs import int64, optional_duration
 from taskcron.lifecycle import Event, RunLife, TickResult, Watcher, after_claim
-from taskcron.model import Lanes, Scope
+from taskcron.model import Lanes, Scope, Task
 from taskcron.outage import Outage, Say
 from taskcron.store import Claim, ClaimOutcome, Lease
 from taskcron.values import replace
@@ -66,6 +66,7 @@ def tick(home: Home, scope: Scope, budget: Budget, watcher: Watcher | None) -> T
     deadline = deadline_after(home, budget)
     claim = claim_next(home, scope, None)
     if claim.outcome is not ClaimOutcome.CLAIMED:
+        watch_missed(home)
         return TickResult(
             outcome=claim.outcome.value,
             task=claim.task,
@@ -73,7 +74,20 @@ def tick(home: Home, scope: Scope, budget: Budget, watcher: Watcher | None) -> T
             skipped=claim.skipped,
         )
     life = begin_run(home, claim, deadline, watcher)
-    return life.result(life.execute())
+    result = life.result(life.execute())
+    watch_missed(home)
+    return result
+
+
+def watch_missed(home: Home) -> list[Task]:
+    """Record each recurring task of any scope found missed by now, once, and send its
+    alert: one healthy cron line watches the work of the others. One indexed question
+    when none is."""
+    now = home.clock()
+    found = home.store.mark_missed(now)
+    for task in found:
+        home.recorder.missed(task, now)
+    return found
 
 
 def drain_settings(home: Home, budget: Budget, workers: int | None, max_tasks: int) -> PoolSettings:
@@ -133,6 +147,7 @@ def make_pool(
             say(lost, message)
 
     outage = Outage(tell)
+    home.recorder.queue_alerts()  # a delivery never delays a claim
 
     def begin(claim: Claim) -> RunLife:
         budget = settings.task_budget
@@ -148,6 +163,7 @@ def make_pool(
         claim=lambda lanes: claim_next(home, scope, lanes),
         begin=begin,
         outage=outage,
+        watch=lambda: watch_missed(home),
     )
 
 

@@ -70,7 +70,7 @@ CLAIM_TASK_COLUMNS = (
     ("max_lateness", "DOUBLE PRECISION"), ("key", "TEXT"), ("owner", "TEXT"),
     ("progress", "TEXT"), ("steps", "BIGINT"), ("step_state", "TEXT"),
     ("keep_runs", "BIGINT"), ("missed_after", "DOUBLE PRECISION"),
-    ("failing_since", "TIMESTAMPTZ"), ("missed_since", "TIMESTAMPTZ"),
+    ("failing_since", "TIMESTAMPTZ"), ("missed_since", "TIMESTAMPTZ"), ("alerted", "TEXT"),
 )  # fmt: skip
 CLAIM_RUN_COLUMNS = (
     ("id", "BIGINT"), ("task_id", "BIGINT"), ("attempt", "BIGINT"),

@@ -268,7 +268,8 @@ CREATE TRIGGER tasks_wake_changed AFTER UPDATE ON tasks FOR EACH ROW
 
 
 #: Schema 6: alerts and missed runs (as SQLite's: how late a recurring task may be before
-#: it is missed, in seconds, NULL: never; since when it fails or was missed; tasks_watch
+#: it is missed, in seconds, NULL: never; since when it fails or was missed; when each
+#: rule last sent each event of it; tasks_watch
 #: by when the queued tasks watched are missed, `queries.WATCH_AT`), the claim function
 #: as it is now (CLAIM_FUNCTIONS; a store made before 6 had an older one from its fifth
 #: migration, and two SQL functions it called), and the count trigger's move calling
@@ -277,6 +278,7 @@ _HEALTH = (
     "ALTER TABLE tasks ADD COLUMN missed_after DOUBLE PRECISION",
     "ALTER TABLE tasks ADD COLUMN failing_since TIMESTAMPTZ",
     "ALTER TABLE tasks ADD COLUMN missed_since TIMESTAMPTZ",
+    "ALTER TABLE tasks ADD COLUMN alerted TEXT",
     # Seconds added to a time: no time zone's rules apply, so it is immutable.
     "CREATE FUNCTION watch_time(due TIMESTAMPTZ, seconds DOUBLE PRECISION)"
     " RETURNS TIMESTAMPTZ LANGUAGE sql IMMUTABLE PARALLEL SAFE"

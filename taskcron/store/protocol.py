@@ -342,6 +342,11 @@ class Store(Protocol):
         One indexed probe when none is."""
         ...
 
+    def note_alerted(self, task_id: int, sent: Mapping[str, datetime]) -> None:
+        """Note when alert rules sent events of a task (`"RULE:EVENT"`: time), for their
+        `cooldown` and `repeat` (`Task.alerted_json`)."""
+        ...
+
     def finish_run(
         self, run_id: int, end: RunEnd, *, decide: Decide, keep: Retention | None = None
     ) -> Task | None:

@@ -62,6 +62,7 @@ TASK_COLUMNS = (
     "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
     " timeout, created_at, updated_at, result, schedule, max_lateness, key, owner,"
     " progress, steps, step_state, keep_runs, missed_after, failing_since, missed_since,"
+    " alerted,"
     " (SELECT outcome FROM runs WHERE runs.task_id = tasks.id ORDER BY runs.id DESC LIMIT 1)"
     " AS last_outcome"
 )
@@ -74,7 +75,8 @@ RUN_COLUMNS = (
 RESTORE_TASK_COLUMNS = (
     "id, module, title, target, data, priority, state, due_at, attempts, max_attempts,"
     " timeout, created_at, updated_at, result, schedule, max_lateness, key, owner,"
-    " progress, steps, step_state, keep_runs, missed_after, failing_since, missed_since"
+    " progress, steps, step_state, keep_runs, missed_after, failing_since, missed_since,"
+    " alerted"
 )
 
 
@@ -440,6 +442,9 @@ class Statements:
             f" ORDER BY {WATCH_AT.postgres} LIMIT :limit"
         ),
     )
+    #: When a task's alerts were last sent (`SqlStore.note_alerted`), read under its lock.
+    SELECT_ALERTED = "SELECT alerted FROM tasks WHERE id = :id FOR UPDATE"
+    SET_ALERTED = "UPDATE tasks SET alerted = :alerted WHERE id = :id"
     #: A task found missed at its due time, unless another process found it first.
     MARK_MISSED = f"UPDATE tasks SET missed_since = due_at WHERE id = :id AND {WATCHED}"
 

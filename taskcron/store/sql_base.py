@@ -224,6 +224,7 @@ class SqlBase:
             missed_after=None if missed_after is None else timedelta(seconds=missed_after),
             failing_since=self._decode_optional(row["failing_since"]),
             missed_since=self._decode_optional(row["missed_since"]),
+            alerted_json=row["alerted"],
         )
 
     def _decode_optional(self, value: Any) -> datetime | None:
@@ -337,6 +338,7 @@ class SqlBase:
             "missed_after": seconds(task.missed_after),
             "failing_since": None if task.failing_since is None else enc(task.failing_since),
             "missed_since": None if task.missed_since is None else enc(task.missed_since),
+            "alerted": task.alerted_json,
         }
 
     def _run_row(self, run: Run) -> dict[str, Any]:

@@ -3,10 +3,12 @@ task's health and the alert events it makes, and the missed runs found."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from taskcron.model import Next, Outcome, RunEnd, State, Task, bucket_of
+from taskcron.model import Next, Outcome, RunEnd, State, Task, bucket_of, iso
 from taskcron.store.protocol import MINUTES_KEPT
 from taskcron.store.queries import BUCKET_COLUMNS
 from taskcron.store.sql_base import Connection, SqlBase, job_over
@@ -120,3 +122,15 @@ class SqlEnds(SqlBase):
                 if db.execute(sql.MARK_MISSED, {"id": row["id"]}).rowcount == 1:
                     found.append(replace(self._load(db, row["id"], runs=False), alerts=("missed",)))
         return found
+
+    def note_alerted(self, task_id: int, sent: Mapping[str, datetime]) -> None:
+        """The `Store` note of alerts sent: when each rule sent each event (`"RULE:EVENT"`)
+        of a task, merged into what it holds (`Task.alerted_json`). A task gone meanwhile
+        is left alone."""
+        with self._transaction() as db:
+            row = db.execute(self.sql.SELECT_ALERTED, {"id": task_id}).fetchone()
+            if row is None:
+                return
+            held = json.loads(row["alerted"] or "{}")
+            held.update({key: iso(at) for key, at in sent.items()})
+            db.execute(self.sql.SET_ALERTED, {"alerted": json.dumps(held), "id": task_id})

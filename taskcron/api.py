@@ -85,6 +85,7 @@ __all__ = [
     "parse_module_id",
     "parse_runs",
     "utc_now",
+    "watch_missed",
 ]
 
 
@@ -487,6 +488,12 @@ class TaskCron:
             user=user,
             dry_run=dry_run,
         )
+
+
+def watch_missed(app: TaskCron) -> list[Task]:
+    """Record each recurring task of any scope found missed by now, once, and send its
+    alert (as every tick does); the tasks found. One indexed question when none is."""
+    return ticking.watch_missed(app._home)
 
 
 def alerts_test(app: TaskCron, name: str | None = None) -> tuple[Delivery, ...]:

@@ -9,7 +9,7 @@ from typing import Any
 from taskcron import configfile, errors
 from taskcron.config import Config
 from taskcron.home import Home
-from taskcron.model import Scope, State
+from taskcron.model import Scope, State, iso
 from taskcron.store import Store, redact
 from taskcron.values import value
 
@@ -71,6 +71,7 @@ def check(home: Home) -> CheckReport:
         checks.append(store_check)
         if store is not None:
             checks += _check_targets(home, store)
+            checks.append(_check_missed(home, store))
     checks.append(_check_writable("log", home.path / "log"))
     checks.append(_check_crontab(home))
     if home.config.alerts:
@@ -129,6 +130,20 @@ def _check_targets(home: Home, store: Store) -> Checks:
         f"{count - len(broken)} of {count} waiting tasks resolve" if count else "no waiting tasks"
     )
     return [Check(name="targets", ok=not broken, detail=summary), *broken]
+
+
+def _check_missed(home: Home, store: Store) -> Check:
+    """Whether a recurring task waits past its `missed_after` (found so by a tick, or not
+    yet): broken, naming the first few."""
+    now = home.clock()
+    missed = store.missed(now, limit=6)
+    if not missed:
+        return Check(name="missed runs", ok=True, detail="none")
+    said = ", ".join(
+        f"task {t.id} ({t.module}) due {iso(t.missed_since or t.due_at)}" for t in missed[:5]
+    )
+    more = " and more" if len(missed) > 5 else ""
+    return Check(name="missed runs", ok=False, detail=said + more)
 
 
 def _check_crontab(home: Home) -> Check:

@@ -419,6 +419,13 @@ def _run_line(run: Run) -> list[Any]:
     ]
 
 
+def missed_text(task: Task) -> str:
+    """A missed task's line: the due time it missed, and the fire times missed by now."""
+    missed = task.missed_json() or {}
+    since = task.missed_since or task.due_at
+    return f"since {when(since)}: {missed.get('fire_times', 1)} fire time(s) without a run"
+
+
 def runs_counted(task: Task) -> str:
     """`1,234 in all: 1,200 done, 34 failed (100 kept)`: a task's runs counted by outcome,
     trimmed ones too."""
@@ -452,6 +459,9 @@ def task_detail(task: Task, *, out: Console | None = None) -> None:
         ("timeout", "-" if task.timeout is None else format_duration(task.timeout)),
         *([("schedule", one_line(str(task.recurrence)))] if task.recurrence else []),
         *([("lateness", format_duration(task.max_lateness))] if task.max_lateness else []),
+        *([("missed after", format_duration(task.missed_after))] if task.missed_after else []),
+        *([("missed", missed_text(task))] if task.missed_since is not None else []),
+        *([("failing since", when(task.failing_since))] if task.failing_since else []),
         *([("key", one_line(task.key))] if task.key is not None else []),
         *([("owner", one_line(task.owner))] if task.owner is not None else []),
         *([("runs", runs_counted(task))] if task.outcomes else []),

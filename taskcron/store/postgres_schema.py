@@ -285,6 +285,7 @@ _HEALTH = (
     " AS $$ SELECT due + seconds * interval '1 second' $$",
     "CREATE INDEX tasks_watch ON tasks (watch_time(due_at, missed_after))"
     " WHERE state = 'queued' AND missed_after IS NOT NULL AND missed_since IS NULL",
+    "CREATE INDEX tasks_missed ON tasks (missed_since) WHERE missed_since IS NOT NULL",
 )
 _MOVED = """
 CREATE OR REPLACE FUNCTION task_counts_moved() RETURNS trigger LANGUAGE plpgsql

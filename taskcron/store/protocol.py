@@ -342,6 +342,11 @@ class Store(Protocol):
         One indexed probe when none is."""
         ...
 
+    def missed(self, now: datetime, *, limit: int = 100) -> Tasks:
+        """The recurring tasks missed at `now`: found so, or past their time and not found
+        yet; by id, at most `limit`. Reads only."""
+        ...
+
     def note_alerted(self, task_id: int, sent: Mapping[str, datetime]) -> None:
         """Note when alert rules sent events of a task (`"RULE:EVENT"`: time), for their
         `cooldown` and `repeat` (`Task.alerted_json`)."""

@@ -445,6 +445,19 @@ class Statements:
     #: When a task's alerts were last sent (`SqlStore.note_alerted`), read under its lock.
     SELECT_ALERTED = "SELECT alerted FROM tasks WHERE id = :id FOR UPDATE"
     SET_ALERTED = "UPDATE tasks SET alerted = :alerted WHERE id = :id"
+    #: The tasks missed: found so (tasks_missed), or past their time and not found yet.
+    MISSED_NOW = Pair(
+        sqlite=(
+            "SELECT id FROM tasks INDEXED BY tasks_missed WHERE missed_since IS NOT NULL"
+            f" UNION SELECT id FROM tasks INDEXED BY tasks_watch WHERE {WATCHED}"
+            f" AND {WATCH_AT} <= :now ORDER BY id LIMIT :limit"
+        ),
+        postgres=(
+            "SELECT id FROM tasks WHERE missed_since IS NOT NULL"
+            f" UNION SELECT id FROM tasks WHERE {WATCHED}"
+            f" AND {WATCH_AT.postgres} <= :now ORDER BY id LIMIT :limit"
+        ),
+    )
     #: A task found missed at its due time, unless another process found it first.
     MARK_MISSED = f"UPDATE tasks SET missed_since = due_at WHERE id = :id AND {WATCHED}"
 

@@ -134,3 +134,12 @@ class SqlEnds(SqlBase):
             held = json.loads(row["alerted"] or "{}")
             held.update({key: iso(at) for key, at in sent.items()})
             db.execute(self.sql.SET_ALERTED, {"alerted": json.dumps(held), "id": task_id})
+
+    def missed(self, now: datetime, *, limit: int = 100) -> list[Task]:
+        """The `Store` missed tasks: those found missed, and those past their time that
+        no tick has found yet, by id; at most `limit`. Reads only (two index probes)."""
+        with self._read(now=now) as db:
+            rows = db.execute(
+                self.sql.MISSED_NOW, {"now": self._encode_time(now), "limit": limit}
+            ).fetchall()
+            return [self._load(db, row["id"], runs=False) for row in rows]

@@ -185,7 +185,8 @@ INSERT INTO outcome_totals (module, outcome, runs, seconds, {BUCKET_NAMES})
 
 #: Alerts and missed runs: how late a recurring task may be before it is missed (seconds;
 #: NULL: never, as a one-off task), since when it fails or was missed, when each rule
-#: last sent each event of it (JSON, `Task.alerted_json`); tasks_watch holds
+#: last sent each event of it (JSON, `Task.alerted_json`); tasks_missed holds the tasks
+#: found missed; tasks_watch holds
 #: the queued tasks watched, by when they are missed (`queries.WATCH_AT`).
 _HEALTH = """
 ALTER TABLE tasks ADD COLUMN missed_after REAL;
@@ -194,6 +195,7 @@ ALTER TABLE tasks ADD COLUMN missed_since INTEGER;
 ALTER TABLE tasks ADD COLUMN alerted TEXT;
 CREATE INDEX tasks_watch ON tasks ((due_at + CAST(missed_after * 1000000 AS INTEGER)))
     WHERE state = 'queued' AND missed_after IS NOT NULL AND missed_since IS NULL;
+CREATE INDEX tasks_missed ON tasks (missed_since) WHERE missed_since IS NOT NULL;
 """
 
 #: MIGRATIONS[n] takes a store from version n to n + 1.

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio.to_thread
 
 from taskcron import errors
-from taskcron.api import LogFeed, TaskCron
+from taskcron.api import LogFeed, TaskCron, watch_missed
 from taskcron.model import Scope, State, TargetKind, Task, iso
 from taskcron.outage import Outage, Say, delay
 from taskcron.values import field, value
@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 QUEUE = 1000  #: Events waiting for one page; a page that falls this far behind is dropped.
+#: How often the dashboard looks for missed runs (seconds), as a tick would.
+WATCH_EVERY = 15.0
 #: Seconds between two looks at least, however often the store tells of tasks.
 GAP = 0.1
 #: Tasks the store told of that one look reads at most (the counts tell of the rest).
@@ -237,6 +239,7 @@ class Hub:
         self._feed: LogFeed | None = None
         #: The records read from the log in a look that failed: the next one sends them.
         self._unsent: list[dict[str, Any]] = []
+        self._watch_at = 0.0  #: When to look for missed runs next (monotonic seconds).
 
     def add(self, listener: Listener) -> None:
         """Start telling `listener`, first of the tasks running now; the counts are sent
@@ -268,6 +271,9 @@ class Hub:
             while True:
                 told = wakes.take()
                 try:
+                    if time.monotonic() >= self._watch_at:  # as a tick does, now and then
+                        self._watch_at = time.monotonic() + WATCH_EVERY
+                        await self.calls.aside(watch_missed, self.calls.app)
                     if self.listeners:
                         self.publish(await self.calls(self._poll, told))
                     else:

@@ -117,6 +117,7 @@ class Dashboard:
     ) -> None:
         self.calls = Calls(app, say=say)
         self.app = app
+        app.recorder.queue_alerts()  # a delivery never delays a page
         self.settings = settings
         self.keys = Keys(
             token=settings.token,

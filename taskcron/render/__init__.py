@@ -273,7 +273,7 @@ def task_table(tasks: Sequence[Task], *, out: Console | None = None, more: int =
             (str(task.id), ""),
             (task.module, ""),
             (one_line(task.title), ""),
-            (task.state.value, STATE_STYLES.get(task.state.value, "")),
+            state_cell(task),
             (str(task.priority), ""),
             (when(task.due_at), ""),
             (f"{task.attempts}/{task.max_attempts}", ""),
@@ -419,6 +419,21 @@ def _run_line(run: Run) -> list[Any]:
     ]
 
 
+def failing(task: Task) -> bool:
+    """Whether a task in line fails still (a failed one says so by its state)."""
+    return task.failing_since is not None and task.state is not State.FAILED
+
+
+def state_cell(task: Task) -> Cell:
+    """A task's state in a table: a missed one says so, a failing one too."""
+    style = STATE_STYLES.get(task.state.value, "")
+    if task.missed_since is not None:
+        return f"{task.state.value} (missed)", STATE_STYLES.get("failed", style)
+    if failing(task) and task.state is State.QUEUED:
+        return f"{task.state.value} (failing)", STATE_STYLES.get("failed", style)
+    return task.state.value, style
+
+
 def missed_text(task: Task) -> str:
     """A missed task's line: the due time it missed, and the fire times missed by now."""
     missed = task.missed_json() or {}
@@ -461,7 +476,7 @@ def task_detail(task: Task, *, out: Console | None = None) -> None:
         *([("lateness", format_duration(task.max_lateness))] if task.max_lateness else []),
         *([("missed after", format_duration(task.missed_after))] if task.missed_after else []),
         *([("missed", missed_text(task))] if task.missed_since is not None else []),
-        *([("failing since", when(task.failing_since))] if task.failing_since else []),
+        *([("failing since", when(task.failing_since))] if failing(task) else []),
         *([("key", one_line(task.key))] if task.key is not None else []),
         *([("owner", one_line(task.owner))] if task.owner is not None else []),
         *([("runs", runs_counted(task))] if task.outcomes else []),

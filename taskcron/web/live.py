@@ -50,7 +50,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 QUEUE = 1000  #: Events waiting for one page; a page that falls this far behind is dropped.
-#: How often the dashboard looks for missed runs (seconds), as a tick would.
+#: How often the dashboard looks for missed runs (seconds), as a tick would, while a
+#: page listens.
 WATCH_EVERY = 15.0
 #: Seconds between two looks at least, however often the store tells of tasks.
 GAP = 0.1
@@ -271,9 +272,6 @@ class Hub:
             while True:
                 told = wakes.take()
                 try:
-                    if time.monotonic() >= self._watch_at:  # as a tick does, now and then
-                        self._watch_at = time.monotonic() + WATCH_EVERY
-                        await self.calls.aside(watch_missed, self.calls.app)
                     if self.listeners:
                         self.publish(await self.calls(self._poll, told))
                     else:
@@ -294,6 +292,9 @@ class Hub:
 
     def _poll(self, told: set[int]) -> list[Event]:
         app = self.calls.app
+        if time.monotonic() >= self._watch_at:  # as a tick does, every WATCH_EVERY
+            self._watch_at = time.monotonic() + WATCH_EVERY
+            watch_missed(app)  # its alerts go beside the pages (`Recorder.queue_alerts`)
         records = self._unsent = (self._unsent + self._records(app))[-QUEUE:]
         events: list[Event] = []
         running: dict[int, str] = {}

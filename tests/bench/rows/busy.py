@@ -19,9 +19,10 @@ from tests.bench.harness import Bench, Command, Figures, Measure, Params, row
 SPAWN_TRUE = "import click, sqlite3, subprocess; subprocess.run(['true'], check=True)"
 
 
-def busy_tick(bench: Bench) -> Command:
-    """A `taskcron tick` command whose home holds a due `@task` no-op for every run it makes."""
-    busy = project.make(bench.directory("busy"))
+def busy_tick(bench: Bench, name: str = "busy", **settings: str) -> Command:
+    """A `taskcron tick` command whose home holds a due `@task` no-op for every run it makes
+    (its config holding `settings`)."""
+    busy = project.make(bench.directory(name), **settings)
     project.schedule(busy, bench.warmup + bench.runs, task="noop")
     return bench.command(bench.script, "tick", home=busy.home)
 
@@ -58,6 +59,25 @@ def against(floor: Callable[[Bench], Command]) -> Measure:
         return bench.time(busy_tick(bench), floor(bench))
 
     return measure
+
+
+#: An alert rule that a healthy no-op never makes send (TOML's inline form of [[alerts]]).
+QUIET_RULE = '[{name = "ops", webhook = "https://hooks.example.com/taskcron"}]'
+
+
+@row(
+    name="busy-alerts",
+    title="busy tick (one no-op task) with an alert rule that does not fire vs without",
+    floor="the same busy tick without [[alerts]]",
+    goal=1.05,
+    unit="ms",
+    quick={"runs": 2},
+    full={"runs": 21},
+    in_target=True,
+)
+def busy_alerts(bench: Bench, params: Params) -> Figures:
+    """A busy tick whose config holds an alert rule against one whose config holds none."""
+    return bench.time(busy_tick(bench, "alerted", alerts=QUIET_RULE), busy_tick(bench))
 
 
 ROWS = (

@@ -2,10 +2,10 @@
 
 The home holds `tasks` tasks, all queued from tomorrow on over 50 module ids
 (tests/bench/sqlitefill.py), so the tick looks at every module id's line and
-finds nothing due. Three rows: its time and its peak memory against starting
+finds nothing due. Four rows: its time and its peak memory against starting
 the same Python with click and sqlite3 imported, which every command of ours
-pays anyway, and its time with a million tasks stored against the same with
-10,000.
+pays anyway, its time with an alert rule in the config against the same floor,
+and its time with a million tasks stored against the same with 10,000.
 """
 
 from __future__ import annotations
@@ -43,6 +43,27 @@ def floor(bench: Bench, home: Path) -> Command:
 def tick(bench: Bench, params: Params) -> Figures:
     """Idle `taskcron tick` against starting Python with click and sqlite3 imported."""
     home = idle_home(bench, "home", params["tasks"])
+    return bench.time(bench.command(bench.script, "tick", home=home), floor(bench, home))
+
+
+#: An alert rule, as a project would keep one: an idle tick reads it, checked in shape.
+ALERT_RULE = '[[alerts]]\nname = "ops"\nwebhook = "https://hooks.example.com/taskcron"\n'
+
+
+@row(
+    name="tick-alerts",
+    title="idle tick ({tasks:,} future tasks) with [[alerts]] vs floor",
+    floor="python -c 'import click, sqlite3'",
+    goal=1.3,
+    unit="ms",
+    quick={"runs": 5, "tasks": 10_000},
+    full={"runs": 21, "tasks": 10_000},
+)
+def tick_alerts(bench: Bench, params: Params) -> Figures:
+    """Idle `taskcron tick` of a home whose config holds an alert rule, against starting
+    Python with click and sqlite3 imported."""
+    home = idle_home(bench, "home", params["tasks"])
+    (home / "taskcron.toml").write_text(ALERT_RULE)
     return bench.time(bench.command(bench.script, "tick", home=home), floor(bench, home))
 
 

@@ -2,9 +2,10 @@
 
 Declarations only (no imports, no I/O). The JSON itself is built by the `to_json`
 methods of `taskcron.model` (task, run, progress, target, schedule), `taskcron.api`
-(status, migration), `taskcron.doctor` (check), `taskcron.lifecycle` (tick) and by
-`taskcron.cli` (schedule, next, prune); the reference's JSON page is generated from
-this table, and the test suite checks that the keys here are the keys printed.
+(status, migration), `taskcron.doctor` (check), `taskcron.lifecycle` (tick),
+`taskcron.alerts` (alerts test) and by `taskcron.cli` (schedule, next, prune); the
+reference's JSON page is generated from this table, and the test suite checks that the
+keys here are the keys printed.
 """
 
 from __future__ import annotations
@@ -179,6 +180,19 @@ MIGRATED = Shape(
         "config": 'the config line that points taskcron at the target: `store = "URL"`',
     },
 )
+ALERT_ANSWER = Shape(
+    "alerts test --json",
+    "each line of `alerts test --json`: one channel of a rule (the alert's own JSON is in"
+    " [Alerts and missed runs](../guides/alerts.md#the-alerts-json))",
+    {
+        "rule": "the rule's name",
+        "channel": "`webhook`, `command`, or a `notify` URL's scheme (`slack`; `slack#2` for a"
+        " rule's second one)",
+        "ok": "true when the channel took the alert",
+        "detail": "what it answered (`HTTP 200`, `exit 0`, `sent`), or why it failed",
+        "elapsed": "seconds it took",
+    },
+)
 LOG_RECORD = Shape(
     "log record",
     "each line of `log --json` and of the log file; each event adds its own fields "
@@ -208,5 +222,6 @@ SHAPES = (
     CHECK,
     PRUNE,
     MIGRATED,
+    ALERT_ANSWER,
     LOG_RECORD,
 )

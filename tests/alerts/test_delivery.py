@@ -315,3 +315,45 @@ def test_a_sample_names_the_rules_first_module() -> None:
     alert = alerts.sample(rule, host="h", at=NOW, web_url=None)
     assert (alert.module, alert.test, alert.url) == ("billing", True, None)
     assert Config().alerts == ()
+
+
+def test_the_command_line_says_a_failed_delivery_in_one_warning_line(
+    hooks: Hooks, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from taskcron import cli
+
+    handler = cli._Warnings(logging.WARNING)  # what `taskcron` puts on the root logger
+    logging.getLogger().addHandler(handler)
+    try:
+        alerts.deliver(AlertRule(name="ops", webhook=f"{hooks.url}/fail"), an_alert())
+    finally:
+        logging.getLogger().removeHandler(handler)
+
+    assert capsys.readouterr().err == (
+        'taskcron: warning: alert "ops" via webhook failed: HTTP 500 Internal Server Error\n'
+    )
+
+
+def test_announce_sends_through_every_rule_that_covers_the_task_and_event(hooks: Hooks) -> None:
+    from tests.alerts.test_rules import task_and_run
+
+    task, run = task_and_run()
+    settings = Config(
+        alerts=(
+            AlertRule(name="all", webhook=f"{hooks.url}/all"),
+            AlertRule(name="mail", scope=Scope(modules=("mail",)), webhook=f"{hooks.url}/mail"),
+            AlertRule(name="overrun", on=("overrun",), webhook=f"{hooks.url}/overrun"),
+        )
+    )
+
+    answers = alerts.announce(settings, "failed", task, run, host="h", at=NOW)
+    none = alerts.announce(settings, "interrupted", task, run, host="h", at=NOW)
+    with alerts.Courier() as courier:
+        queued = alerts.announce(settings, "overrun", task, run, host="h", at=NOW, courier=courier)
+
+    assert [(a.rule, a.ok) for a in answers] == [("all", True)]
+    assert none == () and queued == ()
+    assert [(path, body["event"], body["task"]) for path, body in hooks.received] == [
+        ("/all", "failed", 12),
+        ("/overrun", "overrun", 12),
+    ]

@@ -114,6 +114,8 @@ def printed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str
     task = taskcron(home, "show", "1", "--json")
     other = tmp_path_factory.mktemp("other") / "tasks.db"
     recurring = [s for s in scheduled if s["schedule"]]
+    rules = tmp_path_factory.mktemp("alerts") / "taskcron.toml"
+    rules.write_text('[[alerts]]\nname = "ops"\ncommand = ["true"]\n')
     return {
         "task": [task, *taskcron(home, "list", "--json")],
         "run": task["runs"],
@@ -129,6 +131,7 @@ def printed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str
         "migrate-store --json": [
             taskcron(home, "migrate-store", "--to", f"sqlite:///{other}", "--json")
         ],
+        "alerts test --json": [taskcron(home, "--config", str(rules), "alerts", "test", "--json")],
         "log record": taskcron(home, "log", "--json"),
     }
 

@@ -2,10 +2,11 @@
 
 An alert goes out through every channel of a rule (`[[alerts]]` in the config,
 `taskcron.config.AlertRule`): each Apprise URL of `notify`, the `command` (the
-alert's JSON on its stdin) and the `webhook` (the alert's JSON POSTed). Whoever
-decides that an alert fires calls, after the run is recorded:
+alert's JSON on its stdin) and the `webhook` (the alert's JSON POSTed). The store
+decides which events fire (`Task.alerts`); once the run is recorded, a `Teller`
+sends them:
 
-    announce(config, "failed", task, run, host=host, at=now, courier=courier)
+    teller.tell(task, task.alerts, at=now, run=run)
 
 (or, step by step, `rules_for`, `alert_for`, then `deliver` or `Courier.send`).
 
@@ -148,39 +149,6 @@ def last_lines(output: str, count: int = OUTPUT_LINES, chars: int = OUTPUT_CHARS
 def rules_for(rules: Iterable[AlertRule], module: str, event: str) -> tuple[AlertRule, ...]:
     """The rules that send `event` for a task of module id `module`, in the config's order."""
     return tuple(rule for rule in rules if rule.covers(module, event))
-
-
-def announce(
-    config: Config,
-    event: str,
-    task: Task,
-    run: Run | None = None,
-    *,
-    host: str,
-    at: datetime,
-    details: Mapping[str, Any] | None = None,
-    courier: Courier | None = None,
-    report: Report | None = None,
-) -> tuple[Delivery, ...]:
-    """Send the alert of `event` for `task` through every rule of `config` that covers it.
-
-    With a `courier`, the alerts are queued on it and this returns at once with
-    no answers (the courier reports them); without one, each rule's channels
-    are tried in turn, each rule within its timeout, and their answers are
-    returned (and given to `report`). Never raises; does nothing when no rule
-    covers the task and event (then no alert is even built).
-    """
-    rules = rules_for(config.alerts, task.module, event)
-    if not rules:
-        return ()
-    alert = alert_for(event, task, run, host=host, at=at, web_url=config.web.url, details=details)
-    answers: list[Delivery] = []
-    for rule in rules:
-        if courier is not None:
-            courier.send(rule, alert)
-        else:
-            answers += deliver(rule, alert, report=report)
-    return tuple(answers)
 
 
 def sample(rule: AlertRule, *, host: str, at: datetime, web_url: str | None = None) -> Alert:

@@ -334,7 +334,9 @@ def test_the_command_line_says_a_failed_delivery_in_one_warning_line(
     )
 
 
-def test_announce_sends_through_every_rule_that_covers_the_task_and_event(hooks: Hooks) -> None:
+def test_a_teller_sends_by_every_rule_that_covers_the_task_and_event_and_notes_it(
+    hooks: Hooks,
+) -> None:
     from tests.alerts.test_rules import task_and_run
 
     task, run = task_and_run()
@@ -345,15 +347,18 @@ def test_announce_sends_through_every_rule_that_covers_the_task_and_event(hooks:
             AlertRule(name="overrun", on=("overrun",), webhook=f"{hooks.url}/overrun"),
         )
     )
+    noted: list[tuple[int, dict[str, object]]] = []
 
-    answers = alerts.announce(settings, "failed", task, run, host="h", at=NOW)
-    none = alerts.announce(settings, "interrupted", task, run, host="h", at=NOW)
-    with alerts.Courier() as courier:
-        queued = alerts.announce(settings, "overrun", task, run, host="h", at=NOW, courier=courier)
+    def note(task_id: int, sent: dict[str, object]) -> None:
+        noted.append((task_id, sent))
 
-    assert [(a.rule, a.ok) for a in answers] == [("all", True)]
-    assert none == () and queued == ()
+    alerts.Teller(settings, host="h", note=note).tell(task, ("failed", "interrupted"), at=NOW)
+    queued = alerts.Teller(settings, host="h", note=note, queued=True)
+    queued.tell(task, ("overrun",), at=NOW, run=run)
+    queued.close()
+
     assert [(path, body["event"], body["task"]) for path, body in hooks.received] == [
         ("/all", "failed", 12),
         ("/overrun", "overrun", 12),
     ]
+    assert noted == [(12, {"all:failed": NOW}), (12, {"overrun:overrun": NOW})]

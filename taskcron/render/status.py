@@ -283,7 +283,11 @@ def _next_table(tasks: Sequence[Task], *, fit: bool = False) -> Table:
 
     table = _status_table("due", "id>", "module", "title", fit=fit)
     for task in tasks:
-        table.add_row(Text(when(task.due_at)), *_named(task))
+        if task.missed_since is None:
+            table.add_row(Text(when(task.due_at)), *_named(task))
+        else:  # past its missed_after with no run started
+            due = Text(f"{when(task.due_at)} missed", style=STATE_STYLES["failed"])
+            table.add_row(due, *_named(task))
     return table
 
 

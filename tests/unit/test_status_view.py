@@ -313,3 +313,13 @@ def test_an_empty_watch_view_says_none_for_each_part() -> None:
     lines = watched(Status(read_at=T0, modules={}), 60, 15)
 
     assert [line.split()[1] for line in lines if line.startswith("│")] == ["none"] * 4
+
+
+def test_a_missed_task_says_so_beside_its_due_time() -> None:
+    missed = task(9, "reports", "daily", due_at=T0, missed_since=T0)
+    status = Status(read_at=T0, modules={}, next=(missed, task(10, "shop", "sync")))
+
+    drawn = render.capture(render_status.status_view(status), width=100)
+
+    assert re.search(r"missed +9  reports", drawn), drawn
+    assert len(re.findall("missed", drawn)) == 1

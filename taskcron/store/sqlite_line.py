@@ -10,7 +10,9 @@ nothing heavy for that reason (sqlite3 only when a store is opened), and
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
@@ -97,11 +99,32 @@ def _mark(name: str) -> str:
 
 
 def open_file(path: Path, *, create: bool) -> None:
-    """Open a store's file for writing and close it, creating it (mode 0600) if `create`;
-    `OSError` when the system will not. SQLite then opens it by the same path: this
-    reads the path as the system does (SQLite alone folds "x/.." away, though x be
-    missing) and refuses a file this process may not write (SQLite alone reads it)."""
-    os.close(os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600))
+    """Check that a store's file can be opened for writing, creating it (mode 0600) if
+    `create`; `OSError` when the system will not. SQLite then opens it by the same path:
+    this reads the path as the system does (SQLite alone folds "x/.." away, though x be
+    missing) and refuses a file this process may not write (SQLite alone reads it).
+
+    An existing file is only looked at (stat, access), never opened: closing a
+    descriptor of a file drops every POSIX lock this process holds on it, those of
+    SQLite's own connections to it too (another `TaskCron` of the same store), and
+    a connection that lost its lock may read a write-ahead log that another process
+    has checkpointed and reset behind it.
+    """
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        if not create:
+            raise
+        try:  # a new file: no connection of this process has it open
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+            return
+        except FileExistsError:  # made meanwhile by another process: look at it
+            found = path.stat()
+    if stat.S_ISDIR(found.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    if not os.access(path, os.R_OK | os.W_OK, effective_ids=os.access in os.supports_effective_ids):
+        os.close(os.open(path, os.O_RDWR))  # fails, saying why (EACCES, EPERM, EROFS)
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
 
 
 def idle_url(url: str, modules: Sequence[str], excepts: Sequence[str]) -> bool:

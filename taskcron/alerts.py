@@ -411,13 +411,19 @@ def _apprise_said() -> Iterator[list[str]]:
         logger.removeHandler(handler)
 
 
+#: The most alerts a `Courier` holds waiting for delivery.
+MOST_PENDING = 1000
+
+
 class Courier:
     """Delivers alerts on a thread of its own, so that the caller (a pool, `work`) never
     waits for a channel: `send` queues, the thread runs `deliver` for each in turn.
 
     `report` is called on the courier's thread. `close(timeout)` waits at most
     `timeout` seconds for what is queued; what is left is not delivered (a
-    warning says how many).
+    warning says how many). At most `MOST_PENDING` wait: while channels that
+    hang hold the line, a further alert is dropped with a warning rather than
+    kept without a bound.
     """
 
     def __init__(self, *, report: Report | None = None, warn: bool = True) -> None:
@@ -434,6 +440,13 @@ class Courier:
         with self._lock:
             if self._closed:
                 log.warning('alert "%s" not sent: its courier is closed', rule.name)
+                return
+            if self._pending >= MOST_PENDING:
+                log.warning(
+                    'alert "%s" not sent: %d alerts already wait for delivery',
+                    rule.name,
+                    self._pending,
+                )
                 return
             if self._thread is None:
                 self._thread = threading.Thread(

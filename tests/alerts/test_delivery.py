@@ -190,6 +190,22 @@ def test_the_courier_delivers_beside_the_caller_and_records_each_answer(
     ]
 
 
+def test_a_courier_holds_a_bounded_number_of_alerts_and_says_what_it_drops(
+    hooks: Hooks, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(alerts, "MOST_PENDING", 2)
+    courier = alerts.Courier(warn=False)
+    rule = AlertRule(name="slow", webhook=f"{hooks.url}/hang", timeout=timedelta(seconds=1))
+    for _ in range(4):
+        courier.send(rule, an_alert())
+
+    assert courier.pending == 2
+    dropped = [r.getMessage() for r in caplog.records if "not sent" in r.getMessage()]
+    assert dropped == ['alert "slow" not sent: 2 alerts already wait for delivery'] * 2
+    hooks.release.set()
+    assert courier.close(10) is True
+
+
 def test_a_closed_courier_waits_for_what_it_was_sent(hooks: Hooks) -> None:
     reported: list[alerts.Delivery] = []
     with alerts.Courier(report=lambda a, d: reported.append(d)) as courier:

@@ -21,15 +21,11 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
 from taskcron import errors
-from taskcron.model import Lanes, Retention, RunEnd, Scope, Task
+from taskcron.model import Lanes, Scope, Task
 from taskcron.store import redact
-from taskcron.store.postgres_claim import (
-    BELOW,
-    CLAIM_RUN_COLUMNS,
-    HEADS,
-    NO_BOUND,
-    ClaimCall,
-)
+from taskcron.store.postgres_claim import BELOW, HEADS, NO_BOUND
+from taskcron.store.postgres_faults import first_line, lost, refused
+from taskcron.store.postgres_finish import FinishCall
 from taskcron.store.postgres_schema import (
     LOCK_CLASS,
     MIGRATIONS,
@@ -37,16 +33,14 @@ from taskcron.store.postgres_schema import (
     statements,
 )
 from taskcron.store.protocol import (
-    Decide,
     LogRow,
     Store,
     WakeSource,
     machine_id,
 )
-from taskcron.store.queries import POSTGRES, TASK_COLUMNS, Statements
+from taskcron.store.queries import POSTGRES, Statements
 from taskcron.store.scopes import module_ranges
-from taskcron.store.sql_base import Row, batched
-from taskcron.values import replace
+from taskcron.store.sql_base import batched
 
 if TYPE_CHECKING:
     import psycopg
@@ -100,34 +94,6 @@ BEGIN, COMMIT, ROLLBACK = "BEGIN", "COMMIT", "ROLLBACK"
 #: psycopg's `TransactionStatus.IDLE`: no transaction open.
 IDLE = 0
 POSTGRES_SQL = Statements(POSTGRES)
-#: The task of a run being finished, while that run is its current one, locked; the id
-#: of its newest run (the run's outcome is the task's last one once the run ends), how
-#: many runs it has and when its oldest started (whether a retention may trim any).
-FINISHING_TASK = (
-    f"SELECT {TASK_COLUMNS}, (SELECT max(id) FROM runs WHERE runs.task_id = tasks.id)"
-    " AS newest_run, (SELECT count(*) FROM runs WHERE runs.task_id = tasks.id) AS runs_kept,"
-    " (SELECT started_at FROM runs WHERE runs.task_id = tasks.id ORDER BY id LIMIT 1)"
-    " AS oldest_started_at FROM tasks WHERE state = 'running' AND run_id = %(run_id)s"
-    " FOR UPDATE OF tasks"
-)
-#: How a run ended, recorded on the run and counted (`SqlRuns._count`), in one statement:
-#: the run's update and two of the counts' upserts as data-modifying WITH queries.
-FINISH_RUN = (
-    f"WITH ended AS ({POSTGRES_SQL.END_RUN.replace('%(id)s', '%(run_id)s')}),"
-    f" by_task AS ({POSTGRES_SQL.COUNT_TASK_OUTCOME}),"
-    f" totals AS ({POSTGRES_SQL.COUNT_OUTCOME_TOTAL}) {POSTGRES_SQL.COUNT_OUTCOME_MINUTE}"
-)
-#: A task as a finish leaves it, in one read: its columns, its newest run's (prefixed
-#: "run_") and its runs by outcome (`ClaimCall._with_run` reads the row).
-FINISHED_TASK = (
-    f"SELECT {TASK_COLUMNS}, r.*, o.* FROM tasks"
-    " LEFT JOIN LATERAL (SELECT "
-    + ", ".join(f"runs.{name} AS run_{name}" for name, _ in CLAIM_RUN_COLUMNS)
-    + " FROM runs WHERE runs.task_id = tasks.id ORDER BY runs.id DESC LIMIT 1) AS r ON TRUE"
-    " LEFT JOIN LATERAL (SELECT array_agg(c.outcome ORDER BY c.outcome) AS outcome_names,"
-    " array_agg(c.runs ORDER BY c.outcome) AS outcome_runs FROM task_outcomes AS c"
-    " WHERE c.task_id = tasks.id) AS o ON TRUE WHERE tasks.id = %(id)s"
-)
 #: The module id of every running task, across the store: the lanes' occupancy.
 RUNNING_MODULES = "SELECT module FROM tasks WHERE state = 'running'"
 #: Explicit ids leave an identity's sequence behind: move it to the highest task id,
@@ -214,12 +180,12 @@ def connect(
     except psycopg.ProgrammingError as exc:
         # libpq could not read the URL. Its message may quote the whole URL, password
         # and all: show it redacted, and leave the original off the chain.
-        why = _first_line(exc).replace(conninfo, redact(conninfo))
+        why = first_line(exc).replace(conninfo, redact(conninfo))
         raise errors.StoreURLError(f"invalid store URL {url!r}: {why}") from None
     except psycopg.OperationalError as exc:
-        raise errors.StoreUnreachable(f"cannot connect to store {url}: {_first_line(exc)}") from exc
+        raise errors.StoreUnreachable(f"cannot connect to store {url}: {first_line(exc)}") from exc
     except psycopg.Error as exc:
-        raise errors.StoreError(f"cannot connect to store {url}: {_first_line(exc)}") from exc
+        raise errors.StoreError(f"cannot connect to store {url}: {first_line(exc)}") from exc
 
 
 #: How long a call may wait on a server that went silent over TCP (a host powered
@@ -247,21 +213,6 @@ def _unset(conninfo: str, defaults: Mapping[str, int]) -> dict[str, Any]:
     return {key: number for key, number in defaults.items() if key not in given}
 
 
-def lost(db: Any, exc: Exception) -> bool:
-    """Whether `exc`, raised on connection `db`, means the server is out of reach: the
-    connection broke, or the server is shutting down or starting up."""
-    import psycopg
-
-    gone = (
-        psycopg.errors.AdminShutdown,
-        psycopg.errors.CrashShutdown,
-        psycopg.errors.CannotConnectNow,
-    )
-    return isinstance(exc, psycopg.OperationalError) and (
-        db.closed or db.broken or isinstance(exc, gone)
-    )
-
-
 class _PipelineLost(logging.Filter):
     """psycopg warns, on its logger, when a pipeline whose connection was lost ends; the
     store says that once already, as `StoreUnreachable`: a tick under cron stays quiet."""
@@ -273,7 +224,7 @@ class _PipelineLost(logging.Filter):
 logging.getLogger("psycopg").addFilter(_PipelineLost())
 
 
-class PostgresStore(ClaimCall):
+class PostgresStore(FinishCall):
     """The task store in a PostgreSQL schema. See the module docstring and `Store`."""
 
     sql = POSTGRES_SQL
@@ -306,6 +257,8 @@ class PostgresStore(ClaimCall):
         self._lock_key = (LOCK_CLASS, key)
         #: This machine's pids found alive by the last claim (see `claim_next`).
         self._alive: set[int] = set()
+        #: The tasks this store claimed, for their finish (see `FinishCall`).
+        self._claimed: dict[int, tuple[Task, str]] = {}
         self._db = self._connect(self._conninfo)
         try:
             self._open(create)
@@ -386,15 +339,15 @@ class PostgresStore(ClaimCall):
 
         if lost(self._db, exc):
             return errors.StoreUnreachable(
-                f"store {self.url} is unreachable: the connection is lost: {_first_line(exc)}"
+                f"store {self.url} is unreachable: the connection is lost: {first_line(exc)}"
             )
         if isinstance(exc, psycopg.errors.DataError | psycopg.errors.ProgramLimitExceeded):
-            return errors.DataError(f"too large or malformed for the store: {_first_line(exc)}")
+            return errors.DataError(f"too large or malformed for the store: {first_line(exc)}")
         if isinstance(exc, psycopg.errors.DiskFull):
-            return errors.StoreError(f"store {self.url}: disk full: {_first_line(exc)}")
+            return errors.StoreError(f"store {self.url}: disk full: {first_line(exc)}")
         if isinstance(exc, psycopg.OperationalError):
-            return errors.StoreError(f"store {self.url} is unreachable: {_first_line(exc)}")
-        return errors.StoreError(f"store {self.url}: {_first_line(exc)}")
+            return errors.StoreError(f"store {self.url} is unreachable: {first_line(exc)}")
+        return errors.StoreError(f"store {self.url}: {first_line(exc)}")
 
     @contextmanager
     def _begin(
@@ -500,69 +453,6 @@ class PostgresStore(ClaimCall):
     def _decode_time(self, value: datetime) -> datetime:
         return value.astimezone(timezone.utc) - self.skew
 
-    # --- claiming in fewer round trips -------------------------------------------
-
-    def finish_run(
-        self, run_id: int, end: RunEnd, *, decide: Decide, keep: Retention | None = None
-    ) -> Task | None:
-        """The `Store` finish (see `SqlRuns.finish_run`) in two round trips, pipelined: the
-        task read under its lock (BEGIN with it), then every write, the task read back and
-        COMMIT together. Trimming (`keep`) reads as it goes, in trips of its own.
-
-        A connection lost in the first trip ran nothing that commits (the transaction
-        was open): the finish starts once more on a new connection.
-        """
-        try:
-            return self._finish(run_id, end, decide, keep, retry=True)
-        except _Again:
-            return self._finish(run_id, end, decide, keep, retry=False)
-
-    def _finish(
-        self, run_id: int, end: RunEnd, decide: Decide, keep: Retention | None, *, retry: bool
-    ) -> Task | None:
-        import psycopg
-
-        first = True
-        try:
-            with self._pipelined() as db:
-                row = db.execute(FINISHING_TASK, {"run_id": run_id}).fetchone()
-                first = False
-                if row is None:
-                    return None
-                newest = row["newest_run"] == run_id
-                last = end.outcome.value if newest else row["last_outcome"]
-                task = self._task({**row, "last_outcome": last})
-                ended = self._run_ended(run_id, end)
-                db.execute(FINISH_RUN, {**ended, "run_id": run_id, **self._counted(task, end)})
-                self._drop_minutes(db, end)
-                where, left = self._settle(task, end, decide)
-                self._place(db, task, where, end.ended_at, left)
-                finished = db.execute(FINISHED_TASK, {"id": task.id})
-                kept, trimmed, done = int(row["runs_kept"]), 0, None
-                if keep is not None and self._may_trim(task, keep, row, end.ended_at):
-                    done = self._with_run(finished.fetchone())  # the trim keeps its run
-                    trimmed = self._trim(db, done, keep, end.ended_at)
-            done = done or self._with_run(finished.fetchone())
-            # runs as `get` counts them
-            return replace(done, runs_kept=kept - trimmed, alerts=left["alerts"])
-        except errors.StoreUnreachable as exc:
-            cause = exc.__cause__
-            if retry and first and isinstance(cause, psycopg.Error) and lost(self._db, cause):
-                raise _Again from exc
-            raise
-
-    def _may_trim(self, task: Task, keep: Retention, row: Row, now: datetime) -> bool:
-        """Whether `keep` may trim runs of `task`, by what FINISHING_TASK read: more runs
-        than it keeps, or one started before what it keeps (as `_trim` would find)."""
-        limit, oldest = keep.limit(task), row["oldest_started_at"]
-        if limit > 0 and row["runs_kept"] > limit:
-            return True
-        return (
-            keep.keep_for is not None
-            and oldest is not None
-            and self._decode_time(oldest) < now - keep.keep_for
-        )
-
     def _call(self, statement: str, params: Mapping[str, Any]) -> Any:
         """The one row of one statement run in autocommit (its own transaction).
 
@@ -580,7 +470,7 @@ class PostgresStore(ClaimCall):
             try:
                 return db.execute(statement, params).fetchone()
             except psycopg.OperationalError as exc:
-                if not (lost(db, exc) and _refused(exc)):
+                if not (lost(db, exc) and refused(exc)):
                     raise
             return self._reconnect().execute(statement, params).fetchone()
         except psycopg.Error as exc:
@@ -629,21 +519,6 @@ class PostgresStore(ClaimCall):
     def close(self) -> None:
         """Release the connection."""
         self._db.close()
-
-
-class _Again(Exception):
-    """A finish's first trip was lost: nothing it did commits; start it again."""
-
-
-def _refused(exc: BaseException) -> bool:
-    """Whether the server answered `exc` itself as it went away (shutting down, crashed,
-    starting up): then it ran nothing of the statement."""
-    return getattr(getattr(exc, "diag", None), "sqlstate", None) in ("57P01", "57P02", "57P03")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0].strip()
 
 
 if TYPE_CHECKING:

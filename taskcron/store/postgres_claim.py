@@ -82,29 +82,30 @@ CLAIM_RUN_COLUMNS = (
 )  # fmt: skip
 
 
-def _inside(statement: str, **names: str) -> str:
+def inside(statement: str, **names: str) -> str:
     """A statement's `%(name)s` parameters as the function's variables."""
     return re.sub(r"%\((\w+)\)s", lambda found: names[found[1]], statement)
 
 
 _PG = Statements(POSTGRES)
 #: The statements the function runs, with its variables for their parameters.
-_HEADS_OPEN = _inside(HEADS.format(below=NO_BOUND), low="v_low")
-_HEADS_BELOW = _inside(HEADS.format(below=BELOW), low="v_low", high="v_high")
-_TOP_PRIORITY = _inside(_PG.MODULE_TOP_PRIORITY, module="v_module")
-_PRIORITY_BELOW = _inside(_PG.MODULE_PRIORITY_BELOW, module="v_module", priority="v_priority")
-_OLDEST = _inside(_PG.OLDEST_AT_PRIORITY, module="v_module", priority="v_priority")
+_HEADS_OPEN = inside(HEADS.format(below=NO_BOUND), low="v_low")
+_HEADS_BELOW = inside(HEADS.format(below=BELOW), low="v_low", high="v_high")
+_TOP_PRIORITY = inside(_PG.MODULE_TOP_PRIORITY, module="v_module")
+_PRIORITY_BELOW = inside(_PG.MODULE_PRIORITY_BELOW, module="v_module", priority="v_priority")
+_OLDEST = inside(_PG.OLDEST_AT_PRIORITY, module="v_module", priority="v_priority")
 _CLAIM_RETURNS = ", ".join(
-    ["status TEXT", "server_now TIMESTAMPTZ", "pids INTEGER[]"]
+    ["status TEXT", "server_now TIMESTAMPTZ", "pids INTEGER[]", "row_version TEXT"]
     + [f"{name} {kind}" for name, kind in CLAIM_TASK_COLUMNS]
     + ["last_outcome TEXT"]
     + [f"run_{name} {kind}" for name, kind in CLAIM_RUN_COLUMNS]
     + ["outcome_names TEXT[]", "outcome_runs BIGINT[]"]
 )
 _CLAIM_SELECTS = ", ".join(
-    ["v_status", "v_clock", "v_pids"]
+    ["v_status", "v_clock", "v_pids", "t.xmin::text"]
     + [f"t.{name}" for name, _ in CLAIM_TASK_COLUMNS]
-    + ["(SELECT outcome FROM runs WHERE runs.task_id = t.id ORDER BY runs.id DESC LIMIT 1)"]
+    # The task's newest run is the one it runs (claimed or busy): no outcome yet.
+    + ["NULL::text"]
     + [f"r.{name}" for name, _ in CLAIM_RUN_COLUMNS]
     + ["o.names", "o.counts"]
 )
@@ -299,6 +300,9 @@ CLAIM_NEXT = (
 )
 #: How many times a claim asks the function again after checking this machine's pids.
 PID_CHECKS = 3
+#: How many claimed tasks a store keeps for their finish (`FinishCall`): a process
+#: finishes the runs it claimed, a few at a time; one finished elsewhere is forgotten.
+CLAIMS_KEPT = 256
 
 
 class ClaimCall(SqlStore):
@@ -308,6 +312,8 @@ class ClaimCall(SqlStore):
     skew: timedelta  #: The server's clock less the caller's, as last measured.
     _lock_key: tuple[int, int]  #: The line's advisory lock.
     _alive: set[int]  #: The pids of this machine's running tasks last found alive.
+    #: Each task this store claimed by its run's id, with the row version the claim left.
+    _claimed: dict[int, tuple[Task, str]]
 
     def _call(self, statement: str, params: Mapping[str, Any]) -> Any:
         """The one row of one statement run in autocommit (`PostgresStore._call`)."""
@@ -346,6 +352,7 @@ class ClaimCall(SqlStore):
             if status == "claimed":
                 task = self._with_run(row)
                 run = task.runs[-1]
+                self._remember(task, row["row_version"])
                 return Claim(outcome=ClaimOutcome.CLAIMED, task=task, run=run, lease=lease)
             if status == "idle":
                 return Claim(outcome=ClaimOutcome.IDLE)
@@ -355,6 +362,13 @@ class ClaimCall(SqlStore):
         return super().claim_next(
             scope=scope, now=now, lease=lease, decide=decide, skip=skip, lanes=lanes
         )
+
+    def _remember(self, task: Task, row_version: str) -> None:
+        """Keep a claimed task and its row's version for its run's finish."""
+        claimed = self._claimed
+        claimed[task.runs[-1].id] = (task, row_version)
+        if len(claimed) > CLAIMS_KEPT:
+            del claimed[next(iter(claimed))]
 
     def _with_run(self, row: Mapping[str, Any]) -> Task:
         """A task with one run and its runs by outcome, from a row of the task's columns,

@@ -22,7 +22,8 @@ from taskcron import errors
 from taskcron.inputs import LOG_LEVELS
 from taskcron.outage import Outage, Say, delay
 from taskcron.store import redact
-from taskcron.store.postgres import _first_line, connect, lost, split_url
+from taskcron.store.postgres import connect, split_url
+from taskcron.store.postgres_faults import first_line, lost
 from taskcron.store.protocol import LogRow, RecordFilter, SharedLog
 from taskcron.store.scopes import scope_where
 from taskcron.store.sql_base import batched as in_lists
@@ -384,11 +385,11 @@ class PostgresLog:
 
         if db is not None and lost(db, exc):
             return errors.StoreUnreachable(
-                f"store {self.url} is unreachable: the connection is lost: {_first_line(exc)}"
+                f"store {self.url} is unreachable: the connection is lost: {first_line(exc)}"
             )
         if isinstance(exc, psycopg.OperationalError):
-            return errors.StoreError(f"store {self.url} is unreachable: {_first_line(exc)}")
-        return errors.StoreError(f"store {self.url}: {_first_line(exc)}")
+            return errors.StoreError(f"store {self.url} is unreachable: {first_line(exc)}")
+        return errors.StoreError(f"store {self.url}: {first_line(exc)}")
 
     def close(self) -> None:
         """Release the connection, if one is open."""

@@ -8,6 +8,7 @@ under an advisory lock (see `taskcron.store.postgres`).
 from __future__ import annotations
 
 from taskcron.store.postgres_claim import CLAIM_FUNCTIONS
+from taskcron.store.postgres_finish import FINISH_FUNCTIONS
 from taskcron.store.sqlite_schema import BUCKET_NAMES, IN_BUCKET
 
 #: The first key of every advisory lock taskcron takes: "tcrn".
@@ -308,6 +309,30 @@ _CLAIM_AGAIN = (
     *CLAIM_FUNCTIONS,
 )
 
+#: Schema 7: the finish in one round trip (FINISH_FUNCTIONS), and the claim function
+#: returning the row version it leaves (which the finish checks). A task's move is
+#: counted in one insert of two deltas, into a table without an index by module id:
+#: it holds a few hundred deltas at most between folds, which a count reads whole.
+_FINISH_CALL = (
+    "DROP FUNCTION IF EXISTS claim_next",
+    "DROP INDEX IF EXISTS task_count_deltas_module",
+    """
+CREATE OR REPLACE FUNCTION task_counts_moved() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
+DECLARE last BIGINT;
+BEGIN
+    WITH made AS (INSERT INTO task_count_deltas (module, state, delta)
+                  VALUES (OLD.module, OLD.state, -1), (NEW.module, NEW.state, 1) RETURNING id)
+    SELECT max(id) INTO last FROM made;
+    IF last % {fold_every} <= 1 THEN
+        PERFORM task_counts_fold(last - last % {fold_every});
+    END IF;
+    RETURN NULL;
+END $$""",
+    *CLAIM_FUNCTIONS,
+    *FINISH_FUNCTIONS,
+)
+
 #: MIGRATIONS[n] takes a schema from version n to n + 1 (`statements` splits each).
 MIGRATIONS: tuple[str, ...] = (
     _V1,
@@ -316,6 +341,7 @@ MIGRATIONS: tuple[str, ...] = (
     _HISTORY,
     ";\n".join([*_COUNTS, _WAKE.strip()]).replace("{fold_every}", str(FOLD_EVERY)),
     ";\n".join([*_HEALTH, *_CLAIM_AGAIN]).replace("{fold_every}", str(FOLD_EVERY)),
+    ";\n".join(_FINISH_CALL).replace("{fold_every}", str(FOLD_EVERY)),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

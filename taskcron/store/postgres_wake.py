@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from taskcron import errors
-from taskcron.store.postgres import _first_line, connect
+from taskcron.store.postgres import connect
+from taskcron.store.postgres_faults import first_line
 from taskcron.store.postgres_schema import wake_channel
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class PostgresWake:
 
     def _lost(self, exc: Exception) -> errors.StoreUnreachable:
         return errors.StoreUnreachable(
-            f"store {self.url}: the listening connection is lost: {_first_line(exc)}"
+            f"store {self.url}: the listening connection is lost: {first_line(exc)}"
         )
 
     def close(self) -> None:

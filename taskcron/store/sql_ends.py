@@ -99,11 +99,16 @@ class SqlEnds(SqlBase):
         """Drop the minutes no longer kept, the first time this store counts a run in a
         minute (none is older yet the next time; a drop that rolled back waits for the
         next minute)."""
-        minute = end.ended_at.astimezone(timezone.utc).replace(second=0, microsecond=0)
-        if minute != self._minutes_dropped:
-            before = self._encode_time(minute - MINUTES_KEPT)
-            db.execute(self.sql.DROP_OLD_MINUTES, {"before": before})
+        minute, before = self._minutes_to_drop(end)
+        if before is not None:
+            db.execute(self.sql.DROP_OLD_MINUTES, {"before": self._encode_time(before)})
             self._minutes_dropped = minute
+
+    def _minutes_to_drop(self, end: RunEnd) -> tuple[datetime, datetime | None]:
+        """The minute a run ended in, and the minutes before which to drop as it is
+        counted: None when this store dropped them already in that minute."""
+        minute = end.ended_at.astimezone(timezone.utc).replace(second=0, microsecond=0)
+        return minute, None if minute == self._minutes_dropped else minute - MINUTES_KEPT
 
     def mark_missed(self, now: datetime, *, limit: int = 100) -> list[Task]:
         """The `Store` missed runs: the recurring tasks found missed at `now` (queued more

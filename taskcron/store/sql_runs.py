@@ -275,20 +275,21 @@ class SqlRuns(SqlEnds):
         left: Left | None = None,
     ) -> None:
         """`_move` without reading the task back; with what a run `left` (`_settle`)."""
+        db.execute(self.sql.MOVE_TASK, {**self._moved(task, where, now, left), "id": task.id})
+
+    def _moved(
+        self, task: Task, where: Next | tuple[State, datetime], now: datetime, left: Left | None
+    ) -> dict[str, Any]:
+        """MOVE_TASK's parameters but the task's id (see `_place`)."""
         state, due_at = where[0], where[1]
-        reset = len(where) > 2 and bool(where[2])
-        db.execute(
-            self.sql.MOVE_TASK,
-            {
-                **NOTHING_LEFT,
-                **(left or {}),
-                "state": state.value,
-                "due_at": self._encode_time(due_at),
-                "updated_at": self._encode_time(now),
-                "reset": reset,
-                "id": task.id,
-            },
-        )
+        return {
+            **NOTHING_LEFT,
+            **(left or {}),
+            "state": state.value,
+            "due_at": self._encode_time(due_at),
+            "updated_at": self._encode_time(now),
+            "reset": len(where) > 2 and bool(where[2]),
+        }
 
     def renew_lease(self, run_id: int, *, lease: Lease) -> bool:
         """Extend the lease of a running run; False if the run is no longer ours."""

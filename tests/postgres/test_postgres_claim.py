@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from taskcron.model import Lanes, Next, Outcome, RunEnd, Scope, State, Task
+from taskcron.model import Lanes, Next, Outcome, Progress, RunEnd, Scope, State, Task
 from taskcron.store import Claim, ClaimOutcome, Lease, NewTask
 from taskcron.store.postgres import PostgresStore
 from taskcron.values import replace
@@ -264,7 +264,7 @@ def done(now: datetime) -> RunEnd:
     return RunEnd(outcome=Outcome.DONE, ended_at=now, elapsed=1.0, result_json='"ok"')
 
 
-def test_a_finish_is_two_round_trips_and_counts_the_run(
+def test_a_finish_of_a_task_this_store_claimed_is_one_round_trip_and_counts_the_run(
     store: PostgresStore, tmp_path: Path
 ) -> None:
     task = store.schedule(new_task("m.a"), now=T0)
@@ -276,12 +276,71 @@ def test_a_finish_is_two_round_trips_and_counts_the_run(
         store, tmp_path, lambda: store.finish_run(run_id, done(at(2)), decide=decide)
     )
 
-    assert cost == 2
+    assert cost == 1
     assert finished is not None and finished.state is State.DONE
     assert finished.last_outcome is Outcome.DONE and finished.outcomes == (("done", 1),)
     assert finished.result_json == '"ok"' and finished.runs_kept == 1
     assert finished == replace(store.get(task.id), runs=finished.runs)
     assert [(t.module, t.outcome, t.runs) for t in store.outcome_totals()] == [("m.a", "done", 1)]
+
+
+@pytest.mark.parametrize("changer", ["this store", "another store"])
+def test_a_task_changed_since_its_claim_is_finished_from_what_it_is_now(
+    store: PostgresStore, postgres_url: str, tmp_path: Path, changer: str
+) -> None:
+    task = store.schedule(new_task("m.a"), now=T0)
+    got = claim(store, at(0))()
+    assert got.run is not None
+    run_id = got.run.id
+    with PostgresStore(postgres_url, clock="caller") as other:
+        saver = store if changer == "this store" else other
+        assert saver.save_progress(run_id, Progress(done=3, total=4, updated_at=at(1)))
+
+    finished, cost = trips(
+        store, tmp_path, lambda: store.finish_run(run_id, done(at(2)), decide=decide)
+    )
+
+    # Read under the lock, then written (2); after the function's "again" when another
+    # process changed it (3).
+    assert cost == (2 if changer == "this store" else 3)
+    assert finished is not None and finished.state is State.DONE
+    assert finished.progress == Progress(done=3, total=4, updated_at=at(1))
+    assert finished == replace(store.get(task.id), runs=finished.runs)
+    assert [(t.module, t.outcome, t.runs) for t in store.outcome_totals()] == [("m.a", "done", 1)]
+
+
+def test_a_run_another_store_claimed_is_finished_in_two_round_trips(
+    store: PostgresStore, postgres_url: str, tmp_path: Path
+) -> None:
+    task = store.schedule(new_task("m.a"), now=T0)
+    with PostgresStore(postgres_url, clock="caller") as other:
+        got = claim(other, at(0))()
+    assert got.run is not None
+    run_id = got.run.id
+
+    finished, cost = trips(
+        store, tmp_path, lambda: store.finish_run(run_id, done(at(2)), decide=decide)
+    )
+
+    assert cost == 2
+    assert finished is not None and finished.state is State.DONE
+    assert finished == replace(store.get(task.id), runs=finished.runs)
+
+
+def test_a_run_recovered_since_its_claim_is_not_finished_by_the_one_trip_path(
+    store: PostgresStore,
+) -> None:
+    task = store.schedule(new_task("m.a"), now=T0)
+    store.schedule(new_task("m.b", due_at=at(1)), now=T0)
+    got = claim(store, at(0), holder=Lease(host="elsewhere", pid=1, expires_at=at(60)))()
+    assert got.run is not None
+    later = claim(store, at(61), lanes=LANES)()
+    assert [item.run.id for item in later.recovered] == [got.run.id]
+
+    finished = store.finish_run(got.run.id, done(at(62)), decide=decide)
+
+    assert finished is None
+    assert store.get(task.id).runs[-1].outcome is Outcome.INTERRUPTED
 
 
 def test_a_finish_after_the_server_went_away_starts_again_on_a_new_connection(

@@ -116,3 +116,32 @@ def test_a_store_of_schema_4_is_migrated_to_tell_of_the_tasks_it_adds(
         finally:
             wake.close()
     assert told == [str(task.id)]
+
+
+def test_a_store_of_schema_6_finishes_a_run_claimed_before_and_keeps_counting(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"{postgres_url}&schema=old"
+    new = NewTask(module="m", title="t", target=Target.command(["true"]), due_at=T0)
+    with monkeypatch.context() as old:
+        old.setattr(postgres, "MIGRATIONS", postgres.MIGRATIONS[:6])
+        old.setattr(postgres, "SCHEMA_VERSION", 6)
+        with PostgresStore(url, clock="caller") as store:
+            first = store.schedule(new, now=T0)
+            store.schedule(new, now=T0)
+            got = store.claim_next(scope=Scope(), now=at(1), lease=lease(at(1)), decide=decide)
+    assert got.run is not None and got.task is not None and got.task.id == first.id
+
+    with PostgresStore(url, clock="caller") as store:
+        assert (store.migrated_from, store.schema_version) == (6, postgres.SCHEMA_VERSION)
+        ended = RunEnd(outcome=Outcome.DONE, ended_at=at(2), elapsed=1.0)
+        finished = store.finish_run(got.run.id, ended, decide=decide)
+        again = store.claim_next(scope=Scope(), now=at(3), lease=lease(at(3)), decide=decide)
+        assert again.run is not None
+        failed = RunEnd(outcome=Outcome.FAILED, ended_at=at(4), elapsed=1.0)
+        second = store.finish_run(again.run.id, failed, decide=decide)
+
+        assert finished is not None and finished.state is State.DONE
+        assert second is not None and second.state is State.FAILED
+        assert store.counts(Scope()) == {"m": {"done": 1, "failed": 1}}
+        assert {(t.outcome, t.runs) for t in store.outcome_totals()} == {("done", 1), ("failed", 1)}

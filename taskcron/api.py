@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,10 +22,6 @@ from typing import TYPE_CHECKING
 from taskcron import (
     actions,
     alerts,
-    cronjobs,
-    doctor,
-    logview,
-    maintenance,
     reading,
     scheduling,
     ticking,
@@ -34,25 +30,25 @@ from taskcron.actions import ACTIONS, Action, allowed_in
 from taskcron.alerts import Delivery
 from taskcron.config import Config
 from taskcron.configfile import ENV_DEBUG
-from taskcron.cronjobs import CronEdit, CronOptions
+from taskcron.cronjobs import CronEdit
 from taskcron.doctor import Check, CheckReport, broken_config_report
 from taskcron.home import Clock, Home, load_config, utc_now
 from taskcron.inputs import SHOWN_RUNS, check_owner, parse_module_id, parse_runs
 from taskcron.lifecycle import TickResult, Watcher
-from taskcron.logstore import LogFilter, LogStore
-from taskcron.logview import LogFeed, LogWhere, Records
+from taskcron.logstore import LogStore
+from taskcron.logview import LogFeed, LogWhere
 from taskcron.maintenance import InitResult, MigrateResult, Pruned
 from taskcron.model import Scope, State, Task
 from taskcron.reading import STATUS_COUNT, Status, Upcoming
 from taskcron.scheduling import Scheduled, TaskOptions
 from taskcron.store import Recovered, SharedLog, Store, Tasks
 from taskcron.ticking import Ticks
+from taskcron.upkeep import Upkeep
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # in typing from Python 3.11
 
     from taskcron.pool import Pool
-    from taskcron.store import WakeSource
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +85,7 @@ __all__ = [
 ]
 
 
-class TaskCron:
+class TaskCron(Upkeep):
     """A taskcron home: its store, its settings, and the operations on tasks.
 
     `home`, `config` and `store` mean what `--home`, `--config` and `--store`
@@ -99,6 +95,7 @@ class TaskCron:
 
     Reading (`list`, `get`, `upcoming`, `log`) never creates a home or a
     store; `schedule`, `tick`, `init` and `prune` create them when missing.
+    The log, housekeeping and crontab methods are `taskcron.upkeep.Upkeep`'s.
     """
 
     def __init__(
@@ -285,6 +282,18 @@ class TaskCron:
         """Delete a task that is not running, and its runs; return it as it was."""
         return self.act("remove", task_id)
 
+    def owner_link(self, owner: str) -> str:
+        """The dashboard's read-only page of `owner`'s tasks: `/owner/OWNER?sig=SIGNATURE`.
+
+        Signed (HMAC-SHA256) with a key derived from the dashboard's token for owner
+        links only, so it stays valid while the token does and opens nothing else;
+        a `ConfigError` when no token is configured.
+        """
+        check_owner(owner)
+        from taskcron.web.auth import owner_link  # standard library only
+
+        return owner_link(self.config.web.token, owner)
+
     # --- ticking -------------------------------------------------------------
 
     def tick(
@@ -361,133 +370,6 @@ class TaskCron:
         settings = ticking.work_settings(self._home, budget, workers)
         scope = Scope.parse(modules, excepts)
         return ticking.make_pool(self._home, scope, settings, watcher, say=say)
-
-    # --- the log and housekeeping --------------------------------------------
-
-    def log(self, count: int = 20, **where: Unpack[LogWhere]) -> Records:
-        """The last `count` log records that match, oldest first (see `taskcron log` and
-        `LogWhere`).
-
-        With a shared log (a PostgreSQL store), every host's records, in the
-        order they reached it.
-        """
-        return logview.tail(self._home, count, self.log_filter(**where))
-
-    def log_filter(self, **where: Unpack[LogWhere]) -> LogFilter:
-        """The filter `log` applies, validated: module ids, level name, `since` time."""
-        return logview.log_filter(self._home, **where)
-
-    def follow_log(
-        self,
-        count: int = 20,
-        *,
-        keep: LogFilter | None = None,
-        poll: float = 0.2,
-        say: Callable[[bool, str], None] | None = None,
-    ) -> Iterator[Records]:
-        """The last `count` records that `keep` (from `log_filter`) lets through, then each
-        batch of new ones as they are written: the active file across rotations, checked
-        every `poll` seconds; with a shared log (a PostgreSQL store), every host's records
-        as the store announces them, across restarts of its server (`say`: see
-        `taskcron.outage`). It ends only when the caller stops iterating."""
-        return logview.follow(self._home, count, keep or self.log_filter(), poll, say)
-
-    def wake_source(self) -> WakeSource | None:
-        """The store's `wake_source()`; None when it has no store yet. Creates nothing."""
-        store = self._home.existing_store()
-        return None if store is None else store.wake_source()
-
-    def log_feed(self, keep: LogFilter | None = None) -> LogFeed:
-        """The log records written from now on that `keep` lets through, as they come:
-        each `poll()` of the returned feed gives the new ones without waiting."""
-        return logview.feed(self._home, keep or self.log_filter())
-
-    def prune(self, older_than: timedelta | str | None = None, *, dry_run: bool = False) -> Pruned:
-        """Remove finished one-off tasks (with their runs), rotated logs and shared log
-        records older than `older_than`; with `dry_run`, only count them.
-
-        The default is the config's `log.retention`. A bare number (`"30"`) is
-        refused as a `DurationError`: 30 what? Queued, running and paused tasks
-        are never touched. A dry run creates nothing: with no home it is a
-        `HomeMissingError`, as for `list`.
-        """
-        return maintenance.prune(self._home, older_than, dry_run=dry_run)
-
-    def init(self) -> InitResult:
-        """Create the home and the store, and a starter `./taskcron.toml` when no config is found.
-
-        Safe to repeat: an existing config file is kept as it is.
-        """
-        return maintenance.init(self._home)
-
-    def migrate_store(self, to: str) -> MigrateResult:
-        """Copy every task and run, their counts and the log into the empty store at `to`.
-
-        The current store is read on one snapshot and left untouched; the target (of
-        any backend, created if missing) is written in one transaction, keeping task
-        and run ids (ids handed out later follow them). The log goes into a target's
-        log table: this store's, else this home's log files; a SQLite target has none
-        (`records_left`). Refused, writing nothing, when a task is running here
-        (`TasksRunningError`: stop the ticks first) or the target holds tasks
-        (`StoreNotEmptyError`). Pools are not copied: they register again."""
-        return maintenance.migrate(self._home, to)
-
-    def owner_link(self, owner: str) -> str:
-        """The dashboard's read-only page of `owner`'s tasks: `/owner/OWNER?sig=SIGNATURE`.
-
-        Signed (HMAC-SHA256) with a key derived from the dashboard's token for owner
-        links only, so it stays valid while the token does and opens nothing else;
-        a `ConfigError` when no token is configured.
-        """
-        check_owner(owner)
-        from taskcron.web.auth import owner_link  # standard library only
-
-        return owner_link(self.config.web.token, owner)
-
-    def check(self) -> CheckReport:
-        """Check that this home can work, and say what is broken; never creates anything.
-
-        See `taskcron.doctor.check`.
-        """
-        return doctor.check(self._home)
-
-    # --- cron ----------------------------------------------------------------
-
-    def generate_cron(self, **options: Unpack[CronOptions]) -> CronEdit:
-        """The crontab job that runs `taskcron tick` for this home and scope; installed on ask.
-
-        `every` (a period such as `5m`) or `cron` (an expression) says when.
-        With `install`, the job replaces this home and scope's job in the
-        user's crontab (or `crontab_file`); with `dry_run`, nothing is written
-        and the crontab's text as it would be left is returned. With `drain`, each
-        tick runs due tasks one after another until its budget ends. A store
-        named by `--store` or TASKCRON_STORE rather than the config file is
-        refused: the job names only the config file. See `CronOptions`.
-        """
-        return cronjobs.generate(self._home, **options)
-
-    def uninstall_cron(
-        self,
-        *,
-        modules: Iterable[str] = (),
-        excepts: Iterable[str] = (),
-        crontab_file: str | None = None,
-        user: str | None = None,
-        dry_run: bool = False,
-    ) -> CronEdit:
-        """Take this home and scope's job out of the user's crontab (or `crontab_file`).
-
-        A user's crontab left blank is removed. With `dry_run`, nothing is
-        written and the crontab's text as it would be left is returned.
-        """
-        return cronjobs.uninstall(
-            self._home,
-            modules=modules,
-            excepts=excepts,
-            crontab_file=crontab_file,
-            user=user,
-            dry_run=dry_run,
-        )
 
 
 def watch_missed(app: TaskCron) -> list[Task]:

@@ -70,7 +70,7 @@ def _parse(argv: Sequence[str]) -> dict[str, list[str]] | None:
 
 
 def _idle(parsed: dict[str, list[str]]) -> bool:
-    from taskcron import configfile, inputs
+    from taskcron import configfile, inputs, tickmarks
     from taskcron.store import sqlite_line
 
     if any(len(parsed.get(name, ())) > 1 for name in ("home", "config", "store", "budget")):
@@ -89,7 +89,10 @@ def _idle(parsed: dict[str, list[str]]) -> bool:
         return False  # the CLI prints the warnings; a debug log records idle ticks
     home: Path = values["home"]
     url = values.get("store") or configfile.default_url(home)
-    return home.is_dir() and sqlite_line.idle_url(url, modules, excepts)
+    if not (home.is_dir() and sqlite_line.idle_url(url, modules, excepts)):
+        return False
+    tickmarks.mark(home, modules, excepts)
+    return True
 
 
 def _one(parsed: dict[str, list[str]], name: str) -> str | None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from taskcron import errors
+from taskcron import errors, tickmarks
 from taskcron.home import Home
 from taskcron.inputs import int64, optional_duration
 from taskcron.lifecycle import Event, RunLife, TickResult, Watcher, after_claim
@@ -59,6 +59,13 @@ def pooled(drain: bool, workers: int | None, max_tasks: int | None) -> bool:
     if max_tasks is not None and not found:
         raise errors.InputError("--max-tasks goes with --drain or --workers")
     return found
+
+
+def mark_tick(home: Home, scope: Scope) -> None:
+    """Record in the home that a tick of `scope` runs now (`taskcron.tickmarks`), once the
+    store is open: opening it makes the home, and a home that fails is removed whole."""
+    home.store  # opened, so the home exists  # noqa: B018
+    tickmarks.mark(home.path, scope.modules, scope.excepts)
 
 
 def tick(home: Home, scope: Scope, budget: Budget, watcher: Watcher | None) -> TickResult:

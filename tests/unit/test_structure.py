@@ -261,6 +261,7 @@ IDLE_PATH = {
     "taskcron.store.sqlite_line",
     "taskcron.store.scopes",
     "taskcron.store.sqlite_schema",
+    "taskcron.tickmarks",
 }
 
 

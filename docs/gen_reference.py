@@ -47,6 +47,7 @@ TOML_TYPES = {
 NOT_KEYS = {"path", "home_by_default", "store_origin", "warnings"}
 #: Config fields that hold a table of further keys.
 TABLES = {
+    "heartbeat": config.HeartbeatConfig,
     "retry": config.RetryConfig,
     "log": config.LogConfig,
     "web": config.WebConfig,

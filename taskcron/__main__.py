@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 #: The options `idle_tick` reads, before and after `tick`; any other argument is the CLI's.
 _GLOBAL = {"--home": "home", "--config": "config", "--store": "store"}
@@ -25,6 +26,7 @@ _TICK = {
     "--except": "excepts",
     "-x": "excepts",
     "--budget": "budget",
+    "--heartbeat": "heartbeat",
 }
 
 
@@ -73,7 +75,8 @@ def _idle(parsed: dict[str, list[str]]) -> bool:
     from taskcron import configfile, inputs, tickmarks
     from taskcron.store import sqlite_line
 
-    if any(len(parsed.get(name, ())) > 1 for name in ("home", "config", "store", "budget")):
+    once = ("home", "config", "store", "budget", "heartbeat")
+    if any(len(parsed.get(name, ())) > 1 for name in once):
         return False
     if os.environ.get(configfile.ENV_DEBUG):
         return False  # it is --debug, which click reads (and may refuse)
@@ -89,10 +92,35 @@ def _idle(parsed: dict[str, list[str]]) -> bool:
         return False  # the CLI prints the warnings; a debug log records idle ticks
     home: Path = values["home"]
     url = values.get("store") or configfile.default_url(home)
+    beat = _heartbeat(_one(parsed, "heartbeat"), values)
     if not (home.is_dir() and sqlite_line.idle_url(url, modules, excepts)):
         return False
     tickmarks.mark(home, modules, excepts)
+    if beat is not None:
+        beat()
     return True
+
+
+def _heartbeat(url: str | None, values: dict[str, Any]) -> Callable[[], object] | None:
+    """What pings the heartbeat (`url`, else the config's) after an idle tick, checked;
+    None without a heartbeat, which then costs nothing."""
+    table = values.get("heartbeat", {})
+    url = table.get("url") if url is None else url
+    if url is None:
+        return None
+    from taskcron import heartbeat
+
+    heartbeat.check_url(url)
+    timeout = table.get("timeout")
+    return lambda: heartbeat.send(
+        url,
+        heartbeat.SUCCESS,
+        home=values["home"],
+        style=table.get("style"),
+        timeout=None if timeout is None else timeout.total_seconds(),
+        host=values.get("host"),
+        log=values.get("log"),
+    )
 
 
 def _one(parsed: dict[str, list[str]], name: str) -> str | None:

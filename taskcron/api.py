@@ -343,16 +343,15 @@ class TaskCron(Upkeep):
         workers: int | None = None,
         max_tasks: int | None = None,
         watcher: Watcher | None = None,
+        heartbeat: str | None = None,
     ) -> Ticks:
         """What `taskcron tick` runs: `drain` when `drain` is set or `workers` is other
-        than one (`max_tasks` only then), else one `tick`; iterate for the results."""
+        than one (`max_tasks` only then), else one `tick`; iterate for the results. It
+        pings `heartbeat` (default: the config's `[heartbeat]`; `taskcron.heartbeat`)."""
         scope = Scope.parse(modules, excepts)
-        pooled = ticking.pooled(drain, workers, max_tasks)
-        ticking.mark_tick(self._home, scope)
-        if not pooled:
-            return ticking.OneTick(ticking.tick(self._home, scope, budget, watcher))
-        settings = ticking.drain_settings(self._home, budget, workers, max_tasks or 0)
-        return ticking.make_pool(self._home, scope, settings, watcher)
+        return ticking.ticks(
+            self._home, scope, budget, drain, workers, max_tasks, watcher, heartbeat
+        )
 
     def work(
         self,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from taskcron import configfile, errors
-from taskcron.configfile import DEFAULT_ALERT_ON, DEFAULT_HOME
+from taskcron.configfile import DEFAULT_ALERT_ON, DEFAULT_HOME, HEARTBEAT_STYLES
 from taskcron.inputs import zone
 from taskcron.model import Lanes, Retention, Scope
 from taskcron.values import field, value
@@ -50,6 +50,16 @@ class HistoryConfig:
         return Retention(
             keep_runs=self.keep_runs, keep_for=self.keep_for if self.keep_for else None
         )
+
+
+@value
+class HeartbeatConfig:
+    """What every tick pings outside, so that a cron line that stops is noticed (config
+    table `[heartbeat]`; `taskcron.heartbeat`)."""
+
+    url: str | None = None  #: The check's URL; None: no heartbeat. `tick --heartbeat` overrides it.
+    style: str = HEARTBEAT_STYLES[0]  #: Whose convention the pings follow.
+    timeout: timedelta = timedelta(seconds=3)  #: The longest a ping takes (in its own process).
 
 
 @value
@@ -128,6 +138,8 @@ class Config:
     #: How long past due a recurring task may wait for a run before it is missed, unless
     #: it says (`--missed-after`); None ("0"): never.
     missed_after: timedelta | None = timedelta(minutes=5)
+    #: What every tick pings (`[heartbeat]`), so that a cron line that stops is noticed.
+    heartbeat: HeartbeatConfig = field(default_factory=HeartbeatConfig)
     lease: timedelta = timedelta(seconds=30)
     kill_grace: timedelta = timedelta(seconds=10)
     retry: RetryConfig = field(default_factory=RetryConfig)
@@ -175,6 +187,13 @@ KEY_DOCS: dict[str, str] = {
     "deadline is its start plus it.",
     "missed_after": "How long past due a recurring task may wait for a run before it is "
     'missed (recorded and alerted once); `"0"`: never. `--missed-after` sets a task\'s own.',
+    "heartbeat.url": "The URL every tick pings (`https://hc-ping.com/UUID`), so that a service "
+    "outside notices when the cron line stops; unset: no heartbeat. `tick --heartbeat URL` "
+    "overrides it (see [Heartbeat and metrics](../guides/monitoring.md)).",
+    "heartbeat.style": "Whose convention the pings follow: `healthchecks` (`URL/start`, `URL`, "
+    "`URL/fail` or `URL/EXIT_CODE`) or `cronitor` (`URL?state=run`, `complete`, `fail`).",
+    "heartbeat.timeout": "The longest a ping takes; the tick never waits for it (it is sent "
+    "from a process of its own).",
     "lease": 'How long a running task\'s lease lasts; renewed every third of it; at least `"1s"`.',
     "kill_grace": "Time between SIGTERM and SIGKILL when stopping a task.",
     "retry.backoff": "The wait before the second attempt, doubling per attempt (±20%).",
@@ -248,6 +267,7 @@ def load(
     found = configfile.read(config, home=home, store=store)
     values = dict(found.values)
     tables = {
+        "heartbeat": HeartbeatConfig,
         "retry": RetryConfig,
         "log": LogConfig,
         "web": WebConfig,
@@ -325,6 +345,14 @@ STARTER = """\
 # lanes of a subtree here: each module id under "mail" may run 8 tasks at once.
 # The most specific entry wins.
 # "mail" = 8
+
+[heartbeat]
+# Every tick pings this URL (Healthchecks: URL/start before a run, URL after a
+# tick that went well, URL/fail or URL/EXIT_CODE after a failed run), so that a
+# cron line that stops running is noticed. style = "cronitor" pings URL?state=...
+# url = "https://hc-ping.com/your-check-uuid"
+# style = "healthchecks"
+# timeout = "3s"
 
 [retry]
 # The wait before a failed task's next attempt; it doubles per attempt (±20%).

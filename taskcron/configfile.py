@@ -54,6 +54,7 @@ KEYS = frozenset(
         "timezone",
         "budget",
         "missed_after",
+        "heartbeat",
         "lease",
         "kill_grace",
         "retry",
@@ -72,6 +73,7 @@ TABLE_KEYS = {
     "retry": frozenset({"backoff", "max_backoff"}),
     "log": frozenset({"level", "max_bytes", "backups", "retention", "output_tail"}),
     "history": frozenset({"keep_runs", "keep_for"}),
+    "heartbeat": frozenset({"url", "style", "timeout"}),
     "web": frozenset(
         {
             "host",
@@ -104,6 +106,8 @@ ALERT_KEYS = frozenset(
 #: What an alert rule may be `on`, and what it is on when it does not say.
 ALERT_EVENTS = ("failed", "recovered", "missed", "overrun", "interrupted")
 DEFAULT_ALERT_ON = ("failed", "recovered", "missed")
+#: Whose convention the heartbeat's pings follow (`heartbeat.style`), the default first.
+HEARTBEAT_STYLES = ("healthchecks", "cronitor")
 
 
 class Found(NamedTuple):
@@ -335,6 +339,8 @@ def _check(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
         if missed_after < timedelta(0):
             raise errors.ConfigError("config key 'missed_after' must not be negative")
         out["missed_after"] = missed_after or None
+    if "heartbeat" in values:
+        out["heartbeat"] = _heartbeat(check_table(values["heartbeat"], "heartbeat"))
     if "max_steps" in values:
         out["max_steps"] = _positive_int(values, "max_steps")
     if "workers" in values:
@@ -479,6 +485,28 @@ def _alert_module(module: str, where: str) -> str:
         return parse_module_id(module)
     except errors.ModuleIdError as exc:
         raise errors.ConfigError(f"config key {where!r}: {exc}") from None
+
+
+def _heartbeat(table: Mapping[str, Any]) -> dict[str, Any]:
+    """The `[heartbeat]` table checked: an http(s) URL, a style, a timeout above zero."""
+    _refuse_unknown(table, TABLE_KEYS["heartbeat"], "heartbeat.")
+    heartbeat: dict[str, Any] = {}
+    if "url" in table:
+        heartbeat["url"] = _http_url(table, "url", "heartbeat.")
+        if not heartbeat["url"].isprintable() or any(c.isspace() for c in heartbeat["url"]):
+            raise errors.ConfigError("config key 'heartbeat.url' must not hold spaces")
+    if "style" in table:
+        heartbeat["style"] = string_value(table, "style", "heartbeat.")
+        if heartbeat["style"] not in HEARTBEAT_STYLES:
+            raise errors.ConfigError(
+                f"config key 'heartbeat.style' must be one of {', '.join(HEARTBEAT_STYLES)},"
+                f" not {heartbeat['style']!r}"
+            )
+    if "timeout" in table:
+        heartbeat["timeout"] = _duration(table, "timeout", "heartbeat.")
+        if heartbeat["timeout"] <= timedelta(0):
+            raise errors.ConfigError("config key 'heartbeat.timeout' must be more than zero")
+    return heartbeat
 
 
 def _http_url(values: Mapping[str, Any], key: str, prefix: str) -> str:

@@ -42,6 +42,7 @@ class CronOptions(TypedDict, total=False):
     budget: str | None  #: How long each tick may take (default: the config's).
     mail: bool  #: Let cron mail the output (default: appended to `<home>/cron.log`).
     drain: bool  #: Each tick runs due tasks one after another until its budget ends.
+    heartbeat: str | None  #: The URL each tick pings (`tick --heartbeat`; default: the config's).
     install: bool  #: Put the job in the crontab, replacing this home and scope's job.
     crontab_file: str | None  #: A crontab file to edit instead of the user's crontab.
     user: str | None  #: Whose crontab (or the user a system crontab's line runs as).
@@ -58,6 +59,7 @@ def generate(
     budget: str | None = None,
     mail: bool = False,
     drain: bool = False,
+    heartbeat: str | None = None,
     install: bool = False,
     crontab_file: str | None = None,
     user: str | None = None,
@@ -82,6 +84,7 @@ def generate(
         user=user if crontab_file is not None else None,
         now=home.clock(),
         tz=inputs.zone(system_timezone()),
+        heartbeat=heartbeat,
     )
     edit = CronEdit(where=tab.describe(), scope=cronline.describe_scope(scope), job=job.block)
     if dry_run:

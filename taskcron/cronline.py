@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from taskcron import errors
+from taskcron.heartbeat import check_url
 from taskcron.inputs import parse_duration
 from taskcron.model import Scope, format_duration
 from taskcron.schedule import AT_WORDS, CronExpr, validate_cron
@@ -239,6 +240,7 @@ class CronJob:
     mail: bool = False  #: Leave the output to cron (which mails it) instead of cron.log.
     user: str | None = None  #: The user field of an /etc/cron.d-style line.
     drain: bool = False  #: The tick drains: due tasks one after another until the budget ends.
+    heartbeat: str | None = None  #: The URL the tick pings (`tick --heartbeat`).
 
     @property
     def log_path(self) -> Path:
@@ -259,6 +261,8 @@ class CronJob:
         for module in self.scope.excepts:
             args += ["--except", module]
         args += ["--budget", self.budget]
+        if self.heartbeat is not None:
+            args += ["--heartbeat", self.heartbeat]
         return tuple(args)
 
     @property
@@ -300,6 +304,7 @@ def build(
     tz: tzinfo,
     command: Sequence[str] | None = None,
     drain: bool = False,
+    heartbeat: str | None = None,
 ) -> CronJob:
     """The checked job for `home` and `scope`, every `every` or on `cron` (exactly one).
 
@@ -329,6 +334,9 @@ def build(
         check_text("budget", budget)
         parse_duration(budget)
         budget = budget.strip()
+    if heartbeat is not None:
+        check_text("heartbeat URL", heartbeat)
+        check_url(heartbeat)
     exe = tuple(command) if command is not None else executable()
     for part in exe:
         check_text("taskcron executable", part)
@@ -342,6 +350,7 @@ def build(
         mail=mail,
         user=user,
         drain=drain,
+        heartbeat=heartbeat,
     )
     check_job(job)
     return job

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from taskcron import configfile, errors
 from taskcron.config import Config
 from taskcron.home import Home
-from taskcron.model import Scope, State, iso
+from taskcron.model import Scope, State, format_duration, iso
 from taskcron.store import Store, redact
 from taskcron.values import value
 
@@ -54,7 +55,9 @@ def broken_config_report(error: errors.TaskcronError) -> CheckReport:
     return CheckReport(config=None, home=Path(configfile.DEFAULT_HOME).absolute(), checks=(check,))
 
 
-def check(home: Home) -> CheckReport:
+def check(
+    home: Home, *, max_tick_age: timedelta | None = None, scope: Scope | None = None
+) -> CheckReport:
     """Check that this home can work, and say what is broken; never creates anything.
 
     It imports the configured modules (listing the task names they
@@ -63,6 +66,8 @@ def check(home: Home) -> CheckReport:
     is writable, reports whether a crontab line for this home is
     installed (not required: ticks run another way need none), and, when
     the config has alert rules, whether Apprise can use their `notify` URLs.
+    With `max_tick_age`, a tick of `scope` (default: every module id) must have
+    run on this host within that time (`taskcron.tickmarks`).
     """
     checks = [_check_config(home.config), _check_home(home.config)]
     checks += _check_code(home)
@@ -76,6 +81,8 @@ def check(home: Home) -> CheckReport:
     checks.append(_check_crontab(home))
     if home.config.alerts:
         checks.append(_check_alerts(home.config))
+    if max_tick_age is not None:
+        checks.append(_check_last_tick(home, scope or Scope(), max_tick_age))
     return CheckReport(config=home.config.path, home=home.path, checks=tuple(checks))
 
 
@@ -168,6 +175,33 @@ def _check_crontab(home: Home) -> Check:
         found.append(f"{program} ({'exists' if runnable else 'MISSING'})")
     missing = any(text.endswith("(MISSING)") for text in found)
     return Check(name="crontab", ok=not missing, detail="installed: " + ", ".join(found))
+
+
+def _check_last_tick(home: Home, scope: Scope, max_age: timedelta) -> Check:
+    """Whether a tick of `scope` ran on this host within `max_age`, by its mark: broken
+    when it is older, or missing (no such tick has run here, or the home is not this one)."""
+    from taskcron import cronline, tickmarks
+
+    said, limit = cronline.describe_scope(scope), format_duration(max_age)
+    last = tickmarks.last_tick(home.path, scope.modules, scope.excepts)
+    if last is None:
+        mark = home.path / tickmarks.DIRECTORY / tickmarks.scope_name(scope.modules, scope.excepts)
+        return Check(
+            name="last tick",
+            ok=False,
+            detail=f"no tick of {said} has run on this host ({mark} is missing):"
+            " is its crontab line installed, and does it name this home?",
+        )
+    when = datetime.fromtimestamp(round(last), timezone.utc)
+    age = max(home.clock() - when, timedelta(0))
+    ago = f"{format_duration(timedelta(seconds=round(age.total_seconds())))} ago, at {iso(when)}"
+    if age > max_age:
+        return Check(
+            name="last tick",
+            ok=False,
+            detail=f"no tick of {said} has run on this host within {limit}: the last ran {ago}",
+        )
+    return Check(name="last tick", ok=True, detail=f"a tick of {said} ran {ago} (within {limit})")
 
 
 def _check_alerts(config: Config) -> Check:

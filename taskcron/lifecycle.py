@@ -62,6 +62,7 @@ class Event:
     LOG_UNSHARED = "log.unshared"
     ALERT_SENT = "alert.sent"
     ALERT_FAILED = "alert.failed"
+    HEARTBEAT_FAILED = "heartbeat.failed"
 
 
 #: What each event's record says: its level, the fields it adds to the common ones
@@ -181,6 +182,12 @@ EVENT_DOCS: dict[str, tuple[str, str, str]] = {
         "as `alert.sent`",
         "an alert could not be delivered through one channel of a rule (`detail` says why;"
         " a `taskcron: warning:` line says it too); the task and its record are untouched",
+    ),
+    Event.HEARTBEAT_FAILED: (
+        "warning",
+        "`ping` (`start`, `success`, `fail`), `url` (shortened), `detail`, `elapsed`",
+        "a tick's heartbeat ping failed or took longer than `heartbeat.timeout` (written"
+        " afterwards, by the process that sent it, to this host's log)",
     ),
 }
 

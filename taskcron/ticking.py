@@ -52,6 +52,35 @@ class OneTick:
         yield self.result
 
 
+def ticks(
+    home: Home,
+    scope: Scope,
+    budget: Budget,
+    drain: bool,
+    workers: int | None,
+    max_tasks: int | None,
+    watcher: Watcher | None,
+    heartbeat: str | None = None,
+) -> Ticks:
+    """What `taskcron tick` runs (see `TaskCron.ticks`), marked (`mark_tick`) and with
+    its heartbeat's pings (`taskcron.heartbeat.tick`)."""
+    from taskcron.heartbeat.tick import Heartbeat
+
+    drains = pooled(drain, workers, max_tasks)
+    beat = Heartbeat(home, heartbeat)
+    mark_tick(home, scope)
+    watcher = beat.watch(watcher)
+    if drains:
+        settings = drain_settings(home, budget, workers, max_tasks or 0)
+        return beat.around(make_pool(home, scope, settings, watcher))
+    try:
+        result = tick(home, scope, budget, watcher)
+    except Exception:
+        beat.fail()
+        raise
+    return beat.around(OneTick(result))
+
+
 def pooled(drain: bool, workers: int | None, max_tasks: int | None) -> bool:
     """Whether a tick command drains (a pool): with `drain`, or a number of workers other
     than one. `max_tasks` goes with a pool only."""

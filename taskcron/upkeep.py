@@ -7,14 +7,16 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from taskcron import cronjobs, doctor, logview, maintenance
+from taskcron import cronjobs, doctor, errors, logview, maintenance
 from taskcron.config import Config
 from taskcron.cronjobs import CronEdit, CronOptions
 from taskcron.doctor import CheckReport
 from taskcron.home import Home
+from taskcron.inputs import parse_duration
 from taskcron.logstore import LogFilter
 from taskcron.logview import LogFeed, LogWhere, Records
 from taskcron.maintenance import InitResult, MigrateResult, Pruned
+from taskcron.model import Scope
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # in typing from Python 3.11
@@ -98,12 +100,26 @@ class Upkeep:
         (`StoreNotEmptyError`). Pools are not copied: they register again."""
         return maintenance.migrate(self._home, to)
 
-    def check(self) -> CheckReport:
+    def check(
+        self,
+        *,
+        max_tick_age: timedelta | str | None = None,
+        modules: Iterable[str] = (),
+        excepts: Iterable[str] = (),
+    ) -> CheckReport:
         """Check that this home can work, and say what is broken; never creates anything.
 
-        See `taskcron.doctor.check`.
+        With `max_tick_age`, it is also broken when no tick of the scope
+        `modules`/`excepts` has run on this host within that time. See
+        `taskcron.doctor.check`.
         """
-        return doctor.check(self._home)
+        age = max_tick_age
+        if age is not None and not isinstance(age, timedelta):
+            age = parse_duration(age)
+        if age is not None and age <= timedelta(0):
+            raise errors.InputError(f"invalid max tick age {max_tick_age!r}: must be more than 0s")
+        scope = Scope.parse(modules, excepts)
+        return doctor.check(self._home, max_tick_age=age, scope=scope)
 
     # --- cron ----------------------------------------------------------------
 

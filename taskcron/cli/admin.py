@@ -134,9 +134,23 @@ def prune(ctx: click.Context, older_than: str | None, dry_run: bool, as_json: bo
 
 
 @cli.command(short_help="Check the config, code, store, log and crontab.")
+@click.option(
+    "--max-tick-age",
+    metavar="DUR",
+    help="Also broken when no tick of the scope (--module, --except) has run on this host "
+    "within DUR.",
+)
+@module_option
+@except_option
 @json_option
 @click.pass_context
-def check(ctx: click.Context, as_json: bool) -> None:
+def check(
+    ctx: click.Context,
+    max_tick_age: str | None,
+    modules: tuple[str, ...],
+    excepts: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Check that this home can work, and say what is broken. Creates nothing.
 
     Prints the config file and home in use; imports the configured modules
@@ -145,9 +159,15 @@ def check(ctx: click.Context, as_json: bool) -> None:
     the log directory is writable; and says whether a crontab line for this
     home is installed (reported, not required). Exit 0 when all is well, 1
     when something is broken.
+
+    With --max-tick-age DUR (for monitoring systems that run commands), it is
+    also broken when no tick of the scope has run on this host within DUR:
+    `check --max-tick-age 5m -m billing` watches the line `tick -m billing`.
     """
+    if (modules or excepts) and max_tick_age is None:
+        raise click.UsageError("--module and --except name the scope of --max-tick-age")
     try:
-        report = get_app(ctx).check()
+        report = get_app(ctx).check(max_tick_age=max_tick_age, modules=modules, excepts=excepts)
     except errors.ConfigError as exc:
         report = broken_config_report(exc)
     if as_json:

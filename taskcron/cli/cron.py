@@ -46,6 +46,12 @@ from taskcron.cli.base import (
     help="Each tick runs due tasks one after another until its budget ends (tick --drain).",
 )
 @click.option(
+    "--heartbeat",
+    metavar="URL",
+    help="Each tick pings URL (tick --heartbeat), so that a monitor notices when the line "
+    "stops. [default: config heartbeat.url, read by each tick]",
+)
+@click.option(
     "--mail",
     is_flag=True,
     help="Leave the output to cron, which mails it, instead of appending it to <home>/cron.log.",
@@ -82,6 +88,7 @@ def generate_cron(
     cron_expr: str | None,
     budget: str | None,
     drain: bool,
+    heartbeat: str | None,
     mail: bool,
     install: bool,
     uninstall: bool,
@@ -128,6 +135,7 @@ def generate_cron(
         budget=budget,
         mail=mail,
         drain=drain,
+        heartbeat=heartbeat,
         install=install,
         crontab_file=crontab_file,
         user=user,

@@ -45,6 +45,12 @@ from taskcron.cli.base import (
     "workers, 1]",
 )
 @click.option(
+    "--heartbeat",
+    metavar="URL",
+    help="Ping URL as the tick goes (URL/start, URL, URL/fail), so that a monitor notices when "
+    "this line stops. [default: config heartbeat.url]",
+)
+@click.option(
     "--verbose", "-v", is_flag=True, help="Say what happens (and, at a terminal, show its output)."
 )
 @json_option
@@ -57,6 +63,7 @@ def tick(
     drain: bool,
     max_tasks: int | None,
     workers: int | None,
+    heartbeat: str | None,
     verbose: bool,
     as_json: bool,
 ) -> None:
@@ -72,6 +79,11 @@ def tick(
     ends or --max-tasks have started; --json then prints one line per run.
     With --workers N it runs up to N at once, one task per module id unless
     config [lanes] widens it; one such pool serves a scope on a host at a time.
+
+    With --heartbeat URL (or config [heartbeat]) every tick pings URL from a
+    process of its own, never waiting for it: URL/start before a run, then URL,
+    or URL/fail (URL/EXIT_CODE) after a failed one; a failed ping is a
+    heartbeat.failed record in the log.
     """
     app = get_app(ctx)
     watcher = _Watcher(show_output=sys.stdout.isatty()) if verbose and not as_json else None
@@ -83,6 +95,7 @@ def tick(
         workers=workers,
         max_tasks=max_tasks,
         watcher=watcher,
+        heartbeat=heartbeat,
     )
     failed = _report_runs(ticks, as_json=as_json, verbose=verbose)
     signalled = ticks.signal

@@ -12,7 +12,9 @@ from taskcron.config import Config, HistoryConfig, LogConfig, RetryConfig
 from taskcron.model import Retention
 
 KNOWN = (
-    "alerts, budget, history, home, host, kill_grace, lanes, lease, log, max_steps, "
+    "alerts, budget, "
+    "heartbeat, "
+    "history, home, host, kill_grace, lanes, lease, log, max_steps, "
     "missed_after, modules, poll, "
     "pythonpath, retry, store, timezone, web, workers"
 )

@@ -262,6 +262,7 @@ IDLE_PATH = {
     "taskcron.store.scopes",
     "taskcron.store.sqlite_schema",
     "taskcron.tickmarks",
+    "taskcron.heartbeat",  # only with a heartbeat; its sending process is another program
 }
 
 

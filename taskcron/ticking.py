@@ -66,12 +66,15 @@ def ticks(
     its heartbeat's pings (`taskcron.heartbeat.tick`)."""
     from taskcron.heartbeat.tick import Heartbeat
 
-    drains = pooled(drain, workers, max_tasks)
     beat = Heartbeat(home, heartbeat)
+    settings = None
+    if pooled(drain, workers, max_tasks):
+        settings = drain_settings(home, budget, workers, max_tasks or 0)
+    elif budget is not None:
+        optional_duration(budget)  # bad input is refused before the home is made
     mark_tick(home, scope)
     watcher = beat.watch(watcher)
-    if drains:
-        settings = drain_settings(home, budget, workers, max_tasks or 0)
+    if settings is not None:
         return beat.around(make_pool(home, scope, settings, watcher))
     try:
         result = tick(home, scope, budget, watcher)

@@ -88,6 +88,13 @@ BAD_INPUT = [
     row("tick", "--drain", "--budget", "5x", says="invalid duration '5x'"),
     row("tick", "--drain", "--budget", "99999999999w", says="too large"),
     row("tick", "--drain", "--except", "a/b", says="invalid module id 'a/b'"),
+    # heartbeat: the URL pinged, the age of the last tick
+    row("tick", "--heartbeat", "ftp://x", says="invalid heartbeat URL 'ftp://x'"),
+    row("tick", "--drain", "--heartbeat", "hc-ping.com/x", says="invalid heartbeat URL"),
+    row("generate-cron", "--every", "1m", "--heartbeat", "h", *DRY, says="heartbeat URL 'h'"),
+    row("check", "--max-tick-age", "0s", says="invalid max tick age '0s'"),
+    row("check", "--max-tick-age", "5x", says="invalid duration '5x'"),
+    row("check", "--except", "legacy", says="name the scope of --max-tick-age"),
     # work (each refused before it starts to wait)
     row("work", "--workers", "0", says="invalid workers 0"),
     row("work", "--workers", "-1", says="invalid workers -1"),

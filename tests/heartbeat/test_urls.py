@@ -3,10 +3,13 @@ URLs a heartbeat takes (`check_url`)."""
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from taskcron import errors
 from taskcron.heartbeat import FAIL, START, SUCCESS, check_url, ping_url
+from tests.cronlines import cron_command, make_job
 
 HC = "https://hc-ping.com/5c8d3a9e"
 
@@ -63,3 +66,24 @@ def test_http_urls_are_taken(url: str) -> None:
 def test_other_urls_are_refused(url: str) -> None:
     with pytest.raises(errors.InputError, match="invalid heartbeat URL"):
         check_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hc-ping.com/5c8d3a9e",
+        "https://h/a%20b?x=1&y=$HOME#frag",
+        "http://h/'quoted';$(id)`id`\\%",
+    ],
+)
+def test_a_heartbeat_url_goes_into_a_crontab_line_as_it_is(url: str) -> None:
+    """The job is read back as cron, /bin/sh and python-crontab read it (`check_job`)."""
+    job = make_job(heartbeat=url)
+    assert job.argv[-2:] == ("--heartbeat", url)
+    assert shlex.split(cron_command(job.line).split(" >> ")[0])[-1] == url
+
+
+@pytest.mark.parametrize("url", ["https://h/x\n* * * * * id", "ftp://h/x"])
+def test_a_heartbeat_url_that_cannot_be_pinged_or_written_is_refused(url: str) -> None:
+    with pytest.raises(errors.InputError):
+        make_job(heartbeat=url)

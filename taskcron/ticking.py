@@ -72,14 +72,14 @@ def ticks(
         settings = drain_settings(home, budget, workers, max_tasks or 0)
     elif budget is not None:
         optional_duration(budget)  # bad input is refused before the home is made
-    mark_tick(home, scope)
     watcher = beat.watch(watcher)
-    if settings is not None:
-        return beat.around(make_pool(home, scope, settings, watcher))
     try:
+        mark_tick(home, scope)
+        if settings is not None:
+            return beat.around(make_pool(home, scope, settings, watcher))
         result = tick(home, scope, budget, watcher)
     except Exception:
-        beat.fail()
+        beat.fail()  # the store cannot be opened, or answer
         raise
     return beat.around(OneTick(result))
 

@@ -152,3 +152,15 @@ def test_generate_cron_writes_the_option_and_its_line_pings(project: Path, pings
     assert done.returncode == 0
     assert (project / ".taskcron" / "cron.log").read_text() == ""
     assert pings.wait(1) == ["/cron%20line?x=1&y=2"]
+
+
+@pytest.mark.parametrize("args", [[], ["--drain"]])
+def test_a_tick_that_stops_on_an_error_pings_fail(
+    project: Path, pings: Pings, args: list[str]
+) -> None:
+    path = heartbeat(project, pings)
+    (project / "not-a-store").mkdir()  # a directory where the store's file should be
+    configure(project, f'store = "sqlite:///not-a-store"\n[heartbeat]\nurl = "{pings.url}{path}"\n')
+    done = tick(project, *args)
+    assert done.returncode == 1 and len(done.stderr.splitlines()) == 1, done.stderr
+    assert pings.wait(1) == [f"{path}/fail"]

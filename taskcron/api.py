@@ -347,11 +347,10 @@ class TaskCron(Upkeep):
         """What `taskcron tick` runs: `drain` when `drain` is set or `workers` is other
         than one (`max_tasks` only then), else one `tick`; iterate for the results."""
         scope = Scope.parse(modules, excepts)
-        pooled = ticking.pooled(drain, workers, max_tasks)
-        ticking.mark_tick(self._home, scope)
-        if not pooled:
-            return ticking.OneTick(ticking.tick(self._home, scope, budget, watcher))
+        if not ticking.pooled(drain, workers, max_tasks):
+            return ticking.OneTick(ticking.tick(self._home, scope, budget, watcher, mark=True))
         settings = ticking.drain_settings(self._home, budget, workers, max_tasks or 0)
+        ticking.mark_tick(self._home, scope)
         return ticking.make_pool(self._home, scope, settings, watcher)
 
     def work(

@@ -68,9 +68,14 @@ def mark_tick(home: Home, scope: Scope) -> None:
     tickmarks.mark(home.path, scope.modules, scope.excepts)
 
 
-def tick(home: Home, scope: Scope, budget: Budget, watcher: Watcher | None) -> TickResult:
-    """Run at most one due task in `scope` (see `TaskCron.tick`)."""
+def tick(
+    home: Home, scope: Scope, budget: Budget, watcher: Watcher | None, *, mark: bool = False
+) -> TickResult:
+    """Run at most one due task in `scope` (see `TaskCron.tick`); with `mark`, a tick
+    command's, mark it (`mark_tick`) once its input is found good."""
     deadline = deadline_after(home, budget)
+    if mark:
+        mark_tick(home, scope)
     claim = claim_next(home, scope, None)
     if claim.outcome is not ClaimOutcome.CLAIMED:
         watch_missed(home)

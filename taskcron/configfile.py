@@ -512,7 +512,9 @@ def _http_url(values: Mapping[str, Any], key: str, prefix: str) -> str:
     return url
 
 
-def check_tokens(token: str | None, read_token: str | None) -> None:
+def check_tokens(
+    token: str | None, read_token: str | None, metrics_token: str | None = None
+) -> None:
     """A `ConfigError` unless each dashboard token given is at least 16 printable ASCII
     characters, no spaces. Only the dashboard checks them: a short token stops `taskcron
     web`, not the tick or any other command."""
@@ -521,6 +523,12 @@ def check_tokens(token: str | None, read_token: str | None) -> None:
         _token(token, ENV_WEB_TOKEN if from_env else "config key 'web.token'")
     if read_token is not None:
         _token(read_token, "config key 'web.read_token'")
+    if metrics_token is not None:
+        _token(metrics_token, "config key 'web.metrics_token'")
+        if metrics_token in (token, read_token):
+            raise errors.ConfigError(
+                "config key 'web.metrics_token' must differ from web.token and web.read_token"
+            )
 
 
 def _token(value: str, where: str) -> str:

@@ -226,8 +226,8 @@ def text(samples: Samples, *, openmetrics: bool = True) -> str:
     lines: list[str] = []
     for family in FAMILIES:
         name = family.base if openmetrics else family.name
-        lines.append(f"# TYPE {name} {family.type}")
         lines.append(f"# HELP {name} {family.help}")
+        lines.append(f"# TYPE {name} {family.type}")
         lines.extend(_line(sample) for sample in samples.get(family.name, ()))
     if openmetrics:
         lines.append("# EOF")

@@ -258,8 +258,9 @@ class Dashboard:
     def error(
         self, request: Request, status: int, message: str, *, page: str | None = None
     ) -> Response:
-        """A refusal: JSON under /api and /events, a line of text at /metrics; else the login page for a 401 and the
-        error page, headed by what went wrong (`HEADINGS`), for the rest (or `page`)."""
+        """A refusal: JSON under /api and /events, a line of text at /metrics; else the
+        login page for a 401 and the error page, headed by what went wrong (`HEADINGS`),
+        for the rest (or `page`)."""
         if request.url.path.startswith(("/api/", "/events")):
             return JSONResponse({"error": message}, status_code=status)
         if request.url.path == "/metrics":  # a scraper reads the status; a person, the line

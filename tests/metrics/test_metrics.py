@@ -91,7 +91,7 @@ def test_the_textfile_is_the_classic_text_of_the_same_values_written_whole(
 
     mode = stat.S_IMODE(project.textfile.stat().st_mode)
     assert mode == 0o644
-    assert os.listdir(project.textfile.parent) == ["taskcron.prom"]  # no temporary left
+    assert [p.name for p in project.textfile.parent.iterdir()] == ["taskcron.prom"]  # no temp
     text = project.textfile.read_text()
     written = parsed(text, classic)
     assert sample(written, "taskcron_runs_total", module="m", outcome="done") == 1

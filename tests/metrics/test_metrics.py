@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 from taskcron import metrics
+from tests.conftest import clean_env, script, wait_for
 from tests.metrics.conftest import (
     HOSTILE_KEY,
     HOSTILE_RULE,
@@ -136,3 +138,36 @@ def test_a_textfile_that_is_not_a_prom_file_is_one_line_and_exit_2(tmp_path: Pat
 
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "metrics.textfile" in done.stderr
+
+
+def test_a_drain_writes_the_textfile_once_it_ends(project: Project) -> None:
+    for _ in range(3):
+        project.run("schedule", "m", "--", "true")
+
+    project.run("tick", "--drain")
+
+    written = parsed(project.textfile.read_text(), classic)
+    assert sample(written, "taskcron_runs_total", module="m", outcome="done") == 3
+
+
+def test_work_writes_the_textfile_as_it_runs(project: Project) -> None:
+    worker = subprocess.Popen(
+        [script(), "--config", str(project.config), "work"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        project.run("schedule", "m", "--", "true")
+
+        def counted() -> float | None:
+            if not project.textfile.exists():
+                return None
+            written = parsed(project.textfile.read_text(), classic)
+            return sample(written, "taskcron_runs_total", module="m", outcome="done")
+
+        assert wait_for(counted, timeout=30) == 1
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,10 +12,10 @@ pytest.importorskip("starlette", reason="the web extra is not installed")
 
 from starlette.testclient import TestClient
 
-from taskcron import TaskCron
-from taskcron.config import Config
+from taskcron import TaskCron, errors
+from taskcron.config import Config, WebConfig
 from taskcron.metrics import CONTENT_TYPE
-from taskcron.web import Settings
+from taskcron.web import Settings, settings
 from taskcron.web.routes import build
 from tests.metrics.conftest import HOSTILE_KEY, parsed, sample
 
@@ -90,3 +91,19 @@ def test_the_metrics_token_reads_nothing_else(app: TaskCron) -> None:
         )
 
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("metrics_token", "message"),
+    [
+        ("short", "invalid token (config key 'web.metrics_token')"),
+        (TOKEN, "config key 'web.metrics_token' must differ from web.token and web.read_token"),
+    ],
+)
+def test_a_short_or_shared_metrics_token_is_refused(
+    tmp_path: Path, metrics_token: str, message: str
+) -> None:
+    web = WebConfig(token=TOKEN, metrics_token=metrics_token)
+    with TaskCron(config=Config(home=tmp_path / "home", web=web)) as app:
+        with pytest.raises(errors.ConfigError, match=re.escape(message)):
+            settings(app)

@@ -207,14 +207,10 @@ class Pool:
 
     def _publish(self, *, ran: bool) -> None:
         """Write the metrics' textfile (or move its time when nothing ran), while the
-        store answers."""
+        store answers (it never raises: `ticking.publish_metrics`)."""
         self._published_at = time.monotonic()
-        if self.outage.down:
-            return
-        try:
+        if not self.outage.down:
             self._metrics(ran)
-        except errors.StoreUnreachable as exc:
-            self.outage.lost(exc)
 
     def _record(self) -> Iterator[TickResult]:
         """Record the ends not yet recorded, oldest first, while the store answers."""

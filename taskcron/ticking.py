@@ -7,6 +7,7 @@ budget) and handed to both its life and its execution.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Iterator
@@ -104,13 +105,13 @@ def watch_missed(home: Home) -> list[Task]:
 def publish_metrics(home: Home, *, ran: bool) -> None:
     """With `[metrics] textfile` set: write the metrics there after a tick (or a pool's
     while) that ran something, else only move the file's time. Never fails the tick: a
-    file that cannot be written is a warning."""
+    file that cannot be written, or a store that cannot be read then, is a warning."""
     path = home.config.metrics.textfile
     if path is None:
         return
     try:
         if not ran:
-            if path.exists():
+            with contextlib.suppress(FileNotFoundError):  # nothing is created for it
                 os.utime(path)
             return
         from taskcron import metrics
@@ -118,7 +119,7 @@ def publish_metrics(home: Home, *, ran: bool) -> None:
         store = home.store
         samples = metrics.collect(store, home=home.path, host=store.host, now=home.clock())
         metrics.write_textfile(path, metrics.text(samples, openmetrics=False))
-    except OSError as exc:
+    except (OSError, errors.StoreError) as exc:  # the tick's work is done and recorded
         logger.warning("cannot write the metrics to %s: %s", path, exc)
 
 

@@ -171,3 +171,18 @@ def test_work_writes_the_textfile_as_it_runs(project: Project) -> None:
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def test_a_textfile_that_cannot_be_written_is_a_warning_not_a_failed_tick(
+    project: Project,
+) -> None:
+    project.textfile.parent.rmdir()
+    project.run("schedule", "m", "--", "true")
+
+    done = project.run("tick", check=False)
+
+    assert done.returncode == 0
+    assert done.stderr.startswith(
+        f"taskcron: warning: cannot write the metrics to {project.textfile}"
+    )
+    assert project.run("show", "1", "--json").stdout.count('"outcome": "done"') == 1

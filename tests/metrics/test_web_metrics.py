@@ -104,6 +104,8 @@ def test_a_short_or_shared_metrics_token_is_refused(
     tmp_path: Path, metrics_token: str, message: str
 ) -> None:
     web = WebConfig(token=TOKEN, metrics_token=metrics_token)
-    with TaskCron(config=Config(home=tmp_path / "home", web=web)) as app:
-        with pytest.raises(errors.ConfigError, match=re.escape(message)):
-            settings(app)
+    with (
+        TaskCron(config=Config(home=tmp_path / "home", web=web)) as app,
+        pytest.raises(errors.ConfigError, match=re.escape(message)),
+    ):
+        settings(app)

@@ -7,6 +7,8 @@ budget) and handed to both its life and its execution.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from taskcron.runner import RunSettings
 
 Budget = timedelta | str | float | None
+logger = logging.getLogger(__name__)
 
 
 class Ticks(Protocol):
@@ -79,6 +82,7 @@ def tick(
     claim = claim_next(home, scope, None)
     if claim.outcome is not ClaimOutcome.CLAIMED:
         watch_missed(home)
+        publish_metrics(home, ran=False)
         return TickResult(
             outcome=claim.outcome.value,
             task=claim.task,
@@ -88,6 +92,7 @@ def tick(
     life = begin_run(home, claim, deadline, watcher)
     result = life.result(life.execute())
     watch_missed(home)
+    publish_metrics(home, ran=True)
     return result
 
 
@@ -100,6 +105,27 @@ def watch_missed(home: Home) -> list[Task]:
     for task in found:
         home.recorder.missed(task, now)
     return found
+
+
+def publish_metrics(home: Home, *, ran: bool) -> None:
+    """With `[metrics] textfile` set: write the metrics there after a tick (or a pool's
+    while) that ran something, else only move the file's time. Never fails the tick: a
+    file that cannot be written, or a store that cannot be read then, is a warning."""
+    path = home.config.metrics.textfile
+    if path is None:
+        return
+    try:
+        if not ran:
+            with contextlib.suppress(FileNotFoundError):  # nothing is created for it
+                os.utime(path)
+            return
+        from taskcron import metrics
+
+        store = home.store
+        samples = metrics.collect(store, home=home.path, host=store.host, now=home.clock())
+        metrics.write_textfile(path, metrics.text(samples, openmetrics=False))
+    except (OSError, errors.StoreError) as exc:  # the tick's work is done and recorded
+        logger.warning("cannot write the metrics to %s: %s", path, exc)
 
 
 def drain_settings(home: Home, budget: Budget, workers: int | None, max_tasks: int) -> PoolSettings:
@@ -176,6 +202,7 @@ def make_pool(
         begin=begin,
         outage=outage,
         watch=lambda: watch_missed(home),
+        metrics=lambda ran: publish_metrics(home, ran=ran),
     )
 
 

@@ -16,24 +16,23 @@ from pathlib import Path
 
 import pytest
 
+from taskcron.metrics import FAMILIES, Family
+
 EXAMPLES = Path(__file__).parents[2] / "examples" / "monitoring"
 RULES = EXAMPLES / "taskcron-rules.yml"
 RULE_TESTS = EXAMPLES / "taskcron-rules.test.yml"
 DASHBOARD = EXAMPLES / "taskcron-dashboard.json"
+
+
+def sample_names(family: Family) -> set[str]:
+    """The names a query may use of a family: a histogram's series, else its own."""
+    if family.type == "histogram":
+        return {f"{family.name}_{part}" for part in ("bucket", "sum", "count")}
+    return {family.name}
+
+
 #: The metric families taskcron exports, as the sample names a query uses.
-EXPORTED = {
-    "taskcron_runs_total",
-    "taskcron_missed_total",
-    "taskcron_alerts_total",
-    "taskcron_run_duration_seconds_bucket",
-    "taskcron_run_duration_seconds_sum",
-    "taskcron_run_duration_seconds_count",
-    "taskcron_tasks",
-    "taskcron_oldest_due_age_seconds",
-    "taskcron_last_success_timestamp_seconds",
-    "taskcron_next_due_timestamp_seconds",
-    "taskcron_last_tick_timestamp_seconds",
-}
+EXPORTED = set().union(*(sample_names(family) for family in FAMILIES))
 #: node_exporter's own, for the textfile's age.
 NODE_EXPORTER = {"node_textfile_mtime_seconds"}
 METRIC = re.compile(r"\b(taskcron_[a-z_]+|node_[a-z_]+)\b")

@@ -13,7 +13,7 @@ from taskcron.model import Retention
 
 KNOWN = (
     "alerts, budget, history, home, host, kill_grace, lanes, lease, log, max_steps, "
-    "missed_after, modules, poll, "
+    "metrics, missed_after, modules, poll, "
     "pythonpath, retry, store, timezone, web, workers"
 )
 

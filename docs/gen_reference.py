@@ -52,6 +52,7 @@ TABLES = {
     "log": config.LogConfig,
     "web": config.WebConfig,
     "history": config.HistoryConfig,
+    "metrics": config.MetricsConfig,
 }
 
 

@@ -96,6 +96,7 @@ def _idle(parsed: dict[str, list[str]]) -> bool:
     if not (home.is_dir() and sqlite_line.idle_url(url, modules, excepts)):
         return False
     tickmarks.mark(home, modules, excepts)
+    _touch_textfile(values.get("metrics", {}).get("textfile"))
     if beat is not None:
         beat()
     return True
@@ -126,6 +127,16 @@ def _heartbeat(url: str | None, values: dict[str, Any]) -> Callable[[], object] 
 def _one(parsed: dict[str, list[str]], name: str) -> str | None:
     found = parsed.get(name)
     return found[0] if found else None
+
+
+def _touch_textfile(path: Path | None) -> None:
+    """An idle tick changes no metric: it moves the textfile's time only (node_exporter's
+    `node_textfile_mtime_seconds`), and creates nothing."""
+    if path is not None:
+        try:  # noqa: SIM105 (contextlib is not loaded on the idle path)
+            os.utime(path)
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":

@@ -224,6 +224,12 @@ def channels(rule: AlertRule) -> tuple[Channel, ...]:
     return tuple(found)
 
 
+def metric_channel(channel: Channel) -> str:
+    """A channel as metrics count it: `webhook`, `command`, or a `notify` URL's scheme
+    (`slack`), never the URL, which holds secrets."""
+    return channel.label.partition("#")[0]
+
+
 class DeliveryFailed(Exception):
     """A channel's failure, said in one line."""
 
@@ -554,7 +560,10 @@ class Teller:
     A rule's `cooldown` holds back an event of a task that it sent less than that long
     ago; a task still failing (`failing`) sends `failed` again only by a rule with
     `repeat`, that long after it last did. What each rule sends is noted on the task
-    (`note`: `Store.note_alerted`), as it is decided.
+    (`note`: `Store.note_alerted`), as it is decided, with how many alerts each rule
+    sends through each kind of channel (`channels`: `metric_channel`), which the store
+    counts: an alert is counted as it is decided, whether its delivery then succeeds or
+    not (a failed one is in the log, `alert.failed`).
     """
 
     def __init__(
@@ -562,7 +571,7 @@ class Teller:
         config: Config,
         *,
         host: str,
-        note: Callable[[int, dict[str, datetime]], None],
+        note: Callable[..., None],
         report: Report | None = None,
         queued: bool = False,
     ) -> None:
@@ -585,6 +594,7 @@ class Teller:
         """Send each of `events` of `task` (about `run`, else its newest) by each rule
         that covers it and is not holding it back; never raises."""
         sent: dict[str, datetime] = {}
+        counted: dict[tuple[str, str], int] = {}
         last = {key: datetime.fromisoformat(at) for key, at in task.alerted.items()}
         for event in events:
             said = "failed" if event == "failing" else event
@@ -593,6 +603,9 @@ class Teller:
                 if not _due(rule, event, last.get(key), at):
                     continue
                 sent[key] = at
+                for channel in channels(rule):
+                    counting = (rule.name, metric_channel(channel))
+                    counted[counting] = counted.get(counting, 0) + 1
                 alert = alert_for(
                     said,
                     task,
@@ -608,7 +621,7 @@ class Teller:
                     deliver(rule, alert, report=self.report)
         if sent:
             try:
-                self.note(task.id, sent)
+                self.note(task.id, sent, channels=counted)
             except errors.StoreError as exc:  # the alert is out: its note may go
                 log.warning("cannot note the alerts sent of task %d: %s", task.id, exc)
 

@@ -387,3 +387,14 @@ def alerts_test(app: TaskCron, name: str | None = None) -> tuple[Delivery, ...]:
     written to the store or the log. A `ConfigError` when no rule has that name.
     """
     return alerts.test(app.config, host=app.recorder.host, at=app.clock(), name=name)
+
+
+def metrics_text(app: TaskCron, *, openmetrics: bool = True) -> str:
+    """The metrics (`taskcron.metrics.FAMILIES`) read from the store and this host's tick
+    marks now, as OpenMetrics text (`taskcron metrics`, the dashboard's `/metrics`), or
+    in Prometheus' classic format (the `[metrics] textfile`)."""
+    from taskcron import metrics
+
+    store = app.store
+    samples = metrics.collect(store, home=app.home, host=store.host, now=app.clock())
+    return metrics.text(samples, openmetrics=openmetrics)

@@ -76,10 +76,20 @@ class WebConfig:
     max_streams: int = 16  #: Event streams open at once per session, token or owner link.
     #: The dashboard's public base URL (`https://tasks.example.com`), for links in alerts.
     url: str | None = None
+    metrics_token: str | None = None  #: Lets a request read `/metrics` only.
 
     def task_url(self, task_id: int) -> str | None:
         """The public address of a task's page, or None when `url` is not set."""
         return None if self.url is None else f"{self.url}/tasks/{task_id}"
+
+
+@value
+class MetricsConfig:
+    """Where metrics are written (config table `[metrics]`)."""
+
+    #: The file written for node_exporter's textfile collector after every tick that ran
+    #: something (and every few seconds from `work`); None: none.
+    textfile: Path | None = None
 
 
 @value
@@ -153,6 +163,7 @@ class Config:
     max_steps: int = 10_000  #: A job that asks to continue more often than this fails.
     web: WebConfig = field(default_factory=WebConfig)  #: The dashboard's settings.
     alerts: tuple[AlertRule, ...] = ()  #: The `[[alerts]]` rules, in the file's order.
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)  #: Metrics' textfile.
     #: What was wrong but not fatal while finding the config (a file skipped as unsafe).
     warnings: tuple[str, ...] = ()
 
@@ -229,6 +240,11 @@ KEY_DOCS: dict[str, str] = {
     "owner link.",
     "web.url": "The dashboard's public base URL (`https://tasks.example.com`): alerts link "
     "to the task's page under it; unset: alerts carry no link.",
+    "web.metrics_token": "A token that reads `/metrics` only (`Authorization: Bearer ...`);"
+    " unset: `/metrics` is open when the dashboard listens on the loopback, else refused.",
+    "metrics.textfile": "A `.prom` file written for node_exporter's textfile collector after "
+    "every tick that ran something, relative to the config file; unset: none (see "
+    "[Heartbeat and metrics](../guides/monitoring.md)).",
     "alerts": "Alert rules, each an `[[alerts]]` table: `name`, `modules`, `except`, `on`, "
     "`notify`, `command`, `webhook`, `cooldown`, `repeat`, `timeout` (see "
     "[Alerts and missed runs](../guides/alerts.md)).",
@@ -272,6 +288,7 @@ def load(
         "log": LogConfig,
         "web": WebConfig,
         "history": HistoryConfig,
+        "metrics": MetricsConfig,
     }
     for key, table in tables.items():
         if key in values:
@@ -372,6 +389,7 @@ STARTER = """\
 # session_ttl = "12h"            # how long a login lasts
 # max_streams = 16               # live streams open at once per session, token or owner link
 # url = "https://tasks.example.com"   # the public address: alerts link to task pages
+# metrics_token = "a third long random string"   # reads /metrics only
 
 [log]
 # level = "info"          # debug, info, warning or error
@@ -386,6 +404,11 @@ STARTER = """\
 # The newest run of each outcome (the last failure) always stays.
 # keep_runs = 100         # the newest runs of a task (0: no limit); --keep-runs overrides
 # keep_for = "30d"        # runs that started longer ago go ("0s": no limit)
+
+[metrics]
+# The metrics for node_exporter's textfile collector (--collector.textfile.directory),
+# written after every tick that ran something; `taskcron metrics` prints them.
+# textfile = "/var/lib/node_exporter/textfile/taskcron.prom"
 
 # Alerts: tell someone when a task fails, recovers or misses its time. One table
 # a rule; notify takes Apprise URLs (pip install 'taskcron[alerts]').

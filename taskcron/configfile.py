@@ -66,6 +66,7 @@ KEYS = frozenset(
         "web",
         "history",
         "alerts",
+        "metrics",
     }
 )
 #: ... and those its tables may hold (`lanes` holds module ids).
@@ -85,8 +86,10 @@ TABLE_KEYS = {
             "session_ttl",
             "max_streams",
             "url",
+            "metrics_token",
         }
     ),
+    "metrics": frozenset({"textfile"}),
 }
 #: The keys of each `[[alerts]]` rule (the list is not a table: `TABLE_KEYS` leaves it out).
 ALERT_KEYS = frozenset(
@@ -380,7 +383,24 @@ def _check(values: Mapping[str, Any], path: Path | None) -> dict[str, Any]:
         out["history"] = _history(check_table(values["history"], "history"))
     if "alerts" in values:
         out["alerts"] = _alerts(values["alerts"])
+    if "metrics" in values:
+        out["metrics"] = _metrics(check_table(values["metrics"], "metrics"), base)
     return out
+
+
+def _metrics(table: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    """The `[metrics]` table checked: the textfile's path, relative to the config file."""
+    _refuse_unknown(table, TABLE_KEYS["metrics"], "metrics.")
+    metrics: dict[str, Any] = {}
+    if "textfile" in table:
+        path = string_value(table, "textfile", "metrics.")
+        if not path.endswith(".prom"):
+            raise errors.ConfigError(
+                "config key 'metrics.textfile' must name a .prom file (node_exporter reads"
+                f" only those), not {path!r}"
+            )
+        metrics["textfile"] = (base / Path(path).expanduser()).absolute()
+    return metrics
 
 
 def _history(table: Mapping[str, Any]) -> dict[str, Any]:
@@ -404,7 +424,7 @@ def _web(table: Mapping[str, Any], base: Path) -> dict[str, Any]:
         if port > 65535:
             raise errors.ConfigError("config key 'web.port' must be a port number, 1 to 65535")
         web["port"] = port
-    for key in ("token", "read_token"):
+    for key in ("token", "read_token", "metrics_token"):
         if key in table:  # checked by `taskcron web` alone: see `check_tokens`
             web[key] = string_value(table, key, "web.")
     if web.get("token") is not None and web.get("token") == web.get("read_token"):
@@ -520,7 +540,9 @@ def _http_url(values: Mapping[str, Any], key: str, prefix: str) -> str:
     return url
 
 
-def check_tokens(token: str | None, read_token: str | None) -> None:
+def check_tokens(
+    token: str | None, read_token: str | None, metrics_token: str | None = None
+) -> None:
     """A `ConfigError` unless each dashboard token given is at least 16 printable ASCII
     characters, no spaces. Only the dashboard checks them: a short token stops `taskcron
     web`, not the tick or any other command."""
@@ -529,6 +551,12 @@ def check_tokens(token: str | None, read_token: str | None) -> None:
         _token(token, ENV_WEB_TOKEN if from_env else "config key 'web.token'")
     if read_token is not None:
         _token(read_token, "config key 'web.read_token'")
+    if metrics_token is not None:
+        _token(metrics_token, "config key 'web.metrics_token'")
+        if metrics_token in (token, read_token):
+            raise errors.ConfigError(
+                "config key 'web.metrics_token' must differ from web.token and web.read_token"
+            )
 
 
 def _token(value: str, where: str) -> str:

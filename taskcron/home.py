@@ -217,7 +217,7 @@ class Home:
         return Teller(
             self.config,
             host=recorder.host,
-            note=lambda task_id, sent: self.store.note_alerted(task_id, sent),
+            note=lambda task_id, sent, **kw: self.store.note_alerted(task_id, sent, **kw),
             report=recorder.alert_delivery,
             queued=queued,
         )

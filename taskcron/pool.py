@@ -51,6 +51,8 @@ from taskcron.values import field, value
 
 #: How often a pool looks for missed runs, at most (seconds): at its start, then so.
 WATCH_EVERY = 15.0
+#: How often `work` writes the metrics' textfile, at most (seconds).
+METRICS_EVERY = 5.0
 
 if TYPE_CHECKING:
     from taskcron.store import Store, WakeSource
@@ -98,6 +100,7 @@ class Pool:
         begin: Begin,
         outage: Outage,
         watch: Callable[[], object] = lambda: None,
+        metrics: Callable[[bool], object] = lambda ran: None,
     ) -> None:
         self.store = store
         self.scope = scope
@@ -107,6 +110,10 @@ class Pool:
         self._begin = begin
         self._watch = watch  #: Records the missed runs of any scope (`ticking.watch_missed`).
         self._watched_at: float | None = None  # monotonic seconds
+        #: Writes the metrics' textfile (`ticking.publish_metrics`): after a drain, and
+        #: every METRICS_EVERY seconds from `work`.
+        self._metrics = metrics
+        self._published_at = time.monotonic()
         self.signal: int | None = None  #: The stop signal that ended it, if one did.
         self.started = 0
         self.stopped_in_grace = True  #: Every task running at a signal finished in time.
@@ -162,6 +169,8 @@ class Pool:
             if not claiming and not supervisor.running and not self._unrecorded:
                 if self.outage.down and self._lost is not None and not self.settings.forever:
                     raise self._lost  # a drain that ends without its store says so
+                if not self.settings.forever:
+                    self._publish(ran=self.started > 0)
                 if self.started == 0 and quiet is not None and not self.settings.forever:
                     yield TickResult(outcome=quiet.value)
                 return
@@ -179,6 +188,8 @@ class Pool:
                 self._on_signal(supervisor)
             self._renew()
             self._watch_missed()
+            if self.settings.forever and time.monotonic() - self._published_at >= METRICS_EVERY:
+                self._publish(ran=True)
 
     def _watch_missed(self) -> None:
         """Look for missed runs at the start, then every WATCH_EVERY seconds at most,
@@ -193,6 +204,13 @@ class Pool:
             self._watch()
         except errors.StoreUnreachable as exc:
             self.outage.lost(exc)
+
+    def _publish(self, *, ran: bool) -> None:
+        """Write the metrics' textfile (or move its time when nothing ran), while the
+        store answers (it never raises: `ticking.publish_metrics`)."""
+        self._published_at = time.monotonic()
+        if not self.outage.down:
+            self._metrics(ran)
 
     def _record(self) -> Iterator[TickResult]:
         """Record the ends not yet recorded, oldest first, while the store answers."""

@@ -7,6 +7,8 @@ budget) and handed to both its life and its execution.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from taskcron.runner import RunSettings
 
 Budget = timedelta | str | float | None
+logger = logging.getLogger(__name__)
 
 
 class Ticks(Protocol):
@@ -71,13 +74,14 @@ def ticks(
     if pooled(drain, workers, max_tasks):
         settings = drain_settings(home, budget, workers, max_tasks or 0)
     elif budget is not None:
-        optional_duration(budget)  # bad input is refused before the home is made
+        optional_duration(budget)  # bad input is refused, not pinged as a failed tick
     watcher = beat.watch(watcher)
     try:
-        mark_tick(home, scope)
-        if settings is not None:
+        if settings is None:
+            result = tick(home, scope, budget, watcher, mark=True)
+        else:
+            mark_tick(home, scope)
             return beat.around(make_pool(home, scope, settings, watcher))
-        result = tick(home, scope, budget, watcher)
     except Exception:
         beat.fail()  # the store cannot be opened, or answer
         raise
@@ -100,12 +104,18 @@ def mark_tick(home: Home, scope: Scope) -> None:
     tickmarks.mark(home.path, scope.modules, scope.excepts)
 
 
-def tick(home: Home, scope: Scope, budget: Budget, watcher: Watcher | None) -> TickResult:
-    """Run at most one due task in `scope` (see `TaskCron.tick`)."""
+def tick(
+    home: Home, scope: Scope, budget: Budget, watcher: Watcher | None, *, mark: bool = False
+) -> TickResult:
+    """Run at most one due task in `scope` (see `TaskCron.tick`); with `mark`, a tick
+    command's, mark it (`mark_tick`) once its input is found good."""
     deadline = deadline_after(home, budget)
+    if mark:
+        mark_tick(home, scope)
     claim = claim_next(home, scope, None)
     if claim.outcome is not ClaimOutcome.CLAIMED:
         watch_missed(home)
+        publish_metrics(home, ran=False)
         return TickResult(
             outcome=claim.outcome.value,
             task=claim.task,
@@ -115,6 +125,7 @@ def tick(home: Home, scope: Scope, budget: Budget, watcher: Watcher | None) -> T
     life = begin_run(home, claim, deadline, watcher)
     result = life.result(life.execute())
     watch_missed(home)
+    publish_metrics(home, ran=True)
     return result
 
 
@@ -127,6 +138,27 @@ def watch_missed(home: Home) -> list[Task]:
     for task in found:
         home.recorder.missed(task, now)
     return found
+
+
+def publish_metrics(home: Home, *, ran: bool) -> None:
+    """With `[metrics] textfile` set: write the metrics there after a tick (or a pool's
+    while) that ran something, else only move the file's time. Never fails the tick: a
+    file that cannot be written, or a store that cannot be read then, is a warning."""
+    path = home.config.metrics.textfile
+    if path is None:
+        return
+    try:
+        if not ran:
+            with contextlib.suppress(FileNotFoundError):  # nothing is created for it
+                os.utime(path)
+            return
+        from taskcron import metrics
+
+        store = home.store
+        samples = metrics.collect(store, home=home.path, host=store.host, now=home.clock())
+        metrics.write_textfile(path, metrics.text(samples, openmetrics=False))
+    except (OSError, errors.StoreError) as exc:  # the tick's work is done and recorded
+        logger.warning("cannot write the metrics to %s: %s", path, exc)
 
 
 def drain_settings(home: Home, budget: Budget, workers: int | None, max_tasks: int) -> PoolSettings:
@@ -203,6 +235,7 @@ def make_pool(
         begin=begin,
         outage=outage,
         watch=lambda: watch_missed(home),
+        metrics=lambda ran: publish_metrics(home, ran=ran),
     )
 
 

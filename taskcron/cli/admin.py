@@ -1,4 +1,5 @@
-"""The commands on a home: init, log, prune, check, alerts, migrate-store and the dashboard."""
+"""The commands on a home: init, log, prune, check, alerts, metrics, migrate-store and the
+dashboard."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from taskcron.api import (
     LogWhere,
     alerts_test,
     broken_config_report,
+    metrics_text,
 )
 from taskcron.cli.base import (
     INTEGER,
@@ -204,6 +206,22 @@ def alerts_test_command(ctx: click.Context, name: str | None, as_json: bool) -> 
         render.alert_answers(answers)
     if not all(answer.ok for answer in answers):
         ctx.exit(1)
+
+
+@cli.command(short_help="Print the metrics, in the OpenMetrics text format.")
+@click.pass_context
+def metrics(ctx: click.Context) -> None:
+    """Print the metrics in the OpenMetrics text format, as the dashboard's /metrics
+    serves them: runs by module id and outcome, their durations, tasks by state, the
+    oldest due task's wait, missed runs, alerts, each recurring task's last success and
+    next due time, and when a tick of each scope last ran on this host.
+
+    Every value is read from the store's counters, so it is the same from any process
+    and any host sharing the store (the tick times aside: they are this host's).
+    config [metrics] textfile has them written for node_exporter after every tick
+    that ran something.
+    """
+    render.line(metrics_text(get_app(ctx)).rstrip("\n"))
 
 
 @cli.command(name="migrate-store", short_help="Copy every task and run into a new, empty store.")

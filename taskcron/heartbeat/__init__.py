@@ -25,7 +25,6 @@ and `json` to send a ping.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from collections.abc import Mapping
@@ -157,8 +156,10 @@ def spawn(argv: list[str], env: dict[str, str], *, keep: int | None = None) -> N
         return
     if pid == 0:
         _detach(argv, env, keep)  # never returns
-    with contextlib.suppress(ChildProcessError):  # reaped by someone else already
+    try:  # noqa: SIM105 (contextlib is not loaded on the idle path)
         os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass  # reaped by someone else already
 
 
 def _detach(argv: list[str], env: dict[str, str], keep: int | None) -> None:

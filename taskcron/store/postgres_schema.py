@@ -333,6 +333,20 @@ END $$""",
     *FINISH_FUNCTIONS,
 )
 
+#: Schema 8: metrics' counters, kept by the writes that cause them (as SQLite's: the
+#: missed runs found by module id, the alerts decided by rule and channel; labels a JSON
+#: object, its keys sorted), and the recurring tasks, found without a scan.
+_COUNTERS = (
+    """
+CREATE TABLE counters (
+    name   TEXT   NOT NULL,
+    labels TEXT   NOT NULL,
+    value  BIGINT NOT NULL,
+    PRIMARY KEY (name, labels)
+)""",
+    "CREATE INDEX tasks_recurring ON tasks (id) WHERE schedule IS NOT NULL",
+)
+
 #: MIGRATIONS[n] takes a schema from version n to n + 1 (`statements` splits each).
 MIGRATIONS: tuple[str, ...] = (
     _V1,
@@ -342,6 +356,7 @@ MIGRATIONS: tuple[str, ...] = (
     ";\n".join([*_COUNTS, _WAKE.strip()]).replace("{fold_every}", str(FOLD_EVERY)),
     ";\n".join([*_HEALTH, *_CLAIM_AGAIN]).replace("{fold_every}", str(FOLD_EVERY)),
     ";\n".join(_FINISH_CALL).replace("{fold_every}", str(FOLD_EVERY)),
+    ";\n".join(_COUNTERS),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

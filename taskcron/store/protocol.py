@@ -146,6 +146,30 @@ class OutcomeMinute:
 
 
 @value
+class Counter:
+    """One of the store's counters (`Store.counters`), kept by the writes that cause it:
+    `missed` (missed runs found, labels `module`), `alerts` (alerts decided, labels `rule`
+    and `channel`)."""
+
+    name: str
+    labels: Mapping[str, str]
+    value: int
+
+
+@value
+class RecurringTask:
+    """A recurring task as metrics show it (`Store.recurring`)."""
+
+    id: int
+    module: str
+    key: str | None
+    state: str
+    due_at: datetime
+    #: When its newest run that ended done ended (trimming keeps that run).
+    succeeded_at: datetime | None
+
+
+@value
 class PoolLease:
     """A pool (a draining tick of more than one worker, or `work`) serving a scope on a host."""
 
@@ -338,8 +362,9 @@ class Store(Protocol):
 
     def mark_missed(self, now: datetime, *, limit: int = 100) -> Tasks:
         """The recurring tasks found missed at `now`, marked so (`Task.missed_since`) in
-        one transaction: each is returned once, to one caller, with `alerts` ("missed",).
-        One indexed probe when none is."""
+        one transaction, which counts them (the `missed` counter, by module id): each is
+        returned once, to one caller, with `alerts` ("missed",). One indexed probe when
+        none is."""
         ...
 
     def missed(self, now: datetime, *, limit: int = 100) -> Tasks:
@@ -347,9 +372,30 @@ class Store(Protocol):
         yet; by id, at most `limit`. Reads only."""
         ...
 
-    def note_alerted(self, task_id: int, sent: Mapping[str, datetime]) -> None:
+    def note_alerted(
+        self,
+        task_id: int,
+        sent: Mapping[str, datetime],
+        *,
+        channels: Mapping[tuple[str, str], int] | None = None,
+    ) -> None:
         """Note when alert rules sent events of a task (`"RULE:EVENT"`: time), for their
-        `cooldown` and `repeat` (`Task.alerted_json`)."""
+        `cooldown` and `repeat` (`Task.alerted_json`), and count the alerts decided by
+        (rule, channel) in the `alerts` counter, in the same transaction."""
+        ...
+
+    def counters(self) -> tuple[Counter, ...]:
+        """Every counter the store keeps, by name, then labels."""
+        ...
+
+    def recurring(self, *, limit: int = 10_000) -> tuple[RecurringTask, ...]:
+        """The recurring tasks, by id, at most `limit`: one index read, never a scan of
+        every task."""
+        ...
+
+    def oldest_queued(self, scope: Scope) -> dict[str, datetime]:
+        """Each in-scope module id's oldest queued task's due time, due or not: a probe a
+        module id with queued tasks (the heads of the line)."""
         ...
 
     def finish_run(

@@ -461,6 +461,23 @@ class Statements:
     #: A task found missed at its due time, unless another process found it first.
     MARK_MISSED = f"UPDATE tasks SET missed_since = due_at WHERE id = :id AND {WATCHED}"
 
+    # Metrics.
+    #: Add to a counter (`counters`), made at its first count.
+    COUNT = (
+        "INSERT INTO counters (name, labels, value) VALUES (:name, :labels, :value)"
+        " ON CONFLICT (name, labels) DO UPDATE SET value = counters.value + excluded.value"
+    )
+    SELECT_COUNTERS = "SELECT name, labels, value FROM counters ORDER BY name, labels"
+    #: The recurring tasks (tasks_recurring), with the end of each one's newest run that
+    #: ended done (runs_outcome: trimming keeps it).
+    SELECT_RECURRING = (
+        "SELECT id, module, key, state, due_at, (SELECT ended_at FROM runs"
+        " INDEXED BY runs_outcome WHERE runs.task_id = tasks.id AND outcome = 'done'"
+        " ORDER BY runs.id DESC LIMIT 1) AS succeeded_at"
+        " FROM tasks INDEXED BY tasks_recurring WHERE schedule IS NOT NULL"
+        " ORDER BY id LIMIT :limit"
+    )
+
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
         for name, text in vars(Statements).items():

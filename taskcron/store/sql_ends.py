@@ -126,13 +126,29 @@ class SqlEnds(SqlBase):
             for row in rows:
                 if db.execute(sql.MARK_MISSED, {"id": row["id"]}).rowcount == 1:
                     found.append(replace(self._load(db, row["id"], runs=False), alerts=("missed",)))
+            for module in sorted({task.module for task in found}):
+                many = sum(task.module == module for task in found)
+                self._add_count(db, "missed", {"module": module}, many)
         return found
 
-    def note_alerted(self, task_id: int, sent: Mapping[str, datetime]) -> None:
+    def _add_count(self, db: Connection, name: str, labels: Mapping[str, str], value: int) -> None:
+        """Add `value` to a counter in the caller's transaction."""
+        labels_kept = json.dumps(dict(labels), sort_keys=True, separators=(",", ":"))
+        db.execute(self.sql.COUNT, {"name": name, "labels": labels_kept, "value": value})
+
+    def note_alerted(
+        self,
+        task_id: int,
+        sent: Mapping[str, datetime],
+        *,
+        channels: Mapping[tuple[str, str], int] | None = None,
+    ) -> None:
         """The `Store` note of alerts sent: when each rule sent each event (`"RULE:EVENT"`)
-        of a task, merged into what it holds (`Task.alerted_json`). A task gone meanwhile
-        is left alone."""
+        of a task, merged into what it holds (`Task.alerted_json`), and the alerts counted
+        by (rule, channel). A task gone meanwhile is left alone; its alerts are counted."""
         with self._transaction() as db:
+            for (rule, channel), many in sorted((channels or {}).items()):
+                self._add_count(db, "alerts", {"channel": channel, "rule": rule}, many)
             row = db.execute(self.sql.SELECT_ALERTED, {"id": task_id}).fetchone()
             if row is None:
                 return

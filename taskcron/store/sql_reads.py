@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator, Iterable
 from datetime import datetime
 from typing import Any
 
 from taskcron import errors
 from taskcron.model import Run, Scope, State, Task
-from taskcron.store.protocol import OutcomeMinute, OutcomeTotal, Tasks
+from taskcron.store.protocol import Counter, OutcomeMinute, OutcomeTotal, RecurringTask, Tasks
 from taskcron.store.queries import BUCKET_COLUMNS
 from taskcron.store.scopes import module_ranges
 from taskcron.store.sql_base import DUMP_BATCH, Connection, Row, SqlBase
@@ -107,6 +108,39 @@ class SqlReads(SqlBase):
             )
             for row in rows
         )
+
+    def counters(self) -> tuple[Counter, ...]:
+        """Every counter the store keeps, by name, then labels."""
+        with self._read() as db:
+            rows = db.execute(self.sql.SELECT_COUNTERS).fetchall()
+        return tuple(
+            Counter(name=row["name"], labels=json.loads(row["labels"]), value=int(row["value"]))
+            for row in rows
+        )
+
+    def recurring(self, *, limit: int = 10_000) -> tuple[RecurringTask, ...]:
+        """The recurring tasks by id, read along tasks_recurring, each with the end of its
+        newest run that ended done (one probe of runs_outcome)."""
+        with self._read() as db:
+            rows = db.execute(self.sql.SELECT_RECURRING, {"limit": limit}).fetchall()
+        return tuple(
+            RecurringTask(
+                id=row["id"],
+                module=row["module"],
+                key=row["key"],
+                state=row["state"],
+                due_at=self._decode_time(row["due_at"]),
+                succeeded_at=(
+                    None if row["succeeded_at"] is None else self._decode_time(row["succeeded_at"])
+                ),
+            )
+            for row in rows
+        )
+
+    def oldest_queued(self, scope: Scope) -> dict[str, datetime]:
+        """Each in-scope module id's oldest queued task's due time: the heads of the line."""
+        with self._read() as db:
+            return {module: self._decode_time(due) for module, due, _ in self._heads(db, scope)}
 
     def outcome_minutes(self, *, since: datetime) -> tuple[OutcomeMinute, ...]:
         """The runs by minute, module id and outcome since `since`, oldest minute first."""

@@ -198,6 +198,21 @@ CREATE INDEX tasks_watch ON tasks ((due_at + CAST(missed_after * 1000000 AS INTE
 CREATE INDEX tasks_missed ON tasks (missed_since) WHERE missed_since IS NOT NULL;
 """
 
+#: Metrics: counters kept by the writes that cause them (`Store.counters`): a counter's
+#: name, its labels (a JSON object, its keys sorted), its value; the missed runs found
+#: (`missed`, by module id), counted as `mark_missed` marks them, and the alerts each
+#: rule decided to send through each channel (`alerts`, by rule and channel), counted as
+#: `note_alerted` notes them. And the recurring tasks, found without a scan.
+_COUNTERS = """
+CREATE TABLE counters (
+    name   TEXT    NOT NULL,
+    labels TEXT    NOT NULL,
+    value  INTEGER NOT NULL,
+    PRIMARY KEY (name, labels)
+) WITHOUT ROWID;
+CREATE INDEX tasks_recurring ON tasks (id) WHERE schedule IS NOT NULL;
+"""
+
 #: MIGRATIONS[n] takes a store from version n to n + 1.
 MIGRATIONS: tuple[str, ...] = (
     _V1,
@@ -209,5 +224,6 @@ MIGRATIONS: tuple[str, ...] = (
     _TASK_COUNTS,
     _HISTORY,
     _HEALTH,
+    _COUNTERS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

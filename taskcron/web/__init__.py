@@ -49,6 +49,7 @@ class Settings:
     script: Path | None = None
     session_ttl: timedelta = timedelta(hours=12)  #: How long a login lasts.
     max_streams: int = 16  #: Event streams open at once per session, token or owner link.
+    metrics_token: str | None = None  #: Reads `/metrics` only.
 
     @property
     def url(self) -> str:
@@ -84,7 +85,7 @@ def settings(app: TaskCron, *, host: str | None = None, port: int | None = None)
     `InputError`. The store is read once, so that a missing home is said at once.
     """
     web = app.config.web
-    configfile.check_tokens(web.token, web.read_token)
+    configfile.check_tokens(web.token, web.read_token, web.metrics_token)
     app.status(count=0)  # a home that is missing, or a store that cannot be read, says so now
     chosen_host = web.host if host is None else host
     chosen_port = web.port if port is None else port
@@ -105,6 +106,7 @@ def settings(app: TaskCron, *, host: str | None = None, port: int | None = None)
         script=web.script,
         session_ttl=web.session_ttl,
         max_streams=web.max_streams,
+        metrics_token=web.metrics_token,
     )
 
 

@@ -176,6 +176,11 @@ def _same(sent: str, expected: str) -> bool:
     )
 
 
+def same_text(sent: str, expected: str) -> bool:
+    """Whether a token sent is the one expected, compared in constant time."""
+    return _same(sent, expected)
+
+
 def bearer(header: str | None) -> str | None:
     """The token of an `Authorization: Bearer TOKEN` header, if that is what it is."""
     if header is None:

@@ -2,6 +2,7 @@
 
 Pages:   /  /tasks  /tasks/{id}  /log  /login  /owner/{owner}
 JSON:    /api/status  /api/tasks  /api/tasks/{id}  /api/log  (the CLI's `--json` shapes)
+Metrics: /metrics (OpenMetrics text; `web.metrics_token`, else open on the loopback only)
 Actions: POST /api/tasks/{id}/{action} and, for the pages' forms, POST /tasks/{id}/{action}
 Live:    /events (Server-Sent Events `task` and `log`, see `taskcron.web.live`)
 
@@ -38,6 +39,7 @@ from starlette.responses import (
     FileResponse,
     HTMLResponse,
     JSONResponse,
+    PlainTextResponse,
     RedirectResponse,
     Response,
     StreamingResponse,
@@ -48,13 +50,14 @@ from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as Connection
 
 from taskcron import errors
-from taskcron.api import ACTIONS, TaskCron, allowed_in, parse_runs
+from taskcron.api import ACTIONS, TaskCron, allowed_in, metrics_text, parse_runs
 from taskcron.inputs import shown_number
+from taskcron.metrics import CONTENT_TYPE
 from taskcron.model import Scope, State, Task, format_duration
 from taskcron.outage import Say
 from taskcron.values import replace
-from taskcron.web import Settings
-from taskcron.web.auth import COOKIE, CSRF_FIELD, CSRF_HEADER, Keys, Who, bearer
+from taskcron.web import Settings, is_loopback
+from taskcron.web.auth import COOKIE, CSRF_FIELD, CSRF_HEADER, Keys, Who, bearer, same_text
 from taskcron.web.live import Calls, Hub, Listener, Quota, owner_title, task_event
 
 HERE = Path(__file__).parent
@@ -150,6 +153,7 @@ class Dashboard:
             Route("/api/tasks/{task_id}/{action}", self.api_action, methods=["POST"]),
             Route("/api/log", self.api_log),
             Route("/events", self.events),
+            Route("/metrics", self.metrics),
             Route("/favicon.ico", self.favicon),
             Route("/custom/style.css", self.custom_style),
             Route("/custom/script.js", self.custom_script),
@@ -254,10 +258,13 @@ class Dashboard:
     def error(
         self, request: Request, status: int, message: str, *, page: str | None = None
     ) -> Response:
-        """A refusal: JSON under /api and /events; else the login page for a 401 and the
-        error page, headed by what went wrong (`HEADINGS`), for the rest (or `page`)."""
+        """A refusal: JSON under /api and /events, a line of text at /metrics; else the
+        login page for a 401 and the error page, headed by what went wrong (`HEADINGS`),
+        for the rest (or `page`)."""
         if request.url.path.startswith(("/api/", "/events")):
             return JSONResponse({"error": message}, status_code=status)
+        if request.url.path == "/metrics":  # a scraper reads the status; a person, the line
+            return PlainTextResponse(message + "\n", status_code=status)
         chosen = page or ("login.html" if status == 401 else "error.html")
         heading = HEADINGS.get(status, "Not done")
         return self.page(
@@ -402,6 +409,21 @@ class Dashboard:
         self.acting(request, {})
         task = await self.act(_task_id(request), request.path_params["action"])
         return JSONResponse(task.to_json())
+
+    # --- metrics ---------------------------------------------------------------
+
+    async def metrics(self, request: Request) -> Response:
+        """The metrics as OpenMetrics text: with `web.metrics_token`, for its Bearer
+        token alone; without, open while the dashboard listens on the loopback only."""
+        settings = self.settings
+        if settings.metrics_token is not None:
+            sent = bearer(request.headers.get("authorization"))
+            if sent is None or not same_text(sent, settings.metrics_token):
+                raise Refused(401, "send Authorization: Bearer METRICS_TOKEN (web.metrics_token)")
+        elif not is_loopback(settings.host):
+            raise Refused(403, "set web.metrics_token to serve /metrics beyond the loopback")
+        body = await self.calls(metrics_text, self.app)
+        return Response(body, media_type=None, headers={"content-type": CONTENT_TYPE})
 
     # --- JSON ------------------------------------------------------------------
 

@@ -365,7 +365,7 @@ def test_a_teller_sends_by_every_rule_that_covers_the_task_and_event_and_notes_i
     )
     noted: list[tuple[int, dict[str, object]]] = []
 
-    def note(task_id: int, sent: dict[str, object]) -> None:
+    def note(task_id: int, sent: dict[str, object], *, channels: object) -> None:
         noted.append((task_id, sent))
 
     alerts.Teller(settings, host="h", note=note).tell(task, ("failed", "interrupted"), at=NOW)

@@ -119,3 +119,14 @@ def test_counting_tasks_reads_no_task_and_costs_the_same_at_any_size(
         assert "tasks" not in read, pgstore.shape(node)
         touched[label] = pgstore.buffers(node)
     assert touched["large"] <= 2 * touched["small"], touched
+
+
+@pytest.mark.parametrize("label", ["large", "never analyzed"])
+def test_metrics_read_the_recurring_tasks_through_their_index(
+    stores: dict[str, PostgresStore], label: str
+) -> None:
+    store = stores[label]
+    top = pgstore.plan(store._db, PostgresStore.sql.SELECT_RECURRING, {"limit": 10_000})
+
+    read = {node.get("Index Name") for node in pgstore.nodes(top)}
+    assert pgstore.table_scans(top) == [] and "tasks_recurring" in read, pgstore.shape(top)

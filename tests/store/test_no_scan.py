@@ -341,3 +341,32 @@ def test_a_finish_trims_a_long_history_a_batch_at_a_time_along_indexes(tmp_path:
         runs = store.get(task.id).runs
         assert len(runs) == 2_001 - 50
         assert runs[0].id == 7 and runs[1].id == 52  # the last failure stays
+
+
+#: The tables metrics may read whole: each a row a module id (and outcome, state or
+#: counter), never a row a task or a run.
+COUNTING_TABLES = ("SCAN outcome_totals", "SCAN counters")
+
+
+def test_what_metrics_read_only_searches_indexes_and_the_counting_tables(
+    stores: dict[int, SqliteStore],
+) -> None:
+    from taskcron import metrics
+
+    store = stores[2000]
+    with tracing(store) as statements:
+        samples = metrics.collect(store, home=Path("/nonexistent"), host=HOST, now=NOW)
+
+    assert samples["taskcron_runs_total"] and samples["taskcron_oldest_due_age_seconds"]
+    explained = 0
+    for statement in statements:
+        if statement.split()[0].upper() != "SELECT":
+            continue
+        explained += 1
+        for step in plan(store, statement):
+            recurring = step == "SCAN tasks USING INDEX tasks_recurring"  # recurring ones only
+            assert step.startswith("SEARCH") or recurring or step in COUNTING_TABLES, (
+                step,
+                statement,
+            )
+    assert explained >= 4 + len(MODULES)

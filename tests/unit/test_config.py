@@ -15,7 +15,7 @@ KNOWN = (
     "alerts, budget, "
     "heartbeat, "
     "history, home, host, kill_grace, lanes, lease, log, max_steps, "
-    "missed_after, modules, poll, "
+    "metrics, missed_after, modules, poll, "
     "pythonpath, retry, store, timezone, web, workers"
 )
 

@@ -80,6 +80,25 @@ def busy_alerts(bench: Bench, params: Params) -> Figures:
     return bench.time(busy_tick(bench, "alerted", alerts=QUIET_RULE), busy_tick(bench))
 
 
+#: The metrics' textfile, written after the tick (TOML's inline form of [metrics]).
+TEXTFILE = '{textfile = "taskcron.prom"}'
+
+
+@row(
+    name="busy-metrics",
+    title="busy tick (one no-op task) writing the metrics' textfile vs without",
+    floor="the same busy tick without [metrics]",
+    goal=1.15,
+    unit="ms",
+    quick={"runs": 2},
+    full={"runs": 21},
+    in_target=True,
+)
+def busy_metrics(bench: Bench, params: Params) -> Figures:
+    """A busy tick whose config has it write the metrics' textfile against one without."""
+    return bench.time(busy_tick(bench, "metered", metrics=TEXTFILE), busy_tick(bench))
+
+
 ROWS = (
     ("busy", "idle tick --json", "an idle taskcron tick --json, same config", 1.25, idle_tick),
     ("busy-floor", "floor", "python -c 'import click, sqlite3'", 1.5, python_start),

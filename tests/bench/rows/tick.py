@@ -2,9 +2,10 @@
 
 The home holds `tasks` tasks, all queued from tomorrow on over 50 module ids
 (tests/bench/sqlitefill.py), so the tick looks at every module id's line and
-finds nothing due. Four rows: its time and its peak memory against starting
+finds nothing due. Five rows: its time and its peak memory against starting
 the same Python with click and sqlite3 imported, which every command of ours
 pays anyway, its time with an alert rule in the config against the same floor,
+its time with the metrics' textfile configured (which it only touches) against it too,
 and its time with a million tasks stored against the same with 10,000.
 """
 
@@ -64,6 +65,28 @@ def tick_alerts(bench: Bench, params: Params) -> Figures:
     Python with click and sqlite3 imported."""
     home = idle_home(bench, "home", params["tasks"])
     (home / "taskcron.toml").write_text(ALERT_RULE)
+    return bench.time(bench.command(bench.script, "tick", home=home), floor(bench, home))
+
+
+#: The metrics' textfile, which an idle tick only touches.
+METRICS = '[metrics]\ntextfile = "taskcron.prom"\n'
+
+
+@row(
+    name="idle-metrics",
+    title="idle tick ({tasks:,} future tasks) with [metrics] vs floor",
+    floor="python -c 'import click, sqlite3'",
+    goal=1.3,
+    unit="ms",
+    quick={"runs": 5, "tasks": 10_000},
+    full={"runs": 21, "tasks": 10_000},
+)
+def idle_metrics(bench: Bench, params: Params) -> Figures:
+    """Idle `taskcron tick` of a home whose config has a textfile written (which it only
+    touches), against starting Python with click and sqlite3 imported."""
+    home = idle_home(bench, "home", params["tasks"])
+    (home / "taskcron.toml").write_text(METRICS)
+    (home / "taskcron.prom").write_text("")
     return bench.time(bench.command(bench.script, "tick", home=home), floor(bench, home))
 
 

@@ -67,25 +67,29 @@ def ticks(
 ) -> Ticks:
     """What `taskcron tick` runs (see `TaskCron.ticks`), marked (`mark_tick`) and with
     its heartbeat's pings (`taskcron.heartbeat.tick`)."""
-    from taskcron.heartbeat.tick import Heartbeat
+    beat = None
+    if heartbeat is not None or home.config.heartbeat.url is not None:
+        from taskcron.heartbeat.tick import Heartbeat  # 2 ms to import: only with one
 
-    beat = Heartbeat(home, heartbeat)
+        beat = Heartbeat(home, heartbeat)
     settings = None
     if pooled(drain, workers, max_tasks):
         settings = drain_settings(home, budget, workers, max_tasks or 0)
     elif budget is not None:
         optional_duration(budget)  # bad input is refused, not pinged as a failed tick
-    watcher = beat.watch(watcher)
+    if beat is not None:
+        watcher = beat.watch(watcher)
     try:
         if settings is None:
-            result = tick(home, scope, budget, watcher, mark=True)
+            ran: Ticks = OneTick(tick(home, scope, budget, watcher, mark=True))
         else:
             mark_tick(home, scope)
-            return beat.around(make_pool(home, scope, settings, watcher))
+            ran = make_pool(home, scope, settings, watcher)
     except Exception:
-        beat.fail()  # the store cannot be opened, or answer
+        if beat is not None:
+            beat.fail()  # the store cannot be opened, or answer
         raise
-    return beat.around(OneTick(result))
+    return ran if beat is None else beat.around(ran)
 
 
 def pooled(drain: bool, workers: int | None, max_tasks: int | None) -> bool:

@@ -17,7 +17,6 @@ Light on purpose: the idle tick imports it before the rest of taskcron loads.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -35,6 +34,8 @@ def scope_name(modules: Iterable[str] = (), excepts: Iterable[str] = ()) -> str:
     if others:
         name += "~" + ",".join(others)
     if len(name) > NAME_MAX:
+        import hashlib  # 4 ms to import: only for a name this long, never on a plain tick
+
         name = "scope-" + hashlib.sha256(name.encode()).hexdigest()[:32]
     return name
 

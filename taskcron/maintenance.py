@@ -156,13 +156,16 @@ def migrate(home: Home, to: str) -> MigrateResult:
     left = shared.count() if shared is not None and target_log is None else 0
     target = open_store(url, host=home.config.host)
     try:
-        # Counts by module id and by minute are few (the minutes are kept two days):
+        # Counts by module id, by minute and by name are few (minutes are kept two days):
         # read whole, before the tasks' snapshot, while no run can end (none runs).
         totals = source.outcome_totals()
         minutes = source.outcome_minutes(since=EPOCH)
+        counters = source.counters()
         log = _LogCopy(home, target_log)
         with contextlib.closing(source.dump()) as tasks, contextlib.closing(log.rows()) as rows:
-            copied, runs = target.restore(tasks, totals=totals, minutes=minutes, log=rows)
+            copied, runs = target.restore(
+                tasks, totals=totals, minutes=minutes, counters=counters, log=rows
+            )
     finally:
         target.close()
         if target_log is not None:

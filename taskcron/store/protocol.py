@@ -474,11 +474,13 @@ class Store(Protocol):
         batch: int = ...,
         totals: Iterable[OutcomeTotal] = ...,
         minutes: Iterable[OutcomeMinute] = ...,
+        counters: Iterable[Counter] = ...,
         log: Iterable[LogRow] = ...,
     ) -> tuple[int, int]:
         """Write `tasks` (as `dump` gives them) with their runs into this empty store,
         the runs counted by module id and by minute (as `outcome_totals` and
-        `outcome_minutes` give them), added to any this store counts already, and
+        `outcome_minutes` give them) and the other counters (as `counters` gives
+        them), added to any this store counts already, and
         the rows of `log` into its shared log, in order, after any it holds (new
         ids, no notification: they are history). A store that keeps no shared log
         (SQLite) takes no row: one is a `StoreError`.

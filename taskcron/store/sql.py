@@ -16,6 +16,7 @@ from datetime import datetime
 from taskcron import errors
 from taskcron.model import Retention, State, Task
 from taskcron.store.protocol import (
+    Counter,
     LogRow,
     NewTask,
     OutcomeMinute,
@@ -257,11 +258,13 @@ class SqlStore(SqlReads, SqlRuns):
         batch: int = DUMP_BATCH,
         totals: Iterable[OutcomeTotal] = (),
         minutes: Iterable[OutcomeMinute] = (),
+        counters: Iterable[Counter] = (),
         log: Iterable[LogRow] = (),
     ) -> tuple[int, int]:
         """Write `tasks` with their runs into this empty store, keeping every id, the
-        runs counted by module id (`totals`) and by minute (`minutes`), and the rows
-        of `log` into its shared log (see `_restore_log`).
+        runs counted by module id (`totals`) and by minute (`minutes`), the other
+        counters (`counters`: missed runs, alerts), and the rows of `log` into its
+        shared log (see `_restore_log`).
 
         One locked transaction: all of them or none. A store holding tasks or
         runs is `StoreNotEmptyError` (before `tasks` is read); a running task is
@@ -279,6 +282,8 @@ class SqlStore(SqlReads, SqlRuns):
                 written += len(chunk)
             self._advance_ids(db)
             self._restore_counts(db, totals, minutes, batch)
+            for counter in counters:
+                self._add_count(db, counter.name, counter.labels, counter.value)
             self._restore_log(db, log, batch)
         return written, runs
 

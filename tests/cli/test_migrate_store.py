@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from taskcron import TaskCron
+from taskcron.api import watch_missed
 from taskcron.logstore import LogStore, iter_all, record
 from taskcron.model import Outcome, Recurrence, State, Task
 from taskcron.store import open_store
@@ -305,6 +306,37 @@ def test_the_runs_counted_by_module_and_minute_move_there_and_back(
     moved = migrate(project, "--store", postgres_url, "migrate-store", "--to", sqlite_url(back))
     assert moved.returncode == 0
     assert counted(sqlite_url(back)) == (totals, minutes)
+
+
+def test_the_missed_runs_and_alerts_counted_move_there_and_back(
+    project: Path, source: Path, postgres_url: str, tmp_path: Path, clock: FakeClock
+) -> None:
+    with TaskCron(config=str(project / "taskcron.toml"), clock=clock) as tc:
+        tc.schedule("late.nightly", command=["true"], every="1d", missed_after="1m")
+        clock.advance(timedelta(days=2))
+        assert "late.nightly" in {task.module for task in watch_missed(tc)}
+    store = open_store(sqlite_url(source), create=False)
+    try:
+        store.note_alerted(1, {}, channels={("ops", "mailto"): 2})
+        counters = store.counters()
+    finally:
+        store.close()
+    assert {(c.name, tuple(c.labels.values()), c.value) for c in counters} >= {
+        ("missed", ("late.nightly",), 1),
+        ("alerts", ("mailto", "ops"), 2),
+    }
+    back = tmp_path / "back" / "tasks.db"
+
+    assert migrate(project, "migrate-store", "--to", postgres_url).returncode == 0
+    moved = migrate(project, "--store", postgres_url, "migrate-store", "--to", sqlite_url(back))
+
+    assert moved.returncode == 0, moved.stderr
+    for url in (postgres_url, sqlite_url(back)):
+        store = open_store(url, create=False)
+        try:
+            assert store.counters() == counters, url
+        finally:
+            store.close()
 
 
 def test_the_json_output_names_the_counts_and_the_config_line(project: Path, source: Path) -> None:

@@ -94,20 +94,45 @@ _HEADS_BELOW = inside(HEADS.format(below=BELOW), low="v_low", high="v_high")
 _TOP_PRIORITY = inside(_PG.MODULE_TOP_PRIORITY, module="v_module")
 _PRIORITY_BELOW = inside(_PG.MODULE_PRIORITY_BELOW, module="v_module", priority="v_priority")
 _OLDEST = inside(_PG.OLDEST_AT_PRIORITY, module="v_module", priority="v_priority")
-_CLAIM_RETURNS = ", ".join(
-    ["status TEXT", "server_now TIMESTAMPTZ", "pids INTEGER[]", "row_version TEXT"]
-    + [f"{name} {kind}" for name, kind in CLAIM_TASK_COLUMNS]
+#: What a server-side function returns of a task with one run, after its own columns
+#: (claim_next's, finish_run's): the task's columns, its last outcome, the run's
+#: prefixed "run_", its runs by outcome (`ClaimCall._with_run` reads them).
+TASK_WITH_RUN = ", ".join(
+    [f"{name} {kind}" for name, kind in CLAIM_TASK_COLUMNS]
     + ["last_outcome TEXT"]
     + [f"run_{name} {kind}" for name, kind in CLAIM_RUN_COLUMNS]
     + ["outcome_names TEXT[]", "outcome_runs BIGINT[]"]
 )
+
+
+def task_with_run(last_outcome: str) -> str:
+    """The select list of TASK_WITH_RUN from `TASK_WITH_RUN_FROM`'s `t`, `r` and `o`,
+    with `last_outcome` for the task's last outcome."""
+    return ", ".join(
+        [f"t.{name}" for name, _ in CLAIM_TASK_COLUMNS]
+        + [last_outcome]
+        + [f"r.{name}" for name, _ in CLAIM_RUN_COLUMNS]
+        + ["o.names", "o.counts"]
+    )
+
+
+#: Where TASK_WITH_RUN is read from: one row whatever is found, the task `{task}` (`t`),
+#: the run `{run}` (`r`), and the task's runs by outcome (`o`) while `{wanted}` holds.
+TASK_WITH_RUN_FROM = """(SELECT 1) AS one LEFT JOIN tasks AS t ON t.id = {task}
+        LEFT JOIN runs AS r ON r.id = {run}
+        LEFT JOIN LATERAL (SELECT array_agg(c.outcome ORDER BY c.outcome) AS names,
+                                  array_agg(c.runs ORDER BY c.outcome) AS counts
+                           FROM task_outcomes AS c
+                           WHERE c.task_id = {task} AND {wanted}) AS o ON TRUE"""
+_CLAIM_RETURNS = ", ".join(
+    ["status TEXT", "server_now TIMESTAMPTZ", "pids INTEGER[]", "row_version TEXT", TASK_WITH_RUN]
+)
+_CLAIM_FROM = TASK_WITH_RUN_FROM.format(
+    task="v_task_id", run="v_run_id", wanted="v_status = 'claimed'"
+)
+# The task's newest run is the one it runs (claimed or busy): no outcome yet.
 _CLAIM_SELECTS = ", ".join(
-    ["v_status", "v_clock", "v_pids", "t.xmin::text"]
-    + [f"t.{name}" for name, _ in CLAIM_TASK_COLUMNS]
-    # The task's newest run is the one it runs (claimed or busy): no outcome yet.
-    + ["NULL::text"]
-    + [f"r.{name}" for name, _ in CLAIM_RUN_COLUMNS]
-    + ["o.names", "o.counts"]
+    ["v_status", "v_clock", "v_pids", "t.xmin::text", task_with_run("NULL::text")]
 )
 
 
@@ -281,12 +306,7 @@ BEGIN
         v_task_id := v_id;
     END walk;
     RETURN QUERY SELECT {_CLAIM_SELECTS}
-        FROM (SELECT 1) AS one LEFT JOIN tasks AS t ON t.id = v_task_id
-        LEFT JOIN runs AS r ON r.id = v_run_id
-        LEFT JOIN LATERAL (SELECT array_agg(c.outcome ORDER BY c.outcome) AS names,
-                                  array_agg(c.runs ORDER BY c.outcome) AS counts
-                           FROM task_outcomes AS c
-                           WHERE c.task_id = v_task_id AND v_status = 'claimed') AS o ON TRUE;
+        FROM {_CLAIM_FROM};
 END $$""",
 )
 

@@ -25,9 +25,11 @@ from taskcron import errors
 from taskcron.model import Progress, Retention, RunEnd, Task
 from taskcron.store.postgres_claim import (
     CLAIM_RUN_COLUMNS,
-    CLAIM_TASK_COLUMNS,
+    TASK_WITH_RUN,
+    TASK_WITH_RUN_FROM,
     ClaimCall,
     inside,
+    task_with_run,
 )
 from taskcron.store.postgres_faults import lost
 from taskcron.store.protocol import Decide, Lease
@@ -93,22 +95,17 @@ _NAMES = {
     "id": "p_task_id",
 }
 _RETURNS = ", ".join(
-    ["status TEXT"]
-    + [f"{name} {kind}" for name, kind in CLAIM_TASK_COLUMNS]
-    + ["last_outcome TEXT"]
-    + [f"run_{name} {kind}" for name, kind in CLAIM_RUN_COLUMNS]
-    + ["outcome_names TEXT[]", "outcome_runs BIGINT[]", "runs_kept BIGINT"]
-    + ["oldest_started_at TIMESTAMPTZ"]
+    ["status TEXT", TASK_WITH_RUN, "runs_kept BIGINT", "oldest_started_at TIMESTAMPTZ"]
 )
 _SELECTS = ", ".join(
-    ["v_status"]
-    + [f"t.{name}" for name, _ in CLAIM_TASK_COLUMNS]
-    + ["p_outcome"]
-    + [f"r.{name}" for name, _ in CLAIM_RUN_COLUMNS]
-    + ["o.names", "o.counts"]
-    + ["(SELECT count(*) FROM runs WHERE runs.task_id = p_task_id)"]
-    + ["(SELECT started_at FROM runs WHERE runs.task_id = p_task_id ORDER BY id LIMIT 1)"]
+    [
+        "v_status",
+        task_with_run("p_outcome"),
+        "(SELECT count(*) FROM runs WHERE runs.task_id = p_task_id)",
+        "(SELECT started_at FROM runs WHERE runs.task_id = p_task_id ORDER BY id LIMIT 1)",
+    ]
 )
+_FROM = TASK_WITH_RUN_FROM.format(task="p_task_id", run="p_run_id", wanted="v_status = 'finished'")
 #: The finish's common path as one call (`FinishCall.finish_run`): under the task row's
 #: lock, while the row is the version its claim left and the run its current one, the
 #: run ended and counted, the minutes no longer kept dropped, the task moved, and the
@@ -137,12 +134,7 @@ BEGIN
         v_status := 'finished';
     END IF;
     RETURN QUERY SELECT {_SELECTS}
-        FROM (SELECT 1) AS one LEFT JOIN tasks AS t ON t.id = p_task_id AND v_status = 'finished'
-        LEFT JOIN runs AS r ON r.id = p_run_id AND v_status = 'finished'
-        LEFT JOIN LATERAL (SELECT array_agg(c.outcome ORDER BY c.outcome) AS names,
-                                  array_agg(c.runs ORDER BY c.outcome) AS counts
-                           FROM task_outcomes AS c
-                           WHERE c.task_id = p_task_id AND v_status = 'finished') AS o ON TRUE;
+        FROM {_FROM};
 END $$""",
 )
 #: One finish's common path (see FINISH_FUNCTIONS).

@@ -23,6 +23,7 @@ import pytest
 from tests.conftest import clean_env, script, wait_for
 from tests.metrics.conftest import Project, write_project
 from tests.monitoring.test_examples import RULES, dashboard_queries
+from tests.web.conftest import stop
 
 PROMETHEUS = "/usr/bin/prometheus"
 NODE_EXPORTER = "/usr/bin/prometheus-node-exporter"
@@ -43,16 +44,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture
